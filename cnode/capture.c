@@ -1,0 +1,271 @@
+/*
+ * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
+ *
+ * libpcap driven from libev. The handle is non-blocking; its selectable fd
+ * goes into the loop and each readiness runs pcap_dispatch(p, -1, ...),
+ * which on Linux hands over what the ring holds and returns. pcap_loop is
+ * never used: it does not return on buffer timeouts and would block every
+ * other client. Where there is no selectable fd, or libpcap asks for a
+ * select timeout, a timer polls instead.
+ *
+ * Activation warnings (PCAP_WARNING_*: promiscuous mode not supported, ...)
+ * are not errors here, unlike in the original ewpcap NIF: the capture works,
+ * so we log the warning and go on.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ev.h>
+#include <pcap/pcap.h>
+
+#include "capture.h"
+#include "log.h"
+
+#define POLL_INTERVAL 0.01 /* seconds, for handles without a selectable fd */
+
+static void readable_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void poll_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void dispatch(struct ewp_capture *c);
+static void handler(unsigned char *user, const struct pcap_pkthdr *h,
+                    const unsigned char *bytes);
+static void set_error(pcap_t *p, int status, char *errbuf, size_t errlen);
+
+/*
+ * Returns:
+ *  0 - activated, non-blocking, datalink read; not yet watched (see
+ *      ewp_capture_start)
+ * -1 - error in errbuf; nothing stays open
+ */
+int
+ewp_capture_open(struct ev_loop *loop, struct ewp_capture *c, const char *dev,
+                 const struct ewp_capture_opts *o, char *errbuf, size_t errlen)
+{
+    char pcap_err[PCAP_ERRBUF_SIZE];
+    const struct timeval *tmo;
+    pcap_t *p;
+    int status;
+
+    memset(&c->io, 0, sizeof(c->io));
+    c->p = NULL;
+    c->loop = loop;
+    c->fd = -1;
+    c->watching = 0;
+    c->failed = 0;
+
+    pcap_err[0] = '\0';
+    p = pcap_create(dev, pcap_err);
+    if (p == NULL) {
+        (void)snprintf(errbuf, errlen, "%s", pcap_err);
+        return -1;
+    }
+
+    if ((status = pcap_set_snaplen(p, o->snaplen)) != 0)
+        goto err;
+    if ((status = pcap_set_promisc(p, o->promisc)) != 0)
+        goto err;
+    if ((status = pcap_set_immediate_mode(p, o->immediate)) != 0)
+        goto err;
+    if (!o->immediate && (status = pcap_set_timeout(p, o->timeout_ms)) != 0)
+        goto err;
+    if (o->buffer > 0 && (status = pcap_set_buffer_size(p, o->buffer)) != 0)
+        goto err;
+    if (o->monitor && pcap_can_set_rfmon(p) == 1 && (status = pcap_set_rfmon(p, 1)) != 0)
+        goto err;
+
+    status = pcap_activate(p);
+    if (status < 0)
+        goto err;
+    if (status > 0)
+        EWP_LOG(1, "%s: warning: %s: %s", dev, pcap_statustostr(status), pcap_geterr(p));
+
+    if (pcap_setnonblock(p, 1, pcap_err) < 0) {
+        (void)snprintf(errbuf, errlen, "%s", pcap_err);
+        pcap_close(p);
+        return -1;
+    }
+
+    c->p = p;
+    c->dlt = pcap_datalink(p);
+    c->fd = pcap_get_selectable_fd(p);
+    tmo = pcap_get_required_select_timeout(p);
+    ev_io_init(&c->io, readable_cb, c->fd < 0 ? 0 : c->fd, EV_READ);
+    c->io.data = c;
+    ev_timer_init(&c->timer, poll_cb, POLL_INTERVAL,
+                  tmo != NULL ? (double)tmo->tv_sec + tmo->tv_usec / 1e6 : POLL_INTERVAL);
+    c->timer.data = c;
+    return 0;
+
+err:
+    set_error(p, status, errbuf, errlen);
+    pcap_close(p);
+    return -1;
+}
+
+/* Compile and set a filter. The compiled program is freed on every path
+ * (the original leaked it when pcap_setfilter failed). */
+int
+ewp_capture_filter(struct ewp_capture *c, const char *filter, size_t len, int optimize,
+                   uint32_t netmask, char *errbuf, size_t errlen)
+{
+    struct bpf_program fp;
+    char *text;
+    int rv = 0;
+
+    text = malloc(len + 1);
+    if (text == NULL) {
+        (void)snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    memcpy(text, filter, len);
+    text[len] = '\0';
+
+    if (pcap_compile(c->p, &fp, text, optimize, netmask) < 0) {
+        (void)snprintf(errbuf, errlen, "%s", pcap_geterr(c->p));
+        free(text);
+        return -1;
+    }
+    if (pcap_setfilter(c->p, &fp) < 0) {
+        (void)snprintf(errbuf, errlen, "%s", pcap_geterr(c->p));
+        rv = -1;
+    }
+    pcap_freecode(&fp);
+    free(text);
+    return rv;
+}
+
+int
+ewp_capture_write(struct ewp_capture *c, const void *buf, size_t len, char *errbuf,
+                  size_t errlen)
+{
+    if (len > (size_t)0x7fffffff) {
+        (void)snprintf(errbuf, errlen, "packet too large");
+        return -1;
+    }
+    if (pcap_sendpacket(c->p, buf, (int)len) < 0) {
+        (void)snprintf(errbuf, errlen, "%s", pcap_geterr(c->p));
+        return -1;
+    }
+    return 0;
+}
+
+int
+ewp_capture_stats(struct ewp_capture *c, struct pcap_stat *ps, char *errbuf, size_t errlen)
+{
+    memset(ps, 0, sizeof(*ps));
+    if (pcap_stats(c->p, ps) < 0) {
+        (void)snprintf(errbuf, errlen, "%s", pcap_geterr(c->p));
+        return -1;
+    }
+    return 0;
+}
+
+/* Watch the handle (again). A failed capture stays stopped. */
+void
+ewp_capture_start(struct ewp_capture *c)
+{
+    if (c->p == NULL || c->watching || c->failed)
+        return;
+    if (c->fd >= 0)
+        ev_io_start(c->loop, &c->io);
+    if (c->fd < 0 || pcap_get_required_select_timeout(c->p) != NULL)
+        ev_timer_start(c->loop, &c->timer);
+    c->watching = 1;
+    /* Packets may already wait in the ring: a level-triggered fd reports
+     * them at the next loop iteration. */
+}
+
+void
+ewp_capture_stop(struct ewp_capture *c)
+{
+    if (!c->watching)
+        return;
+    ev_io_stop(c->loop, &c->io);
+    ev_timer_stop(c->loop, &c->timer);
+    c->watching = 0;
+}
+
+void
+ewp_capture_close(struct ewp_capture *c)
+{
+    ewp_capture_stop(c);
+    if (c->p != NULL)
+        pcap_close(c->p);
+    c->p = NULL;
+}
+
+/* The first device of pcap_findalldevs, as the original's dev/0. The device
+ * list is freed (the original leaked it). */
+int
+ewp_capture_default_dev(char *dev, size_t devlen, char *errbuf, size_t errlen)
+{
+    char pcap_err[PCAP_ERRBUF_SIZE];
+    pcap_if_t *alldevs = NULL;
+
+    pcap_err[0] = '\0';
+    if (pcap_findalldevs(&alldevs, pcap_err) < 0) {
+        (void)snprintf(errbuf, errlen, "%s", pcap_err);
+        return -1;
+    }
+    if (alldevs == NULL) {
+        (void)snprintf(errbuf, errlen, "no suitable device found");
+        return -1;
+    }
+    (void)snprintf(dev, devlen, "%s", alldevs->name);
+    pcap_freealldevs(alldevs);
+    return 0;
+}
+
+static void
+readable_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    dispatch(w->data);
+}
+
+static void
+poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    dispatch(w->data);
+}
+
+static void
+dispatch(struct ewp_capture *c)
+{
+    int n;
+
+    if (c->p == NULL)
+        return;
+    n = pcap_dispatch(c->p, -1, handler, (unsigned char *)c);
+    if (n == PCAP_ERROR) {
+        char reason[PCAP_ERRBUF_SIZE];
+
+        (void)snprintf(reason, sizeof(reason), "%s", pcap_geterr(c->p));
+        ewp_capture_stop(c);
+        c->failed = 1;
+        if (c->error_cb != NULL)
+            c->error_cb(c, reason);
+    }
+}
+
+static void
+handler(unsigned char *user, const struct pcap_pkthdr *h, const unsigned char *bytes)
+{
+    struct ewp_capture *c = (struct ewp_capture *)user;
+
+    c->packet_cb(c, h, bytes);
+}
+
+static void
+set_error(pcap_t *p, int status, char *errbuf, size_t errlen)
+{
+    const char *detail = pcap_geterr(p);
+
+    if (detail != NULL && detail[0] != '\0')
+        (void)snprintf(errbuf, errlen, "%s", detail);
+    else
+        (void)snprintf(errbuf, errlen, "%s", pcap_statustostr(status));
+}

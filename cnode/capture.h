@@ -1,0 +1,61 @@
+/*
+ * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
+ *
+ * A pcap_t in the event loop: create/activate, the selectable fd (or a timer
+ * where there is none) watched by libev, pcap_dispatch on readiness, and
+ * filter/write/stats. Knows nothing of Erlang: packets and errors leave
+ * through the two callbacks.
+ */
+#ifndef EWP_CAPTURE_H
+#define EWP_CAPTURE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ev.h>
+#include <pcap/pcap.h>
+
+struct ewp_capture;
+
+typedef void (*ewp_capture_packet_cb)(struct ewp_capture *c,
+                                      const struct pcap_pkthdr *h,
+                                      const unsigned char *bytes);
+typedef void (*ewp_capture_error_cb)(struct ewp_capture *c, const char *reason);
+
+struct ewp_capture_opts {
+    int snaplen;    /* pcap_set_snaplen */
+    int promisc;    /* pcap_set_promisc */
+    int immediate;  /* pcap_set_immediate_mode */
+    int timeout_ms; /* pcap_set_timeout when not immediate */
+    int buffer;     /* pcap_set_buffer_size when > 0 */
+    int monitor;    /* pcap_set_rfmon when pcap_can_set_rfmon */
+};
+
+struct ewp_capture {
+    pcap_t *p;                       /* the pcap handle, NULL when closed */
+    struct ev_loop *loop;            /* loop the watchers belong to */
+    ev_io io;                        /* readiness of the selectable fd */
+    ev_timer timer;                  /* polling where there is no fd */
+    int fd;                          /* pcap_get_selectable_fd, or -1 */
+    int dlt;                         /* pcap_datalink, read once at open */
+    int watching;                    /* watchers started */
+    int failed;                      /* a read error ended the capture */
+    ewp_capture_packet_cb packet_cb; /* called per packet */
+    ewp_capture_error_cb error_cb;   /* called once on a read error */
+    void *data;                      /* the caller's */
+};
+
+int ewp_capture_open(struct ev_loop *loop, struct ewp_capture *c, const char *dev,
+                     const struct ewp_capture_opts *o, char *errbuf, size_t errlen);
+int ewp_capture_filter(struct ewp_capture *c, const char *filter, size_t len,
+                       int optimize, uint32_t netmask, char *errbuf, size_t errlen);
+int ewp_capture_write(struct ewp_capture *c, const void *buf, size_t len,
+                      char *errbuf, size_t errlen);
+int ewp_capture_stats(struct ewp_capture *c, struct pcap_stat *ps, char *errbuf,
+                      size_t errlen);
+void ewp_capture_start(struct ewp_capture *c);
+void ewp_capture_stop(struct ewp_capture *c);
+void ewp_capture_close(struct ewp_capture *c);
+int ewp_capture_default_dev(char *dev, size_t devlen, char *errbuf, size_t errlen);
+
+#endif /* EWP_CAPTURE_H */

@@ -1,0 +1,593 @@
+/*
+ * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
+ *
+ * Requests, the handle table and packet delivery. Each handle is a pcap
+ * capture with an owner pid (who gets the packets), a link pid (whose exit
+ * closes the handle, normally the client library's guard process), its own
+ * pid on this node for the link, and a cluster-unique reference.
+ *
+ * Packets: the fixed head of every packet message of a handle ('p', the SEND
+ * control to the owner, {ewpcap, Ref, DLT, ...) is encoded once at open. Per
+ * packet we reserve room in the owner node's output buffer, copy that head,
+ * encode Time, Length and the binary header into it and copy the packet
+ * bytes from the pcap ring: one copy, no allocation, no system call. When the
+ * buffer passes its high-water mark, every capture feeding that node is
+ * paused and the kernel ring absorbs the burst (its drops show in stats/1);
+ * they resume when it drains.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ei.h>
+#include <ev.h>
+#include <pcap/pcap.h>
+
+#include "capture.h"
+#include "command.h"
+#include "decode.h"
+#include "encode.h"
+#include "log.h"
+#include "node.h"
+
+#define ERRBUF_SIZE 512
+
+struct ewp_handle {
+    erlang_ref ref;                  /* the handle's name in every message */
+    erlang_pid pid;                  /* our end of the link */
+    erlang_pid owner;                /* receives the packets */
+    erlang_pid link;                 /* linked: its exit closes the handle */
+    struct ewp_peer *peer;           /* the owner's node connection */
+    struct ewp_capture cap;          /* the pcap side */
+    char device[EWP_DEV_MAX + 1];    /* for info */
+    char *filter;                    /* current filter text, for info */
+    size_t filter_len;               /* its length */
+    int snaplen;                     /* for info and buffer reservation */
+    enum ewp_time_unit time_unit;    /* format of Time */
+    char *prefix;                    /* encoded message head, see above */
+    size_t prefix_len;               /* its length */
+    unsigned long long packets;      /* messages queued to the owner */
+    unsigned long long bytes;        /* packet bytes in them */
+    unsigned long long drops;        /* packets the output buffer had no room for */
+    struct ewp_handle *next;         /* the table */
+};
+
+static struct {
+    struct ev_loop *loop;            /* for capture watchers */
+    struct ewp_handle *handles;      /* every open handle */
+    int count;                       /* how many */
+    unsigned long unlink_id;         /* last UNLINK_ID sent */
+} cmd;
+
+static void run(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req,
+                ei_x_buff *x);
+static int do_open(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req,
+                   ei_x_buff *x);
+static int do_filter(struct ewp_handle *h, const struct ewp_request *req, ei_x_buff *x);
+static int do_getifaddrs(ei_x_buff *x);
+static int do_info(ei_x_buff *x);
+static int set_filter(struct ewp_handle *h, const char *f, size_t len, int optimize,
+                      uint32_t netmask, char *errbuf);
+static struct ewp_handle *find_ref(const erlang_ref *ref);
+static struct ewp_handle *find_pid(const erlang_pid *pid);
+static void handle_close(struct ewp_handle *h, int unlink, const char *why);
+static void send_frame(struct ewp_peer *peer, ei_x_buff *x);
+static void packet_cb(struct ewp_capture *c, const struct pcap_pkthdr *hdr,
+                      const unsigned char *bytes);
+static void error_cb(struct ewp_capture *c, const char *reason);
+static void format_pid(const erlang_pid *pid, char *buf, size_t len);
+
+void
+ewp_command_init(struct ev_loop *loop)
+{
+    cmd.loop = loop;
+}
+
+void
+ewp_command_close_all(void)
+{
+    while (cmd.handles != NULL)
+        handle_close(cmd.handles, 0, "shutdown");
+}
+
+int
+ewp_command_count(void)
+{
+    return cmd.count;
+}
+
+/* A message to a registered name; msg starts at its version byte. */
+void
+ewp_command_reg_send(struct ewp_peer *peer, const char *to_name, const char *msg, size_t len)
+{
+    struct ewp_request req;
+    erlang_pid from;
+    ei_x_buff x;
+    int i = 0, version, tag_index, tag_len, rc;
+
+    (void)len; /* the frame was checked whole by node.c */
+    if (ei_decode_version(msg, &i, &version) < 0 ||
+        ewp_decode_call(msg, &i, &from, &tag_index, &tag_len) < 0) {
+        EWP_LOG(1, "%s: message to %s is not a call: dropped", ewp_peer_name(peer), to_name);
+        return;
+    }
+    /* The reply can only go back over the connection it came from. */
+    if (strcmp(from.node, ewp_peer_name(peer)) != 0) {
+        EWP_LOG(1, "%s: call from a pid of %s: dropped", ewp_peer_name(peer), from.node);
+        return;
+    }
+    if (ei_x_new(&x) < 0)
+        return;
+    if (ewp_encode_reply_begin(&x, &from, msg + tag_index, tag_len) < 0)
+        goto out;
+
+    if (strcmp(to_name, "net_kernel") == 0) {
+        /* {is_auth, Node}: net_adm:ping/1 */
+        char atom[MAXATOMLEN];
+        int arity;
+
+        if (ei_decode_tuple_header(msg, &i, &arity) < 0 || arity != 2 ||
+            ei_decode_atom(msg, &i, atom) < 0 || strcmp(atom, "is_auth") != 0)
+            goto out;
+        if (ei_x_encode_atom(&x, "yes") < 0)
+            goto out;
+    } else if (strcmp(to_name, "ewpcap") == 0) {
+        rc = ewp_decode_request(msg, &i, &req);
+        if (rc == EWP_DECODE_BADARG) {
+            if (ewp_encode_error_atom(&x, "badarg") < 0)
+                goto out;
+        } else if (rc == EWP_DECODE_UNKNOWN) {
+            if (ewp_encode_error_atom(&x, "unknown_request") < 0)
+                goto out;
+        } else {
+            run(peer, &from, &req, &x);
+        }
+    } else {
+        EWP_LOG(1, "%s: message to unknown name %s dropped", ewp_peer_name(peer), to_name);
+        goto out;
+    }
+    send_frame(peer, &x);
+out:
+    ei_x_free(&x);
+}
+
+/* An exit signal from 'from' to 'to': if 'to' is a handle, close it. */
+void
+ewp_command_exit(struct ewp_peer *peer, const erlang_pid *from, const erlang_pid *to)
+{
+    struct ewp_handle *h = find_pid(to);
+    char who[MAXATOMLEN_UTF8 + 64];
+
+    if (h == NULL)
+        return;
+    format_pid(from, who, sizeof(who));
+    EWP_LOG(1, "%s: exit signal from %s", ewp_peer_name(peer), who);
+    handle_close(h, 0, "linked process exited");
+}
+
+/* Someone links to one of our pids. A closed handle answers noproc, as a
+ * dead process would; a live one keeps its single link. */
+void
+ewp_command_link(struct ewp_peer *peer, const erlang_pid *from, const erlang_pid *to)
+{
+    ei_x_buff x;
+
+    if (find_pid(to) != NULL)
+        return;
+    if (ei_x_new(&x) < 0)
+        return;
+    if (ewp_encode_exit(&x, to, from, "noproc") == 0)
+        send_frame(peer, &x);
+    ei_x_free(&x);
+}
+
+/* The node is gone: so are its handles. */
+void
+ewp_command_peer_down(struct ewp_peer *peer)
+{
+    struct ewp_handle *h, *next;
+
+    for (h = cmd.handles; h != NULL; h = next) {
+        next = h->next;
+        if (h->peer == peer)
+            handle_close(h, 0, "owner node disconnected");
+    }
+}
+
+void
+ewp_command_peer_drained(struct ewp_peer *peer)
+{
+    struct ewp_handle *h;
+
+    for (h = cmd.handles; h != NULL; h = h->next)
+        if (h->peer == peer)
+            ewp_capture_start(&h->cap);
+}
+
+static void
+run(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req, ei_x_buff *x)
+{
+    char errbuf[ERRBUF_SIZE];
+    struct ewp_handle *h = NULL;
+    int rv = 0;
+
+    if (req->type == EWP_REQ_CLOSE || req->type == EWP_REQ_FILTER ||
+        req->type == EWP_REQ_WRITE || req->type == EWP_REQ_STATS) {
+        h = find_ref(&req->ref);
+        if (h == NULL) {
+            (void)ewp_encode_error_atom(x, "ebadf");
+            return;
+        }
+    }
+
+    switch (req->type) {
+    case EWP_REQ_OPEN:
+        rv = do_open(peer, from, req, x);
+        break;
+
+    case EWP_REQ_CLOSE:
+        handle_close(h, 1, "closed");
+        rv = ei_x_encode_atom(x, "ok");
+        break;
+
+    case EWP_REQ_FILTER:
+        rv = do_filter(h, req, x);
+        break;
+
+    case EWP_REQ_WRITE:
+        if (ewp_capture_write(&h->cap, req->data, req->data_len, errbuf, sizeof(errbuf)) < 0)
+            rv = ewp_encode_error_string(x, errbuf);
+        else
+            rv = ei_x_encode_atom(x, "ok");
+        break;
+
+    case EWP_REQ_STATS: {
+        struct pcap_stat ps;
+
+        if (ewp_capture_stats(&h->cap, &ps, errbuf, sizeof(errbuf)) < 0)
+            rv = ewp_encode_error_string(x, errbuf);
+        else
+            rv = ewp_encode_stats(x, &ps);
+        break;
+    }
+
+    case EWP_REQ_DEV: {
+        char dev[EWP_DEV_MAX + 1];
+
+        if (ewp_capture_default_dev(dev, sizeof(dev), errbuf, sizeof(errbuf)) < 0)
+            rv = ewp_encode_error_string(x, errbuf);
+        else
+            rv = ewp_encode_ok_string(x, dev);
+        break;
+    }
+
+    case EWP_REQ_GETIFADDRS:
+        rv = do_getifaddrs(x);
+        break;
+
+    case EWP_REQ_INFO:
+        rv = do_info(x);
+        break;
+    }
+    if (rv < 0)
+        EWP_ERR("%s: encoding a reply failed", ewp_peer_name(peer));
+}
+
+/* {open, Dev, Opts} | {open, Dev, Opts, Owner} */
+static int
+do_open(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req, ei_x_buff *x)
+{
+    const struct ewp_opts *o = &req->opts;
+    struct ewp_capture_opts copts;
+    char errbuf[ERRBUF_SIZE];
+    char who[MAXATOMLEN_UTF8 + 64];
+    struct ewp_handle *h;
+    ei_x_buff px;
+
+    if (o->has_filter && !ewp_filter_within_limit(o->filter_len, o->limit))
+        return ewp_encode_error_atom(x, "enomem");
+    if (req->has_owner && strcmp(req->owner.node, ewp_peer_name(peer)) != 0)
+        return ewp_encode_error_atom(x, "badarg");
+
+    h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return ewp_encode_error_atom(x, "enomem");
+    h->owner = req->has_owner ? req->owner : *from;
+    h->link = *from;
+    h->peer = peer;
+    h->snaplen = o->snaplen;
+    h->time_unit = o->time_unit;
+    if (req->dev_len == 0) {
+        if (ewp_capture_default_dev(h->device, sizeof(h->device), errbuf, sizeof(errbuf)) < 0)
+            goto err_free;
+    } else {
+        memcpy(h->device, req->dev, req->dev_len);
+        h->device[req->dev_len] = '\0';
+    }
+
+    copts.snaplen = o->snaplen;
+    copts.promisc = o->promisc;
+    copts.immediate = o->immediate;
+    copts.timeout_ms = o->timeout_ms;
+    copts.buffer = o->buffer;
+    copts.monitor = o->monitor;
+    if (ewp_capture_open(cmd.loop, &h->cap, h->device, &copts, errbuf, sizeof(errbuf)) < 0)
+        goto err_free;
+    h->cap.packet_cb = packet_cb;
+    h->cap.error_cb = error_cb;
+    h->cap.data = h;
+
+    if (o->has_filter &&
+        set_filter(h, o->filter, o->filter_len, o->optimize, o->netmask, errbuf) < 0)
+        goto err_close;
+
+    if (ei_make_ref(ewp_node_cnode(), &h->ref) < 0 || ei_make_pid(ewp_node_cnode(), &h->pid) < 0) {
+        (void)snprintf(errbuf, sizeof(errbuf), "cannot make a reference");
+        goto err_close;
+    }
+    if (ei_x_new(&px) < 0) {
+        (void)snprintf(errbuf, sizeof(errbuf), "out of memory");
+        goto err_close;
+    }
+    if (ewp_encode_packet_prefix(&px, &h->owner, &h->ref, h->cap.dlt) < 0) {
+        ei_x_free(&px);
+        (void)snprintf(errbuf, sizeof(errbuf), "cannot encode the packet header");
+        goto err_close;
+    }
+    h->prefix = px.buff;
+    h->prefix_len = (size_t)px.index;
+
+    /* LINK {HandlePid, From}: From's exit (or a dead From: noproc) closes it */
+    if (ei_x_new(&px) == 0) {
+        if (ewp_encode_control(&px, EWP_DOP_LINK, &h->pid, &h->link) == 0)
+            send_frame(peer, &px);
+        ei_x_free(&px);
+    }
+
+    h->next = cmd.handles;
+    cmd.handles = h;
+    cmd.count++;
+    if (!ewp_peer_congested(peer))
+        ewp_capture_start(&h->cap);
+    format_pid(&h->owner, who, sizeof(who));
+    EWP_LOG(1, "%s: open %s for %s (dlt %d, %d handles)", ewp_peer_name(peer), h->device, who,
+            h->cap.dlt, cmd.count);
+    return ewp_encode_ok_ref(x, &h->ref);
+
+err_close:
+    ewp_capture_close(&h->cap);
+    free(h->filter);
+err_free:
+    EWP_LOG(1, "%s: open %s failed: %s", ewp_peer_name(peer), h->device, errbuf);
+    free(h);
+    return ewp_encode_error_string(x, errbuf);
+}
+
+/* {filter, Ref, Filter, Opts} */
+static int
+do_filter(struct ewp_handle *h, const struct ewp_request *req, ei_x_buff *x)
+{
+    char errbuf[ERRBUF_SIZE];
+
+    if (!ewp_filter_within_limit(req->data_len, req->opts.limit))
+        return ewp_encode_error_atom(x, "enomem");
+    if (set_filter(h, req->data, req->data_len, req->opts.optimize, req->opts.netmask,
+                   errbuf) < 0)
+        return ewp_encode_error_string(x, errbuf);
+    return ei_x_encode_atom(x, "ok");
+}
+
+static int
+set_filter(struct ewp_handle *h, const char *f, size_t len, int optimize, uint32_t netmask,
+           char *errbuf)
+{
+    char *copy;
+
+    if (ewp_capture_filter(&h->cap, f, len, optimize, netmask, errbuf, ERRBUF_SIZE) < 0)
+        return -1;
+    copy = malloc(len + 1);
+    if (copy != NULL) {
+        memcpy(copy, f, len);
+        copy[len] = '\0';
+    }
+    free(h->filter);
+    h->filter = copy;
+    h->filter_len = copy != NULL ? len : 0;
+    return 0;
+}
+
+static int
+do_getifaddrs(ei_x_buff *x)
+{
+    char pcap_err[PCAP_ERRBUF_SIZE];
+    pcap_if_t *alldevs = NULL;
+    int rv;
+
+    pcap_err[0] = '\0';
+    if (pcap_findalldevs(&alldevs, pcap_err) < 0)
+        return ewp_encode_error_string(x, pcap_err);
+    rv = ewp_encode_ifaddrs(x, alldevs);
+    pcap_freealldevs(alldevs);
+    return rv;
+}
+
+/* {ok, [{node, N}, {os_pid, P}, {handles, [[{K, V}]]}, {nodes, [N]}]} */
+static int
+do_info(ei_x_buff *x)
+{
+    struct ewp_handle *h;
+    struct ewp_peer *p;
+    int npeers = 0;
+
+    for (p = ewp_node_peer_next(NULL); p != NULL; p = ewp_node_peer_next(p))
+        npeers++;
+
+    if (ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "ok") < 0 ||
+        ei_x_encode_list_header(x, 4) < 0)
+        return -1;
+    if (ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "node") < 0 ||
+        ei_x_encode_atom(x, ewp_node_name()) < 0)
+        return -1;
+    if (ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "os_pid") < 0 ||
+        ei_x_encode_long(x, (long)getpid()) < 0)
+        return -1;
+    if (ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "handles") < 0)
+        return -1;
+    if (cmd.count > 0 && ei_x_encode_list_header(x, cmd.count) < 0)
+        return -1;
+    for (h = cmd.handles; h != NULL; h = h->next) {
+        if (ei_x_encode_list_header(x, 11) < 0 ||
+            ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "ref") < 0 ||
+            ei_x_encode_ref(x, &h->ref) < 0 ||
+            ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "owner") < 0 ||
+            ei_x_encode_pid(x, &h->owner) < 0 ||
+            ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "link") < 0 ||
+            ei_x_encode_pid(x, &h->link) < 0 ||
+            ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "device") < 0 ||
+            ei_x_encode_string(x, h->device) < 0 ||
+            ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "filter") < 0 ||
+            ei_x_encode_binary(x, h->filter != NULL ? h->filter : "", (long)h->filter_len) < 0 ||
+            ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "snaplen") < 0 ||
+            ei_x_encode_long(x, h->snaplen) < 0 ||
+            ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "datalink") < 0 ||
+            ei_x_encode_long(x, h->cap.dlt) < 0 ||
+            ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "packets") < 0 ||
+            ei_x_encode_ulonglong(x, h->packets) < 0 ||
+            ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "bytes") < 0 ||
+            ei_x_encode_ulonglong(x, h->bytes) < 0 ||
+            ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "drops") < 0 ||
+            ei_x_encode_ulonglong(x, h->drops) < 0 ||
+            ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "queue") < 0 ||
+            ei_x_encode_ulonglong(x, ewp_peer_queued(h->peer)) < 0 ||
+            ei_x_encode_empty_list(x) < 0)
+            return -1;
+    }
+    if (ei_x_encode_empty_list(x) < 0)
+        return -1;
+    if (ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "nodes") < 0)
+        return -1;
+    if (npeers > 0 && ei_x_encode_list_header(x, npeers) < 0)
+        return -1;
+    for (p = ewp_node_peer_next(NULL); p != NULL; p = ewp_node_peer_next(p))
+        if (ei_x_encode_atom(x, ewp_peer_name(p)) < 0)
+            return -1;
+    if (ei_x_encode_empty_list(x) < 0 || ei_x_encode_empty_list(x) < 0)
+        return -1;
+    return 0;
+}
+
+static struct ewp_handle *
+find_ref(const erlang_ref *ref)
+{
+    struct ewp_handle *h;
+    erlang_ref r = *ref;
+
+    for (h = cmd.handles; h != NULL; h = h->next)
+        if (ei_cmp_refs(&h->ref, &r) == 0)
+            return h;
+    return NULL;
+}
+
+static struct ewp_handle *
+find_pid(const erlang_pid *pid)
+{
+    struct ewp_handle *h;
+    erlang_pid p = *pid;
+
+    for (h = cmd.handles; h != NULL; h = h->next)
+        if (ei_cmp_pids(&h->pid, &p) == 0)
+            return h;
+    return NULL;
+}
+
+/* Unlink (when the link is still there), stop, free. */
+static void
+handle_close(struct ewp_handle *h, int unlink, const char *why)
+{
+    struct ewp_handle **hh;
+
+    if (unlink) {
+        char id[16];
+        int idlen = 0;
+        ei_x_buff x;
+
+        (void)ei_encode_ulong(id, &idlen, ++cmd.unlink_id);
+        if (ei_x_new(&x) == 0) {
+            if (ewp_encode_unlink_id(&x, EWP_DOP_UNLINK_ID, id, idlen, &h->pid, &h->link) == 0)
+                send_frame(h->peer, &x);
+            ei_x_free(&x);
+        }
+    }
+    for (hh = &cmd.handles; *hh != NULL; hh = &(*hh)->next)
+        if (*hh == h) {
+            *hh = h->next;
+            break;
+        }
+    cmd.count--;
+    EWP_LOG(1, "%s: close %s (%s; %llu packets, %llu dropped; %d handles)",
+            ewp_peer_name(h->peer), h->device, why, h->packets, h->drops, cmd.count);
+    ewp_capture_close(&h->cap);
+    free(h->prefix);
+    free(h->filter);
+    free(h);
+}
+
+static void
+send_frame(struct ewp_peer *peer, ei_x_buff *x)
+{
+    (void)ewp_peer_send(peer, x->buff, (size_t)x->index);
+}
+
+/* The hot path: see the top of this file. */
+static void
+packet_cb(struct ewp_capture *c, const struct pcap_pkthdr *hdr, const unsigned char *bytes)
+{
+    struct ewp_handle *h = c->data;
+    char *dst;
+    size_t n;
+
+    dst = ewp_peer_reserve(h->peer, h->prefix_len + EWP_TAIL_MAX + hdr->caplen);
+    if (dst == NULL) {
+        h->drops++;
+        return;
+    }
+    memcpy(dst, h->prefix, h->prefix_len);
+    n = h->prefix_len;
+    n += ewp_encode_packet_tail(dst + n, h->time_unit, (long)hdr->ts.tv_sec,
+                                (long)hdr->ts.tv_usec, hdr->len, hdr->caplen);
+    memcpy(dst + n, bytes, hdr->caplen);
+    n += hdr->caplen;
+    ewp_peer_commit(h->peer, n);
+    h->packets++;
+    h->bytes += hdr->caplen;
+
+    if (ewp_peer_congested(h->peer)) {
+        struct ewp_handle *o;
+
+        for (o = cmd.handles; o != NULL; o = o->next)
+            if (o->peer == h->peer)
+                ewp_capture_stop(&o->cap);
+    }
+}
+
+/* {ewpcap_error, Ref, Reason}: the capture is over, the handle stays */
+static void
+error_cb(struct ewp_capture *c, const char *reason)
+{
+    struct ewp_handle *h = c->data;
+    ei_x_buff x;
+
+    EWP_LOG(1, "%s: capture on %s failed: %s", ewp_peer_name(h->peer), h->device, reason);
+    if (ei_x_new(&x) < 0)
+        return;
+    if (ewp_encode_message_error(&x, &h->owner, &h->ref, reason) == 0)
+        send_frame(h->peer, &x);
+    ei_x_free(&x);
+}
+
+static void
+format_pid(const erlang_pid *pid, char *buf, size_t len)
+{
+    (void)snprintf(buf, len, "<%s.%u.%u>", pid->node, pid->num, pid->serial);
+}

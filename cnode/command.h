@@ -1,0 +1,29 @@
+/*
+ * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
+ *
+ * The handle table and the requests that act on it. node.c hands over each
+ * message for a registered name, each exit signal and each lost peer;
+ * command.c decodes, runs the request against capture.c and queues the
+ * reply. It also turns captured packets into messages for their owners.
+ */
+#ifndef EWP_COMMAND_H
+#define EWP_COMMAND_H
+
+#include <stddef.h>
+
+#include <ei.h>
+#include <ev.h>
+
+struct ewp_peer;
+
+void ewp_command_init(struct ev_loop *loop);
+void ewp_command_close_all(void);
+void ewp_command_reg_send(struct ewp_peer *peer, const char *to_name, const char *msg,
+                          size_t len);
+void ewp_command_exit(struct ewp_peer *peer, const erlang_pid *from, const erlang_pid *to);
+void ewp_command_link(struct ewp_peer *peer, const erlang_pid *from, const erlang_pid *to);
+void ewp_command_peer_down(struct ewp_peer *peer);
+void ewp_command_peer_drained(struct ewp_peer *peer);
+int ewp_command_count(void);
+
+#endif /* EWP_COMMAND_H */

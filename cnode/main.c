@@ -1,0 +1,351 @@
+/*
+ * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
+ *
+ * ewpcapd: packet capture served to Erlang nodes as a C-node. main() parses
+ * the command line, sets up each module, runs the loop and tears down in
+ * reverse. It is the only place that exits.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include <ev.h>
+
+#include "command.h"
+#include "log.h"
+#include "netns.h"
+#include "node.h"
+
+#define EWP_VERSION "0.1.0"
+#define COOKIE_MAX 1024
+
+struct config {
+    char alive[MAXATOMLEN];        /* alive part of the node name */
+    char host[MAXATOMLEN];         /* host part */
+    char cookie[COOKIE_MAX];       /* empty: ~/.erlang.cookie */
+    const char *netns;             /* --netns */
+    int watch_stdin;               /* --stdin */
+    struct ewp_node_config node;   /* passed to node.c */
+};
+
+static void usage(FILE *out);
+static int parse_args(int argc, char *argv[], struct config *cfg);
+static int set_name(struct config *cfg, const char *arg, int longnames);
+static int read_cookie_file(const char *path, char *cookie, size_t len);
+static int home_cookie_exists(void);
+static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents);
+static void stdin_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+int
+main(int argc, char *argv[])
+{
+    struct ev_loop *loop;
+    struct config cfg;
+    char errbuf[512];
+    ev_signal sigterm_w, sigint_w, sighup_w;
+    ev_io stdin_w;
+    int rv;
+
+    rv = parse_args(argc, argv, &cfg);
+    if (rv != 0)
+        return rv < 0 ? 2 : 0;
+
+    (void)signal(SIGPIPE, SIG_IGN);
+    loop = EV_DEFAULT;
+    if (loop == NULL) {
+        (void)fprintf(stderr, "ewpcapd: cannot initialise libev\n");
+        return 1;
+    }
+
+    if (ewp_node_init(loop, &cfg.node, errbuf, sizeof(errbuf)) < 0) {
+        (void)fprintf(stderr, "ewpcapd: %s\n", errbuf);
+        return 1;
+    }
+    if (cfg.netns != NULL && ewp_netns_enter(cfg.netns, errbuf, sizeof(errbuf)) < 0) {
+        (void)fprintf(stderr, "ewpcapd: --netns: %s\n", errbuf);
+        ewp_node_close();
+        return 1;
+    }
+    ewp_command_init(loop);
+
+    ev_signal_init(&sigterm_w, signal_cb, SIGTERM);
+    ev_signal_init(&sigint_w, signal_cb, SIGINT);
+    ev_signal_init(&sighup_w, signal_cb, SIGHUP);
+    ev_signal_start(loop, &sigterm_w);
+    ev_signal_start(loop, &sigint_w);
+    ev_signal_start(loop, &sighup_w);
+    if (cfg.watch_stdin) {
+        ev_io_init(&stdin_w, stdin_cb, STDIN_FILENO, EV_READ);
+        ev_io_start(loop, &stdin_w);
+    }
+
+    /* The Erlang library waits for this line (ewpcap_daemon.erl). */
+    (void)printf("ready %s\n", ewp_node_name());
+    (void)fflush(stdout);
+
+    ev_run(loop, 0);
+
+    rv = ewp_node_failed() ? 1 : 0;
+    EWP_LOG(1, "shutting down, closing %d handles", ewp_command_count());
+    ewp_command_close_all();
+    ewp_node_close();
+    ewp_netns_close();
+    ev_loop_destroy(loop);
+    return rv;
+}
+
+static void
+usage(FILE *out)
+{
+    (void)fprintf(out,
+        "ewpcapd " EWP_VERSION ": packet capture for Erlang nodes (a C-node)\n"
+        "usage: ewpcapd [-sname NAME[@HOST] | -name NAME@HOST] [options]\n"
+        "  -sname NAME[@HOST]   short node name (default: ewpcap@<short hostname>)\n"
+        "  -name NAME@HOST      long node name\n"
+        "  -cookie COOKIE       magic cookie (visible in ps: prefer --cookie-file)\n"
+        "  --cookie-file FILE   read the cookie from FILE\n"
+        "                       (else $EWPCAPD_COOKIE, else ~/.erlang.cookie)\n"
+        "  --listen ADDR        IPv4 address for node connections (default 0.0.0.0)\n"
+        "  --port N             TCP port for node connections (default: any)\n"
+        "  --netns NAME         capture inside network namespace NAME (ip netns)\n"
+        "  --ticktime SECONDS   drop a node silent this long (default 60)\n"
+        "  --stdin              exit when standard input closes (used as a port)\n"
+        "  -v                   log connects, opens, closes (-v -v: debug)\n"
+        "  -h, --help           this text\n"
+        "Prints \"ready NODE\" on stdout once registered with epmd. Needs root or\n"
+        "cap_net_raw,cap_net_admin to capture.\n");
+}
+
+static int
+parse_args(int argc, char *argv[], struct config *cfg)
+{
+    enum { O_SNAME = 256, O_NAME, O_COOKIE, O_COOKIE_FILE, O_LISTEN, O_PORT, O_NETNS,
+           O_TICKTIME, O_STDIN };
+    static const struct option longopts[] = {
+        {"sname", required_argument, NULL, O_SNAME},
+        {"name", required_argument, NULL, O_NAME},
+        {"cookie", required_argument, NULL, O_COOKIE},
+        {"cookie-file", required_argument, NULL, O_COOKIE_FILE},
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"port", required_argument, NULL, O_PORT},
+        {"netns", required_argument, NULL, O_NETNS},
+        {"ticktime", required_argument, NULL, O_TICKTIME},
+        {"stdin", no_argument, NULL, O_STDIN},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *env;
+    char *end;
+    int named = 0;
+    int ch;
+    long l;
+    double d;
+
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->node.listen.s_addr = htonl(INADDR_ANY);
+    cfg->node.ticktime = 60;
+
+    opterr = 0;
+    while ((ch = getopt_long_only(argc, argv, "vh", longopts, NULL)) != -1) {
+        switch (ch) {
+        case O_SNAME:
+        case O_NAME:
+            if (named++ || set_name(cfg, optarg, ch == O_NAME) < 0)
+                goto bad;
+            break;
+        case O_COOKIE:
+            if (strlen(optarg) == 0 || strlen(optarg) >= sizeof(cfg->cookie)) {
+                (void)fprintf(stderr, "ewpcapd: bad -cookie\n");
+                return -1;
+            }
+            (void)snprintf(cfg->cookie, sizeof(cfg->cookie), "%s", optarg);
+            break;
+        case O_COOKIE_FILE:
+            if (read_cookie_file(optarg, cfg->cookie, sizeof(cfg->cookie)) < 0)
+                return -1;
+            break;
+        case O_LISTEN:
+            if (inet_pton(AF_INET, optarg, &cfg->node.listen) != 1) {
+                (void)fprintf(stderr, "ewpcapd: --listen: not an IPv4 address: %s\n", optarg);
+                return -1;
+            }
+            break;
+        case O_PORT:
+            errno = 0;
+            l = strtol(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || l < 0 || l > 65535) {
+                (void)fprintf(stderr, "ewpcapd: --port: not a port: %s\n", optarg);
+                return -1;
+            }
+            cfg->node.port = (int)l;
+            break;
+        case O_NETNS:
+            cfg->netns = optarg;
+            break;
+        case O_TICKTIME:
+            d = strtod(optarg, &end);
+            if (*end != '\0' || !(d >= 1 && d <= 86400)) {
+                (void)fprintf(stderr, "ewpcapd: --ticktime: 1..86400 seconds: %s\n", optarg);
+                return -1;
+            }
+            cfg->node.ticktime = d;
+            break;
+        case O_STDIN:
+            cfg->watch_stdin = 1;
+            break;
+        case 'v':
+            ewp_verbose++;
+            break;
+        case 'h':
+            usage(stdout);
+            return 1;
+        default:
+            (void)fprintf(stderr, "ewpcapd: unknown or incomplete option: %s\n",
+                          argv[optind - 1]);
+            goto bad;
+        }
+    }
+    if (optind < argc) {
+        (void)fprintf(stderr, "ewpcapd: unexpected argument: %s\n", argv[optind]);
+        goto bad;
+    }
+    if (!named && set_name(cfg, "ewpcap", 0) < 0)
+        goto bad;
+
+    if (cfg->cookie[0] == '\0' && (env = getenv("EWPCAPD_COOKIE")) != NULL && env[0] != '\0')
+        (void)snprintf(cfg->cookie, sizeof(cfg->cookie), "%s", env);
+    if (cfg->cookie[0] == '\0' && !home_cookie_exists()) {
+        (void)fprintf(stderr, "ewpcapd: no cookie: give -cookie or --cookie-file, set "
+                              "EWPCAPD_COOKIE, or create ~/.erlang.cookie\n");
+        return -1;
+    }
+    cfg->node.alive = cfg->alive;
+    cfg->node.host = cfg->host;
+    cfg->node.cookie = cfg->cookie[0] != '\0' ? cfg->cookie : NULL;
+    return 0;
+
+bad:
+    usage(stderr);
+    return -1;
+}
+
+/* NAME, NAME@HOST; the host defaults to the (short, for -sname) host name */
+static int
+set_name(struct config *cfg, const char *arg, int longnames)
+{
+    const char *at = strchr(arg, '@');
+    size_t alen = at != NULL ? (size_t)(at - arg) : strlen(arg);
+    size_t i;
+
+    if (alen == 0 || alen >= sizeof(cfg->alive)) {
+        (void)fprintf(stderr, "ewpcapd: bad node name: %s\n", arg);
+        return -1;
+    }
+    for (i = 0; i < alen; i++)
+        if (!(arg[i] == '_' || arg[i] == '-' || (arg[i] >= '0' && arg[i] <= '9') ||
+              (arg[i] >= 'a' && arg[i] <= 'z') || (arg[i] >= 'A' && arg[i] <= 'Z'))) {
+            (void)fprintf(stderr, "ewpcapd: bad node name: %s\n", arg);
+            return -1;
+        }
+    memcpy(cfg->alive, arg, alen);
+    cfg->alive[alen] = '\0';
+
+    if (at != NULL) {
+        if (at[1] == '\0' || strlen(at + 1) >= sizeof(cfg->host) || strchr(at + 1, '@')) {
+            (void)fprintf(stderr, "ewpcapd: bad host in node name: %s\n", arg);
+            return -1;
+        }
+        (void)snprintf(cfg->host, sizeof(cfg->host), "%s", at + 1);
+    } else {
+        if (gethostname(cfg->host, sizeof(cfg->host) - 1) < 0) {
+            (void)fprintf(stderr, "ewpcapd: gethostname: %s\n", strerror(errno));
+            return -1;
+        }
+        cfg->host[sizeof(cfg->host) - 1] = '\0';
+        if (!longnames) {
+            char *dot = strchr(cfg->host, '.');
+
+            if (dot != NULL)
+                *dot = '\0';
+        }
+    }
+    if (!longnames && strchr(cfg->host, '.') != NULL) {
+        (void)fprintf(stderr, "ewpcapd: -sname host part has a dot: use -name: %s\n", arg);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+read_cookie_file(const char *path, char *cookie, size_t len)
+{
+    FILE *fp = fopen(path, "r");
+    size_t n;
+
+    if (fp == NULL) {
+        (void)fprintf(stderr, "ewpcapd: --cookie-file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if (fgets(cookie, (int)len, fp) == NULL)
+        cookie[0] = '\0';
+    (void)fclose(fp);
+    n = strcspn(cookie, "\r\n");
+    cookie[n] = '\0';
+    while (n > 0 && (cookie[n - 1] == ' ' || cookie[n - 1] == '\t'))
+        cookie[--n] = '\0';
+    if (n == 0) {
+        (void)fprintf(stderr, "ewpcapd: --cookie-file %s: empty\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+home_cookie_exists(void)
+{
+    const char *home = getenv("HOME");
+    char path[4096];
+
+    if (home == NULL)
+        return 0;
+    (void)snprintf(path, sizeof(path), "%s/.erlang.cookie", home);
+    return access(path, R_OK) == 0;
+}
+
+static void
+signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)revents;
+    switch (w->signum) {
+    case SIGTERM:
+    case SIGINT:
+    case SIGHUP:
+        EWP_LOG(1, "signal %d: stopping", w->signum);
+        ev_break(loop, EVBREAK_ALL);
+        break;
+    default:
+        break;
+    }
+}
+
+/* --stdin: the port that started us is gone when stdin closes. */
+static void
+stdin_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    char buf[256];
+    ssize_t n;
+
+    (void)revents;
+    n = read(w->fd, buf, sizeof(buf));
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+        return;
+    EWP_LOG(1, "stdin closed: stopping");
+    ev_io_stop(loop, w);
+    ev_break(loop, EVBREAK_ALL);
+}
