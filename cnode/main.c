@@ -231,7 +231,7 @@ parse_args(int argc, char *argv[], struct config *cfg)
     return 0;
 
 bad:
-    usage(stderr);
+    (void)fprintf(stderr, "ewpcapd: try 'ewpcapd -h'\n");
     return -1;
 }
 
