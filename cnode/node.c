@@ -1,11 +1,12 @@
 /*
  * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
  *
- * Distribution for ewpcapd. ei does the listen, the epmd registration and
- * the handshake (ei_accept_tmo); from then on ei's receive and send cannot
- * serve a non-blocking loop (a partial read loses bytes, a timed-out write
- * corrupts the stream), so each peer socket is switched to O_NONBLOCK and
- * framed here:
+ * Distribution for ewpcapd. ei does the listen and the epmd registration.
+ * ei's accept, receive and send cannot serve a non-blocking loop (its
+ * handshake blocks on a silent client, a partial read loses bytes, a
+ * timed-out write corrupts the stream), so connections are accepted
+ * non-blocking, the handshake runs as a state machine (handshake.c) under a
+ * timeout, and frames are read and written here:
  *
  *   <<Len:32/big, 112, 131, Control, [131, Message]>>    Len = 0 is a tick
  *
@@ -29,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
@@ -43,11 +45,14 @@
 #include "command.h"
 #include "decode.h"
 #include "encode.h"
+#include "handshake.h"
 #include "log.h"
 #include "netns.h"
 #include "node.h"
 
-#define ACCEPT_TMO_MS 5000      /* bound on a handshake (ei's is blocking) */
+#define HANDSHAKE_SECS 5.0      /* a handshake not done by then is dropped */
+#define HANDSHAKES_MAX 64       /* handshakes in progress at once */
+#define ACCEPTS_PER_READY 16    /* connections accepted per readiness */
 #define READ_CHUNK (64u << 10)  /* bytes read per readiness */
 #define REPUBLISH_SECS 1.0      /* retry interval after epmd went away */
 #define REPUBLISH_TRIES 60      /* then give up and exit */
@@ -74,6 +79,16 @@ struct ewp_peer {
     struct ewp_peer *next;          /* all peers, or the dead list */
 };
 
+/* A connection in its handshake */
+struct ewp_hs_conn {
+    int fd;                      /* accepted, O_NONBLOCK */
+    char addr[64];               /* peer address, for the log */
+    ev_io rio;                   /* readable */
+    ev_timer timeout;            /* HANDSHAKE_SECS */
+    struct ewp_hs hs;            /* the state machine */
+    struct ewp_hs_conn *next;    /* all handshakes */
+};
+
 static struct {
     struct ev_loop *loop;        /* the one loop */
     ei_cnode ec;                 /* our node */
@@ -89,9 +104,15 @@ static struct {
     double ticktime;             /* --ticktime */
     struct ewp_peer *peers;      /* live peers */
     struct ewp_peer *dead;       /* peers to free */
+    struct ewp_hs_conn *hs;      /* handshakes in progress */
+    int nhs;                     /* how many */
 } node = {.listen_fd = -1, .epmd_fd = -1};
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void hs_read_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void hs_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void hs_close(struct ewp_hs_conn *c, const char *why);
+static struct ewp_peer *peer_new(int fd, const char *name);
 static void epmd_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void republish_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void reap_cb(struct ev_loop *loop, ev_prepare *w, int revents);
@@ -153,6 +174,7 @@ ewp_node_init(struct ev_loop *loop, const struct ewp_node_config *cfg, char *err
         return -1;
     }
     (void)fcntl(node.listen_fd, F_SETFD, FD_CLOEXEC);
+    (void)fcntl(node.listen_fd, F_SETFL, fcntl(node.listen_fd, F_GETFL) | O_NONBLOCK);
 
     if (publish() < 0) {
         /* as erl does: start epmd and try again for a few seconds */
@@ -183,6 +205,8 @@ ewp_node_close(void)
 {
     struct ewp_peer *p;
 
+    while (node.hs != NULL)
+        hs_close(node.hs, "shutdown");
     while ((p = node.peers) != NULL)
         peer_drop(p, "shutdown");
     reap_cb(node.loop, &node.reap_w, 0);
@@ -284,53 +308,165 @@ ewp_node_peer_next(struct ewp_peer *prev)
     return prev == NULL ? node.peers : prev->next;
 }
 
+/* Accept without blocking; the handshake runs in hs_read_cb. */
 static void
 accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    ErlConnect conn;
-    struct ewp_peer *p, *old;
-    int fd, one = 1;
+    struct sockaddr_storage ss;
+    struct ewp_hs_conn *c;
+    socklen_t sslen;
+    uint32_t challenge;
+    int fd, n;
 
-    (void)w;
     (void)revents;
-    fd = ei_accept_tmo(&node.ec, node.listen_fd, &conn, ACCEPT_TMO_MS);
-    if (fd < 0) {
-        EWP_LOG(1, "connection refused in handshake (wrong cookie, or timeout): %s",
-                strerror(erl_errno));
+    for (n = 0; n < ACCEPTS_PER_READY; n++) {
+        sslen = sizeof(ss);
+        fd = accept4(w->fd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                EWP_ERR("accept: %s", strerror(errno));
+            return;
+        }
+        if (node.nhs >= HANDSHAKES_MAX || (c = calloc(1, sizeof(*c))) == NULL) {
+            EWP_LOG(1, "too many handshakes in progress: connection closed");
+            (void)close(fd);
+            continue;
+        }
+        c->fd = fd;
+        if (ss.ss_family == AF_INET)
+            (void)inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)&ss)->sin_addr, c->addr,
+                            sizeof(c->addr));
+        if (getrandom(&challenge, sizeof(challenge), GRND_NONBLOCK) != sizeof(challenge))
+            challenge = (uint32_t)random();
+        ewp_hs_init(&c->hs, ei_thisnodename(&node.ec), node.ec.ei_connect_cookie,
+                    node.ec.creation, challenge, EWP_DFLAG_OURS);
+        ev_io_init(&c->rio, hs_read_cb, fd, EV_READ);
+        c->rio.data = c;
+        ev_timer_init(&c->timeout, hs_timeout_cb, HANDSHAKE_SECS, 0);
+        c->timeout.data = c;
+        ev_io_start(loop, &c->rio);
+        ev_timer_start(loop, &c->timeout);
+        c->next = node.hs;
+        node.hs = c;
+        node.nhs++;
+    }
+}
+
+static void
+hs_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct ewp_hs_conn *c = w->data;
+    struct ewp_peer *p, *old;
+    char buf[EWP_HS_BUF];
+    size_t used = 0;
+    ssize_t n;
+    int rv;
+
+    (void)loop;
+    (void)revents;
+    n = read(c->fd, buf, sizeof(buf));
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        hs_close(c, "closed during handshake");
         return;
     }
-
-    p = calloc(1, sizeof(*p));
-    if (p == NULL) {
-        EWP_ERR("out of memory for peer %s", conn.nodename);
-        (void)ei_close_connection(fd);
+    if (n < 0)
+        return;
+    rv = ewp_hs_input(&c->hs, buf, (size_t)n, &used);
+    if (c->hs.out_len > 0) {
+        /* a fresh socket's buffer takes these few hundred bytes at once */
+        if (send(c->fd, c->hs.out, c->hs.out_len, MSG_NOSIGNAL) != (ssize_t)c->hs.out_len) {
+            hs_close(c, "cannot write handshake");
+            return;
+        }
+        c->hs.out_len = 0;
+    }
+    if (rv < 0) {
+        hs_close(c, c->hs.error);
         return;
     }
-    p->fd = fd;
-    (void)snprintf(p->name, sizeof(p->name), "%s", conn.nodename);
-    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (rv == 0)
+        return;
 
-    /* A node that reconnects under the same name: the old connection is dead. */
+    /* Done: a node that reconnects under its name had a dead connection. */
     for (old = node.peers; old != NULL; old = old->next)
-        if (strcmp(old->name, p->name) == 0) {
+        if (strcmp(old->name, c->hs.peer_name) == 0) {
             peer_drop(old, "replaced by a new connection");
             break;
         }
+    p = peer_new(c->fd, c->hs.peer_name);
+    if (p == NULL) {
+        hs_close(c, "out of memory");
+        return;
+    }
+    c->fd = -1;
+    hs_close(c, NULL);
+    if (used < (size_t)n) { /* bytes past the handshake: already frames */
+        if (out_reserve(p, 0) < 0 || (p->in = malloc((size_t)n - used)) == NULL) {
+            peer_drop(p, "out of memory");
+            return;
+        }
+        memcpy(p->in, buf + used, (size_t)n - used);
+        p->in_len = p->in_cap = (size_t)n - used;
+        if (frames(p) < 0)
+            peer_drop(p, "bad frame");
+    }
+}
 
-    p->last_rx = ev_now(loop);
+static void
+hs_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    hs_close(w->data, "handshake timeout");
+}
+
+/* End a handshake: why == NULL when it succeeded and the fd moved on. */
+static void
+hs_close(struct ewp_hs_conn *c, const char *why)
+{
+    struct ewp_hs_conn **cc;
+
+    ev_io_stop(node.loop, &c->rio);
+    ev_timer_stop(node.loop, &c->timeout);
+    if (why != NULL)
+        EWP_LOG(1, "connection from %s%s%s refused: %s", c->addr[0] ? c->addr : "?",
+                c->hs.peer_name[0] ? " as " : "", c->hs.peer_name, why);
+    if (c->fd >= 0)
+        (void)close(c->fd);
+    for (cc = &node.hs; *cc != NULL; cc = &(*cc)->next)
+        if (*cc == c) {
+            *cc = c->next;
+            break;
+        }
+    node.nhs--;
+    free(c);
+}
+
+static struct ewp_peer *
+peer_new(int fd, const char *name)
+{
+    struct ewp_peer *p;
+    int one = 1;
+
+    p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->fd = fd;
+    (void)snprintf(p->name, sizeof(p->name), "%s", name);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    p->last_rx = ev_now(node.loop);
     ev_io_init(&p->rio, read_cb, fd, EV_READ);
     p->rio.data = p;
     ev_io_init(&p->wio, write_cb, fd, EV_WRITE);
     p->wio.data = p;
     ev_timer_init(&p->tick, tick_cb, node.ticktime / 4, node.ticktime / 4);
     p->tick.data = p;
-    ev_io_start(loop, &p->rio);
-    ev_timer_start(loop, &p->tick);
+    ev_io_start(node.loop, &p->rio);
+    ev_timer_start(node.loop, &p->tick);
     p->next = node.peers;
     node.peers = p;
     EWP_LOG(1, "connect from %s", p->name);
+    return p;
 }
 
 static void
@@ -652,7 +788,7 @@ peer_drop(struct ewp_peer *p, const char *why)
 static void
 peer_free(struct ewp_peer *p)
 {
-    (void)ei_close_connection(p->fd);
+    (void)close(p->fd);
     free(p->in);
     free(p->out);
     free(p);

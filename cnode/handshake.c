@@ -1,0 +1,237 @@
+/*
+ * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
+ *
+ * Distribution handshake, accepting side, protocol version 6 (the one OTP
+ * 25 nodes use when epmd says the node speaks 6). Every packet carries a
+ * 2-byte big-endian length:
+ *
+ *   peer                                      ewpcapd
+ *   | --- 'N' Flags:64 Creation:32 NLen:16 Name -> |
+ *   | <-- 's' "ok" ------------------------------- |
+ *   | <-- 'N' Flags:64 Challenge:32 Creation:32 NLen:16 Name |
+ *   | --- 'r' Challenge:32 Digest:128 ----------> |  Digest = MD5(Cookie ++ our challenge)
+ *   | <-- 'a' Digest:128 ------------------------ |  MD5(Cookie ++ its challenge)
+ *
+ * Our flags deliberately leave out the atom cache and fragmentation, so
+ * each message after the handshake is one self-contained frame. Not
+ * setting DFLAG_PUBLISHED makes us a hidden node, as ei is.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "handshake.h"
+#include "md5.h"
+
+static int packet(struct ewp_hs *hs, const unsigned char *p, size_t len);
+static int on_name(struct ewp_hs *hs, const unsigned char *p, size_t len);
+static int on_reply(struct ewp_hs *hs, const unsigned char *p, size_t len);
+static int out_packet(struct ewp_hs *hs, const unsigned char *body, size_t len);
+static int fail(struct ewp_hs *hs, const char *why);
+static uint64_t get64(const unsigned char *p);
+static uint32_t get32(const unsigned char *p);
+static void put64(unsigned char *p, uint64_t v);
+static void put32(unsigned char *p, uint32_t v);
+
+void
+ewp_hs_init(struct ewp_hs *hs, const char *our_name, const char *cookie, uint32_t creation,
+            uint32_t challenge, uint64_t flags)
+{
+    memset(hs, 0, sizeof(*hs));
+    hs->state = EWP_HS_RECV_NAME;
+    hs->our_name = our_name;
+    hs->cookie = cookie;
+    hs->creation = creation;
+    hs->challenge = challenge;
+    hs->our_flags = flags;
+}
+
+/*
+ * Feed len bytes. *used tells how many were taken: after EWP_HS_DONE the
+ * rest already belongs to the distribution stream. Output to send is
+ * appended to hs->out.
+ *
+ * Returns:
+ *  0 - need more input
+ *  1 - handshake complete (state EWP_HS_DONE)
+ * -1 - refused (state EWP_HS_FAILED, reason in hs->error)
+ */
+int
+ewp_hs_input(struct ewp_hs *hs, const void *data, size_t len, size_t *used)
+{
+    const unsigned char *d = data;
+    size_t taken = 0;
+
+    while (taken < len && hs->state != EWP_HS_DONE && hs->state != EWP_HS_FAILED) {
+        size_t need, n;
+
+        /* first the 2-byte length, then the packet itself */
+        need = hs->in_len < 2 ? 2 : 2 + (((size_t)hs->in[0] << 8) | hs->in[1]);
+        if (need > sizeof(hs->in)) {
+            *used = taken;
+            return fail(hs, "handshake packet too large");
+        }
+        n = need - hs->in_len;
+        if (n > len - taken)
+            n = len - taken;
+        memcpy(hs->in + hs->in_len, d + taken, n);
+        hs->in_len += n;
+        taken += n;
+        if (hs->in_len < 2 || hs->in_len < 2 + (((size_t)hs->in[0] << 8) | hs->in[1]))
+            continue;
+        if (hs->in_len == 2 && hs->in[0] == 0 && hs->in[1] == 0) {
+            *used = taken;
+            return fail(hs, "empty handshake packet");
+        }
+        if (hs->in_len > 2) {
+            int rv = packet(hs, hs->in + 2, hs->in_len - 2);
+
+            hs->in_len = 0;
+            if (rv < 0) {
+                *used = taken;
+                return -1;
+            }
+        }
+    }
+    *used = taken;
+    if (hs->state == EWP_HS_FAILED)
+        return -1;
+    return hs->state == EWP_HS_DONE ? 1 : 0;
+}
+
+/* MD5(Cookie ++ integer_to_list(Challenge)) */
+void
+ewp_hs_digest(uint32_t challenge, const char *cookie, unsigned char digest[16])
+{
+    struct ewp_md5 m;
+    char num[16];
+    int n;
+
+    n = snprintf(num, sizeof(num), "%u", (unsigned)challenge);
+    ewp_md5_init(&m);
+    ewp_md5_update(&m, cookie, strlen(cookie));
+    ewp_md5_update(&m, num, (size_t)n);
+    ewp_md5_final(&m, digest);
+}
+
+static int
+packet(struct ewp_hs *hs, const unsigned char *p, size_t len)
+{
+    switch (hs->state) {
+    case EWP_HS_RECV_NAME:
+        return on_name(hs, p, len);
+    case EWP_HS_RECV_REPLY:
+        return on_reply(hs, p, len);
+    case EWP_HS_DONE:
+    case EWP_HS_FAILED:
+        break;
+    }
+    return fail(hs, "unexpected handshake packet");
+}
+
+/* 'N' Flags:64 Creation:32 NLen:16 Name: answer "ok" and our challenge */
+static int
+on_name(struct ewp_hs *hs, const unsigned char *p, size_t len)
+{
+    unsigned char body[1 + 8 + 4 + 4 + 2 + EWP_HS_NAME_MAX];
+    size_t nlen, our_len = strlen(hs->our_name);
+
+    if (p[0] != 'N')
+        return fail(hs, p[0] == 'n' ? "peer speaks only distribution version 5"
+                                    : "not a distribution handshake");
+    if (len < 1 + 8 + 4 + 2)
+        return fail(hs, "short send_name");
+    hs->peer_flags = get64(p + 1);
+    hs->peer_creation = get32(p + 9);
+    nlen = ((size_t)p[13] << 8) | p[14];
+    if (nlen == 0 || nlen > EWP_HS_NAME_MAX || 15 + nlen != len)
+        return fail(hs, "bad node name in send_name");
+    memcpy(hs->peer_name, p + 15, nlen);
+    hs->peer_name[nlen] = '\0';
+    if (memchr(hs->peer_name, '@', nlen) == NULL || memchr(hs->peer_name, '\0', nlen) != NULL)
+        return fail(hs, "bad node name in send_name");
+    if ((hs->peer_flags & EWP_DFLAG_MANDATORY) != EWP_DFLAG_MANDATORY)
+        return fail(hs, "peer lacks mandatory distribution capabilities");
+
+    if (out_packet(hs, (const unsigned char *)"sok", 3) < 0)
+        return -1;
+    if (our_len > EWP_HS_NAME_MAX)
+        return fail(hs, "our node name is too long");
+    body[0] = 'N';
+    put64(body + 1, hs->our_flags);
+    put32(body + 9, hs->challenge);
+    put32(body + 13, hs->creation);
+    body[17] = (unsigned char)(our_len >> 8);
+    body[18] = (unsigned char)our_len;
+    memcpy(body + 19, hs->our_name, our_len);
+    if (out_packet(hs, body, 19 + our_len) < 0)
+        return -1;
+    hs->state = EWP_HS_RECV_REPLY;
+    return 0;
+}
+
+/* 'r' Challenge:32 Digest:128: check the digest, send ours */
+static int
+on_reply(struct ewp_hs *hs, const unsigned char *p, size_t len)
+{
+    unsigned char expected[16], ack[17];
+
+    if (len != 21 || p[0] != 'r')
+        return fail(hs, "bad challenge reply");
+    ewp_hs_digest(hs->challenge, hs->cookie, expected);
+    if (memcmp(expected, p + 5, 16) != 0)
+        return fail(hs, "wrong cookie");
+    ack[0] = 'a';
+    ewp_hs_digest(get32(p + 1), hs->cookie, ack + 1);
+    if (out_packet(hs, ack, sizeof(ack)) < 0)
+        return -1;
+    hs->state = EWP_HS_DONE;
+    return 0;
+}
+
+static int
+out_packet(struct ewp_hs *hs, const unsigned char *body, size_t len)
+{
+    if (hs->out_len + 2 + len > sizeof(hs->out))
+        return fail(hs, "handshake output overflow");
+    hs->out[hs->out_len] = (unsigned char)(len >> 8);
+    hs->out[hs->out_len + 1] = (unsigned char)len;
+    memcpy(hs->out + hs->out_len + 2, body, len);
+    hs->out_len += 2 + len;
+    return 0;
+}
+
+static int
+fail(struct ewp_hs *hs, const char *why)
+{
+    hs->state = EWP_HS_FAILED;
+    hs->error = why;
+    return -1;
+}
+
+static uint64_t
+get64(const unsigned char *p)
+{
+    return ((uint64_t)get32(p) << 32) | get32(p + 4);
+}
+
+static uint32_t
+get32(const unsigned char *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static void
+put64(unsigned char *p, uint64_t v)
+{
+    put32(p, (uint32_t)(v >> 32));
+    put32(p + 4, (uint32_t)v);
+}
+
+static void
+put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
