@@ -240,6 +240,8 @@ dispatch(struct ewp_capture *c)
     if (c->p == NULL)
         return;
     n = pcap_dispatch(c->p, -1, handler, (unsigned char *)c);
+    if (c->flush_cb != NULL)
+        c->flush_cb(c);
     if (n == PCAP_ERROR) {
         char reason[PCAP_ERRBUF_SIZE];
 

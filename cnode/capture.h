@@ -21,6 +21,7 @@ typedef void (*ewp_capture_packet_cb)(struct ewp_capture *c,
                                       const struct pcap_pkthdr *h,
                                       const unsigned char *bytes);
 typedef void (*ewp_capture_error_cb)(struct ewp_capture *c, const char *reason);
+typedef void (*ewp_capture_flush_cb)(struct ewp_capture *c);
 
 struct ewp_capture_opts {
     int snaplen;    /* pcap_set_snaplen */
@@ -42,6 +43,7 @@ struct ewp_capture {
     int failed;                      /* a read error ended the capture */
     ewp_capture_packet_cb packet_cb; /* called per packet */
     ewp_capture_error_cb error_cb;   /* called once on a read error */
+    ewp_capture_flush_cb flush_cb;   /* called after each pcap_dispatch, or NULL */
     void *data;                      /* the caller's */
 };
 

@@ -47,6 +47,9 @@ struct ewp_handle {
     enum ewp_time_unit time_unit;    /* format of Time */
     char *prefix;                    /* encoded message head, see above */
     size_t prefix_len;               /* its length */
+    int batch;                       /* packets per message; 1: no batching */
+    int batch_count;                 /* packets in the open batch */
+    size_t batch_used;               /* bytes of the open batch's frame body */
     unsigned long long packets;      /* messages queued to the owner */
     unsigned long long bytes;        /* packet bytes in them */
     unsigned long long drops;        /* packets the output buffer had no room for */
@@ -75,6 +78,11 @@ static void handle_close(struct ewp_handle *h, int unlink, const char *why);
 static void send_frame(struct ewp_peer *peer, ei_x_buff *x);
 static void packet_cb(struct ewp_capture *c, const struct pcap_pkthdr *hdr,
                       const unsigned char *bytes);
+static void batch_packet(struct ewp_handle *h, const struct pcap_pkthdr *hdr,
+                         const unsigned char *bytes);
+static void batch_close(struct ewp_handle *h);
+static void flush_cb(struct ewp_capture *c);
+static void pause_peer(struct ewp_peer *peer);
 static void error_cb(struct ewp_capture *c, const char *reason);
 static void format_pid(const erlang_pid *pid, char *buf, size_t len);
 
@@ -298,6 +306,7 @@ do_open(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req, 
     h->peer = peer;
     h->snaplen = o->snaplen;
     h->time_unit = o->time_unit;
+    h->batch = o->batch;
     if (req->dev_len == 0) {
         if (ewp_capture_default_dev(h->device, sizeof(h->device), errbuf, sizeof(errbuf)) < 0)
             goto err_free;
@@ -316,6 +325,7 @@ do_open(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req, 
         goto err_free;
     h->cap.packet_cb = packet_cb;
     h->cap.error_cb = error_cb;
+    h->cap.flush_cb = h->batch > 1 ? flush_cb : NULL;
     h->cap.data = h;
 
     if (o->has_filter &&
@@ -330,7 +340,8 @@ do_open(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req, 
         (void)snprintf(errbuf, sizeof(errbuf), "out of memory");
         goto err_close;
     }
-    if (ewp_encode_packet_prefix(&px, &h->owner, &h->ref, h->cap.dlt) < 0) {
+    if ((h->batch > 1 ? ewp_encode_batch_prefix(&px, &h->owner, &h->ref, h->cap.dlt)
+                      : ewp_encode_packet_prefix(&px, &h->owner, &h->ref, h->cap.dlt)) < 0) {
         ei_x_free(&px);
         (void)snprintf(errbuf, sizeof(errbuf), "cannot encode the packet header");
         goto err_close;
@@ -547,6 +558,10 @@ packet_cb(struct ewp_capture *c, const struct pcap_pkthdr *hdr, const unsigned c
     char *dst;
     size_t n;
 
+    if (h->batch > 1) {
+        batch_packet(h, hdr, bytes);
+        return;
+    }
     dst = ewp_peer_reserve(h->peer, h->prefix_len + EWP_TAIL_MAX + hdr->caplen);
     if (dst == NULL) {
         h->drops++;
@@ -562,13 +577,94 @@ packet_cb(struct ewp_capture *c, const struct pcap_pkthdr *hdr, const unsigned c
     h->packets++;
     h->bytes += hdr->caplen;
 
-    if (ewp_peer_congested(h->peer)) {
-        struct ewp_handle *o;
+    if (ewp_peer_congested(h->peer))
+        pause_peer(h->peer);
+}
 
-        for (o = cmd.handles; o != NULL; o = o->next)
-            if (o->peer == h->peer)
-                ewp_capture_stop(&o->cap);
+/*
+ * {ewpcap_batch, Ref, DLT, [{Time, Length, Packet}, ...]}, built in place in
+ * the output buffer: the head and a LIST_EXT header whose count is filled
+ * in when the batch closes, then one 3-tuple per packet. A batch closes
+ * when it holds h->batch packets and at the end of every pcap_dispatch
+ * (flush_cb), so batching never delays a packet beyond what libpcap's own
+ * timeout does. Nothing else writes to the buffer while a batch is open:
+ * only this handle's callbacks run during its dispatch.
+ */
+static void
+batch_packet(struct ewp_handle *h, const struct pcap_pkthdr *hdr, const unsigned char *bytes)
+{
+    size_t elem = 2 + EWP_TAIL_MAX + hdr->caplen;
+    char *body;
+
+    if (h->batch_count == 0) {
+        body = ewp_peer_reserve(h->peer, h->prefix_len + 5 + elem + 1);
+        if (body == NULL) {
+            h->drops++;
+            return;
+        }
+        memcpy(body, h->prefix, h->prefix_len);
+        body[h->prefix_len] = ERL_LIST_EXT; /* count at close */
+        h->batch_used = h->prefix_len + 5;
+    } else {
+        body = ewp_peer_reserve_more(h->peer, h->batch_used, elem + 1);
+        if (body == NULL) {
+            batch_close(h);
+            h->drops++;
+            return;
+        }
     }
+    body[h->batch_used++] = ERL_SMALL_TUPLE_EXT;
+    body[h->batch_used++] = 3;
+    h->batch_used += ewp_encode_packet_tail(body + h->batch_used, h->time_unit,
+                                            (long)hdr->ts.tv_sec, (long)hdr->ts.tv_usec,
+                                            hdr->len, hdr->caplen);
+    memcpy(body + h->batch_used, bytes, hdr->caplen);
+    h->batch_used += hdr->caplen;
+    h->batch_count++;
+    h->packets++;
+    h->bytes += hdr->caplen;
+    if (h->batch_count >= h->batch)
+        batch_close(h);
+}
+
+static void
+batch_close(struct ewp_handle *h)
+{
+    char *body;
+    uint32_t n = (uint32_t)h->batch_count;
+
+    if (h->batch_count == 0)
+        return;
+    /* room for the tail NIL was reserved with the last element */
+    body = ewp_peer_frame_body(h->peer);
+    body[h->prefix_len + 1] = (char)(n >> 24);
+    body[h->prefix_len + 2] = (char)(n >> 16);
+    body[h->prefix_len + 3] = (char)(n >> 8);
+    body[h->prefix_len + 4] = (char)n;
+    body[h->batch_used++] = ERL_NIL_EXT;
+    ewp_peer_commit(h->peer, h->batch_used);
+    h->batch_count = 0;
+    h->batch_used = 0;
+    if (ewp_peer_congested(h->peer))
+        pause_peer(h->peer);
+}
+
+static void
+flush_cb(struct ewp_capture *c)
+{
+    batch_close(c->data);
+}
+
+/* The node's output buffer is past its high-water mark: stop reading every
+ * capture that feeds it until it drains (ewp_command_peer_drained). */
+static void
+pause_peer(struct ewp_peer *peer)
+{
+    struct ewp_handle *o;
+
+    for (o = cmd.handles; o != NULL; o = o->next)
+        if (o->peer == peer)
+            ewp_capture_stop(&o->cap);
 }
 
 /* {ewpcap_error, Ref, Reason}: the capture is over, the handle stays */

@@ -40,7 +40,8 @@ enum {
     OPT_FILTER = 1 << 7,    /* {filter, F} */
     OPT_OPTIMIZE = 1 << 8,  /* {optimize, B} */
     OPT_NETMASK = 1 << 9,   /* {netmask, M} */
-    OPT_LIMIT = 1 << 10     /* {limit, N} */
+    OPT_LIMIT = 1 << 10,    /* {limit, N} */
+    OPT_BATCH = 1 << 11     /* {batch, N} */
 };
 
 #define OPTS_FILTER (OPT_OPTIMIZE | OPT_NETMASK | OPT_LIMIT)
@@ -222,6 +223,7 @@ ewp_decode_opts_default(struct ewp_opts *o)
     o->optimize = 1;
     o->netmask = 0xffffffffU;
     o->limit = EWP_FILTER_LIMIT;
+    o->batch = 1;
 }
 
 /* The original library's rule: iolist_size(F) < Limit orelse Limit < 0 */
@@ -281,6 +283,7 @@ decode_opt(const char *buf, int *index, struct ewp_opts *o, int allowed, int *se
         {"monitor", OPT_MONITOR},     {"time_unit", OPT_TIME_UNIT},
         {"filter", OPT_FILTER},       {"optimize", OPT_OPTIMIZE},
         {"netmask", OPT_NETMASK},     {"limit", OPT_LIMIT},
+        {"batch", OPT_BATCH},
     };
     char key[MAXATOMLEN];
     char val[MAXATOMLEN];
@@ -318,6 +321,13 @@ decode_opt(const char *buf, int *index, struct ewp_opts *o, int allowed, int *se
             return -1;
         if (first)
             o->buffer = (int)l;
+        break;
+
+    case OPT_BATCH: /* {batch, 1..EWP_BATCH_MAX} */
+        if (decode_int(buf, &i, 1, EWP_BATCH_MAX, &l) < 0)
+            return -1;
+        if (first)
+            o->batch = (int)l;
         break;
 
     case OPT_LIMIT: /* {limit, integer()} */

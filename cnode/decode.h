@@ -15,6 +15,7 @@
 #define EWP_DEV_MAX 255          /* longest device name accepted */
 #define EWP_TERM_DEPTH_MAX 64    /* deepest nesting ewp_decode_check accepts */
 #define EWP_FILTER_LIMIT 8192    /* default {limit, N} */
+#define EWP_BATCH_MAX 65536      /* largest {batch, N} */
 
 /* Status codes of ewp_decode_request */
 #define EWP_DECODE_OK 0
@@ -51,6 +52,7 @@ struct ewp_opts {
     int optimize;             /* pcap_compile optimize flag */
     uint32_t netmask;         /* pcap_compile netmask */
     long limit;               /* filter length limit, < 0: none */
+    int batch;                /* packets per message, 1: {ewpcap, ...} each */
 };
 
 struct ewp_request {

@@ -65,6 +65,19 @@ ewp_encode_packet_prefix(ei_x_buff *x, const erlang_pid *to, const erlang_ref *r
     return 0;
 }
 
+/* {ewpcap_batch, Ref, DatalinkType, ...: the caller adds the list
+ * [{Time, Length, Packet}, ...] element by element (see command.c). */
+int
+ewp_encode_batch_prefix(ei_x_buff *x, const erlang_pid *to, const erlang_ref *ref, int dlt)
+{
+    TRY(ewp_encode_send_header(x, to));
+    TRY(ei_x_encode_tuple_header(x, 4));
+    TRY(ei_x_encode_atom(x, "ewpcap_batch"));
+    TRY(ei_x_encode_ref(x, ref));
+    TRY(ei_x_encode_long(x, dlt));
+    return 0;
+}
+
 /* ... Time, Length, <<Packet header>>: writes at most EWP_TAIL_MAX bytes
  * into out and returns how many; the caller appends caplen packet bytes. */
 size_t

@@ -41,6 +41,8 @@ int ewp_encode_reply_begin(ei_x_buff *x, const erlang_pid *to, const char *tag,
                            int tag_len);
 int ewp_encode_packet_prefix(ei_x_buff *x, const erlang_pid *to,
                              const erlang_ref *ref, int dlt);
+int ewp_encode_batch_prefix(ei_x_buff *x, const erlang_pid *to,
+                            const erlang_ref *ref, int dlt);
 size_t ewp_encode_packet_tail(char *out, enum ewp_time_unit unit, long sec,
                               long usec, uint32_t len, uint32_t caplen);
 int ewp_encode_time(char *buf, int *index, enum ewp_time_unit unit, long sec,

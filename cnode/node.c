@@ -126,6 +126,7 @@ static void peer_free(struct ewp_peer *p);
 static int frames(struct ewp_peer *p);
 static void frame(struct ewp_peer *p, const char *buf, size_t len);
 static int out_reserve(struct ewp_peer *p, size_t need);
+static int out_reserve_keep(struct ewp_peer *p, size_t need, size_t keep);
 static void out_queued(struct ewp_peer *p);
 static void put32(char *b, uint32_t v);
 static uint32_t get32(const char *b);
@@ -269,10 +270,25 @@ ewp_peer_send(struct ewp_peer *p, const char *body, size_t len)
 char *
 ewp_peer_reserve(struct ewp_peer *p, size_t max)
 {
-    if (p->dead || ewp_peer_queued(p) + max + 4 > EWP_OUT_PACKET_MAX)
+    return ewp_peer_reserve_more(p, 0, max);
+}
+
+/* Grow a frame being filled in place: have bytes of body are written,
+ * room for more is wanted. The body may move: use the pointer returned. */
+char *
+ewp_peer_reserve_more(struct ewp_peer *p, size_t have, size_t more)
+{
+    if (p->dead || ewp_peer_queued(p) + have + more + 4 > EWP_OUT_PACKET_MAX)
         return NULL;
-    if (out_reserve(p, max + 4) < 0)
+    if (out_reserve_keep(p, 4 + have + more, 4 + have) < 0)
         return NULL;
+    return p->out + p->out_len + 4;
+}
+
+/* The frame being filled in place (after ewp_peer_reserve*) */
+char *
+ewp_peer_frame_body(struct ewp_peer *p)
+{
     return p->out + p->out_len + 4;
 }
 
@@ -798,6 +814,13 @@ peer_free(struct ewp_peer *p)
 static int
 out_reserve(struct ewp_peer *p, size_t need)
 {
+    return out_reserve_keep(p, need, 0);
+}
+
+/* ... keeping the keep bytes already written past out_len. */
+static int
+out_reserve_keep(struct ewp_peer *p, size_t need, size_t keep)
+{
     size_t queued = p->out_len - p->out_head;
     size_t cap;
     char *out;
@@ -805,7 +828,7 @@ out_reserve(struct ewp_peer *p, size_t need)
     if (p->out_cap - p->out_len >= need)
         return 0;
     if (p->out_head > 0) {
-        memmove(p->out, p->out + p->out_head, queued);
+        memmove(p->out, p->out + p->out_head, queued + keep);
         p->out_head = 0;
         p->out_len = queued;
         if (p->out_cap - p->out_len >= need)

@@ -41,6 +41,8 @@ int ewp_node_failed(void);
 
 int ewp_peer_send(struct ewp_peer *p, const char *body, size_t len);
 char *ewp_peer_reserve(struct ewp_peer *p, size_t max);
+char *ewp_peer_reserve_more(struct ewp_peer *p, size_t have, size_t more);
+char *ewp_peer_frame_body(struct ewp_peer *p);
 void ewp_peer_commit(struct ewp_peer *p, size_t used);
 int ewp_peer_congested(const struct ewp_peer *p);
 size_t ewp_peer_queued(const struct ewp_peer *p);
