@@ -23,6 +23,15 @@ typedef void (*ewp_capture_packet_cb)(struct ewp_capture *c,
 typedef void (*ewp_capture_error_cb)(struct ewp_capture *c, const char *reason);
 typedef void (*ewp_capture_flush_cb)(struct ewp_capture *c);
 
+/*
+ * Kernel buffer when {buffer, N} is not given. libpcap's 2 MiB default, in
+ * immediate mode (TPACKET_V2, one frame per snaplen-sized slot), is a ring
+ * of ~32 slots on lo (MTU 65536) and ~1300 on Ethernet: a burst longer than
+ * a scheduling delay of the daemon drops packets. 16 MiB absorbs tens of
+ * milliseconds at full rate on Ethernet, for 16 MiB of kernel memory.
+ */
+#define EWP_DEFAULT_BUFFER (16 << 20)
+
 struct ewp_capture_opts {
     int snaplen;    /* pcap_set_snaplen */
     int promisc;    /* pcap_set_promisc */

@@ -319,7 +319,7 @@ do_open(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req, 
     copts.promisc = o->promisc;
     copts.immediate = o->immediate;
     copts.timeout_ms = o->timeout_ms;
-    copts.buffer = o->buffer;
+    copts.buffer = o->buffer > 0 ? o->buffer : EWP_DEFAULT_BUFFER;
     copts.monitor = o->monitor;
     if (ewp_capture_open(cmd.loop, &h->cap, h->device, &copts, errbuf, sizeof(errbuf)) < 0)
         goto err_free;
