@@ -66,14 +66,11 @@ ebin/%.beam: erl/%.erl $(wildcard include/*.hrl)
 	@mkdir -p ebin
 	$(erlc_verbose) erlc -Wall +warnings_as_errors +debug_info -I include -o ebin $<
 
+APP_EVAL = {ok, [{application, A, P}]} = file:consult("erl/ewpcap.app.src"), Ms = [list_to_atom(filename:basename(F, ".erl")) || F <- filelib:wildcard("erl/*.erl")], ok = file:write_file("ebin/ewpcap.app", io_lib:format("~tp.~n", [{application, A, lists:keystore(modules, 1, P, {modules, Ms})}])), halt().
+
 ebin/ewpcap.app: erl/ewpcap.app.src $(ERL_SRC)
 	@mkdir -p ebin
-	$(Q) $(ERL) -noshell -eval ' \
-	  {ok, [{application, A, P}]} = file:consult("erl/ewpcap.app.src"), \
-	  Ms = [list_to_atom(filename:basename(F, ".erl")) || F <- filelib:wildcard("erl/*.erl")], \
-	  P1 = lists:keystore(modules, 1, P, {modules, Ms}), \
-	  ok = file:write_file("$@", io_lib:format("~tp.~n", [{application, A, P1}])), \
-	  halt().'
+	$(Q) $(ERL) -noshell -eval '$(APP_EVAL)'
 
 # CUnit: the C modules linked without main.c, run under valgrind.
 test/unit/%.o: test/unit/%.c $(wildcard cnode/*.h)

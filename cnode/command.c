@@ -328,8 +328,8 @@ do_open(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req, 
     h->cap.flush_cb = h->batch > 1 ? flush_cb : NULL;
     h->cap.data = h;
 
-    if (o->has_filter &&
-        set_filter(h, o->filter, o->filter_len, o->optimize, o->netmask, errbuf) < 0)
+    if (set_filter(h, o->has_filter ? o->filter : "", o->has_filter ? o->filter_len : 0,
+                   o->optimize, o->netmask, errbuf) < 0)
         goto err_close;
 
     if (ei_make_ref(ewp_node_cnode(), &h->ref) < 0 || ei_make_pid(ewp_node_cnode(), &h->pid) < 0) {
@@ -389,14 +389,43 @@ do_filter(struct ewp_handle *h, const struct ewp_request *req, ei_x_buff *x)
     return ei_x_encode_atom(x, "ok");
 }
 
+/*
+ * The filter actually set is the user's filter (or none) and "not tcp port
+ * P", P being our distribution port: without it a capture on the interface
+ * that carries our own distribution traffic (lo for the embedded daemon)
+ * would capture the messages that carry its packets, and each of those
+ * would make more: a feedback loop. rpcapd excludes its own traffic the same
+ * way. Datalinks where "tcp" means nothing (nflog, usb, ...) refuse the
+ * combination; they get the user's filter alone.
+ */
 static int
 set_filter(struct ewp_handle *h, const char *f, size_t len, int optimize, uint32_t netmask,
            char *errbuf)
 {
-    char *copy;
+    char self[64];
+    char *full = NULL, *copy;
+    size_t selflen, fulllen = 0;
+    int rv;
 
-    if (ewp_capture_filter(&h->cap, f, len, optimize, netmask, errbuf, ERRBUF_SIZE) < 0)
+    selflen = (size_t)snprintf(self, sizeof(self), "not tcp port %d", ewp_node_port());
+    if (len == 0) {
+        full = strdup(self);
+        fulllen = selflen;
+    } else if ((full = malloc(len + selflen + 8)) != NULL) {
+        memcpy(full, "(", 1);
+        memcpy(full + 1, f, len);
+        fulllen = 1 + len;
+        fulllen += (size_t)sprintf(full + fulllen, ") and %s", self);
+    }
+    rv = -1;
+    if (full != NULL)
+        rv = ewp_capture_filter(&h->cap, full, fulllen, optimize, netmask, errbuf, ERRBUF_SIZE);
+    free(full);
+    if (rv < 0 && len > 0 &&
+        ewp_capture_filter(&h->cap, f, len, optimize, netmask, errbuf, ERRBUF_SIZE) < 0)
         return -1;
+    /* no user filter and no exclusion possible: capture everything */
+
     copy = malloc(len + 1);
     if (copy != NULL) {
         memcpy(copy, f, len);

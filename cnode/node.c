@@ -238,6 +238,12 @@ ewp_node_name(void)
 }
 
 int
+ewp_node_port(void)
+{
+    return node.port;
+}
+
+int
 ewp_node_failed(void)
 {
     return node.failed;

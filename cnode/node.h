@@ -38,6 +38,7 @@ void ewp_node_close(void);
 ei_cnode *ewp_node_cnode(void);
 const char *ewp_node_name(void);
 int ewp_node_failed(void);
+int ewp_node_port(void);
 
 int ewp_peer_send(struct ewp_peer *p, const char *body, size_t len);
 char *ewp_peer_reserve(struct ewp_peer *p, size_t max);

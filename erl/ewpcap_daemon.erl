@@ -1,0 +1,330 @@
+%%% @doc The embedded ewpcapd: one C-node started and watched by the
+%%% ewpcap application.
+%%%
+%%% ewpcap_sup starts this server unless the application environment
+%%% variable `node' names a daemon to use instead. It:
+%%% <ol>
+%%% <li>makes the local node distributed when it is not
+%%%     (`node() =:= nonode@nohost'): it starts epmd (`epmd -daemon', found
+%%%     in `PATH' or in the Erlang installation) and then the distribution
+%%%     with `net_kernel:start([ewpcap_client_<OsPid>_<Random>, shortnames])'.
+%%%     The node stays distributed after the application stops; its cookie is
+%%%     the usual one (`~/.erlang.cookie', created when missing);</li>
+%%% <li>runs `priv/ewpcapd -sname ewpcapd_<OsPid>_<N>@<Host> --stdin' (with
+%%%     `-name' when the local node uses long names), where `OsPid' is the
+%%%     emulator's OS pid, `N' a number unique in this emulator, so that a
+%%%     restarted daemon has a new name, and `Host' the host part of the
+%%%     local node's name. The cookie is passed in the environment variable
+%%%     `EWPCAPD_COOKIE';</li>
+%%% <li>waits up to 10 seconds for the daemon's line `ready <Node>' on
+%%%     its standard output (other lines are logged), pings the node and
+%%%     monitors it.</li>
+%%% </ol>
+%%% When the daemon exits or its node goes down the server stops with
+%%% `{shutdown, {ewpcapd_exit, Status}}' or `{shutdown, nodedown}' and the
+%%% supervisor starts a fresh daemon under a new name (handles of the old
+%%% one are gone; their owners got `{ewpcap_error, Ref, nodedown}'). When
+%%% the server stops it closes the daemon's standard input, and the daemon
+%%% exits.
+%%%
+%%% Application environment:
+%%% <ul>
+%%% <li>`{ewpcapd, Path}': the daemon executable; default `ewpcapd' in the
+%%%     application's `priv' directory.</li>
+%%% </ul>
+%%% @end
+-module(ewpcap_daemon).
+
+-behaviour(gen_server).
+
+-compile({no_auto_import, [node/0]}).
+
+-export([start_link/0, node/0]).
+
+-export([
+    init/1,
+    handle_call/3,
+    handle_cast/2,
+    handle_info/2,
+    terminate/2
+]).
+
+-define(READY_TIMEOUT, 10000).
+-define(EPMD_TIMEOUT, 5000).
+
+-record(state, {
+    port :: port(),       % the daemon's stdin/stdout
+    node :: node(),       % its node name
+    os_pid :: integer() | undefined % its OS pid, for the logs
+}).
+
+%%% ===================================================================
+%%% API
+%%% ===================================================================
+
+%% @doc Starts the daemon and the server that watches it, registered as
+%% `ewpcap_daemon'. Returns once the daemon answers a ping, or
+%% `{error, Reason}': `{ewpcapd, {enoent, Path}}' when the executable is
+%% missing, `{ewpcapd, timeout}' when it did not say it was ready in 10
+%% seconds, `{ewpcapd_exit, Status}' when it exited first,
+%% `{ewpcapd, pang}' when it did not answer, `{distribution, Reason}' when
+%% the local node could not be made distributed.
+-spec start_link() -> {ok, pid()} | ignore | {error, term()}.
+start_link() ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+
+%% @doc The node name of the running embedded daemon. Exits (as
+%% gen_server:call/3) when the server is not running.
+-spec node() -> node().
+node() ->
+    gen_server:call(?MODULE, node, infinity).
+
+%%% ===================================================================
+%%% gen_server callbacks
+%%% ===================================================================
+
+%% @private
+-spec init([]) ->
+    {ok, #state{}}
+    | {stop,
+        {distribution, term()}
+        | {ewpcapd, pang | timeout | {enoent, file:filename_all()}}
+        | {ewpcapd_exit, term()}}.
+init([]) ->
+    process_flag(trap_exit, true),
+    case distribution() of
+        ok -> start_daemon();
+        {error, Reason} -> {stop, {distribution, Reason}}
+    end.
+
+%% @private
+-spec handle_call(term(), gen_server:from(), #state{}) ->
+    {reply, node() | {error, unknown_request}, #state{}}.
+handle_call(node, _From, #state{node = Node} = State) ->
+    {reply, Node, State};
+handle_call(Request, _From, State) ->
+    logger:warning("ewpcap_daemon: unknown call ~tp", [Request]),
+    {reply, {error, unknown_request}, State}.
+
+%% @private
+-spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
+handle_cast(Msg, State) ->
+    logger:warning("ewpcap_daemon: unknown cast ~tp", [Msg]),
+    {noreply, State}.
+
+%% @private
+-spec handle_info(term(), #state{}) ->
+    {noreply, #state{}} | {stop, {shutdown, term()}, #state{}}.
+handle_info({Port, {exit_status, Status}}, #state{port = Port} = State) ->
+    logger:error("ewpcapd ~p (os pid ~p) exited with status ~p",
+                 [State#state.node, State#state.os_pid, Status]),
+    {stop, {shutdown, {ewpcapd_exit, Status}}, State};
+handle_info({nodedown, Node}, #state{node = Node} = State) ->
+    logger:error("ewpcapd ~p (os pid ~p): node down",
+                 [Node, State#state.os_pid]),
+    {stop, {shutdown, nodedown}, State};
+handle_info({Port, {data, Data}}, #state{port = Port} = State) ->
+    log_output(atom_to_list(State#state.node), Data),
+    {noreply, State};
+handle_info({'EXIT', Port, normal}, #state{port = Port} = State) ->
+    % follows exit_status
+    {noreply, State};
+handle_info(Info, State) ->
+    logger:warning("ewpcap_daemon: unexpected message ~tp", [Info]),
+    {noreply, State}.
+
+%% @private
+-spec terminate(term(), #state{}) -> ok.
+terminate(_Reason, #state{port = Port}) ->
+    % ewpcapd started with --stdin exits when its standard input closes
+    try
+        port_close(Port)
+    catch
+        error:badarg -> ok
+    end,
+    ok.
+
+%%% ===================================================================
+%%% Internal functions
+%%% ===================================================================
+
+%% Make the local node distributed, starting epmd first.
+distribution() ->
+    case erlang:node() of
+        nonode@nohost ->
+            ok = start_epmd(),
+            Name = list_to_atom(
+                "ewpcap_client_" ++ os:getpid() ++ "_" ++
+                    integer_to_list(rand:uniform(16#FFFFFFFF))
+            ),
+            case net_kernel:start([Name, shortnames]) of
+                {ok, _} ->
+                    logger:notice("ewpcap: started distribution as ~p",
+                                  [erlang:node()]),
+                    ok;
+                {error, Reason} ->
+                    {error, Reason}
+            end;
+        _ ->
+            ok
+    end.
+
+%% epmd -daemon forks and returns at once; an epmd already running makes
+%% it exit as well. Its exit status is not informative either way: a
+%% failure shows when the distribution does not start.
+start_epmd() ->
+    case epmd_path() of
+        false ->
+            logger:warning("ewpcap: epmd not found, not starting it"),
+            ok;
+        Epmd ->
+            Port = open_port({spawn_executable, Epmd},
+                             [{args, ["-daemon"]}, exit_status, stderr_to_stdout]),
+            wait_exit(Port)
+    end.
+
+wait_exit(Port) ->
+    receive
+        {Port, {exit_status, _}} ->
+            % the port closes itself after its exit status: take its exit
+            receive
+                {'EXIT', Port, _} -> ok
+            after ?EPMD_TIMEOUT -> ok
+            end;
+        {Port, {data, _}} ->
+            wait_exit(Port)
+    after ?EPMD_TIMEOUT ->
+        stop_port(Port)
+    end.
+
+epmd_path() ->
+    case os:find_executable("epmd") of
+        false ->
+            Root = code:root_dir(),
+            Candidates =
+                [filename:join([Root, "bin", "epmd"])
+                 | filelib:wildcard(filename:join([Root, "erts-*", "bin", "epmd"]))],
+            case [F || F <- Candidates, filelib:is_regular(F)] of
+                [F | _] -> F;
+                [] -> false
+            end;
+        Path ->
+            Path
+    end.
+
+start_daemon() ->
+    Exe = executable(),
+    case filelib:is_regular(Exe) of
+        true -> start_daemon(Exe);
+        false -> {stop, {ewpcapd, {enoent, Exe}}}
+    end.
+
+start_daemon(Exe) ->
+    [_, Host] = string:split(atom_to_list(erlang:node()), "@"),
+    {NameFlag, Name} = daemon_name(Host),
+    Port = open_port(
+        {spawn_executable, Exe},
+        [
+            {args, [NameFlag, Name, "--stdin"]},
+            {env, [{"EWPCAPD_COOKIE", atom_to_list(erlang:get_cookie())}]},
+            {line, 1024},
+            use_stdio,
+            exit_status,
+            binary
+        ]
+    ),
+    OsPid =
+        case erlang:port_info(Port, os_pid) of
+            {os_pid, P} -> P;
+            undefined -> undefined
+        end,
+    Deadline = erlang:monotonic_time(millisecond) + ?READY_TIMEOUT,
+    case wait_ready(Port, Name, Deadline) of
+        {ok, Node} ->
+            case net_adm:ping(Node) of
+                pong ->
+                    true = erlang:monitor_node(Node, true),
+                    logger:info("ewpcapd ~p (os pid ~p) ready", [Node, OsPid]),
+                    {ok, #state{port = Port, node = Node, os_pid = OsPid}};
+                pang ->
+                    stop_port(Port),
+                    {stop, {ewpcapd, pang}}
+            end;
+        {error, Reason} ->
+            stop_port(Port),
+            {stop, Reason}
+    end.
+
+executable() ->
+    case application:get_env(ewpcap, ewpcapd) of
+        {ok, Path} when is_list(Path); is_binary(Path) ->
+            unicode:characters_to_list(Path);
+        _ ->
+            filename:join(priv_dir(), "ewpcapd")
+    end.
+
+%% code:priv_dir/1 only finds an application whose directory is named
+%% ewpcap or ewpcap-Vsn; else use the directory next to our ebin.
+priv_dir() ->
+    case code:priv_dir(ewpcap) of
+        {error, bad_name} ->
+            Ebin = filename:dirname(code:which(?MODULE)),
+            filename:join(filename:dirname(Ebin), "priv");
+        Dir ->
+            Dir
+    end.
+
+daemon_name(Host) ->
+    Alive = "ewpcapd_" ++ os:getpid() ++ "_" ++
+        integer_to_list(erlang:unique_integer([positive])),
+    Flag =
+        case long_names(Host) of
+            true -> "-name";
+            false -> "-sname"
+        end,
+    {Flag, Alive ++ "@" ++ Host}.
+
+long_names(Host) ->
+    case net_kernel:longnames() of
+        true -> true;
+        false -> false;
+        ignored -> lists:member($., Host)
+    end.
+
+wait_ready(Port, Name, Deadline) ->
+    Timeout = max(0, Deadline - erlang:monotonic_time(millisecond)),
+    receive
+        {Port, {data, {eol, <<"ready ", Node/binary>>}}} ->
+            case binary_to_list(Node) of
+                Name ->
+                    ok;
+                Other ->
+                    logger:warning("ewpcapd: asked for ~ts, registered as ~ts",
+                                   [Name, Other])
+            end,
+            {ok, binary_to_atom(Node, utf8)};
+        {Port, {data, Data}} ->
+            log_output(Name, Data),
+            wait_ready(Port, Name, Deadline);
+        {Port, {exit_status, Status}} ->
+            {error, {ewpcapd_exit, Status}}
+    after Timeout ->
+        {error, {ewpcapd, timeout}}
+    end.
+
+log_output(Name, {eol, Line}) ->
+    logger:notice("ewpcapd ~ts: ~ts", [Name, Line]);
+log_output(Name, {noeol, Line}) ->
+    logger:notice("ewpcapd ~ts: ~ts...", [Name, Line]).
+
+stop_port(Port) ->
+    try
+        port_close(Port)
+    catch
+        error:badarg -> ok
+    end,
+    receive
+        {'EXIT', Port, _} -> ok
+    after 0 -> ok
+    end,
+    ok.

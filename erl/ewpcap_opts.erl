@@ -1,0 +1,214 @@
+%%% @doc Validation and normalisation of ewpcap arguments.
+%%%
+%%% Everything the library sends to ewpcapd is checked here first, one
+%%% clause per option, so that a mistake is reported to the caller before
+%%% any message leaves the node (ewpcapd checks every request again; see
+%%% docs/PROTOCOL.md).
+%%%
+%%% The rules:
+%%% <ul>
+%%% <li>A known option with a value of the wrong type, an options argument
+%%%     that is not a proper list, or a device or filter that is not iodata
+%%%     raises `badarg' (a programmer error).</li>
+%%% <li>An unknown option returns `{error, {bad_option, Key}}' (`Key' is the
+%%%     option's first element, or the whole term when it is neither an atom
+%%%     nor a 2-tuple). The filter options of filter/3 are only
+%%%     `optimize', `netmask' and `limit'.</li>
+%%% <li>As with proplists, a bare atom `Key' means `{Key, true}', and the
+%%%     first occurrence of an option counts (ewpcapd applies the same rule).</li>
+%%% <li>A filter longer than its limit returns `{error, enomem}':
+%%%     a filter `F' is accepted when `iolist_size(F) < Limit orelse Limit < 0'
+%%%     (default `Limit' 8192).</li>
+%%% </ul>
+%%%
+%%% Normalisation: a filter becomes a binary, a `{A, B, C, D}' netmask an
+%%% integer, a limit outside the 32-bit range `-1' (the length has already
+%%% been checked here, and no filter is that long); every other option is
+%%% passed on as given.
+%%% @end
+-module(ewpcap_opts).
+
+-export([device/1, open/1, filter/2]).
+
+-export_type([reason/0]).
+
+-define(INT_MIN, -16#80000000).
+-define(INT_MAX, 16#7FFFFFFF).
+-define(DEFAULT_LIMIT, 8192).
+-define(DEV_MAX, 255).
+
+-define(is_int(N, Min, Max), (is_integer(N) andalso N >= Min andalso N =< Max)).
+-define(is_byte(N), ?is_int(N, 0, 255)).
+
+-type reason() :: {bad_option, term()} | enomem.
+%% Why options were refused without raising.
+
+%%% ===================================================================
+%%% API
+%%% ===================================================================
+
+%% @doc The device name as sent to ewpcapd: `<<>>' stays `<<>>' (ewpcapd
+%% opens the first device of `pcap_findalldevs'), `[]' (the empty string)
+%% becomes `<<"any">>' (the Linux pseudo device), any other iodata its
+%% binary. Raises `badarg' for anything else, and for names that no
+%% interface can have (longer than 255 bytes, or holding a NUL byte).
+-spec device(iodata()) -> binary().
+device(<<>>) ->
+    <<>>;
+device([]) ->
+    <<"any">>;
+device(Dev) ->
+    Bin = to_binary(Dev),
+    case byte_size(Bin) =< ?DEV_MAX andalso binary:match(Bin, <<0>>) =:= nomatch of
+        true -> Bin;
+        false -> erlang:error(badarg)
+    end.
+
+%% @doc Validates and normalises the options of open/2.
+%%
+%% Returns `{ok, Options}' with the options to send, or
+%% `{error, {bad_option, Key}}' for an unknown option, or
+%% `{error, enomem}' when a `{filter, F}' is longer than its `{limit, N}'.
+%% Raises `badarg' when an option has a value of the wrong type or the
+%% argument is not a proper list.
+-spec open(ewpcap:options()) -> {ok, [ewpcap:open_option()]} | {error, reason()}.
+open(Options) ->
+    case validate(Options, fun open_opt/1, []) of
+        {ok, Norm} ->
+            case lists:keyfind(filter, 1, Norm) of
+                {filter, Filter} -> within_limit(Filter, Norm, Norm);
+                false -> {ok, Norm}
+            end;
+        {error, _} = Error ->
+            Error
+    end.
+
+%% @doc Validates and normalises the arguments of filter/3.
+%%
+%% Returns `{ok, Filter, Options}' with the filter as a binary and the
+%% options to send, or `{error, {bad_option, Key}}' for an unknown
+%% option (anything but `optimize', `netmask' and `limit'), or
+%% `{error, enomem}' when the filter is longer than its limit. Raises
+%% `badarg' when the filter is not iodata, an option has a value of the
+%% wrong type or the options are not a proper list.
+-spec filter(iodata(), ewpcap:filter_options()) ->
+    {ok, binary(), [ewpcap:filter_option()]} | {error, reason()}.
+filter(Filter, Options) ->
+    Bin = to_binary(Filter),
+    case validate(Options, fun filter_opt/1, []) of
+        {ok, Norm} ->
+            case within_limit(Bin, Norm, Norm) of
+                {ok, Norm} -> {ok, Bin, Norm};
+                {error, _} = Error -> Error
+            end;
+        {error, _} = Error ->
+            Error
+    end.
+
+%%% ===================================================================
+%%% Internal functions
+%%% ===================================================================
+
+validate([], _Check, Acc) ->
+    {ok, lists:reverse(Acc)};
+validate([Key | Rest], Check, Acc) when is_atom(Key) ->
+    validate([{Key, true} | Rest], Check, Acc);
+validate([Opt | Rest], Check, Acc) ->
+    case Check(Opt) of
+        {ok, Norm} -> validate(Rest, Check, [Norm | Acc]);
+        badarg -> erlang:error(badarg);
+        {error, _} = Error -> Error
+    end;
+validate(_, _Check, _Acc) ->
+    erlang:error(badarg).
+
+%% One clause per option of open/2; the filter options fall through.
+open_opt({promisc, B} = Opt) when is_boolean(B) ->
+    {ok, Opt};
+open_opt({snaplen, N} = Opt) when ?is_int(N, 0, ?INT_MAX) ->
+    {ok, Opt};
+open_opt({timeout, T} = Opt) when T =:= immediate; T =:= infinity ->
+    {ok, Opt};
+open_opt({timeout, N} = Opt) when ?is_int(N, 0, ?INT_MAX) ->
+    {ok, Opt};
+open_opt({to_ms, N} = Opt) when ?is_int(N, 0, ?INT_MAX) ->
+    {ok, Opt};
+open_opt({immediate, B} = Opt) when is_boolean(B) ->
+    {ok, Opt};
+open_opt({buffer, N} = Opt) when ?is_int(N, ?INT_MIN, ?INT_MAX) ->
+    {ok, Opt};
+open_opt({monitor, B} = Opt) when is_boolean(B) ->
+    {ok, Opt};
+open_opt({time_unit, U} = Opt) when U =:= timestamp; U =:= microsecond ->
+    {ok, Opt};
+open_opt({filter, F}) ->
+    case is_iodata(F) of
+        true -> {ok, {filter, iolist_to_binary(F)}};
+        false -> badarg
+    end;
+open_opt({Key, _}) when
+    Key =:= promisc;
+    Key =:= snaplen;
+    Key =:= timeout;
+    Key =:= to_ms;
+    Key =:= immediate;
+    Key =:= buffer;
+    Key =:= monitor;
+    Key =:= time_unit
+->
+    badarg;
+open_opt(Opt) ->
+    filter_opt(Opt).
+
+%% One clause per filter option.
+filter_opt({optimize, B} = Opt) when is_boolean(B) ->
+    {ok, Opt};
+filter_opt({netmask, M} = Opt) when ?is_int(M, 0, 16#FFFFFFFF) ->
+    {ok, Opt};
+filter_opt({netmask, {A, B, C, D}}) when
+    ?is_byte(A), ?is_byte(B), ?is_byte(C), ?is_byte(D)
+->
+    {ok, {netmask, (A bsl 24) bor (B bsl 16) bor (C bsl 8) bor D}};
+filter_opt({limit, N}) when ?is_int(N, ?INT_MIN, ?INT_MAX) ->
+    {ok, {limit, N}};
+filter_opt({limit, N}) when is_integer(N) ->
+    % Checked here against the real value; -1 (no limit) is equivalent
+    % for any filter that passed, and fits ewpcapd's C integer.
+    {ok, {limit, -1}};
+filter_opt({Key, _}) when Key =:= optimize; Key =:= netmask; Key =:= limit ->
+    badarg;
+filter_opt({Key, _}) ->
+    {error, {bad_option, Key}};
+filter_opt(Opt) ->
+    {error, {bad_option, Opt}}.
+
+%% Norm is the validated option list: its first limit counts. The limit
+%% there may have been clamped to -1, so the original option list is not
+%% needed: a clamped limit was one that every real filter satisfies.
+within_limit(Filter, Norm, Result) ->
+    Limit =
+        case lists:keyfind(limit, 1, Norm) of
+            {limit, N} -> N;
+            false -> ?DEFAULT_LIMIT
+        end,
+    case byte_size(Filter) < Limit orelse Limit < 0 of
+        true -> {ok, Result};
+        false -> {error, enomem}
+    end.
+
+to_binary(Data) ->
+    case is_iodata(Data) of
+        true -> iolist_to_binary(Data);
+        false -> erlang:error(badarg)
+    end.
+
+is_iodata(B) when is_binary(B) ->
+    true;
+is_iodata(L) when is_list(L) ->
+    try iolist_size(L) of
+        _ -> true
+    catch
+        error:badarg -> false
+    end;
+is_iodata(_) ->
+    false.
