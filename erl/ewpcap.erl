@@ -106,6 +106,7 @@
     | {buffer, -16#80000000..?INT_MAX}
     | {monitor, boolean()}
     | {time_unit, timestamp | microsecond}
+    | {batch, 1..65536}
     | {filter, iodata()}
     | filter_option().
 %% <ul>
@@ -118,12 +119,17 @@
 %% <li>`{to_ms, Ms}': old name of `{timeout, Ms}'.</li>
 %% <li>`{immediate, Bool}': overrides the immediate mode chosen by
 %%     `timeout'.</li>
-%% <li>`{buffer, N}': `pcap_set_buffer_size' when `N > 0'; default 0
-%%     (libpcap's default size).</li>
+%% <li>`{buffer, N}': `pcap_set_buffer_size' when `N > 0'; by default
+%%     ewpcapd asks for 16 MiB (libpcap's 2 MiB is a ring of ~32 packets
+%%     in immediate mode on lo).</li>
 %% <li>`{monitor, Bool}': monitor mode (rfmon) on wireless devices that
 %%     support it; default `false'.</li>
 %% <li>`{time_unit, timestamp | microsecond}': format of `Time' in packet
 %%     messages; default `timestamp'.</li>
+%% <li>`{batch, N}': up to N packets per message,
+%%     `{ewpcap_batch, Ref, DatalinkType, [{Time, Length, Packet}]}', sent
+%%     when full and after each read from the kernel ring (so it adds no
+%%     delay); default 1: one `{ewpcap, ...}' message per packet.</li>
 %% <li>`{filter, Filter}': a pcap filter applied once the handle is active,
 %%     with the filter options; default none (every packet).</li>
 %% <li>the filter options, see filter_option().</li>
@@ -275,18 +281,31 @@ read(Socket) ->
 %% Returns `{ok, Packet}' (the captured bytes only), `{error, Reason}' for
 %% an `{ewpcap_error, Ref, Reason}' message (a libpcap string or
 %% `nodedown') or `{error, eagain}' when no packet came in time.
+%%
+%% With `{batch, N}', read takes the first packet of an
+%% `{ewpcap_batch, ...}' message and keeps the rest, in order, in the
+%% process dictionary under `{ewpcap_batch, Ref}' for the next reads.
 -spec read(socket(), timeout()) -> {ok, binary()} | {error, term()}.
 read(#ewpcap_resource{ref = Ref}, Timeout) when
     is_reference(Ref),
     (Timeout =:= infinity orelse (is_integer(Timeout) andalso Timeout >= 0))
 ->
-    receive
-        {ewpcap, Ref, _DatalinkType, _Time, _Length, Packet} ->
+    case erase({ewpcap_batch, Ref}) of
+        [{_Time, _Length, Packet} | Rest] ->
+            Rest =/= [] andalso put({ewpcap_batch, Ref}, Rest),
             {ok, Packet};
-        {ewpcap_error, Ref, Reason} ->
-            {error, Reason}
-    after Timeout ->
-        {error, eagain}
+        _ ->
+            receive
+                {ewpcap, Ref, _DatalinkType, _Time, _Length, Packet} ->
+                    {ok, Packet};
+                {ewpcap_batch, Ref, _DatalinkType, [{_Time, _Length, Packet} | Rest]} ->
+                    Rest =/= [] andalso put({ewpcap_batch, Ref}, Rest),
+                    {ok, Packet};
+                {ewpcap_error, Ref, Reason} ->
+                    {error, Reason}
+            after Timeout ->
+                {error, eagain}
+            end
     end;
 read(_, _) ->
     erlang:error(badarg).

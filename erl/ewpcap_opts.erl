@@ -141,6 +141,8 @@ open_opt({monitor, B} = Opt) when is_boolean(B) ->
     {ok, Opt};
 open_opt({time_unit, U} = Opt) when U =:= timestamp; U =:= microsecond ->
     {ok, Opt};
+open_opt({batch, N} = Opt) when ?is_int(N, 1, 65536) ->
+    {ok, Opt};
 open_opt({filter, F}) ->
     case is_iodata(F) of
         true -> {ok, {filter, iolist_to_binary(F)}};
@@ -154,7 +156,8 @@ open_opt({Key, _}) when
     Key =:= immediate;
     Key =:= buffer;
     Key =:= monitor;
-    Key =:= time_unit
+    Key =:= time_unit;
+    Key =:= batch
 ->
     badarg;
 open_opt(Opt) ->
