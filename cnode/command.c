@@ -30,6 +30,7 @@
 #include "encode.h"
 #include "log.h"
 #include "node.h"
+#include "rpc.h"
 
 #define ERRBUF_SIZE 512
 
@@ -38,6 +39,8 @@ struct ewp_handle {
     erlang_pid pid;                  /* our end of the link */
     erlang_pid owner;                /* receives the packets */
     erlang_pid link;                 /* linked: its exit closes the handle */
+    int monitored;                   /* the owner is monitored, not linked */
+    erlang_ref mon_ref;              /* ... with this monitor reference */
     struct ewp_peer *peer;           /* the owner's node connection */
     struct ewp_capture cap;          /* the pcap side */
     char device[EWP_DEV_MAX + 1];    /* for info */
@@ -63,8 +66,8 @@ static struct {
     unsigned long unlink_id;         /* last UNLINK_ID sent */
 } cmd;
 
-static void run(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req,
-                ei_x_buff *x);
+static int run(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req,
+               ei_x_buff *x);
 static int do_open(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req,
                    ei_x_buff *x);
 static int do_filter(struct ewp_handle *h, const struct ewp_request *req, ei_x_buff *x);
@@ -109,10 +112,9 @@ ewp_command_count(void)
 void
 ewp_command_reg_send(struct ewp_peer *peer, const char *to_name, const char *msg, size_t len)
 {
-    struct ewp_request req;
     erlang_pid from;
     ei_x_buff x;
-    int i = 0, version, tag_index, tag_len, rc;
+    int i = 0, version, tag_index, tag_len;
 
     (void)len; /* the frame was checked whole by node.c */
     if (ei_decode_version(msg, &i, &version) < 0 ||
@@ -141,16 +143,12 @@ ewp_command_reg_send(struct ewp_peer *peer, const char *to_name, const char *msg
         if (ei_x_encode_atom(&x, "yes") < 0)
             goto out;
     } else if (strcmp(to_name, "ewpcap") == 0) {
-        rc = ewp_decode_request(msg, &i, &req);
-        if (rc == EWP_DECODE_BADARG) {
-            if (ewp_encode_error_atom(&x, "badarg") < 0)
-                goto out;
-        } else if (rc == EWP_DECODE_UNKNOWN) {
-            if (ewp_encode_error_atom(&x, "unknown_request") < 0)
-                goto out;
-        } else {
-            run(peer, &from, &req, &x);
-        }
+        if (ewp_command_request(peer, &from, msg, &i, 0, &x) < 0)
+            goto out;
+    } else if (strcmp(to_name, "rex") == 0) {
+        /* {block_call, M, F, A, GroupLeader}: rpc:block_call/4,5 */
+        if (ewp_rpc_block_call(peer, &from, msg, &i, &x) < 0)
+            goto out;
     } else {
         EWP_LOG(1, "%s: message to unknown name %s dropped", ewp_peer_name(peer), to_name);
         goto out;
@@ -158,6 +156,83 @@ ewp_command_reg_send(struct ewp_peer *peer, const char *to_name, const char *msg
     send_frame(peer, &x);
 out:
     ei_x_free(&x);
+}
+
+/* Decode the request at buf[*index] and run it; the reply term is
+ * appended to x. monitor_owner: an open monitors its owner instead of
+ * linking to the caller (rpc). Returns 0, or -1 when encoding failed. */
+int
+ewp_command_request(struct ewp_peer *peer, const erlang_pid *from, const char *buf,
+                    int *index, int monitor_owner, ei_x_buff *x)
+{
+    struct ewp_request req;
+    int rc;
+
+    rc = ewp_decode_request(buf, index, &req);
+    if (rc == EWP_DECODE_BADARG)
+        return ewp_encode_error_atom(x, "badarg");
+    if (rc == EWP_DECODE_UNKNOWN)
+        return ewp_encode_error_atom(x, "unknown_request");
+    req.monitor_owner = monitor_owner;
+    return run(peer, from, &req, x);
+}
+
+/* The pid of the handle named by ref, for the socket record of rpc opens */
+int
+ewp_command_pid_of(const erlang_ref *ref, erlang_pid *pid)
+{
+    struct ewp_handle *h = find_ref(ref);
+
+    if (h == NULL)
+        return -1;
+    *pid = h->pid;
+    return 0;
+}
+
+/* MONITOR_P {From, To, Ref}: To is one of our names or pids. Monitors of a
+ * name we have, or of a live handle, need nothing until it goes away (our
+ * names never do; a handle that closes does not notify: monitors of
+ * handles are not kept). Anything else is dead already: noproc. */
+void
+ewp_command_monitor(struct ewp_peer *peer, const erlang_pid *from, const char *to, int to_len,
+                    const char *ref, int ref_len)
+{
+    static const char noproc[] = {(char)ERL_SMALL_ATOM_UTF8_EXT, 6, 'n', 'o', 'p', 'r', 'o', 'c'};
+    char name[MAXATOMLEN];
+    erlang_pid pid;
+    ei_x_buff x;
+    int i = 0;
+
+    if (ei_decode_atom(to, &i, name) == 0) {
+        if (strcmp(name, "ewpcap") == 0 || strcmp(name, "net_kernel") == 0 ||
+            strcmp(name, "rex") == 0)
+            return;
+    } else if (ei_decode_pid(to, &i, &pid) == 0 && find_pid(&pid) != NULL) {
+        return;
+    }
+    if (ei_x_new(&x) < 0)
+        return;
+    /* the exit comes "from" the monitored process: our name as a pid does
+     * not exist, so the reply names the monitor's target as given */
+    if (ewp_encode_monitor_exit_to(&x, to, to_len, from, ref, ref_len, noproc,
+                                   (int)sizeof(noproc)) == 0)
+        send_frame(peer, &x);
+    ei_x_free(&x);
+}
+
+/* MONITOR_P_EXIT {From, To, Ref, Reason}: an owner we monitor is gone. */
+void
+ewp_command_monitor_exit(struct ewp_peer *peer, const erlang_pid *from, const erlang_pid *to,
+                         const erlang_ref *ref)
+{
+    struct ewp_handle *h = find_pid(to);
+    erlang_ref r = *ref;
+
+    (void)from;
+    if (h == NULL || !h->monitored || ei_cmp_refs(&h->mon_ref, &r) != 0)
+        return;
+    EWP_LOG(1, "%s: owner of a handle on %s exited", ewp_peer_name(peer), h->device);
+    handle_close(h, 0, "owner exited");
 }
 
 /* An exit signal from 'from' to 'to': if 'to' is a handle, close it. */
@@ -213,7 +288,7 @@ ewp_command_peer_drained(struct ewp_peer *peer)
             ewp_capture_start(&h->cap);
 }
 
-static void
+static int
 run(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req, ei_x_buff *x)
 {
     char errbuf[ERRBUF_SIZE];
@@ -223,10 +298,8 @@ run(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req, ei_x
     if (req->type == EWP_REQ_CLOSE || req->type == EWP_REQ_FILTER ||
         req->type == EWP_REQ_WRITE || req->type == EWP_REQ_STATS) {
         h = find_ref(&req->ref);
-        if (h == NULL) {
-            (void)ewp_encode_error_atom(x, "ebadf");
-            return;
-        }
+        if (h == NULL)
+            return ewp_encode_error_atom(x, "ebadf");
     }
 
     switch (req->type) {
@@ -280,6 +353,7 @@ run(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req, ei_x
     }
     if (rv < 0)
         EWP_ERR("%s: encoding a reply failed", ewp_peer_name(peer));
+    return rv;
 }
 
 /* {open, Dev, Opts} | {open, Dev, Opts, Owner} */
@@ -349,9 +423,21 @@ do_open(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req, 
     h->prefix = px.buff;
     h->prefix_len = (size_t)px.index;
 
-    /* LINK {HandlePid, From}: From's exit (or a dead From: noproc) closes it */
+    /* LINK {HandlePid, From}: From's exit (or a dead From: noproc) closes
+     * it. rpc opens have no guard process: there we monitor the owner, so
+     * that a lost connection never sends the owner an exit signal. */
+    if (req->monitor_owner) {
+        h->monitored = 1;
+        if (ei_make_ref(ewp_node_cnode(), &h->mon_ref) < 0) {
+            (void)snprintf(errbuf, sizeof(errbuf), "cannot make a reference");
+            free(h->prefix);
+            goto err_close;
+        }
+    }
     if (ei_x_new(&px) == 0) {
-        if (ewp_encode_control(&px, EWP_DOP_LINK, &h->pid, &h->link) == 0)
+        if ((h->monitored ? ewp_encode_monitor(&px, EWP_DOP_MONITOR_P, &h->pid, &h->owner,
+                                               &h->mon_ref)
+                          : ewp_encode_control(&px, EWP_DOP_LINK, &h->pid, &h->link)) == 0)
             send_frame(peer, &px);
         ei_x_free(&px);
     }
@@ -547,7 +633,15 @@ handle_close(struct ewp_handle *h, int unlink, const char *why)
 {
     struct ewp_handle **hh;
 
-    if (unlink) {
+    if (unlink && h->monitored) {
+        ei_x_buff x;
+
+        if (ei_x_new(&x) == 0) {
+            if (ewp_encode_monitor(&x, EWP_DOP_DEMONITOR_P, &h->pid, &h->owner, &h->mon_ref) == 0)
+                send_frame(h->peer, &x);
+            ei_x_free(&x);
+        }
+    } else if (unlink) {
         char id[16];
         int idlen = 0;
         ei_x_buff x;

@@ -25,5 +25,12 @@ void ewp_command_link(struct ewp_peer *peer, const erlang_pid *from, const erlan
 void ewp_command_peer_down(struct ewp_peer *peer);
 void ewp_command_peer_drained(struct ewp_peer *peer);
 int ewp_command_count(void);
+int ewp_command_request(struct ewp_peer *peer, const erlang_pid *from, const char *buf,
+                        int *index, int monitor_owner, ei_x_buff *x);
+int ewp_command_pid_of(const erlang_ref *ref, erlang_pid *pid);
+void ewp_command_monitor(struct ewp_peer *peer, const erlang_pid *from, const char *to,
+                         int to_len, const char *ref, int ref_len);
+void ewp_command_monitor_exit(struct ewp_peer *peer, const erlang_pid *from,
+                              const erlang_pid *to, const erlang_ref *ref);
 
 #endif /* EWP_COMMAND_H */

@@ -65,6 +65,8 @@ struct ewp_request {
     const char *data;         /* filter text or packet bytes */
     size_t data_len;          /* their length */
     struct ewp_opts opts;     /* open and filter options */
+    int monitor_owner;        /* open: monitor the owner instead of linking
+                                 (set by the caller, not decoded: rpc opens) */
 };
 
 int ewp_decode_check(const char *buf, size_t len, int *index);

@@ -138,6 +138,73 @@ ewp_encode_unlink_id(ei_x_buff *x, enum ewp_dop op, const char *id, int id_len,
     return 0;
 }
 
+/* 'p', 131, {MONITOR_P | DEMONITOR_P, From, To, Ref} */
+int
+ewp_encode_monitor(ei_x_buff *x, enum ewp_dop op, const erlang_pid *from, const erlang_pid *to,
+                   const erlang_ref *ref)
+{
+    TRY(encode_pass_through(x));
+    TRY(ei_x_encode_version(x));
+    TRY(ei_x_encode_tuple_header(x, 4));
+    TRY(ei_x_encode_long(x, op));
+    TRY(ei_x_encode_pid(x, from));
+    TRY(ei_x_encode_pid(x, to));
+    TRY(ei_x_encode_ref(x, ref));
+    return 0;
+}
+
+/* 'p', 131, {MONITOR_P_EXIT, From, To, Ref, Reason}; To, Ref and Reason as
+ * raw term bytes (To may be a pid or a registered name). */
+int
+ewp_encode_monitor_exit(ei_x_buff *x, const erlang_pid *from, const char *to, int to_len,
+                        const char *ref, int ref_len, const char *reason, int reason_len)
+{
+    TRY(encode_pass_through(x));
+    TRY(ei_x_encode_version(x));
+    TRY(ei_x_encode_tuple_header(x, 5));
+    TRY(ei_x_encode_long(x, EWP_DOP_MONITOR_P_EXIT));
+    TRY(ei_x_encode_pid(x, from));
+    TRY(ei_x_append_buf(x, to, to_len));
+    TRY(ei_x_append_buf(x, ref, ref_len));
+    TRY(ei_x_append_buf(x, reason, reason_len));
+    return 0;
+}
+
+/* The same with From as raw bytes (a registered name) and To a pid */
+int
+ewp_encode_monitor_exit_to(ei_x_buff *x, const char *from, int from_len, const erlang_pid *to,
+                           const char *ref, int ref_len, const char *reason, int reason_len)
+{
+    TRY(encode_pass_through(x));
+    TRY(ei_x_encode_version(x));
+    TRY(ei_x_encode_tuple_header(x, 5));
+    TRY(ei_x_encode_long(x, EWP_DOP_MONITOR_P_EXIT));
+    TRY(ei_x_append_buf(x, from, from_len));
+    TRY(ei_x_encode_pid(x, to));
+    TRY(ei_x_append_buf(x, ref, ref_len));
+    TRY(ei_x_append_buf(x, reason, reason_len));
+    return 0;
+}
+
+/* 'p', 131, {SPAWN_REPLY, ReqId, To, Flags, Pid | ErrorAtom} */
+int
+ewp_encode_spawn_reply(ei_x_buff *x, const char *reqid, int reqid_len, const erlang_pid *to,
+                       int flags, const erlang_pid *pid, const char *error)
+{
+    TRY(encode_pass_through(x));
+    TRY(ei_x_encode_version(x));
+    TRY(ei_x_encode_tuple_header(x, 5));
+    TRY(ei_x_encode_long(x, EWP_DOP_SPAWN_REPLY));
+    TRY(ei_x_append_buf(x, reqid, reqid_len));
+    TRY(ei_x_encode_pid(x, to));
+    TRY(ei_x_encode_long(x, flags));
+    if (pid != NULL)
+        TRY(ei_x_encode_pid(x, pid));
+    else
+        TRY(ei_x_encode_atom(x, error));
+    return 0;
+}
+
 /* 'p', 131, {EXIT, From, To, Reason} */
 int
 ewp_encode_exit(ei_x_buff *x, const erlang_pid *from, const erlang_pid *to, const char *reason)

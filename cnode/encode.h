@@ -32,9 +32,17 @@ enum ewp_dop {
     EWP_DOP_EXIT_TT = 13,
     EWP_DOP_REG_SEND_TT = 16,
     EWP_DOP_EXIT2_TT = 18,
+    EWP_DOP_MONITOR_P = 19,
+    EWP_DOP_DEMONITOR_P = 20,
+    EWP_DOP_MONITOR_P_EXIT = 21,
+    EWP_DOP_SPAWN_REQUEST = 29,
+    EWP_DOP_SPAWN_REQUEST_TT = 30,
+    EWP_DOP_SPAWN_REPLY = 31,
     EWP_DOP_UNLINK_ID = 35,
     EWP_DOP_UNLINK_ID_ACK = 36
 };
+
+#define EWP_SPAWN_FLAG_MONITOR 2 /* SPAWN_REPLY: a monitor was set up */
 
 int ewp_encode_send_header(ei_x_buff *x, const erlang_pid *to);
 int ewp_encode_reply_begin(ei_x_buff *x, const erlang_pid *to, const char *tag,
@@ -51,6 +59,17 @@ int ewp_encode_control(ei_x_buff *x, enum ewp_dop op, const erlang_pid *from,
                        const erlang_pid *to);
 int ewp_encode_unlink_id(ei_x_buff *x, enum ewp_dop op, const char *id, int id_len,
                          const erlang_pid *from, const erlang_pid *to);
+int ewp_encode_monitor(ei_x_buff *x, enum ewp_dop op, const erlang_pid *from,
+                       const erlang_pid *to, const erlang_ref *ref);
+int ewp_encode_monitor_exit(ei_x_buff *x, const erlang_pid *from, const char *to,
+                            int to_len, const char *ref, int ref_len,
+                            const char *reason, int reason_len);
+int ewp_encode_monitor_exit_to(ei_x_buff *x, const char *from, int from_len,
+                               const erlang_pid *to, const char *ref, int ref_len,
+                               const char *reason, int reason_len);
+int ewp_encode_spawn_reply(ei_x_buff *x, const char *reqid, int reqid_len,
+                           const erlang_pid *to, int flags, const erlang_pid *pid,
+                           const char *error);
 int ewp_encode_exit(ei_x_buff *x, const erlang_pid *from, const erlang_pid *to,
                     const char *reason);
 int ewp_encode_error_atom(ei_x_buff *x, const char *reason);

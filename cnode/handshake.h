@@ -41,11 +41,13 @@
      EWP_DFLAG_NEW_FUN_TAGS | EWP_DFLAG_BIG_CREATION | EWP_DFLAG_NEW_FLOATS | \
      EWP_DFLAG_MAP_TAG | EWP_DFLAG_EXPORT_PTR_TAG | EWP_DFLAG_BIT_BINARIES)
 
-/* What we offer: no atom cache, no fragments, so every message is one frame */
+/* What we offer: no atom cache, no fragments, so every message is one
+ * frame; spawn, for rpc:call/erpc:call (rpc.c) */
 #define EWP_DFLAG_OURS                                                        \
     (EWP_DFLAG_MANDATORY | EWP_DFLAG_MANDATORY_25_DIGEST |                    \
      EWP_DFLAG_DIST_MONITOR | EWP_DFLAG_SMALL_ATOM_TAGS |                     \
-     EWP_DFLAG_HANDSHAKE_23 | EWP_DFLAG_UNLINK_ID | EWP_DFLAG_V4_NC)
+     EWP_DFLAG_HANDSHAKE_23 | EWP_DFLAG_UNLINK_ID | EWP_DFLAG_V4_NC |         \
+     EWP_DFLAG_SPAWN)
 
 enum ewp_hs_state {
     EWP_HS_RECV_NAME,  /* waiting for the peer's send_name 'N' */

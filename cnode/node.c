@@ -48,6 +48,7 @@
 #include "handshake.h"
 #include "log.h"
 #include "netns.h"
+#include "rpc.h"
 #include "node.h"
 
 #define HANDSHAKE_SECS 5.0      /* a handshake not done by then is dropped */
@@ -684,6 +685,7 @@ frame(struct ewp_peer *p, const char *buf, size_t len)
         ei_decode_long(buf, &i, &op) < 0)
         goto bad;
 
+    EWP_LOG(2, "%s: control %ld, %zu bytes", p->name, op, len);
     switch (op) {
     case EWP_DOP_REG_SEND:    /* {6, From, '', ToName} */
     case EWP_DOP_REG_SEND_TT: /* {16, From, '', ToName, TraceToken} */
@@ -727,8 +729,52 @@ frame(struct ewp_peer *p, const char *buf, size_t len)
         return;
     }
 
+    case EWP_DOP_SPAWN_REQUEST:    /* {29, ReqId, From, GL, {M, F, Arity}, Opts} + Args */
+    case EWP_DOP_SPAWN_REQUEST_TT: { /* {30, ReqId, From, GL, {M, F, Arity}, Opts, Token} */
+        char mod[MAXATOMLEN], fun[MAXATOMLEN];
+        int reqid = i, reqid_len, mfa;
+        long fa;
+
+        if (arity < 6 || msg < 0 || ei_skip_term(buf, &i) < 0)
+            goto bad;
+        reqid_len = i - reqid;
+        if (ei_decode_pid(buf, &i, &from) < 0 || ei_skip_term(buf, &i) < 0 ||
+            ei_decode_tuple_header(buf, &i, &mfa) < 0 || mfa != 3 ||
+            ei_decode_atom(buf, &i, mod) < 0 || ei_decode_atom(buf, &i, fun) < 0 ||
+            ei_decode_long(buf, &i, &fa) < 0)
+            goto bad;
+        ewp_rpc_spawn(p, buf + reqid, reqid_len, &from, mod, fun, fa, buf + msg,
+                      len - (size_t)msg);
+        return;
+    }
+
+    case EWP_DOP_MONITOR_P: { /* {19, From, ToProc, Ref} */
+        int to_i, ref_i;
+
+        if (arity != 4 || ei_decode_pid(buf, &i, &from) < 0)
+            goto bad;
+        to_i = i;
+        if (ei_skip_term(buf, &i) < 0)
+            goto bad;
+        ref_i = i;
+        if (ei_skip_term(buf, &i) < 0)
+            goto bad;
+        ewp_command_monitor(p, &from, buf + to_i, ref_i - to_i, buf + ref_i, i - ref_i);
+        return;
+    }
+
+    case EWP_DOP_MONITOR_P_EXIT: { /* {21, FromProc, ToPid, Ref, Reason} */
+        erlang_ref ref;
+
+        if (arity != 5 || ei_decode_pid(buf, &i, &from) < 0 || ei_decode_pid(buf, &i, &to) < 0 ||
+            ei_decode_ref(buf, &i, &ref) < 0)
+            return; /* a monitor of a name, or not one of ours */
+        ewp_command_monitor_exit(p, &from, &to, &ref);
+        return;
+    }
+
     default:
-        /* SEND to a pid, UNLINK, UNLINK_ID_ACK, monitors, group leader: nothing to do */
+        /* SEND to a pid, UNLINK, UNLINK_ID_ACK, demonitors, group leader: nothing to do */
         EWP_LOG(2, "%s: control %ld ignored", p->name, op);
         return;
     }

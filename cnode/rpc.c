@@ -1,0 +1,357 @@
+/*
+ * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
+ *
+ * rpc for the module ewpcap, so that a node with no ewpcap code at all can
+ * drive a capture host with OTP's own tools:
+ *
+ *   rpc:call(N, ewpcap, F, A)  / erpc:call(...)
+ *       SPAWN_REQUEST {29, ReqId, From, GL, {erpc, execute_call, 4}, Opts}
+ *       with the arguments [Res, M, F, A]; we answer SPAWN_REPLY with a
+ *       fresh pid, run M:F(A...) and send the monitor's exit,
+ *       MONITOR_P_EXIT {21, Pid, From, ReqId, {Res, return, Value}} or
+ *       {Res, error, Reason, Stack}, which erpc turns into the result or
+ *       the exception.
+ *   rpc:cast / erpc:cast: erpc:execute_cast/3, run, nothing sent back.
+ *   rpc:block_call: {'$gen_call', {From, Tag}, {block_call, M, F, A, GL}}
+ *       to rex, answered with the value or {'EXIT', {Reason, Stack}}.
+ *
+ * Each call is translated into the equivalent request of docs/PROTOCOL.md
+ * and run by command.c. ewpcap:open/0,1,2 opens for the calling process
+ * and returns {ok, {ewpcap_resource, Ref, {Node, HandlePid}}}; the handle
+ * monitors its owner. A function that ewpcap does not have, or any other
+ * module, fails with undef exactly as on a real node; a bad argument or a
+ * closed handle with badarg, as the library does.
+ */
+#include <string.h>
+
+#include <ei.h>
+
+#include "command.h"
+#include "encode.h"
+#include "log.h"
+#include "node.h"
+#include "rpc.h"
+
+#define ARGS_MAX 3 /* ewpcap's functions take at most three arguments */
+
+enum rpc_result {
+    RPC_RETURN, /* the value is in the output buffer */
+    RPC_UNDEF,  /* no such function */
+    RPC_BADARG  /* raised badarg */
+};
+
+struct span {
+    const char *p; /* raw term bytes */
+    int len;       /* their length */
+};
+
+static enum rpc_result apply(struct ewp_peer *peer, const erlang_pid *caller, const char *mod,
+                             const char *fun, const char *args, int *index, ei_x_buff *val);
+static int socket_ref(const struct span *s, struct span *ref);
+static int build_request(ei_x_buff *req, const char *fun, int n, const struct span *a);
+static int encode_exception(ei_x_buff *x, enum rpc_result r, const char *mod, const char *fun,
+                            const char *args, int args_len);
+static int span_of(const char *buf, int *index, struct span *s);
+
+/* {block_call, M, F, A, GroupLeader}: the reply term is appended to x */
+int
+ewp_rpc_block_call(struct ewp_peer *peer, const erlang_pid *from, const char *msg, int *index,
+                   ei_x_buff *x)
+{
+    char mod[MAXATOMLEN], fun[MAXATOMLEN], tag[MAXATOMLEN];
+    struct span args;
+    enum rpc_result r;
+    int i = *index, arity, args_index;
+    ei_x_buff val;
+
+    if (ei_decode_tuple_header(msg, &i, &arity) < 0 || arity != 5 ||
+        ei_decode_atom(msg, &i, tag) < 0 || strcmp(tag, "block_call") != 0 ||
+        ei_decode_atom(msg, &i, mod) < 0 || ei_decode_atom(msg, &i, fun) < 0)
+        return ewp_encode_error_atom(x, "badarg");
+    args_index = i;
+    if (span_of(msg, &i, &args) < 0)
+        return ewp_encode_error_atom(x, "badarg");
+
+    if (ei_x_new(&val) < 0)
+        return -1;
+    i = args_index;
+    r = apply(peer, from, mod, fun, msg, &i, &val);
+    if (r == RPC_RETURN)
+        i = ei_x_append_buf(x, val.buff, val.index);
+    else if (ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "EXIT") < 0 ||
+             ei_x_encode_tuple_header(x, 2) < 0)
+        i = -1;
+    else
+        i = encode_exception(x, r, mod, fun, args.p, args.len);
+    ei_x_free(&val);
+    return i;
+}
+
+/* SPAWN_REQUEST: args is the message, [Res, M, F, A] or [M, F, A] */
+void
+ewp_rpc_spawn(struct ewp_peer *peer, const char *reqid, int reqid_len, const erlang_pid *from,
+              const char *mod, const char *fun, long arity, const char *args, size_t args_len)
+{
+    char m[MAXATOMLEN], f[MAXATOMLEN];
+    int call = strcmp(fun, "execute_call") == 0 && arity == 4;
+    int cast = strcmp(fun, "execute_cast") == 0 && arity == 3;
+    struct span res = {NULL, 0}, a, to;
+    erlang_pid pid;
+    ei_x_buff x, val, reason, topid;
+    enum rpc_result r;
+    int i = 1, n, a_index; /* args start with the version byte */
+
+    (void)args_len; /* checked whole by node.c */
+    if (ei_x_new(&x) < 0)
+        return;
+    if (strcmp(mod, "erpc") != 0 || !(call || cast) ||
+        ei_decode_list_header(args, &i, &n) < 0 || n != arity ||
+        (call && span_of(args, &i, &res) < 0) || ei_decode_atom(args, &i, m) < 0 ||
+        ei_decode_atom(args, &i, f) < 0) {
+        /* spawn of anything else: we run no arbitrary code */
+        EWP_LOG(1, "%s: spawn of %s:%s/%ld refused", ewp_peer_name(peer), mod, fun, arity);
+        if (ewp_encode_spawn_reply(&x, reqid, reqid_len, from, 0, NULL, "notsup") == 0)
+            (void)ewp_peer_send(peer, x.buff, (size_t)x.index);
+        ei_x_free(&x);
+        return;
+    }
+    a_index = i;
+    if (span_of(args, &i, &a) < 0 || ei_make_pid(ewp_node_cnode(), &pid) < 0) {
+        ei_x_free(&x);
+        return;
+    }
+    if (ewp_encode_spawn_reply(&x, reqid, reqid_len, from, call ? EWP_SPAWN_FLAG_MONITOR : 0,
+                               &pid, NULL) == 0)
+        (void)ewp_peer_send(peer, x.buff, (size_t)x.index);
+    ei_x_free(&x);
+
+    EWP_LOG(1, "%s: rpc %s:%s", ewp_peer_name(peer), m, f);
+    if (ei_x_new(&val) < 0)
+        return;
+    i = a_index;
+    r = apply(peer, from, m, f, args, &i, &val);
+    if (!call) {
+        ei_x_free(&val);
+        return;
+    }
+
+    /* {Res, return, Value} | {Res, error, Reason, Stack} */
+    if (ei_x_new(&reason) == 0) {
+        int rv;
+
+        if (r == RPC_RETURN)
+            rv = (ei_x_encode_tuple_header(&reason, 3) < 0 ||
+                  ei_x_append_buf(&reason, res.p, res.len) < 0 ||
+                  ei_x_encode_atom(&reason, "return") < 0 ||
+                  ei_x_append_buf(&reason, val.buff, val.index) < 0)
+                     ? -1
+                     : 0;
+        else
+            rv = (ei_x_encode_tuple_header(&reason, 4) < 0 ||
+                  ei_x_append_buf(&reason, res.p, res.len) < 0 ||
+                  ei_x_encode_atom(&reason, "error") < 0 ||
+                  encode_exception(&reason, r, m, f, a.p, a.len) < 0)
+                     ? -1
+                     : 0;
+        if (rv == 0 && ei_x_new(&topid) == 0) {
+            if (ei_x_encode_pid(&topid, from) == 0 && ei_x_new(&x) == 0) {
+                to.p = topid.buff;
+                to.len = topid.index;
+                if (ewp_encode_monitor_exit(&x, &pid, to.p, to.len, reqid, reqid_len,
+                                            reason.buff, reason.index) == 0)
+                    (void)ewp_peer_send(peer, x.buff, (size_t)x.index);
+                ei_x_free(&x);
+            }
+            ei_x_free(&topid);
+        }
+        ei_x_free(&reason);
+    }
+    ei_x_free(&val);
+}
+
+/* M:F(Args) where Args is the list at args[*index]; the value goes to val */
+static enum rpc_result
+apply(struct ewp_peer *peer, const erlang_pid *caller, const char *mod, const char *fun,
+      const char *args, int *index, ei_x_buff *val)
+{
+    struct span a[ARGS_MAX];
+    char atom[MAXATOMLEN];
+    ei_x_buff req, reply;
+    enum rpc_result r = RPC_RETURN;
+    int i = *index, n = 0, k, type, size, ri;
+
+    if (strcmp(mod, "ewpcap") != 0)
+        return RPC_UNDEF;
+    if (ei_get_type(args, &i, &type, &size) < 0)
+        return RPC_BADARG;
+    if (type == ERL_LIST_EXT) {
+        if (ei_decode_list_header(args, &i, &n) < 0 || n > ARGS_MAX)
+            return RPC_UNDEF;
+        for (k = 0; k < n; k++)
+            if (span_of(args, &i, &a[k]) < 0)
+                return RPC_BADARG;
+    } else if (type == ERL_STRING_EXT) {
+        return RPC_UNDEF; /* a list of small integers: no function of ours */
+    } else if (type != ERL_NIL_EXT) {
+        return RPC_BADARG;
+    }
+
+    if (ei_x_new(&req) < 0)
+        return RPC_BADARG;
+    k = build_request(&req, fun, n, a);
+    if (k < 0) {
+        ei_x_free(&req);
+        return k == -2 ? RPC_BADARG : RPC_UNDEF;
+    }
+    if (ei_x_new(&reply) < 0) {
+        ei_x_free(&req);
+        return RPC_BADARG;
+    }
+    ri = 0;
+    if (ewp_command_request(peer, caller, req.buff, &ri, 1, &reply) < 0) {
+        r = RPC_BADARG;
+        goto out;
+    }
+
+    /* {error, badarg | ebadf} is what the library raises badarg for */
+    ri = 0;
+    if (ei_decode_tuple_header(reply.buff, &ri, &k) == 0 && k == 2 &&
+        ei_decode_atom(reply.buff, &ri, atom) == 0) {
+        if (strcmp(atom, "error") == 0 && ei_decode_atom(reply.buff, &ri, atom) == 0 &&
+            (strcmp(atom, "badarg") == 0 || strcmp(atom, "ebadf") == 0 ||
+             strcmp(atom, "unknown_request") == 0)) {
+            r = RPC_BADARG;
+            goto out;
+        }
+        if (strcmp(fun, "open") == 0 && strcmp(atom, "ok") == 0) {
+            /* {ok, Ref} -> {ok, {ewpcap_resource, Ref, {Node, HandlePid}}} */
+            erlang_ref ref;
+            erlang_pid pid;
+
+            ri = 0;
+            if (ei_decode_tuple_header(reply.buff, &ri, &k) < 0 ||
+                ei_decode_atom(reply.buff, &ri, atom) < 0 ||
+                ei_decode_ref(reply.buff, &ri, &ref) < 0 || ewp_command_pid_of(&ref, &pid) < 0 ||
+                ei_x_encode_tuple_header(val, 2) < 0 || ei_x_encode_atom(val, "ok") < 0 ||
+                ei_x_encode_tuple_header(val, 3) < 0 ||
+                ei_x_encode_atom(val, "ewpcap_resource") < 0 || ei_x_encode_ref(val, &ref) < 0 ||
+                ei_x_encode_tuple_header(val, 2) < 0 ||
+                ei_x_encode_atom(val, ewp_node_name()) < 0 || ei_x_encode_pid(val, &pid) < 0)
+                r = RPC_BADARG;
+            goto out;
+        }
+    }
+    if (ei_x_append_buf(val, reply.buff, reply.index) < 0)
+        r = RPC_BADARG;
+out:
+    ei_x_free(&reply);
+    ei_x_free(&req);
+    return r;
+}
+
+/*
+ * The request for ewpcap:Fun/n. Returns 0, -1 for a function ewpcap does
+ * not have (undef), -2 for arguments of the wrong shape (badarg).
+ */
+static int
+build_request(ei_x_buff *req, const char *fun, int n, const struct span *a)
+{
+    struct span ref;
+
+    if (n == 0 && (strcmp(fun, "dev") == 0 || strcmp(fun, "getifaddrs") == 0 ||
+                   strcmp(fun, "info") == 0))
+        return ei_x_encode_atom(req, fun) < 0 ? -2 : 0;
+
+    if (strcmp(fun, "open") == 0 && n <= 2) {
+        /* open() = open(<<>>, []), open(Dev) = open(Dev, []); "" is "any" */
+        if (ei_x_encode_tuple_header(req, 3) < 0 || ei_x_encode_atom(req, "open") < 0)
+            return -2;
+        if (n == 0)
+            return ei_x_encode_binary(req, "", 0) < 0 || ei_x_encode_empty_list(req) < 0 ? -2 : 0;
+        if (a[0].len == 1 && a[0].p[0] == ERL_NIL_EXT) {
+            if (ei_x_encode_binary(req, "any", 3) < 0)
+                return -2;
+        } else if (ei_x_append_buf(req, a[0].p, a[0].len) < 0) {
+            return -2;
+        }
+        if (n == 1)
+            return ei_x_encode_empty_list(req) < 0 ? -2 : 0;
+        return ei_x_append_buf(req, a[1].p, a[1].len) < 0 ? -2 : 0;
+    }
+
+    if ((strcmp(fun, "close") == 0 || strcmp(fun, "stats") == 0) && n == 1) {
+        if (socket_ref(&a[0], &ref) < 0)
+            return -2;
+        return ei_x_encode_tuple_header(req, 2) < 0 || ei_x_encode_atom(req, fun) < 0 ||
+                       ei_x_append_buf(req, ref.p, ref.len) < 0
+                   ? -2
+                   : 0;
+    }
+    if (strcmp(fun, "filter") == 0 && (n == 2 || n == 3)) {
+        if (socket_ref(&a[0], &ref) < 0)
+            return -2;
+        if (ei_x_encode_tuple_header(req, 4) < 0 || ei_x_encode_atom(req, "filter") < 0 ||
+            ei_x_append_buf(req, ref.p, ref.len) < 0 || ei_x_append_buf(req, a[1].p, a[1].len) < 0)
+            return -2;
+        if (n == 2)
+            return ei_x_encode_empty_list(req) < 0 ? -2 : 0;
+        return ei_x_append_buf(req, a[2].p, a[2].len) < 0 ? -2 : 0;
+    }
+    if (strcmp(fun, "write") == 0 && n == 2) {
+        if (socket_ref(&a[0], &ref) < 0)
+            return -2;
+        return ei_x_encode_tuple_header(req, 3) < 0 || ei_x_encode_atom(req, "write") < 0 ||
+                       ei_x_append_buf(req, ref.p, ref.len) < 0 ||
+                       ei_x_append_buf(req, a[1].p, a[1].len) < 0
+                   ? -2
+                   : 0;
+    }
+    return -1;
+}
+
+/* {ewpcap_resource, Ref, _}: the raw bytes of Ref */
+static int
+socket_ref(const struct span *s, struct span *ref)
+{
+    char atom[MAXATOMLEN];
+    int i = 0, arity, type, size;
+
+    if (ei_decode_tuple_header(s->p, &i, &arity) < 0 || arity != 3 ||
+        ei_decode_atom(s->p, &i, atom) < 0 || strcmp(atom, "ewpcap_resource") != 0 ||
+        ei_get_type(s->p, &i, &type, &size) < 0 ||
+        (type != ERL_NEW_REFERENCE_EXT && type != ERL_NEWER_REFERENCE_EXT))
+        return -1;
+    ref->p = s->p + i;
+    if (ei_skip_term(s->p, &i) < 0)
+        return -1;
+    ref->len = (int)(s->p + i - ref->p);
+    return 0;
+}
+
+/* Reason, [{M, F, Args, []}]: what a real node gives for undef */
+static int
+encode_exception(ei_x_buff *x, enum rpc_result r, const char *mod, const char *fun,
+                 const char *args, int args_len)
+{
+    if ((r == RPC_UNDEF ? ei_x_encode_atom(x, "undef") : ei_x_encode_atom(x, "badarg")) < 0)
+        return -1;
+    if (ei_x_encode_list_header(x, 1) < 0 || ei_x_encode_tuple_header(x, 4) < 0 ||
+        ei_x_encode_atom(x, mod) < 0 || ei_x_encode_atom(x, fun) < 0 ||
+        ei_x_append_buf(x, args, args_len) < 0 || ei_x_encode_empty_list(x) < 0 ||
+        ei_x_encode_empty_list(x) < 0)
+        return -1;
+    return 0;
+}
+
+static int
+span_of(const char *buf, int *index, struct span *s)
+{
+    int i = *index;
+
+    if (ei_skip_term(buf, &i) < 0)
+        return -1;
+    s->p = buf + *index;
+    s->len = i - *index;
+    *index = i;
+    return 0;
+}

@@ -1,0 +1,23 @@
+/*
+ * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
+ *
+ * OTP's rpc, answered by ewpcapd for the module ewpcap: erpc:call/rpc:call
+ * (spawn_request of erpc:execute_call/4), erpc:cast/rpc:cast
+ * (erpc:execute_cast/3) and rpc:block_call (a call to the name rex).
+ */
+#ifndef EWP_RPC_H
+#define EWP_RPC_H
+
+#include <stddef.h>
+
+#include <ei.h>
+
+struct ewp_peer;
+
+int ewp_rpc_block_call(struct ewp_peer *peer, const erlang_pid *from, const char *msg,
+                       int *index, ei_x_buff *x);
+void ewp_rpc_spawn(struct ewp_peer *peer, const char *reqid, int reqid_len,
+                   const erlang_pid *from, const char *mod, const char *fun, long arity,
+                   const char *args, size_t args_len);
+
+#endif /* EWP_RPC_H */
