@@ -64,12 +64,14 @@ static struct {
     struct ewp_handle *handles;      /* every open handle */
     int count;                       /* how many */
     unsigned long unlink_id;         /* last UNLINK_ID sent */
+    struct ewp_policy policy;        /* --allow, --no-inject, limits */
 } cmd;
 
 static int run(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req,
                ei_x_buff *x);
 static int do_open(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req,
                    ei_x_buff *x);
+static const char *refuse_open(struct ewp_peer *peer, const char *dev);
 static int do_filter(struct ewp_handle *h, const struct ewp_request *req, ei_x_buff *x);
 static int do_getifaddrs(ei_x_buff *x);
 static int do_info(ei_x_buff *x);
@@ -90,9 +92,10 @@ static void error_cb(struct ewp_capture *c, const char *reason);
 static void format_pid(const erlang_pid *pid, char *buf, size_t len);
 
 void
-ewp_command_init(struct ev_loop *loop)
+ewp_command_init(struct ev_loop *loop, const struct ewp_policy *policy)
 {
     cmd.loop = loop;
+    cmd.policy = *policy;
 }
 
 void
@@ -317,7 +320,10 @@ run(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req, ei_x
         break;
 
     case EWP_REQ_WRITE:
-        if (ewp_capture_write(&h->cap, req->data, req->data_len, errbuf, sizeof(errbuf)) < 0)
+        if (cmd.policy.no_inject) {
+            EWP_LOG(1, "%s: write refused (--no-inject)", ewp_peer_name(peer));
+            rv = ewp_encode_error_atom(x, "inject_disabled");
+        } else if (ewp_capture_write(&h->cap, req->data, req->data_len, errbuf, sizeof(errbuf)) < 0)
             rv = ewp_encode_error_string(x, errbuf);
         else
             rv = ei_x_encode_atom(x, "ok");
@@ -364,6 +370,7 @@ do_open(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req, 
     struct ewp_capture_opts copts;
     char errbuf[ERRBUF_SIZE];
     char who[MAXATOMLEN_UTF8 + 64];
+    const char *why;
     struct ewp_handle *h;
     ei_x_buff px;
 
@@ -387,6 +394,13 @@ do_open(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req, 
     } else {
         memcpy(h->device, req->dev, req->dev_len);
         h->device[req->dev_len] = '\0';
+    }
+
+    why = refuse_open(peer, h->device);
+    if (why != NULL) {
+        EWP_LOG(1, "%s: open %s refused: %s", ewp_peer_name(peer), h->device, why);
+        free(h);
+        return ewp_encode_error_atom(x, why);
     }
 
     copts.snaplen = o->snaplen;
@@ -459,6 +473,32 @@ err_free:
     EWP_LOG(1, "%s: open %s failed: %s", ewp_peer_name(peer), h->device, errbuf);
     free(h);
     return ewp_encode_error_string(x, errbuf);
+}
+
+/* NULL when the policy lets peer open dev, else the error atom */
+static const char *
+refuse_open(struct ewp_peer *peer, const char *dev)
+{
+    struct ewp_handle *h;
+    int n = 0, i;
+
+    if (cmd.policy.nallow > 0) {
+        for (i = 0; i < cmd.policy.nallow; i++)
+            if (strcmp(cmd.policy.allow[i], dev) == 0)
+                break;
+        if (i == cmd.policy.nallow)
+            return "device_not_allowed";
+    }
+    if (cmd.policy.max_handles > 0 && cmd.count >= cmd.policy.max_handles)
+        return "too_many_handles";
+    if (cmd.policy.max_node_handles > 0) {
+        for (h = cmd.handles; h != NULL; h = h->next)
+            if (h->peer == peer)
+                n++;
+        if (n >= cmd.policy.max_node_handles)
+            return "too_many_handles";
+    }
+    return NULL;
 }
 
 /* {filter, Ref, Filter, Opts} */

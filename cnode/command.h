@@ -16,7 +16,16 @@
 
 struct ewp_peer;
 
-void ewp_command_init(struct ev_loop *loop);
+/* Who may do what: ewpcapd's command-line flags */
+struct ewp_policy {
+    const char *const *allow; /* devices that may be opened; NULL: all */
+    int nallow;               /* how many */
+    int no_inject;            /* refuse write */
+    int max_handles;          /* open handles in all, 0: no limit */
+    int max_node_handles;     /* open handles per client node, 0: no limit */
+};
+
+void ewp_command_init(struct ev_loop *loop, const struct ewp_policy *policy);
 void ewp_command_close_all(void);
 void ewp_command_reg_send(struct ewp_peer *peer, const char *to_name, const char *msg,
                           size_t len);

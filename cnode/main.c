@@ -20,9 +20,11 @@
 #include "log.h"
 #include "netns.h"
 #include "node.h"
+#include "privs.h"
 
 #define EWP_VERSION "0.1.0"
 #define COOKIE_MAX 1024
+#define ALLOW_MAX 64
 
 struct config {
     char alive[MAXATOMLEN];        /* alive part of the node name */
@@ -30,6 +32,9 @@ struct config {
     char cookie[COOKIE_MAX];       /* empty: ~/.erlang.cookie */
     const char *netns;             /* --netns */
     int watch_stdin;               /* --stdin */
+    const char *user;              /* --user */
+    const char *allow[ALLOW_MAX];  /* --allow */
+    struct ewp_policy policy;      /* passed to command.c */
     struct ewp_node_config node;   /* passed to node.c */
 };
 
@@ -71,7 +76,12 @@ main(int argc, char *argv[])
         ewp_node_close();
         return 1;
     }
-    ewp_command_init(loop);
+    if (cfg.user != NULL && ewp_privs_drop(cfg.user, errbuf, sizeof(errbuf)) < 0) {
+        (void)fprintf(stderr, "ewpcapd: %s\n", errbuf);
+        ewp_node_close();
+        return 1;
+    }
+    ewp_command_init(loop, &cfg.policy);
 
     ev_signal_init(&sigterm_w, signal_cb, SIGTERM);
     ev_signal_init(&sigint_w, signal_cb, SIGINT);
@@ -114,6 +124,12 @@ usage(FILE *out)
         "  --port N             TCP port for node connections (default: any)\n"
         "  --netns NAME         capture inside network namespace NAME (ip netns)\n"
         "  --ticktime SECONDS   drop a node silent this long (default 60)\n"
+        "  --allow DEV          only DEV may be opened (repeat for more; default: all)\n"
+        "  --no-inject          refuse write (packet injection)\n"
+        "  --max-handles N      open handles in all (default: no limit)\n"
+        "  --max-node-handles N open handles per client node (default: no limit)\n"
+        "  --user USER          run as USER, keeping only cap_net_raw and\n"
+        "                       cap_net_admin (when started as root)\n"
         "  --stdin              exit when standard input closes (used as a port)\n"
         "  -v                   log connects, opens, closes (-v -v: debug)\n"
         "  -h, --help           this text\n"
@@ -125,7 +141,8 @@ static int
 parse_args(int argc, char *argv[], struct config *cfg)
 {
     enum { O_SNAME = 256, O_NAME, O_COOKIE, O_COOKIE_FILE, O_LISTEN, O_PORT, O_NETNS,
-           O_TICKTIME, O_STDIN };
+           O_TICKTIME, O_STDIN, O_ALLOW, O_NO_INJECT, O_MAX_HANDLES, O_MAX_NODE_HANDLES,
+           O_USER };
     static const struct option longopts[] = {
         {"sname", required_argument, NULL, O_SNAME},
         {"name", required_argument, NULL, O_NAME},
@@ -136,6 +153,11 @@ parse_args(int argc, char *argv[], struct config *cfg)
         {"netns", required_argument, NULL, O_NETNS},
         {"ticktime", required_argument, NULL, O_TICKTIME},
         {"stdin", no_argument, NULL, O_STDIN},
+        {"allow", required_argument, NULL, O_ALLOW},
+        {"no-inject", no_argument, NULL, O_NO_INJECT},
+        {"max-handles", required_argument, NULL, O_MAX_HANDLES},
+        {"max-node-handles", required_argument, NULL, O_MAX_NODE_HANDLES},
+        {"user", required_argument, NULL, O_USER},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -199,6 +221,33 @@ parse_args(int argc, char *argv[], struct config *cfg)
         case O_STDIN:
             cfg->watch_stdin = 1;
             break;
+        case O_ALLOW:
+            if (cfg->policy.nallow >= ALLOW_MAX || optarg[0] == '\0') {
+                (void)fprintf(stderr, "ewpcapd: --allow: at most %d devices\n", ALLOW_MAX);
+                return -1;
+            }
+            cfg->allow[cfg->policy.nallow++] = optarg;
+            break;
+        case O_NO_INJECT:
+            cfg->policy.no_inject = 1;
+            break;
+        case O_MAX_HANDLES:
+        case O_MAX_NODE_HANDLES:
+            errno = 0;
+            l = strtol(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || l < 1 || l > 1000000) {
+                (void)fprintf(stderr, "ewpcapd: --max-%shandles: 1..1000000: %s\n",
+                              ch == O_MAX_HANDLES ? "" : "node-", optarg);
+                return -1;
+            }
+            if (ch == O_MAX_HANDLES)
+                cfg->policy.max_handles = (int)l;
+            else
+                cfg->policy.max_node_handles = (int)l;
+            break;
+        case O_USER:
+            cfg->user = optarg;
+            break;
         case 'v':
             ewp_verbose++;
             break;
@@ -225,6 +274,7 @@ parse_args(int argc, char *argv[], struct config *cfg)
                               "EWPCAPD_COOKIE, or create ~/.erlang.cookie\n");
         return -1;
     }
+    cfg->policy.allow = cfg->policy.nallow > 0 ? cfg->allow : NULL;
     cfg->node.alive = cfg->alive;
     cfg->node.host = cfg->host;
     cfg->node.cookie = cfg->cookie[0] != '\0' ? cfg->cookie : NULL;

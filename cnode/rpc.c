@@ -174,7 +174,7 @@ static enum rpc_result
 apply(struct ewp_peer *peer, const erlang_pid *caller, const char *mod, const char *fun,
       const char *args, int *index, ei_x_buff *val)
 {
-    struct span a[ARGS_MAX];
+    struct span a[ARGS_MAX] = {{NULL, 0}, {NULL, 0}, {NULL, 0}};
     char atom[MAXATOMLEN];
     ei_x_buff req, reply;
     enum rpc_result r = RPC_RETURN;
