@@ -134,6 +134,18 @@ ewp_capture_filter(struct ewp_capture *c, const char *filter, size_t len, int op
     return rv;
 }
 
+/* Set a program compiled elsewhere (compile.c); the caller frees it. */
+int
+ewp_capture_setprog(struct ewp_capture *c, struct bpf_program *prog, char *errbuf,
+                    size_t errlen)
+{
+    if (pcap_setfilter(c->p, prog) < 0) {
+        (void)snprintf(errbuf, errlen, "%s", pcap_geterr(c->p));
+        return -1;
+    }
+    return 0;
+}
+
 int
 ewp_capture_write(struct ewp_capture *c, const void *buf, size_t len, char *errbuf,
                   size_t errlen)

@@ -60,6 +60,8 @@ int ewp_capture_open(struct ev_loop *loop, struct ewp_capture *c, const char *de
                      const struct ewp_capture_opts *o, char *errbuf, size_t errlen);
 int ewp_capture_filter(struct ewp_capture *c, const char *filter, size_t len,
                        int optimize, uint32_t netmask, char *errbuf, size_t errlen);
+int ewp_capture_setprog(struct ewp_capture *c, struct bpf_program *prog, char *errbuf,
+                        size_t errlen);
 int ewp_capture_write(struct ewp_capture *c, const void *buf, size_t len,
                       char *errbuf, size_t errlen);
 int ewp_capture_stats(struct ewp_capture *c, struct pcap_stat *ps, char *errbuf,

@@ -25,6 +25,7 @@
 #include <pcap/pcap.h>
 
 #include "capture.h"
+#include "compile.h"
 #include "command.h"
 #include "decode.h"
 #include "encode.h"
@@ -50,6 +51,7 @@ struct ewp_handle {
     enum ewp_time_unit time_unit;    /* format of Time */
     char *prefix;                    /* encoded message head, see above */
     size_t prefix_len;               /* its length */
+    int pending;                     /* open waits for its filter to compile */
     int batch;                       /* packets per message; 1: no batching */
     int batch_count;                 /* packets in the open batch */
     size_t batch_used;               /* bytes of the open batch's frame body */
@@ -68,15 +70,19 @@ static struct {
 } cmd;
 
 static int run(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req,
-               ei_x_buff *x);
+               const struct ewp_call *call, ei_x_buff *x);
 static int do_open(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req,
-                   ei_x_buff *x);
+                   const struct ewp_call *call, ei_x_buff *x);
 static const char *refuse_open(struct ewp_peer *peer, const char *dev);
-static int do_filter(struct ewp_handle *h, const struct ewp_request *req, ei_x_buff *x);
+static int do_filter(struct ewp_handle *h, const struct ewp_request *req,
+                     const struct ewp_call *call, ei_x_buff *x);
 static int do_getifaddrs(ei_x_buff *x);
 static int do_info(ei_x_buff *x);
 static int set_filter(struct ewp_handle *h, const char *f, size_t len, int optimize,
-                      uint32_t netmask, char *errbuf);
+                      uint32_t netmask, const struct ewp_call *call, char *errbuf);
+static void compiled_cb(struct ewp_compile_job *job);
+static int apply_filter(struct ewp_handle *h, struct ewp_compile_job *job, const char *f,
+                        size_t len, char *errbuf);
 static struct ewp_handle *find_ref(const erlang_ref *ref);
 static struct ewp_handle *find_pid(const erlang_pid *pid);
 static void handle_close(struct ewp_handle *h, int unlink, const char *why);
@@ -91,16 +97,18 @@ static void pause_peer(struct ewp_peer *peer);
 static void error_cb(struct ewp_capture *c, const char *reason);
 static void format_pid(const erlang_pid *pid, char *buf, size_t len);
 
-void
+int
 ewp_command_init(struct ev_loop *loop, const struct ewp_policy *policy)
 {
     cmd.loop = loop;
     cmd.policy = *policy;
+    return ewp_compile_init(loop, compiled_cb);
 }
 
 void
 ewp_command_close_all(void)
 {
+    ewp_compile_shutdown();
     while (cmd.handles != NULL)
         handle_close(cmd.handles, 0, "shutdown");
 }
@@ -117,7 +125,7 @@ ewp_command_reg_send(struct ewp_peer *peer, const char *to_name, const char *msg
 {
     erlang_pid from;
     ei_x_buff x;
-    int i = 0, version, tag_index, tag_len;
+    int i = 0, version, tag_index, tag_len, rv;
 
     (void)len; /* the frame was checked whole by node.c */
     if (ei_decode_version(msg, &i, &version) < 0 ||
@@ -146,7 +154,14 @@ ewp_command_reg_send(struct ewp_peer *peer, const char *to_name, const char *msg
         if (ei_x_encode_atom(&x, "yes") < 0)
             goto out;
     } else if (strcmp(to_name, "ewpcap") == 0) {
-        if (ewp_command_request(peer, &from, msg, &i, 0, &x) < 0)
+        struct ewp_call call;
+
+        call.from = from;
+        call.tag = msg + tag_index;
+        call.tag_len = tag_len;
+        (void)snprintf(call.node, sizeof(call.node), "%s", ewp_peer_name(peer));
+        rv = ewp_command_request(peer, &from, msg, &i, 0, &call, &x);
+        if (rv < 0 || rv == EWP_DEFERRED)
             goto out;
     } else if (strcmp(to_name, "rex") == 0) {
         /* {block_call, M, F, A, GroupLeader}: rpc:block_call/4,5 */
@@ -166,7 +181,7 @@ out:
  * linking to the caller (rpc). Returns 0, or -1 when encoding failed. */
 int
 ewp_command_request(struct ewp_peer *peer, const erlang_pid *from, const char *buf,
-                    int *index, int monitor_owner, ei_x_buff *x)
+                    int *index, int monitor_owner, const struct ewp_call *call, ei_x_buff *x)
 {
     struct ewp_request req;
     int rc;
@@ -177,7 +192,7 @@ ewp_command_request(struct ewp_peer *peer, const erlang_pid *from, const char *b
     if (rc == EWP_DECODE_UNKNOWN)
         return ewp_encode_error_atom(x, "unknown_request");
     req.monitor_owner = monitor_owner;
-    return run(peer, from, &req, x);
+    return run(peer, from, &req, call, x);
 }
 
 /* The pid of the handle named by ref, for the socket record of rpc opens */
@@ -292,7 +307,8 @@ ewp_command_peer_drained(struct ewp_peer *peer)
 }
 
 static int
-run(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req, ei_x_buff *x)
+run(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req,
+    const struct ewp_call *call, ei_x_buff *x)
 {
     char errbuf[ERRBUF_SIZE];
     struct ewp_handle *h = NULL;
@@ -307,7 +323,7 @@ run(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req, ei_x
 
     switch (req->type) {
     case EWP_REQ_OPEN:
-        rv = do_open(peer, from, req, x);
+        rv = do_open(peer, from, req, call, x);
         break;
 
     case EWP_REQ_CLOSE:
@@ -316,7 +332,7 @@ run(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req, ei_x
         break;
 
     case EWP_REQ_FILTER:
-        rv = do_filter(h, req, x);
+        rv = do_filter(h, req, req->monitor_owner ? NULL : call, x);
         break;
 
     case EWP_REQ_WRITE:
@@ -362,15 +378,27 @@ run(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req, ei_x
     return rv;
 }
 
+/* A call whose reply waits for a filter compiled off the loop */
+struct pending {
+    enum ewp_req_type type;       /* EWP_REQ_OPEN or EWP_REQ_FILTER */
+    erlang_ref ref;               /* the handle */
+    struct ewp_call call;         /* whom to answer; its tag is tag */
+    char *tag;                    /* copy of the caller's Tag */
+    char *user;                   /* the user's filter text, for info */
+    size_t user_len;              /* its length */
+};
+
 /* {open, Dev, Opts} | {open, Dev, Opts, Owner} */
 static int
-do_open(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req, ei_x_buff *x)
+do_open(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req,
+        const struct ewp_call *call, ei_x_buff *x)
 {
     const struct ewp_opts *o = &req->opts;
     struct ewp_capture_opts copts;
     char errbuf[ERRBUF_SIZE];
     char who[MAXATOMLEN_UTF8 + 64];
     const char *why;
+    int rv;
     struct ewp_handle *h;
     ei_x_buff px;
 
@@ -416,10 +444,6 @@ do_open(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req, 
     h->cap.flush_cb = h->batch > 1 ? flush_cb : NULL;
     h->cap.data = h;
 
-    if (set_filter(h, o->has_filter ? o->filter : "", o->has_filter ? o->filter_len : 0,
-                   o->optimize, o->netmask, errbuf) < 0)
-        goto err_close;
-
     if (ei_make_ref(ewp_node_cnode(), &h->ref) < 0 || ei_make_pid(ewp_node_cnode(), &h->pid) < 0) {
         (void)snprintf(errbuf, sizeof(errbuf), "cannot make a reference");
         goto err_close;
@@ -459,11 +483,23 @@ do_open(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req, 
     h->next = cmd.handles;
     cmd.handles = h;
     cmd.count++;
-    if (!ewp_peer_congested(peer))
-        ewp_capture_start(&h->cap);
     format_pid(&h->owner, who, sizeof(who));
     EWP_LOG(1, "%s: open %s for %s (dlt %d, %d handles)", ewp_peer_name(peer), h->device, who,
             h->cap.dlt, cmd.count);
+
+    /* the filter is set before the first packet is read */
+    h->pending = 1;
+    rv = set_filter(h, o->has_filter ? o->filter : "", o->has_filter ? o->filter_len : 0,
+                    o->optimize, o->netmask, req->monitor_owner ? NULL : call, errbuf);
+    if (rv == EWP_DEFERRED)
+        return EWP_DEFERRED;
+    if (rv < 0) {
+        handle_close(h, 1, "filter refused");
+        return ewp_encode_error_string(x, errbuf);
+    }
+    h->pending = 0;
+    if (!ewp_peer_congested(peer))
+        ewp_capture_start(&h->cap);
     return ewp_encode_ok_ref(x, &h->ref);
 
 err_close:
@@ -503,14 +539,19 @@ refuse_open(struct ewp_peer *peer, const char *dev)
 
 /* {filter, Ref, Filter, Opts} */
 static int
-do_filter(struct ewp_handle *h, const struct ewp_request *req, ei_x_buff *x)
+do_filter(struct ewp_handle *h, const struct ewp_request *req, const struct ewp_call *call,
+          ei_x_buff *x)
 {
     char errbuf[ERRBUF_SIZE];
+    int rv;
 
     if (!ewp_filter_within_limit(req->data_len, req->opts.limit))
         return ewp_encode_error_atom(x, "enomem");
-    if (set_filter(h, req->data, req->data_len, req->opts.optimize, req->opts.netmask,
-                   errbuf) < 0)
+    rv = set_filter(h, req->data, req->data_len, req->opts.optimize, req->opts.netmask, call,
+                    errbuf);
+    if (rv == EWP_DEFERRED)
+        return EWP_DEFERRED;
+    if (rv < 0)
         return ewp_encode_error_string(x, errbuf);
     return ei_x_encode_atom(x, "ok");
 }
@@ -526,41 +567,142 @@ do_filter(struct ewp_handle *h, const struct ewp_request *req, ei_x_buff *x)
  */
 static int
 set_filter(struct ewp_handle *h, const char *f, size_t len, int optimize, uint32_t netmask,
-           char *errbuf)
+           const struct ewp_call *call, char *errbuf)
 {
+    struct ewp_compile_job *job;
+    struct pending *pd;
     char self[64];
-    char *full = NULL, *copy;
-    size_t selflen, fulllen = 0;
-    int rv;
+    size_t selflen;
+    int rv = 0;
 
+    job = calloc(1, sizeof(*job));
+    if (job == NULL)
+        goto nomem;
     selflen = (size_t)snprintf(self, sizeof(self), "not tcp port %d", ewp_node_port());
+    job->text = malloc(len + selflen + 8);
+    if (job->text == NULL)
+        goto nomem;
     if (len == 0) {
-        full = strdup(self);
-        fulllen = selflen;
-    } else if ((full = malloc(len + selflen + 8)) != NULL) {
-        memcpy(full, "(", 1);
-        memcpy(full + 1, f, len);
-        fulllen = 1 + len;
-        fulllen += (size_t)sprintf(full + fulllen, ") and %s", self);
+        memcpy(job->text, self, selflen + 1);
+    } else {
+        job->text[0] = '(';
+        memcpy(job->text + 1, f, len);
+        (void)sprintf(job->text + 1 + len, ") and %s", self);
+        job->fallback = strndup(f, len);
+        if (job->fallback == NULL)
+            goto nomem;
     }
-    rv = -1;
-    if (full != NULL)
-        rv = ewp_capture_filter(&h->cap, full, fulllen, optimize, netmask, errbuf, ERRBUF_SIZE);
-    free(full);
-    if (rv < 0 && len > 0 &&
-        ewp_capture_filter(&h->cap, f, len, optimize, netmask, errbuf, ERRBUF_SIZE) < 0)
-        return -1;
-    /* no user filter and no exclusion possible: capture everything */
+    job->optimize = optimize;
+    job->netmask = netmask;
+    job->linktype = h->cap.dlt;
+    job->snaplen = pcap_snapshot(h->cap.p);
 
-    copy = malloc(len + 1);
-    if (copy != NULL) {
-        memcpy(copy, f, len);
-        copy[len] = '\0';
+    if (len > EWP_COMPILE_SYNC_MAX && call != NULL) {
+        pd = calloc(1, sizeof(*pd));
+        if (pd == NULL || (pd->tag = malloc((size_t)call->tag_len)) == NULL ||
+            (pd->user = malloc(len + 1)) == NULL) {
+            if (pd != NULL) {
+                free(pd->tag);
+                free(pd);
+            }
+            goto nomem;
+        }
+        pd->type = h->pending ? EWP_REQ_OPEN : EWP_REQ_FILTER;
+        pd->ref = h->ref;
+        pd->call.from = call->from;
+        memcpy(pd->tag, call->tag, (size_t)call->tag_len);
+        pd->call.tag = pd->tag;
+        pd->call.tag_len = call->tag_len;
+        (void)snprintf(pd->call.node, sizeof(pd->call.node), "%s", call->node);
+        memcpy(pd->user, f, len);
+        pd->user[len] = '\0';
+        pd->user_len = len;
+        job->data = pd;
+        EWP_LOG(1, "%s: compiling a %zu byte filter off the loop", h->device, len);
+        ewp_compile_submit(job);
+        return EWP_DEFERRED;
     }
+
+    (void)ewp_compile_run(job);
+    rv = apply_filter(h, job, f, len, errbuf);
+    ewp_compile_free(job);
+    return rv;
+
+nomem:
+    if (job != NULL)
+        ewp_compile_free(job);
+    (void)snprintf(errbuf, ERRBUF_SIZE, "out of memory");
+    return -1;
+}
+
+/*
+ * Set the compiled program. The user's filter with the exclusion of our
+ * own traffic if that compiled, else the user's alone; with no user filter
+ * and no exclusion possible (a datalink where "tcp" means nothing: nflog,
+ * usb, ...), no filter at all.
+ */
+static int
+apply_filter(struct ewp_handle *h, struct ewp_compile_job *job, const char *f, size_t len,
+             char *errbuf)
+{
+    char *copy;
+
+    if (job->ok) {
+        if (ewp_capture_setprog(&h->cap, &job->prog, errbuf, ERRBUF_SIZE) < 0)
+            return -1;
+    } else if (len > 0) {
+        (void)snprintf(errbuf, ERRBUF_SIZE, "%s", job->errbuf);
+        return -1;
+    }
+    copy = strndup(f, len);
     free(h->filter);
     h->filter = copy;
     h->filter_len = copy != NULL ? len : 0;
     return 0;
+}
+
+/* A filter compiled off the loop: set it, answer the call that waited. */
+static void
+compiled_cb(struct ewp_compile_job *job)
+{
+    struct pending *pd = job->data;
+    struct ewp_handle *h = find_ref(&pd->ref);
+    struct ewp_peer *peer = ewp_node_peer_by_name(pd->call.node);
+    char errbuf[ERRBUF_SIZE];
+    ei_x_buff x;
+    int rv = -1;
+
+    if (peer != NULL && ei_x_new(&x) == 0) {
+        if (ewp_encode_reply_begin(&x, &pd->call.from, pd->call.tag, pd->call.tag_len) == 0) {
+            if (h == NULL) {
+                /* closed meanwhile: by its owner's exit, or by close */
+                rv = pd->type == EWP_REQ_OPEN
+                         ? ewp_encode_error_string(&x, "closed while its filter compiled")
+                         : ewp_encode_error_atom(&x, "ebadf");
+            } else if (apply_filter(h, job, pd->user, pd->user_len, errbuf) < 0) {
+                if (pd->type == EWP_REQ_OPEN)
+                    handle_close(h, 1, "filter refused");
+                rv = ewp_encode_error_string(&x, errbuf);
+            } else if (pd->type == EWP_REQ_OPEN) {
+                h->pending = 0;
+                if (!ewp_peer_congested(h->peer))
+                    ewp_capture_start(&h->cap);
+                rv = ewp_encode_ok_ref(&x, &h->ref);
+            } else {
+                rv = ei_x_encode_atom(&x, "ok");
+            }
+        }
+        if (rv == 0)
+            send_frame(peer, &x);
+        ei_x_free(&x);
+    } else if (h != NULL && pd->type == EWP_REQ_OPEN) {
+        handle_close(h, 1, "caller gone while its filter compiled");
+    }
+    free(pd->tag);
+    free(pd->user);
+    free(pd);
+    job->data = NULL;
+    ewp_compile_free(job);
 }
 
 static int

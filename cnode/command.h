@@ -25,7 +25,17 @@ struct ewp_policy {
     int max_node_handles;     /* open handles per client node, 0: no limit */
 };
 
-void ewp_command_init(struct ev_loop *loop, const struct ewp_policy *policy);
+/* The gen_server call being answered: a reply can wait (EWP_DEFERRED) */
+struct ewp_call {
+    erlang_pid from;                /* who called */
+    const char *tag;                /* the raw Tag bytes */
+    int tag_len;                    /* their length */
+    char node[MAXNODELEN + 1];      /* the caller's node */
+};
+
+#define EWP_DEFERRED 1 /* the reply will be sent later */
+
+int ewp_command_init(struct ev_loop *loop, const struct ewp_policy *policy);
 void ewp_command_close_all(void);
 void ewp_command_reg_send(struct ewp_peer *peer, const char *to_name, const char *msg,
                           size_t len);
@@ -35,7 +45,8 @@ void ewp_command_peer_down(struct ewp_peer *peer);
 void ewp_command_peer_drained(struct ewp_peer *peer);
 int ewp_command_count(void);
 int ewp_command_request(struct ewp_peer *peer, const erlang_pid *from, const char *buf,
-                        int *index, int monitor_owner, ei_x_buff *x);
+                        int *index, int monitor_owner, const struct ewp_call *call,
+                        ei_x_buff *x);
 int ewp_command_pid_of(const erlang_ref *ref, erlang_pid *pid);
 void ewp_command_monitor(struct ewp_peer *peer, const erlang_pid *from, const char *to,
                          int to_len, const char *ref, int ref_len);

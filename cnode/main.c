@@ -81,7 +81,11 @@ main(int argc, char *argv[])
         ewp_node_close();
         return 1;
     }
-    ewp_command_init(loop, &cfg.policy);
+    if (ewp_command_init(loop, &cfg.policy) < 0) {
+        (void)fprintf(stderr, "ewpcapd: cannot start the filter compiler thread\n");
+        ewp_node_close();
+        return 1;
+    }
 
     ev_signal_init(&sigterm_w, signal_cb, SIGTERM);
     ev_signal_init(&sigint_w, signal_cb, SIGINT);

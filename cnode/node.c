@@ -326,6 +326,17 @@ ewp_peer_name(const struct ewp_peer *p)
 }
 
 struct ewp_peer *
+ewp_node_peer_by_name(const char *name)
+{
+    struct ewp_peer *p;
+
+    for (p = node.peers; p != NULL; p = p->next)
+        if (strcmp(p->name, name) == 0)
+            return p;
+    return NULL;
+}
+
+struct ewp_peer *
 ewp_node_peer_next(struct ewp_peer *prev)
 {
     return prev == NULL ? node.peers : prev->next;

@@ -49,5 +49,6 @@ int ewp_peer_congested(const struct ewp_peer *p);
 size_t ewp_peer_queued(const struct ewp_peer *p);
 const char *ewp_peer_name(const struct ewp_peer *p);
 struct ewp_peer *ewp_node_peer_next(struct ewp_peer *prev);
+struct ewp_peer *ewp_node_peer_by_name(const char *name);
 
 #endif /* EWP_NODE_H */

@@ -208,7 +208,7 @@ apply(struct ewp_peer *peer, const erlang_pid *caller, const char *mod, const ch
         return RPC_BADARG;
     }
     ri = 0;
-    if (ewp_command_request(peer, caller, req.buff, &ri, 1, &reply) < 0) {
+    if (ewp_command_request(peer, caller, req.buff, &ri, 1, NULL, &reply) < 0) {
         r = RPC_BADARG;
         goto out;
     }

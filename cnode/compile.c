@@ -1,0 +1,178 @@
+/*
+ * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
+ *
+ * One worker thread, two queues (to do, done) under one mutex. The loop
+ * submits jobs; the worker compiles them (pcap_compile is thread-safe since
+ * libpcap 1.8) on a dead handle of the same link type and snaplen, moves
+ * them to the done queue and wakes the loop with ev_async_send. The loop
+ * then calls the done callback for each, in order. Nothing else is shared.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ev.h>
+#include <pcap/pcap.h>
+
+#include "compile.h"
+#include "log.h"
+
+static struct {
+    struct ev_loop *loop;          /* where done callbacks run */
+    ev_async wake;                 /* worker -> loop */
+    pthread_t thread;              /* the worker */
+    int started;                   /* thread running */
+    int stop;                      /* asks the worker to end */
+    pthread_mutex_t lock;          /* protects the queues and stop */
+    pthread_cond_t cond;           /* work or stop for the worker */
+    struct ewp_compile_job *todo;  /* FIFO: head */
+    struct ewp_compile_job **todo_tail;
+    struct ewp_compile_job *done;  /* FIFO: head */
+    struct ewp_compile_job **done_tail;
+    ewp_compile_done_cb done_cb;   /* the submitter's */
+} cc = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static void *worker(void *arg);
+static void wake_cb(struct ev_loop *loop, ev_async *w, int revents);
+static int compile_one(struct ewp_compile_job *job, const char *text);
+
+int
+ewp_compile_init(struct ev_loop *loop, ewp_compile_done_cb done)
+{
+    cc.loop = loop;
+    cc.done_cb = done;
+    cc.todo = cc.done = NULL;
+    cc.todo_tail = &cc.todo;
+    cc.done_tail = &cc.done;
+    ev_async_init(&cc.wake, wake_cb);
+    ev_async_start(loop, &cc.wake);
+    if (pthread_create(&cc.thread, NULL, worker, NULL) != 0) {
+        ev_async_stop(loop, &cc.wake);
+        return -1;
+    }
+    cc.started = 1;
+    return 0;
+}
+
+void
+ewp_compile_submit(struct ewp_compile_job *job)
+{
+    job->next = NULL;
+    pthread_mutex_lock(&cc.lock);
+    *cc.todo_tail = job;
+    cc.todo_tail = &job->next;
+    pthread_cond_signal(&cc.cond);
+    pthread_mutex_unlock(&cc.lock);
+}
+
+/* Compile in the calling thread: job->ok and prog or errbuf. Returns 0/-1. */
+int
+ewp_compile_run(struct ewp_compile_job *job)
+{
+    job->ok = compile_one(job, job->text) == 0 ||
+              (job->fallback != NULL && compile_one(job, job->fallback) == 0);
+    return job->ok ? 0 : -1;
+}
+
+void
+ewp_compile_free(struct ewp_compile_job *job)
+{
+    if (job->ok)
+        pcap_freecode(&job->prog);
+    free(job->text);
+    free(job->fallback);
+    free(job);
+}
+
+/* Stop the worker; jobs not done are freed without their callback. */
+void
+ewp_compile_shutdown(void)
+{
+    struct ewp_compile_job *job;
+
+    if (!cc.started)
+        return;
+    pthread_mutex_lock(&cc.lock);
+    cc.stop = 1;
+    pthread_cond_signal(&cc.cond);
+    pthread_mutex_unlock(&cc.lock);
+    (void)pthread_join(cc.thread, NULL);
+    cc.started = 0;
+    ev_async_stop(cc.loop, &cc.wake);
+    while ((job = cc.todo) != NULL) {
+        cc.todo = job->next;
+        ewp_compile_free(job);
+    }
+    while ((job = cc.done) != NULL) {
+        cc.done = job->next;
+        ewp_compile_free(job);
+    }
+}
+
+static void *
+worker(void *arg)
+{
+    struct ewp_compile_job *job;
+
+    (void)arg;
+    pthread_mutex_lock(&cc.lock);
+    for (;;) {
+        while (cc.todo == NULL && !cc.stop)
+            pthread_cond_wait(&cc.cond, &cc.lock);
+        if (cc.stop)
+            break;
+        job = cc.todo;
+        cc.todo = job->next;
+        if (cc.todo == NULL)
+            cc.todo_tail = &cc.todo;
+        pthread_mutex_unlock(&cc.lock);
+
+        (void)ewp_compile_run(job);
+
+        pthread_mutex_lock(&cc.lock);
+        job->next = NULL;
+        *cc.done_tail = job;
+        cc.done_tail = &job->next;
+        ev_async_send(cc.loop, &cc.wake);
+    }
+    pthread_mutex_unlock(&cc.lock);
+    return NULL;
+}
+
+static void
+wake_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    struct ewp_compile_job *list, *job;
+
+    (void)loop;
+    (void)w;
+    (void)revents;
+    pthread_mutex_lock(&cc.lock);
+    list = cc.done;
+    cc.done = NULL;
+    cc.done_tail = &cc.done;
+    pthread_mutex_unlock(&cc.lock);
+    while ((job = list) != NULL) {
+        list = job->next;
+        cc.done_cb(job);
+    }
+}
+
+static int
+compile_one(struct ewp_compile_job *job, const char *text)
+{
+    pcap_t *dead = pcap_open_dead(job->linktype, job->snaplen);
+
+    if (dead == NULL) {
+        (void)snprintf(job->errbuf, sizeof(job->errbuf), "pcap_open_dead failed");
+        return -1;
+    }
+    if (pcap_compile(dead, &job->prog, text, job->optimize, job->netmask) < 0) {
+        (void)snprintf(job->errbuf, sizeof(job->errbuf), "%s", pcap_geterr(dead));
+        pcap_close(dead);
+        return -1;
+    }
+    pcap_close(dead);
+    return 0;
+}

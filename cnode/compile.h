@@ -1,0 +1,42 @@
+/*
+ * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
+ *
+ * Filters compiled off the event loop. pcap_compile of a large expression
+ * can take seconds (a 400 KB filter: ~14 s); done in the loop, every client
+ * would wait. A worker thread compiles against pcap_open_dead(linktype,
+ * snaplen) and hands the program back to the loop through an ev_async.
+ */
+#ifndef EWP_COMPILE_H
+#define EWP_COMPILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ev.h>
+#include <pcap/pcap.h>
+
+#define EWP_COMPILE_SYNC_MAX 1024 /* shorter filters are compiled in the loop */
+
+struct ewp_compile_job {
+    char *text;                   /* filter to try first (NUL-terminated) */
+    char *fallback;               /* then this one, or NULL */
+    int optimize;                 /* pcap_compile optimize flag */
+    uint32_t netmask;             /* pcap_compile netmask */
+    int linktype;                 /* pcap_datalink of the handle */
+    int snaplen;                  /* pcap_snapshot of the handle */
+    int ok;                       /* out: prog is valid */
+    struct bpf_program prog;      /* out: the compiled program */
+    char errbuf[PCAP_ERRBUF_SIZE]; /* out: why not */
+    void *data;                   /* the submitter's */
+    struct ewp_compile_job *next; /* queue */
+};
+
+typedef void (*ewp_compile_done_cb)(struct ewp_compile_job *job);
+
+int ewp_compile_init(struct ev_loop *loop, ewp_compile_done_cb done);
+void ewp_compile_submit(struct ewp_compile_job *job);
+int ewp_compile_run(struct ewp_compile_job *job);
+void ewp_compile_free(struct ewp_compile_job *job);
+void ewp_compile_shutdown(void);
+
+#endif /* EWP_COMPILE_H */
