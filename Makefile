@@ -107,3 +107,138 @@ lint:
 
 clean:
 	rm -f cnode/*.o test/unit/*.o test/unit/run priv/ewpcapd ebin/*.beam ebin/ewpcap.app
+
+# ---- fuzzing and sanitizers (begin)
+#
+#   make fuzz [FUZZ_SECONDS=60]  build the libFuzzer targets of test/fuzz/ and run each
+#                                for its share of FUZZ_SECONDS on the seed corpus; any
+#                                finding fails (reproducers in _build/fuzz/artifacts/)
+#   make fuzz-regress            run the seed corpus and test/fuzz/crashes/ once, no fuzzing
+#   make fuzz-corpus             regenerate test/fuzz/corpus/ (make_corpus.escript)
+#   make asan-check              the CUnit runner built with ASan+UBSan (_build/asan/), run
+#   make asan                    priv/ewpcapd-asan: the daemon with ASan+UBSan
+#   make fuzz-clean              remove _build/fuzz, _build/asan and priv/ewpcapd-asan
+#
+# Reproduce a finding: _build/fuzz/<target> <crash file>. fuzz_dispatch keeps
+# state between inputs; its _build/fuzz/artifacts/fuzz_dispatch-history file
+# replays every input since the last reset (see test/fuzz/fuzz_dispatch.c).
+
+SAN_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_MAX_LEN ?= 4096
+FUZZ_FLAGS ?=
+FUZZ_TARGETS = fuzz_decode fuzz_dispatch fuzz_handshake
+FUZZ_DIR = _build/fuzz
+ASAN_DIR = _build/asan
+
+SAN_CFLAGS = -O1 -g -fno-omit-frame-pointer $(filter-out -Werror,$(WARN)) -std=gnu11 -pthread \
+	-I$(ERL_EI_INCLUDE_DIR) -Icnode
+FUZZ_SAN = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+ASAN_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_ASAN_OPTIONS = detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1
+FUZZ_UBSAN_OPTIONS = print_stacktrace=1:halt_on_error=1
+
+FUZZ_BINS = $(addprefix $(FUZZ_DIR)/,$(FUZZ_TARGETS))
+FUZZ_HDRS = $(wildcard cnode/*.h) test/fuzz/fuzz_common.h
+ASAN_CNODE_OBJ = $(patsubst cnode/%.c,$(ASAN_DIR)/cnode/%.o,$(CNODE_SRC))
+ASAN_LIB_OBJ = $(filter-out $(ASAN_DIR)/cnode/main.o,$(ASAN_CNODE_OBJ))
+ASAN_UNIT_OBJ = $(patsubst test/unit/%.c,$(ASAN_DIR)/test/unit/%.o,$(UNIT_SRC))
+
+.PHONY: fuzz fuzz-build fuzz-regress fuzz-corpus asan asan-check fuzz-clean
+
+fuzz-build: $(FUZZ_BINS)
+
+$(FUZZ_DIR)/cnode/%.o: cnode/%.c $(FUZZ_HDRS)
+	@mkdir -p $(@D)
+	$(c_verbose) $(SAN_CC) $(SAN_CFLAGS) $(FUZZ_SAN) -c -o $@ $<
+
+$(FUZZ_DIR)/test/%.o: test/fuzz/%.c $(FUZZ_HDRS)
+	@mkdir -p $(@D)
+	$(c_verbose) $(SAN_CC) $(SAN_CFLAGS) $(FUZZ_SAN) -c -o $@ $<
+
+$(FUZZ_DIR)/fuzz_decode: $(FUZZ_DIR)/test/fuzz_decode.o $(FUZZ_DIR)/cnode/decode.o
+	$(ld_verbose) $(SAN_CC) $(FUZZ_SAN) -o $@ $^ -L$(ERL_EI_LIB_DIR) -lei -pthread
+
+# command.c needs rpc.c; node.h, capture.h, log.h and pcap_findalldevs are
+# faked in the harness. Refs and pids are made predictable (see the harness).
+$(FUZZ_DIR)/fuzz_dispatch: $(FUZZ_DIR)/test/fuzz_dispatch.o $(addprefix $(FUZZ_DIR)/cnode/,command.o decode.o encode.o rpc.o)
+	$(ld_verbose) $(SAN_CC) $(FUZZ_SAN) -o $@ $^ -Wl,--wrap=ei_make_ref -Wl,--wrap=ei_make_pid \
+		-L$(ERL_EI_LIB_DIR) -lei -pthread
+
+$(FUZZ_DIR)/fuzz_handshake: $(FUZZ_DIR)/test/fuzz_handshake.o $(FUZZ_DIR)/cnode/handshake.o $(FUZZ_DIR)/cnode/md5.o
+	$(ld_verbose) $(SAN_CC) $(FUZZ_SAN) -o $@ $^ -pthread
+
+# Each target fuzzes for FUZZ_SECONDS / 3 into a work corpus under
+# _build/fuzz/corpus/ (seeded from test/fuzz/corpus/, which stays as it is).
+# fuzz_dispatch also reads the request seeds of fuzz_decode.
+fuzz: $(FUZZ_BINS)
+	$(Q) per=$$(( $(FUZZ_SECONDS) / $(words $(FUZZ_TARGETS)) )); [ $$per -ge 1 ] || per=1; \
+	failed=; \
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/artifacts; \
+	  seeds=test/fuzz/corpus/$$t; \
+	  [ $$t != fuzz_dispatch ] || seeds="$$seeds test/fuzz/corpus/fuzz_decode"; \
+	  echo "  FUZZ    $$t for $$per s (log: $(FUZZ_DIR)/$$t.log)"; \
+	  if EWP_FUZZ_HISTORY=$(FUZZ_DIR)/artifacts/$$t-history \
+	     ASAN_OPTIONS=$(FUZZ_ASAN_OPTIONS) UBSAN_OPTIONS=$(FUZZ_UBSAN_OPTIONS) \
+	     $(FUZZ_DIR)/$$t -max_total_time=$$per -max_len=$(FUZZ_MAX_LEN) -timeout=10 \
+	       -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t- $(FUZZ_FLAGS) \
+	       $(FUZZ_DIR)/corpus/$$t $$seeds >$(FUZZ_DIR)/$$t.log 2>&1; then \
+	    sed -n 's/^stat::\(number_of_executed_units\|average_exec_per_sec\|new_units_added\):/    \1:/p' \
+	      $(FUZZ_DIR)/$$t.log; \
+	    grep -o 'cov: [0-9]* ft: [0-9]*' $(FUZZ_DIR)/$$t.log | tail -1 | sed 's/^/    /'; \
+	  else \
+	    failed="$$failed $$t"; tail -60 $(FUZZ_DIR)/$$t.log; \
+	  fi; \
+	done; \
+	if [ -n "$$failed" ]; then \
+	  echo "fuzz: findings in$$failed; reproducers in $(FUZZ_DIR)/artifacts/"; exit 1; \
+	fi
+
+# The seeds, the work corpus and the saved crashes (test/fuzz/crashes/<target>-*),
+# each run once: a regression check that takes seconds.
+fuzz-regress: $(FUZZ_BINS)
+	$(Q) for t in $(FUZZ_TARGETS); do \
+	  files=$$(ls test/fuzz/corpus/$$t/* test/fuzz/crashes/$$t-* 2>/dev/null); \
+	  [ $$t != fuzz_dispatch ] || files="$$files $$(ls test/fuzz/corpus/fuzz_decode/*)"; \
+	  echo "  REGRESS $$t ($$(echo $$files | wc -w) inputs)"; \
+	  ASAN_OPTIONS=$(FUZZ_ASAN_OPTIONS) UBSAN_OPTIONS=$(FUZZ_UBSAN_OPTIONS) \
+	    $(FUZZ_DIR)/$$t $$files >$(FUZZ_DIR)/$$t-regress.log 2>&1 || \
+	    { tail -60 $(FUZZ_DIR)/$$t-regress.log; exit 1; }; \
+	done
+
+fuzz-corpus:
+	escript test/fuzz/make_corpus.escript test/fuzz/corpus
+
+# CUnit under ASan+UBSan: the same $(UNIT_SRC) and cnode modules as `check`,
+# objects in _build/asan/ so they never mix with the normal ones.
+$(ASAN_DIR)/cnode/%.o: cnode/%.c $(wildcard cnode/*.h)
+	@mkdir -p $(@D)
+	$(c_verbose) $(SAN_CC) $(SAN_CFLAGS) $(ASAN_SAN) -c -o $@ $<
+
+$(ASAN_DIR)/test/unit/%.o: test/unit/%.c $(wildcard cnode/*.h) $(wildcard test/unit/*.h)
+	@mkdir -p $(@D)
+	$(c_verbose) $(SAN_CC) $(SAN_CFLAGS) $(ASAN_SAN) -Wno-strict-prototypes -c -o $@ $<
+
+$(ASAN_DIR)/test/unit/run: $(ASAN_UNIT_OBJ) $(ASAN_LIB_OBJ)
+	$(ld_verbose) $(SAN_CC) $(ASAN_SAN) -o $@ $^ -L$(ERL_EI_LIB_DIR) -pthread $(LIBS) -lcunit
+
+ifeq ($(strip $(UNIT_SRC)),)
+asan-check:
+	@echo "asan-check: no CUnit sources in test/unit/ yet" >&2; exit 1
+else
+asan-check: $(ASAN_DIR)/test/unit/run
+	ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1 \
+	UBSAN_OPTIONS=$(FUZZ_UBSAN_OPTIONS) $(ASAN_DIR)/test/unit/run
+endif
+
+asan: priv/ewpcapd-asan
+
+priv/ewpcapd-asan: $(ASAN_CNODE_OBJ)
+	@mkdir -p priv
+	$(ld_verbose) $(SAN_CC) $(ASAN_SAN) -o $@ $^ -L$(ERL_EI_LIB_DIR) -pthread $(LIBS)
+
+fuzz-clean:
+	rm -rf $(FUZZ_DIR) $(ASAN_DIR) priv/ewpcapd-asan
+
+# ---- fuzzing and sanitizers (end)
