@@ -22,7 +22,9 @@
 #include "capture.h"
 #include "log.h"
 
-#define POLL_INTERVAL 0.01 /* seconds, for handles without a selectable fd */
+#define POLL_INTERVAL 0.01  /* seconds, for handles without a selectable fd */
+#define FILE_INTERVAL 1e-4  /* seconds between two chunks of a savefile */
+#define FILE_CHUNK 256      /* packets of a savefile read per chunk */
 
 static void readable_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void poll_cb(struct ev_loop *loop, ev_timer *w, int revents);
@@ -52,6 +54,8 @@ ewp_capture_open(struct ev_loop *loop, struct ewp_capture *c, const char *dev,
     c->fd = -1;
     c->watching = 0;
     c->failed = 0;
+    c->offline = 0;
+    c->dumper = NULL;
 
     pcap_err[0] = '\0';
     p = pcap_create(dev, pcap_err);
@@ -100,6 +104,47 @@ err:
     set_error(p, status, errbuf, errlen);
     pcap_close(p);
     return -1;
+}
+
+/* A savefile, read in chunks of FILE_CHUNK packets from a timer so that
+ * one file never starves the other clients; eof_cb at its end. */
+int
+ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, const char *path,
+                         char *errbuf, size_t errlen)
+{
+    char pcap_err[PCAP_ERRBUF_SIZE];
+
+    memset(&c->io, 0, sizeof(c->io));
+    c->loop = loop;
+    c->fd = -1;
+    c->watching = 0;
+    c->failed = 0;
+    c->offline = 1;
+    pcap_err[0] = '\0';
+    c->p = pcap_open_offline(path, pcap_err);
+    if (c->p == NULL) {
+        (void)snprintf(errbuf, errlen, "%s", pcap_err);
+        return -1;
+    }
+    c->dlt = pcap_datalink(c->p);
+    ev_io_init(&c->io, readable_cb, 0, EV_READ);
+    c->io.data = c;
+    ev_timer_init(&c->timer, poll_cb, 0., FILE_INTERVAL);
+    c->timer.data = c;
+    return 0;
+}
+
+/* {dump, Path}: captured packets are written to a savefile on this host
+ * instead of being sent to the owner. */
+int
+ewp_capture_dump_open(struct ewp_capture *c, const char *path, char *errbuf, size_t errlen)
+{
+    c->dumper = pcap_dump_open(c->p, path);
+    if (c->dumper == NULL) {
+        (void)snprintf(errbuf, errlen, "%s", pcap_geterr(c->p));
+        return -1;
+    }
+    return 0;
 }
 
 /* Compile and set a filter. The compiled program is freed on every path
@@ -201,6 +246,9 @@ void
 ewp_capture_close(struct ewp_capture *c)
 {
     ewp_capture_stop(c);
+    if (c->dumper != NULL)
+        pcap_dump_close(c->dumper);
+    c->dumper = NULL;
     if (c->p != NULL)
         pcap_close(c->p);
     c->p = NULL;
@@ -251,9 +299,18 @@ dispatch(struct ewp_capture *c)
 
     if (c->p == NULL)
         return;
-    n = pcap_dispatch(c->p, -1, handler, (unsigned char *)c);
+    n = pcap_dispatch(c->p, c->offline ? FILE_CHUNK : -1, handler, (unsigned char *)c);
     if (c->flush_cb != NULL)
         c->flush_cb(c);
+    if (c->dumper != NULL && n > 0)
+        (void)pcap_dump_flush(c->dumper);
+    if (c->offline && n == 0) {
+        ewp_capture_stop(c);
+        c->failed = 1; /* nothing more to read: stays stopped */
+        if (c->eof_cb != NULL)
+            c->eof_cb(c);
+        return;
+    }
     if (n == PCAP_ERROR) {
         char reason[PCAP_ERRBUF_SIZE];
 
@@ -270,6 +327,11 @@ handler(unsigned char *user, const struct pcap_pkthdr *h, const unsigned char *b
 {
     struct ewp_capture *c = (struct ewp_capture *)user;
 
+    if (c->dumper != NULL) {
+        pcap_dump((unsigned char *)c->dumper, h, bytes);
+        c->dumped++;
+        return;
+    }
     c->packet_cb(c, h, bytes);
 }
 

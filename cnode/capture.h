@@ -22,6 +22,7 @@ typedef void (*ewp_capture_packet_cb)(struct ewp_capture *c,
                                       const unsigned char *bytes);
 typedef void (*ewp_capture_error_cb)(struct ewp_capture *c, const char *reason);
 typedef void (*ewp_capture_flush_cb)(struct ewp_capture *c);
+typedef void (*ewp_capture_eof_cb)(struct ewp_capture *c);
 
 /*
  * Kernel buffer when {buffer, N} is not given. libpcap's 2 MiB default, in
@@ -53,11 +54,19 @@ struct ewp_capture {
     ewp_capture_packet_cb packet_cb; /* called per packet */
     ewp_capture_error_cb error_cb;   /* called once on a read error */
     ewp_capture_flush_cb flush_cb;   /* called after each pcap_dispatch, or NULL */
+    ewp_capture_eof_cb eof_cb;       /* a savefile is read to its end */
+    int offline;                     /* reading a savefile */
+    pcap_dumper_t *dumper;           /* {dump, Path}: packets go here instead */
+    unsigned long long dumped;       /* packets written to the dump */
     void *data;                      /* the caller's */
 };
 
 int ewp_capture_open(struct ev_loop *loop, struct ewp_capture *c, const char *dev,
                      const struct ewp_capture_opts *o, char *errbuf, size_t errlen);
+int ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, const char *path,
+                             char *errbuf, size_t errlen);
+int ewp_capture_dump_open(struct ewp_capture *c, const char *path, char *errbuf,
+                          size_t errlen);
 int ewp_capture_filter(struct ewp_capture *c, const char *filter, size_t len,
                        int optimize, uint32_t netmask, char *errbuf, size_t errlen);
 int ewp_capture_setprog(struct ewp_capture *c, struct bpf_program *prog, char *errbuf,

@@ -15,6 +15,7 @@
  * paused and the kernel ring absorbs the burst (its drops show in stats/1);
  * they resume when it drains.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +45,7 @@ struct ewp_handle {
     erlang_ref mon_ref;              /* ... with this monitor reference */
     struct ewp_peer *peer;           /* the owner's node connection */
     struct ewp_capture cap;          /* the pcap side */
-    char device[EWP_DEV_MAX + 1];    /* for info */
+    char device[EWP_PATH_MAX + 1];   /* for info: device, or savefile path */
     char *filter;                    /* current filter text, for info */
     size_t filter_len;               /* its length */
     int snaplen;                     /* for info and buffer reservation */
@@ -95,6 +96,8 @@ static void batch_close(struct ewp_handle *h);
 static void flush_cb(struct ewp_capture *c);
 static void pause_peer(struct ewp_peer *peer);
 static void error_cb(struct ewp_capture *c, const char *reason);
+static void eof_cb(struct ewp_capture *c);
+static const char *resolve_path(const char *path, size_t len, int must_exist, char *out);
 static void format_pid(const erlang_pid *pid, char *buf, size_t len);
 
 int
@@ -323,6 +326,7 @@ run(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req,
 
     switch (req->type) {
     case EWP_REQ_OPEN:
+    case EWP_REQ_OPEN_FILE:
         rv = do_open(peer, from, req, call, x);
         break;
 
@@ -397,6 +401,7 @@ do_open(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req,
     struct ewp_capture_opts copts;
     char errbuf[ERRBUF_SIZE];
     char who[MAXATOMLEN_UTF8 + 64];
+    char dump[PATH_MAX];
     const char *why;
     int rv;
     struct ewp_handle *h;
@@ -416,7 +421,14 @@ do_open(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req,
     h->snaplen = o->snaplen;
     h->time_unit = o->time_unit;
     h->batch = o->batch;
-    if (req->dev_len == 0) {
+    if (req->type == EWP_REQ_OPEN_FILE) {
+        why = resolve_path(req->dev, req->dev_len, 1, h->device);
+        if (why != NULL) {
+            EWP_LOG(1, "%s: open_file refused: %s", ewp_peer_name(peer), why);
+            free(h);
+            return ewp_encode_error_atom(x, why);
+        }
+    } else if (req->dev_len == 0) {
         if (ewp_capture_default_dev(h->device, sizeof(h->device), errbuf, sizeof(errbuf)) < 0)
             goto err_free;
     } else {
@@ -424,7 +436,9 @@ do_open(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req,
         h->device[req->dev_len] = '\0';
     }
 
-    why = refuse_open(peer, h->device);
+    why = refuse_open(peer, req->type == EWP_REQ_OPEN_FILE ? NULL : h->device);
+    if (why == NULL && o->dump_len > 0)
+        why = resolve_path(o->dump, o->dump_len, 0, dump);
     if (why != NULL) {
         EWP_LOG(1, "%s: open %s refused: %s", ewp_peer_name(peer), h->device, why);
         free(h);
@@ -437,8 +451,13 @@ do_open(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req,
     copts.timeout_ms = o->timeout_ms;
     copts.buffer = o->buffer > 0 ? o->buffer : EWP_DEFAULT_BUFFER;
     copts.monitor = o->monitor;
-    if (ewp_capture_open(cmd.loop, &h->cap, h->device, &copts, errbuf, sizeof(errbuf)) < 0)
+    if ((req->type == EWP_REQ_OPEN_FILE
+             ? ewp_capture_open_offline(cmd.loop, &h->cap, h->device, errbuf, sizeof(errbuf))
+             : ewp_capture_open(cmd.loop, &h->cap, h->device, &copts, errbuf, sizeof(errbuf))) < 0)
         goto err_free;
+    if (o->dump_len > 0 && ewp_capture_dump_open(&h->cap, dump, errbuf, sizeof(errbuf)) < 0)
+        goto err_close;
+    h->cap.eof_cb = eof_cb;
     h->cap.packet_cb = packet_cb;
     h->cap.error_cb = error_cb;
     h->cap.flush_cb = h->batch > 1 ? flush_cb : NULL;
@@ -518,7 +537,7 @@ refuse_open(struct ewp_peer *peer, const char *dev)
     struct ewp_handle *h;
     int n = 0, i;
 
-    if (cmd.policy.nallow > 0) {
+    if (dev != NULL && cmd.policy.nallow > 0) {
         for (i = 0; i < cmd.policy.nallow; i++)
             if (strcmp(cmd.policy.allow[i], dev) == 0)
                 break;
@@ -970,6 +989,66 @@ pause_peer(struct ewp_peer *peer)
     for (o = cmd.handles; o != NULL; o = o->next)
         if (o->peer == peer)
             ewp_capture_stop(&o->cap);
+}
+
+/* {ewpcap_eof, Ref}: a savefile has been read to its end */
+static void
+eof_cb(struct ewp_capture *c)
+{
+    struct ewp_handle *h = c->data;
+    ei_x_buff x;
+
+    batch_close(h);
+    if (ei_x_new(&x) < 0)
+        return;
+    if (ewp_encode_message_eof(&x, &h->owner, &h->ref) == 0)
+        send_frame(h->peer, &x);
+    ei_x_free(&x);
+}
+
+/*
+ * A savefile path confined to --files DIR: relative paths are taken in DIR,
+ * and the real path (symbolic links and ".." resolved; for a file to be
+ * created, that of its directory) must be DIR or under it. Returns NULL and
+ * the path in out (PATH_MAX), or the error atom.
+ */
+static const char *
+resolve_path(const char *path, size_t len, int must_exist, char *out)
+{
+    const char *dir = cmd.policy.files_dir;
+    char joined[PATH_MAX], parent[PATH_MAX];
+    char *slash;
+    size_t dlen;
+    int n;
+
+    if (dir == NULL)
+        return "files_disabled";
+    if (path[0] == '/')
+        n = snprintf(joined, sizeof(joined), "%.*s", (int)len, path);
+    else
+        n = snprintf(joined, sizeof(joined), "%s/%.*s", dir, (int)len, path);
+    if (n < 0 || (size_t)n >= sizeof(joined))
+        return "bad_path";
+    if (must_exist) {
+        if (realpath(joined, out) == NULL)
+            return "enoent";
+    } else {
+        slash = strrchr(joined, '/');
+        if (slash == NULL || slash[1] == '\0' || strcmp(slash + 1, "..") == 0 ||
+            strcmp(slash + 1, ".") == 0)
+            return "bad_path";
+        *slash = '\0';
+        if (realpath(joined[0] != '\0' ? joined : "/", parent) == NULL)
+            return "enoent";
+        n = snprintf(out, PATH_MAX, "%s/%s", strcmp(parent, "/") == 0 ? "" : parent, slash + 1);
+        if (n < 0 || n >= PATH_MAX)
+            return "bad_path";
+    }
+    dlen = strlen(dir);
+    if (strcmp(dir, "/") != 0 &&
+        (strncmp(out, dir, dlen) != 0 || (out[dlen] != '/' && out[dlen] != '\0')))
+        return "bad_path";
+    return NULL;
 }
 
 /* {ewpcap_error, Ref, Reason}: the capture is over, the handle stays */

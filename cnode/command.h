@@ -23,6 +23,8 @@ struct ewp_policy {
     int no_inject;            /* refuse write */
     int max_handles;          /* open handles in all, 0: no limit */
     int max_node_handles;     /* open handles per client node, 0: no limit */
+    const char *files_dir;    /* savefiles are read and written only under
+                                 this directory (realpath); NULL: refused */
 };
 
 /* The gen_server call being answered: a reply can wait (EWP_DEFERRED) */

@@ -12,6 +12,7 @@
  *   Request = {open, Dev, Opts} | {open, Dev, Opts, Owner} | {close, Ref}
  *           | {filter, Ref, Filter, Opts} | {write, Ref, Packet}
  *           | {stats, Ref} | dev | getifaddrs | info
+ *           | {open_file, Path, Opts} | {open_file, Path, Opts, Owner}
  *
  * ei's decoders trust their input and know nothing of the buffer's end, so
  * every frame is first walked by ewp_decode_check, which does bounds-check
@@ -41,7 +42,8 @@ enum {
     OPT_OPTIMIZE = 1 << 8,  /* {optimize, B} */
     OPT_NETMASK = 1 << 9,   /* {netmask, M} */
     OPT_LIMIT = 1 << 10,    /* {limit, N} */
-    OPT_BATCH = 1 << 11     /* {batch, N} */
+    OPT_BATCH = 1 << 11,    /* {batch, N} */
+    OPT_DUMP = 1 << 12      /* {dump, Path} */
 };
 
 #define OPTS_FILTER (OPT_OPTIMIZE | OPT_NETMASK | OPT_LIMIT)
@@ -132,6 +134,7 @@ ewp_decode_request(const char *buf, int *index, struct ewp_request *req)
         {"dev", EWP_REQ_DEV, 0, 0},
         {"getifaddrs", EWP_REQ_GETIFADDRS, 0, 0},
         {"info", EWP_REQ_INFO, 0, 0},
+        {"open_file", EWP_REQ_OPEN_FILE, 3, 4},
     };
     char atom[MAXATOMLEN];
     int i = *index;
@@ -169,6 +172,22 @@ ewp_decode_request(const char *buf, int *index, struct ewp_request *req)
         if (decode_bytes(buf, &i, &req->dev, &req->dev_len) < 0)
             return EWP_DECODE_BADARG;
         if (req->dev_len > EWP_DEV_MAX || memchr(req->dev, '\0', req->dev_len) != NULL)
+            return EWP_DECODE_BADARG;
+        if (decode_opts(buf, &i, &req->opts, OPTS_OPEN) < 0)
+            return EWP_DECODE_BADARG;
+        if (arity == 4) {
+            if (ei_decode_pid(buf, &i, &req->owner) < 0)
+                return EWP_DECODE_BADARG;
+            req->has_owner = 1;
+        }
+        break;
+
+    case EWP_REQ_OPEN_FILE:
+        /* {open_file, Path :: binary() | string(), Opts :: list()[, Owner :: pid()]} */
+        if (decode_bytes(buf, &i, &req->dev, &req->dev_len) < 0)
+            return EWP_DECODE_BADARG;
+        if (req->dev_len == 0 || req->dev_len > EWP_PATH_MAX ||
+            memchr(req->dev, '\0', req->dev_len) != NULL)
             return EWP_DECODE_BADARG;
         if (decode_opts(buf, &i, &req->opts, OPTS_OPEN) < 0)
             return EWP_DECODE_BADARG;
@@ -283,7 +302,7 @@ decode_opt(const char *buf, int *index, struct ewp_opts *o, int allowed, int *se
         {"monitor", OPT_MONITOR},     {"time_unit", OPT_TIME_UNIT},
         {"filter", OPT_FILTER},       {"optimize", OPT_OPTIMIZE},
         {"netmask", OPT_NETMASK},     {"limit", OPT_LIMIT},
-        {"batch", OPT_BATCH},
+        {"batch", OPT_BATCH},         {"dump", OPT_DUMP},
     };
     char key[MAXATOMLEN];
     char val[MAXATOMLEN];
@@ -322,6 +341,20 @@ decode_opt(const char *buf, int *index, struct ewp_opts *o, int allowed, int *se
         if (first)
             o->buffer = (int)l;
         break;
+
+    case OPT_DUMP: { /* {dump, Path :: binary() | string()} */
+        const char *d;
+        size_t dlen;
+
+        if (decode_bytes(buf, &i, &d, &dlen) < 0 || dlen == 0 || dlen > EWP_PATH_MAX ||
+            memchr(d, '\0', dlen) != NULL)
+            return -1;
+        if (first) {
+            o->dump = d;
+            o->dump_len = dlen;
+        }
+        break;
+    }
 
     case OPT_BATCH: /* {batch, 1..EWP_BATCH_MAX} */
         if (decode_int(buf, &i, 1, EWP_BATCH_MAX, &l) < 0)

@@ -13,6 +13,7 @@
 #include <ei.h>
 
 #define EWP_DEV_MAX 255          /* longest device name accepted */
+#define EWP_PATH_MAX 4095        /* longest file path accepted */
 #define EWP_TERM_DEPTH_MAX 64    /* deepest nesting ewp_decode_check accepts */
 #define EWP_FILTER_LIMIT 8192    /* default {limit, N} */
 #define EWP_BATCH_MAX 65536      /* largest {batch, N} */
@@ -30,7 +31,8 @@ enum ewp_req_type {
     EWP_REQ_STATS,      /* {stats, Ref} */
     EWP_REQ_DEV,        /* dev */
     EWP_REQ_GETIFADDRS, /* getifaddrs */
-    EWP_REQ_INFO        /* info */
+    EWP_REQ_INFO,       /* info */
+    EWP_REQ_OPEN_FILE   /* {open_file, Path, Opts} */
 };
 
 enum ewp_time_unit {
@@ -53,11 +55,13 @@ struct ewp_opts {
     uint32_t netmask;         /* pcap_compile netmask */
     long limit;               /* filter length limit, < 0: none */
     int batch;                /* packets per message, 1: {ewpcap, ...} each */
+    const char *dump;         /* {dump, Path}: record to this savefile */
+    size_t dump_len;          /* its length, 0: no dump */
 };
 
 struct ewp_request {
     enum ewp_req_type type;   /* which request */
-    const char *dev;          /* open: device name, not NUL-terminated */
+    const char *dev;          /* open: device name (open_file: path), not NUL-terminated */
     size_t dev_len;           /* open: its length, 0 = default device */
     int has_owner;            /* open: an Owner pid was given */
     erlang_pid owner;         /* open: that pid */

@@ -6,6 +6,7 @@
  * reverse. It is the only place that exits.
  */
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@ struct config {
     const char *netns;             /* --netns */
     int watch_stdin;               /* --stdin */
     const char *user;              /* --user */
+    char files[PATH_MAX];          /* --files, resolved */
     const char *allow[ALLOW_MAX];  /* --allow */
     struct ewp_policy policy;      /* passed to command.c */
     struct ewp_node_config node;   /* passed to node.c */
@@ -132,6 +134,8 @@ usage(FILE *out)
         "  --no-inject          refuse write (packet injection)\n"
         "  --max-handles N      open handles in all (default: no limit)\n"
         "  --max-node-handles N open handles per client node (default: no limit)\n"
+        "  --files DIR          savefiles may be read ({file, Path}) and written\n"
+        "                       ({dump, Path}) under DIR only (default: refused)\n"
         "  --user USER          run as USER, keeping only cap_net_raw and\n"
         "                       cap_net_admin (when started as root)\n"
         "  --stdin              exit when standard input closes (used as a port)\n"
@@ -146,7 +150,7 @@ parse_args(int argc, char *argv[], struct config *cfg)
 {
     enum { O_SNAME = 256, O_NAME, O_COOKIE, O_COOKIE_FILE, O_LISTEN, O_PORT, O_NETNS,
            O_TICKTIME, O_STDIN, O_ALLOW, O_NO_INJECT, O_MAX_HANDLES, O_MAX_NODE_HANDLES,
-           O_USER };
+           O_USER, O_FILES };
     static const struct option longopts[] = {
         {"sname", required_argument, NULL, O_SNAME},
         {"name", required_argument, NULL, O_NAME},
@@ -162,6 +166,7 @@ parse_args(int argc, char *argv[], struct config *cfg)
         {"max-handles", required_argument, NULL, O_MAX_HANDLES},
         {"max-node-handles", required_argument, NULL, O_MAX_NODE_HANDLES},
         {"user", required_argument, NULL, O_USER},
+        {"files", required_argument, NULL, O_FILES},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -251,6 +256,13 @@ parse_args(int argc, char *argv[], struct config *cfg)
             break;
         case O_USER:
             cfg->user = optarg;
+            break;
+        case O_FILES:
+            if (realpath(optarg, cfg->files) == NULL) {
+                (void)fprintf(stderr, "ewpcapd: --files %s: %s\n", optarg, strerror(errno));
+                return -1;
+            }
+            cfg->policy.files_dir = cfg->files;
             break;
         case 'v':
             ewp_verbose++;

@@ -107,6 +107,7 @@
     | {monitor, boolean()}
     | {time_unit, timestamp | microsecond}
     | {batch, 1..65536}
+    | {dump, iodata()}
     | {filter, iodata()}
     | filter_option().
 %% <ul>
@@ -130,6 +131,9 @@
 %%     `{ewpcap_batch, Ref, DatalinkType, [{Time, Length, Packet}]}', sent
 %%     when full and after each read from the kernel ring (so it adds no
 %%     delay); default 1: one `{ewpcap, ...}' message per packet.</li>
+%% <li>`{dump, Path}': record the packets to a pcap savefile on the
+%%     daemon's host instead of sending them (the daemon's `--files DIR'
+%%     confines `Path'; relative paths are taken in DIR).</li>
 %% <li>`{filter, Filter}': a pcap filter applied once the handle is active,
 %%     with the filter options; default none (every packet).</li>
 %% <li>the filter options, see filter_option().</li>
@@ -172,7 +176,7 @@ open() ->
 
 %% @doc Opens a device with the default options.
 %% Same as `open(Dev, [])'.
--spec open(iodata()) -> {ok, socket()} | {error, term()}.
+-spec open(iodata() | {file, iodata()}) -> {ok, socket()} | {error, term()}.
 open(Dev) ->
     open(Dev, []).
 
@@ -198,7 +202,7 @@ open(Dev) ->
 %% `{error, {bad_option, Key}}' for an unknown option and
 %% `{error, nodedown}' when the daemon cannot be reached. Raises `badarg'
 %% when `Dev' is not iodata or an option has a value of the wrong type.
--spec open(iodata(), options()) -> {ok, socket()} | {error, term()}.
+-spec open(iodata() | {file, iodata()}, options()) -> {ok, socket()} | {error, term()}.
 open(Dev, Options) ->
     DevBin = ewpcap_opts:device(Dev),
     case ewpcap_opts:open(Options) of
@@ -212,7 +216,7 @@ open(Dev, Options) ->
     end.
 
 %% @doc Opens a device on the ewpcapd node `Node'; otherwise as open/2.
--spec open(node(), iodata(), options()) -> {ok, socket()} | {error, term()}.
+-spec open(node(), iodata() | {file, iodata()}, options()) -> {ok, socket()} | {error, term()}.
 open(Node, Dev, Options) when is_atom(Node) ->
     DevBin = ewpcap_opts:device(Dev),
     case ewpcap_opts:open(Options) of
@@ -302,7 +306,9 @@ read(#ewpcap_resource{ref = Ref}, Timeout) when
                     Rest =/= [] andalso put({ewpcap_batch, Ref}, Rest),
                     {ok, Packet};
                 {ewpcap_error, Ref, Reason} ->
-                    {error, Reason}
+                    {error, Reason};
+                {ewpcap_eof, Ref} ->
+                    {error, eof}
             after Timeout ->
                 {error, eagain}
             end
@@ -494,7 +500,12 @@ stop_guard(Guard, Ref) ->
 guard(Owner, Tag, Node, Dev, Options) ->
     process_flag(trap_exit, true),
     OwnerMRef = erlang:monitor(process, Owner),
-    case call(Node, {open, Dev, Options, Owner}) of
+    Request =
+        case Dev of
+            {file, Path} -> {open_file, Path, Options, Owner};
+            _ -> {open, Dev, Options, Owner}
+        end,
+    case call(Node, Request) of
         {ok, Ref} = Reply when is_reference(Ref) ->
             Owner ! {Tag, Reply},
             true = erlang:monitor_node(Node, true),

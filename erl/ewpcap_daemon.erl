@@ -219,13 +219,21 @@ start_daemon() ->
         false -> {stop, {ewpcapd, {enoent, Exe}}}
     end.
 
+%% The embedded daemon runs as the same user as this node: it may read and
+%% write savefiles wherever that user may (app env `files', default "/").
+files_args() ->
+    case application:get_env(ewpcap, files, "/") of
+        none -> [];
+        Dir -> ["--files", Dir]
+    end.
+
 start_daemon(Exe) ->
     [_, Host] = string:split(atom_to_list(erlang:node()), "@"),
     {NameFlag, Name} = daemon_name(Host),
     Port = open_port(
         {spawn_executable, Exe},
         [
-            {args, [NameFlag, Name, "--stdin"]},
+            {args, [NameFlag, Name, "--stdin" | files_args()]},
             {env, [{"EWPCAPD_COOKIE", atom_to_list(erlang:get_cookie())}]},
             {line, 1024},
             use_stdio,

@@ -52,7 +52,14 @@
 %% becomes `<<"any">>' (the Linux pseudo device), any other iodata its
 %% binary. Raises `badarg' for anything else, and for names that no
 %% interface can have (longer than 255 bytes, or holding a NUL byte).
--spec device(iodata()) -> binary().
+-spec device(iodata() | {file, iodata()}) -> binary() | {file, binary()}.
+device({file, Path}) ->
+    Bin = to_binary(Path),
+    case byte_size(Bin) > 0 andalso byte_size(Bin) =< 4095 andalso
+        binary:match(Bin, <<0>>) =:= nomatch of
+        true -> {file, Bin};
+        false -> erlang:error(badarg)
+    end;
 device(<<>>) ->
     <<>>;
 device([]) ->
@@ -143,6 +150,11 @@ open_opt({time_unit, U} = Opt) when U =:= timestamp; U =:= microsecond ->
     {ok, Opt};
 open_opt({batch, N} = Opt) when ?is_int(N, 1, 65536) ->
     {ok, Opt};
+open_opt({dump, Path}) ->
+    case is_iodata(Path) andalso iolist_size(Path) > 0 of
+        true -> {ok, {dump, iolist_to_binary(Path)}};
+        false -> badarg
+    end;
 open_opt({filter, F}) ->
     case is_iodata(F) of
         true -> {ok, {filter, iolist_to_binary(F)}};
@@ -157,7 +169,8 @@ open_opt({Key, _}) when
     Key =:= buffer;
     Key =:= monitor;
     Key =:= time_unit;
-    Key =:= batch
+    Key =:= batch;
+    Key =:= dump
 ->
     badarg;
 open_opt(Opt) ->
