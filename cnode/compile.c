@@ -42,6 +42,7 @@ ewp_compile_init(struct ev_loop *loop, ewp_compile_done_cb done)
 {
     cc.loop = loop;
     cc.done_cb = done;
+    cc.stop = 0;
     cc.todo = cc.done = NULL;
     cc.todo_tail = &cc.todo;
     cc.done_tail = &cc.done;

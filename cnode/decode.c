@@ -539,8 +539,10 @@ static int
 check_atom(const unsigned char *b, size_t len, size_t *i)
 {
     size_t n;
+    int is_utf8;
 
     NEED(1);
+    is_utf8 = b[*i] == ERL_ATOM_UTF8_EXT || b[*i] == ERL_SMALL_ATOM_UTF8_EXT;
     switch (b[*i]) {
     case ERL_ATOM_EXT:
     case ERL_ATOM_UTF8_EXT:
@@ -557,7 +559,10 @@ check_atom(const unsigned char *b, size_t len, size_t *i)
     default:
         return -1;
     }
-    if (n > 255 * 4)
+    /* At most 255 characters: Latin-1 atoms 255 bytes, UTF-8 ones 4 bytes a
+     * character. A longer Latin-1 atom does not fit ei's buffer once
+     * converted, and ei_skip_term then silently stops inside a tuple. */
+    if (n > (is_utf8 ? 255 * 4 : 255))
         return -1;
     NEED(n);
     *i += n;

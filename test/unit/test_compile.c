@@ -1,0 +1,215 @@
+/*
+ * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
+ *
+ * CUnit tests of cnode/compile.c: ewp_compile_run in the calling thread,
+ * and the worker thread driven from a libev loop (submit, done callbacks in
+ * order, shutdown freeing what is left).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <CUnit/CUnit.h>
+#include <ev.h>
+#include <pcap/pcap.h>
+
+#include "compile.h"
+
+int ewp_compile_suite_init(void);
+int ewp_compile_suite_clean(void);
+
+static struct ev_loop *loop;
+
+int
+ewp_compile_suite_init(void)
+{
+    loop = ev_loop_new(EVFLAG_AUTO);
+    return loop != NULL ? 0 : -1;
+}
+
+int
+ewp_compile_suite_clean(void)
+{
+    if (loop != NULL)
+        ev_loop_destroy(loop);
+    loop = NULL;
+    return 0;
+}
+
+/* A job as command.c makes them: calloc'd, texts strdup'd */
+static struct ewp_compile_job *
+job_new(const char *text, const char *fallback, int linktype)
+{
+    struct ewp_compile_job *job = calloc(1, sizeof(*job));
+
+    if (job == NULL)
+        return NULL;
+    job->text = strdup(text);
+    job->fallback = fallback != NULL ? strdup(fallback) : NULL;
+    job->optimize = 1;
+    job->netmask = PCAP_NETMASK_UNKNOWN;
+    job->linktype = linktype;
+    job->snaplen = 65535;
+    return job;
+}
+
+static void
+test_run_compiles_in_the_calling_thread(void)
+{
+    struct ewp_compile_job *job;
+
+    job = job_new("udp port 53", NULL, DLT_EN10MB);
+    CU_ASSERT_FATAL(job != NULL);
+    CU_ASSERT(ewp_compile_run(job) == 0);
+    CU_ASSERT(job->ok == 1);
+    CU_ASSERT(job->prog.bf_len > 0 && job->prog.bf_insns != NULL);
+    ewp_compile_free(job);
+
+    /* an empty filter accepts everything */
+    job = job_new("", NULL, DLT_EN10MB);
+    CU_ASSERT_FATAL(job != NULL);
+    CU_ASSERT(ewp_compile_run(job) == 0 && job->ok == 1 && job->prog.bf_len >= 1);
+    ewp_compile_free(job);
+}
+
+static void
+test_run_gives_the_pcap_error_of_a_bad_filter(void)
+{
+    struct ewp_compile_job *job;
+
+    job = job_new("no such thing", NULL, DLT_EN10MB);
+    CU_ASSERT_FATAL(job != NULL);
+    CU_ASSERT(ewp_compile_run(job) == -1);
+    CU_ASSERT(job->ok == 0);
+    CU_ASSERT(job->errbuf[0] != '\0');
+    ewp_compile_free(job);
+
+    /* the link type is the handle's: no Ethernet header on DLT_RAW */
+    job = job_new("ether host 02:00:00:00:00:01", NULL, DLT_RAW);
+    CU_ASSERT_FATAL(job != NULL);
+    CU_ASSERT(ewp_compile_run(job) == -1 && job->ok == 0 && job->errbuf[0] != '\0');
+    ewp_compile_free(job);
+    job = job_new("ether host 02:00:00:00:00:01", NULL, DLT_EN10MB);
+    CU_ASSERT_FATAL(job != NULL);
+    CU_ASSERT(ewp_compile_run(job) == 0 && job->ok == 1);
+    ewp_compile_free(job);
+
+    /* and so is the netmask */
+    job = job_new("ip broadcast", NULL, DLT_EN10MB);
+    CU_ASSERT_FATAL(job != NULL);
+    CU_ASSERT(ewp_compile_run(job) == -1 && job->ok == 0);
+    job->netmask = 0xffffff00U;
+    job->errbuf[0] = '\0';
+    CU_ASSERT(ewp_compile_run(job) == 0 && job->ok == 1);
+    ewp_compile_free(job);
+}
+
+static void
+test_run_falls_back_when_the_first_text_fails(void)
+{
+    struct ewp_compile_job *job;
+
+    job = job_new("no such thing", "tcp", DLT_EN10MB);
+    CU_ASSERT_FATAL(job != NULL);
+    CU_ASSERT(ewp_compile_run(job) == 0);
+    CU_ASSERT(job->ok == 1 && job->prog.bf_len > 0);
+    ewp_compile_free(job);
+
+    job = job_new("no such thing", "nor this", DLT_EN10MB);
+    CU_ASSERT_FATAL(job != NULL);
+    CU_ASSERT(ewp_compile_run(job) == -1);
+    CU_ASSERT(job->ok == 0 && job->errbuf[0] != '\0');
+    ewp_compile_free(job);
+
+    /* the fallback is not used when the first text compiles */
+    job = job_new("udp", "no such thing", DLT_EN10MB);
+    CU_ASSERT_FATAL(job != NULL);
+    CU_ASSERT(ewp_compile_run(job) == 0 && job->ok == 1);
+    ewp_compile_free(job);
+}
+
+/* ---- the worker ---- */
+
+#define N_JOBS 4
+
+static int done_order[N_JOBS + 4];
+static int done_ok[N_JOBS + 4];
+static int done_count;
+
+static void
+done_cb(struct ewp_compile_job *job)
+{
+    int n = (int)(long)job->data;
+
+    if (done_count < (int)(sizeof(done_order) / sizeof(done_order[0]))) {
+        done_order[done_count] = n;
+        done_ok[done_count] = job->ok;
+    }
+    done_count++;
+    ewp_compile_free(job);
+}
+
+static void
+on_timeout(struct ev_loop *lp, ev_timer *w, int revents)
+{
+    (void)revents;
+    *(int *)w->data = 1;
+    ev_break(lp, EVBREAK_ALL);
+}
+
+static void
+test_worker_compiles_and_calls_back_in_order(void)
+{
+    static const char *const texts[N_JOBS] = {"udp", "no such thing", "tcp port 80",
+                                              "arp or rarp"};
+    ev_timer timer;
+    int n, timed_out = 0;
+
+    done_count = 0;
+    CU_ASSERT_FATAL(ewp_compile_init(loop, done_cb) == 0);
+    for (n = 0; n < N_JOBS; n++) {
+        struct ewp_compile_job *job = job_new(texts[n], NULL, DLT_EN10MB);
+
+        CU_ASSERT_FATAL(job != NULL);
+        job->data = (void *)(long)n;
+        ewp_compile_submit(job);
+    }
+    ev_timer_init(&timer, on_timeout, 20.0, 0.0);
+    timer.data = &timed_out;
+    ev_timer_start(loop, &timer);
+    while (done_count < N_JOBS && !timed_out)
+        ev_run(loop, EVRUN_ONCE);
+    ev_timer_stop(loop, &timer);
+
+    CU_ASSERT(timed_out == 0);
+    CU_ASSERT(done_count == N_JOBS);
+    for (n = 0; n < N_JOBS && n < done_count; n++) {
+        CU_ASSERT(done_order[n] == n);
+        CU_ASSERT(done_ok[n] == (n != 1));
+    }
+
+    /* jobs still queued at shutdown are freed without their callback */
+    for (n = 0; n < 3; n++) {
+        struct ewp_compile_job *job = job_new("udp or tcp or icmp", NULL, DLT_EN10MB);
+
+        CU_ASSERT_FATAL(job != NULL);
+        job->data = (void *)(long)(N_JOBS + n);
+        ewp_compile_submit(job);
+    }
+    ewp_compile_shutdown();
+    CU_ASSERT(done_count == N_JOBS);
+    ewp_compile_shutdown(); /* again: nothing */
+    ev_run(loop, EVRUN_NOWAIT);
+    CU_ASSERT(done_count == N_JOBS);
+}
+
+CU_TestInfo ewp_compile_tests[] = {
+    {"ewp_compile_run compiles in the calling thread", test_run_compiles_in_the_calling_thread},
+    {"ewp_compile_run gives the pcap error of a bad filter",
+     test_run_gives_the_pcap_error_of_a_bad_filter},
+    {"ewp_compile_run falls back when the first text fails",
+     test_run_falls_back_when_the_first_text_fails},
+    {"the worker compiles and calls back in submission order",
+     test_worker_compiles_and_calls_back_in_order},
+    CU_TEST_INFO_NULL,
+};
