@@ -121,7 +121,8 @@ clean:
 #
 # Reproduce a finding: _build/fuzz/<target> <crash file>. fuzz_dispatch keeps
 # state between inputs; its _build/fuzz/artifacts/fuzz_dispatch-history file
-# replays every input since the last reset (see test/fuzz/fuzz_dispatch.c).
+# replays every input since the last reset (see test/fuzz/fuzz_dispatch.c);
+# it needs EWP_FUZZ_FILES=$(CURDIR)/_build/fuzz/files (its --files directory).
 
 SAN_CC ?= clang
 FUZZ_SECONDS ?= 60
@@ -135,7 +136,7 @@ SAN_CFLAGS = -O1 -g -fno-omit-frame-pointer $(filter-out -Werror,$(WARN)) -std=g
 	-I$(ERL_EI_INCLUDE_DIR) -Icnode
 FUZZ_SAN = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 ASAN_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_ASAN_OPTIONS = detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1
+FUZZ_ASAN_OPTIONS = detect_leaks=1:detect_stack_use_after_return=1
 FUZZ_UBSAN_OPTIONS = print_stacktrace=1:halt_on_error=1
 
 FUZZ_BINS = $(addprefix $(FUZZ_DIR)/,$(FUZZ_TARGETS))
@@ -179,7 +180,7 @@ fuzz: $(FUZZ_BINS)
 	  seeds=test/fuzz/corpus/$$t; \
 	  [ $$t != fuzz_dispatch ] || seeds="$$seeds test/fuzz/corpus/fuzz_decode"; \
 	  echo "  FUZZ    $$t for $$per s (log: $(FUZZ_DIR)/$$t.log)"; \
-	  if EWP_FUZZ_HISTORY=$(FUZZ_DIR)/artifacts/$$t-history \
+	  if EWP_FUZZ_HISTORY=$(FUZZ_DIR)/artifacts/$$t-history EWP_FUZZ_FILES=$(CURDIR)/$(FUZZ_DIR)/files \
 	     ASAN_OPTIONS=$(FUZZ_ASAN_OPTIONS) UBSAN_OPTIONS=$(FUZZ_UBSAN_OPTIONS) \
 	     $(FUZZ_DIR)/$$t -max_total_time=$$per -max_len=$(FUZZ_MAX_LEN) -timeout=10 \
 	       -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t- $(FUZZ_FLAGS) \
@@ -202,6 +203,7 @@ fuzz-regress: $(FUZZ_BINS)
 	  files=$$(ls test/fuzz/corpus/$$t/* test/fuzz/crashes/$$t-* 2>/dev/null); \
 	  [ $$t != fuzz_dispatch ] || files="$$files $$(ls test/fuzz/corpus/fuzz_decode/*)"; \
 	  echo "  REGRESS $$t ($$(echo $$files | wc -w) inputs)"; \
+	  EWP_FUZZ_FILES=$(CURDIR)/$(FUZZ_DIR)/files \
 	  ASAN_OPTIONS=$(FUZZ_ASAN_OPTIONS) UBSAN_OPTIONS=$(FUZZ_UBSAN_OPTIONS) \
 	    $(FUZZ_DIR)/$$t $$files >$(FUZZ_DIR)/$$t-regress.log 2>&1 || \
 	    { tail -60 $(FUZZ_DIR)/$$t-regress.log; exit 1; }; \
@@ -242,3 +244,43 @@ fuzz-clean:
 	rm -rf $(FUZZ_DIR) $(ASAN_DIR) priv/ewpcapd-asan
 
 # ---- fuzzing and sanitizers (end)
+
+# ---- bench (begin)
+#
+#   make bench        (root) pktgen into a veth between network namespaces;
+#                     bare libpcap, Erlang distribution and ewpcap (1 packet per
+#                     message, {batch, 64}, same host and remote owner) side by
+#                     side; latency and RSS checks. Prints the table and
+#                     PASS/FAIL per target; writes bench/out/results.{json,csv}
+#                     and bench/out/plot.png. BENCH_STRICT=1: exit 1 on a FAIL.
+#                     Also BENCH_COUNT, BENCH_RATES, BENCH_SIZES (bench/run.sh).
+#   make bench-build  only the bench programs
+#   make bench-clean  remove bench/out
+
+BENCH_OUT = bench/out
+BENCH_BINS = $(BENCH_OUT)/pktgen $(BENCH_OUT)/pcapcount
+BENCH_CFLAGS = $(CFLAGS) $(WARN) -std=gnu11
+
+.PHONY: bench bench-build bench-clean
+
+bench-build: $(BENCH_BINS) $(BENCH_OUT)/ebin/ewpcap_bench.beam
+
+$(BENCH_OUT)/pktgen: bench/pktgen.c
+	@mkdir -p $(@D)
+	$(c_verbose) $(CC) $(BENCH_CFLAGS) -o $@ $< $(LDFLAGS)
+
+$(BENCH_OUT)/pcapcount: bench/pcapcount.c
+	@mkdir -p $(@D)
+	$(c_verbose) $(CC) $(BENCH_CFLAGS) -o $@ $< $(LDFLAGS) -lpcap
+
+$(BENCH_OUT)/ebin/ewpcap_bench.beam: bench/ewpcap_bench.erl $(wildcard include/*.hrl)
+	@mkdir -p $(@D)
+	$(erlc_verbose) erlc -Wall +warnings_as_errors -I include -o $(@D) $<
+
+bench: all bench-build
+	bash bench/run.sh
+
+bench-clean:
+	rm -rf $(BENCH_OUT)
+
+# ---- bench (end)
