@@ -284,3 +284,23 @@ bench-clean:
 	rm -rf $(BENCH_OUT)
 
 # ---- bench (end)
+
+# ---- live sanitizer runs (begin)
+# The live capture suite (group lo of ewpcap_SUITE) with the embedded daemon
+# run under valgrind memcheck, then built with ASan+UBSan.
+SAN_DIR = $(CURDIR)/_build/san
+SAN_CT = ct_run -noshell -pa $(CURDIR)/ebin -dir test -suite ewpcap_SUITE -group lo \
+	-logdir $(CT_LOGDIR) -include $(CURDIR)/include
+
+ct-memcheck: all
+	@rm -rf $(SAN_DIR)/memcheck && mkdir -p $(SAN_DIR)/memcheck $(CT_LOGDIR)
+	EWP_SAN_DIR=$(SAN_DIR)/memcheck $(SAN_CT) \
+		-erl_args -ewpcap ewpcapd '"$(CURDIR)/test/sanitize/ewpcapd-memcheck"'
+	bash test/sanitize/verdict $(SAN_DIR)/memcheck memcheck
+
+ct-asan: all asan
+	@rm -rf $(SAN_DIR)/asan && mkdir -p $(SAN_DIR)/asan $(CT_LOGDIR)
+	EWP_SAN_DIR=$(SAN_DIR)/asan $(SAN_CT) \
+		-erl_args -ewpcap ewpcapd '"$(CURDIR)/test/sanitize/ewpcapd-asan"'
+	bash test/sanitize/verdict $(SAN_DIR)/asan asan
+# ---- live sanitizer runs (end)
