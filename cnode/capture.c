@@ -195,6 +195,10 @@ int
 ewp_capture_write(struct ewp_capture *c, const void *buf, size_t len, char *errbuf,
                   size_t errlen)
 {
+    if (len == 0) { /* libpcap's own text, without a stale errno after it */
+        (void)snprintf(errbuf, errlen, "The number of bytes to be sent must be positive");
+        return -1;
+    }
     if (len > (size_t)0x7fffffff) {
         (void)snprintf(errbuf, errlen, "packet too large");
         return -1;

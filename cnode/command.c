@@ -179,6 +179,30 @@ out:
     ei_x_free(&x);
 }
 
+/* A message to a name that ewp_decode_check refused (a fun inside, nesting
+ * too deep, ...): if its call envelope is sound, the caller still gets
+ * {error, badarg} or {error, unknown_request} instead of waiting forever. */
+void
+ewp_command_refuse(struct ewp_peer *peer, const char *to_name, const char *msg, size_t len)
+{
+    erlang_pid from;
+    ei_x_buff x;
+    int i = 1, kind, tag_index, tag_len;
+
+    kind = strcmp(to_name, "ewpcap") == 0 ? ewp_decode_check_call(msg, len, 1) : -3;
+    if (kind == -3 || ewp_decode_call(msg, &i, &from, &tag_index, &tag_len) < 0 ||
+        strcmp(from.node, ewp_peer_name(peer)) != 0) {
+        EWP_LOG(1, "%s: malformed message to %s dropped", ewp_peer_name(peer), to_name);
+        return;
+    }
+    if (ei_x_new(&x) < 0)
+        return;
+    if (ewp_encode_reply_begin(&x, &from, msg + tag_index, tag_len) == 0 &&
+        ewp_encode_error_atom(&x, kind == EWP_DECODE_BADARG ? "badarg" : "unknown_request") == 0)
+        send_frame(peer, &x);
+    ei_x_free(&x);
+}
+
 /* Decode the request at buf[*index] and run it; the reply term is
  * appended to x. monitor_owner: an open monitors its owner instead of
  * linking to the caller (rpc). Returns 0, or -1 when encoding failed. */

@@ -49,6 +49,8 @@ int ewp_command_count(void);
 int ewp_command_request(struct ewp_peer *peer, const erlang_pid *from, const char *buf,
                         int *index, int monitor_owner, const struct ewp_call *call,
                         ei_x_buff *x);
+void ewp_command_refuse(struct ewp_peer *peer, const char *to_name, const char *msg,
+                        size_t len);
 int ewp_command_pid_of(const erlang_ref *ref, erlang_pid *pid);
 void ewp_command_monitor(struct ewp_peer *peer, const erlang_pid *from, const char *to,
                          int to_len, const char *ref, int ref_len);

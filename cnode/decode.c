@@ -49,6 +49,24 @@ enum {
 #define OPTS_FILTER (OPT_OPTIMIZE | OPT_NETMASK | OPT_LIMIT)
 #define OPTS_OPEN (~0)
 
+static const struct {
+    const char *name;
+    enum ewp_req_type type;
+    int min_arity;
+    int max_arity;
+} reqs[] = {
+    {"open", EWP_REQ_OPEN, 3, 4},
+    {"close", EWP_REQ_CLOSE, 2, 2},
+    {"filter", EWP_REQ_FILTER, 4, 4},
+    {"write", EWP_REQ_WRITE, 3, 3},
+    {"stats", EWP_REQ_STATS, 2, 2},
+    {"dev", EWP_REQ_DEV, 0, 0},
+    {"getifaddrs", EWP_REQ_GETIFADDRS, 0, 0},
+    {"info", EWP_REQ_INFO, 0, 0},
+    {"open_file", EWP_REQ_OPEN_FILE, 3, 4},
+};
+#define NREQS (sizeof(reqs) / sizeof(reqs[0]))
+
 static int check_term(const unsigned char *b, size_t len, size_t *i, int depth);
 static int check_atom(const unsigned char *b, size_t len, size_t *i);
 static uint32_t get32(const unsigned char *p);
@@ -74,6 +92,45 @@ ewp_decode_check(const char *buf, size_t len, int *index)
         return -1;
     *index = (int)i;
     return 0;
+}
+
+/*
+ * For a message that ewp_decode_check refused as a whole: is it at least a
+ * call, {'$gen_call', {Pid, Tag}, Request}, whose envelope is sound, so that
+ * the caller can be told? Returns EWP_DECODE_BADARG (a known request, say
+ * with a fun or nested too deep), EWP_DECODE_UNKNOWN (anything else) or -3
+ * when there is nobody to answer. buf[*index] is the first byte after the
+ * version byte.
+ */
+int
+ewp_decode_check_call(const char *buf, size_t len, int index)
+{
+    const unsigned char *b = (const unsigned char *)buf;
+    char atom[MAXATOMLEN];
+    size_t i = (size_t)index, n;
+    int k = index;
+
+    if (len - i < 2 || b[i] != ERL_SMALL_TUPLE_EXT || b[i + 1] != 3)
+        return -3;
+    i += 2;
+    if (check_atom(b, len, &i) < 0 || len - i < 2 || b[i] != ERL_SMALL_TUPLE_EXT ||
+        b[i + 1] != 2)
+        return -3;
+    i += 2;
+    if (check_term(b, len, &i, 1) < 0 || check_term(b, len, &i, 1) < 0)
+        return -3;
+    if (ewp_decode_call(buf, &k, NULL, NULL, NULL) < 0)
+        return -3;
+    /* the request's head: an atom, or a tuple starting with one */
+    if (len - i >= 2 && (b[i] == ERL_SMALL_TUPLE_EXT || b[i] == ERL_LARGE_TUPLE_EXT))
+        i += b[i] == ERL_SMALL_TUPLE_EXT ? 2 : 5;
+    k = (int)i;
+    if (i >= len || check_atom(b, len, &i) < 0 || ei_decode_atom(buf, &k, atom) < 0)
+        return EWP_DECODE_UNKNOWN;
+    for (n = 0; n < NREQS; n++)
+        if (strcmp(atom, reqs[n].name) == 0)
+            return EWP_DECODE_BADARG;
+    return EWP_DECODE_UNKNOWN;
 }
 
 /* {'$gen_call', {From, Tag}, Request}: From into *from, the raw bytes of
@@ -120,22 +177,6 @@ ewp_decode_call(const char *buf, int *index, erlang_pid *from, int *tag_index,
 int
 ewp_decode_request(const char *buf, int *index, struct ewp_request *req)
 {
-    static const struct {
-        const char *name;
-        enum ewp_req_type type;
-        int min_arity;
-        int max_arity;
-    } reqs[] = {
-        {"open", EWP_REQ_OPEN, 3, 4},
-        {"close", EWP_REQ_CLOSE, 2, 2},
-        {"filter", EWP_REQ_FILTER, 4, 4},
-        {"write", EWP_REQ_WRITE, 3, 3},
-        {"stats", EWP_REQ_STATS, 2, 2},
-        {"dev", EWP_REQ_DEV, 0, 0},
-        {"getifaddrs", EWP_REQ_GETIFADDRS, 0, 0},
-        {"info", EWP_REQ_INFO, 0, 0},
-        {"open_file", EWP_REQ_OPEN_FILE, 3, 4},
-    };
     char atom[MAXATOMLEN];
     int i = *index;
     int arity = 0;
@@ -154,10 +195,10 @@ ewp_decode_request(const char *buf, int *index, struct ewp_request *req)
     if (ei_decode_atom(buf, &i, atom) < 0)
         return EWP_DECODE_UNKNOWN;
 
-    for (n = 0; n < sizeof(reqs) / sizeof(reqs[0]); n++)
+    for (n = 0; n < NREQS; n++)
         if (strcmp(atom, reqs[n].name) == 0)
             break;
-    if (n == sizeof(reqs) / sizeof(reqs[0]))
+    if (n == NREQS)
         return EWP_DECODE_UNKNOWN;
     /* "dev" is an atom; {dev} or {open} are malformed, not unknown */
     if (arity < reqs[n].min_arity || arity > reqs[n].max_arity)

@@ -673,7 +673,7 @@ frame(struct ewp_peer *p, const char *buf, size_t len)
 {
     char to_name[MAXATOMLEN];
     erlang_pid from, to;
-    int i = 1, ctl, msg = -1, arity, id_len;
+    int i = 1, ctl, msg = -1, arity, id_len, msg_bad = 0;
     long op;
 
     if (buf[0] != EWP_PASS_THROUGH || len < 2 || (unsigned char)buf[1] != EWP_VERSION_MAGIC)
@@ -688,7 +688,7 @@ frame(struct ewp_peer *p, const char *buf, size_t len)
         msg = i;
         i++;
         if (ewp_decode_check(buf, len, &i) < 0 || (size_t)i != len)
-            goto bad;
+            msg_bad = 1; /* only a call can still be answered, see below */
     }
 
     i = ctl;
@@ -697,13 +697,18 @@ frame(struct ewp_peer *p, const char *buf, size_t len)
         goto bad;
 
     EWP_LOG(2, "%s: control %ld, %zu bytes", p->name, op, len);
+    if (msg_bad && op != EWP_DOP_REG_SEND && op != EWP_DOP_REG_SEND_TT)
+        goto bad;
     switch (op) {
     case EWP_DOP_REG_SEND:    /* {6, From, '', ToName} */
     case EWP_DOP_REG_SEND_TT: /* {16, From, '', ToName, TraceToken} */
         if (arity < 4 || msg < 0 || ei_skip_term(buf, &i) < 0 || ei_skip_term(buf, &i) < 0 ||
             ei_decode_atom(buf, &i, to_name) < 0)
             goto bad;
-        ewp_command_reg_send(p, to_name, buf + msg, len - (size_t)msg);
+        if (msg_bad) /* a call we cannot read may still be refused */
+            ewp_command_refuse(p, to_name, buf + msg, len - (size_t)msg);
+        else
+            ewp_command_reg_send(p, to_name, buf + msg, len - (size_t)msg);
         return;
 
     case EWP_DOP_EXIT:     /* {3, From, To, Reason} */

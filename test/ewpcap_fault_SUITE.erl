@@ -1,0 +1,608 @@
+%%% @doc Hardening: faults around ewpcapd.
+%%%
+%%% <ul>
+%%% <li>`interface_deleted': the captured interface disappears (a veth pair
+%%%     in a namespace `ewp_ct_*', daemon started with `--netns').</li>
+%%% <li>`daemon_killed': the embedded daemon dies of SIGKILL.</li>
+%%% <li>`epmd_restarted': epmd dies and comes back; the daemon registers
+%%%     again. This uses a private epmd on a port of its own (`epmd -port
+%%%     P', daemon started with `ERL_EPMD_PORT=P'): the host's epmd serves
+%%%     every Erlang node of the machine (this CT node and other test runs),
+%%%     and killing it would unregister them all.</li>
+%%% <li>`client_node_killed' / `client_node_frozen': a client node that
+%%%     holds handles dies (SIGKILL) or stops answering (SIGSTOP); the
+%%%     daemon (`--ticktime 4') closes its handles within the tick time.</li>
+%%% </ul>
+%%%
+%%% Everything a case starts (daemons, epmd, client nodes, namespaces) is
+%%% registered with a janitor process and undone in end_per_testcase, also
+%%% after a failure or a timetrap. Traffic: none but lo (filters that match
+%%% nothing). Every wait is bounded.
+%%% @end
+-module(ewpcap_fault_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+-include("ewpcap.hrl").
+
+-compile([export_all, nowarn_export_all]).
+
+-define(NODEDOWN_MAX, 5000).    % ms for {ewpcap_error, Ref, nodedown}
+-define(IFERROR_MAX, 5000).     % ms for {ewpcap_error, Ref, String}
+-define(RESTART_MAX, 15000).    % ms for the embedded daemon to come back
+-define(REREGISTER_MAX, 10000). % ms for the daemon to register with epmd again
+-define(TICKTIME, 4).           % s, --ticktime of the client cases' daemon
+-define(READY_TIMEOUT, 15000).
+-define(NOMATCH, "udp port 9 and udp port 10").
+
+%%% ===================================================================
+%%% Common Test callbacks
+%%% ===================================================================
+
+suite() ->
+    [{timetrap, {minutes, 3}}].
+
+all() ->
+    [
+        interface_deleted,
+        daemon_killed,
+        epmd_restarted,
+        client_node_killed,
+        client_node_frozen
+    ].
+
+init_per_suite(Config) ->
+    _ = root() andalso ewpcap_netns:available() andalso
+        ct:pal("deleted leftover namespaces: ~p", [ewpcap_netns:cleanup()]),
+    Node = ewpcap:node(),
+    ?assertNotEqual(nonode@nohost, erlang:node()),
+    case ewpcap:open(<<"lo">>, [{filter, ?NOMATCH}]) of
+        {ok, S} ->
+            ok = ewpcap:close(S),
+            ct:pal("embedded ewpcapd ~p, local node ~p", [Node, erlang:node()]),
+            Config;
+        {error, Reason} ->
+            {skip, lists:flatten(io_lib:format("cannot capture on lo: ~tp", [Reason]))}
+    end.
+
+end_per_suite(_Config) ->
+    _ = application:stop(ewpcap),
+    _ = root() andalso ewpcap_netns:available() andalso ewpcap_netns:cleanup(),
+    ok.
+
+init_per_testcase(_Case, Config) ->
+    flush(),
+    [{janitor, start_janitor()} | Config].
+
+end_per_testcase(_Case, Config) ->
+    Done = stop_janitor(?config(janitor, Config)),
+    ct:pal("clean-up: ~p", [Done]),
+    flush(),
+    ok.
+
+%%% ===================================================================
+%%% Cases
+%%% ===================================================================
+
+interface_deleted() ->
+    [{doc, "The captured interface is deleted: {ewpcap_error, Ref, String}, close/1 is ok, the daemon lives"}].
+interface_deleted(Config) ->
+    need_netns(),
+    J = ?config(janitor, Config),
+    {ok, NS} = ewpcap_netns:create(),
+    cleanup(J, {netns, NS}, fun() -> ewpcap_netns:delete(NS) end),
+    {ok, Holder, Node, OsPid} = start_daemon(J, "ewp_ct_ifdel_", ["--netns", NS], []),
+    ct:pal("namespace ~s, ewpcapd ~p (os pid ~p)", [NS, Node, OsPid]),
+    {ok, S0} = ewpcap:open(Node, <<"ewpv0">>, [{filter, ?NOMATCH}]),
+    {ok, S1} = ewpcap:open(Node, <<"ewpv1">>, []),
+    {ok, Slo} = ewpcap:open(Node, <<"lo">>, [{filter, ?NOMATCH}]),
+    #ewpcap_resource{ref = R0} = S0,
+    #ewpcap_resource{ref = R1} = S1,
+    #ewpcap_resource{ref = Rlo} = Slo,
+    ?assertEqual(3, length(handles(Node))),
+    T0 = erlang:monotonic_time(millisecond),
+    % deleting one end of a veth pair deletes both
+    ?assertMatch({0, _}, ewpcap_netns:run("ip", ["-n", NS, "link", "del", "ewpv0"])),
+    Errors = [{Ref, receive_error(Ref, T0 + ?IFERROR_MAX)} || Ref <- [R0, R1]],
+    Ms = erlang:monotonic_time(millisecond) - T0,
+    ct:pal("after ~p ms: ~p", [Ms, Errors]),
+    lists:foreach(
+        fun({Ref, Reason}) ->
+            is_string(Reason) orelse ct:fail({no_error_string, Ref, Reason})
+        end,
+        Errors),
+    % the handles stay open (in info) until close/1, and close/1 works
+    ?assertEqual(3, length(handles(Node))),
+    ?assertEqual(ok, ewpcap:close(S0)),
+    ?assertEqual(ok, ewpcap:close(S1)),
+    ?assertEqual([Rlo], [proplists:get_value(ref, H) || H <- handles(Node)]),
+    % the handle on lo was not disturbed, and the daemon answers
+    ?assertEqual([], [M || {ewpcap_error, Ref, _} = M <- flush_list(), Ref =:= Rlo]),
+    ?assertMatch({ok, #ewpcap_stat{}}, ewpcap:stats(Slo)),
+    ?assertMatch({ok, _}, ewpcap:dev(Node)),
+    ?assertEqual(OsPid, os_pid(Node)),
+    ?assertEqual(ok, ewpcap:close(Slo)),
+    ?assertEqual([], handles(Node)),
+    stop_daemon(Holder).
+
+daemon_killed() ->
+    [{doc, "SIGKILL of the embedded ewpcapd: every owner gets nodedown in < 5 s and lives; a new daemon serves opens"}].
+daemon_killed(_Config) ->
+    Old = ewpcap:node(),
+    OldPid = os_pid(Old),
+    Self = self(),
+    % three owners with two handles each, and this process with one
+    Owners = [spawn_owner(Self, 2) || _ <- lists:seq(1, 3)],
+    OwnerRefs = [{Owner, receive {owner, Owner, Refs} -> Refs after 10000 -> ct:fail(open_timeout) end}
+                 || Owner <- Owners],
+    {ok, Mine} = ewpcap:open(<<"lo">>, [{filter, ?NOMATCH}]),
+    MyRef = Mine#ewpcap_resource.ref,
+    ?assertEqual(7, length(handles(Old))),
+    ct:pal("killing ewpcapd ~p (os pid ~p) with 7 handles", [Old, OldPid]),
+    T0 = erlang:monotonic_time(millisecond),
+    _ = os:cmd("kill -9 " ++ integer_to_list(OldPid)),
+    MyReason = receive_error(MyRef, T0 + ?NODEDOWN_MAX),
+    MyMs = erlang:monotonic_time(millisecond) - T0,
+    Got = [{Owner, Ref, receive {owner_error, Owner, Ref, Reason, At} -> {Reason, At - T0}
+                        after max(0, T0 + ?NODEDOWN_MAX - erlang:monotonic_time(millisecond)) ->
+                            timeout
+                        end}
+           || {Owner, Refs} <- OwnerRefs, Ref <- Refs],
+    ct:pal("this process: ~p after ~p ms; owners: ~p", [MyReason, MyMs, Got]),
+    ?assertEqual(nodedown, MyReason),
+    ?assertEqual([], [G || {_, _, R} = G <- Got, not is_tuple(R) orelse element(1, R) =/= nodedown]),
+    ?assert(lists:all(fun({_, _, {nodedown, Ms}}) -> Ms < ?NODEDOWN_MAX end, Got)),
+    ?assert(MyMs < ?NODEDOWN_MAX),
+    % nobody was killed by a link
+    timer:sleep(500),
+    ?assert(lists:all(fun erlang:is_process_alive/1, Owners)),
+    ?assertNot(filelib:is_dir("/proc/" ++ integer_to_list(OldPid))),
+    % the embedded daemon is restarted under a new name
+    New = wait_new_node(Old, T0 + ?RESTART_MAX),
+    NewPid = os_pid(New),
+    ct:pal("new ewpcapd ~p (os pid ~p) answers ~p ms after the kill",
+           [New, NewPid, erlang:monotonic_time(millisecond) - T0]),
+    ?assertNotEqual(OldPid, NewPid),
+    % a handle of the dead daemon: close/1 is ok, others raise badarg
+    ?assertEqual(ok, ewpcap:close(Mine)),
+    {ok, S} = ewpcap:open(<<"lo">>, [{filter, ?NOMATCH}]),
+    ?assertMatch(#ewpcap_resource{res = {New, _}}, S),
+    ?assertMatch({ok, #ewpcap_stat{}}, ewpcap:stats(S)),
+    ?assertEqual(ok, ewpcap:close(S)),
+    [Owner ! stop || Owner <- Owners],
+    ?assertEqual([], handles(New)).
+
+epmd_restarted() ->
+    [{doc, "epmd killed and started again: ewpcapd registers again within 10 s and is reachable; this node's distribution is untouched"}].
+epmd_restarted(Config) ->
+    J = ?config(janitor, Config),
+    Epmd = os:find_executable("epmd"),
+    Erl = os:find_executable("erl"),
+    (Epmd =/= false andalso Erl =/= false) orelse ct:fail(no_epmd_or_erl),
+    Port = free_port(),
+    P = integer_to_list(Port),
+    Epmd1 = start_epmd(J, Epmd, Port),
+    {ok, _Holder, Node, _OsPid} =
+        start_daemon(J, "ewp_ct_epmd_", [], [{"ERL_EPMD_PORT", P}]),
+    [Alive, _] = string:split(atom_to_list(Node), "@"),
+    ?assert(lists:member(Alive, epmd_names(Epmd, Port))),
+    ?assertMatch({ok, _}, remote_dev(Erl, Port, Node)),
+    ct:pal("private epmd on port ~p (os pid ~p); ewpcapd ~p registered", [Port, Epmd1, Node]),
+    % kill it: the daemon's registration connection closes
+    _ = os:cmd("kill -9 " ++ integer_to_list(Epmd1)),
+    ?assert(wait(fun() -> epmd_names(Epmd, Port) =:= down end, 5000)),
+    timer:sleep(1500),
+    T0 = erlang:monotonic_time(millisecond),
+    Epmd2 = start_epmd(J, Epmd, Port),
+    Registered = wait(fun() -> lists:member(Alive, epmd_names(Epmd, Port)) end,
+                      ?REREGISTER_MAX),
+    Ms = erlang:monotonic_time(millisecond) - T0,
+    Lines = daemon_lines(J, Node),
+    ct:pal("epmd restarted (os pid ~p); registered again: ~p after ~p ms~ndaemon said: ~p",
+           [Epmd2, Registered, Ms, Lines]),
+    ?assert(Registered),
+    ?assert(lists:any(fun(L) -> string:find(L, "registering again") =/= nomatch end, Lines)),
+    ?assert(lists:any(fun(L) -> string:find(L, "registered " ++ atom_to_list(Node) ++
+                                                " with epmd again") =/= nomatch end, Lines)),
+    % a new node finds it through the new epmd and gets an answer
+    ?assertMatch({ok, _}, remote_dev(Erl, Port, Node)),
+    % this node's distribution (host epmd) was never touched
+    [LocalAlive, _] = string:split(atom_to_list(erlang:node()), "@"),
+    {ok, HostNames} = erl_epmd:names(),
+    ?assert(lists:keymember(LocalAlive, 1, HostNames)),
+    ?assertMatch({ok, _}, ewpcap:dev()).
+
+client_node_killed() ->
+    [{doc, "A client node holding handles is killed (SIGKILL): the daemon closes them within the tick time"}].
+client_node_killed(Config) ->
+    client_node_gone(Config, "KILL").
+
+client_node_frozen() ->
+    [{doc, "A client node holding handles stops (SIGSTOP): the daemon drops it and closes them within the tick time"}].
+client_node_frozen(Config) ->
+    client_node_gone(Config, "STOP").
+
+client_node_gone(Config, Signal) ->
+    J = ?config(janitor, Config),
+    Erl = os:find_executable("erl"),
+    Erl =/= false orelse ct:fail(no_erl),
+    Tick = integer_to_list(?TICKTIME),
+    {ok, _Holder, Node, _} = start_daemon(J, "ewp_ct_tick_", ["--ticktime", Tick], []),
+    {Client, ClientPid} = start_client(J, Erl, Node, 3),
+    ct:pal("ewpcapd ~p (--ticktime ~s); client ~p (os pid ~p)", [Node, Tick, Client, ClientPid]),
+    Handles = [H || H <- handles(Node), node(proplists:get_value(owner, H)) =:= Client],
+    ?assertEqual(3, length(Handles)),
+    ?assert(lists:member(Client, nodes_of(Node))),
+    T0 = erlang:monotonic_time(millisecond),
+    _ = os:cmd("kill -" ++ Signal ++ " " ++ integer_to_list(ClientPid)),
+    % the tick check runs every ticktime/4: allow that and 1 s more
+    Limit = ?TICKTIME * 1000 + ?TICKTIME * 250 + 1000,
+    Gone = wait(fun() -> client_handles(Node, Client) =:= [] end, Limit + 5000),
+    Ms = erlang:monotonic_time(millisecond) - T0,
+    ct:pal("SIG~s: handles of ~p closed: ~p after ~p ms (limit ~p ms); daemon nodes ~p",
+           [Signal, Client, Gone, Ms, Limit, nodes_of(Node)]),
+    ?assert(Gone),
+    ?assert(Ms =< Limit),
+    ?assertNot(lists:member(Client, nodes_of(Node))),
+    ?assertEqual([], handles(Node)),
+    ?assertMatch({ok, _}, ewpcap:dev(Node)).
+
+%%% ===================================================================
+%%% Owners
+%%% ===================================================================
+
+%% A process that opens N handles on lo, reports their refs and forwards
+%% every ewpcap_error it gets; it stays until told to stop (or 2 min).
+spawn_owner(Parent, N) ->
+    spawn(fun() ->
+        Refs = [begin
+                    {ok, S} = ewpcap:open(<<"lo">>, [{filter, ?NOMATCH}]),
+                    S#ewpcap_resource.ref
+                end || _ <- lists:seq(1, N)],
+        Parent ! {owner, self(), Refs},
+        owner_loop(Parent)
+    end).
+
+owner_loop(Parent) ->
+    receive
+        {ewpcap_error, Ref, Reason} ->
+            Parent ! {owner_error, self(), Ref, Reason, erlang:monotonic_time(millisecond)},
+            owner_loop(Parent);
+        stop ->
+            ok
+    after 120000 ->
+        ok
+    end.
+
+receive_error(Ref, Deadline) ->
+    receive
+        {ewpcap_error, Ref, Reason} -> Reason
+    after max(0, Deadline - erlang:monotonic_time(millisecond)) ->
+        timeout
+    end.
+
+wait_new_node(Old, Deadline) ->
+    T0 = erlang:monotonic_time(millisecond),
+    Result = wait(fun() ->
+                      case catch ewpcap:node() of
+                          N when is_atom(N), N =/= Old -> true;
+                          _ -> false
+                      end
+                  end,
+                  max(0, Deadline - T0)),
+    Result orelse ct:fail({embedded_daemon_not_restarted, Old}),
+    ewpcap:node().
+
+%%% ===================================================================
+%%% Daemons, epmd and client nodes
+%%% ===================================================================
+
+%% ewpcapd -(s)name PREFIX<N>@Host --stdin Args, with the cookie and Env,
+%% held by a process that keeps its output lines. Registered with the
+%% janitor under {daemon, Node}.
+start_daemon(J, Prefix, Args, Env) ->
+    Exe = daemon_path(),
+    [_, Host] = string:split(atom_to_list(erlang:node()), "@"),
+    Flag = case lists:member($., Host) of true -> "-name"; false -> "-sname" end,
+    Name = Prefix ++ integer_to_list(erlang:unique_integer([positive])) ++ "_" ++
+        integer_to_list(rand:uniform(16#FFFFFF)) ++ "@" ++ Host,
+    Cookie = atom_to_list(erlang:get_cookie()),
+    Parent = self(),
+    Tag = make_ref(),
+    Holder = spawn(fun() ->
+        Port = open_port({spawn_executable, Exe},
+                         [{args, [Flag, Name, "--stdin" | Args]},
+                          {env, [{"EWPCAPD_COOKIE", Cookie} | Env]},
+                          {line, 1024}, use_stdio, stderr_to_stdout, exit_status, binary]),
+        {os_pid, OsPid} = erlang:port_info(Port, os_pid),
+        Deadline = erlang:monotonic_time(millisecond) + ?READY_TIMEOUT,
+        case wait_ready(Port, Deadline, []) of
+            {ok, Node, Lines} ->
+                Parent ! {Tag, {ok, Node, OsPid}},
+                hold(Port, OsPid, Lines);
+            {error, _} = Error ->
+                kill_os(OsPid),
+                catch port_close(Port),
+                Parent ! {Tag, Error}
+        end
+    end),
+    receive
+        {Tag, {ok, Node, OsPid}} ->
+            cleanup(J, {daemon, Node}, fun() -> stop_daemon(Holder) end),
+            cleanup(J, {daemon_holder, Node}, Holder),
+            {ok, Holder, Node, OsPid};
+        {Tag, {error, Reason}} ->
+            ct:fail({ewpcapd, Reason})
+    after ?READY_TIMEOUT + 5000 ->
+        exit(Holder, kill),
+        ct:fail({ewpcapd, no_ready})
+    end.
+
+wait_ready(Port, Deadline, Lines) ->
+    receive
+        {Port, {data, {eol, <<"ready ", Node/binary>>}}} ->
+            {ok, binary_to_atom(Node, utf8), Lines};
+        {Port, {data, {_, Line}}} ->
+            wait_ready(Port, Deadline, [Line | Lines]);
+        {Port, {exit_status, Status}} ->
+            {error, {exit, Status, lists:reverse(Lines)}}
+    after max(0, Deadline - erlang:monotonic_time(millisecond)) ->
+        {error, {timeout, lists:reverse(Lines)}}
+    end.
+
+hold(Port, OsPid, Lines) ->
+    receive
+        {Port, {data, {_, Line}}} ->
+            hold(Port, OsPid, [Line | Lines]);
+        {Port, {exit_status, Status}} ->
+            hold_dead([<<"exit status ", (integer_to_binary(Status))/binary>> | Lines]);
+        {lines, From} ->
+            From ! {lines, self(), lists:reverse(Lines)},
+            hold(Port, OsPid, Lines);
+        {stop, From} ->
+            catch port_close(Port),
+            % --stdin: it exits when its stdin closes; make sure
+            Dir = "/proc/" ++ integer_to_list(OsPid),
+            wait(fun() -> not filelib:is_dir(Dir) end, 5000) orelse kill_os(OsPid),
+            From ! {stopped, self()}
+    end.
+
+hold_dead(Lines) ->
+    receive
+        {lines, From} ->
+            From ! {lines, self(), lists:reverse(Lines)},
+            hold_dead(Lines);
+        {stop, From} ->
+            From ! {stopped, self()}
+    end.
+
+stop_daemon(Holder) ->
+    MRef = erlang:monitor(process, Holder),
+    Holder ! {stop, self()},
+    receive
+        {stopped, Holder} -> erlang:demonitor(MRef, [flush]), ok;
+        {'DOWN', MRef, process, Holder, _} -> ok
+    after 10000 ->
+        erlang:demonitor(MRef, [flush]),
+        exit(Holder, kill),
+        timeout
+    end.
+
+daemon_lines(J, Node) ->
+    Holder = lookup(J, {daemon_holder, Node}),
+    Holder ! {lines, self()},
+    receive
+        {lines, Holder, Lines} -> [binary_to_list(L) || L <- Lines]
+    after 5000 ->
+        []
+    end.
+
+daemon_path() ->
+    Ebin = filename:dirname(code:which(ewpcap)),
+    filename:join([filename:dirname(filename:absname(Ebin)), "priv", "ewpcapd"]).
+
+%% epmd in the foreground on Port, its OS pid registered with the janitor
+%% (it does not exit with its port). Returns once it answers -names.
+start_epmd(J, Epmd, Port) ->
+    P = open_port({spawn_executable, Epmd},
+                  [{args, ["-port", integer_to_list(Port)]}, exit_status, stderr_to_stdout]),
+    {os_pid, OsPid} = erlang:port_info(P, os_pid),
+    cleanup(J, {epmd, OsPid}, fun() -> kill_os(OsPid) end),
+    wait(fun() -> is_list(epmd_names(Epmd, Port)) end, 5000) orelse
+        ct:fail({epmd_not_up, Port}),
+    OsPid.
+
+%% The names registered with the epmd on Port, or down.
+epmd_names(Epmd, Port) ->
+    case ewpcap_netns:run(Epmd, ["-port", integer_to_list(Port), "-names"], 5000) of
+        {0, Out} ->
+            [Name || Line <- string:lexemes(Out, "\n"),
+                     ["name", Name | _] <- [string:lexemes(Line, " ")]];
+        _ ->
+            down
+    end.
+
+%% A TCP port nobody listens on (for a private epmd).
+free_port() ->
+    free_port(20).
+
+free_port(0) ->
+    ct:fail(no_free_port);
+free_port(Tries) ->
+    Port = 20000 + rand:uniform(20000),
+    case gen_tcp:listen(Port, [{reuseaddr, false}]) of
+        {ok, L} ->
+            ok = gen_tcp:close(L),
+            Port;
+        {error, _} ->
+            free_port(Tries - 1)
+    end.
+
+%% From a fresh node that uses the epmd on Port: gen_server:call dev.
+remote_dev(Erl, Port, Node) ->
+    Name = "ewp_ct_epmdcli_" ++ integer_to_list(erlang:unique_integer([positive])),
+    Script = lists:flatten(io_lib:format(
+        "R = (catch gen_server:call({ewpcap, '~s'}, dev, 10000)),"
+        "io:format(\"RESULT ~~w~~n\", [R]), halt().", [Node])),
+    {Status, Out} = ewpcap_netns:run(Erl, ["-sname", Name, "-epmd_port", integer_to_list(Port),
+                                           "-setcookie", atom_to_list(erlang:get_cookie()),
+                                           "-noshell", "-eval", Script], 30000),
+    ct:pal("client via epmd ~p: ~p ~ts", [Port, Status, Out]),
+    case string:find(Out, "RESULT ") of
+        nomatch ->
+            {error, {Status, Out}};
+        Rest ->
+            {ok, Tokens, _} = erl_scan:string(string:trim(string:prefix(Rest, "RESULT ")) ++ "."),
+            {ok, Term} = erl_parse:parse_term(Tokens),
+            Term
+    end.
+
+%% An erl node (net_ticktime 4) that opens N handles on lo through Node
+%% and waits. Returns {ClientNode, OsPid} once they are open.
+start_client(J, Erl, Node, N) ->
+    [_, Host] = string:split(atom_to_list(erlang:node()), "@"),
+    Alive = "ewp_ct_client_" ++ integer_to_list(erlang:unique_integer([positive])),
+    Ebin = filename:dirname(filename:absname(code:which(ewpcap))),
+    Script = lists:flatten(io_lib:format(
+        "spawn(fun() -> timer:sleep(120000), halt(3) end),"
+        "Rs = [ewpcap:open('~s', <<\"lo\">>, [{filter, \"~s\"}]) || _ <- lists:seq(1, ~p)],"
+        "io:format(\"OPENED ~~s ~~w~~n\", [os:getpid(), [element(1, R) || R <- Rs]]),"
+        "receive stop -> ok end.", [Node, ?NOMATCH, N])),
+    Port = open_port({spawn_executable, Erl},
+                     [{args, ["-sname", Alive, "-setcookie", atom_to_list(erlang:get_cookie()),
+                              "-kernel", "net_ticktime", integer_to_list(?TICKTIME),
+                              "-pa", Ebin, "-noshell", "-eval", Script]},
+                      {line, 1024}, use_stdio, stderr_to_stdout, exit_status, binary]),
+    {os_pid, PortPid} = erlang:port_info(Port, os_pid),
+    cleanup(J, {client, PortPid}, fun() -> kill_os(PortPid) end),
+    Ok = lists:duplicate(N, ok),
+    case wait_opened(Port, erlang:monotonic_time(millisecond) + 30000, []) of
+        {OsPid, Ok} ->
+            OsPid =/= PortPid andalso
+                cleanup(J, {client, OsPid}, fun() -> kill_os(OsPid) end),
+            {list_to_atom(Alive ++ "@" ++ Host), OsPid};
+        Other ->
+            ct:fail({client_start, Other})
+    end.
+
+wait_opened(Port, Deadline, Lines) ->
+    receive
+        {Port, {data, {eol, <<"OPENED ", Rest/binary>>}}} ->
+            [Pid, Results] = string:split(binary_to_list(Rest), " "),
+            {ok, Tokens, _} = erl_scan:string(Results ++ "."),
+            {ok, Term} = erl_parse:parse_term(Tokens),
+            {list_to_integer(Pid), Term};
+        {Port, {data, {_, Line}}} ->
+            wait_opened(Port, Deadline, [Line | Lines]);
+        {Port, {exit_status, Status}} ->
+            {exit, Status, lists:reverse(Lines)}
+    after max(0, Deadline - erlang:monotonic_time(millisecond)) ->
+        {timeout, lists:reverse(Lines)}
+    end.
+
+%%% ===================================================================
+%%% The janitor: clean-up that survives the case's process
+%%% ===================================================================
+
+start_janitor() ->
+    spawn(fun() -> janitor([]) end).
+
+janitor(Items) ->
+    receive
+        {add, Key, What} ->
+            janitor([{Key, What} | Items]);
+        {lookup, Key, From} ->
+            From ! {janitor, proplists:get_value(Key, Items)},
+            janitor(Items);
+        {stop, From} ->
+            Done = [{Key, catch F()} || {Key, F} <- Items, is_function(F, 0)],
+            From ! {janitor_done, self(), Done}
+    end.
+
+cleanup(J, Key, What) ->
+    J ! {add, Key, What},
+    ok.
+
+lookup(J, Key) ->
+    J ! {lookup, Key, self()},
+    receive {janitor, V} -> V after 5000 -> undefined end.
+
+stop_janitor(J) ->
+    J ! {stop, self()},
+    receive
+        {janitor_done, J, Done} -> Done
+    after 60000 ->
+        timeout
+    end.
+
+%%% ===================================================================
+%%% Helpers
+%%% ===================================================================
+
+root() ->
+    os:cmd("id -u") =:= "0\n".
+
+need_netns() ->
+    case {root(), ewpcap_netns:available()} of
+        {true, true} -> ok;
+        {false, _} -> exit({skip, "needs root"});
+        {_, false} -> exit({skip, "no ip command"})
+    end.
+
+kill_os(OsPid) ->
+    _ = os:cmd("kill -9 " ++ integer_to_list(OsPid) ++ " 2>/dev/null"),
+    ok.
+
+%% info/1 with a retry: a daemon with a short --ticktime drops this node
+%% when it is silent, and the next call connects again.
+info(Node) ->
+    info(Node, 3).
+
+info(Node, Tries) ->
+    case catch ewpcap:info(Node) of
+        {ok, Info} -> Info;
+        _ when Tries > 1 -> timer:sleep(100), info(Node, Tries - 1);
+        Other -> ct:fail({info, Node, Other})
+    end.
+
+handles(Node) ->
+    proplists:get_value(handles, info(Node)).
+
+nodes_of(Node) ->
+    proplists:get_value(nodes, info(Node)).
+
+os_pid(Node) ->
+    proplists:get_value(os_pid, info(Node)).
+
+client_handles(Node, Client) ->
+    [H || H <- handles(Node), node(proplists:get_value(owner, H)) =:= Client].
+
+is_string(S) ->
+    is_list(S) andalso S =/= [] andalso io_lib:printable_unicode_list(S).
+
+%% Calls F every 100 ms until it returns true or Timeout ms have passed.
+wait(F, Timeout) ->
+    Deadline = erlang:monotonic_time(millisecond) + Timeout,
+    wait_until(F, Deadline).
+
+wait_until(F, Deadline) ->
+    case F() of
+        true ->
+            true;
+        false ->
+            case erlang:monotonic_time(millisecond) >= Deadline of
+                true -> false;
+                false -> timer:sleep(100), wait_until(F, Deadline)
+            end
+    end.
+
+flush() ->
+    _ = flush_list(),
+    ok.
+
+flush_list() ->
+    receive
+        M -> [M | flush_list()]
+    after 0 ->
+        []
+    end.
