@@ -361,8 +361,19 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
                 EWP_ERR("accept: %s", strerror(errno));
             return;
         }
-        if (node.nhs >= HANDSHAKES_MAX || (c = calloc(1, sizeof(*c))) == NULL) {
-            EWP_LOG(1, "too many handshakes in progress: connection closed");
+        if (node.nhs >= HANDSHAKES_MAX) {
+            /* Full: the oldest handshake goes. A real node finishes its
+             * handshake in milliseconds, so what has waited longest is a
+             * silent client; evicting it keeps a flood of them from
+             * locking every node out. */
+            struct ewp_hs_conn *oldest = node.hs;
+
+            while (oldest->next != NULL)
+                oldest = oldest->next;
+            hs_close(oldest, "evicted: too many handshakes in progress");
+        }
+        if ((c = calloc(1, sizeof(*c))) == NULL) {
+            EWP_ERR("out of memory for a handshake: connection closed");
             (void)close(fd);
             continue;
         }

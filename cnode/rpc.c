@@ -52,6 +52,7 @@ static int build_request(ei_x_buff *req, const char *fun, int n, const struct sp
 static int encode_exception(ei_x_buff *x, enum rpc_result r, const char *mod, const char *fun,
                             const char *args, int args_len);
 static int span_of(const char *buf, int *index, struct span *s);
+static int unknown_option(const struct span *opts, int filter_only, struct span *key);
 
 /* {block_call, M, F, A, GroupLeader}: the reply term is appended to x */
 int
@@ -196,6 +197,21 @@ apply(struct ewp_peer *peer, const erlang_pid *caller, const char *mod, const ch
         return RPC_BADARG;
     }
 
+    /* as the library: an unknown option is {error, {bad_option, Key}} */
+    {
+        struct span key;
+        int filter = strcmp(fun, "filter") == 0 && n == 3;
+
+        if (((strcmp(fun, "open") == 0 && n == 2) || filter) &&
+            unknown_option(&a[n - 1], filter, &key)) {
+            if (ei_x_encode_tuple_header(val, 2) < 0 || ei_x_encode_atom(val, "error") < 0 ||
+                ei_x_encode_tuple_header(val, 2) < 0 || ei_x_encode_atom(val, "bad_option") < 0 ||
+                ei_x_append_buf(val, key.p, key.len) < 0)
+                return RPC_BADARG;
+            return RPC_RETURN;
+        }
+    }
+
     if (ei_x_new(&req) < 0)
         return RPC_BADARG;
     k = build_request(&req, fun, n, a);
@@ -307,6 +323,42 @@ build_request(ei_x_buff *req, const char *fun, int n, const struct span *a)
                    : 0;
     }
     return -1;
+}
+
+/* The first {Key, _} of an option list whose Key the function does not
+ * know; 1 with its bytes in *key, else 0 (wrong shapes are left to the
+ * request decoder, which answers badarg). */
+static int
+unknown_option(const struct span *opts, int filter_only, struct span *key)
+{
+    static const char *const open_keys[] = {
+        "snaplen", "promisc", "timeout", "to_ms", "immediate", "buffer", "monitor",
+        "time_unit", "filter", "batch", "dump", "optimize", "netmask", "limit", NULL};
+    static const char *const filter_keys[] = {"optimize", "netmask", "limit", NULL};
+    const char *const *keys = filter_only ? filter_keys : open_keys;
+    char atom[MAXATOMLEN];
+    int i = 0, n, k, arity, start;
+
+    if (ei_decode_list_header(opts->p, &i, &n) < 0)
+        return 0;
+    for (; n > 0; n--) {
+        if (ei_decode_tuple_header(opts->p, &i, &arity) < 0 || arity != 2)
+            return 0;
+        start = i;
+        if (ei_decode_atom(opts->p, &i, atom) < 0)
+            return 0;
+        for (k = 0; keys[k] != NULL; k++)
+            if (strcmp(atom, keys[k]) == 0)
+                break;
+        if (keys[k] == NULL) {
+            key->p = opts->p + start;
+            key->len = i - start;
+            return 1;
+        }
+        if (ei_skip_term(opts->p, &i) < 0)
+            return 0;
+    }
+    return 0;
 }
 
 /* {ewpcap_resource, Ref, _}: the raw bytes of Ref */

@@ -479,6 +479,10 @@ open_handle(Node, Dev, Options) ->
             exit(Reason)
     end.
 
+stop_guard(Guard, _Ref) when node(Guard) =/= erlang:node() ->
+    %% a handle opened through rpc: "Guard" is the handle's pid on the
+    %% daemon node, and the close call has already ended it
+    ok;
 stop_guard(Guard, Ref) ->
     MRef = erlang:monitor(process, Guard),
     Guard ! {close, Ref},
