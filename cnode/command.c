@@ -798,7 +798,7 @@ do_info(ei_x_buff *x)
             ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "device") < 0 ||
             ei_x_encode_string(x, h->device) < 0 ||
             ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "filter") < 0 ||
-            ei_x_encode_binary(x, h->filter != NULL ? h->filter : "", (long)h->filter_len) < 0 ||
+            ei_x_encode_binary(x, h->filter != NULL ? h->filter : "", (int)h->filter_len) < 0 ||
             ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "snaplen") < 0 ||
             ei_x_encode_long(x, h->snaplen) < 0 ||
             ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "datalink") < 0 ||
@@ -823,7 +823,9 @@ do_info(ei_x_buff *x)
     for (p = ewp_node_peer_next(NULL); p != NULL; p = ewp_node_peer_next(p))
         if (ei_x_encode_atom(x, ewp_peer_name(p)) < 0)
             return -1;
-    if (ei_x_encode_empty_list(x) < 0 || ei_x_encode_empty_list(x) < 0)
+    if (ei_x_encode_empty_list(x) < 0) /* the nodes */
+        return -1;
+    if (ei_x_encode_empty_list(x) < 0) /* the info list */
         return -1;
     return 0;
 }

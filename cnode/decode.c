@@ -117,7 +117,9 @@ ewp_decode_check_call(const char *buf, size_t len, int index)
         b[i + 1] != 2)
         return -3;
     i += 2;
-    if (check_term(b, len, &i, 1) < 0 || check_term(b, len, &i, 1) < 0)
+    if (check_term(b, len, &i, 1) < 0) /* Pid */
+        return -3;
+    if (check_term(b, len, &i, 1) < 0) /* Tag */
         return -3;
     if (ewp_decode_call(buf, &k, NULL, NULL, NULL) < 0)
         return -3;

@@ -20,8 +20,8 @@
 
 /* Status codes of ewp_decode_request */
 #define EWP_DECODE_OK 0
-#define EWP_DECODE_BADARG -1     /* known request, malformed */
-#define EWP_DECODE_UNKNOWN -2    /* no such request */
+#define EWP_DECODE_BADARG (-1)   /* known request, malformed */
+#define EWP_DECODE_UNKNOWN (-2)   /* no such request */
 
 enum ewp_req_type {
     EWP_REQ_OPEN,       /* {open, Dev, Opts} | {open, Dev, Opts, Owner} */

@@ -355,6 +355,7 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)revents;
     for (n = 0; n < ACCEPTS_PER_READY; n++) {
         sslen = sizeof(ss);
+        memset(&ss, 0, sizeof(ss));
         fd = accept4(w->fd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
