@@ -89,7 +89,10 @@ ct: all
 	@mkdir -p $(CT_LOGDIR)
 	ct_run -noshell -pa $(CURDIR)/ebin -dir test -logdir $(CT_LOGDIR) -include $(CURDIR)/include -cover_stop false
 
-test: check ct
+# Every test: CUnit (valgrind, then ASan+UBSan), all Common Test suites, the
+# live suite with the daemon under valgrind and under ASan+UBSan, the fuzz
+# regressions and a short fuzzing run (FUZZ_SECONDS, default 60).
+test: check asan-check ct ct-memcheck ct-asan fuzz-regress fuzz
 
 deps:
 	bash .ci/deps
@@ -304,3 +307,79 @@ ct-asan: all asan
 		-erl_args -ewpcap ewpcapd '"$(CURDIR)/test/sanitize/ewpcapd-asan"'
 	bash test/sanitize/verdict $(SAN_DIR)/asan asan
 # ---- live sanitizer runs (end)
+
+# ---- tools (begin)
+#
+#   make                 also builds bin/ewpcap_dump, the tcpdump-like escript
+#                        (ebin/ in an archive; see bin-src/mkescript.escript)
+#   make docs            edoc HTML of the Erlang modules in doc/
+#   make install [PREFIX=/usr/local] [DESTDIR=] [SETCAP=setcap]
+#                        the application in $(PREFIX)/lib/erlang/lib/ewpcap-VSN
+#                        (ebin, include, priv/ewpcapd with cap_net_raw,cap_net_admin
+#                        unless SETCAP= is empty or setcap is missing),
+#                        $(PREFIX)/sbin/ewpcapd (a link to it), $(PREFIX)/bin/ewpcap_dump,
+#                        the man pages ewpcap_dump(1) and ewpcapd(8), and the
+#                        docs with the systemd unit example in $(PREFIX)/share/doc/ewpcap
+#   make uninstall       removes what install installed
+#   make man-check       renders the man pages (man -l) and fails on warnings
+
+EWP_VSN := $(shell sed -n 's/.*{vsn, *"\([^"]*\)"}.*/\1/p' erl/ewpcap.app.src)
+SETCAP ?= setcap
+INSTALL ?= install
+APP_INSTALL_DIR = $(DESTDIR)$(PREFIX)/lib/erlang/lib/ewpcap-$(EWP_VSN)
+MAN_PAGES = docs/ewpcap_dump.1 docs/ewpcapd.8
+
+.PHONY: escript docs install uninstall man-check tools-clean
+
+all: escript
+
+escript: bin/ewpcap_dump
+
+bin/ewpcap_dump: $(ERL_BEAM) ebin/ewpcap.app bin-src/mkescript.escript
+	@echo "  ESCRIPT $@"
+	$(Q) escript bin-src/mkescript.escript $@ ebin
+
+docs: erl
+	$(Q) $(ERL) -noshell -eval 'ok = edoc:files(filelib:wildcard("erl/*.erl"), [{dir, "doc"}, {includes, ["include"]}, {preprocess, true}, {title, "ewpcap $(EWP_VSN)"}]), halt().'
+	@echo "  EDOC    doc/index.html"
+
+install: all
+	$(INSTALL) -d $(APP_INSTALL_DIR)/ebin $(APP_INSTALL_DIR)/include $(APP_INSTALL_DIR)/priv \
+		$(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin \
+		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8 \
+		$(DESTDIR)$(PREFIX)/share/doc/ewpcap
+	$(INSTALL) -m 644 ebin/*.beam ebin/ewpcap.app $(APP_INSTALL_DIR)/ebin
+	$(INSTALL) -m 644 include/*.hrl $(APP_INSTALL_DIR)/include
+	$(INSTALL) -m 755 priv/ewpcapd $(APP_INSTALL_DIR)/priv/ewpcapd
+	ln -sf ../lib/erlang/lib/ewpcap-$(EWP_VSN)/priv/ewpcapd $(DESTDIR)$(PREFIX)/sbin/ewpcapd
+	$(INSTALL) -m 755 bin/ewpcap_dump $(DESTDIR)$(PREFIX)/bin/ewpcap_dump
+	$(INSTALL) -m 644 docs/ewpcap_dump.1 $(DESTDIR)$(PREFIX)/share/man/man1
+	$(INSTALL) -m 644 docs/ewpcapd.8 $(DESTDIR)$(PREFIX)/share/man/man8
+	$(INSTALL) -m 644 README.md docs/PROTOCOL.md docs/ewpcapd.service $(DESTDIR)$(PREFIX)/share/doc/ewpcap
+	$(Q) if [ -z "$(SETCAP)" ]; then \
+	  echo "install: SETCAP is empty: $(APP_INSTALL_DIR)/priv/ewpcapd has no capabilities (run it as root)"; \
+	elif ! command -v $(SETCAP) >/dev/null 2>&1; then \
+	  echo "install: $(SETCAP) not found (Debian: apt install libcap2-bin): $(APP_INSTALL_DIR)/priv/ewpcapd has no capabilities (run it as root)"; \
+	elif $(SETCAP) cap_net_raw,cap_net_admin=ep $(APP_INSTALL_DIR)/priv/ewpcapd; then \
+	  echo "  SETCAP  cap_net_raw,cap_net_admin=ep $(APP_INSTALL_DIR)/priv/ewpcapd"; \
+	else \
+	  echo "install: $(SETCAP) failed (not root?): $(APP_INSTALL_DIR)/priv/ewpcapd has no capabilities"; \
+	fi
+
+uninstall:
+	rm -rf $(APP_INSTALL_DIR) $(DESTDIR)$(PREFIX)/share/doc/ewpcap
+	rm -f $(DESTDIR)$(PREFIX)/sbin/ewpcapd $(DESTDIR)$(PREFIX)/bin/ewpcap_dump \
+		$(DESTDIR)$(PREFIX)/share/man/man1/ewpcap_dump.1 $(DESTDIR)$(PREFIX)/share/man/man8/ewpcapd.8
+
+man-check:
+	$(Q) for m in $(MAN_PAGES); do \
+	  out=$$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings=w -l $$m 2>&1 >/dev/null); \
+	  if [ -n "$$out" ]; then echo "$$m:"; echo "$$out"; exit 1; fi; \
+	  echo "  MAN     $$m"; \
+	done
+
+clean: tools-clean
+
+tools-clean:
+	rm -rf bin/ewpcap_dump bin/ewpcap_dump.tmp doc
+# ---- tools (end)

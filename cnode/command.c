@@ -62,6 +62,16 @@ struct ewp_handle {
     struct ewp_handle *next;         /* the table */
 };
 
+/* A call whose reply waits for a filter compiled off the loop */
+struct pending {
+    enum ewp_req_type type;       /* EWP_REQ_OPEN or EWP_REQ_FILTER */
+    erlang_ref ref;               /* the handle */
+    struct ewp_call call;         /* whom to answer; its tag is tag */
+    char *tag;                    /* copy of the caller's Tag */
+    char *user;                   /* the user's filter text, for info */
+    size_t user_len;              /* its length */
+};
+
 static struct {
     struct ev_loop *loop;            /* for capture watchers */
     struct ewp_handle *handles;      /* every open handle */
@@ -108,10 +118,23 @@ ewp_command_init(struct ev_loop *loop, const struct ewp_policy *policy)
     return ewp_compile_init(loop, compiled_cb);
 }
 
+static void
+discard_pending(struct ewp_compile_job *job)
+{
+    struct pending *pd = job->data;
+
+    if (pd != NULL) {
+        free(pd->tag);
+        free(pd->user);
+        free(pd);
+        job->data = NULL;
+    }
+}
+
 void
 ewp_command_close_all(void)
 {
-    ewp_compile_shutdown();
+    ewp_compile_shutdown(discard_pending);
     while (cmd.handles != NULL)
         handle_close(cmd.handles, 0, "shutdown");
 }
@@ -406,15 +429,6 @@ run(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req,
     return rv;
 }
 
-/* A call whose reply waits for a filter compiled off the loop */
-struct pending {
-    enum ewp_req_type type;       /* EWP_REQ_OPEN or EWP_REQ_FILTER */
-    erlang_ref ref;               /* the handle */
-    struct ewp_call call;         /* whom to answer; its tag is tag */
-    char *tag;                    /* copy of the caller's Tag */
-    char *user;                   /* the user's filter text, for info */
-    size_t user_len;              /* its length */
-};
 
 /* {open, Dev, Opts} | {open, Dev, Opts, Owner} */
 static int
@@ -697,7 +711,11 @@ apply_filter(struct ewp_handle *h, struct ewp_compile_job *job, const char *f, s
         (void)snprintf(errbuf, ERRBUF_SIZE, "%s", job->errbuf);
         return -1;
     }
-    copy = strndup(f, len);
+    copy = malloc(len + 1);
+    if (copy != NULL) {
+        memcpy(copy, f, len);
+        copy[len] = '\0';
+    }
     free(h->filter);
     h->filter = copy;
     h->filter_len = copy != NULL ? len : 0;

@@ -86,9 +86,10 @@ ewp_compile_free(struct ewp_compile_job *job)
     free(job);
 }
 
-/* Stop the worker; jobs not done are freed without their callback. */
+/* Stop the worker; jobs not done get discard (to free their data), not
+ * their callback, and are freed. */
 void
-ewp_compile_shutdown(void)
+ewp_compile_shutdown(ewp_compile_done_cb discard)
 {
     struct ewp_compile_job *job;
 
@@ -103,10 +104,12 @@ ewp_compile_shutdown(void)
     ev_async_stop(cc.loop, &cc.wake);
     while ((job = cc.todo) != NULL) {
         cc.todo = job->next;
+        discard(job);
         ewp_compile_free(job);
     }
     while ((job = cc.done) != NULL) {
         cc.done = job->next;
+        discard(job);
         ewp_compile_free(job);
     }
 }

@@ -37,6 +37,6 @@ int ewp_compile_init(struct ev_loop *loop, ewp_compile_done_cb done);
 void ewp_compile_submit(struct ewp_compile_job *job);
 int ewp_compile_run(struct ewp_compile_job *job);
 void ewp_compile_free(struct ewp_compile_job *job);
-void ewp_compile_shutdown(void);
+void ewp_compile_shutdown(ewp_compile_done_cb discard);
 
 #endif /* EWP_COMPILE_H */

@@ -251,7 +251,8 @@ ewp_decode_request(const char *buf, int *index, struct ewp_request *req)
         /* {filter, Ref, Filter :: binary() | string(), Opts :: list()} */
         if (ei_decode_ref(buf, &i, &req->ref) < 0)
             return EWP_DECODE_BADARG;
-        if (decode_bytes(buf, &i, &req->data, &req->data_len) < 0)
+        if (decode_bytes(buf, &i, &req->data, &req->data_len) < 0 ||
+            memchr(req->data, '\0', req->data_len) != NULL)
             return EWP_DECODE_BADARG;
         if (decode_opts(buf, &i, &req->opts, OPTS_FILTER) < 0)
             return EWP_DECODE_BADARG;
@@ -479,7 +480,7 @@ decode_opt(const char *buf, int *index, struct ewp_opts *o, int allowed, int *se
         const char *f;
         size_t flen;
 
-        if (decode_bytes(buf, &i, &f, &flen) < 0)
+        if (decode_bytes(buf, &i, &f, &flen) < 0 || memchr(f, '\0', flen) != NULL)
             return -1;
         if (first) {
             o->has_filter = 1;

@@ -135,6 +135,14 @@ test_run_falls_back_when_the_first_text_fails(void)
 static int done_order[N_JOBS + 4];
 static int done_ok[N_JOBS + 4];
 static int done_count;
+static int discard_count;
+
+static void
+discard_job(struct ewp_compile_job *job)
+{
+    (void)job;
+    discard_count++;
+}
 
 static void
 done_cb(struct ewp_compile_job *job)
@@ -166,6 +174,7 @@ test_worker_compiles_and_calls_back_in_order(void)
     int n, timed_out = 0;
 
     done_count = 0;
+    discard_count = 0;
     CU_ASSERT_FATAL(ewp_compile_init(loop, done_cb) == 0);
     for (n = 0; n < N_JOBS; n++) {
         struct ewp_compile_job *job = job_new(texts[n], NULL, DLT_EN10MB);
@@ -196,9 +205,10 @@ test_worker_compiles_and_calls_back_in_order(void)
         job->data = (void *)(long)(N_JOBS + n);
         ewp_compile_submit(job);
     }
-    ewp_compile_shutdown();
+    ewp_compile_shutdown(discard_job);
     CU_ASSERT(done_count == N_JOBS);
-    ewp_compile_shutdown(); /* again: nothing */
+    CU_ASSERT(discard_count == 3);
+    ewp_compile_shutdown(discard_job); /* again: nothing */
     ev_run(loop, EVRUN_NOWAIT);
     CU_ASSERT(done_count == N_JOBS);
 }

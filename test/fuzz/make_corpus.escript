@@ -1,0 +1,196 @@
+#!/usr/bin/env escript
+%%% Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
+%%%
+%%% Writes the seed corpus of the libFuzzer targets in test/fuzz/:
+%%%
+%%%   escript test/fuzz/make_corpus.escript test/fuzz/corpus   (make fuzz-corpus)
+%%%
+%%% fuzz_decode/     one gen_server call per request shape and option of
+%%%                  docs/PROTOCOL.md, as term_to_binary bytes (131 first);
+%%%                  fuzz_dispatch reads these too (131 = a message to ewpcap)
+%%% fuzz_dispatch/   inputs for the other operations of fuzz_dispatch.c
+%%%                  (first byte: N R E L D F P C J S)
+%%% fuzz_handshake/  a send_name, and a send_name with its challenge reply
+%%%
+%%% No distribution is needed: the pids and refs of the client node
+%%% 'fuzz@host' and of the daemon 'ewpcap@host' are built from their
+%%% external format (NEW_PID_EXT, NEWER_REFERENCE_EXT). The daemon's values
+%%% match fuzz_dispatch.c: creation 16#5eed, and refs and pids counted from
+%%% 0 after each reset, so ?HANDLE_REF/?HANDLE_PID name the first handle
+%%% opened. The cookie and challenge match fuzz_handshake.c.
+-mode(compile).
+
+-define(CLIENT, <<"fuzz@host">>).
+-define(DAEMON, <<"ewpcap@host">>).
+-define(DAEMON_CREATION, 16#5eed).
+-define(COOKIE, "EWPFUZZCOOKIE").
+-define(CHALLENGE, 16#5eed1234).
+
+main([Dir]) ->
+    Decode = filename:join(Dir, "fuzz_decode"),
+    Dispatch = filename:join(Dir, "fuzz_dispatch"),
+    Handshake = filename:join(Dir, "fuzz_handshake"),
+    [clean(D) || D <- [Decode, Dispatch, Handshake]],
+    [write(Decode, Name, call(Req)) || {Name, Req} <- requests()],
+    [write(Dispatch, Name, Bin) || {Name, Bin} <- dispatch()],
+    [write(Handshake, Name, Bin) || {Name, Bin} <- handshake()],
+    ok;
+main(_) ->
+    io:format(standard_error, "usage: make_corpus.escript CorpusDir~n", []),
+    halt(2).
+
+%%% Requests: every request and every option of docs/PROTOCOL.md
+
+requests() ->
+    Ref = handle_ref(),
+    [{"open", {open, <<"fake0">>, []}},
+     {"open_default_dev", {open, <<>>, []}},
+     {"open_owner", {open, <<"fake0">>, [], pid(?CLIENT, 101)}},
+     {"open_no_such_dev", {open, <<"eth9">>, []}},
+     {"open_snaplen", {open, <<"fake0">>, [{snaplen, 96}]}},
+     {"open_promisc", {open, <<"fake0">>, [{promisc, true}]}},
+     {"open_timeout_immediate", {open, <<"fake0">>, [{timeout, immediate}]}},
+     {"open_timeout_infinity", {open, <<"fake0">>, [{timeout, infinity}]}},
+     {"open_timeout_ms", {open, <<"fake0">>, [{timeout, 500}]}},
+     {"open_to_ms", {open, <<"fake0">>, [{to_ms, 100}]}},
+     {"open_immediate", {open, <<"fake0">>, [{immediate, false}]}},
+     {"open_buffer", {open, <<"fake0">>, [{buffer, 1048576}]}},
+     {"open_monitor", {open, <<"fake0">>, [{monitor, true}]}},
+     {"open_time_unit", {open, <<"fake0">>, [{time_unit, microsecond}]}},
+     {"open_filter_binary", {open, <<"fake0">>, [{filter, <<"tcp port 80">>}]}},
+     {"open_filter_string", {open, <<"fake1">>, [{filter, "udp"}]}},
+     {"open_optimize", {open, <<"fake0">>, [{optimize, false}]}},
+     {"open_netmask", {open, <<"fake0">>, [{netmask, 16#ffffff00}]}},
+     {"open_netmask_tuple", {open, <<"fake0">>, [{netmask, {255, 255, 255, 0}}]}},
+     {"open_limit", {open, <<"fake0">>, [{limit, -1}, {filter, <<"bad">>}]}},
+     {"open_batch", {open, <<"fake0">>, [{batch, 8}]}},
+     {"open_all_options",
+      {open, <<"fake1">>,
+       [{snaplen, 65535}, {promisc, false}, {timeout, 10}, {immediate, true},
+        {buffer, 0}, {monitor, false}, {time_unit, timestamp}, {filter, "ip"},
+        {optimize, true}, {netmask, 0}, {limit, 8192}, {batch, 1}],
+       pid(?CLIENT, 102)}},
+     {"open_file", {open_file, <<"in.pcap">>, [{batch, 2}]}},
+     {"open_file_owner", {open_file, "sub/../in.pcap", [], pid(?CLIENT, 101)}},
+     {"open_file_escape", {open_file, <<"escape/passwd">>, []}},
+     {"open_dump", {open, <<"fake0">>, [{dump, <<"out.pcap">>}]}},
+     {"close", {close, Ref}},
+     {"filter", {filter, Ref, <<"icmp">>,
+                 [{optimize, true}, {netmask, {255, 0, 0, 0}}, {limit, 100}]}},
+     {"filter_string_bad", {filter, Ref, "bad", []}},
+     {"write", {write, Ref, list_to_binary(lists:seq(0, 59))}},
+     {"stats", {stats, Ref}},
+     {"dev", dev},
+     {"getifaddrs", getifaddrs},
+     {"info", info}].
+
+%%% fuzz_dispatch's other operations
+
+dispatch() ->
+    From = from(),
+    HandlePid = handle_pid(),
+    GL = pid(?CLIENT, 50),
+    ReqId = ref(?CLIENT, 1, [21, 22, 23]),
+    Open = call({open, <<"fake0">>, [{batch, 4}, {time_unit, microsecond}]}),
+    Packets = packets(0, [{60, 4}, {1514, 0}, {0, 0}, {42, 20}, {90, 0}]),
+    Large = iolist_to_binary(["tcp port 1", [[" or tcp port ", integer_to_list(N)]
+                                             || N <- lists:seq(2, 80)]]),
+    [{"net_kernel_is_auth", <<"N", (call({is_auth, 'fuzz@host'}))/binary>>},
+     {"rex_block_call",
+      <<"R", (call({block_call, ewpcap, open, [<<"fake0">>, []], GL}))/binary>>},
+     {"exit", <<"E", (t2b({3, From, HandlePid, normal}))/binary>>},
+     {"link", <<"L", (t2b({1, From, HandlePid}))/binary>>},
+     {"peer_down", <<"D", 0>>},
+     {"packets", packets(0, [{60, 0}, {128, 64}, {14, 0}])},
+     {"congestion", <<"C", 1>>},
+     {"frame_spawn_request",
+      frame({29, ReqId, From, GL, {erpc, execute_call, 4}, [monitor]},
+            [ReqId, ewpcap, open, [<<"fake0">>, [{snaplen, 128}]]])},
+     {"frame_monitor_exit",
+      frame({21, From, HandlePid, ref(?DAEMON, ?DAEMON_CREATION, [1, 0, 0]), normal})},
+     {"frame_unlink_id", frame({35, 7, From, HandlePid})},
+     {"sequence",
+      sequence([Open, Packets, call({stats, handle_ref()}), call(info),
+                <<"C", 1>>, Packets, <<"C", 0>>, call({close, handle_ref()})])},
+     {"sequence_savefile",
+      sequence([call({open_file, <<"in.pcap">>, []}), Packets, <<"P", 0, 0, 2>>,
+                call({stats, handle_ref()}), call({close, handle_ref()})])},
+     %% filters longer than EWP_COMPILE_SYNC_MAX wait for the worker ('J')
+     {"sequence_compile",
+      sequence([call({open, <<"fake0">>, []}),
+                call({filter, handle_ref(), Large, []}),
+                call({close, handle_ref()}),
+                <<"J", 0>>,
+                call({open, <<"fake1">>, [{filter, Large}, {batch, 2}]}),
+                <<"D", 0>>,
+                <<"J", 0>>])}].
+
+%% 'P' [capture, count - 1, flags] then [caplen:16, extra:8, sec:32, usec:24, bytes]
+packets(Flags, Ps) ->
+    Body = << <<Len:16, Extra:8, 1700000000:32, 123456:24, (payload(Len))/binary>>
+             || {Len, Extra} <- Ps >>,
+    <<"P", 0, (length(Ps) - 1), Flags, Body/binary>>.
+
+payload(Len) -> << <<(N band 255)>> || N <- lists:seq(1, Len) >>.
+
+%% 'F' and a whole frame body: 'p', 131, Control, [131, Message]
+frame(Control) -> <<"F", "p", (t2b(Control))/binary>>.
+frame(Control, Msg) -> <<(frame(Control))/binary, (t2b(Msg))/binary>>.
+
+sequence(Inputs) -> <<"S", << <<(byte_size(I)):16, I/binary>> || I <- Inputs >>/binary>>.
+
+%%% Handshake: N = 0 cuts, then the stream
+
+handshake() ->
+    Flags = 16#4 bor 16#8 bor 16#10 bor 16#80 bor 16#100 bor 16#200 bor 16#400
+        bor 16#800 bor 16#4000 bor 16#10000 bor 16#20000 bor 16#40000
+        bor 16#1000000 bor 16#2000000 bor 16#4000000 bor (16#1 bsl 32) bor (16#4 bsl 32),
+    Name = ?CLIENT,
+    SendName = packet(<<"N", Flags:64, 7:32, (byte_size(Name)):16, Name/binary>>),
+    Digest = erlang:md5([?COOKIE, integer_to_list(?CHALLENGE)]),
+    Reply = packet(<<"r", 16#c0ffee:32, Digest/binary>>),
+    [{"send_name", <<0, SendName/binary>>},
+     {"handshake", <<0, SendName/binary, Reply/binary>>},
+     {"handshake_split", <<3, 1, 20, 2, SendName/binary, Reply/binary>>}].
+
+packet(Body) -> <<(byte_size(Body)):16, Body/binary>>.
+
+%%% Terms
+
+%% As an OTP 25 node sends it: atoms as SMALL_ATOM_UTF8_EXT
+t2b(Term) -> term_to_binary(Term, [{minor_version, 2}]).
+
+call(Req) -> t2b({'$gen_call', {from(), tag()}, Req}).
+
+from() -> pid(?CLIENT, 100).
+
+%% OTP 25 gen:call's Tag: [alias | Mref]
+tag() -> [alias | ref(?CLIENT, 1, [7, 8, 9])].
+
+handle_ref() -> ref(?DAEMON, ?DAEMON_CREATION, [0, 0, 0]).
+
+handle_pid() -> pid(?DAEMON, ?DAEMON_CREATION, 0).
+
+pid(Node, Id) -> pid(Node, 1, Id).
+
+%% NEW_PID_EXT: 88, Node, ID:32, Serial:32, Creation:32
+pid(Node, Creation, Id) ->
+    binary_to_term(<<131, 88, (atom_ext(Node))/binary, Id:32, 0:32, Creation:32>>).
+
+%% NEWER_REFERENCE_EXT: 90, Len:16, Node, Creation:32, ID:32 * Len
+ref(Node, Creation, Ids) ->
+    binary_to_term(<<131, 90, (length(Ids)):16, (atom_ext(Node))/binary, Creation:32,
+                     << <<I:32>> || I <- Ids >>/binary>>).
+
+%% SMALL_ATOM_UTF8_EXT
+atom_ext(Name) -> <<119, (byte_size(Name)), Name/binary>>.
+
+%%% Files
+
+clean(Dir) ->
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    [ok = file:delete(F) || F <- filelib:wildcard(filename:join(Dir, "*"))],
+    ok.
+
+write(Dir, Name, Bin) ->
+    ok = file:write_file(filename:join(Dir, Name), Bin).
