@@ -1,0 +1,51 @@
+#!/usr/bin/env escript
+%% -*- erlang -*-
+%%
+%% Builds the escript bin/ewpcap_dump from ebin/ (called by `make'):
+%%
+%%     escript bin-src/mkescript.escript bin/ewpcap_dump ebin
+%%
+%% The result is an escript whose archive holds the ewpcap application
+%% (ewpcap/ebin/*.beam and ewpcap.app; the escript's main module is
+%% ewpcap_dump, named after the file). Its first line is `#!/bin/sh' and
+%% its second line, a comment for escript, is a one-line sh wrapper:
+%%
+%%   - OTP 25 cannot handle SIGINT in Erlang, so the wrapper runs the
+%%     escript with +Bi (the emulator ignores SIGINT) in the background,
+%%     keeping standard input (`-r -'), and turns SIGINT, SIGTERM and
+%%     SIGHUP into SIGTERM for it, which ewpcap_dump handles (statistics,
+%%     exit 0);
+%%   - it then waits for the emulator and exits with its status.
+%%
+%% `escript bin/ewpcap_dump ...' also works (Ctrl-C then brings up the
+%% emulator's BREAK menu, as for any escript).
+
+-include_lib("kernel/include/file.hrl").
+
+main([Out, Ebin]) ->
+    Files = filelib:wildcard(filename:join(Ebin, "*.{beam,app}")),
+    Entries = [{"ewpcap/ebin/" ++ filename:basename(F), read(F)} || F <- Files],
+    Wrapper =
+        "2>/dev/null; exec 3<&0; "
+        "ERL_FLAGS=\"+Bi $ERL_FLAGS\" escript \"$0\" \"$@\" <&3 3<&- & p=$!; "
+        "trap 'kill -TERM $p 2>/dev/null; t=1' INT TERM HUP; "
+        "while :; do t=; wait $p; s=$?; [ -n \"$t\" ] || break; done; exit $s",
+    ok = filelib:ensure_dir(Out),
+    Tmp = Out ++ ".tmp",
+    case escript:create(Tmp, [{shebang, "/bin/sh"}, {comment, Wrapper},
+                              {archive, Entries, []}]) of
+        ok ->
+            {ok, #file_info{mode = Mode}} = file:read_file_info(Tmp),
+            ok = file:change_mode(Tmp, Mode bor 8#755),
+            ok = file:rename(Tmp, Out);
+        {error, Reason} ->
+            io:format(standard_error, "mkescript: ~p~n", [Reason]),
+            halt(1)
+    end;
+main(_) ->
+    io:format(standard_error, "usage: mkescript.escript OUT EBIN~n", []),
+    halt(2).
+
+read(F) ->
+    {ok, Bin} = file:read_file(F),
+    Bin.
