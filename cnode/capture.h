@@ -33,6 +33,19 @@ typedef void (*ewp_capture_eof_cb)(struct ewp_capture *c);
  */
 #define EWP_DEFAULT_BUFFER (16 << 20)
 
+/*
+ * Timing when the caller chose none. libpcap's immediate mode (TPACKET_V2)
+ * gives every packet a slot of the snaplen: with the default 65535 on a
+ * device with offloads, 16 MiB is ~250 slots, 2.5 ms at 100k pps, and it
+ * drops on any burst, as bare libpcap does with the same options. Without
+ * immediate mode (TPACKET_V3) packets are packed in blocks and libpcap
+ * keeps up with ~0.8M pps here; a 1 ms block timeout keeps the delay near
+ * immediate (a few ms at most, the kernel timer's granularity). An explicit
+ * {timeout, immediate} still gets immediate mode, with a larger buffer.
+ */
+#define EWP_DEFAULT_TIMEOUT_MS 1
+#define EWP_IMMEDIATE_BUFFER (32 << 20)
+
 struct ewp_capture_opts {
     int snaplen;    /* pcap_set_snaplen */
     int promisc;    /* pcap_set_promisc */

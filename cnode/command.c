@@ -485,9 +485,11 @@ do_open(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req,
 
     copts.snaplen = o->snaplen;
     copts.promisc = o->promisc;
-    copts.immediate = o->immediate;
-    copts.timeout_ms = o->timeout_ms;
-    copts.buffer = o->buffer > 0 ? o->buffer : EWP_DEFAULT_BUFFER;
+    copts.immediate = o->timing_given ? o->immediate : 0;
+    copts.timeout_ms = o->timing_given ? o->timeout_ms : EWP_DEFAULT_TIMEOUT_MS;
+    copts.buffer = o->buffer > 0         ? o->buffer
+                   : copts.immediate     ? EWP_IMMEDIATE_BUFFER
+                                         : EWP_DEFAULT_BUFFER;
     copts.monitor = o->monitor;
     if ((req->type == EWP_REQ_OPEN_FILE
              ? ewp_capture_open_offline(cmd.loop, &h->cap, h->device, errbuf, sizeof(errbuf))

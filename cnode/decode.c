@@ -328,6 +328,7 @@ decode_opts(const char *buf, int *index, struct ewp_opts *o, int allowed)
 
     if (immediate_override >= 0)
         o->immediate = immediate_override;
+    o->timing_given = (seen & (OPT_TIMEOUT | OPT_IMMEDIATE)) != 0;
     *index = i;
     return 0;
 }

@@ -45,6 +45,7 @@ struct ewp_opts {
     int promisc;              /* pcap_set_promisc */
     int immediate;            /* pcap_set_immediate_mode */
     int timeout_ms;           /* pcap_set_timeout, when not immediate */
+    int timing_given;         /* {timeout, _}, {to_ms, _} or {immediate, _} given */
     int buffer;               /* pcap_set_buffer_size when > 0 */
     int monitor;              /* pcap_set_rfmon when possible */
     enum ewp_time_unit time_unit; /* format of Time in packet messages */

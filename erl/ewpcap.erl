@@ -113,16 +113,18 @@
 %% <ul>
 %% <li>`{promisc, Bool}': promiscuous mode; default `false'.</li>
 %% <li>`{snaplen, N}': bytes captured per packet; default 65535.</li>
-%% <li>`{timeout, immediate | infinity | Ms}': `immediate' (the default)
-%%     delivers each packet as it arrives (`pcap_set_immediate_mode');
-%%     `infinity' buffers packets with no timeout; `Ms' buffers them until
-%%     the buffer fills or `Ms' milliseconds pass (`pcap_set_timeout').</li>
+%% <li>`{timeout, immediate | infinity | Ms}': `immediate' delivers each
+%%     packet as it arrives (`pcap_set_immediate_mode'); `infinity' buffers
+%%     packets with no timeout; `Ms' buffers them until the buffer fills or
+%%     `Ms' milliseconds pass (`pcap_set_timeout'). Default (no `timeout',
+%%     `to_ms' or `immediate' option): 1 ms blocks, which lose nothing where
+%%     libpcap loses nothing (immediate mode gives each packet a
+%%     snaplen-sized slot and drops on bursts; see the README).</li>
 %% <li>`{to_ms, Ms}': old name of `{timeout, Ms}'.</li>
 %% <li>`{immediate, Bool}': overrides the immediate mode chosen by
 %%     `timeout'.</li>
 %% <li>`{buffer, N}': `pcap_set_buffer_size' when `N > 0'; by default
-%%     ewpcapd asks for 16 MiB (libpcap's 2 MiB is a ring of ~32 packets
-%%     in immediate mode on lo).</li>
+%%     ewpcapd asks for 16 MiB, 32 MiB in immediate mode.</li>
 %% <li>`{monitor, Bool}': monitor mode (rfmon) on wireless devices that
 %%     support it; default `false'.</li>
 %% <li>`{time_unit, timestamp | microsecond}': format of `Time' in packet
@@ -187,7 +189,7 @@ open(Dev) ->
 %% finds, `""' the Linux pseudo device `"any"'.
 %%
 %% The defaults: promiscuous mode disabled, a snaplen of 65535 bytes,
-%% immediate mode, timestamps as `{MegaSecs, Secs, MicroSecs}', no filter
+%% 1 ms delivery blocks (see `timeout'), timestamps as `{MegaSecs, Secs, MicroSecs}', no filter
 %% (every packet). See open_option() and filter_option() for every option.
 %%
 %% The caller becomes the owner of the socket and receives
