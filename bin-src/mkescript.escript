@@ -12,13 +12,15 @@
 %%
 %%   - OTP 25 cannot handle SIGINT in Erlang, so the wrapper runs the
 %%     escript with +Bi (the emulator ignores SIGINT) in the background,
-%%     keeping standard input (`-r -'), and turns SIGINT, SIGTERM and
+%%     keeping standard input (`-r -'; /dev/null when it is closed), and
+%%     turns SIGINT, SIGTERM and
 %%     SIGHUP into SIGTERM for it, which ewpcap_dump handles (statistics,
 %%     exit 0);
 %%   - it then waits for the emulator and exits with its status.
 %%
-%% `escript bin/ewpcap_dump ...' also works (Ctrl-C then brings up the
-%% emulator's BREAK menu, as for any escript).
+%% `escript bin/ewpcap_dump ...' also works (Ctrl-C then ends the emulator
+%% at once, without the statistics, as for any escript: escript runs it
+%% with +B; SIGTERM still gives them).
 
 -include_lib("kernel/include/file.hrl").
 
@@ -26,7 +28,7 @@ main([Out, Ebin]) ->
     Files = filelib:wildcard(filename:join(Ebin, "*.{beam,app}")),
     Entries = [{"ewpcap/ebin/" ++ filename:basename(F), read(F)} || F <- Files],
     Wrapper =
-        "2>/dev/null; exec 3<&0; "
+        "2>/dev/null; { command exec 3<&0; } 2>/dev/null || exec 3</dev/null; "
         "ERL_FLAGS=\"+Bi $ERL_FLAGS\" escript \"$0\" \"$@\" <&3 3<&- & p=$!; "
         "trap 'kill -TERM $p 2>/dev/null; t=1' INT TERM HUP; "
         "while :; do t=; wait $p; s=$?; [ -n \"$t\" ] || break; done; exit $s",

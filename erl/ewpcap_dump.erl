@@ -48,7 +48,6 @@
 -define(BATCH, 256).
 -define(FLUSH_BYTES, 65536).
 -define(STATUS_MS, 500).
--define(TIMEOUT_MS, 1000).
 
 -record(opts, {
     node :: node() | undefined,
@@ -117,13 +116,20 @@
 %% (runtime error) or 2 (bad flags or filter).
 -spec main([string()]) -> no_return().
 main(Args) ->
-    % ewpcap_daemon reports the daemon's output and its distribution at
-    % notice level: not for a command line tool
-    ok = logger:set_primary_config(level, error),
+    % ewpcap_daemon reports the daemon's output and the distribution's
+    % start (with a supervisor report when a name type is refused) through
+    % logger: not for a command line tool, which says what went wrong
+    % itself. -vv shows them.
+    ok = logger:set_primary_config(level, none),
     Status =
         try
-            run(parse_args(Args))
+            O = parse_args(Args),
+            O#opts.verbose >= 2 andalso logger:set_primary_config(level, notice),
+            run(O)
         catch
+            error:terminated ->
+                % standard output closed (`ewpcap_dump -D | head -1')
+                0;
             throw:{usage, Msg} ->
                 err("~ts", [Msg]),
                 2;
@@ -277,14 +283,15 @@ usage_text() ->
     "  -c COUNT       exit after COUNT packets\n"
     "  -s SNAPLEN     bytes captured per packet (default and 0: 262144)\n"
     "  -p             do not put the interface in promiscuous mode\n"
-    "  -B KiB         kernel buffer size (default: ewpcapd's, 16 MiB)\n"
-    "  --immediate    deliver each packet at once (default when printing to a terminal)\n"
+    "  -B KiB         kernel buffer size (default: ewpcapd's)\n"
+    "  --immediate    libpcap's immediate mode (default: ewpcapd's 1 ms blocks)\n"
     "  -w FILE        write a pcap savefile; '-' is standard output\n"
     "  -U             flush the savefile after each packet\n"
     "  -r FILE        read a pcap savefile; '-' is standard input\n"
     "  -n             do not convert addresses and ports to names\n"
     "  -S             print absolute TCP sequence numbers\n"
-    "  -v             more detail (IP header fields, link-layer addresses)\n"
+    "  -v             more detail (IP header fields, link-layer addresses);\n"
+    "                 -vv also the runtime's log\n"
     "  -h, --version  this help, the version\n"
     "  expression     a pcap-filter(7) expression\n".
 
@@ -461,10 +468,12 @@ capture(O) ->
               undefined -> <<>>;
               D -> unicode:characters_to_binary(D)
           end,
-    Immediate = O#opts.immediate orelse (O#opts.write =:= undefined andalso is_tty(1)),
+    % Without --immediate, ewpcapd's default timing: 1 ms kernel blocks,
+    % which lose nothing on bursts where immediate mode drops (see the
+    % README), and still deliver within milliseconds, to a terminal too.
     Base = [{snaplen, O#opts.snaplen}, {promisc, O#opts.promisc},
-            {time_unit, microsecond}, {batch, ?BATCH},
-            {timeout, case Immediate of true -> immediate; false -> ?TIMEOUT_MS end}]
+            {time_unit, microsecond}, {batch, ?BATCH}]
+        ++ [{timeout, immediate} || O#opts.immediate]
         ++ [{buffer, O#opts.buffer * 1024} || O#opts.buffer =/= undefined],
     S = open_live(Node, Dev, Base, O#opts.filter),
     #ewpcap_resource{ref = Ref} = S,
