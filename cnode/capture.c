@@ -12,7 +12,10 @@
  * are not errors here, unlike in the original ewpcap NIF: the capture works,
  * so we log the warning and go on.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <net/if.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +35,7 @@ static void dispatch(struct ewp_capture *c);
 static void handler(unsigned char *user, const struct pcap_pkthdr *h,
                     const unsigned char *bytes);
 static void set_error(pcap_t *p, int status, char *errbuf, size_t errlen);
+static int socket_error(struct ewp_capture *c, char *reason, size_t len);
 
 /*
  * Returns:
@@ -90,6 +94,8 @@ ewp_capture_open(struct ev_loop *loop, struct ewp_capture *c, const char *dev,
     }
 
     c->p = p;
+    c->device = dev;
+    c->ifindex = if_nametoindex(dev);
     c->dlt = pcap_datalink(p);
     c->fd = pcap_get_selectable_fd(p);
     tmo = pcap_get_required_select_timeout(p);
@@ -221,6 +227,30 @@ ewp_capture_stats(struct ewp_capture *c, struct pcap_stat *ps, char *errbuf, siz
     return 0;
 }
 
+/*
+ * Is the interface still there? Checked from a timer (command.c): libpcap
+ * reports a vanished interface only when it reads the socket, and in block
+ * mode with a filter that rejects every packet it never does. Returns -1
+ * (and calls error_cb once) when the interface is gone.
+ */
+int
+ewp_capture_check(struct ewp_capture *c)
+{
+    char reason[PCAP_ERRBUF_SIZE];
+
+    if (c->p == NULL || c->failed || c->offline || c->ifindex == 0)
+        return 0;
+    if (if_nametoindex(c->device) == c->ifindex)
+        return 0;
+    if (socket_error(c, reason, sizeof(reason)) == 0)
+        (void)snprintf(reason, sizeof(reason), "The interface disappeared");
+    ewp_capture_stop(c);
+    c->failed = 1;
+    if (c->error_cb != NULL)
+        c->error_cb(c, reason);
+    return -1;
+}
+
 /* Watch the handle (again). A failed capture stays stopped. */
 void
 ewp_capture_start(struct ewp_capture *c)
@@ -315,6 +345,20 @@ dispatch(struct ewp_capture *c)
             c->eof_cb(c);
         return;
     }
+    if (n == 0 && !c->offline && c->fd >= 0) {
+        /* Readable with nothing to read: in block mode (TPACKET_V3)
+         * libpcap does not look at the socket's error, and the fd would
+         * stay readable for ever once the interface is gone. */
+        char reason[PCAP_ERRBUF_SIZE];
+
+        if (socket_error(c, reason, sizeof(reason)) < 0) {
+            ewp_capture_stop(c);
+            c->failed = 1;
+            if (c->error_cb != NULL)
+                c->error_cb(c, reason);
+        }
+        return;
+    }
     if (n == PCAP_ERROR) {
         char reason[PCAP_ERRBUF_SIZE];
 
@@ -337,6 +381,24 @@ handler(unsigned char *user, const struct pcap_pkthdr *h, const unsigned char *b
         return;
     }
     c->packet_cb(c, h, bytes);
+}
+
+/* -1 with libpcap's words for it when the socket has a pending error */
+static int
+socket_error(struct ewp_capture *c, char *reason, size_t len)
+{
+    socklen_t elen = sizeof(int);
+    int err = 0;
+
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0 || err == 0)
+        return 0;
+    if (err == ENETDOWN && c->device != NULL && if_nametoindex(c->device) == 0)
+        (void)snprintf(reason, len, "The interface disappeared");
+    else if (err == ENETDOWN)
+        (void)snprintf(reason, len, "The interface went down");
+    else
+        (void)snprintf(reason, len, "%s", strerror(err));
+    return -1;
 }
 
 static void

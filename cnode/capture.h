@@ -69,6 +69,8 @@ struct ewp_capture {
     ewp_capture_flush_cb flush_cb;   /* called after each pcap_dispatch, or NULL */
     ewp_capture_eof_cb eof_cb;       /* a savefile is read to its end */
     int offline;                     /* reading a savefile */
+    const char *device;              /* the interface name, for errors */
+    unsigned ifindex;                /* its index at open; 0: a pseudo device */
     pcap_dumper_t *dumper;           /* {dump, Path}: packets go here instead */
     unsigned long long dumped;       /* packets written to the dump */
     void *data;                      /* the caller's */
@@ -88,6 +90,7 @@ int ewp_capture_write(struct ewp_capture *c, const void *buf, size_t len,
                       char *errbuf, size_t errlen);
 int ewp_capture_stats(struct ewp_capture *c, struct pcap_stat *ps, char *errbuf,
                       size_t errlen);
+int ewp_capture_check(struct ewp_capture *c);
 void ewp_capture_start(struct ewp_capture *c);
 void ewp_capture_stop(struct ewp_capture *c);
 void ewp_capture_close(struct ewp_capture *c);

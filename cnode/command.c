@@ -78,6 +78,7 @@ static struct {
     int count;                       /* how many */
     unsigned long unlink_id;         /* last UNLINK_ID sent */
     struct ewp_policy policy;        /* --allow, --no-inject, limits */
+    ev_timer check;                  /* are the captured interfaces still there? */
 } cmd;
 
 static int run(struct ewp_peer *peer, const erlang_pid *from, struct ewp_request *req,
@@ -110,11 +111,26 @@ static void eof_cb(struct ewp_capture *c);
 static const char *resolve_path(const char *path, size_t len, int must_exist, char *out);
 static void format_pid(const erlang_pid *pid, char *buf, size_t len);
 
+static void
+check_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct ewp_handle *h;
+
+    (void)loop;
+    (void)w;
+    (void)revents;
+    for (h = cmd.handles; h != NULL; h = h->next)
+        (void)ewp_capture_check(&h->cap);
+}
+
 int
 ewp_command_init(struct ev_loop *loop, const struct ewp_policy *policy)
 {
     cmd.loop = loop;
     cmd.policy = *policy;
+    ev_timer_init(&cmd.check, check_cb, 1., 1.);
+    if (loop != NULL)
+        ev_timer_start(loop, &cmd.check);
     return ewp_compile_init(loop, compiled_cb);
 }
 
@@ -134,6 +150,8 @@ discard_pending(struct ewp_compile_job *job)
 void
 ewp_command_close_all(void)
 {
+    if (cmd.loop != NULL)
+        ev_timer_stop(cmd.loop, &cmd.check);
     ewp_compile_shutdown(discard_pending);
     while (cmd.handles != NULL)
         handle_close(cmd.handles, 0, "shutdown");

@@ -1106,6 +1106,13 @@ ewp_capture_stats(struct ewp_capture *c, struct pcap_stat *ps, char *errbuf, siz
     return 0;
 }
 
+int
+ewp_capture_check(struct ewp_capture *c)
+{
+    FUZZ_CHECK(c != NULL, "ewp_capture_check of NULL");
+    return 0; /* fake interfaces never vanish */
+}
+
 void
 ewp_capture_start(struct ewp_capture *c)
 {
@@ -1229,6 +1236,20 @@ ewp_compile_shutdown(ewp_compile_done_cb discard)
         ewp_compile_free(job);
     }
     fz.njobs = 0;
+}
+
+/* ---- libev: command.c's interface check timer (never started: no loop) ---- */
+
+void
+ev_timer_start(struct ev_loop *loop, ev_timer *w)
+{
+    FUZZ_CHECK(loop != NULL && w != NULL, "ev_timer_start without a loop");
+}
+
+void
+ev_timer_stop(struct ev_loop *loop, ev_timer *w)
+{
+    FUZZ_CHECK(loop != NULL && w != NULL, "ev_timer_stop without a loop");
 }
 
 /* ---- libpcap: the calls command.c makes itself ---- */
