@@ -212,25 +212,15 @@ ewp_decode_request(const char *buf, int *index, struct ewp_request *req)
     switch (req->type) {
     case EWP_REQ_OPEN:
         /* {open, Dev :: binary(), Opts :: list()} | {open, Dev, Opts, Owner :: pid()} */
-        if (decode_bytes(buf, &i, &req->dev, &req->dev_len) < 0)
-            return EWP_DECODE_BADARG;
-        if (req->dev_len > EWP_DEV_MAX || memchr(req->dev, '\0', req->dev_len) != NULL)
-            return EWP_DECODE_BADARG;
-        if (decode_opts(buf, &i, &req->opts, OPTS_OPEN) < 0)
-            return EWP_DECODE_BADARG;
-        if (arity == 4) {
-            if (ei_decode_pid(buf, &i, &req->owner) < 0)
-                return EWP_DECODE_BADARG;
-            req->has_owner = 1;
-        }
-        break;
-
     case EWP_REQ_OPEN_FILE:
         /* {open_file, Path :: binary() | string(), Opts :: list()[, Owner :: pid()]} */
         if (decode_bytes(buf, &i, &req->dev, &req->dev_len) < 0)
             return EWP_DECODE_BADARG;
-        if (req->dev_len == 0 || req->dev_len > EWP_PATH_MAX ||
-            memchr(req->dev, '\0', req->dev_len) != NULL)
+        /* a device may be <<>> (the default one); a path may not */
+        if (req->type == EWP_REQ_OPEN ? req->dev_len > EWP_DEV_MAX
+                                      : req->dev_len == 0 || req->dev_len > EWP_PATH_MAX)
+            return EWP_DECODE_BADARG;
+        if (memchr(req->dev, '\0', req->dev_len) != NULL)
             return EWP_DECODE_BADARG;
         if (decode_opts(buf, &i, &req->opts, OPTS_OPEN) < 0)
             return EWP_DECODE_BADARG;
