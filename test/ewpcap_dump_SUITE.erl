@@ -982,8 +982,12 @@ descendants([P | Rest], Pairs, Acc) ->
     descendants(Kids ++ Rest, Pairs, Kids ++ Acc).
 
 %% A command in a pseudo terminal: script(1), its input from our port.
+%% script runs the command with $SHELL -c (/bin/sh when SHELL is unset, as
+%% under CI); "exec" makes every shell replace itself with the command, so
+%% Ctrl-C reaches only the command, as from an interactive shell (dash
+%% would otherwise wait for it and die of the SIGINT itself, status 130).
 start_pty(Cmd) ->
-    Full = "TZ=UTC; export TZ; exec script -qfec " ++ quote(Cmd) ++ " /dev/null",
+    Full = "TZ=UTC; export TZ; exec script -qfec " ++ quote("exec " ++ Cmd) ++ " /dev/null",
     Port = open_port({spawn_executable, "/bin/sh"}, [{args, ["-c", Full]}, exit_status, binary,
                                                      stderr_to_stdout]),
     {Port, <<>>}.
