@@ -22,6 +22,12 @@
  * time, we tick too. Dropping a peer tells command.c, which closes every
  * handle of that node. Peers are freed in a prepare watcher, after every
  * callback of the loop iteration has run, so no callback sees a freed peer.
+ *
+ * Output is written by the same prepare watcher, once per peer and loop
+ * iteration, as soon as the iteration's callbacks have queued it (all the
+ * packets of one pcap_dispatch leave in one send, and a lone packet in
+ * immediate mode without waiting a loop turn for EPOLLOUT); only what the
+ * socket does not take waits for the writable watcher.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -99,7 +105,7 @@ static struct {
     ev_io accept_w;              /* listen socket readable */
     ev_io epmd_w;                /* epmd connection readable: it went away */
     ev_timer republish_w;        /* retries ei_publish */
-    ev_prepare reap_w;           /* frees dead peers */
+    ev_prepare reap_w;           /* writes queued output, frees dead peers */
     int republish_tries;         /* retries so far */
     int failed;                  /* gave up on epmd */
     double ticktime;             /* --ticktime */
@@ -107,6 +113,7 @@ static struct {
     struct ewp_peer *dead;       /* peers to free */
     struct ewp_hs_conn *hs;      /* handshakes in progress */
     int nhs;                     /* how many */
+    int flushing;                /* in reap_cb's writes: queue, then watch */
 } node = {.listen_fd = -1, .epmd_fd = -1};
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents);
@@ -119,6 +126,7 @@ static void republish_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void reap_cb(struct ev_loop *loop, ev_prepare *w, int revents);
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void write_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void peer_write(struct ewp_peer *p);
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static int publish(void);
 static int start_epmd(void);
@@ -553,11 +561,18 @@ republish_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void
 reap_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
-    struct ewp_peer *p;
+    struct ewp_peer *p, *next;
 
     (void)loop;
     (void)w;
     (void)revents;
+    node.flushing = 1;
+    for (p = node.peers; p != NULL; p = next) {
+        next = p->next;    /* a dropped peer moves to the dead list */
+        if (!p->dead && p->out_len > p->out_head && !ev_is_active(&p->wio))
+            peer_write(p);
+    }
+    node.flushing = 0;
     while ((p = node.dead) != NULL) {
         node.dead = p->next;
         peer_free(p);
@@ -814,19 +829,31 @@ bad:
 static void
 write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    struct ewp_peer *p = w->data;
+    (void)loop;
+    (void)revents;
+    peer_write(w->data);
+}
+
+/* Send what the socket takes; watch for writable while anything is left. */
+static void
+peer_write(struct ewp_peer *p)
+{
     ssize_t n;
 
-    (void)revents;
     n = send(p->fd, p->out + p->out_head, p->out_len - p->out_head, MSG_NOSIGNAL);
     if (n < 0) {
         if (errno != EAGAIN && errno != EINTR)
             peer_drop(p, strerror(errno));
+        else if (!ev_is_active(&p->wio))
+            ev_io_start(node.loop, &p->wio);
         return;
     }
     p->out_head += (size_t)n;
-    if (p->out_head == p->out_len) {
-        ev_io_stop(loop, &p->wio);
+    if (p->out_head < p->out_len) {
+        if (!ev_is_active(&p->wio))
+            ev_io_start(node.loop, &p->wio);
+    } else {
+        ev_io_stop(node.loop, &p->wio);
         p->out_head = p->out_len = 0;
         if (p->out_cap > OUT_KEEP) {
             free(p->out);
@@ -929,7 +956,9 @@ static void
 out_queued(struct ewp_peer *p)
 {
     p->sent++;
-    if (!ev_is_active(&p->wio))
+    /* queued by the flush itself (a drop's notices): no later flush runs
+     * before the loop blocks, so watch for writable now */
+    if (node.flushing && !ev_is_active(&p->wio))
         ev_io_start(node.loop, &p->wio);
     if (ewp_peer_queued(p) > EWP_OUT_HIGH)
         p->congested = 1;
