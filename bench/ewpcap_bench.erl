@@ -7,7 +7,10 @@
 %%%     capture options, in the capture namespace;</li>
 %%% <li>`baseline': Erlang to Erlang, a peer node sends the tuples ewpcapd
 %%%     sends, `{ewpcap, Ref, 1, {M,S,U}, Len, Packet}', to a process of
-%%%     this node (unpaced only: offered is what the sender managed);</li>
+%%%     this node (unpaced only: offered is what the sender managed), while
+%%%     pktgen floods the captured veth beside it as in every capture row
+%%%     (nothing captures); `baseline_idle': the same with nothing
+%%%     else running;</li>
 %%% <li>`default': ewpcap with default options (1 packet per message),
 %%%     owner in this node, ewpcapd on the same host (--netns);</li>
 %%% <li>`batch64': the same with `{batch, 64}';</li>
@@ -15,6 +18,10 @@
 %%%     a third namespace that reaches an ewpcapd running inside the capture
 %%%     namespace over a veth pair.</li>
 %%% </ul>
+%%% pktgen runs pinned to one CPU (BENCH_GEN_CPU, default 0; "none" does
+%%% not pin), so that its kernel work (the veth receive path runs in its
+%%% context) stays on that CPU in every row alike, while run.sh starts this
+%%% node, and so everything it starts, on the other CPUs;
 %%% then the latency in immediate mode at 1k pps and ewpcapd's RSS while
 %%% its client node is stopped. Everything is configured through the
 %%% environment (BENCH_*, set by run.sh). Results go to
@@ -50,6 +57,14 @@ run() ->
     say("bench: ~s, ~b packets per row (at most ~b s of a paced rate), rates ~w (0 = unpaced), sizes ~w B",
         [maps:get(machine, Cfg), maps:get(count, Cfg), maps:get(row_secs, Cfg),
          maps:get(rates, Cfg), maps:get(sizes, Cfg)]),
+    say("bench: pktgen pinned to CPU ~s (BENCH_GEN_CPU), sending ~s",
+        [maps:get(gen_cpu, Cfg),
+         case Cfg of
+             #{gen_dev := GDev, dst_mac := Mac} when is_list(GDev), is_list(Mac) ->
+                 io_lib:format("Ethernet frames through a packet socket on ~s to ~s", [GDev, Mac]);
+             #{} ->
+                 "through a UDP socket"
+         end]),
     Idle = cpu_idle_pct(2000),
     say("bench: load average at start: ~s; CPU idle over 2 s before the run: ~b%",
         [maps:get(loadavg, Cfg), Idle]),
@@ -90,6 +105,8 @@ config() ->
       cap_ns => env("BENCH_CAP_NS", undefined),
       cli_ns => env("BENCH_CLI_NS", undefined),
       dst => env("BENCH_DST", "10.201.0.2"),
+      gen_dev => env("BENCH_GEN_DEV", undefined),
+      dst_mac => env("BENCH_DST_MAC", undefined),
       dev => list_to_binary(env("BENCH_CAP_DEV", "bc0")),
       cap_addr => env("BENCH_CAP_ADDR", "10.201.1.1"),
       cli_addr => env("BENCH_CLI_ADDR", "10.201.1.2"),
@@ -98,6 +115,7 @@ config() ->
       sizes => [list_to_integer(S) || S <- string:lexemes(env("BENCH_SIZES", "64,1000"), ",")],
       modes => [list_to_atom(M) || M <- string:lexemes(env("BENCH_MODES", "ceiling,default,batch64,remote,remote_batch64"), ",")],
       row_secs => list_to_integer(env("BENCH_ROW_SECS", "5")),
+      repeat => list_to_integer(env("BENCH_REPEAT", "3")),
       lat_count => list_to_integer(env("BENCH_LAT_COUNT", "3000")),
       cookie => atom_to_list(erlang:get_cookie()),
       ewpcapd => filename:join([Root, "priv", "ewpcapd"]),
@@ -106,6 +124,11 @@ config() ->
       ebin => filename:join([Root, "ebin"]),
       bench_ebin => filename:join([Out, "ebin"]),
       ip => os:find_executable("ip"),
+      taskset => os:find_executable("taskset"),
+      gen_cpu => env("BENCH_GEN_CPU", case erlang:system_info(logical_processors_available) of
+                                         N when is_integer(N), N >= 2 -> "0";
+                                         _ -> "none"
+                                     end),
       clk_tck => clk_tck(),
       kernel => string:trim(Uname),
       machine => machine(string:trim(Uname)),
@@ -117,7 +140,7 @@ machine(Kernel) ->
              _ -> "Linux"
          end,
     io_lib:format("~b vCPU, ~s, kernel ~s, OTP ~s",
-                  [erlang:system_info(logical_processors_available), Os, Kernel,
+                  [erlang:system_info(logical_processors), Os, Kernel,
                    erlang:system_info(otp_release)]).
 
 loadavg() ->
@@ -155,11 +178,33 @@ env(Name, Default) ->
 %%% -------------------------------------------------------------------
 
 size_rows(Size, Ctx) ->
-    Baseline = safe_row(fun() -> baseline_row(Size, Ctx) end, baseline, Size, 0),
+    Idle = safe_row(fun() -> baseline_row(idle, Size, Ctx) end, baseline_idle, Size, 0),
+    Loaded = safe_row(fun() -> baseline_row(loaded, Size, Ctx) end, baseline, Size, 0),
     Modes = maps:get(modes, Ctx),
-    Rows = [safe_row(fun() -> row(Mode, Size, Rate, Ctx) end, Mode, Size, Rate)
+    Rows = [median_row([safe_row(fun() -> row(Mode, Size, Rate, Ctx) end, Mode, Size, Rate)
+                        || _ <- lists:seq(1, repeats(Rate, Ctx))])
             || Rate <- maps:get(rates, Ctx), Mode <- Modes],
-    [Baseline | Rows].
+    [Idle, Loaded | Rows].
+
+%% Unpaced rows are the ones whose offered load depends on how fast pktgen
+%% runs beside each capture (it varies by 10% between runs on a small
+%% machine): they run BENCH_REPEAT times and the run with the median
+%% delivered rate stands for the row (all delivered rates are kept in
+%% runs_delivered_pps). Paced rows run once.
+repeats(0, #{repeat := N}) -> max(1, N);
+repeats(_, _) -> 1.
+
+median_row([Row]) ->
+    Row;
+median_row(Runs) ->
+    case [R || #{delivered_pps := _} = R <- Runs] of
+        [] ->
+            hd(Runs);
+        Good ->
+            Sorted = lists:sort(fun(A, B) -> maps:get(delivered_pps, A) =< maps:get(delivered_pps, B) end, Good),
+            Median = lists:nth((length(Sorted) + 1) div 2, Sorted),
+            Median#{runs_delivered_pps => [maps:get(delivered_pps, R) || R <- Good]}
+    end.
 
 safe_row(Fun, Mode, Size, Rate) ->
     Row = try
@@ -275,16 +320,25 @@ ewpcap_result(Gen, Done, Fin, {D0, B0}, {D1, B1}) ->
       cpu_daemon_s => D1 - D0,
       cpu_beam_s => B1 - B0}.
 
-%% Erlang to Erlang: the peer sends, a counter here receives.
-baseline_row(Size, Ctx) ->
+%% Erlang to Erlang: the peer sends, a counter here receives. `idle':
+%% nothing else runs. `loaded': pktgen floods the captured veth with the
+%% same frames at the same time, unpaced, with nothing capturing them, so
+%% the baseline shares the machine with the same generator and kernel
+%% work as every capture row (on a 2 vCPU machine that is most of one CPU).
+baseline_row(Load, Size, Ctx) ->
     #{peer_node := PNode, count := Count, beam_pid := BPid} = Ctx,
     Counter = start_counter(fun() -> none end, count),
     {ok, none} = counter_handle(Counter),
     PPid = list_to_integer(erpc:call(PNode, os, getpid, [])),
+    Gen = case Load of
+              idle -> none;
+              loaded -> start_load(Size, Ctx)
+          end,
     C0 = {cpu(PPid, Ctx), cpu(BPid, Ctx)},
     {Sent, Ns} = erpc:call(PNode, ?MODULE, baseline_send, [Counter, Size, Count], 120000),
     Done = wait_done(Counter, Sent, 700, 60000),
     C1 = {cpu(PPid, Ctx), cpu(BPid, Ctx)},
+    LoadPps = stop_load(Gen),
     stop_counter(Counter),
     Recv = maps:get(received, Done),
     #{sent => Sent,
@@ -293,8 +347,23 @@ baseline_row(Size, Ctx) ->
       delivered_pps => rate(Done),
       drops => 0,
       lost => Sent - Recv,
+      load_pps => LoadPps,
       cpu_daemon_s => element(1, C1) - element(1, C0),   % the sending beam
       cpu_beam_s => element(2, C1) - element(2, C0)}.
+
+%% The background flood of a loaded baseline: pktgen unpaced until told to
+%% stop (at most 60 s); returns the rate it reached.
+start_load(Size, Ctx) ->
+    Port = pktgen_start(Size, 0, 100000000, Ctx),
+    timer:sleep(300),
+    Port.
+
+stop_load(none) ->
+    null;
+stop_load(Port) ->
+    {os_pid, Pid} = erlang:port_info(Port, os_pid),
+    {ok, _} = run_cmd("kill", ["-TERM", integer_to_list(Pid)]),
+    maps:get(pps, pktgen_wait(Port, 0, 0)).
 
 %% Runs on the peer node.
 baseline_send(To, Size, Count) ->
@@ -432,8 +501,8 @@ targets(Rows, Latency, Rss) ->
              _ ->
                  target(<<"default options, 64 B, paced 250k pps: 0 drops">>, false, "row missing")
          end,
-    T2 = [ratio_target(io_lib:format("1 packet/message, ~b B, unpaced: delivered >= 0.9x Erlang baseline", [S]),
-                       Find(default, S, Unpaced), Find(baseline, S, 0), "baseline")
+    T2 = [baseline_target(S, Find(default, S, Unpaced), Find(baseline, S, 0),
+                          Find(baseline_idle, S, 0))
           || S <- Sizes],
     T3 = [ratio_target(io_lib:format("{batch, 64}, ~b B, unpaced: delivered >= 0.9x bare libpcap", [S]),
                        Find(batch64, S, Unpaced), Find(ceiling, S, Unpaced), "ceiling")
@@ -466,6 +535,24 @@ ratio_target(Name, #{delivered_pps := A}, #{delivered_pps := B}, What) when B > 
            io_lib:format("~s vs ~s ~s pps: ~.2fx", [fmt_int(A), What, fmt_int(B), A / B]));
 ratio_target(Name, _, _, _) ->
     target(iolist_to_binary(Name), false, "row missing").
+
+%% Against the baseline that ran next to the same generator; the ratio to
+%% the idle baseline (no generator) is printed beside it.
+baseline_target(Size, #{delivered_pps := A} = Row, #{delivered_pps := B} = Base, Idle) when B > 0 ->
+    IdleStr = case Idle of
+                  #{delivered_pps := I} when I > 0 ->
+                      io_lib:format("; idle baseline ~s pps: ~.2fx", [fmt_int(I), A / I]);
+                  _ ->
+                      ""
+              end,
+    target(io_lib:format("1 packet/message, ~b B, unpaced: delivered >= 0.9x Erlang baseline", [Size]),
+           A >= 0.9 * B,
+           io_lib:format("~s pps (~s offered) vs baseline ~s pps (generator beside it at ~s pps): ~.2fx~s",
+                         [fmt_int(A), fmt_int(maps:get(offered_pps, Row)), fmt_int(B),
+                          fmt_int(maps:get(load_pps, Base)), A / B, IdleStr]));
+baseline_target(Size, _, _, _) ->
+    target(io_lib:format("1 packet/message, ~b B, unpaced: delivered >= 0.9x Erlang baseline", [Size]),
+           false, "row missing").
 
 %% {batch, 64} has no drops at the highest paced rate the ceiling took
 %% without drops (nor loss before the capture).
@@ -505,8 +592,10 @@ add_ratios(Rows) ->
          #{delivered_pps := D, size := S, rate := R} ->
              Ceil = Get(ceiling, S, R),
              Base = Get(baseline, S, 0),
+             Idle = Get(baseline_idle, S, 0),
              Cpu = maps:get(cpu_daemon_s, Row) + maps:get(cpu_beam_s, Row),
              Row#{x_ceiling => ratio(D, Ceil), x_baseline => ratio(D, Base),
+                  x_baseline_idle => ratio(D, Idle),
                   cpu_us_per_pkt => round(Cpu * 1.0e7 / max(1, maps:get(received, Row))) / 10};
          _ ->
              Row
@@ -519,24 +608,29 @@ print_table(Rows, Cfg) ->
     io:format("~nResults (~s; ~b packets per row, at most ~b s at a paced rate; load average ~s at start, ~s at end, "
               "CPU idle before the run ~b%;~n"
               "drops = pcap drop+ifdrop / ewpcapd's own; lost = sent - pcap recv;~n"
-              "CPU s: ewpcapd (pcapcount; sending beam for baseline) / receiving beam)~n~n",
+              "CPU s: ewpcapd (pcapcount; sending beam for baseline) / receiving beam);~n"
+              "baseline: with pktgen flooding beside it as in the capture rows; baseline_idle: alone~n~n",
               [maps:get(machine, Cfg), maps:get(count, Cfg), maps:get(row_secs, Cfg), maps:get(loadavg, Cfg),
                maps:get(loadavg_end, Cfg), maps:get(idle_before, Cfg)]),
-    Hdr = "| size | row | rate | offered pps | delivered pps | drops | lost | CPU daemon s | CPU beam s | CPU us/pkt | x ceiling | x baseline |",
-    io:format("~s~n|---|---|---|---|---|---|---|---|---|---|---|---|~n", [Hdr]),
+    Hdr = "| size | row | rate | offered pps | delivered pps | drops | lost | CPU daemon s | CPU beam s | CPU us/pkt | x ceiling | x baseline | x idle baseline |",
+    io:format("~s~n|---|---|---|---|---|---|---|---|---|---|---|---|---|~n", [Hdr]),
     lists:foreach(
       fun(#{error := E} = R) ->
-              io:format("| ~b | ~s | ~s | error: ~s ||||||||| ~n",
+              io:format("| ~b | ~s | ~s | error: ~s |||||||||| ~n",
                         [maps:get(size, R), maps:get(mode, R), rate_str(maps:get(rate, R)), E]);
          (R) ->
-              io:format("| ~b | ~s | ~s | ~s | ~s | ~s | ~b | ~.2f | ~.2f | ~.1f | ~s | ~s |~n",
+              io:format("| ~b | ~s | ~s | ~s | ~s | ~s | ~b | ~.2f | ~.2f | ~.1f | ~s | ~s | ~s |~n",
                         [maps:get(size, R), maps:get(mode, R), rate_str(maps:get(rate, R)),
                          fmt_int(maps:get(offered_pps, R)), fmt_int(maps:get(delivered_pps, R)),
                          fmt_drops(R), maps:get(lost, R),
                          float(maps:get(cpu_daemon_s, R)), float(maps:get(cpu_beam_s, R)),
                          float(maps:get(cpu_us_per_pkt, R)),
-                         fmt_ratio(maps:get(x_ceiling, R, null)), fmt_ratio(maps:get(x_baseline, R, null))])
+                         fmt_ratio(maps:get(x_ceiling, R, null)), fmt_ratio(maps:get(x_baseline, R, null)),
+                         fmt_ratio(maps:get(x_baseline_idle, R, null))])
       end, Rows),
+    io:format("~nUnpaced rows, delivered pps of each run (the median one is in the table):~n"),
+    [io:format("  ~4b B ~-14s ~s~n", [S, M, lists:join(", ", [fmt_int(D) || D <- Ds])])
+     || #{size := S, mode := M, runs_delivered_pps := Ds} <- Rows],
     io:format("~n").
 
 print_extra(Latency, Rss) ->
@@ -589,8 +683,8 @@ write_results(Cfg, Rows, Latency, Rss, Targets) ->
             rss => Rss,
             targets => Targets},
     ok = file:write_file(filename:join(Out, "results.json"), [json(Doc), $\n]),
-    Csv = ["mode,size,rate,offered_pps,delivered_pps,received,sent,drops,lost,cpu_daemon_s,cpu_beam_s,cpu_us_per_pkt,x_ceiling,x_baseline\n"
-           | [io_lib:format("~s,~b,~b,~b,~b,~b,~b,~b,~b,~.3f,~.3f,~.1f,~s,~s~n",
+    Csv = ["mode,size,rate,offered_pps,delivered_pps,received,sent,drops,lost,cpu_daemon_s,cpu_beam_s,cpu_us_per_pkt,x_ceiling,x_baseline,x_baseline_idle\n"
+           | [io_lib:format("~s,~b,~b,~b,~b,~b,~b,~b,~b,~.3f,~.3f,~.1f,~s,~s,~s~n",
                             [maps:get(mode, R), maps:get(size, R), maps:get(rate, R),
                              maps:get(offered_pps, R), maps:get(delivered_pps, R),
                              maps:get(received, R), maps:get(sent, R), maps:get(drops, R),
@@ -598,7 +692,8 @@ write_results(Cfg, Rows, Latency, Rss, Targets) ->
                              float(maps:get(cpu_beam_s, R)),
                              float(maps:get(cpu_us_per_pkt, R)),
                              fmt_ratio(maps:get(x_ceiling, R, null)),
-                             fmt_ratio(maps:get(x_baseline, R, null))])
+                             fmt_ratio(maps:get(x_baseline, R, null)),
+                             fmt_ratio(maps:get(x_baseline_idle, R, null))])
               || R <- Rows, not is_map_key(error, R)]],
     ok = file:write_file(filename:join(Out, "results.csv"), Csv),
     ok = file:write_file(filename:join(Out, "plot.gp"), plot_script(Cfg, Rows)),
@@ -609,7 +704,7 @@ write_results(Cfg, Rows, Latency, Rss, Targets) ->
 plot_script(Cfg, Rows) ->
     Good = [R || R <- Rows, not is_map_key(error, R)],
     Sizes = maps:get(sizes, Cfg),
-    Modes = maps:get(modes, Cfg) ++ [baseline],
+    Modes = maps:get(modes, Cfg) ++ [baseline, baseline_idle],
     Blocks = [[io_lib:format("$d_~s_~b << EOD~n", [M, S]),
                [io_lib:format("~b ~b~n", [maps:get(offered_pps, R), maps:get(delivered_pps, R)])
                 || R <- lists:sort(fun(A, B) -> maps:get(offered_pps, A) =< maps:get(offered_pps, B) end,
@@ -622,12 +717,13 @@ plot_script(Cfg, Rows) ->
                remote => "lw 2 dt 2 lc rgb '#ff7f0e' pt 4",
                remote_batch64 => "lw 2 dt 2 lc rgb '#2ca02c' pt 8",
                snap1600 => "lw 2 dt 4 lc rgb '#8c564b' pt 6",
-               baseline => "lc rgb '#9467bd' pt 13 ps 2"},
+               baseline => "lc rgb '#9467bd' pt 13 ps 2",
+               baseline_idle => "lc rgb '#9467bd' pt 12 ps 2"},
     Panels = [[io_lib:format("set title '~b B frames'~n", [S]),
                "plot x with lines dt 3 lc rgb '#999999' title 'delivered = offered', \\\n",
                lists:join(", \\\n",
                           [io_lib:format("  $d_~s_~b with ~s ~s title '~s'",
-                                         [M, S, case M of baseline -> "points"; _ -> "linespoints" end,
+                                         [M, S, case M of baseline -> "points"; baseline_idle -> "points"; _ -> "linespoints" end,
                                           maps:get(M, Styles), M])
                            || M <- Modes]),
                "\n"]
@@ -682,6 +778,7 @@ group([A, B, C, D | T]) -> [A, B, C, $, | group([D | T])];
 group(L) -> L.
 
 fmt_drops(#{mode := baseline}) -> "-";
+fmt_drops(#{mode := baseline_idle}) -> "-";
 fmt_drops(#{pcap_drop := P, pcap_ifdrop := I, daemon_drops := D}) ->
     io_lib:format("~b/~b", [P + I, D]);
 fmt_drops(_) -> "-".
@@ -705,9 +802,20 @@ pktgen_start(Size, Rate, Count, Ctx) ->
                0 -> 60;
                _ -> min(120, Count div Rate + 10)
            end,
-    ns_port(Ctx, NS, Exe, ["-d", Dst, "-p", "9000", "-s", integer_to_list(Size),
-                           "-n", integer_to_list(Count), "-r", integer_to_list(Rate),
-                           "-T", integer_to_list(Secs)]).
+    Args = ["-d", Dst, "-p", "9000", "-s", integer_to_list(Size),
+            "-n", integer_to_list(Count), "-r", integer_to_list(Rate),
+            "-T", integer_to_list(Secs)]
+        ++ case Ctx of
+               #{gen_dev := GDev, dst_mac := Mac} when is_list(GDev), is_list(Mac) ->
+                   ["-i", GDev, "-m", Mac];
+               #{} ->
+                   []
+           end,
+    case Ctx of
+        #{gen_cpu := "none"} -> ns_port(Ctx, NS, Exe, Args);
+        #{gen_cpu := Cpu, taskset := TS} when is_list(TS) -> ns_port(Ctx, NS, TS, ["-c", Cpu, Exe | Args]);
+        #{} -> ns_port(Ctx, NS, Exe, Args)
+    end.
 
 pktgen_wait(Port, _Count, _Rate) ->
     {ok, Line} = wait_line(Port, "sent=", 130000),

@@ -4,9 +4,14 @@
  * pktgen: a bounded UDP packet generator for `make bench`.
  *
  *   pktgen -d ADDR [-p PORT] [-s FRAME] [-n COUNT] [-r PPS] [-b BATCH] [-T SECS]
+ *          [-i IFNAME -m DSTMAC]
  *
  * Sends COUNT UDP datagrams to ADDR:PORT with sendmmsg(2), BATCH messages
- * per call. FRAME is the size of the frame a capture on the receiving veth
+ * per call: through a UDP socket, or with -i and -m as whole Ethernet
+ * frames through a packet socket bound to IFNAME (qdisc bypassed; source
+ * MAC and IPv4 address are IFNAME's, destination MAC is DSTMAC), which
+ * leaves out the sender's UDP/IP stack and so offers about twice the rate
+ * on a small machine: the frames on the wire are the same. FRAME is the size of the frame a capture on the receiving veth
  * sees (Ethernet 14 + IPv4 20 + UDP 8 + payload), 58..1514 bytes. The
  * payload starts with the sequence number and the send time (CLOCK_REALTIME,
  * ns), both 64-bit big-endian, taken just before the sendmmsg that carries
@@ -15,7 +20,8 @@
  * once by the next); without it (or -r 0) it sends as fast as it can.
  *
  * It stops after COUNT packets or SECS seconds (default 60), whichever
- * comes first, and prints one line of key=value pairs:
+ * comes first, or at SIGTERM/SIGINT (the bench's background load), and
+ * prints one line of key=value pairs:
  *
  *   sent=N elapsed_ns=N pps=N errors=N target_pps=N batch=N
  *
@@ -26,11 +32,16 @@
 #include <arpa/inet.h>
 #include <endian.h>
 #include <errno.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -41,6 +52,15 @@
 #define FRAME_MAX 1514
 #define BATCH_MAX 1024
 #define COUNT_MAX 100000000UL
+
+static volatile sig_atomic_t stopping;
+
+static void
+on_signal(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
 
 static uint64_t
 now_ns(clockid_t clk)
@@ -77,29 +97,110 @@ parse_ul(const char *s, const char *what, unsigned long min, unsigned long max)
     return v;
 }
 
+/* A packet socket bound to ifname, and the Ethernet + IPv4 + UDP headers
+ * of every frame in hdr (HDR_LEN bytes). Returns the socket or exits. */
+static int
+open_raw(const char *ifname, const char *dstmac, const struct sockaddr_in *dst,
+         unsigned long port, size_t frame, unsigned char *hdr)
+{
+    struct sockaddr_ll sll;
+    struct ifreq ifr;
+    unsigned int mac[6];
+    uint32_t sum = 0;
+    uint16_t w;
+    int fd, one = 1, i;
+
+    if (strlen(ifname) >= IFNAMSIZ ||
+        sscanf(dstmac, "%x:%x:%x:%x:%x:%x", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4],
+               &mac[5]) != 6) {
+        (void)fprintf(stderr, "pktgen: bad interface or MAC: %s %s\n", ifname, dstmac);
+        exit(2);
+    }
+    fd = socket(AF_PACKET, SOCK_RAW, 0);    /* protocol 0: sends only */
+    if (fd < 0) {
+        perror("pktgen: socket(AF_PACKET)");
+        exit(1);
+    }
+    memset(&ifr, 0, sizeof(ifr));
+    memcpy(ifr.ifr_name, ifname, strlen(ifname));
+    if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0) {
+        perror("pktgen: SIOCGIFHWADDR");
+        exit(1);
+    }
+    for (i = 0; i < 6; i++) {
+        hdr[i] = (unsigned char)mac[i];
+        hdr[6 + i] = (unsigned char)ifr.ifr_hwaddr.sa_data[i];
+    }
+    hdr[12] = 0x08;    /* IPv4 */
+    hdr[13] = 0x00;
+    if (ioctl(fd, SIOCGIFADDR, &ifr) < 0) {
+        perror("pktgen: SIOCGIFADDR");
+        exit(1);
+    }
+    /* IPv4: no options, DF, TTL 64, UDP */
+    hdr[14] = 0x45;
+    hdr[15] = 0;
+    hdr[16] = (unsigned char)((frame - 14) >> 8);
+    hdr[17] = (unsigned char)((frame - 14) & 0xff);
+    memset(hdr + 18, 0, 4);
+    hdr[20] = 0x40;
+    hdr[22] = 64;
+    hdr[23] = IPPROTO_UDP;
+    memcpy(hdr + 26, &((struct sockaddr_in *)&ifr.ifr_addr)->sin_addr, 4);
+    memcpy(hdr + 30, &dst->sin_addr, 4);
+    hdr[24] = hdr[25] = 0;
+    for (i = 14; i < 34; i += 2)
+        sum += (uint32_t)(hdr[i] << 8 | hdr[i + 1]);
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    w = (uint16_t)~sum;
+    hdr[24] = (unsigned char)(w >> 8);
+    hdr[25] = (unsigned char)(w & 0xff);
+    /* UDP from port 40000, no checksum (allowed over IPv4) */
+    hdr[34] = 40000 >> 8;
+    hdr[35] = 40000 & 0xff;
+    hdr[36] = (unsigned char)(port >> 8);
+    hdr[37] = (unsigned char)(port & 0xff);
+    hdr[38] = (unsigned char)((frame - 34) >> 8);
+    hdr[39] = (unsigned char)((frame - 34) & 0xff);
+    hdr[40] = hdr[41] = 0;
+
+    memset(&sll, 0, sizeof(sll));
+    sll.sll_family = AF_PACKET;
+    sll.sll_ifindex = (int)if_nametoindex(ifname);
+    if (sll.sll_ifindex == 0 || bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
+        perror("pktgen: bind");
+        exit(1);
+    }
+    (void)setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one));
+    return fd;
+}
+
 static void
 usage(void)
 {
     (void)fprintf(stderr,
-        "usage: pktgen -d ADDR [-p PORT] [-s FRAME] [-n COUNT] [-r PPS] [-b BATCH] [-T SECS]\n");
+        "usage: pktgen -d ADDR [-p PORT] [-s FRAME] [-n COUNT] [-r PPS] [-b BATCH] [-T SECS]\n"
+        "              [-i IFNAME -m DSTMAC]\n");
     exit(2);
 }
 
 int
 main(int argc, char *argv[])
 {
-    const char *dst = NULL;
+    const char *dst = NULL, *ifname = NULL, *dstmac = NULL;
+    unsigned char hdr[HDR_LEN];
     unsigned long port = 9000, frame = 64, count = 100000, pps = 0, batch = 0, secs = 60;
     static char bufs[BATCH_MAX][FRAME_MAX];
     static struct mmsghdr msgs[BATCH_MAX];
     static struct iovec iovs[BATCH_MAX];
     struct sockaddr_in sin;
     uint64_t start, deadline, elapsed, seq = 0, errors = 0;
-    size_t payload;
+    size_t payload, off0;
     int fd, ch, sndbuf = 4 << 20;
     unsigned long i;
 
-    while ((ch = getopt(argc, argv, "d:p:s:n:r:b:T:h")) != -1) {
+    while ((ch = getopt(argc, argv, "d:p:s:n:r:b:T:i:m:h")) != -1) {
         switch (ch) {
         case 'd': dst = optarg; break;
         case 'p': port = parse_ul(optarg, "port", 1, 65535); break;
@@ -108,10 +209,12 @@ main(int argc, char *argv[])
         case 'r': pps = parse_ul(optarg, "rate", 0, 100000000UL); break;
         case 'b': batch = parse_ul(optarg, "batch", 1, BATCH_MAX); break;
         case 'T': secs = parse_ul(optarg, "seconds", 1, 3600); break;
+        case 'i': ifname = optarg; break;
+        case 'm': dstmac = optarg; break;
         default: usage();
         }
     }
-    if (dst == NULL || optind != argc)
+    if (dst == NULL || optind != argc || (ifname == NULL) != (dstmac == NULL))
         usage();
 
     memset(&sin, 0, sizeof(sin));
@@ -133,23 +236,39 @@ main(int argc, char *argv[])
             batch = 64;
     }
 
-    fd = socket(AF_INET, SOCK_DGRAM, 0);
-    if (fd < 0) {
-        perror("pktgen: socket");
-        return 1;
+    if (ifname != NULL) {
+        fd = open_raw(ifname, dstmac, &sin, port, frame, hdr);
+    } else {
+        fd = socket(AF_INET, SOCK_DGRAM, 0);
+        if (fd < 0) {
+            perror("pktgen: socket");
+            return 1;
+        }
+        if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+            perror("pktgen: connect");
+            return 1;
+        }
     }
     (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-    if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
-        perror("pktgen: connect");
-        return 1;
-    }
     (void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    {
+        struct sigaction sa;
 
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_signal;
+        (void)sigaction(SIGTERM, &sa, NULL);
+        (void)sigaction(SIGINT, &sa, NULL);
+    }
+
+    /* UDP socket: the buffers are payloads; packet socket: whole frames */
     payload = frame - HDR_LEN;
+    off0 = ifname != NULL ? HDR_LEN : 0;
     memset(bufs, 0, sizeof(bufs));
     for (i = 0; i < batch; i++) {
+        if (ifname != NULL)
+            memcpy(bufs[i], hdr, HDR_LEN);
         iovs[i].iov_base = bufs[i];
-        iovs[i].iov_len = payload;
+        iovs[i].iov_len = off0 + payload;
         memset(&msgs[i], 0, sizeof(msgs[i]));
         msgs[i].msg_hdr.msg_iov = &iovs[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
@@ -157,7 +276,7 @@ main(int argc, char *argv[])
 
     start = now_ns(CLOCK_MONOTONIC);
     deadline = start + (uint64_t)secs * 1000000000ULL;
-    while (seq < count) {
+    while (seq < count && !stopping) {
         unsigned long n = batch, off = 0;
         uint64_t ts, t;
 
@@ -177,10 +296,10 @@ main(int argc, char *argv[])
         for (i = 0; i < n; i++) {
             uint64_t s = htobe64(seq + i);
 
-            memcpy(bufs[i], &s, 8);
-            memcpy(bufs[i] + 8, &ts, 8);
+            memcpy(bufs[i] + off0, &s, 8);
+            memcpy(bufs[i] + off0 + 8, &ts, 8);
         }
-        while (off < n) {
+        while (off < n && !stopping) {
             int r = sendmmsg(fd, msgs + off, (unsigned)(n - off), 0);
 
             if (r < 0) {
@@ -197,7 +316,7 @@ main(int argc, char *argv[])
             }
             off += (unsigned long)r;
         }
-        seq += n;
+        seq += off;
     }
 done:
     elapsed = now_ns(CLOCK_MONOTONIC) - start;

@@ -11,9 +11,12 @@
 #                                                        │ veth
 #   ewp_bench_cli_<pid>   cx1 10.201.1.2/24 ───────────┘
 #
-# pktgen sends UDP to 10.201.0.2:9000 through bg0 (a static neighbour entry
-# gives bc0's MAC; bc0 has no address and forwarding is off, so the capture
-# namespace drops every datagram after the captures saw it, without ICMP).
+# pktgen sends UDP to 10.201.0.2:9000 as whole Ethernet frames through a
+# packet socket on bg0, addressed to bc0's MAC (BENCH_GEN_DEV/BENCH_DST_MAC;
+# a static neighbour entry also lets a UDP socket reach it); bc0 has no
+# address and forwarding is off, so the capture namespace drops every
+# datagram after the captures saw it. pktgen runs pinned to CPU 0 and all
+# else on the other CPUs (BENCH_GEN_CPU; "none" to let everything float).
 # The captures read bc0. No traffic leaves these namespaces; every run is
 # bounded (packet counts, pktgen/pcapcount time limits, a global timeout).
 #
@@ -88,13 +91,30 @@ ip -n "$CLI" link set cx1 up
 MAC=$(ip -n "$CAP" -o link show bc0 | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
 ip -n "$GEN" neigh replace 10.201.0.2 lladdr "$MAC" dev bg0 nud permanent
 
+# CPUs: pktgen (and the kernel's veth receive path, which runs in its
+# context) on BENCH_GEN_CPU, everything measured (the bench node, the
+# daemons, pcapcount, the peer and client nodes) on the other CPUs, so
+# every row's pipeline, the Erlang baselines' too, gets the same CPUs and
+# the generator offers the same load whatever the row costs.
+NCPU=$(nproc)
+if [ "${BENCH_GEN_CPU:-}" = none ] || [ "$NCPU" -lt 2 ]; then
+  export BENCH_GEN_CPU=none
+  PIN=()
+else
+  export BENCH_GEN_CPU=${BENCH_GEN_CPU:-0}
+  REST=$(seq 0 $((NCPU - 1)) | grep -vx "$BENCH_GEN_CPU" | paste -sd, -)
+  PIN=(taskset -c "$REST")
+  echo "bench: pktgen on CPU $BENCH_GEN_CPU, the rest on CPU $REST"
+fi
+
 COOKIE=ewpbench$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
 export BENCH_ROOT=$ROOT BENCH_OUT=$OUT BENCH_GEN_NS=$GEN BENCH_CAP_NS=$CAP BENCH_CLI_NS=$CLI
+export BENCH_GEN_DEV=bg0 BENCH_DST_MAC=$MAC
 export BENCH_DST=10.201.0.2 BENCH_CAP_DEV=bc0 BENCH_CAP_ADDR=10.201.1.1 BENCH_CLI_ADDR=10.201.1.2
 
 set +e
 timeout -k 10 "${BENCH_TIMEOUT:-900}" \
-  erl -noshell -sname "ewp_bench_$ID" -setcookie "$COOKIE" +C multi_time_warp \
+  "${PIN[@]}" erl -noshell -sname "ewp_bench_$ID" -setcookie "$COOKIE" +C multi_time_warp \
       -pa "$ROOT/ebin" -pa "$OUT/ebin" -run ewpcap_bench main &
 DRIVER_PID=$!
 wait "$DRIVER_PID"
