@@ -57,6 +57,7 @@ ewp_capture_open(struct ev_loop *loop, struct ewp_capture *c, const char *dev,
     c->loop = loop;
     c->fd = -1;
     c->watching = 0;
+    c->dispatching = 0;
     c->failed = 0;
     c->offline = 0;
     c->dumper = NULL;
@@ -124,6 +125,7 @@ ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, const char
     c->loop = loop;
     c->fd = -1;
     c->watching = 0;
+    c->dispatching = 0;
     c->failed = 0;
     c->offline = 1;
     pcap_err[0] = '\0';
@@ -269,6 +271,11 @@ ewp_capture_start(struct ewp_capture *c)
 void
 ewp_capture_stop(struct ewp_capture *c)
 {
+    /* Stopped from a packet callback (the node's output buffer is full):
+     * the rest of the ring stays in the ring, not in our buffer; libpcap
+     * resumes in the middle of the block at the next dispatch. */
+    if (c->dispatching && c->p != NULL)
+        pcap_breakloop(c->p);
     if (!c->watching)
         return;
     ev_io_stop(c->loop, &c->io);
@@ -333,7 +340,9 @@ dispatch(struct ewp_capture *c)
 
     if (c->p == NULL)
         return;
+    c->dispatching = 1;
     n = pcap_dispatch(c->p, c->offline ? FILE_CHUNK : -1, handler, (unsigned char *)c);
+    c->dispatching = 0;
     if (c->flush_cb != NULL)
         c->flush_cb(c);
     if (c->dumper != NULL && n > 0)

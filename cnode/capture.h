@@ -63,6 +63,7 @@ struct ewp_capture {
     int fd;                          /* pcap_get_selectable_fd, or -1 */
     int dlt;                         /* pcap_datalink, read once at open */
     int watching;                    /* watchers started */
+    int dispatching;                 /* inside pcap_dispatch */
     int failed;                      /* a read error ended the capture */
     ewp_capture_packet_cb packet_cb; /* called per packet */
     ewp_capture_error_cb error_cb;   /* called once on a read error */
