@@ -16,8 +16,8 @@
 #include <ev.h>
 
 #define EWP_FRAME_MAX (64u << 20)     /* larger incoming frames close the connection */
-#define EWP_OUT_HIGH (4u << 20)       /* queued bytes that pause the peer's captures */
-#define EWP_OUT_LOW (1u << 20)        /* ... and resume them */
+#define EWP_OUT_HIGH (16u << 20)      /* queued bytes that pause the peer's captures */
+#define EWP_OUT_LOW (12u << 20)       /* ... and resume them */
 #define EWP_OUT_PACKET_MAX (32u << 20) /* packets beyond this queue are dropped */
 #define EWP_OUT_MAX (64u << 20)       /* a peer that lets this much queue up is dropped */
 
