@@ -79,7 +79,8 @@ test/unit/%.o: test/unit/%.c $(wildcard cnode/*.h)
 test/unit/run: $(UNIT_OBJ) $(CNODE_LIB_OBJ)
 	$(ld_verbose) $(CC) -o $@ $^ $(EWP_LDFLAGS) $(LIBS) -lcunit
 
-VALGRIND ?= valgrind --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
+# --fair-sched=yes: the compile workers run side by side (test_compile.c)
+VALGRIND ?= valgrind --quiet --fair-sched=yes --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
 
 check: test/unit/run
 	$(VALGRIND) test/unit/run

@@ -695,6 +695,7 @@ set_filter(struct ewp_handle *h, const char *f, size_t len, int optimize, uint32
         pd->user[len] = '\0';
         pd->user_len = len;
         job->data = pd;
+        job->owner = h->peer; /* one node's compiles run one at a time */
         EWP_LOG(1, "%s: compiling a %zu byte filter off the loop", h->device, len);
         ewp_compile_submit(job);
         return EWP_DEFERRED;

@@ -1,13 +1,18 @@
 /*
  * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
  *
- * One worker thread, two queues (to do, done) under one mutex. The loop
- * submits jobs; the worker compiles them (pcap_compile is thread-safe since
- * libpcap 1.8) on a dead handle of the same link type and snaplen, moves
- * them to the done queue and wakes the loop with ev_async_send. The loop
- * then calls the done callback for each, in order. Nothing else is shared.
+ * EWP_COMPILE_WORKERS worker threads, two queues (to do, done) under one
+ * mutex. The loop submits jobs; a worker takes the oldest job whose owner
+ * (the client node, job->owner) has no job being compiled by another
+ * worker, compiles it (pcap_compile is thread-safe since libpcap 1.8) on a
+ * dead handle of the same link type and snaplen, moves it to the done
+ * queue and wakes the loop with ev_async_send. The loop then calls the
+ * done callback for each. So one node's jobs run one at a time and in
+ * order, and a node that sends a filter taking a minute to compile holds
+ * one worker, not the others' filters. Nothing else is shared.
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +26,10 @@
 static struct {
     struct ev_loop *loop;          /* where done callbacks run */
     ev_async wake;                 /* worker -> loop */
-    pthread_t thread;              /* the worker */
-    int started;                   /* thread running */
+    pthread_t threads[EWP_COMPILE_WORKERS];
+    int started;                   /* threads running */
+    const void *running[EWP_COMPILE_WORKERS]; /* owner each worker compiles for */
+    int active[EWP_COMPILE_WORKERS];          /* ... while set */
     int stop;                      /* asks the worker to end */
     pthread_mutex_t lock;          /* protects the queues and stop */
     pthread_cond_t cond;           /* work or stop for the worker */
@@ -34,6 +41,7 @@ static struct {
 } cc = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
 static void *worker(void *arg);
+static struct ewp_compile_job *take(int self);
 static void wake_cb(struct ev_loop *loop, ev_async *w, int revents);
 static int compile_one(struct ewp_compile_job *job, const char *text);
 
@@ -48,11 +56,16 @@ ewp_compile_init(struct ev_loop *loop, ewp_compile_done_cb done)
     cc.done_tail = &cc.done;
     ev_async_init(&cc.wake, wake_cb);
     ev_async_start(loop, &cc.wake);
-    if (pthread_create(&cc.thread, NULL, worker, NULL) != 0) {
+    for (cc.started = 0; cc.started < EWP_COMPILE_WORKERS; cc.started++) {
+        cc.active[cc.started] = 0;
+        if (pthread_create(&cc.threads[cc.started], NULL, worker,
+                           (void *)(intptr_t)cc.started) != 0)
+            break;
+    }
+    if (cc.started == 0) {
         ev_async_stop(loop, &cc.wake);
         return -1;
     }
-    cc.started = 1;
     return 0;
 }
 
@@ -63,7 +76,7 @@ ewp_compile_submit(struct ewp_compile_job *job)
     pthread_mutex_lock(&cc.lock);
     *cc.todo_tail = job;
     cc.todo_tail = &job->next;
-    pthread_cond_signal(&cc.cond);
+    pthread_cond_broadcast(&cc.cond);
     pthread_mutex_unlock(&cc.lock);
 }
 
@@ -86,20 +99,22 @@ ewp_compile_free(struct ewp_compile_job *job)
     free(job);
 }
 
-/* Stop the worker; jobs not done get discard (to free their data), not
+/* Stop the workers; jobs not done get discard (to free their data), not
  * their callback, and are freed. */
 void
 ewp_compile_shutdown(ewp_compile_done_cb discard)
 {
     struct ewp_compile_job *job;
+    int i;
 
     if (!cc.started)
         return;
     pthread_mutex_lock(&cc.lock);
     cc.stop = 1;
-    pthread_cond_signal(&cc.cond);
+    pthread_cond_broadcast(&cc.cond);
     pthread_mutex_unlock(&cc.lock);
-    (void)pthread_join(cc.thread, NULL);
+    for (i = 0; i < cc.started; i++)
+        (void)pthread_join(cc.threads[i], NULL);
     cc.started = 0;
     ev_async_stop(cc.loop, &cc.wake);
     while ((job = cc.todo) != NULL) {
@@ -117,30 +132,52 @@ ewp_compile_shutdown(ewp_compile_done_cb discard)
 static void *
 worker(void *arg)
 {
+    int self = (int)(intptr_t)arg;
     struct ewp_compile_job *job;
 
-    (void)arg;
     pthread_mutex_lock(&cc.lock);
     for (;;) {
-        while (cc.todo == NULL && !cc.stop)
+        while (!cc.stop && (job = take(self)) == NULL)
             pthread_cond_wait(&cc.cond, &cc.lock);
         if (cc.stop)
             break;
-        job = cc.todo;
-        cc.todo = job->next;
-        if (cc.todo == NULL)
-            cc.todo_tail = &cc.todo;
         pthread_mutex_unlock(&cc.lock);
 
         (void)ewp_compile_run(job);
 
         pthread_mutex_lock(&cc.lock);
+        cc.active[self] = 0;
         job->next = NULL;
         *cc.done_tail = job;
         cc.done_tail = &job->next;
         ev_async_send(cc.loop, &cc.wake);
+        /* the owner's next job may now go to any worker */
+        pthread_cond_broadcast(&cc.cond);
     }
     pthread_mutex_unlock(&cc.lock);
+    return NULL;
+}
+
+/* With the lock held: unlink and return the oldest job whose owner no
+ * other worker is compiling for (marking it ours), or NULL. */
+static struct ewp_compile_job *
+take(int self)
+{
+    struct ewp_compile_job **pp, *job;
+    int i, busy;
+
+    for (pp = &cc.todo; (job = *pp) != NULL; pp = &job->next) {
+        for (busy = 0, i = 0; i < EWP_COMPILE_WORKERS && !busy; i++)
+            busy = i != self && cc.active[i] && cc.running[i] == job->owner;
+        if (busy)
+            continue;
+        *pp = job->next;
+        if (*pp == NULL)
+            cc.todo_tail = pp;
+        cc.running[self] = job->owner;
+        cc.active[self] = 1;
+        return job;
+    }
     return NULL;
 }
 

@@ -3,8 +3,9 @@
  *
  * Filters compiled off the event loop. pcap_compile of a large expression
  * can take seconds (a 400 KB filter: ~14 s); done in the loop, every client
- * would wait. A worker thread compiles against pcap_open_dead(linktype,
- * snaplen) and hands the program back to the loop through an ev_async.
+ * would wait. Worker threads compile against pcap_open_dead(linktype,
+ * snaplen) and hand the program back to the loop through an ev_async; one
+ * client node's jobs run one at a time, in order (see compile.c).
  */
 #ifndef EWP_COMPILE_H
 #define EWP_COMPILE_H
@@ -16,6 +17,7 @@
 #include <pcap/pcap.h>
 
 #define EWP_COMPILE_SYNC_MAX 1024 /* shorter filters are compiled in the loop */
+#define EWP_COMPILE_WORKERS 2     /* threads; one client node uses one at a time */
 
 struct ewp_compile_job {
     char *text;                   /* filter to try first (NUL-terminated) */
@@ -28,6 +30,7 @@ struct ewp_compile_job {
     struct bpf_program prog;      /* out: the compiled program */
     char errbuf[PCAP_ERRBUF_SIZE]; /* out: why not */
     void *data;                   /* the submitter's */
+    const void *owner;            /* jobs of one owner never run at once */
     struct ewp_compile_job *next; /* queue */
 };
 

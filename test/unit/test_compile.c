@@ -2,8 +2,8 @@
  * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
  *
  * CUnit tests of cnode/compile.c: ewp_compile_run in the calling thread,
- * and the worker thread driven from a libev loop (submit, done callbacks in
- * order, shutdown freeing what is left).
+ * and the worker threads driven from a libev loop (submit, done callbacks in
+ * order, one owner at a time, shutdown freeing what is left).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +213,61 @@ test_worker_compiles_and_calls_back_in_order(void)
     CU_ASSERT(done_count == N_JOBS);
 }
 
+/* A slow job of owner A, then a quick one of A and a quick one of B: B's
+ * runs beside the slow one (two workers), A's waits for it (one owner, one
+ * job at a time, in order). */
+static void
+test_one_owner_at_a_time_others_beside(void)
+{
+    static const char a = 'A', b = 'B';
+    struct ewp_compile_job *job;
+    ev_timer timer;
+    char *big, *q;
+    int n, timed_out = 0;
+
+    big = malloc(12000 * 7 + 3);
+    CU_ASSERT_FATAL(big != NULL);
+    for (q = big, n = 0; n < 12000; n++, q += 7)
+        memcpy(q, "ip and ", 7);
+    memcpy(q, "ip", 3);
+
+    done_count = 0;
+    discard_count = 0;
+    CU_ASSERT_FATAL(ewp_compile_init(loop, done_cb) == 0);
+    job = job_new(big, NULL, DLT_EN10MB);
+    free(big);
+    CU_ASSERT_FATAL(job != NULL);
+    job->owner = &a;
+    job->data = (void *)1L;
+    ewp_compile_submit(job);
+    job = job_new("udp", NULL, DLT_EN10MB);
+    CU_ASSERT_FATAL(job != NULL);
+    job->owner = &a;
+    job->data = (void *)2L;
+    ewp_compile_submit(job);
+    job = job_new("tcp", NULL, DLT_EN10MB);
+    CU_ASSERT_FATAL(job != NULL);
+    job->owner = &b;
+    job->data = (void *)3L;
+    ewp_compile_submit(job);
+
+    ev_timer_init(&timer, on_timeout, 120.0, 0.0);
+    timer.data = &timed_out;
+    ev_timer_start(loop, &timer);
+    while (done_count < 3 && !timed_out)
+        ev_run(loop, EVRUN_ONCE);
+    ev_timer_stop(loop, &timer);
+    ewp_compile_shutdown(discard_job);
+
+    CU_ASSERT(timed_out == 0);
+    CU_ASSERT_FATAL(done_count == 3);
+    CU_ASSERT(done_order[0] == 3);
+    CU_ASSERT(done_order[1] == 1);
+    CU_ASSERT(done_order[2] == 2);
+    CU_ASSERT(done_ok[0] == 1 && done_ok[1] == 1 && done_ok[2] == 1);
+    CU_ASSERT(discard_count == 0);
+}
+
 CU_TestInfo ewp_compile_tests[] = {
     {"ewp_compile_run compiles in the calling thread", test_run_compiles_in_the_calling_thread},
     {"ewp_compile_run gives the pcap error of a bad filter",
@@ -221,5 +276,7 @@ CU_TestInfo ewp_compile_tests[] = {
      test_run_falls_back_when_the_first_text_fails},
     {"the worker compiles and calls back in submission order",
      test_worker_compiles_and_calls_back_in_order},
+    {"one owner's jobs one at a time, another owner's beside them",
+     test_one_owner_at_a_time_others_beside},
     CU_TEST_INFO_NULL,
 };
