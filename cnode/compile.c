@@ -12,7 +12,6 @@
  * one worker, not the others' filters. Nothing else is shared.
  */
 #include <pthread.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +29,7 @@ static struct {
     int started;                   /* threads running */
     const void *running[EWP_COMPILE_WORKERS]; /* owner each worker compiles for */
     int active[EWP_COMPILE_WORKERS];          /* ... while set */
+    int ids[EWP_COMPILE_WORKERS];             /* each worker's index, its argument */
     int stop;                      /* asks the worker to end */
     pthread_mutex_t lock;          /* protects the queues and stop */
     pthread_cond_t cond;           /* work or stop for the worker */
@@ -58,8 +58,8 @@ ewp_compile_init(struct ev_loop *loop, ewp_compile_done_cb done)
     ev_async_start(loop, &cc.wake);
     for (cc.started = 0; cc.started < EWP_COMPILE_WORKERS; cc.started++) {
         cc.active[cc.started] = 0;
-        if (pthread_create(&cc.threads[cc.started], NULL, worker,
-                           (void *)(intptr_t)cc.started) != 0)
+        cc.ids[cc.started] = cc.started;
+        if (pthread_create(&cc.threads[cc.started], NULL, worker, &cc.ids[cc.started]) != 0)
             break;
     }
     if (cc.started == 0) {
@@ -132,7 +132,7 @@ ewp_compile_shutdown(ewp_compile_done_cb discard)
 static void *
 worker(void *arg)
 {
-    int self = (int)(intptr_t)arg;
+    int self = *(const int *)arg;
     struct ewp_compile_job *job;
 
     pthread_mutex_lock(&cc.lock);
