@@ -19,6 +19,7 @@
 #define EWP_DFLAG_EXTENDED_REFERENCES 0x4ULL
 #define EWP_DFLAG_DIST_MONITOR 0x8ULL
 #define EWP_DFLAG_FUN_TAGS 0x10ULL
+#define EWP_DFLAG_DIST_MONITOR_NAME 0x20ULL
 #define EWP_DFLAG_NEW_FUN_TAGS 0x80ULL
 #define EWP_DFLAG_EXTENDED_PIDS_PORTS 0x100ULL
 #define EWP_DFLAG_EXPORT_PTR_TAG 0x200ULL
@@ -42,10 +43,14 @@
      EWP_DFLAG_MAP_TAG | EWP_DFLAG_EXPORT_PTR_TAG | EWP_DFLAG_BIT_BINARIES)
 
 /* What we offer: no atom cache, no fragments, so every message is one
- * frame; spawn, for rpc:call/erpc:call (rpc.c) */
+ * frame; spawn, for rpc:call/erpc:call (rpc.c); monitors both ways
+ * (erts sends MONITOR_P_EXIT only to a node with DIST_MONITOR and
+ * DIST_MONITOR_NAME: without the latter an rpc caller's death went
+ * unnoticed) */
 #define EWP_DFLAG_OURS                                                        \
     (EWP_DFLAG_MANDATORY | EWP_DFLAG_MANDATORY_25_DIGEST |                    \
-     EWP_DFLAG_DIST_MONITOR | EWP_DFLAG_SMALL_ATOM_TAGS |                     \
+     EWP_DFLAG_DIST_MONITOR | EWP_DFLAG_DIST_MONITOR_NAME |                   \
+     EWP_DFLAG_SMALL_ATOM_TAGS |                                              \
      EWP_DFLAG_HANDSHAKE_23 | EWP_DFLAG_UNLINK_ID | EWP_DFLAG_V4_NC |         \
      EWP_DFLAG_SPAWN)
 

@@ -75,6 +75,7 @@ groups() ->
             rpc_block_call_cast_undef,
             rpc_errors_as_real_node,
             rpc_handle_with_library,
+            rpc_handle_closed_when_caller_exits,
             handshake_cannot_stall,
             handshake_flood_new_node_connects
         ]},
@@ -745,6 +746,46 @@ rpc_bare_node_calls(Config) ->
     ?assertEqual([], on(Bare, Ag, fun() -> quiet(Ref, ?QUIET) end)),
     ?assertEqual({non_existing, false},
                  on(Bare, fun() -> {code:which(ewpcap), erlang:module_loaded(ewpcap)} end)).
+
+rpc_handle_closed_when_caller_exits() ->
+    [{doc, "A handle opened through rpc:call, erpc:call or rpc:block_call closes when the "
+           "calling process exits (ewpcapd monitors it), while its node stays connected"}].
+rpc_handle_closed_when_caller_exits(Config) ->
+    _D = daemon(Config),
+    Bare = client(Config, "bare", #{code => false}),
+    Keep = ?TB:agent(Bare),
+    {ok, Kept} = on(Bare, Keep, fun() -> erpc:call(?D, ewpcap, open, [<<"vethB">>, []]) end),
+    {ewpcap_resource, KeptRef, _} = Kept,
+    Opens = [{rpc_call, fun() -> rpc:call(?D, ewpcap, open, [<<"vethB">>, []]) end},
+             {erpc_call, fun() -> erpc:call(?D, ewpcap, open, [<<"vethB">>, []]) end},
+             {block_call, fun() -> rpc:block_call(?D, ewpcap, open, [<<"vethB">>, []]) end}],
+    lists:foreach(
+      fun({How, Open}) ->
+              Ag = ?TB:agent(Bare),
+              {ok, {ewpcap_resource, Ref, _}} = on(Bare, Ag, Open),
+              ?assertEqual({How, [Ag]}, {How, [proplists:get_value(owner, H) || H <- handles(Bare, ?D),
+                                                                             proplists:get_value(ref, H) =:= Ref]}),
+              true = on(Bare, fun() -> exit(Ag, kill) end),
+              Gone = wait_until(fun() -> not lists:member(Ref, [proplists:get_value(ref, H)
+                                                                 || H <- handles(Bare, ?D)]) end,
+                                5000),
+              ?assertEqual({How, closed}, {How, Gone})
+      end, Opens),
+    % the caller that lives on keeps its handle
+    ?assertEqual([KeptRef], [proplists:get_value(ref, H) || H <- handles(Bare, ?D)]),
+    ?assertEqual(ok, on(Bare, fun() -> rpc:call(?D, ewpcap, close, [Kept]) end)),
+    ?assertEqual([], handles(Bare, ?D)).
+
+wait_until(Fun, Ms) when Ms =< 0 ->
+    case Fun() of
+        true -> closed;
+        false -> still_open
+    end;
+wait_until(Fun, Ms) ->
+    case Fun() of
+        true -> closed;
+        false -> timer:sleep(50), wait_until(Fun, Ms - 50)
+    end.
 
 rpc_block_call_cast_undef() ->
     [{doc, "rpc:block_call works, rpc:cast closes a handle without harm, undefined functions fail as on a real node"}].
