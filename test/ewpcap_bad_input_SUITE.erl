@@ -277,6 +277,7 @@ all() ->
     [
         {group, rows},
         garbage_is_dropped,
+        call_unknown_name_noproc,
         call_tags_echoed,
         filter3_bad_options,
         write_zero_bytes,
@@ -460,6 +461,23 @@ garbage_is_dropped(Config) ->
     Replies = receive_all(?QUIET),
     ct:pal("sent ~p garbage messages; got ~p", [length(Garbage) + 13, Replies]),
     ?assertEqual([], Replies),
+    assert_daemon_alive(Config).
+
+call_unknown_name_noproc() ->
+    [{doc, "gen_server:call to a name the daemon does not have exits with noproc at once, "
+           "as on a real node; a monitor of the name ewpcap stays up"}].
+call_unknown_name_noproc(Config) ->
+    Node = ?config(daemon, Config),
+    T0 = erlang:monotonic_time(millisecond),
+    ?assertMatch({'EXIT', {noproc, {gen_server, call, _}}},
+                 catch gen_server:call({nosuchname, Node}, dev, 10000)),
+    Took = erlang:monotonic_time(millisecond) - T0,
+    ct:pal("call to {nosuchname, ~p}: noproc after ~p ms", [Node, Took]),
+    ?assert(Took < 2000),
+    Mon = erlang:monitor(process, {ewpcap, Node}),
+    ?assertEqual(?config(dev_reply, Config), gen_server:call({ewpcap, Node}, dev, ?CALL_TIMEOUT)),
+    receive {'DOWN', Mon, _, _, Why} -> ct:fail({ewpcap_down, Why}) after 500 -> ok end,
+    true = erlang:demonitor(Mon, [flush]),
     assert_daemon_alive(Config).
 
 call_tags_echoed() ->
