@@ -688,6 +688,9 @@ rpc_bare_node_calls(Config) ->
     ?assertEqual({non_existing, false},
                  on(Bare, fun() -> {code:which(ewpcap), erlang:module_loaded(ewpcap)} end)),
     {P1, P2} = {40071, 40072},
+    % dev/0 names the first device of pcap_findalldevs, whose order follows
+    % the links' state: right after the bed is made it may still change
+    ok = settled_dev(Bare, 50),
     % dev, getifaddrs, info
     {{ok, Dev}, {ok, Dev}, {ok, Ifs}, {ok, Ifs}, {ok, Info}} = on(Bare, fun() ->
         {rpc:call(?D, ewpcap, dev, []), erpc:call(?D, ewpcap, dev, []),
@@ -775,6 +778,22 @@ rpc_handle_closed_when_caller_exits(Config) ->
     ?assertEqual([KeptRef], [proplists:get_value(ref, H) || H <- handles(Bare, ?D)]),
     ?assertEqual(ok, on(Bare, fun() -> rpc:call(?D, ewpcap, close, [Kept]) end)),
     ?assertEqual([], handles(Bare, ?D)).
+
+%% Until three dev/0 answers in a row agree (at most N tries, 100 ms apart).
+settled_dev(Bare, N) ->
+    settled_dev(Bare, N, undefined, 0).
+
+settled_dev(_Bare, _N, _Last, 3) ->
+    ok;
+settled_dev(_Bare, 0, Last, _Same) ->
+    ct:fail({dev_unsettled, Last});
+settled_dev(Bare, N, Last, Same) ->
+    Dev = on(Bare, fun() -> rpc:call(?D, ewpcap, dev, []) end),
+    timer:sleep(100),
+    case Dev of
+        Last -> settled_dev(Bare, N - 1, Dev, Same + 1);
+        _ -> settled_dev(Bare, N - 1, Dev, 1)
+    end.
 
 wait_until(Fun, Ms) when Ms =< 0 ->
     case Fun() of
