@@ -27,8 +27,7 @@ static struct {
     ev_async wake;                 /* worker -> loop */
     pthread_t threads[EWP_COMPILE_WORKERS];
     int started;                   /* threads running */
-    const void *running[EWP_COMPILE_WORKERS]; /* owner each worker compiles for */
-    int active[EWP_COMPILE_WORKERS];          /* ... while set */
+    const struct ewp_compile_job *running[EWP_COMPILE_WORKERS]; /* or NULL */
     int ids[EWP_COMPILE_WORKERS];             /* each worker's index, its argument */
     int stop;                      /* asks the worker to end */
     pthread_mutex_t lock;          /* protects the queues and stop */
@@ -57,7 +56,7 @@ ewp_compile_init(struct ev_loop *loop, ewp_compile_done_cb done)
     ev_async_init(&cc.wake, wake_cb);
     ev_async_start(loop, &cc.wake);
     for (cc.started = 0; cc.started < EWP_COMPILE_WORKERS; cc.started++) {
-        cc.active[cc.started] = 0;
+        cc.running[cc.started] = NULL;
         cc.ids[cc.started] = cc.started;
         if (pthread_create(&cc.threads[cc.started], NULL, worker, &cc.ids[cc.started]) != 0)
             break;
@@ -146,7 +145,7 @@ worker(void *arg)
         (void)ewp_compile_run(job);
 
         pthread_mutex_lock(&cc.lock);
-        cc.active[self] = 0;
+        cc.running[self] = NULL;
         job->next = NULL;
         *cc.done_tail = job;
         cc.done_tail = &job->next;
@@ -168,14 +167,13 @@ take(int self)
 
     for (pp = &cc.todo; (job = *pp) != NULL; pp = &job->next) {
         for (busy = 0, i = 0; i < EWP_COMPILE_WORKERS && !busy; i++)
-            busy = i != self && cc.active[i] && cc.running[i] == job->owner;
+            busy = i != self && cc.running[i] != NULL && cc.running[i]->owner == job->owner;
         if (busy)
             continue;
         *pp = job->next;
         if (*pp == NULL)
             cc.todo_tail = pp;
-        cc.running[self] = job->owner;
-        cc.active[self] = 1;
+        cc.running[self] = job;
         return job;
     }
     return NULL;

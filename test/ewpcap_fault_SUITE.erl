@@ -190,12 +190,12 @@ epmd_restarted(Config) ->
     ct:pal("private epmd on port ~p (os pid ~p); ewpcapd ~p registered", [Port, Epmd1, Node]),
     % kill it: the daemon's registration connection closes
     _ = os:cmd("kill -9 " ++ integer_to_list(Epmd1)),
-    ?assert(wait(fun() -> epmd_names(Epmd, Port) =:= down end, 5000)),
+    ?assert(ewpcap_testbed:poll(fun() -> epmd_names(Epmd, Port) =:= down end, 5000)),
     timer:sleep(1500),
     T0 = erlang:monotonic_time(millisecond),
     Epmd2 = start_epmd(J, Epmd, Port),
-    Registered = wait(fun() -> lists:member(Alive, epmd_names(Epmd, Port)) end,
-                      ?REREGISTER_MAX),
+    Registered = ewpcap_testbed:poll(fun() -> lists:member(Alive, epmd_names(Epmd, Port)) end,
+                                     ?REREGISTER_MAX),
     Ms = erlang:monotonic_time(millisecond) - T0,
     Lines = daemon_lines(J, Node),
     ct:pal("epmd restarted (os pid ~p); registered again: ~p after ~p ms~ndaemon said: ~p",
@@ -237,7 +237,7 @@ client_node_gone(Config, Signal) ->
     _ = os:cmd("kill -" ++ Signal ++ " " ++ integer_to_list(ClientPid)),
     % the tick check runs every ticktime/4: allow that and 1 s more
     Limit = ?TICKTIME * 1000 + ?TICKTIME * 250 + 1000,
-    Gone = wait(fun() -> client_handles(Node, Client) =:= [] end, Limit + 5000),
+    Gone = ewpcap_testbed:poll(fun() -> client_handles(Node, Client) =:= [] end, Limit + 5000),
     Ms = erlang:monotonic_time(millisecond) - T0,
     ct:pal("SIG~s: handles of ~p closed: ~p after ~p ms (limit ~p ms); daemon nodes ~p",
            [Signal, Client, Gone, Ms, Limit, nodes_of(Node)]),
@@ -283,7 +283,7 @@ receive_error(Ref, Deadline) ->
 
 wait_new_node(Old, Deadline) ->
     T0 = erlang:monotonic_time(millisecond),
-    Result = wait(fun() ->
+    Result = ewpcap_testbed:poll(fun() ->
                       case catch ewpcap:node() of
                           N when is_atom(N), N =/= Old -> true;
                           _ -> false
@@ -363,7 +363,7 @@ hold(Port, OsPid, Lines) ->
             catch port_close(Port),
             % --stdin: it exits when its stdin closes; make sure
             Dir = "/proc/" ++ integer_to_list(OsPid),
-            wait(fun() -> not filelib:is_dir(Dir) end, 5000) orelse kill_os(OsPid),
+            ewpcap_testbed:poll(fun() -> not filelib:is_dir(Dir) end, 5000) orelse kill_os(OsPid),
             From ! {stopped, self()}
     end.
 
@@ -408,7 +408,7 @@ start_epmd(J, Epmd, Port) ->
                   [{args, ["-port", integer_to_list(Port)]}, exit_status, stderr_to_stdout]),
     {os_pid, OsPid} = erlang:port_info(P, os_pid),
     cleanup(J, {epmd, OsPid}, fun() -> kill_os(OsPid) end),
-    wait(fun() -> is_list(epmd_names(Epmd, Port)) end, 5000) orelse
+    ewpcap_testbed:poll(fun() -> is_list(epmd_names(Epmd, Port)) end, 5000) orelse
         ct:fail({epmd_not_up, Port}),
     OsPid.
 
@@ -579,22 +579,6 @@ client_handles(Node, Client) ->
 
 is_string(S) ->
     is_list(S) andalso S =/= [] andalso io_lib:printable_unicode_list(S).
-
-%% Calls F every 100 ms until it returns true or Timeout ms have passed.
-wait(F, Timeout) ->
-    Deadline = erlang:monotonic_time(millisecond) + Timeout,
-    wait_until(F, Deadline).
-
-wait_until(F, Deadline) ->
-    case F() of
-        true ->
-            true;
-        false ->
-            case erlang:monotonic_time(millisecond) >= Deadline of
-                true -> false;
-                false -> timer:sleep(100), wait_until(F, Deadline)
-            end
-    end.
 
 flush() ->
     _ = flush_list(),

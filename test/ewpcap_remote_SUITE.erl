@@ -769,10 +769,10 @@ rpc_handle_closed_when_caller_exits(Config) ->
               ?assertEqual({How, [Ag]}, {How, [proplists:get_value(owner, H) || H <- handles(Bare, ?D),
                                                                              proplists:get_value(ref, H) =:= Ref]}),
               true = on(Bare, fun() -> exit(Ag, kill) end),
-              Gone = wait_until(fun() -> not lists:member(Ref, [proplists:get_value(ref, H)
-                                                                 || H <- handles(Bare, ?D)]) end,
-                                5000),
-              ?assertEqual({How, closed}, {How, Gone})
+              Gone = ?TB:poll(fun() -> not lists:member(Ref, [proplists:get_value(ref, H)
+                                                               || H <- handles(Bare, ?D)]) end,
+                              5000),
+              ?assertEqual({How, true}, {How, Gone})
       end, Opens),
     % the caller that lives on keeps its handle
     ?assertEqual([KeptRef], [proplists:get_value(ref, H) || H <- handles(Bare, ?D)]),
@@ -793,17 +793,6 @@ settled_dev(Bare, N, Last, Same) ->
     case Dev of
         Last -> settled_dev(Bare, N - 1, Dev, Same + 1);
         _ -> settled_dev(Bare, N - 1, Dev, 1)
-    end.
-
-wait_until(Fun, Ms) when Ms =< 0 ->
-    case Fun() of
-        true -> closed;
-        false -> still_open
-    end;
-wait_until(Fun, Ms) ->
-    case Fun() of
-        true -> closed;
-        false -> timer:sleep(50), wait_until(Fun, Ms - 50)
     end.
 
 rpc_block_call_cast_undef() ->
