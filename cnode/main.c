@@ -2,8 +2,10 @@
  * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
  *
  * ewpcapd: packet capture served to Erlang nodes as a C-node. main() parses
- * the command line, sets up each module, runs the loop and tears down in
- * reverse. It is the only place that exits.
+ * the command line, sets up each layer and wires them (dist.c calls up
+ * into router.c through the ops it is given; router.c runs requests of
+ * request.c), runs the loop and tears down in reverse. It is the only
+ * place that exits.
  */
 #include <errno.h>
 #include <limits.h>
@@ -13,19 +15,35 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <time.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
 
+#include <ei.h>
 #include <ev.h>
 
-#include "command.h"
+#include "dist.h"
+#include "epmd.h"
+#include "listen.h"
 #include "log.h"
 #include "netns.h"
-#include "node.h"
 #include "privs.h"
+#include "request.h"
+#include "router.h"
 
 #define EWP_VERSION "0.1.0"
 #define COOKIE_MAX 1024
 #define ALLOW_MAX 64
+
+/* Who we are and where we listen */
+struct node_opts {
+    const char *alive;     /* alive part of the node name */
+    const char *host;      /* host part */
+    const char *cookie;    /* NULL: ~/.erlang.cookie */
+    struct in_addr listen; /* listen address */
+    int port;              /* listen port, 0: any */
+    double ticktime;       /* seconds of silence before a peer counts as dead */
+};
 
 struct config {
     char alive[MAXATOMLEN];        /* alive part of the node name */
@@ -36,11 +54,25 @@ struct config {
     const char *user;              /* --user */
     char files[PATH_MAX];          /* --files, resolved */
     const char *allow[ALLOW_MAX];  /* --allow */
-    struct ewp_policy policy;      /* passed to command.c */
-    struct ewp_node_config node;   /* passed to node.c */
+    struct ewp_policy policy;      /* passed to request.c */
+    struct node_opts node;         /* our node */
+};
+
+/* Every layer, for the teardown */
+struct daemon {
+    ei_cnode ec;                   /* our node */
+    struct ewp_dist *dist;         /* connected nodes */
+    struct ewp_listener *listener; /* the listen socket, handshakes */
+    struct ewp_epmd *epmd;         /* the registration */
+    struct ewp_requests req;       /* handles, filters, policy */
+    struct ewp_router router;      /* what comes in */
 };
 
 static void usage(FILE *out);
+static int start(struct ev_loop *loop, const struct config *cfg, struct daemon *dm,
+                 char *errbuf, size_t errlen);
+static void stop(struct daemon *dm);
+static int init_cnode(ei_cnode *ec, const struct node_opts *o, char *errbuf, size_t errlen);
 static int parse_args(int argc, char *argv[], struct config *cfg);
 static int set_name(struct config *cfg, const char *arg, int longnames);
 static int read_cookie_file(const char *path, char *cookie, size_t len);
@@ -52,6 +84,7 @@ int
 main(int argc, char *argv[])
 {
     struct ev_loop *loop;
+    static struct daemon dm;
     struct config cfg;
     char errbuf[512];
     ev_signal sigterm_w, sigint_w, sighup_w;
@@ -69,23 +102,9 @@ main(int argc, char *argv[])
         return 1;
     }
 
-    if (ewp_node_init(loop, &cfg.node, errbuf, sizeof(errbuf)) < 0) {
+    if (start(loop, &cfg, &dm, errbuf, sizeof(errbuf)) < 0) {
         (void)fprintf(stderr, "ewpcapd: %s\n", errbuf);
-        return 1;
-    }
-    if (cfg.netns != NULL && ewp_netns_enter(cfg.netns, errbuf, sizeof(errbuf)) < 0) {
-        (void)fprintf(stderr, "ewpcapd: --netns: %s\n", errbuf);
-        ewp_node_close();
-        return 1;
-    }
-    if (cfg.user != NULL && ewp_privs_drop(cfg.user, errbuf, sizeof(errbuf)) < 0) {
-        (void)fprintf(stderr, "ewpcapd: %s\n", errbuf);
-        ewp_node_close();
-        return 1;
-    }
-    if (ewp_command_init(loop, &cfg.policy) < 0) {
-        (void)fprintf(stderr, "ewpcapd: cannot start the filter compiler thread\n");
-        ewp_node_close();
+        stop(&dm);
         return 1;
     }
 
@@ -101,18 +120,108 @@ main(int argc, char *argv[])
     }
 
     /* The Erlang library waits for this line (ewpcap_daemon.erl). */
-    (void)printf("ready %s\n", ewp_node_name());
+    (void)printf("ready %s\n", ei_thisnodename(&dm.ec));
     (void)fflush(stdout);
 
     ev_run(loop, 0);
 
-    rv = ewp_node_failed() ? 1 : 0;
-    EWP_LOG(1, "shutting down, closing %d handles", ewp_command_count());
-    ewp_command_close_all();
-    ewp_node_close();
+    rv = ewp_epmd_failed(dm.epmd) ? 1 : 0;
+    EWP_LOG(1, "shutting down, closing %d handles", ewp_handles_count(dm.req.handles));
+    stop(&dm);
     ewp_netns_close();
     ev_loop_destroy(loop);
     return rv;
+}
+
+/*
+ * The layers, bottom up: our identity, the transport (calling up into the
+ * router), the listen socket, the epmd registration; then the capture
+ * namespace and the dropped privileges; then the handle table and filter
+ * workers the router runs requests against. Returns 0, or -1 with errbuf.
+ */
+static int
+start(struct ev_loop *loop, const struct config *cfg, struct daemon *dm, char *errbuf,
+      size_t errlen)
+{
+    struct ewp_dist_config dcfg = {.ticktime = cfg->node.ticktime};
+    struct ewp_listen_config lcfg = {.ec = &dm->ec, .addr = cfg->node.listen,
+                                     .port = cfg->node.port};
+    char sub[400];
+
+    dm->router.req = &dm->req;
+    if (init_cnode(&dm->ec, &cfg->node, errbuf, errlen) < 0)
+        return -1;
+    dm->dist = ewp_dist_new(loop, &dcfg, &ewp_router_dist_ops, &dm->router);
+    if (dm->dist == NULL) {
+        (void)snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    dm->listener = ewp_listen_new(loop, &lcfg, dm->dist, errbuf, errlen);
+    if (dm->listener == NULL)
+        return -1;
+    dm->epmd = ewp_epmd_new(loop, &dm->ec, ewp_listen_port(dm->listener), errbuf, errlen);
+    if (dm->epmd == NULL)
+        return -1;
+    EWP_LOG(1, "%s listening on port %d", ei_thisnodename(&dm->ec),
+            ewp_listen_port(dm->listener));
+    if (cfg->netns != NULL && ewp_netns_enter(cfg->netns, sub, sizeof(sub)) < 0) {
+        (void)snprintf(errbuf, errlen, "--netns: %s", sub);
+        return -1;
+    }
+    if (cfg->user != NULL && ewp_privs_drop(cfg->user, errbuf, errlen) < 0)
+        return -1;
+    dm->req.loop = loop;
+    dm->req.ec = &dm->ec;
+    dm->req.dist = dm->dist;
+    dm->req.port = ewp_listen_port(dm->listener);
+    dm->req.policy = cfg->policy;
+    if (ewp_request_init(&dm->req) < 0) {
+        (void)snprintf(errbuf, errlen, "cannot start the filter compiler threads");
+        return -1;
+    }
+    return 0;
+}
+
+/* In reverse; each part may be missing (start failed before it) */
+static void
+stop(struct daemon *dm)
+{
+    ewp_listen_free(dm->listener);
+    dm->listener = NULL;
+    ewp_dist_free(dm->dist); /* peer_down closes each node's handles */
+    dm->dist = NULL;
+    if (dm->req.handles != NULL)
+        ewp_request_shutdown(&dm->req);
+    ewp_epmd_free(dm->epmd);
+    dm->epmd = NULL;
+}
+
+/* ei's node: name, cookie, and a fresh creation at each start (pids and
+ * refs of a previous daemon of the same name never match ours; epmd may
+ * assign its own at publish) */
+static int
+init_cnode(ei_cnode *ec, const struct node_opts *o, char *errbuf, size_t errlen)
+{
+    char nodename[MAXNODELEN + 1];
+    unsigned creation;
+    int n;
+
+    if (ei_init() < 0) {
+        (void)snprintf(errbuf, errlen, "ei_init failed");
+        return -1;
+    }
+    n = snprintf(nodename, sizeof(nodename), "%s@%s", o->alive, o->host);
+    if (n < 0 || (size_t)n >= sizeof(nodename)) {
+        (void)snprintf(errbuf, errlen, "node name too long");
+        return -1;
+    }
+    creation = ((unsigned)time(NULL) ^ ((unsigned)getpid() << 12)) | 4u;
+    if (ei_connect_xinit(ec, o->host, o->alive, nodename, NULL, o->cookie, creation) < 0) {
+        (void)snprintf(errbuf, errlen, "ei_connect_xinit failed (cookie?): %s",
+                       strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 static void

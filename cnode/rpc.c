@@ -16,7 +16,8 @@
  *       to rex, answered with the value or {'EXIT', {Reason, Stack}}.
  *
  * Each call is translated into the equivalent request of docs/PROTOCOL.md
- * and run by command.c. ewpcap:open/0,1,2 opens for the calling process
+ * and run by request.c; what goes back is returned to router.c, which
+ * sends it: nothing here sends. ewpcap:open/0,1,2 opens for the calling process
  * and returns {ok, {ewpcap_resource, Ref, {Node, HandlePid}}}; the handle
  * monitors its owner. A function that ewpcap does not have, or any other
  * module, fails with undef exactly as on a real node; a bad argument or a
@@ -26,10 +27,11 @@
 
 #include <ei.h>
 
-#include "command.h"
+#include "dist.h"
 #include "encode.h"
+#include "handles.h"
 #include "log.h"
-#include "node.h"
+#include "request.h"
 #include "rpc.h"
 
 #define ARGS_MAX 3 /* ewpcap's functions take at most three arguments */
@@ -45,8 +47,13 @@ struct span {
     int len;       /* their length */
 };
 
-static enum rpc_result apply(struct ewp_peer *peer, const erlang_pid *caller, const char *mod,
-                             const char *fun, const char *args, int *index, ei_x_buff *val);
+static enum rpc_result apply(struct ewp_requests *r, struct ewp_peer *peer,
+                             const erlang_pid *caller, const char *mod, const char *fun,
+                             const char *args, int *index, ei_x_buff *val);
+static int encode_result(ei_x_buff *x, const erlang_pid *pid, const erlang_pid *from,
+                         const char *reqid, int reqid_len, enum rpc_result r,
+                         const struct span *res, const ei_x_buff *val, const char *m,
+                         const char *f, const struct span *a);
 static int socket_ref(const struct span *s, struct span *ref);
 static int build_request(ei_x_buff *req, const char *fun, int n, const struct span *a);
 static int encode_exception(ei_x_buff *x, enum rpc_result r, const char *mod, const char *fun,
@@ -56,12 +63,12 @@ static int unknown_option(const struct span *opts, int filter_only, struct span 
 
 /* {block_call, M, F, A, GroupLeader}: the reply term is appended to x */
 int
-ewp_rpc_block_call(struct ewp_peer *peer, const erlang_pid *from, const char *msg, int *index,
-                   ei_x_buff *x)
+ewp_rpc_block_call(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
+                   const char *msg, int *index, ei_x_buff *x)
 {
     char mod[MAXATOMLEN], fun[MAXATOMLEN], tag[MAXATOMLEN];
     struct span args;
-    enum rpc_result r;
+    enum rpc_result rr;
     int i = *index, arity, args_index;
     ei_x_buff val;
 
@@ -76,109 +83,114 @@ ewp_rpc_block_call(struct ewp_peer *peer, const erlang_pid *from, const char *ms
     if (ei_x_new(&val) < 0)
         return -1;
     i = args_index;
-    r = apply(peer, from, mod, fun, msg, &i, &val);
-    if (r == RPC_RETURN)
+    rr = apply(r, peer, from, mod, fun, msg, &i, &val);
+    if (rr == RPC_RETURN)
         i = ei_x_append_buf(x, val.buff, val.index);
     else if (ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "EXIT") < 0 ||
              ei_x_encode_tuple_header(x, 2) < 0)
         i = -1;
     else
-        i = encode_exception(x, r, mod, fun, args.p, args.len);
+        i = encode_exception(x, rr, mod, fun, args.p, args.len);
     ei_x_free(&val);
     return i;
 }
 
-/* SPAWN_REQUEST: args is the message, [Res, M, F, A] or [M, F, A] */
-void
-ewp_rpc_spawn(struct ewp_peer *peer, const char *reqid, int reqid_len, const erlang_pid *from,
-              const char *mod, const char *fun, long arity, const char *args, size_t args_len)
+/*
+ * SPAWN_REQUEST: args is the message, [Res, M, F, A] or [M, F, A]. The
+ * SPAWN_REPLY frame goes to reply; for a call, the MONITOR_P_EXIT frame
+ * with the outcome goes to result (left empty for a cast). The router
+ * sends reply, then result. Returns 0, or -1: nothing to send.
+ */
+int
+ewp_rpc_spawn(struct ewp_requests *r, struct ewp_peer *peer, const char *reqid, int reqid_len,
+              const erlang_pid *from, const char *mod, const char *fun, long arity,
+              const char *args, size_t args_len, ei_x_buff *reply, ei_x_buff *result)
 {
     char m[MAXATOMLEN], f[MAXATOMLEN];
     int call = strcmp(fun, "execute_call") == 0 && arity == 4;
     int cast = strcmp(fun, "execute_cast") == 0 && arity == 3;
-    struct span res = {NULL, 0}, a, to;
+    struct span res = {NULL, 0}, a;
     erlang_pid pid;
-    ei_x_buff x, val, reason, topid;
-    enum rpc_result r;
-    int i = 1, n, a_index; /* args start with the version byte */
+    ei_x_buff val;
+    enum rpc_result rr;
+    int i = 1, n, a_index, rv; /* args start with the version byte */
 
-    (void)args_len; /* checked whole by node.c */
-    if (ei_x_new(&x) < 0)
-        return;
+    (void)args_len; /* checked whole by ctl.c */
     if (strcmp(mod, "erpc") != 0 || !(call || cast) ||
         ei_decode_list_header(args, &i, &n) < 0 || n != arity ||
         (call && span_of(args, &i, &res) < 0) || ei_decode_atom(args, &i, m) < 0 ||
         ei_decode_atom(args, &i, f) < 0) {
         /* spawn of anything else: we run no arbitrary code */
         EWP_LOG(1, "%s: spawn of %s:%s/%ld refused", ewp_peer_name(peer), mod, fun, arity);
-        if (ewp_encode_spawn_reply(&x, reqid, reqid_len, from, 0, NULL, "notsup") == 0)
-            (void)ewp_peer_send(peer, x.buff, (size_t)x.index);
-        ei_x_free(&x);
-        return;
+        return ewp_encode_spawn_reply(reply, reqid, reqid_len, from, 0, NULL, "notsup");
     }
     a_index = i;
-    if (span_of(args, &i, &a) < 0 || ei_make_pid(ewp_node_cnode(), &pid) < 0) {
-        ei_x_free(&x);
-        return;
-    }
-    if (ewp_encode_spawn_reply(&x, reqid, reqid_len, from, call ? EWP_SPAWN_FLAG_MONITOR : 0,
-                               &pid, NULL) == 0)
-        (void)ewp_peer_send(peer, x.buff, (size_t)x.index);
-    ei_x_free(&x);
+    if (span_of(args, &i, &a) < 0 || ei_make_pid(r->ec, &pid) < 0)
+        return -1;
+    if (ewp_encode_spawn_reply(reply, reqid, reqid_len, from,
+                               call ? EWP_SPAWN_FLAG_MONITOR : 0, &pid, NULL) < 0)
+        return -1;
 
     EWP_LOG(1, "%s: rpc %s:%s", ewp_peer_name(peer), m, f);
     if (ei_x_new(&val) < 0)
-        return;
+        return -1;
     i = a_index;
-    r = apply(peer, from, m, f, args, &i, &val);
-    if (!call) {
-        ei_x_free(&val);
-        return;
-    }
-
-    /* {Res, return, Value} | {Res, error, Reason, Stack} */
-    if (ei_x_new(&reason) == 0) {
-        int rv;
-
-        if (r == RPC_RETURN)
-            rv = (ei_x_encode_tuple_header(&reason, 3) < 0 ||
-                  ei_x_append_buf(&reason, res.p, res.len) < 0 ||
-                  ei_x_encode_atom(&reason, "return") < 0 ||
-                  ei_x_append_buf(&reason, val.buff, val.index) < 0)
-                     ? -1
-                     : 0;
-        else
-            rv = (ei_x_encode_tuple_header(&reason, 4) < 0 ||
-                  ei_x_append_buf(&reason, res.p, res.len) < 0 ||
-                  ei_x_encode_atom(&reason, "error") < 0 ||
-                  encode_exception(&reason, r, m, f, a.p, a.len) < 0)
-                     ? -1
-                     : 0;
-        if (rv == 0 && ei_x_new(&topid) == 0) {
-            if (ei_x_encode_pid(&topid, from) == 0 && ei_x_new(&x) == 0) {
-                to.p = topid.buff;
-                to.len = topid.index;
-                if (ewp_encode_monitor_exit(&x, &pid, to.p, to.len, reqid, reqid_len,
-                                            reason.buff, reason.index) == 0)
-                    (void)ewp_peer_send(peer, x.buff, (size_t)x.index);
-                ei_x_free(&x);
-            }
-            ei_x_free(&topid);
-        }
-        ei_x_free(&reason);
-    }
+    rr = apply(r, peer, from, m, f, args, &i, &val);
+    rv = call ? encode_result(result, &pid, from, reqid, reqid_len, rr, &res, &val, m, f, &a)
+              : 0;
     ei_x_free(&val);
+    return rv;
+}
+
+/* MONITOR_P_EXIT {21, Pid, From, ReqId, {Res, return, Value}} or
+ * {Res, error, Reason, Stack} */
+static int
+encode_result(ei_x_buff *x, const erlang_pid *pid, const erlang_pid *from, const char *reqid,
+              int reqid_len, enum rpc_result r, const struct span *res, const ei_x_buff *val,
+              const char *m, const char *f, const struct span *a)
+{
+    ei_x_buff reason, topid;
+    int rv = -1;
+
+    if (ei_x_new(&reason) < 0)
+        return -1;
+    if (r == RPC_RETURN)
+        rv = (ei_x_encode_tuple_header(&reason, 3) < 0 ||
+              ei_x_append_buf(&reason, res->p, res->len) < 0 ||
+              ei_x_encode_atom(&reason, "return") < 0 ||
+              ei_x_append_buf(&reason, val->buff, val->index) < 0)
+                 ? -1
+                 : 0;
+    else
+        rv = (ei_x_encode_tuple_header(&reason, 4) < 0 ||
+              ei_x_append_buf(&reason, res->p, res->len) < 0 ||
+              ei_x_encode_atom(&reason, "error") < 0 ||
+              encode_exception(&reason, r, m, f, a->p, a->len) < 0)
+                 ? -1
+                 : 0;
+    if (rv == 0 && ei_x_new(&topid) == 0) {
+        rv = ei_x_encode_pid(&topid, from) < 0 ||
+                     ewp_encode_monitor_exit(x, pid, topid.buff, topid.index, reqid, reqid_len,
+                                             reason.buff, reason.index) < 0
+                 ? -1
+                 : 0;
+        ei_x_free(&topid);
+    } else {
+        rv = -1;
+    }
+    ei_x_free(&reason);
+    return rv;
 }
 
 /* M:F(Args) where Args is the list at args[*index]; the value goes to val */
 static enum rpc_result
-apply(struct ewp_peer *peer, const erlang_pid *caller, const char *mod, const char *fun,
-      const char *args, int *index, ei_x_buff *val)
+apply(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *caller, const char *mod,
+      const char *fun, const char *args, int *index, ei_x_buff *val)
 {
     struct span a[ARGS_MAX] = {{NULL, 0}, {NULL, 0}, {NULL, 0}};
     char atom[MAXATOMLEN];
     ei_x_buff req, reply;
-    enum rpc_result r = RPC_RETURN;
+    enum rpc_result rr = RPC_RETURN;
     int i = *index, n = 0, k, type, size, ri;
 
     if (strcmp(mod, "ewpcap") != 0)
@@ -224,8 +236,8 @@ apply(struct ewp_peer *peer, const erlang_pid *caller, const char *mod, const ch
         return RPC_BADARG;
     }
     ri = 0;
-    if (ewp_command_request(peer, caller, req.buff, &ri, 1, NULL, &reply) < 0) {
-        r = RPC_BADARG;
+    if (ewp_request_run(r, peer, caller, req.buff, &ri, 1, NULL, &reply) < 0) {
+        rr = RPC_BADARG;
         goto out;
     }
 
@@ -236,33 +248,35 @@ apply(struct ewp_peer *peer, const erlang_pid *caller, const char *mod, const ch
         if (strcmp(atom, "error") == 0 && ei_decode_atom(reply.buff, &ri, atom) == 0 &&
             (strcmp(atom, "badarg") == 0 || strcmp(atom, "ebadf") == 0 ||
              strcmp(atom, "unknown_request") == 0)) {
-            r = RPC_BADARG;
+            rr = RPC_BADARG;
             goto out;
         }
         if (strcmp(fun, "open") == 0 && strcmp(atom, "ok") == 0) {
             /* {ok, Ref} -> {ok, {ewpcap_resource, Ref, {Node, HandlePid}}} */
+            const struct ewp_handle *h;
             erlang_ref ref;
-            erlang_pid pid;
 
             ri = 0;
             if (ei_decode_tuple_header(reply.buff, &ri, &k) < 0 ||
                 ei_decode_atom(reply.buff, &ri, atom) < 0 ||
-                ei_decode_ref(reply.buff, &ri, &ref) < 0 || ewp_command_pid_of(&ref, &pid) < 0 ||
+                ei_decode_ref(reply.buff, &ri, &ref) < 0 ||
+                (h = ewp_handles_find_ref(r->handles, &ref)) == NULL ||
                 ei_x_encode_tuple_header(val, 2) < 0 || ei_x_encode_atom(val, "ok") < 0 ||
                 ei_x_encode_tuple_header(val, 3) < 0 ||
                 ei_x_encode_atom(val, "ewpcap_resource") < 0 || ei_x_encode_ref(val, &ref) < 0 ||
                 ei_x_encode_tuple_header(val, 2) < 0 ||
-                ei_x_encode_atom(val, ewp_node_name()) < 0 || ei_x_encode_pid(val, &pid) < 0)
-                r = RPC_BADARG;
+                ei_x_encode_atom(val, ei_thisnodename(r->ec)) < 0 ||
+                ei_x_encode_pid(val, &h->pid) < 0)
+                rr = RPC_BADARG;
             goto out;
         }
     }
     if (ei_x_append_buf(val, reply.buff, reply.index) < 0)
-        r = RPC_BADARG;
+        rr = RPC_BADARG;
 out:
     ei_x_free(&reply);
     ei_x_free(&req);
-    return r;
+    return rr;
 }
 
 /*

@@ -3,7 +3,9 @@
  *
  * OTP's rpc, answered by ewpcapd for the module ewpcap: erpc:call/rpc:call
  * (spawn_request of erpc:execute_call/4), erpc:cast/rpc:cast
- * (erpc:execute_cast/3) and rpc:block_call (a call to the name rex).
+ * (erpc:execute_cast/3) and rpc:block_call (a call to the name rex). Each
+ * is run as the equivalent request (request.c); rpc.c returns the frames
+ * to send and never sends.
  */
 #ifndef EWP_RPC_H
 #define EWP_RPC_H
@@ -12,12 +14,14 @@
 
 #include <ei.h>
 
-struct ewp_peer;
+#include "dist.h"
+#include "request.h"
 
-int ewp_rpc_block_call(struct ewp_peer *peer, const erlang_pid *from, const char *msg,
-                       int *index, ei_x_buff *x);
-void ewp_rpc_spawn(struct ewp_peer *peer, const char *reqid, int reqid_len,
-                   const erlang_pid *from, const char *mod, const char *fun, long arity,
-                   const char *args, size_t args_len);
+int ewp_rpc_block_call(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
+                       const char *msg, int *index, ei_x_buff *x);
+int ewp_rpc_spawn(struct ewp_requests *r, struct ewp_peer *peer, const char *reqid,
+                  int reqid_len, const erlang_pid *from, const char *mod, const char *fun,
+                  long arity, const char *args, size_t args_len, ei_x_buff *reply,
+                  ei_x_buff *result);
 
 #endif /* EWP_RPC_H */

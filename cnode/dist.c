@@ -1,0 +1,568 @@
+/*
+ * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
+ *
+ * The distribution transport of ewpcapd: connected peers. ei's receive
+ * and send cannot serve a non-blocking loop (a partial read loses bytes, a
+ * timed-out write corrupts the stream), so frames are read and written
+ * here, on connections whose handshake listen.c has done:
+ *
+ *   <<Len:32/big, 112, 131, Control, [131, Message]>>    Len = 0 is a tick
+ *
+ * Input is read into a per-peer buffer and each complete frame is handed
+ * to ops->frame (ctl.c checks and decodes it). Output goes into a per-peer
+ * buffer written from the loop: nobody ever blocks on a slow peer. Above
+ * EWP_OUT_HIGH queued bytes a peer counts as congested (the layer above
+ * pauses the captures that feed it); below EWP_OUT_LOW, ops->drained.
+ *
+ * A peer that is silent for the tick time is dropped; the peer's own ticks
+ * are answered and, when we have sent nothing for a quarter of the tick
+ * time, we tick too.
+ *
+ * THE RULE: a send never frees anything and never calls up. A peer that
+ * fails (its output would pass out_max, a socket error, EOF, a tick
+ * timeout, a bad frame) is only marked dead: its watchers stop and it moves
+ * to the dead list. ewp_dist_reap, run by the prepare watcher after every
+ * callback of the loop iteration, calls ops->peer_down for it (the layer
+ * above closes that node's handles) and then frees it. So code that holds a
+ * handle or a peer while it sends can never see it freed under its feet,
+ * whatever the send's outcome; sends to a dead peer return -1 and are
+ * harmless.
+ *
+ * Output is written by the same prepare step, once per peer and loop
+ * iteration, as soon as the iteration's callbacks have queued it (all the
+ * packets of one pcap_dispatch leave in one send, and a lone packet in
+ * immediate mode without waiting a loop turn for EPOLLOUT); only what the
+ * socket does not take waits for the writable watcher.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#include <ei.h>
+#include <ev.h>
+
+#include "dist.h"
+#include "handshake.h"
+#include "log.h"
+
+#define READ_CHUNK (64u << 10)  /* bytes read per readiness */
+#define OUT_KEEP (1u << 20)     /* an idle output buffer larger than this is freed */
+
+struct ewp_peer {
+    struct ewp_dist *d;             /* the transport it belongs to */
+    int fd;                         /* the connection, O_NONBLOCK */
+    char name[MAXNODELEN + 1];      /* the peer's node name */
+    ev_io rio;                      /* readable */
+    ev_io wio;                      /* writable, started while output waits */
+    ev_timer tick;                  /* liveness and our own ticks */
+    ev_tstamp last_rx;              /* when a byte last arrived */
+    unsigned long sent;             /* frames queued, for the tick check */
+    unsigned long sent_at_tick;     /* ... as seen by the last tick check */
+    char *in;                       /* input buffer */
+    size_t in_len;                  /* bytes in it */
+    size_t in_cap;                  /* its size */
+    char *out;                      /* output buffer */
+    size_t out_head;                /* first unwritten byte */
+    size_t out_len;                 /* end of queued bytes */
+    size_t out_cap;                 /* its size */
+    int congested;                  /* above EWP_OUT_HIGH, not yet below EWP_OUT_LOW */
+    int dead;                       /* dropped, waiting for ewp_dist_reap */
+    int in_pending;                 /* in holds frames not yet handed over */
+    struct ewp_peer *next;          /* all live peers, or the dead list */
+};
+
+struct ewp_dist {
+    struct ev_loop *loop;             /* the one loop */
+    const struct ewp_dist_ops *ops;   /* calls up */
+    void *ctx;                        /* ... with this */
+    ev_prepare reap_w;                /* ewp_dist_reap */
+    double ticktime;                  /* --ticktime */
+    size_t out_max;                   /* drop a peer whose queue would pass this */
+    size_t packet_max;                /* refuse packets past this */
+    struct ewp_peer *peers;           /* live peers */
+    struct ewp_peer *dead;            /* peers to tear down */
+    int flushing;                     /* in ewp_dist_reap: queue, then watch */
+};
+
+static void reap_cb(struct ev_loop *loop, ev_prepare *w, int revents);
+static void read_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void write_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void peer_write(struct ewp_peer *p);
+static void peer_free(struct ewp_peer *p);
+static int frames(struct ewp_peer *p);
+static int out_reserve(struct ewp_peer *p, size_t need);
+static int out_reserve_keep(struct ewp_peer *p, size_t need, size_t keep);
+static void out_queued(struct ewp_peer *p);
+static void put32(char *b, uint32_t v);
+static uint32_t get32(const char *b);
+
+/* No peers yet; NULL when out of memory */
+struct ewp_dist *
+ewp_dist_new(struct ev_loop *loop, const struct ewp_dist_config *cfg,
+             const struct ewp_dist_ops *ops, void *ctx)
+{
+    struct ewp_dist *d;
+
+    d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return NULL;
+    d->loop = loop;
+    d->ops = ops;
+    d->ctx = ctx;
+    d->ticktime = cfg->ticktime > 0 ? cfg->ticktime : 60;
+    d->out_max = cfg->out_max > 0 ? cfg->out_max : EWP_OUT_MAX;
+    d->packet_max = cfg->packet_max > 0 ? cfg->packet_max : EWP_OUT_PACKET_MAX;
+    ev_prepare_init(&d->reap_w, reap_cb);
+    d->reap_w.data = d;
+    if (loop != NULL)
+        ev_prepare_start(loop, &d->reap_w);
+    return d;
+}
+
+/* Close every connection (peer_down for each) */
+void
+ewp_dist_free(struct ewp_dist *d)
+{
+    struct ewp_peer *p;
+
+    if (d == NULL)
+        return;
+    while ((p = d->peers) != NULL)
+        ewp_peer_drop(p, "shutdown");
+    ewp_dist_reap(d);
+    if (d->loop != NULL)
+        ev_prepare_stop(d->loop, &d->reap_w);
+    free(d);
+}
+
+/*
+ * A connection whose handshake is done becomes a peer (also used by the
+ * tests, on one end of a socketpair); rest holds bytes that came after the
+ * handshake, handed over as frames from the loop, not from here. A node
+ * that reconnects under its name had a dead connection: the old one is
+ * dropped. NULL: out of memory (fd is then not ours).
+ */
+struct ewp_peer *
+ewp_dist_adopt(struct ewp_dist *d, int fd, const char *name, const char *rest,
+               size_t rest_len)
+{
+    struct ewp_peer *p, *old;
+    int one = 1;
+
+    for (old = d->peers; old != NULL; old = old->next)
+        if (strcmp(old->name, name) == 0) {
+            ewp_peer_drop(old, "replaced by a new connection");
+            break;
+        }
+    p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    if (rest_len > 0) {
+        if ((p->in = malloc(rest_len)) == NULL) {
+            free(p);
+            return NULL;
+        }
+        memcpy(p->in, rest, rest_len);
+        p->in_len = p->in_cap = rest_len;
+        p->in_pending = 1;
+    }
+    p->d = d;
+    p->fd = fd;
+    (void)snprintf(p->name, sizeof(p->name), "%s", name);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    p->last_rx = ev_now(d->loop);
+    ev_io_init(&p->rio, read_cb, fd, EV_READ);
+    p->rio.data = p;
+    ev_io_init(&p->wio, write_cb, fd, EV_WRITE);
+    p->wio.data = p;
+    ev_timer_init(&p->tick, tick_cb, d->ticktime / 4, d->ticktime / 4);
+    p->tick.data = p;
+    ev_io_start(d->loop, &p->rio);
+    ev_timer_start(d->loop, &p->tick);
+    if (p->in_pending)
+        ev_feed_event(d->loop, &p->rio, EV_READ);
+    p->next = d->peers;
+    d->peers = p;
+    EWP_LOG(1, "connect from %s", p->name);
+    return p;
+}
+
+/*
+ * The prepare step: write what this iteration queued, then tear down the
+ * peers dropped since the last time (peer_down, then free). peer_down may
+ * send, and a send may drop another peer: the loop runs until none is left.
+ */
+void
+ewp_dist_reap(struct ewp_dist *d)
+{
+    struct ewp_peer *p, *next;
+
+    d->flushing = 1;
+    for (p = d->peers; p != NULL; p = next) {
+        next = p->next;    /* a dropped peer moves to the dead list */
+        if (p->out_len > p->out_head && !ev_is_active(&p->wio))
+            peer_write(p);
+    }
+    while ((p = d->dead) != NULL) {
+        d->dead = p->next;
+        if (d->ops != NULL && d->ops->peer_down != NULL)
+            d->ops->peer_down(d->ctx, p);
+        peer_free(p);
+    }
+    d->flushing = 0;
+}
+
+struct ewp_peer *
+ewp_dist_peer_by_name(struct ewp_dist *d, const char *name)
+{
+    struct ewp_peer *p;
+
+    for (p = d->peers; p != NULL; p = p->next)
+        if (strcmp(p->name, name) == 0)
+            return p;
+    return NULL;
+}
+
+struct ewp_peer *
+ewp_dist_peer_next(struct ewp_dist *d, struct ewp_peer *prev)
+{
+    return prev == NULL ? d->peers : prev->next;
+}
+
+/* Queue one frame (body starting with 'p'). Returns 0, or -1 when the peer
+ * is dead or would pass out_max (it is then marked dead: see the rule). */
+int
+ewp_peer_send(struct ewp_peer *p, const char *body, size_t len)
+{
+    if (p->dead)
+        return -1;
+    if (ewp_peer_queued(p) + len + 4 > p->d->out_max) {
+        ewp_peer_drop(p, "output buffer full");
+        return -1;
+    }
+    if (out_reserve(p, len + 4) < 0) {
+        ewp_peer_drop(p, "out of memory");
+        return -1;
+    }
+    put32(p->out + p->out_len, (uint32_t)len);
+    memcpy(p->out + p->out_len + 4, body, len);
+    p->out_len += len + 4;
+    out_queued(p);
+    return 0;
+}
+
+/* Room for one frame body of at most max bytes, to be filled in place and
+ * committed; NULL when packets for this peer must be dropped. */
+char *
+ewp_peer_reserve(struct ewp_peer *p, size_t max)
+{
+    return ewp_peer_reserve_more(p, 0, max);
+}
+
+/* Grow a frame being filled in place: have bytes of body are written,
+ * room for more is wanted. The body may move: use the pointer returned. */
+char *
+ewp_peer_reserve_more(struct ewp_peer *p, size_t have, size_t more)
+{
+    if (p->dead || ewp_peer_queued(p) + have + more + 4 > p->d->packet_max)
+        return NULL;
+    if (out_reserve_keep(p, 4 + have + more, 4 + have) < 0)
+        return NULL;
+    return p->out + p->out_len + 4;
+}
+
+/* The frame being filled in place (after ewp_peer_reserve*) */
+char *
+ewp_peer_frame_body(struct ewp_peer *p)
+{
+    return p->out + p->out_len + 4;
+}
+
+void
+ewp_peer_commit(struct ewp_peer *p, size_t used)
+{
+    put32(p->out + p->out_len, (uint32_t)used);
+    p->out_len += used + 4;
+    out_queued(p);
+}
+
+/* Stop the peer now; ewp_dist_reap tears it down. Safe anywhere, twice. */
+void
+ewp_peer_drop(struct ewp_peer *p, const char *why)
+{
+    struct ewp_dist *d = p->d;
+    struct ewp_peer **pp;
+
+    if (p->dead)
+        return;
+    p->dead = 1;
+    EWP_LOG(1, "disconnect %s: %s", p->name, why);
+    ev_io_stop(d->loop, &p->rio);
+    ev_io_stop(d->loop, &p->wio);
+    ev_timer_stop(d->loop, &p->tick);
+    for (pp = &d->peers; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    p->next = d->dead;
+    d->dead = p;
+}
+
+int
+ewp_peer_congested(const struct ewp_peer *p)
+{
+    return p->congested;
+}
+
+int
+ewp_peer_dead(const struct ewp_peer *p)
+{
+    return p->dead;
+}
+
+size_t
+ewp_peer_queued(const struct ewp_peer *p)
+{
+    return p->out_len - p->out_head;
+}
+
+const char *
+ewp_peer_name(const struct ewp_peer *p)
+{
+    return p->name;
+}
+
+static void
+reap_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    ewp_dist_reap(w->data);
+}
+
+static void
+read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct ewp_peer *p = w->data;
+    ssize_t n;
+
+    (void)revents;
+    if (p->in_pending) { /* bytes that came with the handshake */
+        p->in_pending = 0;
+        if (frames(p) < 0) {
+            ewp_peer_drop(p, "bad frame");
+            return;
+        }
+        if (p->dead)
+            return;
+    }
+    if (p->in_cap - p->in_len < READ_CHUNK) {
+        size_t cap = p->in_len + READ_CHUNK;
+        char *in = realloc(p->in, cap);
+
+        if (in == NULL) {
+            ewp_peer_drop(p, "out of memory");
+            return;
+        }
+        p->in = in;
+        p->in_cap = cap;
+    }
+    n = read(p->fd, p->in + p->in_len, p->in_cap - p->in_len);
+    if (n == 0) {
+        ewp_peer_drop(p, "connection closed");
+        return;
+    }
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            ewp_peer_drop(p, strerror(errno));
+        return;
+    }
+    p->last_rx = ev_now(loop);
+    p->in_len += (size_t)n;
+    if (frames(p) < 0)
+        ewp_peer_drop(p, "bad frame");
+}
+
+/* Hand over every complete frame in the input buffer; keep the rest. The
+ * peer may be dropped by a frame's handler: it stays valid (see the rule),
+ * and its remaining input is ignored. */
+static int
+frames(struct ewp_peer *p)
+{
+    struct ewp_dist *d = p->d;
+    size_t pos = 0;
+
+    while (!p->dead && p->in_len - pos >= 4) {
+        uint32_t len = get32(p->in + pos);
+
+        if (len == 0) { /* tick: answer it */
+            if (out_reserve(p, 4) == 0) {
+                memset(p->out + p->out_len, 0, 4);
+                p->out_len += 4;
+                out_queued(p);
+            }
+            pos += 4;
+            continue;
+        }
+        if (len > EWP_FRAME_MAX)
+            return -1;
+        if (p->in_len - pos - 4 < len)
+            break;
+        if (d->ops != NULL && d->ops->frame != NULL)
+            d->ops->frame(d->ctx, p, p->in + pos + 4, len);
+        pos += 4 + (size_t)len;
+    }
+    if (p->dead)
+        return 0;
+    memmove(p->in, p->in + pos, p->in_len - pos);
+    p->in_len -= pos;
+    /* a large buffer left behind by one large frame is given back */
+    if (p->in_len == 0 && p->in_cap > 4 * READ_CHUNK) {
+        free(p->in);
+        p->in = NULL;
+        p->in_cap = 0;
+    }
+    return 0;
+}
+
+static void
+write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    peer_write(w->data);
+}
+
+/* Send what the socket takes; watch for writable while anything is left. */
+static void
+peer_write(struct ewp_peer *p)
+{
+    struct ewp_dist *d = p->d;
+    ssize_t n;
+
+    n = send(p->fd, p->out + p->out_head, p->out_len - p->out_head, MSG_NOSIGNAL);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            ewp_peer_drop(p, strerror(errno));
+        else if (!ev_is_active(&p->wio))
+            ev_io_start(d->loop, &p->wio);
+        return;
+    }
+    p->out_head += (size_t)n;
+    if (p->out_head < p->out_len) {
+        if (!ev_is_active(&p->wio))
+            ev_io_start(d->loop, &p->wio);
+    } else {
+        ev_io_stop(d->loop, &p->wio);
+        p->out_head = p->out_len = 0;
+        if (p->out_cap > OUT_KEEP) {
+            free(p->out);
+            p->out = NULL;
+            p->out_cap = 0;
+        }
+    }
+    if (p->congested && ewp_peer_queued(p) < EWP_OUT_LOW) {
+        p->congested = 0;
+        if (d->ops != NULL && d->ops->drained != NULL)
+            d->ops->drained(d->ctx, p);
+    }
+}
+
+static void
+tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct ewp_peer *p = w->data;
+
+    (void)revents;
+    if (ev_now(loop) - p->last_rx > p->d->ticktime) {
+        ewp_peer_drop(p, "net tick timeout");
+        return;
+    }
+    if (p->sent == p->sent_at_tick && out_reserve(p, 4) == 0) {
+        memset(p->out + p->out_len, 0, 4);
+        p->out_len += 4;
+        out_queued(p);
+    }
+    p->sent_at_tick = p->sent;
+}
+
+static void
+peer_free(struct ewp_peer *p)
+{
+    (void)close(p->fd);
+    free(p->in);
+    free(p->out);
+    free(p);
+}
+
+/* Make room for need more bytes at out_len. */
+static int
+out_reserve(struct ewp_peer *p, size_t need)
+{
+    return out_reserve_keep(p, need, 0);
+}
+
+/* ... keeping the keep bytes already written past out_len. */
+static int
+out_reserve_keep(struct ewp_peer *p, size_t need, size_t keep)
+{
+    size_t queued = p->out_len - p->out_head;
+    size_t cap;
+    char *out;
+
+    if (p->out_cap - p->out_len >= need)
+        return 0;
+    if (p->out_head > 0) {
+        memmove(p->out, p->out + p->out_head, queued + keep);
+        p->out_head = 0;
+        p->out_len = queued;
+        if (p->out_cap - p->out_len >= need)
+            return 0;
+    }
+    cap = p->out_cap < 65536 ? 65536 : p->out_cap;
+    while (cap - p->out_len < need)
+        cap *= 2;
+    out = realloc(p->out, cap);
+    if (out == NULL)
+        return -1;
+    p->out = out;
+    p->out_cap = cap;
+    return 0;
+}
+
+static void
+out_queued(struct ewp_peer *p)
+{
+    p->sent++;
+    /* queued by the prepare step itself (peer_down's notices): no later
+     * flush runs before the loop blocks, so watch for writable now */
+    if (p->d->flushing && !ev_is_active(&p->wio))
+        ev_io_start(p->d->loop, &p->wio);
+    if (ewp_peer_queued(p) > EWP_OUT_HIGH)
+        p->congested = 1;
+}
+
+static void
+put32(char *b, uint32_t v)
+{
+    b[0] = (char)(v >> 24);
+    b[1] = (char)(v >> 16);
+    b[2] = (char)(v >> 8);
+    b[3] = (char)v;
+}
+
+static uint32_t
+get32(const char *b)
+{
+    const unsigned char *u = (const unsigned char *)b;
+
+    return ((uint32_t)u[0] << 24) | ((uint32_t)u[1] << 16) | ((uint32_t)u[2] << 8) | u[3];
+}

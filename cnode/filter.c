@@ -1,0 +1,258 @@
+/*
+ * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
+ *
+ * Filters. The filter actually set is the user's filter (or none) and "not
+ * tcp port P", P being our distribution port: without it a capture on the
+ * interface that carries our own distribution traffic (lo for the embedded
+ * daemon) would capture the messages that carry its packets, and each of
+ * those would make more: a feedback loop. rpcapd excludes its own traffic
+ * the same way. Datalinks where "tcp" means nothing (nflog, usb, ...)
+ * refuse the combination; they get the user's filter alone.
+ *
+ * Filters longer than EWP_COMPILE_SYNC_MAX, from a call that can wait,
+ * are compiled by compile.c's workers; the call's reply is sent from
+ * compiled_cb, which finds the handle again by its ref (it may have been
+ * closed meanwhile) and the caller's node by name (it may have gone).
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ei.h>
+#include <ev.h>
+#include <pcap/pcap.h>
+
+#include "call.h"
+#include "compile.h"
+#include "deliver.h"
+#include "dist.h"
+#include "encode.h"
+#include "filter.h"
+#include "handles.h"
+#include "log.h"
+
+struct ewp_filters {
+    struct ewp_handles *handles;  /* where compiled filters go */
+    struct ewp_dist *dist;        /* where deferred replies go */
+    int port;                     /* our distribution port, excluded */
+};
+
+/* A call whose reply waits for a filter compiled off the loop */
+struct pending {
+    struct ewp_filters *f;        /* the context */
+    int open;                     /* for an open (else filter) */
+    erlang_ref ref;               /* the handle */
+    struct ewp_call call;         /* whom to answer; its tag is tag */
+    char *tag;                    /* copy of the caller's Tag */
+    char *user;                   /* the user's filter text, for info */
+    size_t user_len;              /* its length */
+};
+
+static void compiled_cb(struct ewp_compile_job *job);
+static void discard_pending(struct ewp_compile_job *job);
+static int apply_filter(struct ewp_handle *h, struct ewp_compile_job *job, const char *f,
+                        size_t len, char *errbuf);
+static struct pending *pending_new(struct ewp_filters *f, struct ewp_handle *h,
+                                   const char *text, size_t len, const struct ewp_call *call);
+
+/* NULL when the compile workers cannot start */
+struct ewp_filters *
+ewp_filter_init(struct ev_loop *loop, struct ewp_handles *t, struct ewp_dist *dist, int port)
+{
+    struct ewp_filters *f = calloc(1, sizeof(*f));
+
+    if (f == NULL)
+        return NULL;
+    f->handles = t;
+    f->dist = dist;
+    f->port = port;
+    if (ewp_compile_init(loop, compiled_cb) < 0) {
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+/* Stop the workers; pending calls get no reply (we are going away) */
+void
+ewp_filter_shutdown(struct ewp_filters *f)
+{
+    if (f == NULL)
+        return;
+    ewp_compile_shutdown(discard_pending);
+    free(f);
+}
+
+/*
+ * Set h's filter to text (len bytes, may be 0). Returns 0, -1 with the
+ * reason in errbuf (EWP_ERRBUF_SIZE), or EWP_DEFERRED when the compile went
+ * to a worker and the reply to call will come from compiled_cb (call NULL:
+ * the caller cannot wait, compile here).
+ */
+int
+ewp_filter_set(struct ewp_filters *f, struct ewp_handle *h, const char *text, size_t len,
+               int optimize, uint32_t netmask, const struct ewp_call *call, char *errbuf)
+{
+    struct ewp_compile_job *job;
+    char self[64];
+    size_t selflen;
+    int rv;
+
+    job = calloc(1, sizeof(*job));
+    if (job == NULL)
+        goto nomem;
+    selflen = (size_t)snprintf(self, sizeof(self), "not tcp port %d", f->port);
+    job->text = malloc(len + selflen + 8);
+    if (job->text == NULL)
+        goto nomem;
+    if (len == 0) {
+        memcpy(job->text, self, selflen + 1);
+    } else {
+        job->text[0] = '(';
+        memcpy(job->text + 1, text, len);
+        (void)sprintf(job->text + 1 + len, ") and %s", self);
+        job->fallback = strndup(text, len);
+        if (job->fallback == NULL)
+            goto nomem;
+    }
+    job->optimize = optimize;
+    job->netmask = netmask;
+    job->linktype = h->cap.dlt;
+    job->snaplen = pcap_snapshot(h->cap.p);
+
+    if (len > EWP_COMPILE_SYNC_MAX && call != NULL) {
+        job->data = pending_new(f, h, text, len, call);
+        if (job->data == NULL)
+            goto nomem;
+        job->owner = h->peer; /* one node's compiles run one at a time */
+        EWP_LOG(1, "%s: compiling a %zu byte filter off the loop", h->device, len);
+        ewp_compile_submit(job);
+        return EWP_DEFERRED;
+    }
+
+    (void)ewp_compile_run(job);
+    rv = apply_filter(h, job, text, len, errbuf);
+    ewp_compile_free(job);
+    return rv;
+
+nomem:
+    if (job != NULL)
+        ewp_compile_free(job);
+    (void)snprintf(errbuf, EWP_ERRBUF_SIZE, "out of memory");
+    return -1;
+}
+
+static struct pending *
+pending_new(struct ewp_filters *f, struct ewp_handle *h, const char *text, size_t len,
+            const struct ewp_call *call)
+{
+    struct pending *pd = calloc(1, sizeof(*pd));
+
+    if (pd == NULL || (pd->tag = malloc((size_t)call->tag_len)) == NULL ||
+        (pd->user = malloc(len + 1)) == NULL) {
+        if (pd != NULL)
+            free(pd->tag);
+        free(pd);
+        return NULL;
+    }
+    pd->f = f;
+    pd->open = h->pending;
+    pd->ref = h->ref;
+    pd->call.from = call->from;
+    memcpy(pd->tag, call->tag, (size_t)call->tag_len);
+    pd->call.tag = pd->tag;
+    pd->call.tag_len = call->tag_len;
+    (void)snprintf(pd->call.node, sizeof(pd->call.node), "%s", call->node);
+    memcpy(pd->user, text, len);
+    pd->user[len] = '\0';
+    pd->user_len = len;
+    return pd;
+}
+
+/*
+ * Set the compiled program. The user's filter with the exclusion of our
+ * own traffic if that compiled, else the user's alone; with no user filter
+ * and no exclusion possible (a datalink where "tcp" means nothing: nflog,
+ * usb, ...), no filter at all.
+ */
+static int
+apply_filter(struct ewp_handle *h, struct ewp_compile_job *job, const char *f, size_t len,
+             char *errbuf)
+{
+    char *copy;
+
+    if (job->ok) {
+        if (ewp_capture_setprog(&h->cap, &job->prog, errbuf, EWP_ERRBUF_SIZE) < 0)
+            return -1;
+    } else if (len > 0) {
+        (void)snprintf(errbuf, EWP_ERRBUF_SIZE, "%s", job->errbuf);
+        return -1;
+    }
+    copy = malloc(len + 1);
+    if (copy != NULL) {
+        memcpy(copy, f, len);
+        copy[len] = '\0';
+    }
+    free(h->filter);
+    h->filter = copy;
+    h->filter_len = copy != NULL ? len : 0;
+    return 0;
+}
+
+/*
+ * A filter compiled off the loop: set it, answer the call that waited. The
+ * outcome is settled first (an open whose filter is refused is closed,
+ * which takes it out of the table), the reply is sent last; a send that
+ * fails only marks the caller's node dead (dist.c's rule).
+ */
+static void
+compiled_cb(struct ewp_compile_job *job)
+{
+    struct pending *pd = job->data;
+    struct ewp_handle *h = ewp_handles_find_ref(pd->f->handles, &pd->ref);
+    struct ewp_peer *peer = ewp_dist_peer_by_name(pd->f->dist, pd->call.node);
+    char errbuf[EWP_ERRBUF_SIZE];
+    ei_x_buff x;
+    int rv = -1;
+
+    if (peer != NULL && ei_x_new(&x) == 0) {
+        if (ewp_encode_reply_begin(&x, &pd->call.from, pd->call.tag, pd->call.tag_len) == 0) {
+            if (h == NULL) {
+                /* closed meanwhile: by its owner's exit, or by close */
+                rv = pd->open ? ewp_encode_error_string(&x, "closed while its filter compiled")
+                              : ewp_encode_error_atom(&x, "ebadf");
+            } else if (apply_filter(h, job, pd->user, pd->user_len, errbuf) < 0) {
+                if (pd->open)
+                    ewp_handle_close(h, 1, "filter refused");
+                rv = ewp_encode_error_string(&x, errbuf);
+            } else if (pd->open) {
+                h->pending = 0;
+                ewp_deliver_start(h);
+                rv = ewp_encode_ok_ref(&x, &h->ref);
+            } else {
+                rv = ei_x_encode_atom(&x, "ok");
+            }
+        }
+        if (rv == 0)
+            (void)ewp_peer_send(peer, x.buff, (size_t)x.index);
+        ei_x_free(&x);
+    } else if (h != NULL && pd->open) {
+        ewp_handle_close(h, 1, "caller gone while its filter compiled");
+    }
+    discard_pending(job);
+    ewp_compile_free(job);
+}
+
+static void
+discard_pending(struct ewp_compile_job *job)
+{
+    struct pending *pd = job->data;
+
+    if (pd != NULL) {
+        free(pd->tag);
+        free(pd->user);
+        free(pd);
+        job->data = NULL;
+    }
+}

@@ -1,0 +1,31 @@
+/*
+ * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
+ *
+ * The filter a handle runs: the user's expression composed with the
+ * exclusion of our own distribution traffic, compiled in the loop when
+ * short and by compile.c's workers when long; the reply to a call that
+ * waited for a compile is sent from here when it is done.
+ */
+#ifndef EWP_FILTER_H
+#define EWP_FILTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ev.h>
+
+#include "call.h"
+#include "dist.h"
+#include "handles.h"
+
+#define EWP_ERRBUF_SIZE 512 /* the errbuf of ewp_filter_set */
+
+struct ewp_filters;
+
+struct ewp_filters *ewp_filter_init(struct ev_loop *loop, struct ewp_handles *t,
+                                    struct ewp_dist *dist, int port);
+void ewp_filter_shutdown(struct ewp_filters *f);
+int ewp_filter_set(struct ewp_filters *f, struct ewp_handle *h, const char *text, size_t len,
+                   int optimize, uint32_t netmask, const struct ewp_call *call, char *errbuf);
+
+#endif /* EWP_FILTER_H */

@@ -1,0 +1,71 @@
+/*
+ * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
+ *
+ * The handle table and each handle's link or monitor. A handle is a pcap
+ * capture with an owner pid (who gets the packets), a link pid (whose exit
+ * closes the handle, normally the client library's guard process) or, for
+ * rpc opens, a monitor of the owner, its own pid on this node for the link,
+ * and a cluster-unique reference.
+ *
+ * Closing follows the rule of dist.c: a handle is taken out of the table
+ * before any message about it is sent, and a send never frees anything, so
+ * iterating over the table with the next pointer saved is safe while the
+ * current handle is closed.
+ */
+#ifndef EWP_HANDLES_H
+#define EWP_HANDLES_H
+
+#include <stddef.h>
+
+#include <ei.h>
+
+#include "capture.h"
+#include "decode.h"
+#include "dist.h"
+
+struct ewp_handles;
+
+struct ewp_handle {
+    struct ewp_handles *table;       /* the table it is in (or will be) */
+    erlang_ref ref;                  /* the handle's name in every message */
+    erlang_pid pid;                  /* our end of the link */
+    erlang_pid owner;                /* receives the packets */
+    erlang_pid link;                 /* linked: its exit closes the handle */
+    int monitored;                   /* the owner is monitored, not linked */
+    erlang_ref mon_ref;              /* ... with this monitor reference */
+    struct ewp_peer *peer;           /* the owner's node connection */
+    struct ewp_capture cap;          /* the pcap side */
+    char device[EWP_PATH_MAX + 1];   /* for info: device, or savefile path */
+    char *filter;                    /* current filter text, for info */
+    size_t filter_len;               /* its length */
+    int snaplen;                     /* for info and buffer reservation */
+    enum ewp_time_unit time_unit;    /* format of Time */
+    char *prefix;                    /* encoded message head (deliver.c) */
+    size_t prefix_len;               /* its length */
+    int pending;                     /* open waits for its filter to compile */
+    int batch;                       /* packets per message; 1: no batching */
+    int batch_count;                 /* packets in the open batch */
+    size_t batch_used;               /* bytes of the open batch's frame body */
+    unsigned long long packets;      /* messages queued to the owner */
+    unsigned long long bytes;        /* packet bytes in them */
+    unsigned long long drops;        /* packets the output buffer had no room for */
+    struct ewp_handle *next;         /* the table */
+};
+
+struct ewp_handles *ewp_handles_new(struct ev_loop *loop, ei_cnode *ec);
+void ewp_handles_free(struct ewp_handles *t);
+struct ev_loop *ewp_handles_loop(const struct ewp_handles *t);
+ei_cnode *ewp_handles_cnode(const struct ewp_handles *t);
+struct ewp_handle *ewp_handle_new(struct ewp_handles *t, struct ewp_peer *peer);
+int ewp_handles_add(struct ewp_handles *t, struct ewp_handle *h, int monitor_owner);
+void ewp_handle_close(struct ewp_handle *h, int unlink, const char *why);
+void ewp_handle_free(struct ewp_handle *h);
+void ewp_handles_peer_down(struct ewp_handles *t, struct ewp_peer *peer);
+struct ewp_handle *ewp_handles_first(const struct ewp_handles *t);
+struct ewp_handle *ewp_handles_find_ref(const struct ewp_handles *t, const erlang_ref *ref);
+struct ewp_handle *ewp_handles_find_pid(const struct ewp_handles *t, const erlang_pid *pid);
+int ewp_handles_count(const struct ewp_handles *t);
+int ewp_handles_count_peer(const struct ewp_handles *t, const struct ewp_peer *peer);
+void ewp_format_pid(const erlang_pid *pid, char *buf, size_t len);
+
+#endif /* EWP_HANDLES_H */
