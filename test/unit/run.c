@@ -15,6 +15,7 @@ extern CU_TestInfo ewp_decode_tests[];
 extern CU_TestInfo ewp_encode_tests[];
 extern CU_TestInfo ewp_capture_tests[];
 extern CU_TestInfo ewp_compile_tests[];
+extern CU_TestInfo ewp_teardown_tests[];
 
 int ewp_decode_suite_init(void);
 int ewp_decode_suite_clean(void);
@@ -33,6 +34,7 @@ main(void)
          ewp_capture_tests},
         {"compile", ewp_compile_suite_init, ewp_compile_suite_clean, NULL, NULL,
          ewp_compile_tests},
+        {"teardown", NULL, NULL, NULL, NULL, ewp_teardown_tests},
         CU_SUITE_INFO_NULL,
     };
     unsigned int failures, records;

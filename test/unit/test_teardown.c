@@ -1,0 +1,315 @@
+/*
+ * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
+ *
+ * Teardown is deferred (the rule at the top of cnode/dist.c): the real
+ * transport, router, request runner, handle table, delivery and filters,
+ * with one peer on a socketpair whose other end never reads, its output
+ * queue filled to a few bytes under its cap. Then close, open (its LINK),
+ * a filter compiled off the loop (its reply) and the interface check (its
+ * ewpcap_error) each send a frame that does not fit. The peer must only be
+ * marked dead there; ewp_dist_reap then closes what is left of its handles
+ * and frees it. Under valgrind (make check) and ASan (make asan-check) a
+ * handle freed twice, or a handle left with a freed peer, is an error;
+ * the counts below catch the second without them.
+ *
+ * Savefiles from test/data stand for captures (no root needed); the
+ * interface check is driven through a savefile handle made to look live.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <CUnit/CUnit.h>
+#include <ei.h>
+#include <ev.h>
+
+#include "call.h"
+#include "compile.h"
+#include "deliver.h"
+#include "dist.h"
+#include "encode.h"
+#include "handles.h"
+#include "request.h"
+#include "router.h"
+
+#define OUT_MAX (1u << 20)    /* the peer's cap in these tests */
+#define ROOM 8                /* bytes left under it: less than any control frame */
+#define REPLY_MIN 40          /* a reply frame is longer than this */
+
+static struct {
+    struct ev_loop *loop;
+    ei_cnode ec;
+    struct ewp_dist *dist;
+    struct ewp_requests req;
+    struct ewp_router router;
+    char files[PATH_MAX];
+    int fds[2];               /* [0] the daemon's end, [1] ours, never read */
+    struct ewp_peer *peer;
+    erlang_pid from;          /* a process of the peer's node */
+    unsigned tag;             /* call tags */
+} t;
+
+static void
+setup(void)
+{
+    struct ewp_dist_config dcfg = {.ticktime = 60, .out_max = OUT_MAX,
+                                   .packet_max = OUT_MAX / 2};
+    int small = 4096;
+
+    memset(&t.req, 0, sizeof(t.req));
+    t.loop = ev_loop_new(EVFLAG_AUTO);
+    CU_ASSERT_FATAL(t.loop != NULL);
+    CU_ASSERT_FATAL(ei_connect_xinit(&t.ec, "host", "ewpcap", "ewpcap@host", NULL, "cookie",
+                                     5) == 0);
+    t.router.req = &t.req;
+    t.dist = ewp_dist_new(t.loop, &dcfg, &ewp_router_dist_ops, &t.router);
+    CU_ASSERT_FATAL(t.dist != NULL);
+    CU_ASSERT_FATAL(realpath("test/data", t.files) != NULL);
+    t.req.loop = t.loop;
+    t.req.ec = &t.ec;
+    t.req.dist = t.dist;
+    t.req.port = 4370;
+    t.req.policy.files_dir = t.files;
+    CU_ASSERT_FATAL(ewp_request_init(&t.req) == 0);
+
+    CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, t.fds) == 0);
+    (void)setsockopt(t.fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    (void)fcntl(t.fds[0], F_SETFL, O_NONBLOCK);
+    t.peer = ewp_dist_adopt(t.dist, t.fds[0], "a@host", NULL, 0);
+    CU_ASSERT_FATAL(t.peer != NULL);
+    memset(&t.from, 0, sizeof(t.from));
+    (void)snprintf(t.from.node, sizeof(t.from.node), "a@host");
+    t.from.num = 42;
+    t.from.creation = 7;
+}
+
+static void
+teardown(void)
+{
+    ewp_dist_free(t.dist); /* the fd of the peer is closed there */
+    ewp_request_shutdown(&t.req);
+    (void)close(t.fds[1]);
+    ev_loop_destroy(t.loop);
+}
+
+/* A call to ewpcap from t.from, as dist.c hands it to the router: 'p',
+ * 131, {6, From, '', ewpcap}, 131, {'$gen_call', {From, Tag}, Request};
+ * the request is encoded by enc into x */
+static void
+call(void (*enc)(ei_x_buff *x, const void *arg), const void *arg)
+{
+    ei_x_buff x;
+
+    CU_ASSERT_FATAL(ei_x_new(&x) == 0);
+    CU_ASSERT_FATAL(ei_x_append_buf(&x, "p", 1) == 0);
+    CU_ASSERT_FATAL(ei_x_encode_version(&x) == 0);
+    CU_ASSERT(ei_x_encode_tuple_header(&x, 4) == 0 && ei_x_encode_long(&x, 6) == 0 &&
+              ei_x_encode_pid(&x, &t.from) == 0 && ei_x_encode_atom(&x, "") == 0 &&
+              ei_x_encode_atom(&x, "ewpcap") == 0);
+    CU_ASSERT_FATAL(ei_x_encode_version(&x) == 0);
+    CU_ASSERT(ei_x_encode_tuple_header(&x, 3) == 0 && ei_x_encode_atom(&x, "$gen_call") == 0 &&
+              ei_x_encode_tuple_header(&x, 2) == 0 && ei_x_encode_pid(&x, &t.from) == 0 &&
+              ei_x_encode_long(&x, (long)++t.tag) == 0);
+    enc(&x, arg);
+    ewp_router_dist_ops.frame(&t.router, t.peer, x.buff, (size_t)x.index);
+    ei_x_free(&x);
+}
+
+/* {open_file, <<"known.pcap">>, [] | [{filter, Filter}]} */
+static void
+enc_open_file(ei_x_buff *x, const void *filter)
+{
+    CU_ASSERT(ei_x_encode_tuple_header(x, 3) == 0 && ei_x_encode_atom(x, "open_file") == 0 &&
+              ei_x_encode_binary(x, "known.pcap", 10) == 0);
+    if (filter != NULL)
+        CU_ASSERT(ei_x_encode_list_header(x, 1) == 0 && ei_x_encode_tuple_header(x, 2) == 0 &&
+                  ei_x_encode_atom(x, "filter") == 0 &&
+                  ei_x_encode_binary(x, filter, (long)strlen(filter)) == 0);
+    CU_ASSERT(ei_x_encode_empty_list(x) == 0);
+}
+
+/* {close, Ref} */
+static void
+enc_close(ei_x_buff *x, const void *ref)
+{
+    CU_ASSERT(ei_x_encode_tuple_header(x, 2) == 0 && ei_x_encode_atom(x, "close") == 0 &&
+              ei_x_encode_ref(x, ref) == 0);
+}
+
+/* Fill the peer's queue to OUT_MAX - room. First the socket itself is
+ * filled (the loop writes until it would block; nobody reads fds[1]), so
+ * that the queue stays where it is put. */
+static void
+fill(size_t room)
+{
+    static char body[OUT_MAX];
+    size_t q;
+    int i;
+
+    memset(body, 0, sizeof(body));
+    body[0] = 'p';
+    CU_ASSERT_FATAL(ewp_peer_send(t.peer, body, 256 << 10) == 0);
+    for (i = 0; i < 50; i++)
+        (void)ev_run(t.loop, EVRUN_NOWAIT);
+    q = ewp_peer_queued(t.peer);
+    CU_ASSERT_FATAL(q > 0 && q < OUT_MAX - room - 4);
+    CU_ASSERT_FATAL(ewp_peer_send(t.peer, body, OUT_MAX - room - 4 - q) == 0);
+    CU_ASSERT_FATAL(ewp_peer_queued(t.peer) == OUT_MAX - room);
+    CU_ASSERT_FATAL(!ewp_peer_dead(t.peer));
+}
+
+static struct ewp_handle *
+open_one(const char *filter)
+{
+    int n = ewp_handles_count(t.req.handles);
+
+    call(enc_open_file, filter);
+    CU_ASSERT_FATAL(ewp_handles_count(t.req.handles) == n + 1);
+    return ewp_handles_first(t.req.handles);
+}
+
+/* close: the UNLINK_ID does not fit */
+static void
+test_close_send_fails(void)
+{
+    struct ewp_handle *h;
+    erlang_ref ref;
+
+    setup();
+    h = open_one(NULL);
+    (void)open_one(NULL); /* a second handle of the same node */
+    ref = h->ref;
+    fill(ROOM);
+    call(enc_close, &ref);
+    CU_ASSERT(ewp_peer_dead(t.peer));
+    CU_ASSERT(ewp_handles_count(t.req.handles) == 1);
+    CU_ASSERT(ewp_handles_find_ref(t.req.handles, &ref) == NULL);
+    ewp_dist_reap(t.dist); /* the node's other handle goes with it */
+    CU_ASSERT(ewp_handles_count(t.req.handles) == 0);
+    CU_ASSERT(ewp_dist_peer_next(t.dist, NULL) == NULL);
+    teardown();
+}
+
+/* open: the LINK to the caller does not fit */
+static void
+test_open_link_fails(void)
+{
+    struct ewp_handle *h;
+
+    setup();
+    fill(ROOM);
+    call(enc_open_file, NULL);
+    CU_ASSERT(ewp_peer_dead(t.peer));
+    /* the handle is in the table, so the node's teardown finds it */
+    h = ewp_handles_first(t.req.handles);
+    CU_ASSERT_FATAL(h != NULL);
+    CU_ASSERT(h->peer == t.peer);
+    ewp_dist_reap(t.dist);
+    CU_ASSERT(ewp_handles_count(t.req.handles) == 0);
+    teardown();
+}
+
+/* The frame of LINK {OurPid, From}: what an open sends before its reply */
+static size_t
+link_frame_size(void)
+{
+    erlang_pid ours = t.from;
+    ei_x_buff x;
+    size_t n;
+
+    (void)snprintf(ours.node, sizeof(ours.node), "ewpcap@host");
+    CU_ASSERT_FATAL(ei_x_new(&x) == 0);
+    CU_ASSERT_FATAL(ewp_encode_control(&x, EWP_DOP_LINK, &ours, &t.from) == 0);
+    n = (size_t)x.index + 4;
+    ei_x_free(&x);
+    return n;
+}
+
+/* a filter compiled by a worker: the LINK fits, the reply does not */
+static void
+test_compile_reply_fails(void)
+{
+    char filter[EWP_COMPILE_SYNC_MAX + 200];
+    size_t n = 0;
+    int i;
+
+    setup();
+    while (n + 16 < sizeof(filter))
+        n += (size_t)snprintf(filter + n, sizeof(filter) - n, "%sudp port %d",
+                              n == 0 ? "" : " or ", (int)(n % 60000) + 1);
+    fill(link_frame_size() + REPLY_MIN / 2);
+    call(enc_open_file, filter); /* deferred: the LINK now, the reply later */
+    CU_ASSERT_FATAL(!ewp_peer_dead(t.peer));
+    CU_ASSERT_FATAL(ewp_handles_count(t.req.handles) == 1);
+    CU_ASSERT_FATAL(ewp_handles_first(t.req.handles)->pending);
+    for (i = 0; i < 2000 && !ewp_peer_dead(t.peer); i++)
+        (void)ev_run(t.loop, EVRUN_ONCE); /* the worker wakes the loop */
+    CU_ASSERT(ewp_peer_dead(t.peer));
+    /* compiled_cb set the filter before its reply failed */
+    CU_ASSERT_FATAL(ewp_handles_count(t.req.handles) == 1);
+    CU_ASSERT(!ewp_handles_first(t.req.handles)->pending);
+    ewp_dist_reap(t.dist);
+    CU_ASSERT(ewp_handles_count(t.req.handles) == 0);
+    teardown();
+}
+
+/* the interface check: a vanished interface's ewpcap_error does not fit,
+ * for each of two handles of the node, in one pass over the table */
+static void
+test_check_error_fails(void)
+{
+    struct ewp_handle *h;
+
+    setup();
+    (void)open_one(NULL);
+    (void)open_one(NULL);
+    (void)open_one(NULL);
+    for (h = ewp_handles_first(t.req.handles); h != NULL; h = h->next) {
+        h->cap.offline = 0;            /* looks live, on an interface */
+        h->cap.device = "ewp-gone0";   /* that is gone */
+        h->cap.ifindex = 0x7ffffff0u;
+    }
+    fill(ROOM);
+    ewp_deliver_check(t.req.handles);
+    CU_ASSERT(ewp_peer_dead(t.peer));
+    CU_ASSERT(ewp_handles_count(t.req.handles) == 3); /* errors close nothing */
+    for (h = ewp_handles_first(t.req.handles); h != NULL; h = h->next)
+        CU_ASSERT(h->cap.failed);
+    ewp_dist_reap(t.dist);
+    CU_ASSERT(ewp_handles_count(t.req.handles) == 0);
+    teardown();
+}
+
+/* A send that fails never frees: the peer stays readable until reaped, a
+ * second drop is harmless, sends and reservations fail */
+static void
+test_dead_peer_until_reaped(void)
+{
+    setup();
+    (void)open_one(NULL);
+    ewp_peer_drop(t.peer, "test");
+    ewp_peer_drop(t.peer, "test again");
+    CU_ASSERT(ewp_peer_dead(t.peer));
+    CU_ASSERT(ewp_peer_send(t.peer, "p", 1) == -1);
+    CU_ASSERT(ewp_peer_reserve(t.peer, 100) == NULL);
+    CU_ASSERT(strcmp(ewp_peer_name(t.peer), "a@host") == 0);
+    CU_ASSERT(ewp_dist_peer_by_name(t.dist, "a@host") == NULL);
+    CU_ASSERT(ewp_handles_count(t.req.handles) == 1);
+    ewp_dist_reap(t.dist);
+    CU_ASSERT(ewp_handles_count(t.req.handles) == 0);
+    teardown();
+}
+
+CU_TestInfo ewp_teardown_tests[] = {
+    {"close: UNLINK_ID past the cap", test_close_send_fails},
+    {"open: LINK past the cap", test_open_link_fails},
+    {"compiled filter: reply past the cap", test_compile_reply_fails},
+    {"interface check: errors past the cap", test_check_error_fails},
+    {"a dead peer lives until reaped", test_dead_peer_until_reaped},
+    CU_TEST_INFO_NULL,
+};
