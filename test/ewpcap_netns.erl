@@ -10,6 +10,8 @@
 
 -export([
     available/0,
+    tag/0,
+    owner_alive/1,
     create/0,
     delete/1,
     cleanup/0,
@@ -34,11 +36,11 @@
 available() ->
     os:find_executable("ip") =/= false.
 
-%% @doc Creates `ewp_ct_<random>' with the veth pair and lo up. On any
+%% @doc Creates `ewp_ct_<ospid>x<random>' with the veth pair and lo up. On any
 %% failure the namespace is deleted again and `{error, Reason}' returned.
 -spec create() -> {ok, string()} | {error, term()}.
 create() ->
-    NS = ?PREFIX ++ string:lowercase(integer_to_list(rand:uniform(16#7FFFFFFF), 36)),
+    NS = ?PREFIX ++ tag(),
     Steps = [
         ["netns", "add", NS],
         ["-n", NS, "link", "add", "ewpv0", "type", "veth", "peer", "name", "ewpv1"],
@@ -67,11 +69,28 @@ delete(NS) ->
             end
     end.
 
-%% @doc Deletes every namespace named `ewp_ct_*' (left over by a killed
-%% run). Returns the names it deleted.
+%% @doc Deletes every namespace named `ewp_ct_*' left over by a killed
+%% run: one whose name carries the OS pid of a BEAM that is gone (see
+%% tag/0), or no pid at all. A concurrent run's namespaces are left alone.
+%% Returns the names it deleted.
 -spec cleanup() -> [string()].
 cleanup() ->
-    [NS || NS <- list(), lists:prefix(?PREFIX, NS), delete(NS) =:= ok].
+    [NS || NS <- list(), lists:prefix(?PREFIX, NS), not owner_alive(NS), delete(NS) =:= ok].
+
+%% @doc `<ospid>x<random>': a namespace name part that says which OS
+%% process made it, so that cleanups never delete a live run's namespaces.
+-spec tag() -> string().
+tag() ->
+    os:getpid() ++ "x" ++ string:lowercase(integer_to_list(rand:uniform(16#7FFFFFF), 36)).
+
+%% @doc Whether the process that named NS (`ewp_ct_[rt]<ospid>x...') still
+%% runs; false for names without a pid.
+-spec owner_alive(string()) -> boolean().
+owner_alive(NS) ->
+    case re:run(NS, "^ewp_ct_(?:rt)?([0-9]+)x", [{capture, all_but_first, list}]) of
+        {match, [Pid]} -> filelib:is_dir("/proc/" ++ Pid);
+        nomatch -> false
+    end.
 
 %% @doc The names of all namespaces (`ip netns list').
 -spec list() -> [string()].

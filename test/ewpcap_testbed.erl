@@ -79,7 +79,7 @@ addr(c) -> {10, 77, 2, 2}.
 %% deleted and `{error, Reason}' returned.
 -spec setup() -> {ok, map()} | {error, term()}.
 setup() ->
-    Id = string:lowercase(integer_to_list(rand:uniform(16#7FFFFFF), 36)),
+    Id = ewpcap_netns:tag(),
     Bed = #{a => ?PREFIX ++ Id ++ "_a", b => ?PREFIX ++ Id ++ "_b", c => ?PREFIX ++ Id ++ "_c"},
     #{a := A, b := B, c := C} = Bed,
     Steps =
@@ -139,11 +139,13 @@ teardown(Namespaces) when is_list(Namespaces) ->
     [ok = ewpcap_netns:delete(NS) || NS <- Mine],
     Killed.
 
-%% @doc Deletes leftover namespaces of this suite (`ewp_ct_rt*') after
-%% ending the processes inside them. Returns their names.
+%% @doc Deletes leftover namespaces of this suite (`ewp_ct_rt*' of a BEAM
+%% that is gone, see ewpcap_netns:tag/0) after ending the processes inside
+%% them. Returns their names.
 -spec cleanup() -> [string()].
 cleanup() ->
-    Left = [NS || NS <- ewpcap_netns:list(), lists:prefix(?PREFIX, NS)],
+    Left = [NS || NS <- ewpcap_netns:list(), lists:prefix(?PREFIX, NS),
+                  not ewpcap_netns:owner_alive(NS)],
     _ = teardown(Left),
     Left.
 
