@@ -230,7 +230,7 @@ ewp_capture_stats(struct ewp_capture *c, struct pcap_stat *ps, char *errbuf, siz
 }
 
 /*
- * Is the interface still there? Checked from a timer (command.c): libpcap
+ * Is the interface still there? Checked from a timer (request.c, through deliver.c): libpcap
  * reports a vanished interface only when it reads the socket, and in block
  * mode with a filter that rejects every packet it never does. Returns -1
  * (and calls error_cb once) when the interface is gone.

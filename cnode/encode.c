@@ -66,7 +66,7 @@ ewp_encode_packet_prefix(ei_x_buff *x, const erlang_pid *to, const erlang_ref *r
 }
 
 /* {ewpcap_batch, Ref, DatalinkType, ...: the caller adds the list
- * [{Time, Length, Packet}, ...] element by element (see command.c). */
+ * [{Time, Length, Packet}, ...] element by element (see deliver.c). */
 int
 ewp_encode_batch_prefix(ei_x_buff *x, const erlang_pid *to, const erlang_ref *ref, int dlt)
 {

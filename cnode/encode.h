@@ -3,7 +3,7 @@
  *
  * Replies, packet messages and distribution controls -> bytes. Pure: no I/O.
  * Every function that builds a whole frame body starts it with the
- * pass-through byte 'p'; the 4-byte length in front is node.c's business.
+ * pass-through byte 'p'; the 4-byte length in front is dist.c's business.
  */
 #ifndef EWP_ENCODE_H
 #define EWP_ENCODE_H

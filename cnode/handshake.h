@@ -2,7 +2,7 @@
  * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
  *
  * The accepting side of the Erlang distribution handshake (version 6,
- * OTP 23+) as a pure state machine: bytes in, bytes out, no I/O. node.c
+ * OTP 23+) as a pure state machine: bytes in, bytes out, no I/O. listen.c
  * feeds it from a non-blocking socket, so a silent or slow client costs a
  * timer and a few hundred bytes, never a stalled loop (ei_accept blocks).
  */

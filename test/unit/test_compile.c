@@ -36,7 +36,7 @@ ewp_compile_suite_clean(void)
     return 0;
 }
 
-/* A job as command.c makes them: calloc'd, texts strdup'd */
+/* A job as filter.c makes them: calloc'd, texts strdup'd */
 static struct ewp_compile_job *
 job_new(const char *text, const char *fallback, int linktype)
 {

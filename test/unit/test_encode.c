@@ -2,7 +2,7 @@
  * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
  *
  * CUnit tests of cnode/encode.c. Packet messages are assembled as
- * command.c does (prefix, tail, bytes in one buffer) and decoded field by
+ * deliver.c does (prefix, tail, bytes in one buffer) and decoded field by
  * field with ei_decode_*; the other frames are compared byte for byte with
  * the documented term built independently with ei_x_encode_* (ewp_t_build).
  */
@@ -643,7 +643,7 @@ CU_TestInfo ewp_encode_tests[] = {
     {"packet messages of 0 and 65535 bytes decode", test_packet_message_of_zero_and_65535_bytes},
     {"Time is {Mega, Sec, Micro} or microseconds", test_time_is_mega_sec_micro_or_microseconds},
     {"a packet tail fits in EWP_TAIL_MAX", test_packet_tail_fits_in_EWP_TAIL_MAX},
-    {"a batch message built as command.c does decodes to its fields",
+    {"a batch message built as deliver.c does decodes to its fields",
      test_batch_message_as_command_builds_it_decodes_to_its_fields},
     {"ewp_encode_reply_begin echoes the tag bytes verbatim",
      test_reply_begin_echoes_the_tag_bytes_verbatim},
