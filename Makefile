@@ -161,12 +161,15 @@ $(FUZZ_DIR)/test/%.o: test/fuzz/%.c $(FUZZ_HDRS)
 	@mkdir -p $(@D)
 	$(c_verbose) $(SAN_CC) $(SAN_CFLAGS) $(FUZZ_SAN) -c -o $@ $<
 
-$(FUZZ_DIR)/fuzz_decode: $(FUZZ_DIR)/test/fuzz_decode.o $(FUZZ_DIR)/cnode/decode.o
+$(FUZZ_DIR)/fuzz_decode: $(FUZZ_DIR)/test/fuzz_decode.o $(FUZZ_DIR)/cnode/decode.o $(FUZZ_DIR)/cnode/decode_check.o
 	$(ld_verbose) $(SAN_CC) $(FUZZ_SAN) -o $@ $^ -L$(ERL_EI_LIB_DIR) -lei -pthread
 
-# command.c needs rpc.c; node.h, capture.h, log.h and pcap_findalldevs are
-# faked in the harness. Refs and pids are made predictable (see the harness).
-$(FUZZ_DIR)/fuzz_dispatch: $(FUZZ_DIR)/test/fuzz_dispatch.o $(addprefix $(FUZZ_DIR)/cnode/,command.o decode.o encode.o rpc.o)
+# The layers above dist.c, real; dist.h, capture.h, compile.h, log.h and
+# pcap_findalldevs are faked in the harness. Refs and pids are made
+# predictable (see the harness).
+FUZZ_DISPATCH_OBJS = router.o ctl.o request.o handles.o deliver.o filter.o files.o rpc.o \
+	decode.o encode.o
+$(FUZZ_DIR)/fuzz_dispatch: $(FUZZ_DIR)/test/fuzz_dispatch.o $(addprefix $(FUZZ_DIR)/cnode/,$(FUZZ_DISPATCH_OBJS))
 	$(ld_verbose) $(SAN_CC) $(FUZZ_SAN) -o $@ $^ -Wl,--wrap=ei_make_ref -Wl,--wrap=ei_make_pid \
 		-L$(ERL_EI_LIB_DIR) -lei -pthread
 

@@ -76,6 +76,7 @@ struct ewp_request {
 
 int ewp_decode_check(const char *buf, size_t len, int *index);
 int ewp_decode_check_call(const char *buf, size_t len, int index);
+int ewp_decode_known(const char *atom);
 int ewp_decode_call(const char *buf, int *index, erlang_pid *from,
                     int *tag_index, int *tag_len);
 int ewp_decode_request(const char *buf, int *index, struct ewp_request *req);
