@@ -4,9 +4,9 @@
  * libFuzzer target for the request decoder (cnode/decode.c, linked alone).
  * The input is raw bytes. They are walked by ewp_decode_check twice: as a
  * term without version byte (how rpc.c hands a built request to
- * ewp_command_request) and, when data[0] is 131, from the byte after it (how
- * node.c checks a message). Only a term that passes the check is decoded,
- * as command.c does: ewp_decode_call, then ewp_decode_request where the
+ * ewp_request_run) and, when data[0] is 131, from the byte after it (how
+ * ctl.c checks a message). Only a term that passes the check is decoded,
+ * as router.c does: ewp_decode_call, then ewp_decode_request where the
  * call's Request starts; and ewp_decode_request on the bare term as well.
  *
  * Besides ASan/UBSan findings, the harness aborts when a decoder breaks its
@@ -79,7 +79,7 @@ one(const char *buf, size_t len, int start)
     FUZZ_CHECK(ei_skip_term(buf, &j) == 0 && j == end,
                "ei_skip_term ends at %d, ewp_decode_check at %d (from %d)", j, end, start);
 
-    /* as command.c: {'$gen_call', {From, Tag}, Request} */
+    /* as router.c: {'$gen_call', {From, Tag}, Request} */
     j = start;
     if (ewp_decode_call(buf, &j, &from, &tag_index, &tag_len) == 0) {
         FUZZ_CHECK(j > start && j <= end, "call index %d outside (%d, %d]", j, start, end);

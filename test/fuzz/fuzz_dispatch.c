@@ -1,71 +1,71 @@
 /*
  * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
  *
- * libFuzzer target for the dispatcher: cnode/command.c, rpc.c, decode.c and
- * encode.c, with every function of node.h, capture.h and compile.h (and
- * log.c, and the libpcap calls command.c makes itself) replaced by the
- * fakes below. No sockets, no pcap, no threads, no event loop.
+ * libFuzzer target for everything above the transport: router.c, ctl.c,
+ * request.c, handles.c, deliver.c, filter.c, files.c, rpc.c, decode.c and
+ * encode.c, built the way main.c builds them (a struct ewp_requests run by
+ * ewp_request_init, a struct ewp_router over it) and driven only through
+ * ewp_router_dist_ops (frame, peer_down, drained) and the capture and
+ * compile callbacks. Faked below: dist.h, capture.h, compile.h, log.c and
+ * pcap_findalldevs. No sockets, no pcap, no threads, no event loop.
  *
- * The compile worker is deterministic here: a submitted job waits in a
- * queue until a 'J' input completes it (ewp_compile_run, then the done
- * callback, as compile.c's wake_cb does), so that a close, an exit or a
- * lost peer can come between a large filter's submission and its reply.
- * A fake compile fails for text containing "bad", and for "tcp" on fake1.
+ * The fake dist.h keeps dist.c's rule: a send that fails marks the peer
+ * dead and returns -1, nothing more; later sends and fresh reserves fail.
+ * After every operation (a loop callback) the harness does what the
+ * prepare step's ewp_dist_reap does: queued output is "written" (unless
+ * the peer is congested), then ops->peer_down for each dead peer, which is
+ * then freed. A node that sends again gets a new struct ewp_peer: a
+ * pointer kept to a torn-down one is a use-after-free. A send fails past
+ * FAKE_OUT_MAX queued, or when 'X' says so; a reserve past FAKE_PACKET_MAX.
  *
- * Savefiles: --files is a real directory ($EWP_FUZZ_FILES, else a new one
- * under /tmp) holding in.pcap, notpcap.txt, sub/ and escape -> /etc, so that
- * command.c's realpath confinement runs for real; opening and dumping are
- * fake (nothing is read or written): a path ending in ".pcap" opens, a dump
- * to a file named bad.pcap fails.
+ * Compiles are deterministic: a submitted job waits until a 'J' input
+ * completes it (ewp_compile_run, then the done callback, as compile.c's
+ * wake_cb does). A fake compile fails for text containing "bad", and for
+ * "tcp" on fake1. --files is a real directory ($EWP_FUZZ_FILES, else a new
+ * one under /tmp) holding in.pcap, notpcap.txt, sub/ and escape -> /etc, so
+ * that files.c's confinement runs for real; opening a path ending in
+ * ".pcap" succeeds, a dump to bad.pcap fails, nothing is read or written.
  *
- * Handles live on from one input to the next, so that an open in one input
- * and a close, filter, write, exit or packet in a later one meet. Every
- * RESET_EVERY inputs, and whenever more than HANDLES_MAX are open, the
- * harness closes everything (ewp_command_close_all). To reproduce a finding
- * that needed earlier inputs, the inputs since the last reset are written,
- * as one 'S' input, to $EWP_FUZZ_HISTORY on a failed check or an ASan
- * report.
+ * State lives on between inputs. Every RESET_EVERY inputs, or with more
+ * than HANDLES_MAX handles, the harness resets as main.c stops: every peer
+ * dropped and reaped, ewp_request_shutdown, ewp_request_init. On a failed
+ * check or an ASan report the inputs since the last reset are written, as
+ * one 'S' input, to $EWP_FUZZ_HISTORY. The first byte chooses the operation:
  *
- * The first byte chooses the operation:
- *
- *   131       the whole input is a message to the registered name ewpcap,
- *             as node.c hands it to ewp_command_reg_send after the frame
- *             check (version byte included)
- *   'N' 'R'   the rest is a message to net_kernel / rex
- *   'E' 'L'   the rest is 131 and a control tuple {Op, From, To, ...}:
- *             ewp_command_exit / ewp_command_link (From, To)
- *   'D'       ewp_command_peer_down of peer data[1] & 1; the peer counts as
- *             gone (ewp_node_peer_by_name) until it sends again
+ *   131       the input is a message to ewpcap, from peer 0: framed as
+ *             'p', 131, {6, From, '', ewpcap}, Msg and given to .frame
+ *   'N' 'R'   the rest is a message (131 first) to net_kernel / rex
+ *   'E' 'L'   the rest is 131 {Op, From, To, ...}: a frame with the
+ *             control {3, From, To, normal} (EXIT) / {1, From, To} (LINK)
+ *   'F' 'f'   the rest is a whole frame body from peer 0 / 1
+ *   'D'       peer data[1] & 1 drops (connection closed), is reaped
  *   'J'       complete data[1] % 4 + 1 queued compile jobs (FIFO)
- *   'F' 'f'   the rest is a whole frame body ('p', 131, Control, [131, Msg])
- *             from peer 0 / 1, parsed as node.c's frame() does (REG_SEND to
- *             any name, EXIT*, LINK, UNLINK_ID, SPAWN_REQUEST, MONITOR_P,
- *             MONITOR_P_EXIT)
  *   'P'       packets for an open capture: [capture, count, flags] then per
  *             packet [caplen:16, extra:8, sec:32, usec:24] and the bytes;
  *             delivered like capture.c's dispatch (packets or the dump,
- *             flush, then flags & 1 a read error, or flags & 2 on a
- *             savefile no packet and the end of file)
- *   'C'       [bits]: bit 0 set peer 0 congested, clear it (and drain);
+ *             flush), then flags & 1 a read error, flags & 2 on a savefile
+ *             no packet and the end of file, flags & 4 the interface check
+ *             (ewp_deliver_check) finds this capture's interface gone
+ *   'C'       [bits]: bit 0 set peer 0 congested, clear it (drained);
  *             bit 1 no device for dev/open(<<>>); bits 2-3 choose the
  *             policy (--files, defaults, --allow fake1 lo, --no-inject and
  *             handle limits) until the next reset
+ *   'X'       [peer, n, Input...]: the (n % 16 + 1)-th next send or fresh
+ *             reserve to peer & 1 fails and drops it; then Input, if any,
+ *             runs as an operation in the same step (no 'S' inside)
  *   'S'       a sequence: reset, then records [len:16, input] (no 'S')
- *   other     ignored
  *
- * The peers are "fuzz@host" (0) and "other@host" (1); our node is
- * "ewpcap@host", creation FUZZ_CREATION. ei_make_ref/ei_make_pid are
- * wrapped (-Wl,--wrap) to count from 0 after each reset, so the corpus
- * can name the first handle's ref and pid (see make_corpus.escript).
+ * Peers: "fuzz@host" (0), "other@host" (1); we are "ewpcap@host", creation
+ * FUZZ_CREATION, refs and pids counted from 0 at each reset (--wrap).
  *
- * Checked besides ASan/UBSan/LSan: each frame sent (ewp_peer_send) or
- * filled in place (ewp_peer_reserve/commit) is a well-formed 'p' frame
- * whose terms ewp_decode_check accepts; a call to ewpcap from the peer's
- * own node gets a reply sent to From; nothing is sent while a frame is
- * being filled in place; a reserved frame is never written past its
- * reservation (the rest of the buffer is poisoned) nor used after it moved;
- * every open handle has exactly one open fake capture. With $EWP_FUZZ_TRACE
- * set, every frame is printed.
+ * Checked besides ASan/UBSan/LSan: every frame offered to a peer is a
+ * well-formed 'p' frame of a control the daemon sends; a call to ewpcap
+ * from the peer's own node gets a reply unless the peer died or the filter
+ * went to the compile worker; nothing is sent while a frame is filled in
+ * place, which is never written past its reservation (poisoned) nor used
+ * after it moved; nothing goes to a torn-down peer; after each step every
+ * handle in the table has a live peer, and one open fake capture. With
+ * $EWP_FUZZ_TRACE set, every frame is printed.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -87,34 +87,51 @@
 #include <sanitizer/asan_interface.h>
 
 #include "capture.h"
-#include "command.h"
 #include "compile.h"
 #include "decode.h"
+#include "deliver.h"
+#include "dist.h"
 #include "encode.h"
+#include "handles.h"
 #include "log.h"
-#include "node.h"
-#include "rpc.h"
+#include "request.h"
+#include "router.h"
 
 #include "fuzz_common.h"
 
 #define FUZZ_OUR_NAME "ewpcap@host"
 #define FUZZ_CREATION 0x5eedu
 #define FUZZ_PORT 4370
-#define RESET_EVERY 64         /* inputs between two resets */
-#define HANDLES_MAX 16         /* more open handles force a reset */
-#define CAPTURES_MAX 64        /* fake captures open at once */
-#define OUT_SIZE (1u << 20)    /* one in-place frame at most this large */
-#define HIST_SIZE (256u << 10) /* inputs kept since the last reset */
-#define PACKETS_MAX 16         /* packets per 'P' */
-#define SNAPLEN_MAX 262144     /* libpcap's MAXIMUM_SNAPLEN */
+#define RESET_EVERY 64           /* inputs between two resets */
+#define HANDLES_MAX 16           /* more open handles force a reset */
+#define CAPTURES_MAX 64          /* fake captures open at once */
+#define OUT_SIZE (1u << 20)      /* one in-place frame at most this large */
+#define HIST_SIZE (256u << 10)   /* inputs kept since the last reset */
+#define PACKETS_MAX 16           /* packets per 'P' */
+#define SNAPLEN_MAX 262144       /* libpcap's MAXIMUM_SNAPLEN */
+#define FAKE_OUT_MAX (16u << 10) /* a send past this queue drops the peer */
+#define FAKE_PACKET_MAX (8u << 10) /* reserves past this queue fail */
 
+static const char *const peer_names[2] = {"fuzz@host", "other@host"};
+
+/* One connection, allocated when the node first sends, freed by reap() */
 struct ewp_peer {
-    const char *name;   /* node name */
-    int down;           /* ewp_command_peer_down'd, not back yet */
-    int congested;      /* ewp_peer_congested */
-    int filling;        /* a frame reserved, not yet committed */
-    size_t reserved;    /* its body's room */
-    unsigned long sent; /* frames sent or committed */
+    int slot;               /* 0 or 1: which node */
+    int dead;               /* dropped, waiting for reap() */
+    int congested;          /* ewp_peer_congested */
+    size_t reserved;        /* body room of the frame being filled */
+    size_t queued;          /* bytes not yet "written" */
+    unsigned long sent;     /* frames queued */
+    struct ewp_peer *next;  /* the dead list */
+};
+
+/* The fake transport: what request.c and filter.c reach through r->dist */
+struct ewp_dist {
+    struct ewp_peer *live[2];   /* connected, per node; NULL: gone */
+    struct ewp_peer *dead;      /* dropped, not yet reaped */
+    struct ewp_peer *reaping;   /* in its peer_down */
+    struct ewp_peer *filling;   /* a frame reserved, not yet committed */
+    int fail_in[2];             /* 'X': the n-th next send/reserve fails */
 };
 
 struct fake_capture {
@@ -128,8 +145,6 @@ struct fake_pcap {
     int dlt;               /* datalink */
 };
 
-static struct ewp_peer peers[2] = {{.name = "fuzz@host"}, {.name = "other@host"}};
-
 static const char *const allowed[] = {"fake1", "lo"};
 static char files_dir[PATH_MAX];         /* --files, set up once */
 static struct ewp_policy policies[4] = {
@@ -141,12 +156,16 @@ static struct ewp_policy policies[4] = {
 
 static struct {
     int ready;                          /* set up once */
-    ei_cnode ec;                        /* ewp_node_cnode */
+    ei_cnode ec;                        /* our node */
+    struct ewp_dist dist;               /* the fake transport */
+    struct ewp_requests req;            /* as main.c's */
+    struct ewp_router router;           /* ... */
     unsigned int ref_seq, pid_seq;      /* wrapped ei_make_ref/pid */
     unsigned long inputs;               /* since the last reset */
     struct fake_capture caps[CAPTURES_MAX]; /* open fake captures */
     int ncaps;                          /* how many */
     int no_devices;                     /* ewp_capture_default_dev fails */
+    struct ewp_capture *vanish;         /* ewp_capture_check fails for it */
     unsigned char out[2][OUT_SIZE];     /* in-place frames, alternately */
     int cur;                            /* which out[] holds the open frame */
     size_t open_len[2];                 /* unpoisoned bytes of each out[] */
@@ -157,7 +176,7 @@ static struct {
     int hist_raw;                       /* hist is one 'S' input, as is */
     int hist_lost;                      /* an input did not fit */
     int trace;                          /* $EWP_FUZZ_TRACE: print every frame */
-    ewp_compile_done_cb compile_done;   /* command.c's */
+    ewp_compile_done_cb compile_done;   /* filter.c's */
     int compile_started;                /* between init and shutdown */
     struct ewp_compile_job *jobs;       /* submitted, not done: FIFO */
     int njobs;                          /* how many */
@@ -172,16 +191,22 @@ int __wrap_ei_make_pid(ei_cnode *ec, erlang_pid *pid);
 
 static void setup(void);
 static void reset(void);
+static void step(const uint8_t *d, size_t n);
 static void run(const uint8_t *d, size_t n);
 static void op_reg_send(struct ewp_peer *peer, const char *name, const uint8_t *d, size_t n);
 static void op_signal(struct ewp_peer *peer, int link, const uint8_t *d, size_t n);
 static void op_frame(struct ewp_peer *peer, const uint8_t *d, size_t n);
-static void frame(struct ewp_peer *p, const char *buf, size_t len);
 static void op_packets(const uint8_t *d, size_t n);
 static void op_congestion(const uint8_t *d, size_t n);
 static void op_compiled(const uint8_t *d, size_t n);
-static struct ewp_peer *peer_in(struct ewp_peer *p);
-static void check_frame(const struct ewp_peer *p, const char *buf, size_t len);
+static void op_fail(const uint8_t *d, size_t n);
+static void deliver_frame(struct ewp_peer *p, const ei_x_buff *ctl, const uint8_t *msg,
+                          size_t msg_len);
+static struct ewp_peer *peer_in(int slot);
+static void reap(void);
+static int fail_now(struct ewp_peer *p);
+static void known_peer(const struct ewp_peer *p, const char *what);
+static int check_frame(const struct ewp_peer *p, const char *buf, size_t len);
 static void make_files(void);
 static void check_state(void);
 static void history_add(const uint8_t *d, size_t n, int raw);
@@ -217,50 +242,58 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (len > size - pos)
                 len = size - pos;
             if (len > 0 && data[pos] != 'S')
-                run(data + pos, len);
+                step(data + pos, len);
             pos += len;
         }
         reset();
         return 0;
     }
-    if (++fz.inputs >= RESET_EVERY || ewp_command_count() > HANDLES_MAX)
+    if (++fz.inputs >= RESET_EVERY || ewp_handles_count(fz.req.handles) > HANDLES_MAX)
         reset();
     history_add(data, size, 0);
-    run(data, size);
+    step(data, size);
     return 0;
 }
 
 /* ---- the operations ---- */
+
+/* One loop callback, then the prepare step */
+static void
+step(const uint8_t *d, size_t n)
+{
+    run(d, n);
+    fuzz_guard_release();
+    reap();
+    check_state();
+}
 
 static void
 run(const uint8_t *d, size_t n)
 {
     switch (d[0]) {
     case 131:
-        op_reg_send(peer_in(&peers[0]), "ewpcap", d, n);
+        op_reg_send(peer_in(0), "ewpcap", d, n);
         break;
     case 'N':
-        op_reg_send(peer_in(&peers[0]), "net_kernel", d + 1, n - 1);
+        op_reg_send(peer_in(0), "net_kernel", d + 1, n - 1);
         break;
     case 'R':
-        op_reg_send(peer_in(&peers[0]), "rex", d + 1, n - 1);
+        op_reg_send(peer_in(0), "rex", d + 1, n - 1);
         break;
     case 'E':
     case 'L':
-        op_signal(peer_in(&peers[0]), d[0] == 'L', d + 1, n - 1);
+        op_signal(peer_in(0), d[0] == 'L', d + 1, n - 1);
         break;
     case 'D': {
-        struct ewp_peer *p = &peers[n > 1 ? d[1] & 1 : 0];
+        struct ewp_peer *p = fz.dist.live[n > 1 ? d[1] & 1 : 0];
 
-        if (!p->down) {
-            p->down = 1;
-            ewp_command_peer_down(p);
-        }
+        if (p != NULL)
+            ewp_peer_drop(p, "connection closed");
         break;
     }
     case 'F':
     case 'f':
-        op_frame(peer_in(&peers[d[0] == 'f']), d + 1, n - 1);
+        op_frame(peer_in(d[0] == 'f'), d + 1, n - 1);
         break;
     case 'J':
         op_compiled(d + 1, n - 1);
@@ -271,56 +304,126 @@ run(const uint8_t *d, size_t n)
     case 'C':
         op_congestion(d + 1, n - 1);
         break;
+    case 'X':
+        op_fail(d + 1, n - 1);
+        break;
     default:
         break;
     }
-    fuzz_guard_release();
-    check_state();
 }
 
-/* A peer that sends is connected (again) */
+/* A node that sends is connected; after a drop, as a new connection */
 static struct ewp_peer *
-peer_in(struct ewp_peer *p)
+peer_in(int slot)
 {
-    p->down = 0;
+    struct ewp_peer *p = fz.dist.live[slot];
+
+    if (p == NULL) {
+        p = calloc(1, sizeof(*p));
+        FUZZ_CHECK(p != NULL, "out of memory");
+        p->slot = slot;
+        fz.dist.live[slot] = p;
+    }
     return p;
 }
 
-/* A message (version byte first) to a registered name, if node.c's frame
- * check would let it through. */
+/* ewp_dist_reap: write what is queued, then peer_down and free each peer
+ * dropped since the last time (peer_down may drop others: until none) */
+static void
+reap(void)
+{
+    struct ewp_peer *p;
+    int k;
+
+    FUZZ_CHECK(fz.dist.filling == NULL, "a frame left open at the prepare step");
+    for (k = 0; k < 2; k++)
+        if ((p = fz.dist.live[k]) != NULL && !p->congested)
+            p->queued = 0;
+    while ((p = fz.dist.dead) != NULL) {
+        fz.dist.dead = p->next;
+        fz.dist.reaping = p;
+        if (fz.trace)
+            (void)fprintf(stderr, "fuzz_dispatch: %s down\n", peer_names[p->slot]);
+        ewp_router_dist_ops.peer_down(&fz.router, p);
+        fz.dist.reaping = NULL;
+        free(p);
+    }
+}
+
+/* 'X' [peer, n, Input...] */
+static void
+op_fail(const uint8_t *d, size_t n)
+{
+    if (n < 2)
+        return;
+    fz.dist.fail_in[d[0] & 1] = d[1] % 16 + 1;
+    if (n > 2 && d[2] != 'S')
+        run(d + 2, n - 2);
+}
+
+/* 'p', 131, Control (ctl, version byte first), then msg as given */
+static void
+deliver_frame(struct ewp_peer *p, const ei_x_buff *ctl, const uint8_t *msg, size_t msg_len)
+{
+    size_t len = 1 + (size_t)ctl->index + msg_len;
+    char *body = malloc(len);
+
+    FUZZ_CHECK(body != NULL, "out of memory");
+    body[0] = EWP_PASS_THROUGH;
+    memcpy(body + 1, ctl->buff, (size_t)ctl->index);
+    if (msg_len > 0)
+        memcpy(body + 1 + ctl->index, msg, msg_len);
+    ewp_router_dist_ops.frame(&fz.router, p, fuzz_guard_copy(body, len), len);
+    free(body);
+}
+
+/* A message (version byte first) to a registered name, framed as REG_SEND
+ * {6, From, '', Name} from a pid of the peer's node */
 static void
 op_reg_send(struct ewp_peer *peer, const char *name, const uint8_t *d, size_t n)
 {
     const char *msg;
-    erlang_pid from;
+    erlang_pid from, sender;
+    ei_x_buff ctl;
     int i = 1, expect, njobs = fz.njobs;
 
     if (n < 2 || d[0] != 131)
         return;
-    msg = fuzz_guard_copy(d, n);
-    if (ewp_decode_check(msg, n, &i) < 0 || (size_t)i != n)
-        return;
-
     /* a well-formed call to ewpcap from this peer's node must be answered */
+    msg = fuzz_guard_copy(d, n);
+    expect = ewp_decode_check(msg, n, &i) == 0 && (size_t)i == n;
     i = 1;
-    expect = strcmp(name, "ewpcap") == 0 &&
+    expect = expect && strcmp(name, "ewpcap") == 0 &&
              ewp_decode_call(msg, &i, &from, NULL, NULL) == 0 &&
-             strcmp(from.node, peer->name) == 0;
+             strcmp(from.node, peer_names[peer->slot]) == 0;
+    fuzz_guard_release();
+
+    memset(&sender, 0, sizeof(sender));
+    (void)snprintf(sender.node, sizeof(sender.node), "%s", peer_names[peer->slot]);
+    sender.num = 1;
+    sender.creation = 1;
+    FUZZ_CHECK(ei_x_new_with_version(&ctl) == 0, "out of memory");
+    FUZZ_CHECK(ei_x_encode_tuple_header(&ctl, 4) == 0 && ei_x_encode_long(&ctl, 6) == 0 &&
+                   ei_x_encode_pid(&ctl, &sender) == 0 && ei_x_encode_atom(&ctl, "") == 0 &&
+                   ei_x_encode_atom(&ctl, name) == 0,
+               "cannot encode REG_SEND");
     fz.expect_to = expect ? &from : NULL;
     fz.replied = 0;
-    ewp_command_reg_send(peer, name, msg, n);
+    deliver_frame(peer, &ctl, d, n);
+    ei_x_free(&ctl);
     /* unless its filter went to the compile worker: then the reply waits */
-    FUZZ_CHECK(!expect || fz.replied || fz.njobs > njobs, "a call from %s<%u.%u> got no reply",
-               from.node, from.num, from.serial);
+    FUZZ_CHECK(!expect || fz.replied || fz.njobs > njobs || peer->dead,
+               "a call from %s<%u.%u> got no reply", from.node, from.num, from.serial);
     fz.expect_to = NULL;
 }
 
-/* 131 {Op, From, To, ...}: an exit signal or a link */
+/* 131 {Op, From, To, ...}: an exit signal or a link, as a frame */
 static void
 op_signal(struct ewp_peer *peer, int link, const uint8_t *d, size_t n)
 {
     const char *buf;
     erlang_pid from, to;
+    ei_x_buff ctl;
     int i = 1, arity;
 
     if (n < 2 || d[0] != 131)
@@ -332,10 +435,15 @@ op_signal(struct ewp_peer *peer, int link, const uint8_t *d, size_t n)
     if (ei_decode_tuple_header(buf, &i, &arity) < 0 || arity < 3 || ei_skip_term(buf, &i) < 0 ||
         ei_decode_pid(buf, &i, &from) < 0 || ei_decode_pid(buf, &i, &to) < 0)
         return;
-    if (link)
-        ewp_command_link(peer, &from, &to);
-    else
-        ewp_command_exit(peer, &from, &to);
+    fuzz_guard_release();
+    FUZZ_CHECK(ei_x_new_with_version(&ctl) == 0, "out of memory");
+    /* a node name ei decodes but will not encode (not UTF-8): F's business */
+    if (ei_x_encode_tuple_header(&ctl, link ? 3 : 4) == 0 &&
+        ei_x_encode_long(&ctl, link ? EWP_DOP_LINK : EWP_DOP_EXIT) == 0 &&
+        ei_x_encode_pid(&ctl, &from) == 0 && ei_x_encode_pid(&ctl, &to) == 0 &&
+        (link || ei_x_encode_atom(&ctl, "normal") == 0))
+        deliver_frame(peer, &ctl, NULL, 0);
+    ei_x_free(&ctl);
 }
 
 static void
@@ -343,135 +451,13 @@ op_frame(struct ewp_peer *peer, const uint8_t *d, size_t n)
 {
     if (n == 0)
         return;
-    frame(peer, fuzz_guard_copy(d, n), n);
-}
-
-/* node.c's frame(), minus the logging: the checks and the dispatch must
- * match it, so that only what node.c would pass reaches command.c. */
-static void
-frame(struct ewp_peer *p, const char *buf, size_t len)
-{
-    char to_name[MAXATOMLEN];
-    erlang_pid from, to;
-    int i = 1, ctl, msg = -1, arity, id_len;
-    long op;
-
-    if (buf[0] != EWP_PASS_THROUGH || len < 2 || (unsigned char)buf[1] != EWP_VERSION_MAGIC)
-        return;
-    i = 2;
-    ctl = i;
-    if (ewp_decode_check(buf, len, &i) < 0)
-        return;
-    if ((size_t)i < len) {
-        if ((unsigned char)buf[i] != EWP_VERSION_MAGIC)
-            return;
-        msg = i;
-        i++;
-        if (ewp_decode_check(buf, len, &i) < 0 || (size_t)i != len)
-            return;
-    }
-
-    i = ctl;
-    if (ei_decode_tuple_header(buf, &i, &arity) < 0 || arity < 1 ||
-        ei_decode_long(buf, &i, &op) < 0)
-        return;
-
-    switch (op) {
-    case EWP_DOP_REG_SEND:
-    case EWP_DOP_REG_SEND_TT:
-        if (arity < 4 || msg < 0 || ei_skip_term(buf, &i) < 0 || ei_skip_term(buf, &i) < 0 ||
-            ei_decode_atom(buf, &i, to_name) < 0)
-            return;
-        ewp_command_reg_send(p, to_name, buf + msg, len - (size_t)msg);
-        return;
-
-    case EWP_DOP_EXIT:
-    case EWP_DOP_EXIT2:
-    case EWP_DOP_EXIT_TT:
-    case EWP_DOP_EXIT2_TT:
-        if (arity < 4 || ei_decode_pid(buf, &i, &from) < 0)
-            return;
-        if (ei_decode_pid(buf, &i, &to) < 0)
-            return;
-        ewp_command_exit(p, &from, &to);
-        return;
-
-    case EWP_DOP_LINK:
-        if (arity != 3 || ei_decode_pid(buf, &i, &from) < 0 || ei_decode_pid(buf, &i, &to) < 0)
-            return;
-        ewp_command_link(p, &from, &to);
-        return;
-
-    case EWP_DOP_UNLINK_ID: {
-        ei_x_buff x;
-        int id = i;
-
-        if (arity != 4 || ei_skip_term(buf, &i) < 0)
-            return;
-        id_len = i - id;
-        if (ei_decode_pid(buf, &i, &from) < 0 || ei_decode_pid(buf, &i, &to) < 0)
-            return;
-        if (ei_x_new(&x) < 0)
-            return;
-        if (ewp_encode_unlink_id(&x, EWP_DOP_UNLINK_ID_ACK, buf + id, id_len, &to, &from) == 0)
-            (void)ewp_peer_send(p, x.buff, (size_t)x.index);
-        ei_x_free(&x);
-        return;
-    }
-
-    case EWP_DOP_SPAWN_REQUEST:
-    case EWP_DOP_SPAWN_REQUEST_TT: {
-        char mod[MAXATOMLEN], fun[MAXATOMLEN];
-        int reqid = i, reqid_len, mfa;
-        long fa;
-
-        if (arity < 6 || msg < 0 || ei_skip_term(buf, &i) < 0)
-            return;
-        reqid_len = i - reqid;
-        if (ei_decode_pid(buf, &i, &from) < 0 || ei_skip_term(buf, &i) < 0 ||
-            ei_decode_tuple_header(buf, &i, &mfa) < 0 || mfa != 3 ||
-            ei_decode_atom(buf, &i, mod) < 0 || ei_decode_atom(buf, &i, fun) < 0 ||
-            ei_decode_long(buf, &i, &fa) < 0)
-            return;
-        ewp_rpc_spawn(p, buf + reqid, reqid_len, &from, mod, fun, fa, buf + msg,
-                      len - (size_t)msg);
-        return;
-    }
-
-    case EWP_DOP_MONITOR_P: {
-        int to_i, ref_i;
-
-        if (arity != 4 || ei_decode_pid(buf, &i, &from) < 0)
-            return;
-        to_i = i;
-        if (ei_skip_term(buf, &i) < 0)
-            return;
-        ref_i = i;
-        if (ei_skip_term(buf, &i) < 0)
-            return;
-        ewp_command_monitor(p, &from, buf + to_i, ref_i - to_i, buf + ref_i, i - ref_i);
-        return;
-    }
-
-    case EWP_DOP_MONITOR_P_EXIT: {
-        erlang_ref ref;
-
-        if (arity != 5 || ei_decode_pid(buf, &i, &from) < 0 || ei_decode_pid(buf, &i, &to) < 0 ||
-            ei_decode_ref(buf, &i, &ref) < 0)
-            return;
-        ewp_command_monitor_exit(p, &from, &to, &ref);
-        return;
-    }
-
-    default:
-        return;
-    }
+    ewp_router_dist_ops.frame(&fz.router, peer, fuzz_guard_copy(d, n), n);
 }
 
 /* [capture, count, flags], then per packet [caplen:16, extra:8, sec:32,
  * usec:24] and up to caplen bytes. As capture.c's dispatch(): every packet
  * (pcap_dispatch does not stop when the callback pauses the capture), then
- * flush_cb, then on flags & 1 a read error. */
+ * flush_cb, then on flags & 1 a read error; flags & 4 the interface check. */
 static void
 op_packets(const uint8_t *d, size_t n)
 {
@@ -485,6 +471,12 @@ op_packets(const uint8_t *d, size_t n)
     f = &fz.caps[d[0] % fz.ncaps];
     c = f->c;
     count = d[1] % PACKETS_MAX + 1;
+    if (d[2] & 4) {
+        fz.vanish = c;
+        ewp_deliver_check(fz.req.handles);
+        fz.vanish = NULL;
+        return;
+    }
     if (c->p == NULL || !c->watching || c->failed)
         return;
     if (c->offline && (d[2] & 2))
@@ -523,7 +515,7 @@ op_packets(const uint8_t *d, size_t n)
     }
     if (c->flush_cb != NULL)
         c->flush_cb(c);
-    FUZZ_CHECK(!peers[0].filling && !peers[1].filling, "a frame left open after dispatch");
+    FUZZ_CHECK(fz.dist.filling == NULL, "a frame left open after dispatch");
     if (c->offline && k == 0) {
         ewp_capture_stop(c);
         c->failed = 1;
@@ -558,41 +550,44 @@ op_compiled(const uint8_t *d, size_t n)
 static void
 op_congestion(const uint8_t *d, size_t n)
 {
+    struct ewp_peer *p = fz.dist.live[0];
+
     if (n == 0)
         return;
-    if (d[0] & 1) {
-        peers[0].congested = 1;
-    } else if (peers[0].congested) {
-        peers[0].congested = 0;
-        ewp_command_peer_drained(&peers[0]);
+    if (p != NULL && (d[0] & 1)) {
+        p->congested = 1;
+    } else if (p != NULL && p->congested) {
+        p->congested = 0;
+        ewp_router_dist_ops.drained(&fz.router, p);
     }
     if (d[0] & 2)
         fz.no_devices = !fz.no_devices;
     if (d[0] >> 2 & 3)
-        (void)ewp_command_init(NULL, &policies[d[0] >> 2 & 3]);
+        fz.req.policy = policies[d[0] >> 2 & 3];
 }
 
 /* ---- checks ---- */
 
 /* 'p', 131, Control, [131, Message]: every term checked, nothing left over,
- * a control the daemon sends, a message exactly with SEND. */
-static void
+ * a control the daemon sends, a message exactly with SEND. Returns 1 for a
+ * SEND to fz.expect_to. */
+static int
 check_frame(const struct ewp_peer *p, const char *buf, size_t len)
 {
+    const char *name = peer_names[p->slot];
     erlang_pid to;
-    int i = 2, msg = -1, arity;
+    int i = 2, msg = -1, arity, reply = 0;
     long op;
 
     FUZZ_CHECK(len >= 3 && buf[0] == EWP_PASS_THROUGH &&
                    (unsigned char)buf[1] == EWP_VERSION_MAGIC,
-               "frame of %zu bytes to %s does not start with 'p', 131", len, p->name);
-    FUZZ_CHECK(ewp_decode_check(buf, len, &i) == 0, "bad control term in a frame to %s",
-               p->name);
+               "frame of %zu bytes to %s does not start with 'p', 131", len, name);
+    FUZZ_CHECK(ewp_decode_check(buf, len, &i) == 0, "bad control term in a frame to %s", name);
     if ((size_t)i < len) {
         FUZZ_CHECK((unsigned char)buf[i] == EWP_VERSION_MAGIC, "no version byte before message");
         msg = ++i;
         FUZZ_CHECK(ewp_decode_check(buf, len, &i) == 0, "bad message term in a frame to %s",
-                   p->name);
+                   name);
         FUZZ_CHECK((size_t)i == len, "%zu bytes after the message", len - (size_t)i);
     }
     if (fz.trace)
@@ -606,8 +601,7 @@ check_frame(const struct ewp_peer *p, const char *buf, size_t len)
         FUZZ_CHECK(arity == 3 && msg > 0, "SEND without a message");
         FUZZ_CHECK(ei_skip_term(buf, &i) == 0 && ei_decode_pid(buf, &i, &to) == 0,
                    "SEND to a non-pid");
-        if (fz.expect_to != NULL && ei_cmp_pids(&to, (erlang_pid *)fz.expect_to) == 0)
-            fz.replied = 1;
+        reply = fz.expect_to != NULL && ei_cmp_pids(&to, (erlang_pid *)fz.expect_to) == 0;
         break;
     case EWP_DOP_LINK:
     case EWP_DOP_EXIT:
@@ -622,15 +616,43 @@ check_frame(const struct ewp_peer *p, const char *buf, size_t len)
     default:
         FUZZ_CHECK(0, "control %ld sent", op);
     }
+    return reply;
 }
 
-/* After every operation: no frame half-filled, one fake capture per handle. */
+/* p must be connected, dropped and not yet reaped, or in its peer_down: a
+ * torn-down peer was freed.
+ * Compared as a pointer first, so the message names the bug. */
+static void
+known_peer(const struct ewp_peer *p, const char *what)
+{
+    const struct ewp_peer *q;
+
+    if (p != NULL && (p == fz.dist.live[0] || p == fz.dist.live[1] || p == fz.dist.reaping))
+        return;
+    for (q = fz.dist.dead; q != NULL; q = q->next)
+        if (q == p)
+            return;
+    FUZZ_CHECK(0, "%s for a torn-down or unknown peer %p", what, (const void *)p);
+}
+
+/* After every step (and its reap): no frame half-filled; every handle in
+ * the table belongs to a connected node; one fake capture per handle. */
 static void
 check_state(void)
 {
-    FUZZ_CHECK(!peers[0].filling && !peers[1].filling, "a frame left open");
-    FUZZ_CHECK(fz.ncaps == ewp_command_count(), "%d captures open for %d handles", fz.ncaps,
-               ewp_command_count());
+    const struct ewp_handle *h;
+    int n = 0;
+
+    FUZZ_CHECK(fz.dist.filling == NULL, "a frame left open");
+    FUZZ_CHECK(fz.dist.dead == NULL, "a dropped peer not reaped");
+    for (h = ewp_handles_first(fz.req.handles); h != NULL; h = h->next, n++) {
+        FUZZ_CHECK(h->peer != NULL && (h->peer == fz.dist.live[0] || h->peer == fz.dist.live[1]),
+                   "handle %s of a torn-down peer %p", h->device, (const void *)h->peer);
+        FUZZ_CHECK(!h->peer->dead, "handle %s of a dead peer after reap", h->device);
+    }
+    FUZZ_CHECK(n == ewp_handles_count(fz.req.handles), "%d handles in the table, count %d", n,
+               ewp_handles_count(fz.req.handles));
+    FUZZ_CHECK(fz.ncaps == n, "%d captures open for %d handles", fz.ncaps, n);
 }
 
 /* ---- state ---- */
@@ -652,13 +674,19 @@ setup(void)
         abort();
     ASAN_POISON_MEMORY_REGION(fz.out, sizeof(fz.out));
     make_files();
-    FUZZ_CHECK(ewp_command_init(NULL, &policies[0]) == 0, "ewp_command_init failed");
+    /* as main.c's start(), with no loop */
+    fz.router.req = &fz.req;
+    fz.req.loop = NULL;
+    fz.req.ec = &fz.ec;
+    fz.req.dist = &fz.dist;
+    fz.req.port = FUZZ_PORT;
+    fz.req.policy = policies[0];
+    FUZZ_CHECK(ewp_request_init(&fz.req) == 0, "ewp_request_init failed");
     /* not __sanitizer_set_death_callback: libFuzzer owns that one */
     __asan_set_error_report_callback(history_report);
     fuzz_failure_hook = history_dump;
 }
 
-/* The --files directory: see the top of the file */
 static void
 make_files(void)
 {
@@ -687,20 +715,29 @@ make_files(void)
     (void)symlink("/etc", path);
 }
 
+/* As main.c's stop() then start(): every node drops and is reaped (its
+ * handles close), the requests shut down and start again */
 static void
 reset(void)
 {
-    ewp_command_close_all();
-    FUZZ_CHECK(fz.ncaps == 0, "%d captures open after close_all", fz.ncaps);
-    FUZZ_CHECK(ewp_command_count() == 0, "%d handles after close_all", ewp_command_count());
+    int k;
+
+    for (k = 0; k < 2; k++)
+        if (fz.dist.live[k] != NULL)
+            ewp_peer_drop(fz.dist.live[k], "shutdown");
+    reap();
+    FUZZ_CHECK(ewp_handles_count(fz.req.handles) == 0, "%d handles after every node left",
+               ewp_handles_count(fz.req.handles));
+    ewp_request_shutdown(&fz.req);
+    FUZZ_CHECK(fz.ncaps == 0, "%d captures open after shutdown", fz.ncaps);
+    FUZZ_CHECK(fz.njobs == 0 && !fz.compile_started, "compile worker not shut down");
     fz.ref_seq = 0;
     fz.pid_seq = 0;
     fz.inputs = 0;
     fz.no_devices = 0;
-    FUZZ_CHECK(fz.njobs == 0 && !fz.compile_started, "compile worker not shut down");
-    FUZZ_CHECK(ewp_command_init(NULL, &policies[0]) == 0, "ewp_command_init failed");
-    peers[0].down = peers[1].down = 0;
-    peers[0].congested = peers[1].congested = 0;
+    fz.dist.fail_in[0] = fz.dist.fail_in[1] = 0;
+    fz.req.policy = policies[0];
+    FUZZ_CHECK(ewp_request_init(&fz.req) == 0, "ewp_request_init failed");
     fz.hist_len = 0;
     fz.hist_raw = 0;
     fz.hist_lost = 0;
@@ -767,7 +804,7 @@ trace_frame(const struct ewp_peer *p, const char *buf, size_t len, int msg)
         i = msg;
         (void)ei_s_print_term(&m, buf, &i);
     }
-    (void)fprintf(stderr, "fuzz_dispatch: to %s: %s %s\n", p->name, ctl != NULL ? ctl : "?",
+    (void)fprintf(stderr, "fuzz_dispatch: to %s: %s %s\n", peer_names[p->slot], ctl != NULL ? ctl : "?",
                   m != NULL ? m : "");
     free(ctl);
     free(m);
@@ -802,57 +839,35 @@ __wrap_ei_make_pid(ei_cnode *ec, erlang_pid *pid)
     return 0;
 }
 
-/* ---- node.h ---- */
+/* ---- dist.h: the rule of dist.c, see the top of this file ---- */
 
-int
-ewp_node_init(struct ev_loop *loop, const struct ewp_node_config *cfg, char *errbuf,
-              size_t errlen)
+/* An armed 'X' for p's node counts down; at zero this send or reserve fails */
+static int
+fail_now(struct ewp_peer *p)
 {
-    (void)loop;
-    (void)cfg;
-    (void)snprintf(errbuf, errlen, "not in the fuzzer");
-    return -1;
+    int *n = &fz.dist.fail_in[p->slot];
+
+    return *n > 0 && --*n == 0;
 }
 
-void
-ewp_node_close(void)
-{
-}
-
-ei_cnode *
-ewp_node_cnode(void)
-{
-    setup();
-    return &fz.ec;
-}
-
-const char *
-ewp_node_name(void)
-{
-    return FUZZ_OUR_NAME;
-}
-
-int
-ewp_node_failed(void)
-{
-    return 0;
-}
-
-int
-ewp_node_port(void)
-{
-    return FUZZ_PORT;
-}
-
+/* Queue one frame; -1 when the peer is dead or is dropped now */
 int
 ewp_peer_send(struct ewp_peer *p, const char *body, size_t len)
 {
-    FUZZ_CHECK(p == &peers[0] || p == &peers[1], "send to an unknown peer %p", (void *)p);
-    FUZZ_CHECK(!p->down, "send to %s after ewp_command_peer_down", p->name);
-    FUZZ_CHECK(!peers[0].filling && !peers[1].filling,
-               "send while a frame is being filled in place");
-    check_frame(p, body, len);
+    int reply;
+
+    known_peer(p, "send");
+    FUZZ_CHECK(fz.dist.filling == NULL, "send while a frame is being filled in place");
+    reply = check_frame(p, body, len);
+    if (p->dead)
+        return -1;
+    if (fail_now(p) || p->queued + len + 4 > FAKE_OUT_MAX) {
+        ewp_peer_drop(p, "output buffer full");
+        return -1;
+    }
+    p->queued += len + 4;
     p->sent++;
+    fz.replied |= reply;
     return 0;
 }
 
@@ -862,21 +877,35 @@ ewp_peer_reserve(struct ewp_peer *p, size_t max)
     return ewp_peer_reserve_more(p, 0, max);
 }
 
-/* The body is at out[cur] + 4, behind the length as in node.c. Growing
+/* The body is at out[cur] + 4, behind the length as in dist.c. Growing
  * moves it to the other buffer and poisons the old one, so a stale
- * pointer is caught; everything past the reservation is poisoned. */
+ * pointer is caught; everything past the reservation is poisoned. A
+ * fresh reserve fails for a dead peer, or dropping it when 'X' says so;
+ * any reserve past FAKE_PACKET_MAX fails (a failed growth keeps the frame,
+ * as dist.c's does). */
 char *
 ewp_peer_reserve_more(struct ewp_peer *p, size_t have, size_t more)
 {
     int to = fz.cur;
 
-    FUZZ_CHECK(p == &peers[0] || p == &peers[1], "reserve for an unknown peer");
-    FUZZ_CHECK(!peers[p == &peers[0]].filling, "frames filled for two peers at once");
-    if (have > 0)
-        FUZZ_CHECK(p->filling && have <= p->reserved,
-                   "grow a frame of %zu bytes, %zu reserved (filling %d)", have, p->reserved,
-                   p->filling);
-    if (have > OUT_SIZE || more > OUT_SIZE - 4 - have)
+    known_peer(p, "reserve");
+    FUZZ_CHECK(fz.dist.filling == NULL || fz.dist.filling == p,
+               "frames filled for two peers at once");
+    if (have > 0) {
+        FUZZ_CHECK(fz.dist.filling == p && have <= p->reserved,
+                   "grow a frame of %zu bytes, %zu reserved", have, p->reserved);
+        FUZZ_CHECK(!p->dead, "grow a frame of a dead peer");
+    } else {
+        fz.dist.filling = NULL;
+        if (p->dead)
+            return NULL;
+        if (fail_now(p)) {
+            ewp_peer_drop(p, "connection reset");
+            return NULL;
+        }
+    }
+    if (have > OUT_SIZE || more > OUT_SIZE - 4 - have ||
+        p->queued + have + more + 4 > FAKE_PACKET_MAX)
         return NULL;
     if (have > 0)
         to = !fz.cur;
@@ -889,7 +918,7 @@ ewp_peer_reserve_more(struct ewp_peer *p, size_t have, size_t more)
         fz.open_len[fz.cur] = 0;
         fz.cur = to;
     }
-    p->filling = 1;
+    fz.dist.filling = p;
     p->reserved = have + more;
     return (char *)fz.out[fz.cur] + 4;
 }
@@ -897,59 +926,93 @@ ewp_peer_reserve_more(struct ewp_peer *p, size_t have, size_t more)
 char *
 ewp_peer_frame_body(struct ewp_peer *p)
 {
-    FUZZ_CHECK(p->filling, "frame body asked for with no frame reserved");
+    known_peer(p, "frame body");
+    FUZZ_CHECK(fz.dist.filling == p, "frame body asked for with no frame reserved");
     return (char *)fz.out[fz.cur] + 4;
 }
 
 void
 ewp_peer_commit(struct ewp_peer *p, size_t used)
 {
-    FUZZ_CHECK(p->filling, "commit with no frame reserved");
+    known_peer(p, "commit");
+    FUZZ_CHECK(fz.dist.filling == p, "commit with no frame reserved");
+    FUZZ_CHECK(!p->dead, "commit to a dead peer");
     FUZZ_CHECK(used <= p->reserved, "commit of %zu bytes, %zu reserved", used, p->reserved);
-    check_frame(p, (const char *)fz.out[fz.cur] + 4, used);
-    p->filling = 0;
+    (void)check_frame(p, (const char *)fz.out[fz.cur] + 4, used);
+    fz.dist.filling = NULL;
+    p->queued += used + 4;
     p->sent++;
     ASAN_POISON_MEMORY_REGION(fz.out[fz.cur], fz.open_len[fz.cur]);
     fz.open_len[fz.cur] = 0;
 }
 
+/* Marked dead, off the live list: reap() tears it down. Never calls up. */
+void
+ewp_peer_drop(struct ewp_peer *p, const char *why)
+{
+    known_peer(p, "drop");
+    fuzz_touch(why, strlen(why));
+    if (p->dead)
+        return;
+    if (fz.trace)
+        (void)fprintf(stderr, "fuzz_dispatch: %s dropped: %s\n", peer_names[p->slot], why);
+    p->dead = 1;
+    if (fz.dist.live[p->slot] == p)
+        fz.dist.live[p->slot] = NULL;
+    p->next = fz.dist.dead;
+    fz.dist.dead = p;
+}
+
 int
 ewp_peer_congested(const struct ewp_peer *p)
 {
+    known_peer(p, "congested");
     return p->congested;
+}
+
+int
+ewp_peer_dead(const struct ewp_peer *p)
+{
+    known_peer(p, "dead");
+    return p->dead;
 }
 
 size_t
 ewp_peer_queued(const struct ewp_peer *p)
 {
-    return p->sent * 100;
+    known_peer(p, "queued");
+    return p->queued;
 }
 
 const char *
 ewp_peer_name(const struct ewp_peer *p)
 {
-    return p->name;
+    known_peer(p, "name");
+    return peer_names[p->slot];
 }
 
+/* Connected peers, node 0 first */
 struct ewp_peer *
-ewp_node_peer_next(struct ewp_peer *prev)
+ewp_dist_peer_next(struct ewp_dist *d, struct ewp_peer *prev)
 {
-    int k = prev == NULL ? 0 : prev == &peers[0] ? 1 : 2;
+    int k = prev == NULL ? 0 : prev->slot + 1;
 
+    FUZZ_CHECK(d == &fz.dist, "ewp_dist_peer_next of another transport");
     for (; k < 2; k++)
-        if (!peers[k].down)
-            return &peers[k];
+        if (d->live[k] != NULL)
+            return d->live[k];
     return NULL;
 }
 
 struct ewp_peer *
-ewp_node_peer_by_name(const char *name)
+ewp_dist_peer_by_name(struct ewp_dist *d, const char *name)
 {
     int k;
 
+    FUZZ_CHECK(d == &fz.dist, "ewp_dist_peer_by_name of another transport");
     for (k = 0; k < 2; k++)
-        if (!peers[k].down && strcmp(peers[k].name, name) == 0)
-            return &peers[k];
+        if (d->live[k] != NULL && strcmp(peer_names[k], name) == 0)
+            return d->live[k];
     return NULL;
 }
 
@@ -1106,11 +1169,19 @@ ewp_capture_stats(struct ewp_capture *c, struct pcap_stat *ps, char *errbuf, siz
     return 0;
 }
 
+/* As capture.c: a live capture whose interface is gone ('P' flags & 4)
+ * stops and reports through error_cb */
 int
 ewp_capture_check(struct ewp_capture *c)
 {
     FUZZ_CHECK(c != NULL, "ewp_capture_check of NULL");
-    return 0; /* fake interfaces never vanish */
+    if (c != fz.vanish || c->p == NULL || c->failed || c->offline)
+        return 0;
+    ewp_capture_stop(c);
+    c->failed = 1;
+    if (c->error_cb != NULL)
+        c->error_cb(c, "The interface disappeared");
+    return -1;
 }
 
 void
@@ -1238,7 +1309,7 @@ ewp_compile_shutdown(ewp_compile_done_cb discard)
     fz.njobs = 0;
 }
 
-/* ---- libev: command.c's interface check timer (never started: no loop) ---- */
+/* ---- libev: request.c's interface check timer (never started: no loop) ---- */
 
 void
 ev_timer_start(struct ev_loop *loop, ev_timer *w)
@@ -1252,7 +1323,7 @@ ev_timer_stop(struct ev_loop *loop, ev_timer *w)
     FUZZ_CHECK(loop != NULL && w != NULL, "ev_timer_stop without a loop");
 }
 
-/* ---- libpcap: the calls command.c makes itself ---- */
+/* ---- libpcap: the calls request.c and filter.c make themselves ---- */
 
 int
 pcap_snapshot(pcap_t *p)

@@ -9,7 +9,7 @@
 %%%                  docs/PROTOCOL.md, as term_to_binary bytes (131 first);
 %%%                  fuzz_dispatch reads these too (131 = a message to ewpcap)
 %%% fuzz_dispatch/   inputs for the other operations of fuzz_dispatch.c
-%%%                  (first byte: N R E L D F P C J S)
+%%%                  (first byte: N R E L D F P C J X S)
 %%% fuzz_handshake/  a send_name, and a send_name with its challenge reply
 %%%
 %%% No distribution is needed: the pids and refs of the client node
@@ -123,7 +123,65 @@ dispatch() ->
                 <<"J", 0>>,
                 call({open, <<"fake1">>, [{filter, Large}, {batch, 2}]}),
                 <<"D", 0>>,
-                <<"J", 0>>])}].
+                <<"J", 0>>])}
+     | fail()].
+
+%% 'X' [peer, n - 1, Input]: the n-th next send (or fresh reserve) to the
+%% peer fails and drops it, as dist.c's send does when the peer's output
+%% buffer is full; its teardown (peer_down) comes after the step.
+fail() ->
+    From = from(),
+    GL = pid(?CLIENT, 50),
+    Other = pid(<<"other@host">>, 5),
+    ReqId = ref(?CLIENT, 1, [21, 22, 23]),
+    Open = call({open, <<"fake0">>, [{batch, 4}]}),
+    Close = call({close, handle_ref()}),
+    Info = call(info),
+    Packets = packets(0, [{60, 4}, {1514, 0}, {42, 20}]),
+    Large = iolist_to_binary(["tcp port 1", [[" or tcp port ", integer_to_list(N)]
+                                             || N <- lists:seq(2, 80)]]),
+    Spawn = frame({29, ReqId, From, GL, {erpc, execute_call, 4}, [monitor]},
+                  [ReqId, ewpcap, open, [<<"fake0">>, [{snaplen, 128}]]]),
+    [%% close: the UNLINK_ID, then the reply
+     {"fail_close_unlink", sequence([Open, Open, fail(0, 0, Close), Packets, Info])},
+     {"fail_close_reply", sequence([Open, fail(0, 1, Close), Info])},
+     %% open: the LINK (the handle is in the table: the teardown closes it)
+     {"fail_open_link", sequence([Open, fail(0, 0, Open), Packets, Info])},
+     {"fail_open_reply", sequence([fail(0, 1, Open), Packets, Info])},
+     %% a deferred compile's reply, for a filter, an open, a refused open
+     {"fail_compile_filter",
+      sequence([Open, call({filter, handle_ref(), Large, []}), fail(0, 0, <<"J", 0>>),
+                Packets, Info])},
+     {"fail_compile_open",
+      sequence([call({open, <<"fake0">>, [{filter, Large}]}), fail(0, 0, <<"J", 0>>), Info])},
+     {"fail_compile_refused",
+      sequence([call({open, <<"fake1">>, [{filter, Large}]}), Open,
+                fail(0, 0, <<"J", 0>>), Info])},
+     %% a read error, a vanished interface, the end of a savefile
+     {"fail_error", sequence([Open, fail(0, 0, <<"P", 0, 0, 1>>), Packets, Info])},
+     {"fail_vanish", sequence([Open, Open, fail(0, 0, <<"P", 1, 0, 4>>), Info])},
+     {"fail_eof",
+      sequence([call({open_file, <<"in.pcap">>, []}), fail(0, 0, <<"P", 0, 0, 2>>), Info])},
+     %% packets: the reserve of a frame
+     {"fail_packets", sequence([Open, Open, fail(0, 1, Packets), Packets, Info])},
+     %% rpc: MONITOR_P, SPAWN_REPLY, the result; rex's reply
+     {"fail_spawn_monitor", sequence([fail(0, 0, Spawn), Packets, Info])},
+     {"fail_spawn_reply", sequence([fail(0, 1, Spawn), Info])},
+     {"fail_spawn_result", sequence([fail(0, 2, Spawn), Info])},
+     {"fail_rex",
+      sequence([fail(0, 1, <<"R", (call({block_call, ewpcap, open, [<<"fake0">>, []], GL}))/binary>>),
+                Info])},
+     %% the other node's failure leaves node 0's handles alone
+     {"fail_other",
+      sequence([Open, fail(1, 0, <<"f", "p", (t2b({6, Other, '', ewpcap}))/binary,
+                                     (t2b({'$gen_call', {Other, tag()}, info}))/binary>>),
+                Packets, Info])},
+     %% a congested node's queue passes the cap: the send drops it
+     {"fail_queue_full",
+      sequence([Open, Open, Open, Open, <<"C", 1>>, Packets, Packets]
+               ++ lists:duplicate(24, Info) ++ [<<"C", 0>>, Packets, Info])}].
+
+fail(Peer, N, Input) -> <<"X", Peer, N, Input/binary>>.
 
 %% 'P' [capture, count - 1, flags] then [caplen:16, extra:8, sec:32, usec:24, bytes]
 packets(Flags, Ps) ->
