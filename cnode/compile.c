@@ -22,13 +22,19 @@
 #include "compile.h"
 #include "log.h"
 
-static struct {
+/* A worker's argument */
+struct worker_arg {
+    struct ewp_compiler *cc;       /* its pool */
+    int self;                      /* its index */
+};
+
+struct ewp_compiler {
     struct ev_loop *loop;          /* where done callbacks run */
     ev_async wake;                 /* worker -> loop */
     pthread_t threads[EWP_COMPILE_WORKERS];
     int started;                   /* threads running */
     const struct ewp_compile_job *running[EWP_COMPILE_WORKERS]; /* or NULL */
-    int ids[EWP_COMPILE_WORKERS];             /* each worker's index, its argument */
+    struct worker_arg args[EWP_COMPILE_WORKERS]; /* each worker's argument */
     int stop;                      /* asks the worker to end */
     pthread_mutex_t lock;          /* protects the queues and stop */
     pthread_cond_t cond;           /* work or stop for the worker */
@@ -37,46 +43,65 @@ static struct {
     struct ewp_compile_job *done;  /* FIFO: head */
     struct ewp_compile_job **done_tail;
     ewp_compile_done_cb done_cb;   /* the submitter's */
-} cc = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    void *ctx;                     /* ... and its argument */
+};
 
 static void *worker(void *arg);
-static struct ewp_compile_job *take(int self);
+static struct ewp_compile_job *take(struct ewp_compiler *cc, int self);
 static void wake_cb(struct ev_loop *loop, ev_async *w, int revents);
 static int compile_one(struct ewp_compile_job *job, const char *text);
 
-int
-ewp_compile_init(struct ev_loop *loop, ewp_compile_done_cb done)
+/* The workers started; NULL when none could be (or out of memory) */
+struct ewp_compiler *
+ewp_compile_new(struct ev_loop *loop, ewp_compile_done_cb done, void *ctx)
 {
-    cc.loop = loop;
-    cc.done_cb = done;
-    cc.stop = 0;
-    cc.todo = cc.done = NULL;
-    cc.todo_tail = &cc.todo;
-    cc.done_tail = &cc.done;
-    ev_async_init(&cc.wake, wake_cb);
-    ev_async_start(loop, &cc.wake);
-    for (cc.started = 0; cc.started < EWP_COMPILE_WORKERS; cc.started++) {
-        cc.running[cc.started] = NULL;
-        cc.ids[cc.started] = cc.started;
-        if (pthread_create(&cc.threads[cc.started], NULL, worker, &cc.ids[cc.started]) != 0)
+    struct ewp_compiler *cc = calloc(1, sizeof(*cc));
+
+    if (cc == NULL)
+        return NULL;
+    cc->loop = loop;
+    cc->done_cb = done;
+    cc->ctx = ctx;
+    cc->todo_tail = &cc->todo;
+    cc->done_tail = &cc->done;
+    if (pthread_mutex_init(&cc->lock, NULL) != 0) {
+        free(cc);
+        return NULL;
+    }
+    if (pthread_cond_init(&cc->cond, NULL) != 0) {
+        (void)pthread_mutex_destroy(&cc->lock);
+        free(cc);
+        return NULL;
+    }
+    ev_async_init(&cc->wake, wake_cb);
+    cc->wake.data = cc;
+    ev_async_start(loop, &cc->wake);
+    for (cc->started = 0; cc->started < EWP_COMPILE_WORKERS; cc->started++) {
+        cc->running[cc->started] = NULL;
+        cc->args[cc->started].cc = cc;
+        cc->args[cc->started].self = cc->started;
+        if (pthread_create(&cc->threads[cc->started], NULL, worker, &cc->args[cc->started]) != 0)
             break;
     }
-    if (cc.started == 0) {
-        ev_async_stop(loop, &cc.wake);
-        return -1;
+    if (cc->started == 0) {
+        ev_async_stop(loop, &cc->wake);
+        (void)pthread_cond_destroy(&cc->cond);
+        (void)pthread_mutex_destroy(&cc->lock);
+        free(cc);
+        return NULL;
     }
-    return 0;
+    return cc;
 }
 
 void
-ewp_compile_submit(struct ewp_compile_job *job)
+ewp_compile_submit(struct ewp_compiler *cc, struct ewp_compile_job *job)
 {
     job->next = NULL;
-    pthread_mutex_lock(&cc.lock);
-    *cc.todo_tail = job;
-    cc.todo_tail = &job->next;
-    pthread_cond_broadcast(&cc.cond);
-    pthread_mutex_unlock(&cc.lock);
+    pthread_mutex_lock(&cc->lock);
+    *cc->todo_tail = job;
+    cc->todo_tail = &job->next;
+    pthread_cond_broadcast(&cc->cond);
+    pthread_mutex_unlock(&cc->lock);
 }
 
 /* Compile in the calling thread: job->ok and prog or errbuf. Returns 0/-1. */
@@ -99,81 +124,85 @@ ewp_compile_free(struct ewp_compile_job *job)
 }
 
 /* Stop the workers; jobs not done get discard (to free their data), not
- * their callback, and are freed. */
+ * their callback, and are freed; so is cc-> */
 void
-ewp_compile_shutdown(ewp_compile_done_cb discard)
+ewp_compile_shutdown(struct ewp_compiler *cc, ewp_compile_done_cb discard)
 {
     struct ewp_compile_job *job;
     int i;
 
-    if (!cc.started)
+    if (cc == NULL)
         return;
-    pthread_mutex_lock(&cc.lock);
-    cc.stop = 1;
-    pthread_cond_broadcast(&cc.cond);
-    pthread_mutex_unlock(&cc.lock);
-    for (i = 0; i < cc.started; i++)
-        (void)pthread_join(cc.threads[i], NULL);
-    cc.started = 0;
-    ev_async_stop(cc.loop, &cc.wake);
-    while ((job = cc.todo) != NULL) {
-        cc.todo = job->next;
-        discard(job);
+    pthread_mutex_lock(&cc->lock);
+    cc->stop = 1;
+    pthread_cond_broadcast(&cc->cond);
+    pthread_mutex_unlock(&cc->lock);
+    for (i = 0; i < cc->started; i++)
+        (void)pthread_join(cc->threads[i], NULL);
+    cc->started = 0;
+    ev_async_stop(cc->loop, &cc->wake);
+    while ((job = cc->todo) != NULL) {
+        cc->todo = job->next;
+        discard(cc->ctx, job);
         ewp_compile_free(job);
     }
-    while ((job = cc.done) != NULL) {
-        cc.done = job->next;
-        discard(job);
+    while ((job = cc->done) != NULL) {
+        cc->done = job->next;
+        discard(cc->ctx, job);
         ewp_compile_free(job);
     }
+    (void)pthread_cond_destroy(&cc->cond);
+    (void)pthread_mutex_destroy(&cc->lock);
+    free(cc);
 }
 
 static void *
 worker(void *arg)
 {
-    int self = *(const int *)arg;
+    struct ewp_compiler *cc = ((struct worker_arg *)arg)->cc;
+    int self = ((struct worker_arg *)arg)->self;
     struct ewp_compile_job *job;
 
-    pthread_mutex_lock(&cc.lock);
+    pthread_mutex_lock(&cc->lock);
     for (;;) {
-        while (!cc.stop && (job = take(self)) == NULL)
-            pthread_cond_wait(&cc.cond, &cc.lock);
-        if (cc.stop)
+        while (!cc->stop && (job = take(cc, self)) == NULL)
+            pthread_cond_wait(&cc->cond, &cc->lock);
+        if (cc->stop)
             break;
-        pthread_mutex_unlock(&cc.lock);
+        pthread_mutex_unlock(&cc->lock);
 
         (void)ewp_compile_run(job);
 
-        pthread_mutex_lock(&cc.lock);
-        cc.running[self] = NULL;
+        pthread_mutex_lock(&cc->lock);
+        cc->running[self] = NULL;
         job->next = NULL;
-        *cc.done_tail = job;
-        cc.done_tail = &job->next;
-        ev_async_send(cc.loop, &cc.wake);
+        *cc->done_tail = job;
+        cc->done_tail = &job->next;
+        ev_async_send(cc->loop, &cc->wake);
         /* the owner's next job may now go to any worker */
-        pthread_cond_broadcast(&cc.cond);
+        pthread_cond_broadcast(&cc->cond);
     }
-    pthread_mutex_unlock(&cc.lock);
+    pthread_mutex_unlock(&cc->lock);
     return NULL;
 }
 
 /* With the lock held: unlink and return the oldest job whose owner no
  * other worker is compiling for (marking it ours), or NULL. */
 static struct ewp_compile_job *
-take(int self)
+take(struct ewp_compiler *cc, int self)
 {
     struct ewp_compile_job **pp, *job;
     int i, busy;
 
-    for (pp = &cc.todo; (job = *pp) != NULL; pp = &job->next) {
+    for (pp = &cc->todo; (job = *pp) != NULL; pp = &job->next) {
         for (busy = 0, i = 0; i < EWP_COMPILE_WORKERS && !busy; i++)
-            busy = i != self && cc.running[i] != NULL && cc.running[i]->owner == job->owner;
+            busy = i != self && cc->running[i] != NULL && cc->running[i]->owner == job->owner;
         if (busy)
             continue;
         *pp = job->next;
         if (*pp == NULL)
-            cc.todo_tail = pp;
-        cc.running[self] = job;
+            cc->todo_tail = pp;
+        cc->running[self] = job;
         return job;
     }
     return NULL;
@@ -182,19 +211,19 @@ take(int self)
 static void
 wake_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
+    struct ewp_compiler *cc = w->data;
     struct ewp_compile_job *list, *job;
 
     (void)loop;
-    (void)w;
     (void)revents;
-    pthread_mutex_lock(&cc.lock);
-    list = cc.done;
-    cc.done = NULL;
-    cc.done_tail = &cc.done;
-    pthread_mutex_unlock(&cc.lock);
+    pthread_mutex_lock(&cc->lock);
+    list = cc->done;
+    cc->done = NULL;
+    cc->done_tail = &cc->done;
+    pthread_mutex_unlock(&cc->lock);
     while ((job = list) != NULL) {
         list = job->next;
-        cc.done_cb(job);
+        cc->done_cb(cc->ctx, job);
     }
 }
 

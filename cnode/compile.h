@@ -34,12 +34,16 @@ struct ewp_compile_job {
     struct ewp_compile_job *next; /* queue */
 };
 
-typedef void (*ewp_compile_done_cb)(struct ewp_compile_job *job);
+struct ewp_compiler;
 
-int ewp_compile_init(struct ev_loop *loop, ewp_compile_done_cb done);
-void ewp_compile_submit(struct ewp_compile_job *job);
+/* Called in the loop for each job done (ctx: ewp_compile_new's) */
+typedef void (*ewp_compile_done_cb)(void *ctx, struct ewp_compile_job *job);
+
+struct ewp_compiler *ewp_compile_new(struct ev_loop *loop, ewp_compile_done_cb done,
+                                     void *ctx);
+void ewp_compile_submit(struct ewp_compiler *cc, struct ewp_compile_job *job);
 int ewp_compile_run(struct ewp_compile_job *job);
 void ewp_compile_free(struct ewp_compile_job *job);
-void ewp_compile_shutdown(ewp_compile_done_cb discard);
+void ewp_compile_shutdown(struct ewp_compiler *cc, ewp_compile_done_cb discard);
 
 #endif /* EWP_COMPILE_H */

@@ -33,6 +33,7 @@
 #include "log.h"
 
 struct ewp_filters {
+    struct ewp_compiler *cc;      /* the workers */
     struct ewp_handles *handles;  /* where compiled filters go */
     struct ewp_dist *dist;        /* where deferred replies go */
     int port;                     /* our distribution port, excluded */
@@ -40,7 +41,6 @@ struct ewp_filters {
 
 /* A call whose reply waits for a filter compiled off the loop */
 struct pending {
-    struct ewp_filters *f;        /* the context */
     int open;                     /* for an open (else filter) */
     erlang_ref ref;               /* the handle */
     struct ewp_call call;         /* whom to answer; its tag is tag */
@@ -49,12 +49,12 @@ struct pending {
     size_t user_len;              /* its length */
 };
 
-static void compiled_cb(struct ewp_compile_job *job);
-static void discard_pending(struct ewp_compile_job *job);
+static void compiled_cb(void *ctx, struct ewp_compile_job *job);
+static void discard_pending(void *ctx, struct ewp_compile_job *job);
 static int apply_filter(struct ewp_handle *h, struct ewp_compile_job *job, const char *f,
                         size_t len, char *errbuf);
-static struct pending *pending_new(struct ewp_filters *f, struct ewp_handle *h,
-                                   const char *text, size_t len, const struct ewp_call *call);
+static struct pending *pending_new(struct ewp_handle *h, const char *text, size_t len,
+                                   const struct ewp_call *call);
 
 /* NULL when the compile workers cannot start */
 struct ewp_filters *
@@ -67,7 +67,8 @@ ewp_filter_init(struct ev_loop *loop, struct ewp_handles *t, struct ewp_dist *di
     f->handles = t;
     f->dist = dist;
     f->port = port;
-    if (ewp_compile_init(loop, compiled_cb) < 0) {
+    f->cc = ewp_compile_new(loop, compiled_cb, f);
+    if (f->cc == NULL) {
         free(f);
         return NULL;
     }
@@ -80,7 +81,7 @@ ewp_filter_shutdown(struct ewp_filters *f)
 {
     if (f == NULL)
         return;
-    ewp_compile_shutdown(discard_pending);
+    ewp_compile_shutdown(f->cc, discard_pending);
     free(f);
 }
 
@@ -122,12 +123,12 @@ ewp_filter_set(struct ewp_filters *f, struct ewp_handle *h, const char *text, si
     job->snaplen = pcap_snapshot(h->cap.p);
 
     if (len > EWP_COMPILE_SYNC_MAX && call != NULL) {
-        job->data = pending_new(f, h, text, len, call);
+        job->data = pending_new(h, text, len, call);
         if (job->data == NULL)
             goto nomem;
         job->owner = h->peer; /* one node's compiles run one at a time */
         EWP_LOG(1, "%s: compiling a %zu byte filter off the loop", h->device, len);
-        ewp_compile_submit(job);
+        ewp_compile_submit(f->cc, job);
         return EWP_DEFERRED;
     }
 
@@ -144,8 +145,7 @@ nomem:
 }
 
 static struct pending *
-pending_new(struct ewp_filters *f, struct ewp_handle *h, const char *text, size_t len,
-            const struct ewp_call *call)
+pending_new(struct ewp_handle *h, const char *text, size_t len, const struct ewp_call *call)
 {
     struct pending *pd = calloc(1, sizeof(*pd));
 
@@ -156,7 +156,6 @@ pending_new(struct ewp_filters *f, struct ewp_handle *h, const char *text, size_
         free(pd);
         return NULL;
     }
-    pd->f = f;
     pd->open = h->pending;
     pd->ref = h->ref;
     pd->call.from = call->from;
@@ -207,11 +206,12 @@ apply_filter(struct ewp_handle *h, struct ewp_compile_job *job, const char *f, s
  * fails only marks the caller's node dead (dist.c's rule).
  */
 static void
-compiled_cb(struct ewp_compile_job *job)
+compiled_cb(void *ctx, struct ewp_compile_job *job)
 {
+    struct ewp_filters *f = ctx;
     struct pending *pd = job->data;
-    struct ewp_handle *h = ewp_handles_find_ref(pd->f->handles, &pd->ref);
-    struct ewp_peer *peer = ewp_dist_peer_by_name(pd->f->dist, pd->call.node);
+    struct ewp_handle *h = ewp_handles_find_ref(f->handles, &pd->ref);
+    struct ewp_peer *peer = ewp_dist_peer_by_name(f->dist, pd->call.node);
     char errbuf[EWP_ERRBUF_SIZE];
     ei_x_buff x;
     int rv = -1;
@@ -240,15 +240,16 @@ compiled_cb(struct ewp_compile_job *job)
     } else if (h != NULL && pd->open) {
         ewp_handle_close(h, 1, "caller gone while its filter compiled");
     }
-    discard_pending(job);
+    discard_pending(ctx, job);
     ewp_compile_free(job);
 }
 
 static void
-discard_pending(struct ewp_compile_job *job)
+discard_pending(void *ctx, struct ewp_compile_job *job)
 {
     struct pending *pd = job->data;
 
+    (void)ctx;
     if (pd != NULL) {
         free(pd->tag);
         free(pd->user);

@@ -154,6 +154,12 @@ static struct ewp_policy policies[4] = {
     {.no_inject = 1, .max_handles = 3, .max_node_handles = 2, .files_dir = files_dir},
 };
 
+/* The fake pool: filter.c's callback and context */
+struct ewp_compiler {
+    ewp_compile_done_cb done; /* filter.c's compiled_cb */
+    void *ctx;                /* its struct ewp_filters */
+};
+
 static struct {
     int ready;                          /* set up once */
     ei_cnode ec;                        /* our node */
@@ -176,8 +182,7 @@ static struct {
     int hist_raw;                       /* hist is one 'S' input, as is */
     int hist_lost;                      /* an input did not fit */
     int trace;                          /* $EWP_FUZZ_TRACE: print every frame */
-    ewp_compile_done_cb compile_done;   /* filter.c's */
-    int compile_started;                /* between init and shutdown */
+    struct ewp_compiler *compiler;      /* between new and shutdown */
     struct ewp_compile_job *jobs;       /* submitted, not done: FIFO */
     int njobs;                          /* how many */
 } fz;
@@ -543,7 +548,7 @@ op_compiled(const uint8_t *d, size_t n)
         fz.njobs--;
         job->next = NULL;
         (void)ewp_compile_run(job);
-        fz.compile_done(job);
+        fz.compiler->done(fz.compiler->ctx, job);
     }
 }
 
@@ -730,7 +735,7 @@ reset(void)
                ewp_handles_count(fz.req.handles));
     ewp_request_shutdown(&fz.req);
     FUZZ_CHECK(fz.ncaps == 0, "%d captures open after shutdown", fz.ncaps);
-    FUZZ_CHECK(fz.njobs == 0 && !fz.compile_started, "compile worker not shut down");
+    FUZZ_CHECK(fz.njobs == 0 && fz.compiler == NULL, "compile worker not shut down");
     fz.ref_seq = 0;
     fz.pid_seq = 0;
     fz.inputs = 0;
@@ -1230,21 +1235,24 @@ ewp_capture_default_dev(char *dev, size_t devlen, char *errbuf, size_t errlen)
 
 /* ---- compile.h: a queue completed by 'J', and a fake compiler ---- */
 
-int
-ewp_compile_init(struct ev_loop *loop, ewp_compile_done_cb done)
+struct ewp_compiler *
+ewp_compile_new(struct ev_loop *loop, ewp_compile_done_cb done, void *ctx)
 {
     (void)loop;
-    fz.compile_done = done;
-    fz.compile_started = 1;
-    return 0;
+    FUZZ_CHECK(fz.compiler == NULL, "a second compile pool");
+    fz.compiler = calloc(1, sizeof(*fz.compiler));
+    FUZZ_CHECK(fz.compiler != NULL, "out of memory");
+    fz.compiler->done = done;
+    fz.compiler->ctx = ctx;
+    return fz.compiler;
 }
 
 void
-ewp_compile_submit(struct ewp_compile_job *job)
+ewp_compile_submit(struct ewp_compiler *cc, struct ewp_compile_job *job)
 {
     struct ewp_compile_job **jj;
 
-    FUZZ_CHECK(fz.compile_started, "submit with no compile worker");
+    FUZZ_CHECK(cc != NULL && cc == fz.compiler, "submit to no compile pool");
     FUZZ_CHECK(job->text != NULL, "job without text");
     job->next = NULL;
     for (jj = &fz.jobs; *jj != NULL; jj = &(*jj)->next)
@@ -1294,19 +1302,21 @@ ewp_compile_free(struct ewp_compile_job *job)
 
 /* As compile.c: jobs not done get discard, not their callback, and are freed */
 void
-ewp_compile_shutdown(ewp_compile_done_cb discard)
+ewp_compile_shutdown(struct ewp_compiler *cc, ewp_compile_done_cb discard)
 {
     struct ewp_compile_job *job;
 
-    if (!fz.compile_started)
+    if (cc == NULL)
         return;
-    fz.compile_started = 0;
+    FUZZ_CHECK(cc == fz.compiler, "shutdown of another compile pool");
     while ((job = fz.jobs) != NULL) {
         fz.jobs = job->next;
-        discard(job);
+        discard(cc->ctx, job);
         ewp_compile_free(job);
     }
     fz.njobs = 0;
+    free(cc);
+    fz.compiler = NULL;
 }
 
 /* ---- libev: request.c's interface check timer (never started: no loop) ---- */

@@ -136,19 +136,23 @@ static int done_order[N_JOBS + 4];
 static int done_ok[N_JOBS + 4];
 static int done_count;
 static int discard_count;
+static int ctx_marker; /* the ctx every callback must get */
+static int ctx_wrong;  /* callbacks that got another */
 
 static void
-discard_job(struct ewp_compile_job *job)
+discard_job(void *ctx, struct ewp_compile_job *job)
 {
     (void)job;
+    ctx_wrong += ctx != &ctx_marker;
     discard_count++;
 }
 
 static void
-done_cb(struct ewp_compile_job *job)
+done_cb(void *ctx, struct ewp_compile_job *job)
 {
     int n = (int)(long)job->data;
 
+    ctx_wrong += ctx != &ctx_marker;
     if (done_count < (int)(sizeof(done_order) / sizeof(done_order[0]))) {
         done_order[done_count] = n;
         done_ok[done_count] = job->ok;
@@ -170,18 +174,21 @@ test_worker_compiles_and_calls_back_in_order(void)
 {
     static const char *const texts[N_JOBS] = {"udp", "no such thing", "tcp port 80",
                                               "arp or rarp"};
+    struct ewp_compiler *cc;
     ev_timer timer;
     int n, timed_out = 0;
 
     done_count = 0;
     discard_count = 0;
-    CU_ASSERT_FATAL(ewp_compile_init(loop, done_cb) == 0);
+    ctx_wrong = 0;
+    cc = ewp_compile_new(loop, done_cb, &ctx_marker);
+    CU_ASSERT_FATAL(cc != NULL);
     for (n = 0; n < N_JOBS; n++) {
         struct ewp_compile_job *job = job_new(texts[n], NULL, DLT_EN10MB);
 
         CU_ASSERT_FATAL(job != NULL);
         job->data = (void *)(long)n;
-        ewp_compile_submit(job);
+        ewp_compile_submit(cc, job);
     }
     ev_timer_init(&timer, on_timeout, 20.0, 0.0);
     timer.data = &timed_out;
@@ -203,12 +210,13 @@ test_worker_compiles_and_calls_back_in_order(void)
 
         CU_ASSERT_FATAL(job != NULL);
         job->data = (void *)(long)(N_JOBS + n);
-        ewp_compile_submit(job);
+        ewp_compile_submit(cc, job);
     }
-    ewp_compile_shutdown(discard_job);
+    ewp_compile_shutdown(cc, discard_job);
     CU_ASSERT(done_count == N_JOBS);
     CU_ASSERT(discard_count == 3);
-    ewp_compile_shutdown(discard_job); /* again: nothing */
+    CU_ASSERT(ctx_wrong == 0);
+    ewp_compile_shutdown(NULL, discard_job); /* none: nothing */
     ev_run(loop, EVRUN_NOWAIT);
     CU_ASSERT(done_count == N_JOBS);
 }
@@ -222,6 +230,7 @@ test_one_owner_at_a_time_others_beside(void)
     static const char a = 'A', b = 'B';
     struct ewp_compile_job *job;
     ev_timer timer;
+    struct ewp_compiler *cc;
     char *big, *q;
     int n, timed_out = 0;
 
@@ -233,23 +242,24 @@ test_one_owner_at_a_time_others_beside(void)
 
     done_count = 0;
     discard_count = 0;
-    CU_ASSERT_FATAL(ewp_compile_init(loop, done_cb) == 0);
+    cc = ewp_compile_new(loop, done_cb, &ctx_marker);
+    CU_ASSERT_FATAL(cc != NULL);
     job = job_new(big, NULL, DLT_EN10MB);
     free(big);
     CU_ASSERT_FATAL(job != NULL);
     job->owner = &a;
     job->data = (void *)1L;
-    ewp_compile_submit(job);
+    ewp_compile_submit(cc, job);
     job = job_new("udp", NULL, DLT_EN10MB);
     CU_ASSERT_FATAL(job != NULL);
     job->owner = &a;
     job->data = (void *)2L;
-    ewp_compile_submit(job);
+    ewp_compile_submit(cc, job);
     job = job_new("tcp", NULL, DLT_EN10MB);
     CU_ASSERT_FATAL(job != NULL);
     job->owner = &b;
     job->data = (void *)3L;
-    ewp_compile_submit(job);
+    ewp_compile_submit(cc, job);
 
     ev_timer_init(&timer, on_timeout, 120.0, 0.0);
     timer.data = &timed_out;
@@ -257,7 +267,7 @@ test_one_owner_at_a_time_others_beside(void)
     while (done_count < 3 && !timed_out)
         ev_run(loop, EVRUN_ONCE);
     ev_timer_stop(loop, &timer);
-    ewp_compile_shutdown(discard_job);
+    ewp_compile_shutdown(cc, discard_job);
 
     CU_ASSERT(timed_out == 0);
     CU_ASSERT_FATAL(done_count == 3);
