@@ -309,6 +309,17 @@ ct-asan: all asan
 	bash test/sanitize/verdict $(SAN_DIR)/asan asan
 # ---- live sanitizer runs (end)
 
+# ---- layers (begin)
+#
+#   make check-layers   the include graph of cnode/ (foo.c + foo.h = module foo)
+#                       printed; fails naming any cycle (.ci/check-layers)
+
+.PHONY: check-layers
+
+check-layers:
+	bash .ci/check-layers cnode
+# ---- layers (end)
+
 # ---- tools (begin)
 #
 #   make                 also builds bin/ewpcap_dump, the tcpdump-like escript
