@@ -14,13 +14,14 @@
     delete/1,
     cleanup/0,
     list/0,
+    prefix/0,
     start_daemon/1,
     stop_daemon/1,
     run/2,
     run/3
 ]).
 
--define(PREFIX, "ewp_ct_").
+-define(DEFAULT_PREFIX, "ewp_ct_").
 -define(CMD_TIMEOUT, 15000).
 -define(READY_TIMEOUT, 15000).
 -define(STOP_TIMEOUT, 10000).
@@ -28,6 +29,22 @@
 %%% ===================================================================
 %%% Namespaces
 %%% ===================================================================
+
+%% @doc The prefix of every namespace the tests make: `ewp_ct_', or
+%% `$EWP_NS_PREFIX' (letters, digits and `_', at most 16), so that runs
+%% side by side on one machine (make ct-asan sets its own) neither share
+%% names nor delete each other's namespaces as leftovers.
+-spec prefix() -> string().
+prefix() ->
+    case os:getenv("EWP_NS_PREFIX") of
+        Unset when Unset =:= false; Unset =:= "" ->
+            ?DEFAULT_PREFIX;
+        P ->
+            case re:run(P, "^[a-z0-9_]{1,16}$", [{capture, none}]) of
+                match -> P;
+                nomatch -> erlang:error({bad_env, "EWP_NS_PREFIX", P})
+            end
+    end.
 
 %% @doc true when the `ip' command exists.
 -spec available() -> boolean().
@@ -38,7 +55,7 @@ available() ->
 %% failure the namespace is deleted again and `{error, Reason}' returned.
 -spec create() -> {ok, string()} | {error, term()}.
 create() ->
-    NS = ?PREFIX ++ string:lowercase(integer_to_list(rand:uniform(16#7FFFFFFF), 36)),
+    NS = prefix() ++ string:lowercase(integer_to_list(rand:uniform(16#7FFFFFFF), 36)),
     Steps = [
         ["netns", "add", NS],
         ["-n", NS, "link", "add", "ewpv0", "type", "veth", "peer", "name", "ewpv1"],
@@ -67,11 +84,11 @@ delete(NS) ->
             end
     end.
 
-%% @doc Deletes every namespace named `ewp_ct_*' (left over by a killed
-%% run). Returns the names it deleted.
+%% @doc Deletes every namespace named `ewp_ct_*' (prefix/0: left over by
+%% a killed run). Returns the names it deleted.
 -spec cleanup() -> [string()].
 cleanup() ->
-    [NS || NS <- list(), lists:prefix(?PREFIX, NS), delete(NS) =:= ok].
+    [NS || NS <- list(), lists:prefix(prefix(), NS), delete(NS) =:= ok].
 
 %% @doc The names of all namespaces (`ip netns list').
 -spec list() -> [string()].
@@ -198,9 +215,10 @@ hold(Port) ->
             hold(Port)
     end.
 
+%% The embedded daemon's executable (priv/ewpcapd, or $EWPCAPD as under
+%% make ct-asan): daemons started here run what the library would.
 daemon_path() ->
-    Ebin = filename:dirname(code:which(ewpcap)),
-    filename:join([filename:dirname(filename:absname(Ebin)), "priv", "ewpcapd"]).
+    ewpcap_daemon:executable().
 
 %%% ===================================================================
 %%% Commands
