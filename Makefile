@@ -293,24 +293,51 @@ bench-clean:
 # ---- bench (end)
 
 # ---- live sanitizer runs (begin)
-# The live capture suite (group lo of ewpcap_SUITE) with the embedded daemon
-# run under valgrind memcheck, then built with ASan+UBSan.
+#
+#   make ct-asan      EVERY Common Test suite (test/*_SUITE.erl) with every
+#                     ewpcapd the run starts built with ASan+UBSan (make asan):
+#                     the embedded daemons, those the helpers start in network
+#                     namespaces, those of peer nodes, erl and ewpcap_dump runs.
+#                     The soak suite is shortened (CT_ASAN_SOAK_CYCLES/_OWNERS).
+#   make ct-memcheck  the live suite (group lo of ewpcap_SUITE) with the daemon
+#                     under valgrind memcheck: valgrind is too slow for all.
+#
+# test/sanitize/ct-run sets EWPCAPD to test/sanitize/ewpcapd-{asan,memcheck}
+# (read by ewpcap_daemon:executable/0 and by every test helper that starts a
+# daemon), EWP_SAN_DIR for the reports, EWP_NS_PREFIX for the namespaces, runs
+# ct_run as node $(CT_SNAME) into _build/san/KIND/ct, then test/sanitize/verdict
+# fails on any sanitizer report, a ct_run exit status other than 0, a failed
+# case, a planned case without a result, fewer than CT_*_MIN_CASES planned,
+# 0 cases run, or a skip not listed in test/skips.allow.
 SAN_DIR = $(CURDIR)/_build/san
-SAN_CT = ct_run -noshell -pa $(CURDIR)/ebin -dir test -suite ewpcap_SUITE -group lo \
-	-logdir $(CT_LOGDIR) -include $(CURDIR)/include
+CT_SNAME ?=
+CT_ASAN_MIN_CASES ?= 207
+CT_MEMCHECK_MIN_CASES ?= 22
+CT_ASAN_SOAK_CYCLES ?= 200
+CT_ASAN_SOAK_OWNERS ?= 100
+SAN_CT_ENV = $(if $(CT_SNAME),CT_SNAME=$(CT_SNAME))
+
+.PHONY: ct-memcheck ct-asan
 
 ct-memcheck: all
-	@rm -rf $(SAN_DIR)/memcheck && mkdir -p $(SAN_DIR)/memcheck $(CT_LOGDIR)
-	EWP_SAN_DIR=$(SAN_DIR)/memcheck $(SAN_CT) \
-		-erl_args -ewpcap ewpcapd '"$(CURDIR)/test/sanitize/ewpcapd-memcheck"'
-	bash test/sanitize/verdict $(SAN_DIR)/memcheck memcheck
+	$(SAN_CT_ENV) bash test/sanitize/ct-run memcheck $(SAN_DIR)/memcheck $(CT_MEMCHECK_MIN_CASES) \
+		-dir test -suite ewpcap_SUITE -group lo
 
 ct-asan: all asan
-	@rm -rf $(SAN_DIR)/asan && mkdir -p $(SAN_DIR)/asan $(CT_LOGDIR)
-	EWP_SAN_DIR=$(SAN_DIR)/asan $(SAN_CT) \
-		-erl_args -ewpcap ewpcapd '"$(CURDIR)/test/sanitize/ewpcapd-asan"'
-	bash test/sanitize/verdict $(SAN_DIR)/asan asan
+	$(SAN_CT_ENV) EWP_SOAK_CYCLES=$(CT_ASAN_SOAK_CYCLES) EWP_SOAK_OWNERS=$(CT_ASAN_SOAK_OWNERS) \
+		bash test/sanitize/ct-run asan $(SAN_DIR)/asan $(CT_ASAN_MIN_CASES) -dir test
 # ---- live sanitizer runs (end)
+
+# ---- layers (begin)
+#
+#   make check-layers   the include graph of cnode/ (foo.c + foo.h = module foo)
+#                       printed; fails naming any cycle (.ci/check-layers)
+
+.PHONY: check-layers
+
+check-layers:
+	bash .ci/check-layers cnode
+# ---- layers (end)
 
 # ---- tools (begin)
 #

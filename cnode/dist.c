@@ -48,7 +48,6 @@
 #include <ev.h>
 
 #include "dist.h"
-#include "handshake.h"
 #include "log.h"
 
 #define READ_CHUNK (64u << 10)  /* bytes read per readiness */

@@ -29,8 +29,9 @@
 %%%
 %%% Application environment:
 %%% <ul>
-%%% <li>`{ewpcapd, Path}': the daemon executable; default `ewpcapd' in the
-%%%     application's `priv' directory.</li>
+%%% <li>`{ewpcapd, Path}': the daemon executable. When unset, the
+%%%     environment variable `EWPCAPD' (when set and not empty), else
+%%%     `ewpcapd' in the application's `priv' directory (see executable/0).</li>
 %%% </ul>
 %%% @end
 -module(ewpcap_daemon).
@@ -39,7 +40,7 @@
 
 -compile({no_auto_import, [node/0]}).
 
--export([start_link/0, node/0]).
+-export([start_link/0, node/0, executable/0]).
 
 -export([
     init/1,
@@ -263,12 +264,23 @@ start_daemon(Exe) ->
             {stop, Reason}
     end.
 
+%% @doc The daemon executable the embedded daemon runs: the application
+%% environment `ewpcapd', else `$EWPCAPD' (not empty), else
+%% `priv/ewpcapd'. `$EWPCAPD' reaches every node started from this one's
+%% environment: `make ct-asan' sets it to test/sanitize/ewpcapd-asan, and
+%% the test helpers that start daemons themselves run this path too.
+-spec executable() -> file:filename().
 executable() ->
     case application:get_env(ewpcap, ewpcapd) of
         {ok, Path} when is_list(Path); is_binary(Path) ->
             unicode:characters_to_list(Path);
         _ ->
-            filename:join(priv_dir(), "ewpcapd")
+            case os:getenv("EWPCAPD") of
+                Env when Env =:= false; Env =:= "" ->
+                    filename:join(priv_dir(), "ewpcapd");
+                Env ->
+                    Env
+            end
     end.
 
 %% code:priv_dir/1 only finds an application whose directory is named

@@ -30,7 +30,7 @@
 
 -define(RUN_TIMEOUT, 60).     % seconds any one ewpcap_dump run may take
 -define(READY_MS, 20000).     % until "listening on ..." appears
--define(NS_PREFIX, "ewp_ct_dump").
+-define(NS_PREFIX, (ewpcap_netns:prefix() ++ "dump")).   % ewp_ct_dump, or $EWP_NS_PREFIX ++ "dump"
 -define(T0, 1700000000).      % fixture time: 2023-11-14 22:13:20 UTC
 
 %%% ===================================================================
@@ -1123,7 +1123,7 @@ cleanup_namespaces() ->
 %% environment, as a port (--stdin: it exits with the port) held by a
 %% process of its own: init_per_group's process ends after the init.
 start_ns_daemon(NS) ->
-    Exe = filename:join([filename:dirname(filename:dirname(code:which(ewpcap))), "priv", "ewpcapd"]),
+    Exe = ewpcap_daemon:executable(),   % priv/ewpcapd, or $EWPCAPD (make ct-asan)
     Name = "ewp_dump_ct_" ++ integer_to_list(erlang:unique_integer([positive])),
     Cookie = "ewp_dump_cookie_" ++ integer_to_list(rand:uniform(1 bsl 40)),
     Parent = self(),

@@ -397,9 +397,10 @@ daemon_lines(J, Node) ->
         []
     end.
 
+%% The embedded daemon's executable (priv/ewpcapd, or $EWPCAPD as under
+%% make ct-asan): daemons started here run what the library would.
 daemon_path() ->
-    Ebin = filename:dirname(code:which(ewpcap)),
-    filename:join([filename:dirname(filename:absname(Ebin)), "priv", "ewpcapd"]).
+    ewpcap_daemon:executable().
 
 %% epmd in the foreground on Port, its OS pid registered with the janitor
 %% (it does not exit with its port). Returns once it answers -names.

@@ -80,7 +80,11 @@ stopped_client_does_not_slow_another(Config) ->
         ?assert(CountA + DropsA >= ?PACKETS * 99 div 100),
         %% bounded by the 16 MiB high-water mark, one ring's worth and the
         %% socket buffers: well under the 40 MB that A did not read
-        ?assert(RssMax - Rss0 < 32 * 1024),
+        %% (not under a sanitizer: ASan's quarantine keeps what is freed)
+        case ewpcap_testbed:sanitizer() of
+            false -> ?assert(RssMax - Rss0 < 32 * 1024);
+            San -> ct:pal("RSS bound not checked under ~s (grew ~b KiB)", [San, RssMax - Rss0])
+        end,
         %% the capture pauses at the 16 MiB high-water mark, in the middle of
         %% a dispatch too: at most one more packet message is queued
         ?assert(QueueMax >= 16 * 1024 * 1024),

@@ -16,13 +16,14 @@
     delete/1,
     cleanup/0,
     list/0,
+    prefix/0,
     start_daemon/1,
     stop_daemon/1,
     run/2,
     run/3
 ]).
 
--define(PREFIX, "ewp_ct_").
+-define(DEFAULT_PREFIX, "ewp_ct_").
 -define(CMD_TIMEOUT, 15000).
 -define(READY_TIMEOUT, 15000).
 -define(STOP_TIMEOUT, 10000).
@@ -30,6 +31,22 @@
 %%% ===================================================================
 %%% Namespaces
 %%% ===================================================================
+
+%% @doc The prefix of every namespace the tests make: `ewp_ct_', or
+%% `$EWP_NS_PREFIX' (letters, digits and `_', at most 16), so that runs
+%% side by side on one machine (make ct-asan sets its own) neither share
+%% names nor delete each other's namespaces as leftovers.
+-spec prefix() -> string().
+prefix() ->
+    case os:getenv("EWP_NS_PREFIX") of
+        Unset when Unset =:= false; Unset =:= "" ->
+            ?DEFAULT_PREFIX;
+        P ->
+            case re:run(P, "^[a-z0-9_]{1,16}$", [{capture, none}]) of
+                match -> P;
+                nomatch -> erlang:error({bad_env, "EWP_NS_PREFIX", P})
+            end
+    end.
 
 %% @doc true when the `ip' command exists.
 -spec available() -> boolean().
@@ -40,7 +57,7 @@ available() ->
 %% failure the namespace is deleted again and `{error, Reason}' returned.
 -spec create() -> {ok, string()} | {error, term()}.
 create() ->
-    NS = ?PREFIX ++ tag(),
+    NS = prefix() ++ tag(),
     Steps = [
         ["netns", "add", NS],
         ["-n", NS, "link", "add", "ewpv0", "type", "veth", "peer", "name", "ewpv1"],
@@ -69,13 +86,13 @@ delete(NS) ->
             end
     end.
 
-%% @doc Deletes every namespace named `ewp_ct_*' left over by a killed
-%% run: one whose name carries the OS pid of a BEAM that is gone (see
-%% tag/0), or no pid at all. A concurrent run's namespaces are left alone.
-%% Returns the names it deleted.
+%% @doc Deletes every namespace named `ewp_ct_*' (prefix/0) left over by a
+%% killed run: one whose name carries the OS pid of a BEAM that is gone
+%% (see tag/0), or no pid at all. A concurrent run's namespaces are left
+%% alone. Returns the names it deleted.
 -spec cleanup() -> [string()].
 cleanup() ->
-    [NS || NS <- list(), lists:prefix(?PREFIX, NS), not owner_alive(NS), delete(NS) =:= ok].
+    [NS || NS <- list(), lists:prefix(prefix(), NS), not owner_alive(NS), delete(NS) =:= ok].
 
 %% @doc `<ospid>x<random>': a namespace name part that says which OS
 %% process made it, so that cleanups never delete a live run's namespaces.
@@ -83,11 +100,11 @@ cleanup() ->
 tag() ->
     os:getpid() ++ "x" ++ string:lowercase(integer_to_list(rand:uniform(16#7FFFFFF), 36)).
 
-%% @doc Whether the process that named NS (`ewp_ct_[rt]<ospid>x...') still
+%% @doc Whether the process that named NS (`<prefix>[rt]<ospid>x...') still
 %% runs; false for names without a pid.
 -spec owner_alive(string()) -> boolean().
 owner_alive(NS) ->
-    case re:run(NS, "^ewp_ct_(?:rt)?([0-9]+)x", [{capture, all_but_first, list}]) of
+    case re:run(NS, "^" ++ prefix() ++ "(?:rt)?([0-9]+)x", [{capture, all_but_first, list}]) of
         {match, [Pid]} -> filelib:is_dir("/proc/" ++ Pid);
         nomatch -> false
     end.
@@ -217,9 +234,10 @@ hold(Port) ->
             hold(Port)
     end.
 
+%% The embedded daemon's executable (priv/ewpcapd, or $EWPCAPD as under
+%% make ct-asan): daemons started here run what the library would.
 daemon_path() ->
-    Ebin = filename:dirname(code:which(ewpcap)),
-    filename:join([filename:dirname(filename:absname(Ebin)), "priv", "ewpcapd"]).
+    ewpcap_daemon:executable().
 
 %%% ===================================================================
 %%% Commands

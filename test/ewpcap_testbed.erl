@@ -39,12 +39,12 @@
     %% resources to clean up after each test case
     janitor_start/0, janitor_stop/0, janitor_add/1, janitor_clean/0,
     %% misc
-    poll/2, os_cmd/2, pid_alive/1, proc_status/1, object_code/1
+    poll/2, os_cmd/2, pid_alive/1, proc_status/1, object_code/1, sanitizer/0
 ]).
 
 -include_lib("kernel/include/file.hrl").
 
--define(PREFIX, "ewp_ct_rt").
+-define(PREFIX, (ewpcap_netns:prefix() ++ "rt")).   % ewp_ct_rt, or $EWP_NS_PREFIX ++ "rt"
 -define(CMD_TIMEOUT, 15000).
 -define(READY_TIMEOUT, 15000).
 -define(STOP_TIMEOUT, 5000).
@@ -384,9 +384,10 @@ daemon_hold(Port, Lines, State) ->
             daemon_hold(Port, Lines, State)
     end.
 
+%% The embedded daemon's executable (priv/ewpcapd, or $EWPCAPD as under
+%% make ct-asan): daemons started here run what the library would.
 daemon_path() ->
-    Ebin = filename:dirname(code:which(ewpcap)),
-    filename:join([filename:dirname(filename:absname(Ebin)), "priv", "ewpcapd"]).
+    ewpcap_daemon:executable().
 
 %%% ===================================================================
 %%% Peer nodes
@@ -676,6 +677,17 @@ janitor_loop(Items) ->
 %%% ===================================================================
 %%% Misc
 %%% ===================================================================
+
+%% @doc `false', or the sanitizer the daemons run under (`$EWP_SANITIZER':
+%% "asan" or "memcheck", set by test/sanitize/ct-run). Their RSS is then no
+%% measure of what ewpcapd keeps (ASan's quarantine holds freed memory,
+%% valgrind its own): cases print it but do not assert bounds on it.
+-spec sanitizer() -> false | string().
+sanitizer() ->
+    case os:getenv("EWP_SANITIZER") of
+        "" -> false;
+        S -> S
+    end.
 
 %% @doc Calls F every 50 ms until it returns true or Timeout ms passed.
 poll(F, Timeout) ->
