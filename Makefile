@@ -261,6 +261,8 @@ fuzz-clean:
 #                     PASS/FAIL per target; writes bench/out/results.{json,csv}
 #                     and bench/out/plot.png. BENCH_STRICT=1: exit 1 on a FAIL.
 #                     Also BENCH_COUNT, BENCH_RATES, BENCH_SIZES (bench/run.sh).
+#                     BENCH_EWPCAPD_BEFORE=/path/to/old/ewpcapd: every ewpcapd row
+#                     also with that binary, interleaved; a before/after table.
 #   make bench-build  only the bench programs
 #   make bench-clean  remove bench/out
 
@@ -270,7 +272,7 @@ BENCH_CFLAGS = $(CFLAGS) $(WARN) -std=gnu11
 
 .PHONY: bench bench-build bench-clean
 
-bench-build: $(BENCH_BINS) $(BENCH_OUT)/ebin/ewpcap_bench.beam
+bench-build: $(BENCH_BINS) $(BENCH_OUT)/ebin/ewpcap_bench.beam $(BENCH_OUT)/ebin/ewpcap_bench_cmp.beam
 
 $(BENCH_OUT)/pktgen: bench/pktgen.c
 	@mkdir -p $(@D)
@@ -283,6 +285,10 @@ $(BENCH_OUT)/pcapcount: bench/pcapcount.c
 $(BENCH_OUT)/ebin/ewpcap_bench.beam: bench/ewpcap_bench.erl $(wildcard include/*.hrl)
 	@mkdir -p $(@D)
 	$(erlc_verbose) erlc -Wall +warnings_as_errors -I include -o $(@D) $<
+
+$(BENCH_OUT)/ebin/ewpcap_bench_cmp.beam: bench/ewpcap_bench_cmp.erl
+	@mkdir -p $(@D)
+	$(erlc_verbose) erlc -Wall +warnings_as_errors -o $(@D) $<
 
 bench: all bench-build
 	bash bench/run.sh
@@ -311,7 +317,7 @@ bench-clean:
 # 0 cases run, or a skip not listed in test/skips.allow.
 SAN_DIR = $(CURDIR)/_build/san
 CT_SNAME ?=
-CT_ASAN_MIN_CASES ?= 207
+CT_ASAN_MIN_CASES ?= 210
 CT_MEMCHECK_MIN_CASES ?= 22
 CT_ASAN_SOAK_CYCLES ?= 200
 CT_ASAN_SOAK_OWNERS ?= 100
