@@ -27,6 +27,10 @@
 %%% environment (BENCH_*, set by run.sh). Results go to
 %%% BENCH_OUT/results.json, results.csv and plot.gp (run.sh renders
 %%% plot.png). The exit status is 0, or 3 when a target failed.
+%%%
+%%% With BENCH_EWPCAPD_BEFORE=/path/to/an/older/ewpcapd every row that runs
+%%% ewpcapd also runs with that binary, in the same run, interleaved with
+%%% the current one; ewpcap_bench_cmp prints the before/after table.
 %%% @end
 -module(ewpcap_bench).
 
@@ -72,12 +76,15 @@ run() ->
         say("bench: WARNING: other processes are using the CPU; the numbers will be noisy", []),
     {LPort, LNode, LPid} = start_local_daemon(Cfg),
     {RPort, RPid} = start_remote_daemon(Cfg),
+    {BPorts, Before} = start_before_daemons(Cfg),
     Cli = start_client(Cfg),
     {ok, Peer, PNode} = start_peer(Cfg),
     Ctx = Cfg#{local_node => LNode, local_pid => LPid, remote_pid => RPid,
+               remote_node => remote_node(Cfg, "ewpcap"), before_ctx => Before,
                client => Cli, peer_node => PNode, beam_pid => list_to_integer(os:getpid())},
-    Rows = lists:append([size_rows(Size, Ctx) || Size <- maps:get(sizes, Cfg)]),
-    Rows1 = add_ratios(Rows),
+    AllRows = add_ratios(lists:append([size_rows(Size, Ctx) || Size <- maps:get(sizes, Cfg)])),
+    %% the old daemon's rows only go to the before/after table and the files
+    Rows1 = [R || R <- AllRows, maps:get(daemon, R, current) =/= before],
     Latency = safe(fun() -> latency(Ctx) end),
     Rss = safe(fun() -> rss_test(Ctx) end),
     Targets = targets(Rows1, Latency, Rss),
@@ -85,9 +92,11 @@ run() ->
     print_table(Rows1, Cfg1),
     print_extra(Latency, Rss),
     print_targets(Targets),
-    write_results(Cfg1, Rows1, Latency, Rss, Targets),
+    Before =:= undefined orelse ewpcap_bench_cmp:print(AllRows, Cfg1),
+    write_results(Cfg1, AllRows, Latency, Rss, Targets),
     client_call(Cli, quit, 2000),
     catch peer:stop(Peer),
+    lists:foreach(fun stop_port/1, BPorts),
     stop_port(RPort),
     stop_port(LPort),
     case lists:all(fun(#{pass := P}) -> P end, Targets) of
@@ -119,6 +128,7 @@ config() ->
       lat_count => list_to_integer(env("BENCH_LAT_COUNT", "3000")),
       cookie => atom_to_list(erlang:get_cookie()),
       ewpcapd => filename:join([Root, "priv", "ewpcapd"]),
+      ewpcapd_before => env("BENCH_EWPCAPD_BEFORE", undefined),
       pktgen => filename:join([Out, "pktgen"]),
       pcapcount => filename:join([Out, "pcapcount"]),
       ebin => filename:join([Root, "ebin"]),
@@ -181,10 +191,27 @@ size_rows(Size, Ctx) ->
     Idle = safe_row(fun() -> baseline_row(idle, Size, Ctx) end, baseline_idle, Size, 0),
     Loaded = safe_row(fun() -> baseline_row(loaded, Size, Ctx) end, baseline, Size, 0),
     Modes = maps:get(modes, Ctx),
-    Rows = [median_row([safe_row(fun() -> row(Mode, Size, Rate, Ctx) end, Mode, Size, Rate)
-                        || _ <- lists:seq(1, repeats(Rate, Ctx))])
-            || Rate <- maps:get(rates, Ctx), Mode <- Modes],
-    [Idle, Loaded | Rows].
+    Rows = [mode_rows(Mode, Size, Rate, Ctx) || Rate <- maps:get(rates, Ctx), Mode <- Modes],
+    [Idle, Loaded | lists:append(Rows)].
+
+%% The row of one mode at one size and rate. With BENCH_EWPCAPD_BEFORE and
+%% a mode that runs ewpcapd, two rows, `daemon => current' and `daemon =>
+%% before': BENCH_REPEAT runs of each (paced rates too: the comparison needs
+%% each binary's run-to-run spread), interleaved current, before, current,
+%% ... so that both binaries see the same conditions.
+mode_rows(Mode, Size, Rate, #{before_ctx := #{} = B} = Ctx)
+  when Mode =/= ceiling, Mode =/= baseline, Mode =/= baseline_idle ->
+    Pairs = [begin
+                 Cur = safe_row(fun() -> row(Mode, Size, Rate, Ctx) end, Mode, Size, Rate, current),
+                 Old = safe_row(fun() -> row(Mode, Size, Rate, maps:merge(Ctx, B)) end,
+                                Mode, Size, Rate, before),
+                 {Cur, Old}
+             end || _ <- lists:seq(1, max(1, maps:get(repeat, Ctx)))],
+    {Curs, Olds} = lists:unzip(Pairs),
+    [ewpcap_bench_cmp:runs(median_row(Curs), Curs), ewpcap_bench_cmp:runs(median_row(Olds), Olds)];
+mode_rows(Mode, Size, Rate, Ctx) ->
+    [median_row([safe_row(fun() -> row(Mode, Size, Rate, Ctx) end, Mode, Size, Rate)
+                 || _ <- lists:seq(1, repeats(Rate, Ctx))])].
 
 %% Unpaced rows are the ones whose offered load depends on how fast pktgen
 %% runs beside each capture (it varies by 10% between runs on a small
@@ -207,6 +234,11 @@ median_row(Runs) ->
     end.
 
 safe_row(Fun, Mode, Size, Rate) ->
+    safe_row(Fun, Mode, Size, Rate, undefined).
+
+%% Daemon: undefined, or current/before (a before/after run, kept in the
+%% row as `daemon').
+safe_row(Fun, Mode, Size, Rate, Daemon) ->
     Row = try
               Fun()
           catch
@@ -215,10 +247,18 @@ safe_row(Fun, Mode, Size, Rate) ->
                   #{error => iolist_to_binary(io_lib:format("~p:~p", [C, R]))}
           end,
     R1 = maps:merge(#{mode => Mode, size => Size, rate => Rate}, Row),
-    say("  ~-14s ~4b B ~-8s offered ~8s delivered ~8s drops ~s",
-        [atom_to_list(Mode), Size, rate_str(Rate), fmt_int(maps:get(offered_pps, R1, undefined)),
+    R2 = case Daemon of
+             undefined -> R1;
+             _ -> R1#{daemon => Daemon}
+         end,
+    Label = case Daemon of
+                before -> atom_to_list(Mode) ++ " (before)";
+                _ -> atom_to_list(Mode)
+            end,
+    say("  ~ts ~4b B ~-8s offered ~8s delivered ~8s drops ~s",
+        [string:pad(Label, 14), Size, rate_str(Rate), fmt_int(maps:get(offered_pps, R1, undefined)),
          fmt_int(maps:get(delivered_pps, R1, undefined)), fmt_drops(R1)]),
-    R1.
+    R2.
 
 safe(Fun) ->
     try
@@ -282,26 +322,30 @@ local_row(Extra, Size, Rate, Ctx) ->
     Counter = start_counter(fun() -> ewpcap:open(Node, Dev, Opts) end, count),
     {ok, S} = counter_handle(Counter),
     C0 = {cpu(DPid, Ctx), cpu(BPid, Ctx)},
+    N0 = ewpcap_bench_cmp:cpu_ns(DPid, BPid, Ctx),
     Gen = pktgen(Size, Rate, row_count(Rate, Ctx), Ctx),
     Done = wait_done(Counter, maps:get(sent, Gen), 700, 60000),
     C1 = {cpu(DPid, Ctx), cpu(BPid, Ctx)},
+    N1 = ewpcap_bench_cmp:cpu_ns(DPid, BPid, Ctx),
     Fin = finish_handle(Node, S),
     stop_counter(Counter),
-    ewpcap_result(Gen, Done, Fin, C0, C1).
+    maps:merge(ewpcap_result(Gen, Done, Fin, C0, C1), ewpcap_bench_cmp:cpu_ns_used(N0, N1)).
 
 %% ewpcap, owner on the client node (its own namespace), ewpcapd inside the
 %% capture namespace.
 remote_row(Extra, Size, Rate, Ctx) ->
-    #{client := Cli, remote_pid := DPid, dev := Dev} = Ctx,
+    #{client := Cli, remote_pid := DPid, remote_node := DNode, dev := Dev} = Ctx,
     #{pid := BPid} = Cli,
     Opts = Extra ++ [{filter, ?FILTER}],
-    ok = client_call(Cli, {open, Dev, Opts}, 15000),
+    ok = client_call(Cli, {open, DNode, Dev, Opts}, 15000),
     C0 = {cpu(DPid, Ctx), cpu(BPid, Ctx)},
+    N0 = ewpcap_bench_cmp:cpu_ns(DPid, BPid, Ctx),
     Gen = pktgen(Size, Rate, row_count(Rate, Ctx), Ctx),
     Done = maps:from_list(client_call(Cli, {wait, maps:get(sent, Gen), 700, 60000}, 70000)),
     C1 = {cpu(DPid, Ctx), cpu(BPid, Ctx)},
+    N1 = ewpcap_bench_cmp:cpu_ns(DPid, BPid, Ctx),
     Fin = maps:from_list(client_call(Cli, finish, 15000)),
-    ewpcap_result(Gen, Done, Fin, C0, C1).
+    maps:merge(ewpcap_result(Gen, Done, Fin, C0, C1), ewpcap_bench_cmp:cpu_ns_used(N0, N1)).
 
 ewpcap_result(Gen, Done, Fin, {D0, B0}, {D1, B1}) ->
     #{sent := Sent} = Gen,
@@ -630,7 +674,7 @@ print_table(Rows, Cfg) ->
       end, Rows),
     io:format("~nUnpaced rows, delivered pps of each run (the median one is in the table):~n"),
     [io:format("  ~4b B ~-14s ~s~n", [S, M, lists:join(", ", [fmt_int(D) || D <- Ds])])
-     || #{size := S, mode := M, runs_delivered_pps := Ds} <- Rows],
+     || #{size := S, mode := M, rate := 0, runs_delivered_pps := Ds} <- Rows],
     io:format("~n").
 
 print_extra(Latency, Rss) ->
@@ -683,8 +727,15 @@ write_results(Cfg, Rows, Latency, Rss, Targets) ->
             rss => Rss,
             targets => Targets},
     ok = file:write_file(filename:join(Out, "results.json"), [json(Doc), $\n]),
-    Csv = ["mode,size,rate,offered_pps,delivered_pps,received,sent,drops,lost,cpu_daemon_s,cpu_beam_s,cpu_us_per_pkt,x_ceiling,x_baseline,x_baseline_idle\n"
-           | [io_lib:format("~s,~b,~b,~b,~b,~b,~b,~b,~b,~.3f,~.3f,~.1f,~s,~s,~s~n",
+    %% a before/after run (BENCH_EWPCAPD_BEFORE) adds a last column, daemon
+    Cmp = maps:get(ewpcapd_before, Cfg) =/= undefined,
+    DCol = fun(#{daemon := D}) when Cmp -> [$, | atom_to_list(D)];
+              (_) when Cmp -> ",";   % ceiling, baselines: no ewpcapd
+              (_) -> ""
+           end,
+    Csv = ["mode,size,rate,offered_pps,delivered_pps,received,sent,drops,lost,cpu_daemon_s,cpu_beam_s,cpu_us_per_pkt,x_ceiling,x_baseline,x_baseline_idle",
+           case Cmp of true -> ",daemon\n"; false -> "\n" end
+           | [io_lib:format("~s,~b,~b,~b,~b,~b,~b,~b,~b,~.3f,~.3f,~.1f,~s,~s,~s~s~n",
                             [maps:get(mode, R), maps:get(size, R), maps:get(rate, R),
                              maps:get(offered_pps, R), maps:get(delivered_pps, R),
                              maps:get(received, R), maps:get(sent, R), maps:get(drops, R),
@@ -693,7 +744,7 @@ write_results(Cfg, Rows, Latency, Rss, Targets) ->
                              float(maps:get(cpu_us_per_pkt, R)),
                              fmt_ratio(maps:get(x_ceiling, R, null)),
                              fmt_ratio(maps:get(x_baseline, R, null)),
-                             fmt_ratio(maps:get(x_baseline_idle, R, null))])
+                             fmt_ratio(maps:get(x_baseline_idle, R, null)), DCol(R)])
               || R <- Rows, not is_map_key(error, R)]],
     ok = file:write_file(filename:join(Out, "results.csv"), Csv),
     ok = file:write_file(filename:join(Out, "plot.gp"), plot_script(Cfg, Rows)),
@@ -702,7 +753,7 @@ write_results(Cfg, Rows, Latency, Rss, Targets) ->
 %% A gnuplot script with the data inline: one panel per frame size,
 %% delivered against offered pps, one line per row kind.
 plot_script(Cfg, Rows) ->
-    Good = [R || R <- Rows, not is_map_key(error, R)],
+    Good = [R || R <- Rows, not is_map_key(error, R), maps:get(daemon, R, current) =/= before],
     Sizes = maps:get(sizes, Cfg),
     Modes = maps:get(modes, Cfg) ++ [baseline, baseline_idle],
     Blocks = [[io_lib:format("$d_~s_~b << EOD~n", [M, S]),
@@ -936,8 +987,11 @@ collect(Port, Acc) ->
 %% ewpcapd on this host, capturing inside the capture namespace (--netns),
 %% reached over the host's loopback.
 start_local_daemon(Ctx) ->
-    #{ewpcapd := Exe, cap_ns := NS, cookie := Cookie} = Ctx,
-    Name = "ewp_bench_d_" ++ os:getpid(),
+    start_local_daemon(maps:get(ewpcapd, Ctx), "ewp_bench_d_", Ctx).
+
+start_local_daemon(Exe, Prefix, Ctx) ->
+    #{cap_ns := NS, cookie := Cookie} = Ctx,
+    Name = Prefix ++ os:getpid(),
     Port = open_port({spawn_executable, Exe},
                      [{args, ["-sname", Name, "--stdin", "--netns", NS]},
                       {env, [{"EWPCAPD_COOKIE", Cookie}]},
@@ -946,21 +1000,38 @@ start_local_daemon(Ctx) ->
     Node = binary_to_atom(N),
     pong = net_adm:ping(Node),
     {os_pid, Pid} = erlang:port_info(Port, os_pid),
-    say("bench: same-host ewpcapd ~s (os pid ~b, --netns ~s)", [Node, Pid, NS]),
+    say("bench: same-host ~s ~s (os pid ~b, --netns ~s)", [Exe, Node, Pid, NS]),
     {Port, Node, Pid}.
 
 %% ewpcapd inside the capture namespace, reachable only from the client
 %% namespace over the cx0/cx1 veth pair.
 start_remote_daemon(Ctx) ->
-    #{ewpcapd := Exe, cap_ns := NS, cookie := Cookie, cap_addr := Addr} = Ctx,
-    Port = ns_port(Ctx, NS, Exe, ["-name", "ewpcap@" ++ Addr, "-cookie", Cookie, "--stdin"]),
+    start_remote_daemon(maps:get(ewpcapd, Ctx), "ewpcap", Ctx).
+
+start_remote_daemon(Exe, Name, Ctx) ->
+    #{cap_ns := NS, cookie := Cookie, cap_addr := Addr} = Ctx,
+    Port = ns_port(Ctx, NS, Exe, ["-name", Name ++ "@" ++ Addr, "-cookie", Cookie, "--stdin"]),
     {ok, _} = wait_line(Port, "ready ", 15000),
     {os_pid, Pid} = erlang:port_info(Port, os_pid),
     %% ip netns exec execs the command: the port's process is ewpcapd
     {ok, Comm} = file:read_file("/proc/" ++ integer_to_list(Pid) ++ "/comm"),
-    <<"ewpcapd\n">> = Comm,
-    say("bench: remote ewpcapd ewpcap@~s in ~s (os pid ~b)", [Addr, NS, Pid]),
+    true = lists:member(Comm, [<<"ewpcapd\n">>, iolist_to_binary([lists:sublist(filename:basename(Exe), 15), $\n])]),
+    say("bench: remote ~s ~s@~s in ~s (os pid ~b)", [Exe, Name, Addr, NS, Pid]),
     {Port, Pid}.
+
+remote_node(#{cap_addr := Addr}, Name) ->
+    list_to_atom(Name ++ "@" ++ Addr).
+
+%% BENCH_EWPCAPD_BEFORE: the old binary, same-host and remote, beside the
+%% current ones. Returns the ports and the context keys that point a row
+%% at them (undefined when the variable is unset).
+start_before_daemons(#{ewpcapd_before := undefined}) ->
+    {[], undefined};
+start_before_daemons(#{ewpcapd_before := Exe} = Ctx) ->
+    {LPort, LNode, LPid} = start_local_daemon(Exe, "ewp_bench_dbefore_", Ctx),
+    {RPort, RPid} = start_remote_daemon(Exe, "ewpcap_before", Ctx),
+    {[RPort, LPort], #{local_node => LNode, local_pid => LPid, remote_pid => RPid,
+                       remote_node => remote_node(Ctx, "ewpcap_before")}}.
 
 %% The client node: an Erlang node in the client namespace, driven over its
 %% standard input (this node cannot reach that namespace).
@@ -1141,13 +1212,15 @@ client_loop(Daemon, State) ->
     end.
 
 client_cmd({open, Dev, Opts}, Daemon, undefined) ->
-    Counter = start_counter(fun() -> ewpcap:open(Daemon, Dev, Opts) end, count),
+    client_cmd({open, Daemon, Dev, Opts}, Daemon, undefined);
+client_cmd({open, Node, Dev, Opts}, _, undefined) ->
+    Counter = start_counter(fun() -> ewpcap:open(Node, Dev, Opts) end, count),
     {ok, S} = counter_handle(Counter),
-    {ok, {Counter, S}};
-client_cmd({wait, Sent, IdleMs, MaxMs}, _, {Counter, _} = State) ->
+    {ok, {Counter, S, Node}};
+client_cmd({wait, Sent, IdleMs, MaxMs}, _, {Counter, _, _} = State) ->
     {maps:to_list(wait_done(Counter, Sent, IdleMs, MaxMs)), State};
-client_cmd(finish, Daemon, {Counter, S}) ->
-    Fin = finish_handle(Daemon, S),
+client_cmd(finish, _, {Counter, S, Node}) ->
+    Fin = finish_handle(Node, S),
     stop_counter(Counter),
     {maps:to_list(Fin), undefined};
 client_cmd(quit, _, _) ->

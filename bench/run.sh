@@ -26,6 +26,23 @@
 # (ceiling,default,batch64,remote,remote_batch64; also snap1600: default options
 # with {snaplen, 1600}),
 # BENCH_STRICT=1 (exit 1 when a target fails), BENCH_TIMEOUT (seconds, 900).
+#
+# Before/after: BENCH_EWPCAPD_BEFORE=/path/to/old/ewpcapd runs every row
+# that runs ewpcapd (default, batch64, snap1600, remote, remote_batch64)
+# also with that binary (a second same-host and remote daemon beside the
+# current ones), in the same run: BENCH_REPEAT runs of each binary per
+# (mode, size, rate), paced rates too, interleaved current, before,
+# current, ... The main table and the targets are the current binary's;
+# then a before/after table (bench/out/before_after.md): delivered pps,
+# drops, on-CPU µs per packet of ewpcapd and of the receiving node (from
+# schedstat, ns), after/before ratios and each binary's run-to-run spread.
+# results.json/csv carry both binaries' rows ("daemon": "current" |
+# "before"; csv: a last column, daemon). It doubles the ewpcapd rows and
+# triples the paced ones: trim BENCH_RATES/BENCH_SIZES or raise
+# BENCH_TIMEOUT. E.g. (build the old binary from a worktree of the old
+# commit):
+#   BENCH_EWPCAPD_BEFORE=/tmp/old/priv/ewpcapd BENCH_RATES=100000,250000,0 \
+#     BENCH_TIMEOUT=1500 make bench
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
