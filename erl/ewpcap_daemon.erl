@@ -38,9 +38,7 @@
 
 -behaviour(gen_server).
 
--compile({no_auto_import, [node/0]}).
-
--export([start_link/0, node/0, executable/0]).
+-export([start_link/0, daemon_node/0, executable/0]).
 
 -export([
     init/1,
@@ -76,8 +74,8 @@ start_link() ->
 
 %% @doc The node name of the running embedded daemon. Exits (as
 %% gen_server:call/3) when the server is not running.
--spec node() -> node().
-node() ->
+-spec daemon_node() -> node().
+daemon_node() ->
     gen_server:call(?MODULE, node, infinity).
 
 %%% ===================================================================

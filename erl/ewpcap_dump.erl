@@ -334,7 +334,7 @@ daemon(#opts{node = undefined, cookie = Cookie}) ->
     setup_app(),
     Cookie =:= undefined orelse start_distribution(shortnames, Cookie),
     try
-        ewpcap:node()
+        ewpcap:daemon_node()
     catch
         error:{ewpcapd, {enoent, Path}} ->
             fatal("ewpcapd not found (~ts); set EWPCAPD to its path", [Path]);

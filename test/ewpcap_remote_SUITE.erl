@@ -189,7 +189,7 @@ remote_capture_byte_identical(Config) ->
     {ok, S} = on(A, Ag, fun() ->
         ewpcap:open(?D, <<"vethB">>, [{filter, udp_filter(Port)}])
     end),
-    ?assertMatch(#ewpcap_resource{res = {?D, _}}, S),
+    ?assertMatch(#ewpcap_resource{res = {?D, _, _}}, S),
     Payloads = [marker(N) || N <- [1, 17, 100, 1000, 1400, 1472]],
     {ok, Td} = ?TB:tcpdump_start(ns(Config, c), "vethC", length(Payloads), udp_filter(Port)),
     send_udp(Config, Port, Payloads),
