@@ -90,13 +90,6 @@
 ]).
 
 -define(INT_MAX, 16#7FFFFFFF).
--define(CLOSE_WAIT, 5000).
-
-%% The handle's state, in the atomic of its socket.
--define(ST_OPEN, 0).      % open, as far as this node knows
--define(ST_CLOSED, 1).    % close/1 was called
--define(ST_EOF, 2).       % read/1,2 returned {error, eof}
--define(ST_NODEDOWN, 3).  % the daemon was lost
 
 -type socket() :: #ewpcap_resource{}.
 %% A capture handle returned by open/0,1,2,3.
@@ -306,24 +299,21 @@ open(_, _, _) ->
 %% by the daemon's word alone: `badarg' when it does not know the handle.)
 -spec close(socket()) -> ok.
 close(#ewpcap_resource{ref = Ref, res = {Node, Guard, State}}) when
-    is_reference(Ref), is_atom(Node), is_pid(Guard), is_reference(State)
+    is_reference(Ref), is_atom(Node), is_pid(Guard), State =/= undefined
 ->
     _ = erase({ewpcap_batch, Ref}),
-    case set_state(State, ?ST_CLOSED) of
-        ?ST_CLOSED ->
-            erlang:error(badarg);
-        unknown ->
-            % the atomic of another node: only the daemon knows
-            close_handle(Node, Guard, Ref);
-        _ ->
-            _ = call(Node, {close, Ref}),
-            stop_guard(Guard, Ref)
+    case ewpcap_handle:close(Node, Guard, Ref, State) of
+        ok -> ok;
+        badarg -> erlang:error(badarg)
     end;
 close(#ewpcap_resource{ref = Ref, res = {Node, Guard}}) when
     is_reference(Ref), is_atom(Node), is_pid(Guard)
 ->
     _ = erase({ewpcap_batch, Ref}),
-    close_handle(Node, Guard, Ref);
+    case ewpcap_handle:close(Node, Guard, Ref, none) of
+        ok -> ok;
+        badarg -> erlang:error(badarg)
+    end;
 close(_) ->
     erlang:error(badarg).
 
@@ -394,12 +384,7 @@ read(#ewpcap_resource{ref = Ref, res = Res}, Timeout) when
             Rest =/= [] andalso put({ewpcap_batch, Ref}, Rest),
             {ok, Packet};
         _ ->
-            State = res_state(Res),
-            case get_state(State) of
-                ?ST_EOF -> read_done(State, Ref, eof);
-                ?ST_NODEDOWN -> read_done(State, Ref, nodedown);
-                _ -> read_mailbox(State, Ref, Timeout)
-            end
+            ewpcap_handle:read(Ref, Res, Timeout)
     end;
 read(_, _) ->
     erlang:error(badarg).
@@ -551,187 +536,11 @@ with_default_node(Fun) ->
         {error, _} = Error -> Error
     end.
 
-%% A call to the daemon; a lost or impossible connection is
-%% {error, nodedown}, a node without ewpcapd {error, {no_ewpcapd, Node}}.
-%% gen_server:call/3 monitors the daemon's registered name: the call ends
-%% when the connection is lost, so without a timeout it still waits at
-%% most for the distribution's tick (see the module documentation).
 call(Node, Request) ->
-    case is_alive() orelse Node =:= erlang:node() of
-        false ->
-            {error, not_distributed};
-        true ->
-            try
-                gen_server:call({ewpcap, Node}, Request, infinity)
-            catch
-                exit:{{nodedown, _}, _} -> {error, nodedown};
-                exit:{noconnection, _} -> {error, nodedown};
-                exit:{noproc, _} -> {error, {no_ewpcapd, Node}}
-            end
-    end.
+    ewpcap_handle:call(Node, Request).
 
-%% ebadf (closed handle) and badarg (a request the daemon refused) are
-%% programmer errors.
-reply({error, ebadf}) -> erlang:error(badarg);
-reply({error, badarg}) -> erlang:error(badarg);
-reply(Reply) -> Reply.
+reply(Reply) ->
+    ewpcap_handle:reply(Reply).
 
-%% Spawns the guard, which makes the open call, and waits for its answer
-%% (or its end: its call is bounded as every call is, see call/2).
 open_handle(Node, Dev, Options) ->
-    Owner = self(),
-    Tag = make_ref(),
-    State = atomics:new(1, [{signed, false}]),
-    {Guard, MRef} =
-        spawn_monitor(fun() -> guard(Owner, Tag, Node, Dev, Options, State) end),
-    receive
-        {Tag, {ok, Ref}} ->
-            erlang:demonitor(MRef, [flush]),
-            {ok, #ewpcap_resource{ref = Ref, res = {Node, Guard, State}}};
-        {Tag, Reply} ->
-            erlang:demonitor(MRef, [flush]),
-            reply(Reply);
-        {'DOWN', MRef, process, Guard, Reason} ->
-            exit(Reason)
-    end.
-
-%% A socket without a usable state: the daemon's answer decides.
-close_handle(Node, Guard, Ref) ->
-    case call(Node, {close, Ref}) of
-        ok -> stop_guard(Guard, Ref);
-        {error, nodedown} -> stop_guard(Guard, Ref);
-        _ -> erlang:error(badarg)
-    end.
-
-%% The state atomic of a socket: a socket opened through rpc has none, a
-%% socket from another node one that cannot be used here.
-res_state({_Node, _Guard, State}) -> State;
-res_state(_) -> none.
-
-get_state(none) ->
-    unknown;
-get_state(State) ->
-    try
-        atomics:get(State, 1)
-    catch
-        error:badarg -> unknown
-    end.
-
-%% Sets the state and returns the one before.
-set_state(none, _) ->
-    unknown;
-set_state(State, New) ->
-    try
-        atomics:exchange(State, 1, New)
-    catch
-        error:badarg -> unknown
-    end.
-
-%% eof and nodedown are kept unless close/1 came first.
-mark(State, New) ->
-    try
-        _ = atomics:compare_exchange(State, 1, ?ST_OPEN, New),
-        ok
-    catch
-        error:badarg -> ok
-    end.
-
-read_mailbox(State, Ref, Timeout) ->
-    receive
-        {ewpcap, Ref, _DatalinkType, _Time, _Length, Packet} ->
-            {ok, Packet};
-        {ewpcap_batch, Ref, _DatalinkType, [{_Time, _Length, Packet} | Rest]} ->
-            Rest =/= [] andalso put({ewpcap_batch, Ref}, Rest),
-            {ok, Packet};
-        {ewpcap_error, Ref, nodedown} ->
-            mark(State, ?ST_NODEDOWN),
-            {error, nodedown};
-        {ewpcap_error, Ref, Reason} ->
-            {error, Reason};
-        {ewpcap_eof, Ref} ->
-            mark(State, ?ST_EOF),
-            {error, eof}
-    after Timeout ->
-        {error, eagain}
-    end.
-
-%% No packet can come any more: what is in the mailbox, then Reason.
-read_done(State, Ref, Reason) ->
-    case read_mailbox(State, Ref, 0) of
-        {error, eagain} -> {error, Reason};
-        Result -> Result
-    end.
-
-stop_guard(Guard, _Ref) when node(Guard) =/= erlang:node() ->
-    %% a handle opened through rpc: "Guard" is the handle's pid on the
-    %% daemon node, and the close call has already ended it
-    ok;
-stop_guard(Guard, Ref) ->
-    MRef = erlang:monitor(process, Guard),
-    Guard ! {close, Ref},
-    receive
-        {'DOWN', MRef, process, Guard, _} -> ok
-    after ?CLOSE_WAIT ->
-        erlang:demonitor(MRef, [flush]),
-        ok
-    end.
-
-%%% -------------------------------------------------------------------
-%%% The guard process
-%%% -------------------------------------------------------------------
-
-%% ewpcapd links the handle to the process that makes the open call: that
-%% is the guard, so that the owner is never killed by a link it did not
-%% ask for. The guard monitors the owner first, so an owner that exits
-%% during the call still closes the handle.
-guard(Owner, Tag, Node, Dev, Options, State) ->
-    process_flag(trap_exit, true),
-    OwnerMRef = erlang:monitor(process, Owner),
-    Request =
-        case Dev of
-            {file, Path} -> {open_file, Path, Options, Owner};
-            _ -> {open, Dev, Options, Owner}
-        end,
-    case call(Node, Request) of
-        {ok, Ref} = Reply when is_reference(Ref) ->
-            Owner ! {Tag, Reply},
-            true = erlang:monitor_node(Node, true),
-            guard_loop(Owner, OwnerMRef, Node, Ref, State);
-        Reply ->
-            Owner ! {Tag, Reply}
-    end.
-
--spec guard_loop(pid(), reference(), node(), reference(), atomics:atomics_ref()) ->
-    no_return().
-guard_loop(Owner, OwnerMRef, Node, Ref, State) ->
-    receive
-        {'DOWN', OwnerMRef, process, Owner, _} ->
-            % ewpcapd sees the link break and closes the handle
-            exit(normal);
-        {close, Ref} ->
-            % closed by close/1; ewpcapd has already unlinked
-            exit(normal);
-        {'EXIT', Pid, _} when node(Pid) =:= Node ->
-            lost(Owner, Ref, State);
-        {nodedown, Node} ->
-            lost(Owner, Ref, State);
-        {'EXIT', _, normal} ->
-            guard_loop(Owner, OwnerMRef, Node, Ref, State);
-        {'EXIT', _, Reason} ->
-            % an exit signal from elsewhere: behave as if not trapping
-            exit(Reason);
-        _ ->
-            guard_loop(Owner, OwnerMRef, Node, Ref, State)
-    end.
-
-%% The connection to the daemon is gone, and with it the handle. A close/1
-%% that raced with the loss needs no message.
--spec lost(pid(), reference(), atomics:atomics_ref()) -> no_return().
-lost(Owner, Ref, State) ->
-    receive
-        {close, Ref} -> exit(normal)
-    after 0 ->
-        mark(State, ?ST_NODEDOWN),
-        Owner ! {ewpcap_error, Ref, nodedown},
-        exit(normal)
-    end.
+    ewpcap_handle:open(Node, Dev, Options).
