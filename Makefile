@@ -62,7 +62,7 @@ cnode/%.o: cnode/%.c $(wildcard cnode/*.h)
 
 erl: $(ERL_BEAM) ebin/ewpcap.app
 
-ebin/%.beam: erl/%.erl $(wildcard include/*.hrl)
+ebin/%.beam: erl/%.erl $(wildcard include/*.hrl) $(wildcard erl/*.hrl)
 	@mkdir -p ebin
 	$(erlc_verbose) erlc -Wall +warnings_as_errors +debug_info -I include -o ebin $<
 
@@ -317,7 +317,7 @@ bench-clean:
 # 0 cases run, or a skip not listed in test/skips.allow.
 SAN_DIR = $(CURDIR)/_build/san
 CT_SNAME ?=
-CT_ASAN_MIN_CASES ?= 210
+CT_ASAN_MIN_CASES ?= 222
 CT_MEMCHECK_MIN_CASES ?= 22
 CT_ASAN_SOAK_CYCLES ?= 200
 CT_ASAN_SOAK_OWNERS ?= 100

@@ -8,7 +8,7 @@
 %%%
 %%% == Which daemon ==
 %%% The functions without a `Node' argument use the default daemon node,
-%%% see node/0: the node named by the application environment variable
+%%% see daemon_node/0: the node named by the application environment variable
 %%% `{ewpcap, [{node, Node}]}' when it is set, else an ewpcapd started and
 %%% supervised by the ewpcap application itself (ewpcap_daemon, which
 %%% also turns a non-distributed node into a distributed one). open/3,
@@ -44,16 +44,22 @@
 %%%
 %%% == Errors ==
 %%% Programmer errors (a wrong type of argument or option value, a socket
-%%% that is closed) raise `badarg'. Runtime errors are returned:
-%%% `{error, string()}' is libpcap's text, `{error, enomem}' a filter longer
-%%% than its limit, `{error, {bad_option, Key}}' an unknown option and
-%%% `{error, nodedown}' a daemon that cannot be reached.
+%%% that close/1 closed) raise `badarg'; for a bad option, device or filter
+%%% the exception carries error information naming it (the shell prints
+%%% it; see ewpcap_opts:format_error/2). Runtime errors are returned, as
+%%% `{error, reason()}' (see reason()).
+%%%
+%%% == How long a call waits ==
+%%% A call waits for the daemon's reply without a timeout (a 400 KB filter
+%%% may take many seconds to compile), but never past the loss of the
+%%% connection: a daemon whose host freezes or vanishes is noticed by the
+%%% distribution's tick, at the latest after `net_ticktime' seconds
+%%% (kernel parameter, default 60; between 1 and 1.25 times that), and
+%%% every call waiting on it then returns `{error, nodedown}'.
 %%% @end
 -module(ewpcap).
 
 -include("ewpcap.hrl").
-
--compile({no_auto_import, [node/0]}).
 
 -export([
     open/0, open/1, open/2, open/3,
@@ -65,11 +71,16 @@
     dev/0, dev/1,
     getifaddrs/0, getifaddrs/1,
     info/0, info/1,
-    node/0
+    daemon_node/0,
+    node/0,
+    dirty_scheduler_enabled/0
 ]).
 
 -export_type([
     socket/0,
+    ewpcap_resource/0,
+    ewpcap_stat/0,
+    reason/0,
     options/0,
     filter_options/0,
     open_option/0,
@@ -79,10 +90,50 @@
 ]).
 
 -define(INT_MAX, 16#7FFFFFFF).
--define(CLOSE_WAIT, 5000).
 
 -type socket() :: #ewpcap_resource{}.
 %% A capture handle returned by open/0,1,2,3.
+
+-type ewpcap_resource() :: socket().
+%% The original library's name of socket().
+
+-type ewpcap_stat() :: #ewpcap_stat{}.
+%% The counters of stats/1, as the original library named them.
+
+-type reason() ::
+    string()
+    | enomem
+    | eagain
+    | eof
+    | nodedown
+    | not_distributed
+    | {no_ewpcapd, node()}
+    | {bad_option, term()}
+    | device_not_allowed
+    | inject_disabled
+    | too_many_handles
+    | files_disabled
+    | term().
+%% Why a call failed:
+%% <ul>
+%% <li>`string()': libpcap's text (device, filter, savefile, capture);</li>
+%% <li>`enomem': a filter not shorter than its `limit';</li>
+%% <li>`eagain': read/2 timed out; `eof': a savefile was read to its end;</li>
+%% <li>`nodedown': the daemon's node cannot be reached, or was lost;</li>
+%% <li>`not_distributed': a call naming a daemon node from a node that is
+%%     not distributed (start it with `-sname'/`-name', or use the
+%%     embedded daemon through the functions without a node);</li>
+%% <li>`{no_ewpcapd, Node}': `Node' is up but runs no ewpcapd (nothing
+%%     registered as `ewpcap' there; for example `node()' by mistake);</li>
+%% <li>`{bad_option, Key}': an unknown option;</li>
+%% <li>`device_not_allowed', `inject_disabled', `too_many_handles',
+%%     `files_disabled' (and the other refusals of docs/PROTOCOL.md): the
+%%     daemon's policy;</li>
+%% <li>when the embedded daemon cannot be started: `{ewpcapd, {enoent,
+%%     Path}}', `{ewpcapd, timeout}', `{ewpcapd, pang}',
+%%     `{ewpcapd_exit, Status}' or `{distribution, Reason}' (see
+%%     ewpcap_daemon:start_link/0).</li>
+%% </ul>
 
 -type filter_option() ::
     {optimize, boolean()}
@@ -101,7 +152,7 @@
     {promisc, boolean()}
     | {snaplen, 0..?INT_MAX}
     | {timeout, immediate | infinity | 0..?INT_MAX}
-    | {to_ms, 0..?INT_MAX}
+    | {to_ms, immediate | infinity | 0..?INT_MAX}
     | {immediate, boolean()}
     | {buffer, -16#80000000..?INT_MAX}
     | {monitor, boolean()}
@@ -120,9 +171,11 @@
 %%     `to_ms' or `immediate' option): 1 ms blocks, which lose nothing where
 %%     libpcap loses nothing (immediate mode gives each packet a
 %%     snaplen-sized slot and drops on bursts; see the README).</li>
-%% <li>`{to_ms, Ms}': old name of `{timeout, Ms}'.</li>
+%% <li>`{to_ms, T}': old name of `{timeout, T}'; a `timeout' option beats
+%%     it wherever it stands, as in the original.</li>
 %% <li>`{immediate, Bool}': overrides the immediate mode chosen by
-%%     `timeout'.</li>
+%%     `timeout'; `{immediate, false}' with no `timeout' or `to_ms' means
+%%     a 500 ms timeout, as in the original.</li>
 %% <li>`{buffer, N}': `pcap_set_buffer_size' when `N > 0'; by default
 %%     ewpcapd asks for 16 MiB, 32 MiB in immediate mode.</li>
 %% <li>`{monitor, Bool}': monitor mode (rfmon) on wireless devices that
@@ -145,8 +198,9 @@
 %% Options of open/2,3. As with proplists, a bare atom `Key' stands for
 %% `{Key, true}' and the first occurrence of an option counts.
 
--type filter_options() :: [filter_option() | optimize].
-%% Options of filter/3.
+-type filter_options() :: [filter_option() | optimize] | options().
+%% Options of filter/3. The options of open/2 are accepted too (so the
+%% list given to open/2 may be given again), checked and ignored.
 
 -type ifaddrs() :: [{string(), [ifopt()]}].
 -type ifopt() ::
@@ -172,13 +226,13 @@
 
 %% @doc Opens the first device with the default options.
 %% Same as `open(<<>>, [])'.
--spec open() -> {ok, socket()} | {error, term()}.
+-spec open() -> {ok, socket()} | {error, reason()}.
 open() ->
     open(<<>>, []).
 
 %% @doc Opens a device with the default options.
 %% Same as `open(Dev, [])'.
--spec open(iodata() | {file, iodata()}) -> {ok, socket()} | {error, term()}.
+-spec open(iodata() | {file, iodata()}) -> {ok, socket()} | {error, reason()}.
 open(Dev) ->
     open(Dev, []).
 
@@ -202,9 +256,10 @@ open(Dev) ->
 %% opened or the filter not compiled (nothing stays open then),
 %% `{error, enomem}' when the filter is longer than its limit,
 %% `{error, {bad_option, Key}}' for an unknown option and
-%% `{error, nodedown}' when the daemon cannot be reached. Raises `badarg'
-%% when `Dev' is not iodata or an option has a value of the wrong type.
--spec open(iodata() | {file, iodata()}, options()) -> {ok, socket()} | {error, term()}.
+%% `{error, nodedown}' when the daemon cannot be reached (see reason()).
+%% Raises `badarg' (with error information naming the option) when `Dev'
+%% is not iodata or an option has a value of the wrong type.
+-spec open(iodata() | {file, iodata()}, options()) -> {ok, socket()} | {error, reason()}.
 open(Dev, Options) ->
     DevBin = ewpcap_opts:device(Dev),
     case ewpcap_opts:open(Options) of
@@ -218,7 +273,10 @@ open(Dev, Options) ->
     end.
 
 %% @doc Opens a device on the ewpcapd node `Node'; otherwise as open/2.
--spec open(node(), iodata() | {file, iodata()}, options()) -> {ok, socket()} | {error, term()}.
+%% Also returns `{error, not_distributed}' when this node is not
+%% distributed and `{error, {no_ewpcapd, Node}}' when `Node' runs no
+%% ewpcapd.
+-spec open(node(), iodata() | {file, iodata()}, options()) -> {ok, socket()} | {error, reason()}.
 open(Node, Dev, Options) when is_atom(Node) ->
     DevBin = ewpcap_opts:device(Dev),
     case ewpcap_opts:open(Options) of
@@ -229,24 +287,39 @@ open(_, _, _) ->
     erlang:error(badarg).
 
 %% @doc Closes the handle: capture stops and the daemon frees everything.
-%% Packets already delivered stay in the owner's mailbox. Closing a closed
-%% handle raises `badarg'. When the daemon cannot be reached the handle
-%% is gone anyway and `ok' is returned.
+%% Packets already delivered stay in the owner's mailbox; packets that
+%% read/1,2 kept from a batch are erased from the caller's process
+%% dictionary.
+%%
+%% The first close/1 of a handle returns `ok', from any process, whatever
+%% happened to the handle before: open, or already closed because its
+%% owner exited or its daemon was lost (`nodedown'). A second close/1
+%% raises `badarg', in every case, as in the original. (A socket sent to
+%% another node, or opened through rpc without this library, is closed
+%% by the daemon's word alone: `badarg' when it does not know the handle.)
 -spec close(socket()) -> ok.
+close(#ewpcap_resource{ref = Ref, res = {Node, Guard, State}}) when
+    is_reference(Ref), is_atom(Node), is_pid(Guard), State =/= undefined
+->
+    _ = erase({ewpcap_batch, Ref}),
+    case ewpcap_handle:close(Node, Guard, Ref, State) of
+        ok -> ok;
+        badarg -> erlang:error(badarg)
+    end;
 close(#ewpcap_resource{ref = Ref, res = {Node, Guard}}) when
     is_reference(Ref), is_atom(Node), is_pid(Guard)
 ->
-    case call(Node, {close, Ref}) of
-        ok -> stop_guard(Guard, Ref);
-        {error, nodedown} -> stop_guard(Guard, Ref);
-        _ -> erlang:error(badarg)
+    _ = erase({ewpcap_batch, Ref}),
+    case ewpcap_handle:close(Node, Guard, Ref, none) of
+        ok -> ok;
+        badarg -> erlang:error(badarg)
     end;
 close(_) ->
     erlang:error(badarg).
 
 %% @doc Sets a filter with the default filter options.
 %% Same as `filter(Socket, Filter, [])'.
--spec filter(socket(), iodata()) -> ok | {error, term()}.
+-spec filter(socket(), iodata()) -> ok | {error, reason()}.
 filter(Socket, Filter) ->
     filter(Socket, Filter, []).
 
@@ -258,15 +331,19 @@ filter(Socket, Filter) ->
 %% filters from untrusted sources. Very large filters may exhaust the
 %% daemon's stack, hence the limit.
 %%
+%% The options of open/2 may be given too: they are checked as open/2
+%% checks them and ignored (the original ignored them).
+%%
 %% Returns `ok', `{error, String}' with libpcap's text, `{error, enomem}'
 %% when the filter is too long (the daemon is not contacted),
 %% `{error, {bad_option, Key}}' for an unknown option or
 %% `{error, nodedown}'. Raises `badarg' for a closed handle, a filter that
 %% is not iodata or an option value of the wrong type.
--spec filter(socket(), iodata(), filter_options()) -> ok | {error, term()}.
-filter(#ewpcap_resource{ref = Ref, res = {Node, _}}, Filter, Options) when
-    is_reference(Ref), is_atom(Node)
+-spec filter(socket(), iodata(), filter_options()) -> ok | {error, reason()}.
+filter(#ewpcap_resource{ref = Ref, res = Res}, Filter, Options) when
+    is_reference(Ref), is_tuple(Res), is_atom(element(1, Res))
 ->
+    Node = element(1, Res),
     case ewpcap_opts:filter(Filter, Options) of
         {ok, Bin, Norm} -> reply(call(Node, {filter, Ref, Bin, Norm}));
         {error, _} = Error -> Error
@@ -276,7 +353,7 @@ filter(_, _, _) ->
 
 %% @doc Waits for the next packet of the handle. Same as
 %% `read(Socket, infinity)'.
--spec read(socket()) -> {ok, binary()} | {error, term()}.
+-spec read(socket()) -> {ok, binary()} | {error, reason()}.
 read(Socket) ->
     read(Socket, infinity).
 
@@ -286,13 +363,19 @@ read(Socket) ->
 %%
 %% Returns `{ok, Packet}' (the captured bytes only), `{error, Reason}' for
 %% an `{ewpcap_error, Ref, Reason}' message (a libpcap string or
-%% `nodedown') or `{error, eagain}' when no packet came in time.
+%% `nodedown'), `{error, eof}' at the end of a savefile, or
+%% `{error, eagain}' when no packet came in time.
+%%
+%% Once read has returned `{error, eof}', or the daemon was lost, no packet
+%% can come any more: read then returns what is still in the mailbox and
+%% after that the same error again, at once, instead of waiting.
 %%
 %% With `{batch, N}', read takes the first packet of an
 %% `{ewpcap_batch, ...}' message and keeps the rest, in order, in the
-%% process dictionary under `{ewpcap_batch, Ref}' for the next reads.
--spec read(socket(), timeout()) -> {ok, binary()} | {error, term()}.
-read(#ewpcap_resource{ref = Ref}, Timeout) when
+%% process dictionary under `{ewpcap_batch, Ref}' for the next reads
+%% (close/1 erases them).
+-spec read(socket(), timeout()) -> {ok, binary()} | {error, reason()}.
+read(#ewpcap_resource{ref = Ref, res = Res}, Timeout) when
     is_reference(Ref),
     (Timeout =:= infinity orelse (is_integer(Timeout) andalso Timeout >= 0))
 ->
@@ -301,19 +384,7 @@ read(#ewpcap_resource{ref = Ref}, Timeout) when
             Rest =/= [] andalso put({ewpcap_batch, Ref}, Rest),
             {ok, Packet};
         _ ->
-            receive
-                {ewpcap, Ref, _DatalinkType, _Time, _Length, Packet} ->
-                    {ok, Packet};
-                {ewpcap_batch, Ref, _DatalinkType, [{_Time, _Length, Packet} | Rest]} ->
-                    Rest =/= [] andalso put({ewpcap_batch, Ref}, Rest),
-                    {ok, Packet};
-                {ewpcap_error, Ref, Reason} ->
-                    {error, Reason};
-                {ewpcap_eof, Ref} ->
-                    {error, eof}
-            after Timeout ->
-                {error, eagain}
-            end
+            ewpcap_handle:read(Ref, Res, Timeout)
     end;
 read(_, _) ->
     erlang:error(badarg).
@@ -323,10 +394,11 @@ read(_, _) ->
 %% Returns `ok', `{error, String}' with libpcap's text or
 %% `{error, nodedown}'. Raises `badarg' for a closed handle or a packet
 %% that is not iodata.
--spec write(socket(), iodata()) -> ok | {error, term()}.
-write(#ewpcap_resource{ref = Ref, res = {Node, _}}, Packet) when
-    is_reference(Ref), is_atom(Node)
+-spec write(socket(), iodata()) -> ok | {error, reason()}.
+write(#ewpcap_resource{ref = Ref, res = Res}, Packet) when
+    is_reference(Ref), is_tuple(Res), is_atom(element(1, Res))
 ->
+    Node = element(1, Res),
     Bin = iolist_to_binary(Packet),
     reply(call(Node, {write, Ref, Bin}));
 write(_, _) ->
@@ -337,23 +409,23 @@ write(_, _) ->
 %%
 %% Returns `{ok, #ewpcap_stat{}}', `{error, String}' or
 %% `{error, nodedown}'. Raises `badarg' for a closed handle.
--spec stats(socket()) -> {ok, #ewpcap_stat{}} | {error, term()}.
-stats(#ewpcap_resource{ref = Ref, res = {Node, _}}) when
-    is_reference(Ref), is_atom(Node)
+-spec stats(socket()) -> {ok, ewpcap_stat()} | {error, reason()}.
+stats(#ewpcap_resource{ref = Ref, res = Res}) when
+    is_reference(Ref), is_tuple(Res), is_atom(element(1, Res))
 ->
-    reply(call(Node, {stats, Ref}));
+    reply(call(element(1, Res), {stats, Ref}));
 stats(_) ->
     erlang:error(badarg).
 
 %% @doc The default device of the default daemon: the first device of
 %% `pcap_findalldevs'.
 %% Returns `{ok, Name}', `{error, String}' or `{error, nodedown}'.
--spec dev() -> {ok, string()} | {error, term()}.
+-spec dev() -> {ok, string()} | {error, reason()}.
 dev() ->
     with_default_node(fun dev/1).
 
 %% @doc The default device of the daemon `Node'; see dev/0.
--spec dev(node()) -> {ok, string()} | {error, term()}.
+-spec dev(node()) -> {ok, string()} | {error, reason()}.
 dev(Node) when is_atom(Node) ->
     call(Node, dev);
 dev(_) ->
@@ -366,12 +438,12 @@ dev(_) ->
 %% IPv4 or IPv6 address. The list may hold pseudo devices (`"any"') and is
 %% `[]' when the daemon may open no device.
 %% Returns `{ok, Ifaddrs}', `{error, String}' or `{error, nodedown}'.
--spec getifaddrs() -> {ok, ifaddrs()} | {error, term()}.
+-spec getifaddrs() -> {ok, ifaddrs()} | {error, reason()}.
 getifaddrs() ->
     with_default_node(fun getifaddrs/1).
 
 %% @doc The interfaces of the daemon `Node'; see getifaddrs/0.
--spec getifaddrs(node()) -> {ok, ifaddrs()} | {error, term()}.
+-spec getifaddrs(node()) -> {ok, ifaddrs()} | {error, reason()}.
 getifaddrs(Node) when is_atom(Node) ->
     call(Node, getifaddrs);
 getifaddrs(_) ->
@@ -382,12 +454,12 @@ getifaddrs(_) ->
 %% where each handle is a property list with `ref', `owner', `link',
 %% `device', `filter', `snaplen', `datalink', `packets', `bytes', `drops'
 %% and `queue' (see docs/PROTOCOL.md), or `{error, nodedown}'.
--spec info() -> {ok, info()} | {error, term()}.
+-spec info() -> {ok, info()} | {error, reason()}.
 info() ->
     with_default_node(fun info/1).
 
 %% @doc The description of the daemon `Node'; see info/0.
--spec info(node()) -> {ok, info()} | {error, term()}.
+-spec info(node()) -> {ok, info()} | {error, reason()}.
 info(Node) when is_atom(Node) ->
     call(Node, info);
 info(_) ->
@@ -398,18 +470,34 @@ info(_) ->
 %% started (with the ewpcap application) when it is not running yet.
 %% Raises an error with the reason when the embedded daemon cannot be
 %% started.
--spec node() -> node().
-node() ->
+-spec daemon_node() -> node().
+daemon_node() ->
     case default_node() of
         {ok, Node} -> Node;
         {error, Reason} -> erlang:error(Reason)
     end.
 
+%% @doc The same as daemon_node/0, under its first name (kept for the code
+%% that calls it; inside a module, `ewpcap:node()' must be written
+%% qualified, as `node/0' is also a BIF).
+-spec node() -> node().
+node() ->
+    daemon_node().
+
+%% @doc Always `false': there is no NIF, so no dirty scheduler runs ewpcap
+%% code. (In the original, whether the NIF ran `pcap_compile' on dirty
+%% schedulers.) Here no filter ever runs in the BEAM: ewpcapd compiles
+%% long filters on its own worker threads, and a call only waits for the
+%% answer.
+-spec dirty_scheduler_enabled() -> false.
+dirty_scheduler_enabled() ->
+    false.
+
 %%% ===================================================================
 %%% Internal functions
 %%% ===================================================================
 
--spec default_node() -> {ok, node()} | {error, term()}.
+-spec default_node() -> {ok, node()} | {error, reason()}.
 default_node() ->
     _ = application:load(ewpcap),
     case application:get_env(ewpcap, node) of
@@ -423,7 +511,7 @@ embedded_node(Tries) ->
     case application:ensure_all_started(ewpcap) of
         {ok, _} ->
             try
-                {ok, ewpcap_daemon:node()}
+                {ok, ewpcap_daemon:daemon_node()}
             catch
                 exit:{noproc, _} when Tries > 1 ->
                     timer:sleep(100),
@@ -448,107 +536,11 @@ with_default_node(Fun) ->
         {error, _} = Error -> Error
     end.
 
-%% A call to the daemon; a lost or impossible connection is
-%% {error, nodedown}.
 call(Node, Request) ->
-    try
-        gen_server:call({ewpcap, Node}, Request, infinity)
-    catch
-        exit:{{nodedown, _}, _} -> {error, nodedown};
-        exit:{noconnection, _} -> {error, nodedown}
-    end.
+    ewpcap_handle:call(Node, Request).
 
-%% ebadf (closed handle) and badarg (a request the daemon refused) are
-%% programmer errors.
-reply({error, ebadf}) -> erlang:error(badarg);
-reply({error, badarg}) -> erlang:error(badarg);
-reply(Reply) -> Reply.
+reply(Reply) ->
+    ewpcap_handle:reply(Reply).
 
-%% Spawns the guard, which makes the open call, and waits for its answer.
 open_handle(Node, Dev, Options) ->
-    Owner = self(),
-    Tag = make_ref(),
-    {Guard, MRef} =
-        spawn_monitor(fun() -> guard(Owner, Tag, Node, Dev, Options) end),
-    receive
-        {Tag, {ok, Ref}} ->
-            erlang:demonitor(MRef, [flush]),
-            {ok, #ewpcap_resource{ref = Ref, res = {Node, Guard}}};
-        {Tag, Reply} ->
-            erlang:demonitor(MRef, [flush]),
-            reply(Reply);
-        {'DOWN', MRef, process, Guard, Reason} ->
-            exit(Reason)
-    end.
-
-stop_guard(Guard, _Ref) when node(Guard) =/= erlang:node() ->
-    %% a handle opened through rpc: "Guard" is the handle's pid on the
-    %% daemon node, and the close call has already ended it
-    ok;
-stop_guard(Guard, Ref) ->
-    MRef = erlang:monitor(process, Guard),
-    Guard ! {close, Ref},
-    receive
-        {'DOWN', MRef, process, Guard, _} -> ok
-    after ?CLOSE_WAIT ->
-        erlang:demonitor(MRef, [flush]),
-        ok
-    end.
-
-%%% -------------------------------------------------------------------
-%%% The guard process
-%%% -------------------------------------------------------------------
-
-%% ewpcapd links the handle to the process that makes the open call: that
-%% is the guard, so that the owner is never killed by a link it did not
-%% ask for. The guard monitors the owner first, so an owner that exits
-%% during the call still closes the handle.
-guard(Owner, Tag, Node, Dev, Options) ->
-    process_flag(trap_exit, true),
-    OwnerMRef = erlang:monitor(process, Owner),
-    Request =
-        case Dev of
-            {file, Path} -> {open_file, Path, Options, Owner};
-            _ -> {open, Dev, Options, Owner}
-        end,
-    case call(Node, Request) of
-        {ok, Ref} = Reply when is_reference(Ref) ->
-            Owner ! {Tag, Reply},
-            true = erlang:monitor_node(Node, true),
-            guard_loop(Owner, OwnerMRef, Node, Ref);
-        Reply ->
-            Owner ! {Tag, Reply}
-    end.
-
--spec guard_loop(pid(), reference(), node(), reference()) -> no_return().
-guard_loop(Owner, OwnerMRef, Node, Ref) ->
-    receive
-        {'DOWN', OwnerMRef, process, Owner, _} ->
-            % ewpcapd sees the link break and closes the handle
-            exit(normal);
-        {close, Ref} ->
-            % closed by close/1; ewpcapd has already unlinked
-            exit(normal);
-        {'EXIT', Pid, _} when node(Pid) =:= Node ->
-            lost(Owner, Ref);
-        {nodedown, Node} ->
-            lost(Owner, Ref);
-        {'EXIT', _, normal} ->
-            guard_loop(Owner, OwnerMRef, Node, Ref);
-        {'EXIT', _, Reason} ->
-            % an exit signal from elsewhere: behave as if not trapping
-            exit(Reason);
-        _ ->
-            guard_loop(Owner, OwnerMRef, Node, Ref)
-    end.
-
-%% The connection to the daemon is gone, and with it the handle. A close/1
-%% that raced with the loss needs no message.
--spec lost(pid(), reference()) -> no_return().
-lost(Owner, Ref) ->
-    receive
-        {close, Ref} -> exit(normal)
-    after 0 ->
-        Owner ! {ewpcap_error, Ref, nodedown},
-        exit(normal)
-    end.
+    ewpcap_handle:open(Node, Dev, Options).

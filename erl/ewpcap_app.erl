@@ -9,7 +9,7 @@
 %%% <li>`{ewpcapd, Path}': the executable of the embedded daemon. Default:
 %%%     `ewpcapd' in the application's `priv' directory.</li>
 %%% </ul>
-%%% ewpcap:node/0 starts the application when it is needed.
+%%% ewpcap:daemon_node/0 starts the application when it is needed.
 %%% @end
 -module(ewpcap_app).
 

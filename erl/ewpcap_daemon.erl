@@ -38,9 +38,7 @@
 
 -behaviour(gen_server).
 
--compile({no_auto_import, [node/0]}).
-
--export([start_link/0, node/0, executable/0]).
+-export([start_link/0, daemon_node/0, executable/0]).
 
 -export([
     init/1,
@@ -51,7 +49,6 @@
 ]).
 
 -define(READY_TIMEOUT, 10000).
--define(EPMD_TIMEOUT, 5000).
 
 -record(state, {
     port :: port(),       % the daemon's stdin/stdout
@@ -76,8 +73,8 @@ start_link() ->
 
 %% @doc The node name of the running embedded daemon. Exits (as
 %% gen_server:call/3) when the server is not running.
--spec node() -> node().
-node() ->
+-spec daemon_node() -> node().
+daemon_node() ->
     gen_server:call(?MODULE, node, infinity).
 
 %%% ===================================================================
@@ -149,68 +146,19 @@ terminate(_Reason, #state{port = Port}) ->
 %%% Internal functions
 %%% ===================================================================
 
-%% Make the local node distributed, starting epmd first.
+%% Make the local node distributed (ewpcap_dist starts epmd first).
 distribution() ->
     case erlang:node() of
         nonode@nohost ->
-            ok = start_epmd(),
-            Name = list_to_atom(
-                "ewpcap_client_" ++ os:getpid() ++ "_" ++
-                    integer_to_list(rand:uniform(16#FFFFFFFF))
-            ),
-            case net_kernel:start([Name, shortnames]) of
-                {ok, _} ->
-                    logger:notice("ewpcap: started distribution as ~p",
-                                  [erlang:node()]),
+            case ewpcap_dist:ensure("ewpcap_client", shortnames) of
+                ok ->
+                    logger:notice("ewpcap: started distribution as ~p", [erlang:node()]),
                     ok;
-                {error, Reason} ->
-                    {error, Reason}
+                {error, _} = Error ->
+                    Error
             end;
         _ ->
             ok
-    end.
-
-%% epmd -daemon forks and returns at once; an epmd already running makes
-%% it exit as well. Its exit status is not informative either way: a
-%% failure shows when the distribution does not start.
-start_epmd() ->
-    case epmd_path() of
-        false ->
-            logger:warning("ewpcap: epmd not found, not starting it"),
-            ok;
-        Epmd ->
-            Port = open_port({spawn_executable, Epmd},
-                             [{args, ["-daemon"]}, exit_status, stderr_to_stdout]),
-            wait_exit(Port)
-    end.
-
-wait_exit(Port) ->
-    receive
-        {Port, {exit_status, _}} ->
-            % the port closes itself after its exit status: take its exit
-            receive
-                {'EXIT', Port, _} -> ok
-            after ?EPMD_TIMEOUT -> ok
-            end;
-        {Port, {data, _}} ->
-            wait_exit(Port)
-    after ?EPMD_TIMEOUT ->
-        stop_port(Port)
-    end.
-
-epmd_path() ->
-    case os:find_executable("epmd") of
-        false ->
-            Root = code:root_dir(),
-            Candidates =
-                [filename:join([Root, "bin", "epmd"])
-                 | filelib:wildcard(filename:join([Root, "erts-*", "bin", "epmd"]))],
-            case [F || F <- Candidates, filelib:is_regular(F)] of
-                [F | _] -> F;
-                [] -> false
-            end;
-        Path ->
-            Path
     end.
 
 start_daemon() ->
@@ -298,18 +246,11 @@ daemon_name(Host) ->
     Alive = "ewpcapd_" ++ os:getpid() ++ "_" ++
         integer_to_list(erlang:unique_integer([positive])),
     Flag =
-        case long_names(Host) of
+        case ewpcap_dist:long_names(Host) of
             true -> "-name";
             false -> "-sname"
         end,
     {Flag, Alive ++ "@" ++ Host}.
-
-long_names(Host) ->
-    case net_kernel:longnames() of
-        true -> true;
-        false -> false;
-        ignored -> lists:member($., Host)
-    end.
 
 wait_ready(Port, Name, Deadline) ->
     Timeout = max(0, Deadline - erlang:monotonic_time(millisecond)),

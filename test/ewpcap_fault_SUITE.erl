@@ -166,7 +166,7 @@ daemon_killed(_Config) ->
     % a handle of the dead daemon: close/1 is ok, others raise badarg
     ?assertEqual(ok, ewpcap:close(Mine)),
     {ok, S} = ewpcap:open(<<"lo">>, [{filter, ?NOMATCH}]),
-    ?assertMatch(#ewpcap_resource{res = {New, _}}, S),
+    ?assertMatch(#ewpcap_resource{res = {New, _, _}}, S),
     ?assertMatch({ok, #ewpcap_stat{}}, ewpcap:stats(S)),
     ?assertEqual(ok, ewpcap:close(S)),
     [Owner ! stop || Owner <- Owners],

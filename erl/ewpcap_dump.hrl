@@ -1,0 +1,26 @@
+%%% The parsed command line of ewpcap_dump, shared by ewpcap_dump (which
+%%% runs it) and ewpcap_dump_args (which makes it). Private to those two.
+
+-define(PROG, "ewpcap_dump").
+-define(MAX_SNAPLEN, 262144).
+
+-record(opts, {   % see ewpcap_dump(1) for each flag
+    node :: node() | undefined,
+    dev :: string() | undefined,
+    list = false :: boolean(),
+    count = infinity :: pos_integer() | infinity,
+    snaplen = ?MAX_SNAPLEN :: pos_integer(),
+    promisc = true :: boolean(),
+    buffer :: pos_integer() | undefined,
+    immediate = false :: boolean(),
+    write :: string() | undefined,
+    read :: string() | undefined,
+    numeric = false :: boolean(),
+    absolute = false :: boolean(),
+    verbose = 0 :: non_neg_integer(),
+    cookie :: atom() | undefined,
+    unbuffered = false :: boolean(),
+    filter = <<>> :: binary(),
+    help = false :: boolean(),
+    version = false :: boolean()
+}).

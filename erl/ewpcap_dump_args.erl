@@ -1,0 +1,163 @@
+%%% @doc ewpcap_dump's command line: getopt(3) with GNU permutation
+%%% (options and the filter expression may be mixed, `--' ends the
+%%% options), tcpdump's flags and long names, and the usage text.
+%%% @end
+-module(ewpcap_dump_args).
+
+-include("ewpcap_dump.hrl").
+
+-export([parse_args/1, usage/2, usage_text/0]).
+
+-export_type([opts/0]).
+
+-type opts() :: #opts{}.
+%% The parsed command line (see erl/ewpcap_dump.hrl).
+
+%% Flags taking an argument, then boolean flags, as in getopt(3) with
+%% GNU permutation: options and the filter expression may be mixed, `--'
+%% ends the options.
+-define(ARG_FLAGS, "NicsBwr").
+-define(BOOL_FLAGS, "DpnvUhS").
+
+%% @doc Parses the command line; throws `{usage, Message}'.
+-spec parse_args([string()]) -> opts().
+parse_args(Args) ->
+    {Opts, Expr} = parse_args(Args, #opts{}, []),
+    check(Opts#opts{filter = unicode:characters_to_binary(lists:join(" ", Expr))}).
+
+parse_args([], O, Expr) ->
+    {O, lists:reverse(Expr)};
+parse_args(["--" | Rest], O, Expr) ->
+    {O, lists:reverse(Expr, Rest)};
+parse_args(["--" ++ Long | Rest], O, Expr) ->
+    {Name, Inline} =
+        case string:split(Long, "=") of
+            [N, V] -> {N, {value, V}};
+            [N] -> {N, none}
+        end,
+    {O1, Rest1} = long_flag(Name, Inline, Rest, O),
+    parse_args(Rest1, O1, Expr);
+parse_args(["-" ++ [_ | _] = Short | Rest], O, Expr) ->
+    {O1, Rest1} = short_flags(tl(Short), Rest, O),
+    parse_args(Rest1, O1, Expr);
+parse_args([Word | Rest], O, Expr) ->
+    parse_args(Rest, O, [Word | Expr]).
+
+short_flags([], Rest, O) ->
+    {O, Rest};
+short_flags([C | Tail], Rest, O) ->
+    case {lists:member(C, ?ARG_FLAGS), lists:member(C, ?BOOL_FLAGS)} of
+        {true, _} when Tail =/= [] ->
+            {flag([C], Tail, O), Rest};
+        {true, _} ->
+            case Rest of
+                [Arg | Rest1] -> {flag([C], Arg, O), Rest1};
+                [] -> usage("option -~c requires an argument", [C])
+            end;
+        {false, true} ->
+            short_flags(Tail, Rest, flag([C], true, O));
+        {false, false} ->
+            usage("unknown option -~tc (see " ?PROG " -h)", [C])
+    end.
+
+%% Long names: ewpcap_dump's own, and tcpdump's long names of the same
+%% flags.
+long_flag(Name, Inline, Rest, O) ->
+    Table = [
+        {"immediate", immediate}, {"immediate-mode", immediate},
+        {"cookie", "cookie"}, {"help", "h"}, {"version", version},
+        {"list-interfaces", "D"}, {"interface", "i"}, {"count", "c"},
+        {"snapshot-length", "s"}, {"buffer-size", "B"},
+        {"no-promiscuous-mode", "p"}, {"packet-buffered", "U"},
+        {"node", "N"}, {"absolute-tcp-sequence-numbers", "S"}
+    ],
+    case lists:keyfind(Name, 1, Table) of
+        false ->
+            usage("unknown option --~ts (see " ?PROG " -h)", [Name]);
+        {_, Atom} when is_atom(Atom) ->
+            Inline =:= none orelse usage("option --~ts takes no argument", [Name]),
+            {flag(Atom, true, O), Rest};
+        {_, Flag} ->
+            case {lists:member(hd(Flag), ?ARG_FLAGS) orelse Flag =:= "cookie", Inline, Rest} of
+                {false, none, _} -> {flag(Flag, true, O), Rest};
+                {false, _, _} -> usage("option --~ts takes no argument", [Name]);
+                {true, {value, V}, _} -> {flag(Flag, V, O), Rest};
+                {true, none, [V | Rest1]} -> {flag(Flag, V, O), Rest1};
+                {true, none, []} -> usage("option --~ts requires an argument", [Name])
+            end
+    end.
+
+flag("N", V, O) -> O#opts{node = node_name(V)};
+flag("i", V, O) -> O#opts{dev = V};
+flag("c", V, O) -> O#opts{count = int("-c", V, 1, 16#FFFFFFFF)};
+flag("s", V, O) ->
+    case int("-s", V, 0, ?MAX_SNAPLEN) of
+        0 -> O#opts{snaplen = ?MAX_SNAPLEN};
+        N -> O#opts{snaplen = N}
+    end;
+flag("B", V, O) -> O#opts{buffer = int("-B", V, 1, 16#7FFFFFFF div 1024)};
+flag("w", V, O) -> O#opts{write = V};
+flag("r", V, O) -> O#opts{read = V};
+flag("cookie", V, O) -> O#opts{cookie = list_to_atom(V)};
+flag("D", _, O) -> O#opts{list = true};
+flag("p", _, O) -> O#opts{promisc = false};
+flag("n", _, O) -> O#opts{numeric = true};
+flag("S", _, O) -> O#opts{absolute = true};
+flag("v", _, O) -> O#opts{verbose = O#opts.verbose + 1};
+flag("U", _, O) -> O#opts{unbuffered = true};
+flag("h", _, O) -> O#opts{help = true};
+flag(version, _, O) -> O#opts{version = true};
+flag(immediate, _, O) -> O#opts{immediate = true}.
+
+int(Flag, V, Min, Max) ->
+    try list_to_integer(V) of
+        N when N >= Min, N =< Max -> N;
+        _ -> usage("invalid ~s argument '~ts': not in ~b..~b", [Flag, V, Min, Max])
+    catch
+        error:badarg -> usage("invalid ~s argument '~ts': not a number", [Flag, V])
+    end.
+
+node_name(V) ->
+    case string:split(V, "@") of
+        [[_ | _], [_ | _]] -> list_to_atom(V);
+        _ -> usage("invalid -N argument '~ts': expected NAME@HOST", [V])
+    end.
+
+check(#opts{read = R, node = N}) when R =/= undefined, N =/= undefined ->
+    usage("-r reads a file here: -N is for live captures", []);
+check(#opts{read = R, dev = D}) when R =/= undefined, D =/= undefined ->
+    usage("-r and -i cannot be used together", []);
+check(O) ->
+    O.
+
+%% @doc Throws `{usage, Message}': a bad command line (exit status 2).
+-spec usage(io:format(), [term()]) -> no_return().
+usage(Fmt, Args) ->
+    throw({usage, io_lib:format(Fmt, Args)}).
+
+%% @doc The text of `-h'.
+-spec usage_text() -> [1..255, ...].
+usage_text() ->
+    "Usage: " ?PROG " [-DnpSUv] [-B KiB] [-c count] [--cookie cookie] [--immediate]\n"
+    "                   [-i interface] [-N node] [-r file] [-s snaplen] [-w file]\n"
+    "                   [expression]\n"
+    "\n"
+    "  -D             list the interfaces the daemon may open, with their addresses\n"
+    "  -i DEV         capture on DEV (default: the daemon's first device)\n"
+    "  -N NODE        capture through the ewpcapd NODE (default: an embedded one)\n"
+    "  --cookie C     distribution cookie for NODE (default ~/.erlang.cookie)\n"
+    "  -c COUNT       exit after COUNT packets\n"
+    "  -s SNAPLEN     bytes captured per packet (default and 0: 262144)\n"
+    "  -p             do not put the interface in promiscuous mode\n"
+    "  -B KiB         kernel buffer size (default: ewpcapd's)\n"
+    "  --immediate    libpcap's immediate mode (default: ewpcapd's 1 ms blocks)\n"
+    "  -w FILE        write a pcap savefile; '-' is standard output\n"
+    "  -U             flush the savefile after each packet\n"
+    "  -r FILE        read a pcap savefile; '-' is standard input\n"
+    "  -n             do not convert addresses and ports to names\n"
+    "  -S             print absolute TCP sequence numbers\n"
+    "  -v             more detail (IP header fields, link-layer addresses);\n"
+    "                 -vv also the runtime's log\n"
+    "  -h, --version  this help, the version\n"
+    "  expression     a pcap-filter(7) expression\n".
+

@@ -1,0 +1,251 @@
+%%% @doc The local side of a capture handle: the calls to its daemon,
+%%% its guard process and its state. Internal to ewpcap (see the module
+%%% documentation of ewpcap for the guard's job and the call's bound).
+%%%
+%%% A socket made here is `#ewpcap_resource{ref = Ref, res = {Node, Guard,
+%%% State}}': `State' is a one-element atomics array shared by every copy
+%%% of the socket on this node (it is garbage collected with the last
+%%% one), so close/1 knows whether close/1 came before, and read/1,2
+%%% whether the handle can still deliver (eof, daemon lost).
+%%% @end
+-module(ewpcap_handle).
+
+-include("ewpcap.hrl").
+
+-export([open/3, close/4, read/3, call/2, reply/1]).
+
+%% The handle's state, in the atomic of its socket.
+-define(ST_OPEN, 0).      % open, as far as this node knows
+-define(ST_CLOSED, 1).    % close/1 was called
+-define(ST_EOF, 2).       % read/1,2 returned {error, eof}
+-define(ST_NODEDOWN, 3).  % the daemon was lost
+
+-define(CLOSE_WAIT, 5000).
+
+%%% ===================================================================
+%%% API
+%%% ===================================================================
+
+%% @doc Opens a handle through a guard (see guard/6): `{ok, Socket}' or the
+%% daemon's error, with ewpcapd's `badarg'/`ebadf' raised as `badarg'.
+-spec open(node(), binary() | {file, binary()}, [ewpcap:open_option()]) ->
+    {ok, ewpcap:socket()} | {error, ewpcap:reason()}.
+open(Node, Dev, Options) ->
+    open_handle(Node, Dev, Options).
+
+%% @doc Closes: `ok', or `badarg' for the second close/1 of a socket (or,
+%% without a usable `State', a handle the daemon does not know).
+-spec close(node(), pid(), reference(), atomics:atomics_ref() | none) -> ok | badarg.
+close(Node, Guard, Ref, State) ->
+    case set_state(State, ?ST_CLOSED) of
+        ?ST_CLOSED ->
+            badarg;
+        unknown ->
+            % no state, or the atomic of another node: the daemon decides
+            close_handle(Node, Guard, Ref);
+        _ ->
+            _ = call(Node, {close, Ref}),
+            stop_guard(Guard, Ref)
+    end.
+
+%% @doc The next packet of the handle in the caller's mailbox (see
+%% ewpcap:read/2).
+-spec read(reference(), tuple(), timeout()) -> {ok, binary()} | {error, ewpcap:reason()}.
+read(Ref, Res, Timeout) ->
+    State = res_state(Res),
+    case get_state(State) of
+        ?ST_EOF -> read_done(State, Ref, eof);
+        ?ST_NODEDOWN -> read_done(State, Ref, nodedown);
+        _ -> read_mailbox(State, Ref, Timeout)
+    end.
+
+%%% ===================================================================
+%%% Internal functions
+%%% ===================================================================
+
+%% @doc A call to the daemon; a lost or impossible connection is
+%% {error, nodedown}, a node without ewpcapd {error, {no_ewpcapd, Node}}.
+%% gen_server:call/3 monitors the daemon's registered name: the call ends
+%% when the connection is lost, so without a timeout it still waits at
+%% most for the distribution's tick (see the module documentation).
+-spec call(node(), term()) -> term().
+call(Node, Request) ->
+    case is_alive() orelse Node =:= erlang:node() of
+        false ->
+            {error, not_distributed};
+        true ->
+            try
+                gen_server:call({ewpcap, Node}, Request, infinity)
+            catch
+                exit:{{nodedown, _}, _} -> {error, nodedown};
+                exit:{noconnection, _} -> {error, nodedown};
+                exit:{noproc, _} -> {error, {no_ewpcapd, Node}}
+            end
+    end.
+
+%% @doc ebadf (closed handle) and badarg (a request the daemon refused)
+%% are programmer errors: raises `badarg'; any other reply is returned.
+-spec reply(term()) -> term().
+reply({error, ebadf}) -> erlang:error(badarg);
+reply({error, badarg}) -> erlang:error(badarg);
+reply(Reply) -> Reply.
+
+%% Spawns the guard, which makes the open call, and waits for its answer
+%% (or its end: its call is bounded as every call is, see call/2).
+open_handle(Node, Dev, Options) ->
+    Owner = self(),
+    Tag = make_ref(),
+    State = atomics:new(1, [{signed, false}]),
+    {Guard, MRef} =
+        spawn_monitor(fun() -> guard(Owner, Tag, Node, Dev, Options, State) end),
+    receive
+        {Tag, {ok, Ref}} ->
+            erlang:demonitor(MRef, [flush]),
+            {ok, #ewpcap_resource{ref = Ref, res = {Node, Guard, State}}};
+        {Tag, Reply} ->
+            erlang:demonitor(MRef, [flush]),
+            reply(Reply);
+        {'DOWN', MRef, process, Guard, Reason} ->
+            exit(Reason)
+    end.
+
+%% A socket without a usable state: the daemon's answer decides.
+close_handle(Node, Guard, Ref) ->
+    case call(Node, {close, Ref}) of
+        ok -> stop_guard(Guard, Ref);
+        {error, nodedown} -> stop_guard(Guard, Ref);
+        _ -> badarg
+    end.
+
+%% The state atomic of a socket: a socket opened through rpc has none, a
+%% socket from another node one that cannot be used here.
+res_state({_Node, _Guard, State}) -> State;
+res_state(_) -> none.
+
+get_state(none) ->
+    unknown;
+get_state(State) ->
+    try
+        atomics:get(State, 1)
+    catch
+        error:badarg -> unknown
+    end.
+
+%% Sets the state and returns the one before.
+set_state(none, _) ->
+    unknown;
+set_state(State, New) ->
+    try
+        atomics:exchange(State, 1, New)
+    catch
+        error:badarg -> unknown
+    end.
+
+%% eof and nodedown are kept unless close/1 came first.
+mark(State, New) ->
+    try
+        _ = atomics:compare_exchange(State, 1, ?ST_OPEN, New),
+        ok
+    catch
+        error:badarg -> ok
+    end.
+
+read_mailbox(State, Ref, Timeout) ->
+    receive
+        {ewpcap, Ref, _DatalinkType, _Time, _Length, Packet} ->
+            {ok, Packet};
+        {ewpcap_batch, Ref, _DatalinkType, [{_Time, _Length, Packet} | Rest]} ->
+            Rest =/= [] andalso put({ewpcap_batch, Ref}, Rest),
+            {ok, Packet};
+        {ewpcap_error, Ref, nodedown} ->
+            mark(State, ?ST_NODEDOWN),
+            {error, nodedown};
+        {ewpcap_error, Ref, Reason} ->
+            {error, Reason};
+        {ewpcap_eof, Ref} ->
+            mark(State, ?ST_EOF),
+            {error, eof}
+    after Timeout ->
+        {error, eagain}
+    end.
+
+%% No packet can come any more: what is in the mailbox, then Reason.
+read_done(State, Ref, Reason) ->
+    case read_mailbox(State, Ref, 0) of
+        {error, eagain} -> {error, Reason};
+        Result -> Result
+    end.
+
+stop_guard(Guard, _Ref) when node(Guard) =/= erlang:node() ->
+    %% a handle opened through rpc: "Guard" is the handle's pid on the
+    %% daemon node, and the close call has already ended it
+    ok;
+stop_guard(Guard, Ref) ->
+    MRef = erlang:monitor(process, Guard),
+    Guard ! {close, Ref},
+    receive
+        {'DOWN', MRef, process, Guard, _} -> ok
+    after ?CLOSE_WAIT ->
+        erlang:demonitor(MRef, [flush]),
+        ok
+    end.
+
+%%% -------------------------------------------------------------------
+%%% The guard process
+%%% -------------------------------------------------------------------
+
+%% ewpcapd links the handle to the process that makes the open call: that
+%% is the guard, so that the owner is never killed by a link it did not
+%% ask for. The guard monitors the owner first, so an owner that exits
+%% during the call still closes the handle.
+guard(Owner, Tag, Node, Dev, Options, State) ->
+    process_flag(trap_exit, true),
+    OwnerMRef = erlang:monitor(process, Owner),
+    Request =
+        case Dev of
+            {file, Path} -> {open_file, Path, Options, Owner};
+            _ -> {open, Dev, Options, Owner}
+        end,
+    case call(Node, Request) of
+        {ok, Ref} = Reply when is_reference(Ref) ->
+            Owner ! {Tag, Reply},
+            true = erlang:monitor_node(Node, true),
+            guard_loop(Owner, OwnerMRef, Node, Ref, State);
+        Reply ->
+            Owner ! {Tag, Reply}
+    end.
+
+-spec guard_loop(pid(), reference(), node(), reference(), atomics:atomics_ref()) ->
+    no_return().
+guard_loop(Owner, OwnerMRef, Node, Ref, State) ->
+    receive
+        {'DOWN', OwnerMRef, process, Owner, _} ->
+            % ewpcapd sees the link break and closes the handle
+            exit(normal);
+        {close, Ref} ->
+            % closed by close/1; ewpcapd has already unlinked
+            exit(normal);
+        {'EXIT', Pid, _} when node(Pid) =:= Node ->
+            lost(Owner, Ref, State);
+        {nodedown, Node} ->
+            lost(Owner, Ref, State);
+        {'EXIT', _, normal} ->
+            guard_loop(Owner, OwnerMRef, Node, Ref, State);
+        {'EXIT', _, Reason} ->
+            % an exit signal from elsewhere: behave as if not trapping
+            exit(Reason);
+        _ ->
+            guard_loop(Owner, OwnerMRef, Node, Ref, State)
+    end.
+
+%% The connection to the daemon is gone, and with it the handle. A close/1
+%% that raced with the loss needs no message.
+-spec lost(pid(), reference(), atomics:atomics_ref()) -> no_return().
+lost(Owner, Ref, State) ->
+    receive
+        {close, Ref} -> exit(normal)
+    after 0 ->
+        mark(State, ?ST_NODEDOWN),
+        Owner ! {ewpcap_error, Ref, nodedown},
+        exit(normal)
+    end.
