@@ -42,7 +42,8 @@ groups() ->
             tls_client_to_plain_daemon,
             tls_wire_payload_hidden,
             tls_optfile_daemon,
-            tls_embedded_daemon
+            tls_embedded_daemon,
+            tls_dump_node
         ]},
         {ipv6, [], [
             inet6_embedded_daemon,
@@ -281,6 +282,53 @@ tls_embedded_daemon(Config) ->
     ct:pal("embedded daemon ~p, controller ~p", [Node, Ctrl]),
     ?assertEqual([M], [P || {_, _, <<_:28/binary, P/binary>>} <- [strip_lo(G) || G <- Got]]),
     ?assert(is_pid(Ctrl)).
+
+tls_dump_node() ->
+    [{doc, "bin/ewpcap_dump -N over TLS (--tls-optfile): captures from the TLS daemon; without it, the TLS daemon refuses it"}].
+tls_dump_node(Config) ->
+    D = tls_daemon(Config),
+    Port = 40451,
+    Good = dump(Config, ["--tls-optfile", cert(Config, {optfile, good}), "-c", "2"], Port),
+    ?assertMatch({0, _}, Good),
+    {0, Out} = Good,
+    ?assertNotEqual(nomatch, string:find(Out, "2 packets captured")),
+    ?assertEqual(2, length([L || L <- string:split(Out, "\n", all),
+                                 string:find(L, "UDP, length 20") =/= nomatch])),
+    % the same run without TLS: refused by the daemon
+    {Status, Out2} = dump(Config, ["-c", "2"], Port),
+    ct:pal("plaintext ewpcap_dump: ~p~n~ts", [Status, Out2]),
+    ?assertEqual(1, Status),
+    ?assertNotEqual(nomatch, string:find(log_text(D), "refused: not TLS")).
+
+%% Runs bin/ewpcap_dump -N ewpcap@10.77.1.2 -i vethB -n Args "udp port Port"
+%% in A; once it listens (or exits), sends two datagrams from C.
+%% {ExitStatus, Output (stdout and stderr)}.
+dump(Config, Args, Port) ->
+    Dump = filename:join([filename:dirname(filename:dirname(code:which(ewpcap))), "bin",
+                          "ewpcap_dump"]),
+    NS = ?TB:ns(?config(bed, Config), a),
+    P = open_port({spawn_executable, os:find_executable("ip")},
+                  [{args, ["netns", "exec", NS, "timeout", "30", Dump, "-N", atom_to_list(?D),
+                           "--cookie", ?config(cookie, Config), "-i", "vethB", "-n"]
+                          ++ Args ++ ["udp", "port", integer_to_list(Port)]},
+                   {line, 4096}, exit_status, binary, stderr_to_stdout, hide]),
+    Deadline = erlang:monotonic_time(millisecond) + 30000,
+    dump_wait(Config, P, Port, Deadline, false, []).
+
+dump_wait(Config, P, Port, Deadline, Sent, Acc) ->
+    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
+    receive
+        {P, {data, {_, L}}} ->
+            Listening = binary:match(L, <<"listening on">>) =/= nomatch,
+            Listening andalso not Sent andalso
+                send_udp(Config, Port, [binary:copy(<<"d">>, 20) || _ <- [1, 2]]),
+            dump_wait(Config, P, Port, Deadline, Sent orelse Listening, [L | Acc]);
+        {P, {exit_status, S}} ->
+            {S, unicode:characters_to_list(lists:join("\n", lists:reverse(Acc)))}
+    after Left ->
+        catch port_close(P),
+        {timeout, unicode:characters_to_list(lists:join("\n", lists:reverse(Acc)))}
+    end.
 
 %%% ===================================================================
 %%% Group ipv6
