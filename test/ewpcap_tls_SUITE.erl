@@ -352,14 +352,27 @@ inet6_embedded_daemon(Config) ->
     ?assertEqual([M], [P || {_, _, <<_:28/binary, P/binary>>} <- [strip_lo(G) || G <- Got]]).
 
 ipv6_listen_standalone() ->
-    [{doc, "ewpcapd -name ewpcap6@::1 --listen ::1 serves an inet6_tcp client; --listen 127.0.0.1 still serves IPv4 only"}].
+    [{doc, "ewpcapd -name ewpcap6@::1 --listen ::1 serves an inet6_tcp client and ewpcap_dump -N ewpcap6@::1"}].
 ipv6_listen_standalone(Config) ->
     D6 = daemon(Config, #{ns => a, name => "ewpcap6@::1", args => ["--listen", "::1"]}),
     C6 = client(Config, "c6", #{host => {0, 0, 0, 0, 0, 0, 0, 1},
                                 args => ["-proto_dist", "inet6_tcp"]}),
     ?assertEqual(pong, on(C6, fun() -> net_adm:ping('ewpcap6@::1') end)),
     ?assertMatch({ok, _}, on(C6, fun() -> ewpcap:dev('ewpcap6@::1') end)),
-    ?assertNotEqual(nomatch, string:find(log_text(D6), "connect from c6@::1")).
+    ?assertNotEqual(nomatch, string:find(log_text(D6), "connect from c6@::1")),
+    % ewpcap_dump -N with an IPv6 host: its wrapper picks inet6_tcp
+    {Status, Out} = dump_list(Config, 'ewpcap6@::1'),
+    ct:pal("ewpcap_dump -N ewpcap6@::1 -D: ~p~n~ts", [Status, Out]),
+    ?assertEqual(0, Status),
+    ?assertNotEqual(nomatch, string:find(Out, "lo")).
+
+%% bin/ewpcap_dump -N Node -D in A: {ExitStatus, Output}
+dump_list(Config, Node) ->
+    Dump = filename:join([filename:dirname(filename:dirname(code:which(ewpcap))), "bin",
+                          "ewpcap_dump"]),
+    NS = ?TB:ns(?config(bed, Config), a),
+    ?TB:os_cmd("ip", ["netns", "exec", NS, "timeout", "20", Dump, "-N", atom_to_list(Node),
+                      "--cookie", ?config(cookie, Config), "-D"]).
 
 %%% ===================================================================
 %%% Helpers
