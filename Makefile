@@ -35,7 +35,7 @@ CFLAGS ?= -O2 -g
 EWP_CFLAGS = $(CFLAGS) $(WARN) $(HARDEN) -std=gnu11 -pthread -I$(ERL_EI_INCLUDE_DIR) -Icnode
 LDFLAGS ?=
 EWP_LDFLAGS = $(LDFLAGS) -pthread -pie -Wl,-z,relro,-z,now -L$(ERL_EI_LIB_DIR)
-LIBS = -lei -lpcap -lev
+LIBS = -lei -lpcap -lev -lssl -lcrypto
 
 CNODE_SRC = $(wildcard cnode/*.c)
 CNODE_OBJ = $(CNODE_SRC:.c=.o)
@@ -317,7 +317,7 @@ bench-clean:
 # 0 cases run, or a skip not listed in test/skips.allow.
 SAN_DIR = $(CURDIR)/_build/san
 CT_SNAME ?=
-CT_ASAN_MIN_CASES ?= 222
+CT_ASAN_MIN_CASES ?= 232
 CT_MEMCHECK_MIN_CASES ?= 22
 CT_ASAN_SOAK_CYCLES ?= 200
 CT_ASAN_SOAK_OWNERS ?= 100

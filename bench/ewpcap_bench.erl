@@ -78,8 +78,9 @@ run() ->
     {RPort, RPid} = start_remote_daemon(Cfg),
     {BPorts, Before} = start_before_daemons(Cfg),
     Cli = start_client(Cfg),
+    Tls = start_tls(Cfg),
     {ok, Peer, PNode} = start_peer(Cfg),
-    Ctx = Cfg#{local_node => LNode, local_pid => LPid, remote_pid => RPid,
+    Ctx = Cfg#{local_node => LNode, local_pid => LPid, remote_pid => RPid, tls => Tls,
                remote_node => remote_node(Cfg, "ewpcap"), before_ctx => Before,
                client => Cli, peer_node => PNode, beam_pid => list_to_integer(os:getpid())},
     AllRows = add_ratios(lists:append([size_rows(Size, Ctx) || Size <- maps:get(sizes, Cfg)])),
@@ -95,6 +96,7 @@ run() ->
     Before =:= undefined orelse ewpcap_bench_cmp:print(AllRows, Cfg1),
     write_results(Cfg1, AllRows, Latency, Rss, Targets),
     client_call(Cli, quit, 2000),
+    stop_tls(Tls),
     catch peer:stop(Peer),
     lists:foreach(fun stop_port/1, BPorts),
     stop_port(RPort),
@@ -122,7 +124,7 @@ config() ->
       count => list_to_integer(env("BENCH_COUNT", "400000")),
       rates => [list_to_integer(R) || R <- string:lexemes(env("BENCH_RATES", "20000,50000,100000,250000,500000,0"), ",")],
       sizes => [list_to_integer(S) || S <- string:lexemes(env("BENCH_SIZES", "64,1000"), ",")],
-      modes => [list_to_atom(M) || M <- string:lexemes(env("BENCH_MODES", "ceiling,default,batch64,remote,remote_batch64"), ",")],
+      modes => [list_to_atom(M) || M <- string:lexemes(env("BENCH_MODES", "ceiling,default,batch64,remote,remote_batch64,remote_tls,remote_tls_batch64"), ",")],
       row_secs => list_to_integer(env("BENCH_ROW_SECS", "5")),
       repeat => list_to_integer(env("BENCH_REPEAT", "3")),
       lat_count => list_to_integer(env("BENCH_LAT_COUNT", "3000")),
@@ -281,7 +283,11 @@ row(snap1600, Size, Rate, Ctx) ->
 row(remote, Size, Rate, Ctx) ->
     remote_row([], Size, Rate, Ctx);
 row(remote_batch64, Size, Rate, Ctx) ->
-    remote_row([{batch, 64}], Size, Rate, Ctx).
+    remote_row([{batch, 64}], Size, Rate, Ctx);
+row(remote_tls, Size, Rate, #{tls := #{client := Cli, pid := Pid}} = Ctx) ->
+    remote_row([], Size, Rate, Ctx#{client := Cli, remote_pid := Pid});
+row(remote_tls_batch64, Size, Rate, #{tls := #{client := Cli, pid := Pid}} = Ctx) ->
+    remote_row([{batch, 64}], Size, Rate, Ctx#{client := Cli, remote_pid := Pid}).
 
 %% Packets per row: BENCH_COUNT, but at most BENCH_ROW_SECS of sending
 %% at a paced rate (every row kind gets the same count at a given rate).
@@ -572,7 +578,26 @@ targets(Rows, Latency, Rss) ->
              _ ->
                  target(<<"ewpcapd RSS bounded while its client is stopped">>, false, "failed")
          end,
-    [T1] ++ T2 ++ T3 ++ T4 ++ [T5, T6].
+    T7 = case lists:member(remote_tls_batch64, [M || #{mode := M} <- Rows]) of
+             true -> [tls_target(S, Find(remote_tls_batch64, S, Unpaced),
+                                 Find(remote_batch64, S, Unpaced)) || S <- Sizes];
+             false -> []
+         end,
+    [T1] ++ T2 ++ T3 ++ T4 ++ [T5, T6] ++ T7.
+
+%% {batch, 64} over TLS against plaintext: >= 0.9x the packets, <= 1.5x the
+%% CPU per packet (ewpcapd and the owner's node together)
+tls_target(Size, #{delivered_pps := A, cpu_us_per_pkt := CA},
+           #{delivered_pps := B, cpu_us_per_pkt := CB}) when B > 0, CB > 0 ->
+    target(io_lib:format("{batch, 64} over TLS, ~b B, unpaced: >= 0.9x the packets of "
+                         "remote_batch64 at <= 1.5x its CPU per packet", [Size]),
+           A >= 0.9 * B andalso CA =< 1.5 * CB,
+           io_lib:format("~s vs ~s pps: ~.2fx; ~.1f vs ~.1f us CPU per packet: ~.2fx",
+                         [fmt_int(A), fmt_int(B), A / B, float(CA), float(CB), CA / CB]));
+tls_target(Size, _, _) ->
+    target(io_lib:format("{batch, 64} over TLS, ~b B, unpaced: >= 0.9x the packets of "
+                         "remote_batch64 at <= 1.5x its CPU per packet", [Size]),
+           false, "row missing").
 
 ratio_target(Name, #{delivered_pps := A}, #{delivered_pps := B}, What) when B > 0 ->
     target(iolist_to_binary(Name), A >= 0.9 * B,
@@ -767,6 +792,8 @@ plot_script(Cfg, Rows) ->
                batch64 => "lw 2 lc rgb '#1f77b4' pt 9",
                remote => "lw 2 dt 2 lc rgb '#ff7f0e' pt 4",
                remote_batch64 => "lw 2 dt 2 lc rgb '#2ca02c' pt 8",
+               remote_tls => "lw 2 dt 3 lc rgb '#d62728' pt 6",
+               remote_tls_batch64 => "lw 2 dt 3 lc rgb '#9467bd' pt 12",
                snap1600 => "lw 2 dt 4 lc rgb '#8c564b' pt 6",
                baseline => "lc rgb '#9467bd' pt 13 ps 2",
                baseline_idle => "lc rgb '#9467bd' pt 12 ps 2"},
@@ -1062,6 +1089,65 @@ client_call(#{port := Port}, Term, Timeout) ->
                 {failed, E} -> erlang:error({client, E});
                 _ -> Reply
             end
+    end.
+
+%% The TLS rows (remote_tls, remote_tls_batch64): certificates made with
+%% openssl in bench/out/tls, a second remote ewpcapd with --tls-* and a
+%% second client node with -proto_dist inet_tls; undefined when those
+%% modes are not asked for.
+start_tls(#{modes := Modes} = Ctx) ->
+    case [M || M <- Modes, M =:= remote_tls orelse M =:= remote_tls_batch64] of
+        [] -> undefined;
+        _ -> start_tls_nodes(Ctx)
+    end.
+
+start_tls_nodes(Ctx) ->
+    #{out := Out, ewpcapd := Exe, cap_ns := NS, cookie := Cookie, cap_addr := Addr,
+      cli_ns := CNS, cli_addr := CAddr, ebin := Ebin, bench_ebin := BEbin} = Ctx,
+    Dir = filename:join(Out, "tls"),
+    ok = filelib:ensure_path(Dir),
+    F = fun(N, E) -> filename:join(Dir, N ++ E) end,
+    Ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"],
+    {ok, _} = run_ok("openssl", ["req", "-x509" | Ec] ++ ["-keyout", F("ca", ".key"),
+                     "-out", F("ca", ".pem"), "-days", "2", "-subj", "/CN=ewpcap-bench-ca"]),
+    San = "subjectAltName=IP:" ++ Addr ++ ",IP:" ++ CAddr ++ ",DNS:" ++ Addr ++ ",DNS:" ++ CAddr,
+    {ok, _} = run_ok("openssl", ["req" | Ec] ++ ["-keyout", F("node", ".key"), "-out",
+                     F("node", ".csr"), "-subj", "/CN=node", "-addext", San]),
+    {ok, _} = run_ok("openssl", ["x509", "-req", "-in", F("node", ".csr"), "-CA", F("ca", ".pem"),
+                     "-CAkey", F("ca", ".key"), "-set_serial", "1", "-days", "2",
+                     "-copy_extensions", "copy", "-out", F("node", ".pem")]),
+    Opts = [{certfile, F("node", ".pem")}, {keyfile, F("node", ".key")},
+            {cacertfile, F("ca", ".pem")}, {verify, verify_peer}],
+    Optfile = F("optfile", ".conf"),
+    ok = file:write_file(Optfile, io_lib:format("~tp.~n", [[{server, [{fail_if_no_peer_cert, true} | Opts]},
+                                                            {client, Opts}]])),
+    DPort = ns_port(Ctx, NS, Exe, ["-name", "ewpcap_tls@" ++ Addr, "-cookie", Cookie, "--stdin",
+                                   "--tls-optfile", Optfile]),
+    {ok, _} = wait_line(DPort, "ready ", 30000),
+    {os_pid, DPid} = erlang:port_info(DPort, os_pid),
+    Erl = os:find_executable("erl"),
+    CPort = ns_port(Ctx, CNS, Erl, ["-noshell", "-name", "ewp_bench_clitls@" ++ CAddr,
+                                    "-setcookie", Cookie, "+C", "multi_time_warp",
+                                    "-proto_dist", "inet_tls", "-ssl_dist_optfile", Optfile,
+                                    "-pa", Ebin, "-pa", BEbin,
+                                    "-ewpcap", "node", "'ewpcap_tls@" ++ Addr ++ "'",
+                                    "-run", "ewpcap_bench", "client"]),
+    {ok, <<"hello ", P/binary>>} = wait_line(CPort, "hello ", 30000),
+    say("bench: TLS ewpcapd ewpcap_tls@~s (os pid ~b), TLS client node (os pid ~s)",
+        [Addr, DPid, P]),
+    #{daemon_port => DPort, pid => DPid,
+      client => #{port => CPort, pid => binary_to_integer(P)}}.
+
+stop_tls(undefined) ->
+    ok;
+stop_tls(#{daemon_port := DPort, client := Cli}) ->
+    catch client_call(Cli, quit, 2000),
+    stop_port(DPort).
+
+run_ok(Cmd, Args) ->
+    case run_cmd(Cmd, Args) of
+        {ok, _} = Ok -> Ok;
+        Other -> erlang:error({Cmd, Args, Other})
     end.
 
 start_peer(Ctx) ->

@@ -23,7 +23,8 @@
 # Environment: BENCH_COUNT (packets per row, 400000; paced rows send at most
 # BENCH_ROW_SECS (5) seconds worth), BENCH_RATES
 # (20000,50000,100000,250000,500000,0; 0 = unpaced), BENCH_SIZES (64,1000), BENCH_MODES
-# (ceiling,default,batch64,remote,remote_batch64; also snap1600: default options
+# (ceiling,default,batch64,remote,remote_batch64,remote_tls,remote_tls_batch64 -- the
+# last two over TLS distribution, certificates made with openssl in bench/out/tls; also snap1600: default options
 # with {snaplen, 1600}),
 # BENCH_STRICT=1 (exit 1 when a target fails), BENCH_TIMEOUT (seconds, 900).
 #

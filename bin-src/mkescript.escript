@@ -16,7 +16,12 @@
 %%     turns SIGINT, SIGTERM and
 %%     SIGHUP into SIGTERM for it, which ewpcap_dump handles (statistics,
 %%     exit 0);
-%%   - it then waits for the emulator and exits with its status.
+%%   - it then waits for the emulator and exits with its status;
+%%   - `--tls-optfile F' adds `-proto_dist inet_tls -ssl_dist_optfile F'
+%%     (F made absolute) to ERL_FLAGS, and an IPv6 host in `-N NODE' (a
+%%     colon after the @) `-proto_dist inet6_tcp' (inet6_tls with TLS),
+%%     unless ERL_FLAGS names a -proto_dist already: the distribution
+%%     protocol is fixed when the emulator starts (issue 11).
 %%
 %% `escript bin/ewpcap_dump ...' also works (Ctrl-C then ends the emulator
 %% at once, without the statistics, as for any escript: escript runs it
@@ -29,6 +34,13 @@ main([Out, Ebin]) ->
     Entries = [{"ewpcap/ebin/" ++ filename:basename(F), read(F)} || F <- Files],
     Wrapper =
         "2>/dev/null; { command exec 3<&0; } 2>/dev/null || exec 3</dev/null; "
+        "f=; v=; n=; for a; do case $n in o) f=$a;; N) case $a in *@*:*) v=6;; esac;; esac; n=; "
+        "case $a in --tls-optfile) n=o;; --tls-optfile=*) f=${a#*=};; -N|--node) n=N;; "
+        "-N*@*:*|--node=*@*:*) v=6;; esac; done; "
+        "case \" $ERL_FLAGS \" in *\" -proto_dist \"*) ;; *) "
+        "if [ -n \"$f\" ]; then case $f in /*) ;; *) f=$PWD/$f;; esac; "
+        "ERL_FLAGS=\"-proto_dist inet${v}_tls -ssl_dist_optfile $f $ERL_FLAGS\"; "
+        "elif [ -n \"$v\" ]; then ERL_FLAGS=\"-proto_dist inet6_tcp $ERL_FLAGS\"; fi;; esac; "
         "ERL_FLAGS=\"+Bi $ERL_FLAGS\" escript \"$0\" \"$@\" <&3 3<&- & p=$!; "
         "trap 'kill -TERM $p 2>/dev/null; t=1' INT TERM HUP; "
         "while :; do t=; wait $p; s=$?; [ -n \"$t\" ] || break; done; exit $s",

@@ -33,6 +33,12 @@
  * packets of one pcap_dispatch leave in one send, and a lone packet in
  * immediate mode without waiting a loop turn for EPOLLOUT); only what the
  * socket does not take waits for the writable watcher.
+ *
+ * A TLS peer (ewp_dist_adopt_xport) reads and writes through its xport
+ * (xport.h, tls.c) instead of read/send, with the same buffers and the same
+ * rule; bytes the xport holds decrypted (pending) are read before the loop
+ * waits again, since the socket will not announce them. Plain peers have
+ * no xport and make the same system calls as ever.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -49,6 +55,7 @@
 
 #include "dist.h"
 #include "log.h"
+#include "xport.h"
 
 #define READ_CHUNK (64u << 10)  /* bytes read per readiness */
 #define OUT_KEEP (1u << 20)     /* an idle output buffer larger than this is freed */
@@ -56,6 +63,7 @@
 struct ewp_peer {
     struct ewp_dist *d;             /* the transport it belongs to */
     int fd;                         /* the connection, O_NONBLOCK */
+    struct ewp_xport *xp;           /* TLS (owned), or NULL: plain read/send on fd */
     char name[MAXNODELEN + 1];      /* the peer's node name */
     ev_io rio;                      /* readable */
     ev_io wio;                      /* writable, started while output waits */
@@ -152,6 +160,15 @@ struct ewp_peer *
 ewp_dist_adopt(struct ewp_dist *d, int fd, const char *name, const char *rest,
                size_t rest_len)
 {
+    return ewp_dist_adopt_xport(d, fd, NULL, name, rest, rest_len);
+}
+
+/* ... whose bytes pass through xp (owned from now on, unless NULL is
+ * returned); it may hold decrypted input already: read at once. */
+struct ewp_peer *
+ewp_dist_adopt_xport(struct ewp_dist *d, int fd, struct ewp_xport *xp, const char *name,
+                     const char *rest, size_t rest_len)
+{
     struct ewp_peer *p, *old;
     int one = 1;
 
@@ -174,6 +191,7 @@ ewp_dist_adopt(struct ewp_dist *d, int fd, const char *name, const char *rest,
     }
     p->d = d;
     p->fd = fd;
+    p->xp = xp;
     (void)snprintf(p->name, sizeof(p->name), "%s", name);
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     p->last_rx = ev_now(d->loop);
@@ -185,7 +203,7 @@ ewp_dist_adopt(struct ewp_dist *d, int fd, const char *name, const char *rest,
     p->tick.data = p;
     ev_io_start(d->loop, &p->rio);
     ev_timer_start(d->loop, &p->tick);
-    if (p->in_pending)
+    if (p->in_pending || xp != NULL)
         ev_feed_event(d->loop, &p->rio, EV_READ);
     p->next = d->peers;
     d->peers = p;
@@ -374,7 +392,10 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
         p->in = in;
         p->in_cap = cap;
     }
-    n = read(p->fd, p->in + p->in_len, p->in_cap - p->in_len);
+    if (p->xp == NULL)
+        n = read(p->fd, p->in + p->in_len, p->in_cap - p->in_len);
+    else
+        n = p->xp->ops->read(p->xp, p->in + p->in_len, p->in_cap - p->in_len);
     if (n == 0) {
         ewp_peer_drop(p, "connection closed");
         return;
@@ -388,6 +409,8 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
     p->in_len += (size_t)n;
     if (frames(p) < 0)
         ewp_peer_drop(p, "bad frame");
+    else if (p->xp != NULL && !p->dead && p->xp->ops->pending(p->xp) > 0)
+        ev_feed_event(loop, &p->rio, EV_READ); /* decrypted, not signalled by the fd */
 }
 
 /* Hand over every complete frame in the input buffer; keep the rest. The
@@ -447,7 +470,10 @@ peer_write(struct ewp_peer *p)
     struct ewp_dist *d = p->d;
     ssize_t n;
 
-    n = send(p->fd, p->out + p->out_head, p->out_len - p->out_head, MSG_NOSIGNAL);
+    if (p->xp == NULL)
+        n = send(p->fd, p->out + p->out_head, p->out_len - p->out_head, MSG_NOSIGNAL);
+    else
+        n = p->xp->ops->write(p->xp, p->out + p->out_head, p->out_len - p->out_head);
     if (n < 0) {
         if (errno != EAGAIN && errno != EINTR)
             ewp_peer_drop(p, strerror(errno));
@@ -496,6 +522,8 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void
 peer_free(struct ewp_peer *p)
 {
+    if (p->xp != NULL)
+        p->xp->ops->free(p->xp);
     (void)close(p->fd);
     free(p->in);
     free(p->out);

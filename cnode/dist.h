@@ -27,6 +27,7 @@
 
 struct ewp_dist;
 struct ewp_peer;
+struct ewp_xport;
 
 /* Calls up, registered by the layer above; ctx is its own */
 struct ewp_dist_ops {
@@ -49,6 +50,8 @@ struct ewp_dist *ewp_dist_new(struct ev_loop *loop, const struct ewp_dist_config
 void ewp_dist_free(struct ewp_dist *d);
 struct ewp_peer *ewp_dist_adopt(struct ewp_dist *d, int fd, const char *name,
                                 const char *rest, size_t rest_len);
+struct ewp_peer *ewp_dist_adopt_xport(struct ewp_dist *d, int fd, struct ewp_xport *xp,
+                                      const char *name, const char *rest, size_t rest_len);
 void ewp_dist_reap(struct ewp_dist *d);
 struct ewp_peer *ewp_dist_peer_next(struct ewp_dist *d, struct ewp_peer *prev);
 struct ewp_peer *ewp_dist_peer_by_name(struct ewp_dist *d, const char *name);

@@ -3,7 +3,8 @@
  *
  * Distribution handshake, accepting side, protocol version 6 (the one OTP
  * 25 nodes use when epmd says the node speaks 6). Every packet carries a
- * 2-byte big-endian length:
+ * 2-byte big-endian length; inside TLS (inet_tls_dist, ewp_hs_set_tls) a
+ * 4-byte one:
  *
  *   peer                                      ewpcapd
  *   | --- 'N' Flags:64 Creation:32 NLen:16 Name -> |
@@ -23,6 +24,7 @@
 #include "md5.h"
 
 static int packet(struct ewp_hs *hs, const unsigned char *p, size_t len);
+static size_t in_need(const struct ewp_hs *hs);
 static int on_name(struct ewp_hs *hs, const unsigned char *p, size_t len);
 static int on_reply(struct ewp_hs *hs, const unsigned char *p, size_t len);
 static int out_packet(struct ewp_hs *hs, const unsigned char *body, size_t len);
@@ -43,6 +45,14 @@ ewp_hs_init(struct ewp_hs *hs, const char *our_name, const char *cookie, uint32_
     hs->creation = creation;
     hs->challenge = challenge;
     hs->our_flags = flags;
+    hs->hdr = 2;
+}
+
+/* Inside TLS, inet_tls_dist's {packet, 4}: 4-byte lengths. Before any input. */
+void
+ewp_hs_set_tls(struct ewp_hs *hs)
+{
+    hs->hdr = 4;
 }
 
 /*
@@ -64,8 +74,13 @@ ewp_hs_input(struct ewp_hs *hs, const void *data, size_t len, size_t *used)
     while (taken < len && hs->state != EWP_HS_DONE && hs->state != EWP_HS_FAILED) {
         size_t need, n;
 
-        /* first the 2-byte length, then the packet itself */
-        need = hs->in_len < 2 ? 2 : 2 + (((size_t)hs->in[0] << 8) | hs->in[1]);
+        /* first the length (hs->hdr bytes), then the packet itself */
+        if (hs->hdr == 2 && hs->in_len >= 2 && hs->in[0] == 0x16 && hs->in[1] == 0x03) {
+            /* a TLS record header where a length belongs: a ClientHello */
+            *used = taken;
+            return fail(hs, "TLS client (this ewpcapd runs without --tls-cert)");
+        }
+        need = in_need(hs);
         if (need > sizeof(hs->in)) {
             *used = taken;
             return fail(hs, "handshake packet too large");
@@ -76,14 +91,14 @@ ewp_hs_input(struct ewp_hs *hs, const void *data, size_t len, size_t *used)
         memcpy(hs->in + hs->in_len, d + taken, n);
         hs->in_len += n;
         taken += n;
-        if (hs->in_len < 2 || hs->in_len < 2 + (((size_t)hs->in[0] << 8) | hs->in[1]))
+        if (hs->in_len < hs->hdr || hs->in_len < in_need(hs))
             continue;
-        if (hs->in_len == 2 && hs->in[0] == 0 && hs->in[1] == 0) {
+        if (hs->in_len == hs->hdr) {
             *used = taken;
             return fail(hs, "empty handshake packet");
         }
-        if (hs->in_len > 2) {
-            int rv = packet(hs, hs->in + 2, hs->in_len - 2);
+        {
+            int rv = packet(hs, hs->in + hs->hdr, hs->in_len - hs->hdr);
 
             hs->in_len = 0;
             if (rv < 0) {
@@ -111,6 +126,21 @@ ewp_hs_digest(uint32_t challenge, const char *cookie, unsigned char digest[16])
     ewp_md5_update(&m, cookie, strlen(cookie));
     ewp_md5_update(&m, num, (size_t)n);
     ewp_md5_final(&m, digest);
+}
+
+/* Bytes the current packet needs in hs->in: its length field, then all of it.
+ * A 4-byte length past the buffer is capped (and refused by the caller). */
+static size_t
+in_need(const struct ewp_hs *hs)
+{
+    uint32_t len;
+
+    if (hs->in_len < hs->hdr)
+        return hs->hdr;
+    len = hs->hdr == 2 ? (((uint32_t)hs->in[0] << 8) | hs->in[1]) : get32(hs->in);
+    if (len > EWP_HS_BUF)
+        len = EWP_HS_BUF;
+    return hs->hdr + (size_t)len;
 }
 
 static int
@@ -191,12 +221,18 @@ on_reply(struct ewp_hs *hs, const unsigned char *p, size_t len)
 static int
 out_packet(struct ewp_hs *hs, const unsigned char *body, size_t len)
 {
-    if (hs->out_len + 2 + len > sizeof(hs->out))
+    unsigned char *o = hs->out + hs->out_len;
+
+    if (hs->out_len + hs->hdr + len > sizeof(hs->out))
         return fail(hs, "handshake output overflow");
-    hs->out[hs->out_len] = (unsigned char)(len >> 8);
-    hs->out[hs->out_len + 1] = (unsigned char)len;
-    memcpy(hs->out + hs->out_len + 2, body, len);
-    hs->out_len += 2 + len;
+    if (hs->hdr == 4) {
+        put32(o, (uint32_t)len);
+    } else {
+        o[0] = (unsigned char)(len >> 8);
+        o[1] = (unsigned char)len;
+    }
+    memcpy(o + hs->hdr, body, len);
+    hs->out_len += hs->hdr + len;
     return 0;
 }
 

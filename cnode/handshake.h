@@ -72,6 +72,7 @@ struct ewp_hs {
     uint32_t creation;                  /* our creation */
     uint32_t challenge;                 /* our challenge */
     uint64_t our_flags;                 /* flags we offer */
+    size_t hdr;                         /* bytes of each packet's length: 2, or 4 in TLS */
     uint64_t peer_flags;                /* flags the peer offered */
     uint32_t peer_creation;             /* its creation */
     char peer_name[EWP_HS_NAME_MAX + 1]; /* its node name */
@@ -80,6 +81,7 @@ struct ewp_hs {
 
 void ewp_hs_init(struct ewp_hs *hs, const char *our_name, const char *cookie,
                  uint32_t creation, uint32_t challenge, uint64_t flags);
+void ewp_hs_set_tls(struct ewp_hs *hs);
 int ewp_hs_input(struct ewp_hs *hs, const void *data, size_t len, size_t *used);
 void ewp_hs_digest(uint32_t challenge, const char *cookie, unsigned char digest[16]);
 

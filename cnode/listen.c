@@ -8,6 +8,13 @@
  * each and never locks a real node out. A completed handshake becomes a
  * peer of dist.c (ewp_dist_adopt), with any bytes that came after it.
  * The epmd registration is epmd.c's.
+ *
+ * With TLS (tls.c), each connection first runs the TLS handshake, stepped
+ * on readiness under the same timer, then the distribution handshake
+ * inside it with 4-byte lengths; a plaintext client is refused by its
+ * first byte. The listen socket is our own (ei_xlisten is IPv4 only):
+ * IPv6 and dual stack (:: with IPV6_V6ONLY off, the default where the
+ * host has IPv6), or IPv4.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,6 +26,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <unistd.h>
 
 #include <ei.h>
@@ -28,6 +36,8 @@
 #include "handshake.h"
 #include "listen.h"
 #include "log.h"
+#include "tls.h"
+#include "xport.h"
 
 #define HANDSHAKE_SECS 5.0      /* a handshake not done by then is dropped */
 #define HANDSHAKES_MAX 64       /* handshakes in progress at once */
@@ -41,6 +51,8 @@ struct ewp_hs_conn {
     ev_io rio;                   /* readable */
     ev_timer timeout;            /* HANDSHAKE_SECS */
     struct ewp_hs hs;            /* the state machine */
+    struct ewp_xport *xp;        /* TLS, or NULL */
+    int tls_done;                /* the TLS handshake is over */
     struct ewp_hs_conn *next;    /* all handshakes */
 };
 
@@ -50,6 +62,7 @@ struct ewp_listener {
     struct ewp_dist *dist;       /* where peers go */
     int fd;                      /* the listen socket */
     int port;                    /* its port */
+    struct ewp_tls *tls;         /* TLS required (not ours), or NULL */
     ev_io accept_w;              /* readable */
     struct ewp_hs_conn *hs;      /* handshakes in progress, newest first */
     int nhs;                     /* how many */
@@ -59,13 +72,18 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void hs_read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void hs_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void hs_close(struct ewp_hs_conn *c, const char *why);
+static int hs_tls_step(struct ewp_hs_conn *c);
+static ssize_t hs_read(struct ewp_hs_conn *c, char *buf, size_t len);
+static int listen_socket(const char *addr, int port, char *errbuf, size_t errlen);
+static void peer_addr(const struct sockaddr_storage *ss, char *out, size_t outlen);
 
 /* NULL: error in errbuf */
 struct ewp_listener *
 ewp_listen_new(struct ev_loop *loop, const struct ewp_listen_config *cfg,
                struct ewp_dist *dist, char *errbuf, size_t errlen)
 {
-    struct in_addr addr = cfg->addr;
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
     struct ewp_listener *l;
 
     l = calloc(1, sizeof(*l));
@@ -76,16 +94,16 @@ ewp_listen_new(struct ev_loop *loop, const struct ewp_listen_config *cfg,
     l->loop = loop;
     l->ec = cfg->ec;
     l->dist = dist;
-    l->port = cfg->port;
-    l->fd = ei_xlisten(l->ec, &addr, &l->port, 128);
+    l->tls = cfg->tls;
+    l->fd = listen_socket(cfg->addr, cfg->port, errbuf, errlen);
     if (l->fd < 0) {
-        (void)snprintf(errbuf, errlen, "listen on %s:%d: %s", inet_ntoa(cfg->addr),
-                       cfg->port, strerror(errno));
         free(l);
         return NULL;
     }
-    (void)fcntl(l->fd, F_SETFD, FD_CLOEXEC);
-    (void)fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) | O_NONBLOCK);
+    memset(&ss, 0, sizeof(ss));
+    (void)getsockname(l->fd, (struct sockaddr *)&ss, &sslen);
+    l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)(void *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)(void *)&ss)->sin_port);
     ev_io_init(&l->accept_w, accept_cb, l->fd, EV_READ);
     l->accept_w.data = l;
     ev_io_start(loop, &l->accept_w);
@@ -149,13 +167,19 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         c->l = l;
         c->fd = fd;
-        if (ss.ss_family == AF_INET)
-            (void)inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)&ss)->sin_addr, c->addr,
-                            sizeof(c->addr));
+        peer_addr(&ss, c->addr, sizeof(c->addr));
+        if (l->tls != NULL && (c->xp = ewp_tls_conn_new(l->tls, fd)) == NULL) {
+            EWP_ERR("out of memory for a TLS handshake: connection closed");
+            (void)close(fd);
+            free(c);
+            continue;
+        }
         if (getrandom(&challenge, sizeof(challenge), GRND_NONBLOCK) != sizeof(challenge))
             challenge = (uint32_t)random();
         ewp_hs_init(&c->hs, ei_thisnodename(l->ec), l->ec->ei_connect_cookie,
                     l->ec->creation, challenge, EWP_DFLAG_OURS);
+        if (c->xp != NULL)
+            ewp_hs_set_tls(&c->hs);
         ev_io_init(&c->rio, hs_read_cb, fd, EV_READ);
         c->rio.data = c;
         ev_timer_init(&c->timeout, hs_timeout_cb, HANDSHAKE_SECS, 0);
@@ -181,7 +205,9 @@ hs_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 
     (void)loop;
     (void)revents;
-    n = read(c->fd, buf, sizeof(buf));
+    if (c->xp != NULL && !c->tls_done && hs_tls_step(c) <= 0)
+        return;
+    n = hs_read(c, buf, sizeof(buf));
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
         hs_close(c, "closed during handshake");
         return;
@@ -191,7 +217,9 @@ hs_read_cb(struct ev_loop *loop, ev_io *w, int revents)
     rv = ewp_hs_input(&c->hs, buf, (size_t)n, &used);
     if (c->hs.out_len > 0) {
         /* a fresh socket's buffer takes these few hundred bytes at once */
-        if (send(c->fd, c->hs.out, c->hs.out_len, MSG_NOSIGNAL) != (ssize_t)c->hs.out_len) {
+        if ((c->xp == NULL ? send(c->fd, c->hs.out, c->hs.out_len, MSG_NOSIGNAL)
+                           : c->xp->ops->write(c->xp, c->hs.out, c->hs.out_len)) !=
+            (ssize_t)c->hs.out_len) {
             hs_close(c, "cannot write handshake");
             return;
         }
@@ -201,17 +229,55 @@ hs_read_cb(struct ev_loop *loop, ev_io *w, int revents)
         hs_close(c, c->hs.error);
         return;
     }
-    if (rv == 0)
+    if (rv == 0) {
+        /* TLS may hold more decrypted bytes than buf took: not signalled by the fd */
+        if (c->xp != NULL && c->xp->ops->pending(c->xp) > 0)
+            ev_feed_event(l->loop, &c->rio, EV_READ);
         return;
+    }
 
     /* the handshake done: the socket and whatever came after it move on */
-    p = ewp_dist_adopt(l->dist, c->fd, c->hs.peer_name, buf + used, (size_t)n - used);
+    p = ewp_dist_adopt_xport(l->dist, c->fd, c->xp, c->hs.peer_name, buf + used,
+                             (size_t)n - used);
     if (p == NULL) {
         hs_close(c, "out of memory");
         return;
     }
     c->fd = -1;
+    c->xp = NULL;
     hs_close(c, NULL);
+}
+
+/* A step of the TLS handshake. Returns 1 when it is over (the distribution
+ * handshake may read), 0 to wait for the readiness it asked for, -1 when
+ * the connection was refused and closed. */
+static int
+hs_tls_step(struct ewp_hs_conn *c)
+{
+    char err[256];
+    int want_write, rv;
+
+    rv = ewp_tls_handshake(c->xp, &want_write, err, sizeof(err));
+    if (rv < 0) {
+        hs_close(c, err);
+        return -1;
+    }
+    if (rv == 0 && (int)(c->rio.events & EV_WRITE) == (want_write ? EV_WRITE : 0))
+        return 0;
+    /* watch what OpenSSL waits for: writable while it asks, else readable */
+    ev_io_stop(c->l->loop, &c->rio);
+    ev_io_set(&c->rio, c->fd, rv == 0 && want_write ? EV_WRITE : EV_READ);
+    ev_io_start(c->l->loop, &c->rio);
+    if (rv == 0)
+        return 0;
+    c->tls_done = 1;
+    return 1;
+}
+
+static ssize_t
+hs_read(struct ewp_hs_conn *c, char *buf, size_t len)
+{
+    return c->xp == NULL ? read(c->fd, buf, len) : c->xp->ops->read(c->xp, buf, len);
 }
 
 static void
@@ -234,6 +300,8 @@ hs_close(struct ewp_hs_conn *c, const char *why)
     if (why != NULL)
         EWP_LOG(1, "connection from %s%s%s refused: %s", c->addr[0] ? c->addr : "?",
                 c->hs.peer_name[0] ? " as " : "", c->hs.peer_name, why);
+    if (c->xp != NULL)
+        c->xp->ops->free(c->xp);
     if (c->fd >= 0)
         (void)close(c->fd);
     for (cc = &l->hs; *cc != NULL; cc = &(*cc)->next)
@@ -245,3 +313,76 @@ hs_close(struct ewp_hs_conn *c, const char *why)
     free(c);
 }
 
+
+/*
+ * The listen socket, non-blocking: addr NULL is :: in dual stack (IPv4
+ * clients arrive as ::ffff:a.b.c.d), or 0.0.0.0 on a host without IPv6;
+ * else an IPv4 or IPv6 literal. Returns the fd, or -1 with errbuf.
+ */
+static int
+listen_socket(const char *addr, int port, char *errbuf, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    struct sockaddr_in *sin = (struct sockaddr_in *)(void *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)(void *)&ss;
+    socklen_t sslen;
+    int fd, one = 1, zero = 0;
+
+    memset(&ss, 0, sizeof(ss));
+    if (addr == NULL || inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        if (addr == NULL)
+            sin6->sin6_addr = in6addr_any;
+        sslen = sizeof(*sin6);
+    } else if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        sslen = sizeof(*sin);
+    } else {
+        (void)snprintf(errbuf, errlen, "listen: not an address: %s", addr);
+        return -1;
+    }
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 && addr == NULL && (errno == EAFNOSUPPORT || errno == EPROTONOSUPPORT)) {
+        /* no IPv6 on this host: IPv4 only */
+        memset(&ss, 0, sizeof(ss));
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        sin->sin_addr.s_addr = htonl(INADDR_ANY);
+        sslen = sizeof(*sin);
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    }
+    if (fd < 0) {
+        (void)snprintf(errbuf, errlen, "listen: socket: %s", strerror(errno));
+        return -1;
+    }
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ss.ss_family == AF_INET6 && addr == NULL)
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    if (bind(fd, (struct sockaddr *)&ss, sslen) < 0 || listen(fd, 128) < 0) {
+        int saved = errno;
+
+        (void)close(fd);
+        (void)snprintf(errbuf, errlen, "listen on %s port %d: %s",
+                       addr != NULL ? addr : "::", port, strerror(saved));
+        return -1;
+    }
+    return fd;
+}
+
+/* For the log: a.b.c.d (IPv4-mapped too), or the IPv6 address */
+static void
+peer_addr(const struct sockaddr_storage *ss, char *out, size_t outlen)
+{
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)ss;
+
+    out[0] = '\0';
+    if (ss->ss_family == AF_INET)
+        (void)inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)ss)->sin_addr,
+                        out, (socklen_t)outlen);
+    else if (ss->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
+        (void)inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], out, (socklen_t)outlen);
+    else if (ss->ss_family == AF_INET6)
+        (void)inet_ntop(AF_INET6, &sin6->sin6_addr, out, (socklen_t)outlen);
+}

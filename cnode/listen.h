@@ -17,12 +17,15 @@
 
 #include "dist.h"
 
+struct ewp_tls;
+
 struct ewp_listener;
 
 struct ewp_listen_config {
     ei_cnode *ec;          /* our name, cookie and creation (read at each accept) */
-    struct in_addr addr;   /* listen address */
+    const char *addr;      /* listen address, IPv4 or IPv6; NULL: dual stack (or 0.0.0.0) */
     int port;              /* listen port, 0: any */
+    struct ewp_tls *tls;   /* TLS required, or NULL: plaintext (not owned) */
 };
 
 struct ewp_listener *ewp_listen_new(struct ev_loop *loop, const struct ewp_listen_config *cfg,

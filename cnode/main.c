@@ -30,6 +30,7 @@
 #include "privs.h"
 #include "request.h"
 #include "router.h"
+#include "tls.h"
 
 #define EWP_VERSION "0.1.0"
 #define COOKIE_MAX 1024
@@ -40,7 +41,7 @@ struct node_opts {
     const char *alive;     /* alive part of the node name */
     const char *host;      /* host part */
     const char *cookie;    /* NULL: ~/.erlang.cookie */
-    struct in_addr listen; /* listen address */
+    const char *listen;    /* listen address (IPv4 or IPv6); NULL: dual stack */
     int port;              /* listen port, 0: any */
     double ticktime;       /* seconds of silence before a peer counts as dead */
 };
@@ -56,6 +57,8 @@ struct config {
     const char *allow[ALLOW_MAX];  /* --allow */
     struct ewp_policy policy;      /* passed to request.c */
     struct node_opts node;         /* our node */
+    int tls_on;                    /* any --tls-* flag: TLS distribution only */
+    struct ewp_tls_config tls;     /* --tls-* */
 };
 
 /* Every layer, for the teardown */
@@ -63,6 +66,7 @@ struct daemon {
     ei_cnode ec;                   /* our node */
     struct ewp_dist *dist;         /* connected nodes */
     struct ewp_listener *listener; /* the listen socket, handshakes */
+    struct ewp_tls *tls;           /* TLS context, or NULL */
     struct ewp_epmd *epmd;         /* the registration */
     struct ewp_requests req;       /* handles, filters, policy */
     struct ewp_router router;      /* what comes in */
@@ -77,6 +81,7 @@ static int parse_args(int argc, char *argv[], struct config *cfg);
 static int set_name(struct config *cfg, const char *arg, int longnames);
 static int read_cookie_file(const char *path, char *cookie, size_t len);
 static int home_cookie_exists(void);
+static int parse_tls_arg(struct config *cfg, int opt, const char *arg);
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents);
 static void stdin_cb(struct ev_loop *loop, ev_io *w, int revents);
 
@@ -156,14 +161,16 @@ start(struct ev_loop *loop, const struct config *cfg, struct daemon *dm, char *e
         (void)snprintf(errbuf, errlen, "out of memory");
         return -1;
     }
+    if (cfg->tls_on && (lcfg.tls = dm->tls = ewp_tls_new(&cfg->tls, errbuf, errlen)) == NULL)
+        return -1;
     dm->listener = ewp_listen_new(loop, &lcfg, dm->dist, errbuf, errlen);
     if (dm->listener == NULL)
         return -1;
     dm->epmd = ewp_epmd_new(loop, &dm->ec, ewp_listen_port(dm->listener), errbuf, errlen);
     if (dm->epmd == NULL)
         return -1;
-    EWP_LOG(1, "%s listening on port %d", ei_thisnodename(&dm->ec),
-            ewp_listen_port(dm->listener));
+    EWP_LOG(1, "%s listening on port %d%s", ei_thisnodename(&dm->ec),
+            ewp_listen_port(dm->listener), dm->tls != NULL ? " (TLS)" : "");
     if (cfg->netns != NULL && ewp_netns_enter(cfg->netns, sub, sizeof(sub)) < 0) {
         (void)snprintf(errbuf, errlen, "--netns: %s", sub);
         return -1;
@@ -194,6 +201,8 @@ stop(struct daemon *dm)
         ewp_request_shutdown(&dm->req);
     ewp_epmd_free(dm->epmd);
     dm->epmd = NULL;
+    ewp_tls_free(dm->tls);
+    dm->tls = NULL;
 }
 
 /* ei's node: name, cookie, and a fresh creation at each start (pids and
@@ -235,7 +244,8 @@ usage(FILE *out)
         "  -cookie COOKIE       magic cookie (visible in ps: prefer --cookie-file)\n"
         "  --cookie-file FILE   read the cookie from FILE\n"
         "                       (else $EWPCAPD_COOKIE, else ~/.erlang.cookie)\n"
-        "  --listen ADDR        IPv4 address for node connections (default 0.0.0.0)\n"
+        "  --listen ADDR        IPv4 or IPv6 address for node connections\n"
+        "                       (default: all, IPv6 and IPv4 where the host has IPv6)\n"
         "  --port N             TCP port for node connections (default: any)\n"
         "  --netns NAME         capture inside network namespace NAME (ip netns)\n"
         "  --ticktime SECONDS   drop a node silent this long (default 60)\n"
@@ -248,6 +258,14 @@ usage(FILE *out)
         "  --user USER          run as USER, keeping only cap_net_raw and\n"
         "                       cap_net_admin (when started as root)\n"
         "  --stdin              exit when standard input closes (used as a port)\n"
+        "  --tls-cert FILE      TLS distribution (inet_tls_dist) only, with this PEM\n"
+        "                       certificate (chain); plaintext nodes are refused\n"
+        "  --tls-key FILE       its PEM private key (default: in --tls-cert)\n"
+        "  --tls-cacert FILE    PEM CAs that client certificates must chain to\n"
+        "  --tls-verify peer|none  verify client certificates (default: none)\n"
+        "  --tls-fail-if-no-peer-cert  refuse clients without a certificate\n"
+        "  --tls-optfile FILE   the server options of an -ssl_dist_optfile (read\n"
+        "                       with erl, $ERL); flags after it override them\n"
         "  -v                   log connects, opens, closes (-v -v: debug)\n"
         "  -h, --help           this text\n"
         "Prints \"ready NODE\" on stdout once registered with epmd. Needs root or\n"
@@ -259,7 +277,8 @@ parse_args(int argc, char *argv[], struct config *cfg)
 {
     enum { O_SNAME = 256, O_NAME, O_COOKIE, O_COOKIE_FILE, O_LISTEN, O_PORT, O_NETNS,
            O_TICKTIME, O_STDIN, O_ALLOW, O_NO_INJECT, O_MAX_HANDLES, O_MAX_NODE_HANDLES,
-           O_USER, O_FILES };
+           O_USER, O_FILES,
+           O_TLS_CERT, O_TLS_KEY, O_TLS_CACERT, O_TLS_VERIFY, O_TLS_FAIL, O_TLS_OPTFILE };
     static const struct option longopts[] = {
         {"sname", required_argument, NULL, O_SNAME},
         {"name", required_argument, NULL, O_NAME},
@@ -276,6 +295,12 @@ parse_args(int argc, char *argv[], struct config *cfg)
         {"max-node-handles", required_argument, NULL, O_MAX_NODE_HANDLES},
         {"user", required_argument, NULL, O_USER},
         {"files", required_argument, NULL, O_FILES},
+        {"tls-cert", required_argument, NULL, O_TLS_CERT},
+        {"tls-key", required_argument, NULL, O_TLS_KEY},
+        {"tls-cacert", required_argument, NULL, O_TLS_CACERT},
+        {"tls-verify", required_argument, NULL, O_TLS_VERIFY},
+        {"tls-fail-if-no-peer-cert", no_argument, NULL, O_TLS_FAIL},
+        {"tls-optfile", required_argument, NULL, O_TLS_OPTFILE},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -288,7 +313,6 @@ parse_args(int argc, char *argv[], struct config *cfg)
     double d;
 
     memset(cfg, 0, sizeof(*cfg));
-    cfg->node.listen.s_addr = htonl(INADDR_ANY);
     cfg->node.ticktime = 60;
 
     opterr = 0;
@@ -310,11 +334,26 @@ parse_args(int argc, char *argv[], struct config *cfg)
             if (read_cookie_file(optarg, cfg->cookie, sizeof(cfg->cookie)) < 0)
                 return -1;
             break;
-        case O_LISTEN:
-            if (inet_pton(AF_INET, optarg, &cfg->node.listen) != 1) {
-                (void)fprintf(stderr, "ewpcapd: --listen: not an IPv4 address: %s\n", optarg);
+        case O_LISTEN: {
+            struct in6_addr a6;
+
+            if (inet_pton(AF_INET, optarg, &a6) != 1 && inet_pton(AF_INET6, optarg, &a6) != 1) {
+                (void)fprintf(stderr, "ewpcapd: --listen: not an IPv4 or IPv6 address: %s\n",
+                              optarg);
                 return -1;
             }
+            cfg->node.listen = optarg;
+            break;
+        }
+        case O_TLS_CERT:
+        case O_TLS_KEY:
+        case O_TLS_CACERT:
+        case O_TLS_VERIFY:
+        case O_TLS_FAIL:
+        case O_TLS_OPTFILE:
+            /* c(ert) k(ey) a (cacert) v(erify) f(ail if no peer cert) o(ptfile) */
+            if (parse_tls_arg(cfg, "ckavfo"[ch - O_TLS_CERT], optarg) < 0)
+                return -1;
             break;
         case O_PORT:
             errno = 0;
@@ -452,6 +491,52 @@ set_name(struct config *cfg, const char *arg, int longnames)
     }
     if (!longnames && strchr(cfg->host, '.') != NULL) {
         (void)fprintf(stderr, "ewpcapd: -sname host part has a dot: use -name: %s\n", arg);
+        return -1;
+    }
+    return 0;
+}
+
+/* --tls-*: each turns TLS on; later ones override the optfile's */
+static int
+parse_tls_arg(struct config *cfg, int opt, const char *arg)
+{
+    struct ewp_tls_config *t = &cfg->tls;
+    char err[512];
+    char *dst = NULL;
+
+    cfg->tls_on = 1;
+    switch (opt) {
+    case 'c':
+        dst = t->cert;
+        break;
+    case 'k':
+        dst = t->key;
+        break;
+    case 'a':
+        dst = t->cacert;
+        break;
+    case 'v':
+        if (strcmp(arg, "peer") != 0 && strcmp(arg, "none") != 0) {
+            (void)fprintf(stderr, "ewpcapd: --tls-verify: peer or none: %s\n", arg);
+            return -1;
+        }
+        t->verify_peer = strcmp(arg, "peer") == 0;
+        return 0;
+    case 'f':
+        t->fail_if_no_peer_cert = 1;
+        return 0;
+    case 'o':
+        if (ewp_tls_read_optfile(t, arg, err, sizeof(err)) < 0) {
+            (void)fprintf(stderr, "ewpcapd: %s\n", err);
+            return -1;
+        }
+        return 0;
+    default:
+        return -1;
+    }
+    /* absolute, as in the log and after --netns */
+    if (realpath(arg, dst) == NULL) {
+        (void)fprintf(stderr, "ewpcapd: %s: %s\n", arg, strerror(errno));
         return -1;
     }
     return 0;

@@ -16,6 +16,12 @@
 %%%     restarted daemon has a new name, and `Host' the host part of the
 %%%     local node's name. The cookie is passed in the environment variable
 %%%     `EWPCAPD_COOKIE';</li>
+%%% <li>when the local node runs TLS distribution (`-proto_dist inet_tls'
+%%%     or `inet6_tls'), passes the node's own server options to the
+%%%     daemon as `--tls-*' flags (tls_args/0): the daemon then speaks TLS
+%%%     only, with the node's certificate, so that this node (and any node
+%%%     it trusts) reaches it. Over `inet6_tcp' nothing is needed: the
+%%%     daemon listens on IPv6 and IPv4 by default;</li>
 %%% <li>waits up to 10 seconds for the daemon's line `ready <Node>' on
 %%%     its standard output (other lines are logged), pings the node and
 %%%     monitors it.</li>
@@ -38,7 +44,7 @@
 
 -behaviour(gen_server).
 
--export([start_link/0, daemon_node/0, executable/0]).
+-export([start_link/0, daemon_node/0, executable/0, tls_args/0, tls_flags/1]).
 
 -export([
     init/1,
@@ -182,7 +188,7 @@ start_daemon(Exe) ->
     Port = open_port(
         {spawn_executable, Exe},
         [
-            {args, [NameFlag, Name, "--stdin" | files_args()]},
+            {args, [NameFlag, Name, "--stdin" | files_args() ++ tls_args()]},
             {env, [{"EWPCAPD_COOKIE", atom_to_list(erlang:get_cookie())}]},
             {line, 1024},
             use_stdio,
@@ -289,3 +295,70 @@ stop_port(Port) ->
     after 0 -> ok
     end,
     ok.
+
+%%% ---- TLS distribution (issue 11, begin) ----------------------------
+
+%% @doc The `--tls-*' flags that make ewpcapd accept what this node's own
+%% TLS distribution accepts: [] unless the node runs `inet_tls' or
+%% `inet6_tls'. The server options are the ones the node uses: those
+%% `ssl' read from `-ssl_dist_optfile' (its table `ssl_dist_opts'), else
+%% the `-ssl_dist_opt server_*' flags.
+-spec tls_args() -> [string()].
+tls_args() ->
+    Protos = case init:get_argument(proto_dist) of
+                 {ok, Ps} -> lists:append(Ps);
+                 error -> []
+             end,
+    case [P || P <- Protos, lists:member(P, ["inet_tls", "inet6_tls"])] of
+        [] -> [];
+        _ -> tls_flags(tls_server_opts())
+    end.
+
+tls_server_opts() ->
+    try ets:lookup(ssl_dist_opts, server) of
+        [{server, Opts}] -> Opts;
+        [] -> tls_opt_flags()
+    catch
+        error:badarg -> tls_opt_flags()
+    end.
+
+%% -ssl_dist_opt server_certfile F server_keyfile K ...: pairs
+tls_opt_flags() ->
+    case init:get_argument(ssl_dist_opt) of
+        {ok, Args} -> tls_pairs(lists:append(Args));
+        error -> []
+    end.
+
+tls_pairs(["server_" ++ Key, Value | Rest]) ->
+    V = case Key of
+            "verify" -> list_to_atom(Value);
+            "fail_if_no_peer_cert" -> list_to_atom(Value);
+            _ -> Value
+        end,
+    [{list_to_atom(Key), V} | tls_pairs(Rest)];
+tls_pairs([_, _ | Rest]) ->
+    tls_pairs(Rest);
+tls_pairs(_) ->
+    [].
+
+%% @doc ssl server options as ewpcapd flags (file names made absolute);
+%% options ewpcapd has no flag for are logged and left out.
+-spec tls_flags([{atom(), term()}]) -> [string()].
+tls_flags(Opts) ->
+    lists:append([tls_flag(K, V) || {K, V} <- Opts]).
+
+tls_flag(certfile, F) -> ["--tls-cert", tls_path(F)];
+tls_flag(keyfile, F) -> ["--tls-key", tls_path(F)];
+tls_flag(cacertfile, F) -> ["--tls-cacert", tls_path(F)];
+tls_flag(verify, verify_peer) -> ["--tls-verify", "peer"];
+tls_flag(verify, verify_none) -> ["--tls-verify", "none"];
+tls_flag(fail_if_no_peer_cert, true) -> ["--tls-fail-if-no-peer-cert"];
+tls_flag(fail_if_no_peer_cert, false) -> [];
+tls_flag(Key, _) ->
+    logger:notice("ewpcap: TLS server option ~p not passed to ewpcapd", [Key]),
+    [].
+
+tls_path(F) ->
+    filename:absname(unicode:characters_to_list(F)).
+
+%%% ---- TLS distribution (issue 11, end) ------------------------------

@@ -84,7 +84,7 @@ long_names(Host) ->
     case net_kernel:longnames() of
         true -> true;
         false -> false;
-        ignored -> lists:member($., Host)
+        ignored -> lists:member($., Host) orelse lists:member($:, Host)
     end.
 
 %%% ===================================================================

@@ -137,7 +137,7 @@ daemon(#opts{node = Node, cookie = Cookie}) ->
     setup_app(),
     [_, Host] = string:split(atom_to_list(Node), "@"),
     Names =
-        case lists:member($., Host) of
+        case lists:member($., Host) orelse lists:member($:, Host) of % ':': IPv6
             true -> longnames;
             false -> shortnames
         end,

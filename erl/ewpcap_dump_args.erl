@@ -69,7 +69,8 @@ long_flag(Name, Inline, Rest, O) ->
         {"list-interfaces", "D"}, {"interface", "i"}, {"count", "c"},
         {"snapshot-length", "s"}, {"buffer-size", "B"},
         {"no-promiscuous-mode", "p"}, {"packet-buffered", "U"},
-        {"node", "N"}, {"absolute-tcp-sequence-numbers", "S"}
+        {"node", "N"}, {"absolute-tcp-sequence-numbers", "S"},
+        {"tls-optfile", "tls-optfile"}
     ],
     case lists:keyfind(Name, 1, Table) of
         false ->
@@ -78,7 +79,8 @@ long_flag(Name, Inline, Rest, O) ->
             Inline =:= none orelse usage("option --~ts takes no argument", [Name]),
             {flag(Atom, true, O), Rest};
         {_, Flag} ->
-            case {lists:member(hd(Flag), ?ARG_FLAGS) orelse Flag =:= "cookie", Inline, Rest} of
+            case {lists:member(hd(Flag), ?ARG_FLAGS) orelse Flag =:= "cookie"
+                  orelse Flag =:= "tls-optfile", Inline, Rest} of
                 {false, none, _} -> {flag(Flag, true, O), Rest};
                 {false, _, _} -> usage("option --~ts takes no argument", [Name]);
                 {true, {value, V}, _} -> {flag(Flag, V, O), Rest};
@@ -99,6 +101,7 @@ flag("B", V, O) -> O#opts{buffer = int("-B", V, 1, 16#7FFFFFFF div 1024)};
 flag("w", V, O) -> O#opts{write = V};
 flag("r", V, O) -> O#opts{read = V};
 flag("cookie", V, O) -> O#opts{cookie = list_to_atom(V)};
+flag("tls-optfile", V, O) -> tls_optfile(V), O;
 flag("D", _, O) -> O#opts{list = true};
 flag("p", _, O) -> O#opts{promisc = false};
 flag("n", _, O) -> O#opts{numeric = true};
@@ -146,6 +149,7 @@ usage_text() ->
     "  -i DEV         capture on DEV (default: the daemon's first device)\n"
     "  -N NODE        capture through the ewpcapd NODE (default: an embedded one)\n"
     "  --cookie C     distribution cookie for NODE (default ~/.erlang.cookie)\n"
+    "  --tls-optfile F  reach NODE over TLS distribution with this -ssl_dist_optfile\n"
     "  -c COUNT       exit after COUNT packets\n"
     "  -s SNAPLEN     bytes captured per packet (default and 0: 262144)\n"
     "  -p             do not put the interface in promiscuous mode\n"
@@ -161,3 +165,18 @@ usage_text() ->
     "  -h, --version  this help, the version\n"
     "  expression     a pcap-filter(7) expression\n".
 
+%% TLS distribution: the protocol is fixed when the emulator starts, so the
+%% sh wrapper of bin/ewpcap_dump (bin-src/mkescript.escript) turns
+%% `--tls-optfile F' into `-proto_dist inet_tls -ssl_dist_optfile F' in
+%% ERL_FLAGS, and an IPv6 host in `-N' into `inet6_tcp' (`inet6_tls').
+%% Here we only check that it did.
+tls_optfile(File) ->
+    filelib:is_regular(File) orelse usage("--tls-optfile ~ts: no such file", [File]),
+    Protos = case init:get_argument(proto_dist) of
+                 {ok, Ps} -> lists:append(Ps);
+                 error -> []
+             end,
+    lists:member("inet_tls", Protos) orelse lists:member("inet6_tls", Protos) orelse
+        usage("--tls-optfile: TLS distribution is not running: start " ?PROG
+              " through its wrapper, or set ERL_FLAGS=\"-proto_dist inet_tls"
+              " -ssl_dist_optfile ~ts\"", [filename:absname(File)]).

@@ -4,7 +4,8 @@
  * libFuzzer target for the distribution handshake state machine
  * (cnode/handshake.c with md5.c). Input layout:
  *
- *   N = data[0] & 7, then N chunk lengths (one byte each), then the stream
+ *   N = data[0] & 7, then N chunk lengths (one byte each), then the stream;
+ *   data[0] & 8: 4-byte packet lengths, as inside TLS (ewp_hs_set_tls)
  *
  * The stream is fed to ewp_hs_input in chunks of those lengths (a length
  * longer than what is left takes the rest), then whatever remains in one
@@ -57,6 +58,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(hs != NULL, "out of memory");
     ewp_hs_init(hs, FUZZ_OUR_NAME, FUZZ_COOKIE, FUZZ_CREATION, FUZZ_CHALLENGE,
                 EWP_DFLAG_OURS);
+    if (data[0] & 8)
+        ewp_hs_set_tls(hs);
 
     for (k = 0; k < ncuts && rv == 0; k++) {
         size_t n = cuts[k] < rest - pos ? cuts[k] : rest - pos;

@@ -16,6 +16,7 @@ extern CU_TestInfo ewp_encode_tests[];
 extern CU_TestInfo ewp_capture_tests[];
 extern CU_TestInfo ewp_compile_tests[];
 extern CU_TestInfo ewp_teardown_tests[];
+extern CU_TestInfo ewp_handshake_tests[];
 
 int ewp_decode_suite_init(void);
 int ewp_decode_suite_clean(void);
@@ -35,6 +36,7 @@ main(void)
         {"compile", ewp_compile_suite_init, ewp_compile_suite_clean, NULL, NULL,
          ewp_compile_tests},
         {"teardown", NULL, NULL, NULL, NULL, ewp_teardown_tests},
+        {"handshake", NULL, NULL, NULL, NULL, ewp_handshake_tests},
         CU_SUITE_INFO_NULL,
     };
     unsigned int failures, records;

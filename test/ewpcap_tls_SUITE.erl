@@ -1,0 +1,505 @@
+%%% @doc Remote capture over TLS distribution (inet_tls_dist) and IPv6.
+%%%
+%%% The three-namespace bed of ewpcap_remote_SUITE (ewpcap_testbed): the
+%%% daemon `ewpcap@10.77.1.2' in B, client nodes `x@10.77.1.1' in A, the
+%%% traffic peer in C. Certificates are made at the start of the suite with
+%%% the `openssl' command in the suite's priv_dir (ECDSA P-256, valid two
+%%% days): a CA, a node certificate for every address of the bed (as IP and
+%%% as DNS entries of subjectAltName: OTP 25 checks the host part of the
+%%% node name against them), and a second, rogue CA with a certificate of
+%%% its own. Optfiles (`-ssl_dist_optfile') for the good client, a client
+%%% without certificate, and the rogue one.
+%%%
+%%% The IPv6 group enables IPv6 on lo of namespace A only (the bed disables
+%%% it on every link so that nothing else is captured), for `inet6_tcp'
+%%% nodes named `x@::1'.
+%%% @end
+-module(ewpcap_tls_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+-include("ewpcap.hrl").
+
+-compile([export_all, nowarn_export_all]).
+
+-define(TB, ewpcap_testbed).
+-define(D, 'ewpcap@10.77.1.2').
+-define(WAIT, 5000).
+-define(DLT_EN10MB, 1).
+
+suite() ->
+    [{timetrap, {minutes, 2}}].
+
+all() ->
+    [{group, tls}, {group, ipv6}].
+
+groups() ->
+    [
+        {tls, [], [
+            tls_capture_byte_identical,
+            tls_rpc_erpc,
+            tls_refusals,
+            tls_client_to_plain_daemon,
+            tls_wire_payload_hidden,
+            tls_optfile_daemon,
+            tls_embedded_daemon,
+            tls_dump_node
+        ]},
+        {ipv6, [], [
+            inet6_embedded_daemon,
+            ipv6_listen_standalone
+        ]}
+    ].
+
+init_per_suite(Config) ->
+    case {os:cmd("id -u"), ewpcap_netns:available(), os:find_executable("tcpdump"),
+          os:find_executable("openssl")} of
+        {Id, _, _, _} when Id =/= "0\n" -> {skip, "needs root"};
+        {_, false, _, _} -> {skip, "no ip command"};
+        {_, _, false, _} -> {skip, "no tcpdump"};
+        {_, _, _, false} -> {skip, "no openssl command"};
+        _ ->
+            ct:pal("deleted leftover namespaces: ~p", [?TB:cleanup()]),
+            Dir = filename:join(?config(priv_dir, Config), "tls"),
+            ok = filelib:ensure_path(Dir),
+            Certs = make_certs(Dir),
+            ok = ?TB:janitor_start(),
+            _ = [?TB:object_code(M) || M <- [?TB, ?MODULE]],
+            {ok, Bed} = ?TB:setup(),
+            Cookie = "ewptls" ++ integer_to_list(rand:uniform(1 bsl 40)),
+            try
+                {ok, C} = ?TB:start_node(Bed, c, #{code => false, load => [?MODULE],
+                                                   janitor => false}),
+                CAgent = ?TB:agent(C),
+                [{bed, Bed}, {cookie, Cookie}, {cnode, C}, {cagent, CAgent}, {certs, Certs}
+                 | Config]
+            catch
+                Class:Reason:Stack ->
+                    _ = ?TB:janitor_stop(),
+                    _ = ?TB:teardown(Bed),
+                    erlang:raise(Class, Reason, Stack)
+            end
+    end.
+
+end_per_suite(Config) ->
+    _ = ?TB:janitor_stop(),
+    case ?config(cnode, Config) of
+        undefined -> ok;
+        C -> catch ?TB:stop_node(C)
+    end,
+    case ?config(bed, Config) of
+        undefined ->
+            ok;
+        Bed ->
+            ct:pal("teardown: killed ~p", [?TB:teardown(Bed)]),
+            Left = [NS || R <- [a, b, c], NS <- [?TB:ns(Bed, R)],
+                          lists:member(NS, ewpcap_netns:list())],
+            ?assertEqual([], Left)
+    end,
+    ok.
+
+init_per_group(ipv6, Config) ->
+    % IPv6 on lo of A only: nothing else of the bed gets IPv6 traffic
+    NS = ?TB:ns(?config(bed, Config), a),
+    {0, _} = ?TB:os_cmd("ip", ["netns", "exec", NS, "sysctl", "-q", "-w",
+                               "net.ipv6.conf.lo.disable_ipv6=0"]),
+    true = ?TB:poll(fun() ->
+        {0, Out} = ?TB:os_cmd("ip", ["-n", NS, "-6", "addr", "show", "dev", "lo"]),
+        string:find(Out, "::1") =/= nomatch
+    end, ?WAIT),
+    Config;
+init_per_group(_, Config) ->
+    Config.
+
+end_per_group(_, _Config) ->
+    ok.
+
+init_per_testcase(_Case, Config) ->
+    _ = ?TB:ensure_names(?config(bed, Config)),
+    Config.
+
+end_per_testcase(Case, Config) ->
+    Stopped = ?TB:janitor_clean(),
+    ct:pal("~p: stopped ~p", [Case, [{K, maps:get(node, M)} || {K, M} <- Stopped]]),
+    ?assert(?TB:pid_alive(?TB:node_os_pid(?config(cnode, Config)))),
+    ok.
+
+%%% ===================================================================
+%%% Group tls
+%%% ===================================================================
+
+tls_capture_byte_identical() ->
+    [{doc, "Over TLS: datagrams sent from C and captured on B arrive in A byte-identical to what tcpdump sees in C; the connection is TLS"}].
+tls_capture_byte_identical(Config) ->
+    D = tls_daemon(Config),
+    A = tls_client(Config, "a", good),
+    Ag = ?TB:agent(A),
+    Port = 40401,
+    {ok, S} = on(A, Ag, fun() -> ewpcap:open(?D, <<"vethB">>, [{filter, udp_filter(Port)}]) end),
+    Payloads = [marker(N) || N <- [1, 100, 1000, 1472]],
+    {ok, Td} = ?TB:tcpdump_start(?TB:ns(?config(bed, Config), c), "vethC", length(Payloads),
+                                 udp_filter(Port)),
+    send_udp(Config, Port, Payloads),
+    {ok, InC} = ?TB:tcpdump_result(Td, ?WAIT),
+    Got = on(A, Ag, fun() -> recv_packets(S, length(Payloads), ?WAIT) end),
+    ?assertEqual(length(Payloads), length(Got)),
+    [?assertEqual({?DLT_EN10MB, byte_size(P)}, {Dlt, Len}) || {Dlt, Len, P} <- Got],
+    ?assertEqual(InC, [P || {_, _, P} <- Got]),
+    % inet_tls_dist's connections have a process as controller, TCP ones a port
+    ?assert(is_pid(on(A, fun() -> dist_ctrl(?D) end))),
+    ?assertEqual(ok, on(A, Ag, fun() -> ewpcap:close(S) end)),
+    ?assertNotEqual(nomatch, string:find(log_text(D), "(TLS)")).
+
+tls_rpc_erpc() ->
+    [{doc, "rpc:call, erpc:call and rpc:block_call reach the daemon over TLS"}].
+tls_rpc_erpc(Config) ->
+    _D = tls_daemon(Config),
+    A = tls_client(Config, "a", good),
+    {ok, Dev} = on(A, fun() -> ewpcap:dev(?D) end),
+    ?assertEqual({ok, Dev}, on(A, fun() -> rpc:call(?D, ewpcap, dev, []) end)),
+    ?assertEqual({ok, Dev}, on(A, fun() -> erpc:call(?D, ewpcap, dev, []) end)),
+    ?assertEqual({ok, Dev}, on(A, fun() -> rpc:block_call(?D, ewpcap, dev, []) end)),
+    ?assert(is_pid(on(A, fun() -> dist_ctrl(?D) end))).
+
+tls_refusals() ->
+    [{doc, "A client without certificate, one with a certificate of another CA and a plaintext one are refused (pang, one log line each); the daemon and a capturing TLS client are unaffected"}].
+tls_refusals(Config) ->
+    D = tls_daemon(Config),
+    Port = 40411,
+    Good = tls_client(Config, "good", good),
+    Ag = ?TB:agent(Good),
+    {ok, S} = on(Good, Ag, fun() -> ewpcap:open(?D, <<"vethB">>, [{filter, udp_filter(Port)}]) end),
+    Still = fun() ->
+        M = marker(30),
+        send_udp(Config, Port, [M]),
+        ?assertEqual([M], payloads(on(Good, Ag, fun() -> recv_packets(S, 1, ?WAIT) end)))
+    end,
+    Still(),
+    Refused =
+        [begin
+             P = case Kind of
+                     plain -> client(Config, atom_to_list(Kind), #{});
+                     _ -> tls_client(Config, atom_to_list(Kind), Kind)
+                 end,
+             Ping = on(P, fun() -> net_adm:ping(?D) end),
+             Still(),
+             {Kind, Ping}
+         end || Kind <- [nocert, rogue, plain]],
+    ?assertEqual([{nocert, pang}, {rogue, pang}, {plain, pang}], Refused),
+    ?assert(?TB:pid_alive(?TB:daemon_os_pid(D))),
+    ?assertEqual([?TB:node_name(Good)], connected(Good)),
+    Log = log_text(D),
+    ct:pal("daemon log:~n~ts", [Log]),
+    [?assertNotEqual(nomatch, string:find(Log, Why), Why)
+     || Why <- ["refused: TLS: error:0A0000C7:SSL routines::peer did not return a certificate",
+                "refused: TLS: client certificate: unable to get local issuer certificate",
+                "refused: not TLS"]],
+    % one line per refused client
+    ?assertEqual(3, length([L || L <- ?TB:daemon_log(D), binary:match(L, <<"refused">>) =/= nomatch])).
+
+tls_client_to_plain_daemon() ->
+    [{doc, "A TLS client of a plaintext daemon fails cleanly (pang) sooner than the daemon's handshake timeout, measured in the same case with a silent connection; plaintext clients are served"}].
+tls_client_to_plain_daemon(Config) ->
+    D = daemon(Config, []),
+    Tls = tls_client(Config, "tls", good),
+    Plain = client(Config, "plain", #{}),
+    {port, DPort, _} = on(Plain, fun() -> erl_epmd:port_please("ewpcap", ?TB:addr(b)) end),
+    % the handshake timeout, as the daemon applies it: a silent client's wait
+    Silent = on(Plain, fun() ->
+        {ok, Sock} = gen_tcp:connect(?TB:addr(b), DPort, [binary, {active, false}], ?WAIT),
+        T0 = erlang:monotonic_time(millisecond),
+        {error, closed} = gen_tcp:recv(Sock, 0, 30000),
+        erlang:monotonic_time(millisecond) - T0
+    end),
+    {TlsMs, Ping} = on(Tls, fun() ->
+        T0 = erlang:monotonic_time(millisecond),
+        R = net_adm:ping(?D),
+        {erlang:monotonic_time(millisecond) - T0, R}
+    end),
+    ct:pal("TLS client: ~p after ~p ms; silent client closed after ~p ms", [Ping, TlsMs, Silent]),
+    ?assertEqual(pang, Ping),
+    ?assert(TlsMs < Silent),
+    ?assertEqual(pong, on(Plain, fun() -> net_adm:ping(?D) end)),
+    ?assertNotEqual(nomatch, string:find(log_text(D), "refused: TLS client")).
+
+tls_wire_payload_hidden() ->
+    [{doc, "On vethA (between the client's host and the daemon's), a captured payload string is visible in plaintext distribution and absent with TLS"}].
+tls_wire_payload_hidden(Config) ->
+    Plain = wire_run(Config, plain, 40421),
+    Tls = wire_run(Config, tls, 40422),
+    ct:pal("frames with the payload: plaintext ~p, TLS ~p", [Plain, Tls]),
+    ?assertMatch({3, N} when N > 0, Plain),
+    ?assertEqual({3, 0}, Tls).
+
+%% {frames seen on the wire, frames holding the secret}
+wire_run(Config, Mode, Port) ->
+    {D, A} =
+        case Mode of
+            plain -> {daemon(Config, []), client(Config, "w", #{})};
+            tls -> {tls_daemon(Config), tls_client(Config, "w", good)}
+        end,
+    Ag = ?TB:agent(A),
+    {ok, S} = on(A, Ag, fun() -> ewpcap:open(?D, <<"vethB">>, [{filter, udp_filter(Port)}]) end),
+    Secret = <<"EWP-WIRE-SECRET-", (integer_to_binary(erlang:unique_integer([positive])))/binary>>,
+    % daemon-to-client segments carrying a captured 700-byte datagram
+    {ok, Td} = ?TB:tcpdump_start(?TB:ns(?config(bed, Config), a), "vethA", 3,
+                                 "tcp and src host 10.77.1.2 and greater 600"),
+    [begin
+         M = <<Secret/binary, (binary:copy(<<"x">>, 700))/binary>>,
+         send_udp(Config, Port, [M]),
+         [_] = on(A, Ag, fun() -> recv_packets(S, 1, ?WAIT) end)
+     end || _ <- [1, 2, 3]],
+    {ok, Frames} = ?TB:tcpdump_result(Td, ?WAIT),
+    ?TB:stop_node(A),
+    ?TB:stop_daemon(D),
+    {length(Frames), length([F || F <- Frames, binary:match(F, Secret) =/= nomatch])}.
+
+tls_optfile_daemon() ->
+    [{doc, "ewpcapd --tls-optfile reads the nodes' own optfile: the good client captures, a client without certificate is refused (fail_if_no_peer_cert came from the file)"}].
+tls_optfile_daemon(Config) ->
+    D = daemon(Config, ["--tls-optfile", cert(Config, {optfile, good})]),
+    A = tls_client(Config, "a", good),
+    NoCert = tls_client(Config, "nocert", nocert),
+    ?assertEqual(pong, on(A, fun() -> net_adm:ping(?D) end)),
+    ?assertMatch({ok, _}, on(A, fun() -> ewpcap:dev(?D) end)),
+    ?assertEqual(pang, on(NoCert, fun() -> net_adm:ping(?D) end)),
+    ?assertNotEqual(nomatch, string:find(log_text(D), "peer did not return a certificate")).
+
+tls_embedded_daemon() ->
+    [{doc, "On a node started with -proto_dist inet_tls, ewpcap:open/2 works unchanged: the embedded daemon gets the node's TLS options"}].
+tls_embedded_daemon(Config) ->
+    N = tls_client(Config, "emb", good),
+    Port = 40431,
+    M = marker(40),
+    {Got, Ctrl, Node} = on(N, ?TB:agent(N), fun() ->
+        {ok, S} = ewpcap:open(<<"lo">>, [{filter, udp_filter(Port)}]),
+        {ok, U} = gen_udp:open(0, [binary]),
+        ok = gen_udp:send(U, {127, 0, 0, 1}, Port, M),
+        Pkts = recv_packets(S, 1, ?WAIT),
+        Dn = ewpcap:node(),
+        {Pkts, dist_ctrl(Dn), Dn}
+    end),
+    ct:pal("embedded daemon ~p, controller ~p", [Node, Ctrl]),
+    ?assertEqual([M], [P || {_, _, <<_:28/binary, P/binary>>} <- [strip_lo(G) || G <- Got]]),
+    ?assert(is_pid(Ctrl)).
+
+tls_dump_node() ->
+    [{doc, "bin/ewpcap_dump -N over TLS (--tls-optfile): captures from the TLS daemon; without it, the TLS daemon refuses it"}].
+tls_dump_node(Config) ->
+    D = tls_daemon(Config),
+    Port = 40451,
+    Good = dump(Config, ["--tls-optfile", cert(Config, {optfile, good}), "-c", "2"], Port),
+    ?assertMatch({0, _}, Good),
+    {0, Out} = Good,
+    ?assertNotEqual(nomatch, string:find(Out, "2 packets captured")),
+    ?assertEqual(2, length([L || L <- string:split(Out, "\n", all),
+                                 string:find(L, "UDP, length 20") =/= nomatch])),
+    % the same run without TLS: refused by the daemon
+    {Status, Out2} = dump(Config, ["-c", "2"], Port),
+    ct:pal("plaintext ewpcap_dump: ~p~n~ts", [Status, Out2]),
+    ?assertEqual(1, Status),
+    ?assertNotEqual(nomatch, string:find(log_text(D), "refused: not TLS")).
+
+%% Runs bin/ewpcap_dump -N ewpcap@10.77.1.2 -i vethB -n Args "udp port Port"
+%% in A; once it listens (or exits), sends two datagrams from C.
+%% {ExitStatus, Output (stdout and stderr)}.
+dump(Config, Args, Port) ->
+    Dump = filename:join([filename:dirname(filename:dirname(code:which(ewpcap))), "bin",
+                          "ewpcap_dump"]),
+    NS = ?TB:ns(?config(bed, Config), a),
+    P = open_port({spawn_executable, os:find_executable("ip")},
+                  [{args, ["netns", "exec", NS, "timeout", "30", Dump, "-N", atom_to_list(?D),
+                           "--cookie", ?config(cookie, Config), "-i", "vethB", "-n"]
+                          ++ Args ++ ["udp", "port", integer_to_list(Port)]},
+                   {line, 4096}, exit_status, binary, stderr_to_stdout, hide]),
+    Deadline = erlang:monotonic_time(millisecond) + 30000,
+    dump_wait(Config, P, Port, Deadline, false, []).
+
+dump_wait(Config, P, Port, Deadline, Sent, Acc) ->
+    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
+    receive
+        {P, {data, {_, L}}} ->
+            Listening = binary:match(L, <<"listening on">>) =/= nomatch,
+            Listening andalso not Sent andalso
+                send_udp(Config, Port, [binary:copy(<<"d">>, 20) || _ <- [1, 2]]),
+            dump_wait(Config, P, Port, Deadline, Sent orelse Listening, [L | Acc]);
+        {P, {exit_status, S}} ->
+            {S, unicode:characters_to_list(lists:join("\n", lists:reverse(Acc)))}
+    after Left ->
+        catch port_close(P),
+        {timeout, unicode:characters_to_list(lists:join("\n", lists:reverse(Acc)))}
+    end.
+
+%%% ===================================================================
+%%% Group ipv6
+%%% ===================================================================
+
+inet6_embedded_daemon() ->
+    [{doc, "On a node started with -proto_dist inet6_tcp -name x@::1, ewpcap:open/2 works unchanged (the daemon listens on IPv6)"}].
+inet6_embedded_daemon(Config) ->
+    N = client(Config, "emb6", #{host => {0, 0, 0, 0, 0, 0, 0, 1},
+                                 args => ["-proto_dist", "inet6_tcp"]}),
+    Port = 40441,
+    M = marker(40),
+    {Got, Node} = on(N, ?TB:agent(N), fun() ->
+        {ok, S} = ewpcap:open(<<"lo">>, [{filter, udp_filter(Port)}]),
+        {ok, U} = gen_udp:open(0, [binary]),
+        ok = gen_udp:send(U, {127, 0, 0, 1}, Port, M),
+        {recv_packets(S, 1, ?WAIT), ewpcap:node()}
+    end),
+    ct:pal("embedded daemon ~p", [Node]),
+    ?assertMatch([_, "::1"], string:split(atom_to_list(Node), "@")),
+    ?assertEqual([M], [P || {_, _, <<_:28/binary, P/binary>>} <- [strip_lo(G) || G <- Got]]).
+
+ipv6_listen_standalone() ->
+    [{doc, "ewpcapd -name ewpcap6@::1 --listen ::1 serves an inet6_tcp client and ewpcap_dump -N ewpcap6@::1"}].
+ipv6_listen_standalone(Config) ->
+    D6 = daemon(Config, #{ns => a, name => "ewpcap6@::1", args => ["--listen", "::1"]}),
+    C6 = client(Config, "c6", #{host => {0, 0, 0, 0, 0, 0, 0, 1},
+                                args => ["-proto_dist", "inet6_tcp"]}),
+    ?assertEqual(pong, on(C6, fun() -> net_adm:ping('ewpcap6@::1') end)),
+    ?assertMatch({ok, _}, on(C6, fun() -> ewpcap:dev('ewpcap6@::1') end)),
+    ?assertNotEqual(nomatch, string:find(log_text(D6), "connect from c6@::1")),
+    % ewpcap_dump -N with an IPv6 host: its wrapper picks inet6_tcp
+    {Status, Out} = dump_list(Config, 'ewpcap6@::1'),
+    ct:pal("ewpcap_dump -N ewpcap6@::1 -D: ~p~n~ts", [Status, Out]),
+    ?assertEqual(0, Status),
+    ?assertNotEqual(nomatch, string:find(Out, "lo")).
+
+%% bin/ewpcap_dump -N Node -D in A: {ExitStatus, Output}
+dump_list(Config, Node) ->
+    Dump = filename:join([filename:dirname(filename:dirname(code:which(ewpcap))), "bin",
+                          "ewpcap_dump"]),
+    NS = ?TB:ns(?config(bed, Config), a),
+    ?TB:os_cmd("ip", ["netns", "exec", NS, "timeout", "20", Dump, "-N", atom_to_list(Node),
+                      "--cookie", ?config(cookie, Config), "-D"]).
+
+%%% ===================================================================
+%%% Helpers
+%%% ===================================================================
+
+%% Ethernet frame on lo: 14 bytes of zero MACs and type; keep IP onwards
+strip_lo({Dlt, Len, <<_:14/binary, Ip/binary>>}) -> {Dlt, Len, Ip}.
+
+dist_ctrl(Node) ->
+    {Node, Ctrl} = lists:keyfind(Node, 1, erlang:system_info(dist_ctrl)),
+    Ctrl.
+
+tls_daemon(Config) ->
+    daemon(Config, ["--tls-cert", cert(Config, {pem, "node"}), "--tls-key", cert(Config, {key, "node"}),
+                    "--tls-cacert", cert(Config, {pem, "ca"}), "--tls-verify", "peer",
+                    "--tls-fail-if-no-peer-cert"]).
+
+daemon(Config, Args) when is_list(Args) ->
+    daemon(Config, #{args => Args});
+daemon(Config, Opts) ->
+    {ok, D} = ?TB:start_daemon(?config(bed, Config), Opts#{cookie => ?config(cookie, Config)}),
+    D.
+
+tls_client(Config, Name, Kind) ->
+    client(Config, Name, #{args => ["-proto_dist", "inet_tls",
+                                    "-ssl_dist_optfile", cert(Config, {optfile, Kind})]}).
+
+client(Config, Name, Opts) ->
+    Role = maps:get(role, Opts, a),
+    {ok, P} = ?TB:start_node(?config(bed, Config), Role,
+                             maps:merge(#{name => Name, cookie => ?config(cookie, Config),
+                                          load => [?MODULE]}, maps:remove(role, Opts))),
+    P.
+
+on(Peer, Fun) -> ?TB:run(Peer, Fun).
+on(Peer, Agent, Fun) -> ?TB:run(Peer, Agent, Fun).
+
+connected(Peer) ->
+    {ok, Info} = on(Peer, fun() -> ewpcap:info(?D) end),
+    proplists:get_value(nodes, Info).
+
+log_text(D) ->
+    unicode:characters_to_list(lists:join("\n", ?TB:daemon_log(D))).
+
+send_udp(Config, Port, Payloads) ->
+    ok = ?TB:run(?config(cnode, Config), ?config(cagent, Config), fun() ->
+        {ok, U} = gen_udp:open(0, [binary, {ip, ?TB:addr(c)}]),
+        [ok = gen_udp:send(U, ?TB:addr(b2), Port, P) || P <- Payloads],
+        gen_udp:close(U)
+    end).
+
+udp_filter(Port) ->
+    "udp port " ++ integer_to_list(Port).
+
+marker(Size) ->
+    Id = integer_to_binary(erlang:unique_integer([positive])),
+    Seed = <<"ewp", Id/binary, ":", (rand:bytes(Size))/binary>>,
+    binary:part(Seed, 0, min(Size, byte_size(Seed))).
+
+%% UDP payloads of Ethernet/IPv4 frames (IHL 5)
+payloads(Packets) ->
+    [P || {_, _, <<_:14/binary, _:20/binary, _:8/binary, P/binary>>} <- Packets].
+
+%% On a peer: the next N packets of a handle within Timeout ms.
+recv_packets(#ewpcap_resource{ref = Ref}, N, Timeout) ->
+    Deadline = erlang:monotonic_time(millisecond) + Timeout,
+    recv_loop(Ref, N, Deadline, []).
+
+recv_loop(_Ref, 0, _Deadline, Acc) ->
+    lists:reverse(Acc);
+recv_loop(Ref, N, Deadline, Acc) ->
+    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
+    receive
+        {ewpcap, Ref, Dlt, _Time, Len, Packet} ->
+            recv_loop(Ref, N - 1, Deadline, [{Dlt, Len, Packet} | Acc]);
+        {ewpcap_error, Ref, Reason} ->
+            lists:reverse([{ewpcap_error, Reason} | Acc])
+    after Left ->
+        lists:reverse(Acc)
+    end.
+
+%%% ===================================================================
+%%% Certificates (openssl) and optfiles
+%%% ===================================================================
+
+cert(Config, What) ->
+    maps:get(What, ?config(certs, Config)).
+
+make_certs(Dir) ->
+    F = fun(Name, Ext) -> filename:join(Dir, Name ++ Ext) end,
+    Sans = "subjectAltName=IP:10.77.1.1,IP:10.77.1.2,IP:127.0.0.1,IP:::1,"
+           "DNS:10.77.1.1,DNS:10.77.1.2,DNS:127.0.0.1,DNS:localhost",
+    [ca(F, Ca) || Ca <- ["ca", "rogue_ca"]],
+    leaf(F, "node", "ca", Sans),
+    leaf(F, "rogue", "rogue_ca", Sans),
+    Server = [{certfile, F("node", ".pem")}, {keyfile, F("node", ".key")},
+              {cacertfile, F("ca", ".pem")}, {verify, verify_peer},
+              {fail_if_no_peer_cert, true}, {secure_renegotiate, true}],
+    Client = fun(Leaf) ->
+        [O || Leaf =/= none, O <- [{certfile, F(Leaf, ".pem")}, {keyfile, F(Leaf, ".key")}]] ++
+            [{cacertfile, F("ca", ".pem")}, {verify, verify_peer}, {secure_renegotiate, true}]
+    end,
+    Optfile = fun(Kind, Leaf) ->
+        Path = F("optfile_" ++ atom_to_list(Kind), ".conf"),
+        ok = file:write_file(Path, io_lib:format("~tp.~n", [[{server, Server},
+                                                              {client, Client(Leaf)}]])),
+        {{optfile, Kind}, Path}
+    end,
+    maps:from_list([{{pem, N}, F(N, ".pem")} || N <- ["ca", "node", "rogue"]] ++
+                   [{{key, N}, F(N, ".key")} || N <- ["node", "rogue"]] ++
+                   [Optfile(good, "node"), Optfile(nocert, none), Optfile(rogue, "rogue")]).
+
+ca(F, Name) ->
+    openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-keyout", F(Name, ".key"), "-out", F(Name, ".pem"), "-days", "2",
+             "-subj", "/CN=ewpcap test " ++ Name]).
+
+leaf(F, Name, Ca, Sans) ->
+    openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", F(Name, ".key"), "-out", F(Name, ".csr"), "-subj", "/CN=" ++ Name,
+             "-addext", Sans]),
+    openssl(["x509", "-req", "-in", F(Name, ".csr"), "-CA", F(Ca, ".pem"), "-CAkey", F(Ca, ".key"),
+             "-set_serial", integer_to_list(rand:uniform(1 bsl 30)), "-days", "2",
+             "-copy_extensions", "copy", "-out", F(Name, ".pem")]).
+
+openssl(Args) ->
+    case ?TB:os_cmd("openssl", Args) of
+        {0, _} -> ok;
+        Other -> erlang:error({openssl, Args, Other})
+    end.
