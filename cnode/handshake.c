@@ -19,8 +19,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <nettle/md5.h>
+#include <nettle/memops.h>
+
 #include "handshake.h"
-#include "md5.h"
 
 static int packet(struct ewp_hs *hs, const unsigned char *p, size_t len);
 static int on_name(struct ewp_hs *hs, const unsigned char *p, size_t len);
@@ -102,15 +104,15 @@ ewp_hs_input(struct ewp_hs *hs, const void *data, size_t len, size_t *used)
 void
 ewp_hs_digest(uint32_t challenge, const char *cookie, unsigned char digest[16])
 {
-    struct ewp_md5 m;
+    struct md5_ctx m;
     char num[16];
     int n;
 
     n = snprintf(num, sizeof(num), "%u", (unsigned)challenge);
-    ewp_md5_init(&m);
-    ewp_md5_update(&m, cookie, strlen(cookie));
-    ewp_md5_update(&m, num, (size_t)n);
-    ewp_md5_final(&m, digest);
+    md5_init(&m);
+    md5_update(&m, strlen(cookie), (const uint8_t *)cookie);
+    md5_update(&m, (size_t)n, (const uint8_t *)num);
+    md5_digest(&m, MD5_DIGEST_SIZE, digest);
 }
 
 static int
@@ -178,7 +180,8 @@ on_reply(struct ewp_hs *hs, const unsigned char *p, size_t len)
     if (len != 21 || p[0] != 'r')
         return fail(hs, "bad challenge reply");
     ewp_hs_digest(hs->challenge, hs->cookie, expected);
-    if (memcmp(expected, p + 5, 16) != 0)
+    /* in constant time: how much of a digest matched must not show */
+    if (!memeql_sec(expected, p + 5, 16))
         return fail(hs, "wrong cookie");
     ack[0] = 'a';
     ewp_hs_digest(get32(p + 1), hs->cookie, ack + 1);
