@@ -79,10 +79,9 @@ struct ewp_capture {
 
 int ewp_capture_open(struct ev_loop *loop, struct ewp_capture *c, const char *dev,
                      const struct ewp_capture_opts *o, char *errbuf, size_t errlen);
-int ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, const char *path,
+int ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, int fd,
                              char *errbuf, size_t errlen);
-int ewp_capture_dump_open(struct ewp_capture *c, const char *path, char *errbuf,
-                          size_t errlen);
+int ewp_capture_dump_open(struct ewp_capture *c, int fd, char *errbuf, size_t errlen);
 int ewp_capture_filter(struct ewp_capture *c, const char *filter, size_t len,
                        int optimize, uint32_t netmask, char *errbuf, size_t errlen);
 int ewp_capture_setprog(struct ewp_capture *c, struct bpf_program *prog, char *errbuf,

@@ -7,7 +7,9 @@
  * request.c), runs the loop and tears down in reverse. It is the only
  * place that exits.
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <getopt.h>
 #include <signal.h>
@@ -125,7 +127,7 @@ main(int argc, char *argv[])
 
     ev_run(loop, 0);
 
-    rv = ewp_epmd_failed(dm.epmd) ? 1 : 0;
+    rv = ewp_epmd_failed(dm.epmd) || ewp_listen_failed(dm.listener) ? 1 : 0;
     EWP_LOG(1, "shutting down, closing %d handles", ewp_handles_count(dm.req.handles));
     stop(&dm);
     ewp_netns_close();
@@ -159,11 +161,17 @@ start(struct ev_loop *loop, const struct config *cfg, struct daemon *dm, char *e
     dm->listener = ewp_listen_new(loop, &lcfg, dm->dist, errbuf, errlen);
     if (dm->listener == NULL)
         return -1;
+    /* open to every interface: said in the first line of the log, verbose
+     * or not (the embedded daemon passes --listen and stays quiet) */
+    if (cfg->node.listen.s_addr == htonl(INADDR_ANY))
+        ewp_log_write("notice", "%s listening on 0.0.0.0:%d (all interfaces; --listen ADDR "
+                      "restricts it)", ei_thisnodename(&dm->ec), ewp_listen_port(dm->listener));
+    else
+        EWP_LOG(1, "%s listening on %s:%d", ei_thisnodename(&dm->ec),
+                inet_ntoa(cfg->node.listen), ewp_listen_port(dm->listener));
     dm->epmd = ewp_epmd_new(loop, &dm->ec, ewp_listen_port(dm->listener), errbuf, errlen);
     if (dm->epmd == NULL)
         return -1;
-    EWP_LOG(1, "%s listening on port %d", ei_thisnodename(&dm->ec),
-            ewp_listen_port(dm->listener));
     if (cfg->netns != NULL && ewp_netns_enter(cfg->netns, sub, sizeof(sub)) < 0) {
         (void)snprintf(errbuf, errlen, "--netns: %s", sub);
         return -1;
@@ -367,7 +375,9 @@ parse_args(int argc, char *argv[], struct config *cfg)
             cfg->user = optarg;
             break;
         case O_FILES:
-            if (realpath(optarg, cfg->files) == NULL) {
+            if (realpath(optarg, cfg->files) == NULL ||
+                (cfg->policy.files_fd =
+                     open(cfg->files, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
                 (void)fprintf(stderr, "ewpcapd: --files %s: %s\n", optarg, strerror(errno));
                 return -1;
             }

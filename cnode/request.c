@@ -7,6 +7,7 @@
  * enters the table (handles.c), sets its filter before the first packet is
  * read, and on any failure leaves nothing behind.
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,12 +197,9 @@ do_open(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
     h->time_unit = o->time_unit;
     h->batch = o->batch;
     if (req->type == EWP_REQ_OPEN_FILE) {
-        why = ewp_files_resolve(r->policy.files_dir, req->dev, req->dev_len, 1, h->device);
-        if (why != NULL) {
-            EWP_LOG(1, "%s: open_file refused: %s", ewp_peer_name(peer), why);
-            ewp_handle_free(h);
-            return ewp_encode_error_atom(x, why);
-        }
+        /* the path as given (decode.c: at most EWP_PATH_MAX bytes) */
+        memcpy(h->device, req->dev, req->dev_len);
+        h->device[req->dev_len] = '\0';
     } else if (req->dev_len == 0) {
         if (ewp_capture_default_dev(h->device, sizeof(h->device), errbuf, sizeof(errbuf)) < 0)
             goto err;
@@ -217,7 +215,7 @@ do_open(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
         return ewp_encode_error_atom(x, why);
     }
     rv = open_capture(r, h, req, errbuf);
-    if (rv > 0) { /* the dump path refused: an atom */
+    if (rv > 0) { /* the path refused: an atom */
         ewp_handle_free(h);
         return ewp_encode_error_atom(x, errbuf);
     }
@@ -253,27 +251,28 @@ do_open(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
 err:
     EWP_LOG(1, "%s: open %s failed: %s", ewp_peer_name(peer), h->device, errbuf);
     ewp_handle_free(h);
+    /* out of descriptors: a term a client can match, not libpcap's text */
+    if (strstr(errbuf, strerror(EMFILE)) != NULL || strstr(errbuf, strerror(ENFILE)) != NULL)
+        return ewp_encode_error_atom(x, "emfile");
     return ewp_encode_error_string(x, errbuf);
 }
 
 /* The capture (live or savefile) and its {dump, Path}. Returns 0, -1 with
- * the reason in errbuf, or 1 with an error atom in errbuf (dump refused). */
+ * the reason in errbuf, or 1 with an error atom in errbuf (a path refused). */
 static int
 open_capture(struct ewp_requests *r, struct ewp_handle *h, const struct ewp_request *req,
              char *errbuf)
 {
     const struct ewp_opts *o = &req->opts;
     struct ewp_capture_opts copts;
-    char dump[PATH_MAX];
     const char *why;
+    int fd = -1;
 
-    if (o->dump_len > 0) {
-        why = ewp_files_resolve(r->policy.files_dir, o->dump, o->dump_len, 0, dump);
-        if (why != NULL) {
-            EWP_LOG(1, "%s: open %s refused: %s", ewp_peer_name(h->peer), h->device, why);
-            (void)snprintf(errbuf, EWP_ERRBUF_SIZE, "%s", why);
-            return 1;
-        }
+    if (req->type == EWP_REQ_OPEN_FILE) {
+        fd = ewp_files_open(r->policy.files_dir, r->policy.files_fd, req->dev, req->dev_len, 0,
+                            &why);
+        if (fd < 0)
+            goto refused;
     }
     copts.snaplen = o->snaplen;
     copts.promisc = o->promisc;
@@ -284,13 +283,25 @@ open_capture(struct ewp_requests *r, struct ewp_handle *h, const struct ewp_requ
                                          : EWP_DEFAULT_BUFFER;
     copts.monitor = o->monitor;
     if ((req->type == EWP_REQ_OPEN_FILE
-             ? ewp_capture_open_offline(r->loop, &h->cap, h->device, errbuf, EWP_ERRBUF_SIZE)
+             ? ewp_capture_open_offline(r->loop, &h->cap, fd, errbuf, EWP_ERRBUF_SIZE)
              : ewp_capture_open(r->loop, &h->cap, h->device, &copts, errbuf,
                                 EWP_ERRBUF_SIZE)) < 0)
         return -1;
-    if (o->dump_len > 0 && ewp_capture_dump_open(&h->cap, dump, errbuf, EWP_ERRBUF_SIZE) < 0)
-        return -1; /* ewp_handle_free closes the capture */
+    if (o->dump_len > 0) {
+        /* created once the capture is open: a failed open leaves no file */
+        fd = ewp_files_open(r->policy.files_dir, r->policy.files_fd, o->dump, o->dump_len, 1,
+                            &why);
+        if (fd < 0)
+            goto refused; /* ewp_handle_free closes the capture */
+        if (ewp_capture_dump_open(&h->cap, fd, errbuf, EWP_ERRBUF_SIZE) < 0)
+            return -1;
+    }
     return 0;
+
+refused:
+    EWP_LOG(1, "%s: open refused: %s", ewp_peer_name(h->peer), why);
+    (void)snprintf(errbuf, EWP_ERRBUF_SIZE, "%s", why);
+    return 1;
 }
 
 /* NULL when the policy lets peer open dev, else the error atom */

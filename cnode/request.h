@@ -26,6 +26,7 @@ struct ewp_policy {
     int max_node_handles;     /* open handles per client node, 0: no limit */
     const char *files_dir;    /* savefiles are read and written only under
                                  this directory (realpath); NULL: refused */
+    int files_fd;             /* ... opened O_PATH, when files_dir is set */
 };
 
 /* What requests run against; main.c fills it, ewp_request_init starts it */

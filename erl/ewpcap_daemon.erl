@@ -228,13 +228,25 @@ files_args() ->
         Dir -> ["--files", Dir]
     end.
 
+%% The embedded daemon serves this node only, never every interface: it
+%% listens on the one address its node name's host resolves to, the
+%% address this node connects to. That is loopback where the host name
+%% maps to 127.0.0.1 or 127.0.1.1 (Debian's /etc/hosts); where it
+%% resolves to a network address, only that address (see README).
+listen_args(Host) ->
+    Addr = case inet:getaddr(Host, inet) of
+               {ok, A} -> A;
+               {error, _} -> {127, 0, 0, 1}
+           end,
+    ["--listen", inet:ntoa(Addr)].
+
 start_daemon(Exe) ->
     [_, Host] = string:split(atom_to_list(erlang:node()), "@"),
     {NameFlag, Name} = daemon_name(Host),
     Port = open_port(
         {spawn_executable, Exe},
         [
-            {args, [NameFlag, Name, "--stdin" | files_args()]},
+            {args, [NameFlag, Name, "--stdin" | listen_args(Host) ++ files_args()]},
             {env, [{"EWPCAPD_COOKIE", atom_to_list(erlang:get_cookie())}]},
             {line, 1024},
             use_stdio,
