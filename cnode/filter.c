@@ -47,6 +47,7 @@ struct pending {
     char *tag;                    /* copy of the caller's Tag */
     char *user;                   /* the user's filter text, for info */
     size_t user_len;              /* its length */
+    unsigned gen;                 /* the handle's filter_gen when asked */
 };
 
 static void compiled_cb(void *ctx, struct ewp_compile_job *job);
@@ -55,6 +56,7 @@ static int apply_filter(struct ewp_handle *h, struct ewp_compile_job *job, const
                         size_t len, char *errbuf);
 static struct pending *pending_new(struct ewp_handle *h, const char *text, size_t len,
                                    const struct ewp_call *call);
+static int superseded(const struct ewp_compile_job *job, size_t len, char *errbuf);
 
 /* NULL when the compile workers cannot start */
 struct ewp_filters *
@@ -117,6 +119,8 @@ ewp_filter_set(struct ewp_filters *f, struct ewp_handle *h, const char *text, si
         if (job->fallback == NULL)
             goto nomem;
     }
+    /* this filter supersedes any still compiling for h */
+    h->filter_gen++;
     job->optimize = optimize;
     job->netmask = netmask;
     job->linktype = h->cap.dlt;
@@ -158,6 +162,7 @@ pending_new(struct ewp_handle *h, const char *text, size_t len, const struct ewp
     }
     pd->open = h->pending;
     pd->ref = h->ref;
+    pd->gen = h->filter_gen;
     pd->call.from = call->from;
     memcpy(pd->tag, call->tag, (size_t)call->tag_len);
     pd->call.tag = pd->tag;
@@ -222,7 +227,9 @@ compiled_cb(void *ctx, struct ewp_compile_job *job)
                 /* closed meanwhile: by its owner's exit, or by close */
                 rv = pd->open ? ewp_encode_error_string(&x, "closed while its filter compiled")
                               : ewp_encode_error_atom(&x, "ebadf");
-            } else if (apply_filter(h, job, pd->user, pd->user_len, errbuf) < 0) {
+            } else if (pd->gen != h->filter_gen
+                           ? superseded(job, pd->user_len, errbuf)
+                           : apply_filter(h, job, pd->user, pd->user_len, errbuf) < 0) {
                 if (pd->open)
                     ewp_handle_close(h, 1, "filter refused");
                 rv = ewp_encode_error_string(&x, errbuf);
@@ -242,6 +249,22 @@ compiled_cb(void *ctx, struct ewp_compile_job *job)
     }
     discard_pending(ctx, job);
     ewp_compile_free(job);
+}
+
+/*
+ * A later filter was asked for while this one compiled (in the loop, or
+ * queued behind it): that one is or will be set, this one never is, so an
+ * earlier result never overwrites a later one. The caller still learns
+ * whether its filter compiled (1 with the reason in errbuf, else 0: as if
+ * it had been set and then replaced).
+ */
+static int
+superseded(const struct ewp_compile_job *job, size_t len, char *errbuf)
+{
+    if (job->ok || len == 0)
+        return 0;
+    (void)snprintf(errbuf, EWP_ERRBUF_SIZE, "%s", job->errbuf);
+    return 1;
 }
 
 static void

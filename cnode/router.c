@@ -32,7 +32,7 @@ static void reg_send(void *ctx, struct ewp_peer *peer, const char *to_name, cons
                      size_t len, int msg_ok);
 static void refuse(struct ewp_peer *peer, const char *to_name, const char *msg, size_t len);
 static void exit_op(void *ctx, struct ewp_peer *peer, const erlang_pid *from,
-                    const erlang_pid *to);
+                    const erlang_pid *to, int link_broken, int normal);
 static void link_op(void *ctx, struct ewp_peer *peer, const erlang_pid *from,
                     const erlang_pid *to);
 static void spawn_op(void *ctx, struct ewp_peer *peer, const char *reqid, int reqid_len,
@@ -170,17 +170,30 @@ refuse(struct ewp_peer *peer, const char *to_name, const char *msg, size_t len)
     ei_x_free(&x);
 }
 
-/* An exit signal from 'from' to 'to': if 'to' is a handle, close it. */
+/*
+ * An exit signal from 'from' to 'to'. A handle behaves as a process that
+ * traps no exits: the end of its link (EXIT from the linked pid, with any
+ * reason: the library's guard exits normal when the owner goes) closes
+ * it; a link exit from a pid it is not linked to is ignored, as erts
+ * ignores it; exit/2 (EXIT2) closes it unless the reason is normal.
+ */
 static void
-exit_op(void *ctx, struct ewp_peer *peer, const erlang_pid *from, const erlang_pid *to)
+exit_op(void *ctx, struct ewp_peer *peer, const erlang_pid *from, const erlang_pid *to,
+        int link_broken, int normal)
 {
     struct ewp_router *rt = ctx;
     struct ewp_handle *h = ewp_handles_find_pid(rt->req->handles, to);
     char who[MAXATOMLEN_UTF8 + 64];
+    erlang_pid a = *from;
 
     if (h == NULL)
         return;
     ewp_format_pid(from, who, sizeof(who));
+    if (link_broken ? ei_cmp_pids(&a, &h->link) != 0 : normal) {
+        EWP_LOG(1, "%s: %s from %s ignored", ewp_peer_name(peer),
+                link_broken ? "link exit" : "exit(normal)", who);
+        return;
+    }
     EWP_LOG(1, "%s: exit signal from %s", ewp_peer_name(peer), who);
     ewp_handle_close(h, 0, "linked process exited");
 }
@@ -211,6 +224,13 @@ spawn_op(void *ctx, struct ewp_peer *peer, const char *reqid, int reqid_len,
     struct ewp_router *rt = ctx;
     ei_x_buff reply, result;
 
+    /* as for calls: the answer can only go back over this connection, and
+     * a node may act only for its own processes */
+    if (strcmp(from->node, ewp_peer_name(peer)) != 0) {
+        EWP_LOG(1, "%s: spawn request from a pid of %s: dropped", ewp_peer_name(peer),
+                from->node);
+        return;
+    }
     if (ei_x_new(&reply) < 0)
         return;
     if (ei_x_new(&result) < 0) {

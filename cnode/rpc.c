@@ -59,6 +59,8 @@ static int build_request(ei_x_buff *req, const char *fun, int n, const struct sp
 static int encode_exception(ei_x_buff *x, enum rpc_result r, const char *mod, const char *fun,
                             const char *args, int args_len);
 static int span_of(const char *buf, int *index, struct span *s);
+static int spawn_failed(ei_x_buff *reply, ei_x_buff *result, const char *reqid, int reqid_len,
+                        const erlang_pid *from);
 static int unknown_option(const struct span *opts, int filter_only, struct span *key);
 
 /* {block_call, M, F, A, GroupLeader}: the reply term is appended to x */
@@ -125,21 +127,32 @@ ewp_rpc_spawn(struct ewp_requests *r, struct ewp_peer *peer, const char *reqid, 
         return ewp_encode_spawn_reply(reply, reqid, reqid_len, from, 0, NULL, "notsup");
     }
     a_index = i;
-    if (span_of(args, &i, &a) < 0 || ei_make_pid(r->ec, &pid) < 0)
-        return -1;
-    if (ewp_encode_spawn_reply(reply, reqid, reqid_len, from,
-                               call ? EWP_SPAWN_FLAG_MONITOR : 0, &pid, NULL) < 0)
-        return -1;
+    if (span_of(args, &i, &a) < 0 || ei_make_pid(r->ec, &pid) < 0 ||
+        ewp_encode_spawn_reply(reply, reqid, reqid_len, from, call ? EWP_SPAWN_FLAG_MONITOR : 0,
+                               &pid, NULL) < 0)
+        return spawn_failed(reply, result, reqid, reqid_len, from);
 
     EWP_LOG(1, "%s: rpc %s:%s", ewp_peer_name(peer), m, f);
     if (ei_x_new(&val) < 0)
-        return -1;
+        return spawn_failed(reply, result, reqid, reqid_len, from);
     i = a_index;
     rr = apply(r, peer, from, m, f, args, &i, &val);
     rv = call ? encode_result(result, &pid, from, reqid, reqid_len, rr, &res, &val, m, f, &a)
               : 0;
     ei_x_free(&val);
-    return rv;
+    return rv < 0 ? spawn_failed(reply, result, reqid, reqid_len, from) : 0;
+}
+
+/* What could not be encoded is answered all the same, as a spawn that
+ * failed (SPAWN_REPLY with the error system_limit): a caller never waits
+ * for an answer that will not come. */
+static int
+spawn_failed(ei_x_buff *reply, ei_x_buff *result, const char *reqid, int reqid_len,
+             const erlang_pid *from)
+{
+    reply->index = 0;
+    result->index = 0;
+    return ewp_encode_spawn_reply(reply, reqid, reqid_len, from, 0, NULL, "system_limit");
 }
 
 /* MONITOR_P_EXIT {21, Pid, From, ReqId, {Res, return, Value}} or
