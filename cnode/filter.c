@@ -9,10 +9,15 @@
  * the same way. Datalinks where "tcp" means nothing (nflog, usb, ...)
  * refuse the combination; they get the user's filter alone.
  *
- * Filters longer than EWP_COMPILE_SYNC_MAX, from a call that can wait,
- * are compiled by compile.c's workers; the call's reply is sent from
- * compiled_cb, which finds the handle again by its ref (it may have been
- * closed meanwhile) and the caller's node by name (it may have gone).
+ * Every user filter of a call that can wait (any call: a gen_server call
+ * or an rpc) is compiled by compile.c's workers: pcap_compile of a long
+ * filter takes seconds, and a short one naming a host does a DNS lookup,
+ * either of which would stall every client in the loop. Only our own
+ * exclusion, which names nothing, is compiled in the loop. The call's
+ * reply is sent from compiled_cb, which finds the handle again by its ref
+ * (it may have been closed meanwhile) and the caller's node by name (it
+ * may have gone); a call with a finish callback (rpc) gets the reply term
+ * through it, the layer above sends.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -45,6 +50,7 @@ struct pending {
     erlang_ref ref;               /* the handle */
     struct ewp_call call;         /* whom to answer; its tag is tag */
     char *tag;                    /* copy of the caller's Tag */
+    char *cont;                   /* copy of the call's cont, or NULL */
     char *user;                   /* the user's filter text, for info */
     size_t user_len;              /* its length */
     unsigned gen;                 /* the handle's filter_gen when asked */
@@ -126,7 +132,7 @@ ewp_filter_set(struct ewp_filters *f, struct ewp_handle *h, const char *text, si
     job->linktype = h->cap.dlt;
     job->snaplen = pcap_snapshot(h->cap.p);
 
-    if (len > EWP_COMPILE_SYNC_MAX && call != NULL) {
+    if (len > 0 && call != NULL) {
         job->data = pending_new(h, text, len, call);
         if (job->data == NULL)
             goto nomem;
@@ -153,10 +159,13 @@ pending_new(struct ewp_handle *h, const char *text, size_t len, const struct ewp
 {
     struct pending *pd = calloc(1, sizeof(*pd));
 
-    if (pd == NULL || (pd->tag = malloc((size_t)call->tag_len)) == NULL ||
-        (pd->user = malloc(len + 1)) == NULL) {
-        if (pd != NULL)
+    if (pd == NULL || (pd->tag = malloc((size_t)call->tag_len + 1)) == NULL ||
+        (pd->user = malloc(len + 1)) == NULL ||
+        (call->cont != NULL && (pd->cont = malloc((size_t)call->cont_len + 1)) == NULL)) {
+        if (pd != NULL) {
             free(pd->tag);
+            free(pd->user);
+        }
         free(pd);
         return NULL;
     }
@@ -168,6 +177,12 @@ pending_new(struct ewp_handle *h, const char *text, size_t len, const struct ewp
     pd->call.tag = pd->tag;
     pd->call.tag_len = call->tag_len;
     (void)snprintf(pd->call.node, sizeof(pd->call.node), "%s", call->node);
+    pd->call.finish = call->finish;
+    pd->call.finish_ctx = call->finish_ctx;
+    if (call->cont != NULL)
+        memcpy(pd->cont, call->cont, (size_t)call->cont_len);
+    pd->call.cont = pd->cont;
+    pd->call.cont_len = call->cont != NULL ? call->cont_len : 0;
     memcpy(pd->user, text, len);
     pd->user[len] = '\0';
     pd->user_len = len;
@@ -219,10 +234,12 @@ compiled_cb(void *ctx, struct ewp_compile_job *job)
     struct ewp_peer *peer = ewp_dist_peer_by_name(f->dist, pd->call.node);
     char errbuf[EWP_ERRBUF_SIZE];
     ei_x_buff x;
-    int rv = -1;
+    int rv = -1, start = 0;
 
     if (peer != NULL && ei_x_new(&x) == 0) {
-        if (ewp_encode_reply_begin(&x, &pd->call.from, pd->call.tag, pd->call.tag_len) == 0) {
+        if (pd->call.finish != NULL ||
+            ewp_encode_reply_begin(&x, &pd->call.from, pd->call.tag, pd->call.tag_len) == 0) {
+            start = x.index;
             if (h == NULL) {
                 /* closed meanwhile: by its owner's exit, or by close */
                 rv = pd->open ? ewp_encode_error_string(&x, "closed while its filter compiled")
@@ -241,7 +258,11 @@ compiled_cb(void *ctx, struct ewp_compile_job *job)
                 rv = ei_x_encode_atom(&x, "ok");
             }
         }
-        if (rv == 0)
+        /* the handle, if it was opened, is still in the table here */
+        if (rv == 0 && pd->call.finish != NULL)
+            pd->call.finish(pd->call.finish_ctx, &pd->call, peer, x.buff + start,
+                            x.index - start);
+        else if (rv == 0)
             (void)ewp_peer_send(peer, x.buff, (size_t)x.index);
         ei_x_free(&x);
     } else if (h != NULL && pd->open) {
@@ -275,6 +296,7 @@ discard_pending(void *ctx, struct ewp_compile_job *job)
     (void)ctx;
     if (pd != NULL) {
         free(pd->tag);
+        free(pd->cont);
         free(pd->user);
         free(pd);
         job->data = NULL;

@@ -79,7 +79,8 @@ ewp_request_shutdown(struct ewp_requests *r)
 
 /* Decode the request at buf[*index] and run it; the reply term is
  * appended to x. monitor_owner: an open monitors its owner instead of
- * linking to the caller (rpc). call NULL: the reply cannot wait. Returns
+ * linking to the caller (rpc). call NULL: the reply cannot wait (a filter
+ * is then compiled in the loop: only tests do this). Returns
  * 0, EWP_DEFERRED (filter.c will reply), or -1 when encoding failed. */
 int
 ewp_request_run(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
@@ -95,7 +96,7 @@ ewp_request_run(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid 
     if (rc == EWP_DECODE_UNKNOWN)
         return ewp_encode_error_atom(x, "unknown_request");
     req.monitor_owner = monitor_owner;
-    return run(r, peer, from, &req, monitor_owner ? NULL : call, x);
+    return run(r, peer, from, &req, call, x);
 }
 
 static int

@@ -9,6 +9,10 @@
 %%% - `files': `--files DIR' confinement: symbolic links (last component,
 %%%   middle), "..", absolute paths outside, a FIFO, a device node, an
 %%%   existing file for a dump (refused, untouched), a new dump's mode.
+%%% - `loop' (issue 10, findings 2 and 7): nothing a client asks for
+%%%   stalls the event loop for the others: an rpc's filter compile (erpc,
+%%%   rpc:block_call), a savefile whose filter matches nothing, a SIGTERM
+%%%   during a long compile.
 %%% - `protocol': an earlier filter compile never overwrites a later
 %%%   filter; an EXIT with reason normal from a pid not linked to a handle
 %%%   (and exit/2 normal) leaves it open; a spawn (rpc) request whose caller
@@ -29,6 +33,8 @@
 -export([filter_later_wins/0, filter_later_wins/1, exit_normal_unlinked/0,
          exit_normal_unlinked/1, spawn_foreign_caller/0, spawn_foreign_caller/1]).
 -export([emfile_pause/0, emfile_pause/1]).
+-export([rpc_filter_off_loop/0, rpc_filter_off_loop/1, block_call_filter_off_loop/0,
+         block_call_filter_off_loop/1]).
 -export([embedded_loopback/0, embedded_loopback/1, first_log_line/0, first_log_line/1,
          log_escaped/0, log_escaped/1]).
 
@@ -40,7 +46,8 @@ suite() ->
     [{timetrap, {minutes, 3}}].
 
 all() ->
-    [{group, files}, {group, protocol}, {group, descriptors}, {group, defaults}].
+    [{group, files}, {group, protocol}, {group, descriptors}, {group, defaults},
+     {group, loop}].
 
 groups() ->
     % the FIFO last: before the fix it wedged the daemon for good
@@ -48,6 +55,7 @@ groups() ->
                   files_dump_existing, files_dump_mode, files_read_ok, files_fifo_device]},
      {protocol, [], [filter_later_wins, exit_normal_unlinked, spawn_foreign_caller]},
      {descriptors, [], [emfile_pause]},
+     {loop, [], [rpc_filter_off_loop, block_call_filter_off_loop]},
      {defaults, [], [embedded_loopback, first_log_line, log_escaped]}].
 
 init_per_suite(Config) ->
@@ -72,6 +80,8 @@ init_per_group(files, Config) ->
     {ok, RealOut} = realpath(Out),
     D = start_daemon(["--files", RealDir]),
     [{daemon, D}, {dir, RealDir}, {outside, RealOut} | Config];
+init_per_group(loop, Config) ->
+    [{daemon, start_daemon([])} | Config];
 init_per_group(protocol, Config) ->
     [{daemon, start_daemon([])} | Config];
 init_per_group(defaults, Config) ->
@@ -279,6 +289,98 @@ spawn_foreign_caller(Config) ->
     ?assertEqual([], [F || {rawdist, _, Ctl, _} = F <- Frames, element(2, Ctl) =:= ReqId]),
     ?assertEqual(Before, handle_count(Node)),
     ewpcap_rawdist:close(C).
+
+%%% ===================================================================
+%%% loop: nothing stalls the event loop
+%%% ===================================================================
+
+rpc_filter_off_loop() ->
+    [{doc, "erpc:call(N, ewpcap, filter, [S, Big, [{limit, -1}]]) from node A (a SPAWN_REQUEST) while "
+           "node B calls the daemon back to back: B's longest gap stays within 50x its idle one "
+           "(before: the whole compile); A gets {Res, return, ok}"}].
+rpc_filter_off_loop(Config) ->
+    Node = node_of(Config),
+    {ok, S} = ewpcap:open(Node, <<"lo">>, [{filter, "udp port 9 and udp port 10"}]),
+    {ok, C} = ewpcap_rawdist:connect(Node, erlang:get_cookie(), #{}),
+    Own = ewpcap_rawdist:pid(C, 5),
+    ReqId = make_ref(),
+    Res = make_ref(),
+    Fire = fun() ->
+                   ok = ewpcap_rawdist:send_ctl(C, {29, ReqId, Own, Own, {erpc, execute_call, 4}, [monitor]},
+                                                [Res, ewpcap, filter, [S, big_filter(), [{limit, -1}]]])
+           end,
+    Wait = fun() ->
+                   receive {rawdist, _, {31, ReqId, Own, _, _}, none} -> ok
+                   after ?WAIT -> ct:fail(no_spawn_reply) end,
+                   receive {rawdist, _, {21, _, Own, ReqId, Reason}, none} -> Reason
+                   after 300000 -> ct:fail(no_rpc_result) end
+           end,
+    Result = stall_while(Node, Fire, Wait),
+    ewpcap_rawdist:close(C),
+    ok = ewpcap:close(S),
+    ?assertEqual({Res, return, ok}, Result).
+
+block_call_filter_off_loop() ->
+    [{doc, "rpc:block_call(N, ewpcap, filter, [S, Big, [{limit, -1}]]) (a call to rex) from node A while "
+           "node B calls the daemon back to back: B's longest gap stays within 50x its idle one; A gets ok"}].
+block_call_filter_off_loop(Config) ->
+    Node = node_of(Config),
+    {ok, S} = ewpcap:open(Node, <<"lo">>, [{filter, "udp port 9 and udp port 10"}]),
+    {ok, C} = ewpcap_rawdist:connect(Node, erlang:get_cookie(), #{}),
+    Self = self(),
+    Fire = fun() ->
+                   Self ! {tag, ewpcap_rawdist:block_call(C, ewpcap, filter, [S, big_filter(), [{limit, -1}]])}
+           end,
+    Wait = fun() ->
+                   Tag = receive {tag, T} -> T end,
+                   case ewpcap_rawdist:recv(C, Tag, 300000) of
+                       {ok, R} -> R;
+                       timeout -> ct:fail(no_block_call_reply)
+                   end
+           end,
+    Result = stall_while(Node, Fire, Wait),
+    ewpcap_rawdist:close(C),
+    ok = ewpcap:close(S),
+    ?assertEqual(ok, Result).
+
+%% 160 KB of "ip and ": seconds of pcap_compile
+big_filter() ->
+    list_to_binary(string:copies("ip and ", 24000) ++ "ip").
+
+%% B (this node) calls info back to back, first for a second with nothing
+%% else going on, then while Fire()/Wait() run; B's longest gap between
+%% two replies is compared with its idle one, and the compile must have
+%% taken longer than the bound (else the case shows nothing).
+stall_while(Node, Fire, Wait) ->
+    IdleGap = max(1, max_gap(Node, fun() -> receive after 1000 -> ok end end)),
+    T0 = erlang:monotonic_time(millisecond),
+    Self = self(),
+    BusyGap = max_gap(Node, fun() -> Fire(), Self ! {result, Wait()} end),
+    Ms = erlang:monotonic_time(millisecond) - T0,
+    Result = receive {result, R} -> R end,
+    ct:pal("B's longest gap: idle ~p ms, during the compile ~p ms; the compile took ~p ms; result ~p",
+           [IdleGap, BusyGap, Ms, Result]),
+    ?assert(Ms > 50 * IdleGap),
+    ?assert(BusyGap =< 50 * IdleGap),
+    Result.
+
+%% The longest time, in ms, between two replies to info calls made back to
+%% back by a process of this node while During() runs
+max_gap(Node, During) ->
+    Self = self(),
+    Sampler = spawn_link(fun() -> sample(Node, Self, erlang:monotonic_time(microsecond), 0) end),
+    During(),
+    Sampler ! stop,
+    receive {max_gap, Sampler, G} -> (G + 999) div 1000 after 300000 -> ct:fail(sampler_stuck) end.
+
+sample(Node, Parent, Last, Max) ->
+    receive
+        stop -> Parent ! {max_gap, self(), Max}
+    after 0 ->
+        {ok, _} = ewpcap:info(Node),
+        Now = erlang:monotonic_time(microsecond),
+        sample(Node, Parent, Now, max(Max, Now - Last))
+    end.
 
 %%% ===================================================================
 %%% descriptors: out of file descriptors
