@@ -37,8 +37,17 @@
 #include "handles.h"
 #include "log.h"
 
+/* Bytes held by one node's compiles (queued or running) */
+struct acct {
+    char node[MAXNODELEN + 1];    /* whose */
+    size_t bytes;                 /* held now */
+    struct acct *next;            /* every node with compiles */
+};
+
 struct ewp_filters {
     struct ewp_compiler *cc;      /* the workers */
+    struct acct *accts;           /* per node */
+    size_t bytes;                 /* held by all compiles */
     struct ewp_handles *handles;  /* where compiled filters go */
     struct ewp_dist *dist;        /* where deferred replies go */
     int port;                     /* our distribution port, excluded */
@@ -54,15 +63,20 @@ struct pending {
     char *user;                   /* the user's filter text, for info */
     size_t user_len;              /* its length */
     unsigned gen;                 /* the handle's filter_gen when asked */
+    struct ewp_filters *f;        /* whose accounts */
+    struct acct *acct;            /* the caller's node's */
+    size_t cost;                  /* bytes counted there and in f->bytes */
 };
 
 static void compiled_cb(void *ctx, struct ewp_compile_job *job);
+static void refund(struct pending *pd);
 static void discard_pending(void *ctx, struct ewp_compile_job *job);
 static int apply_filter(struct ewp_handle *h, struct ewp_compile_job *job, const char *f,
                         size_t len, char *errbuf);
 static struct pending *pending_new(struct ewp_handle *h, const char *text, size_t len,
                                    const struct ewp_call *call);
 static int superseded(const struct ewp_compile_job *job, size_t len, char *errbuf);
+static struct acct *charge(struct ewp_filters *f, const char *node, size_t cost);
 
 /* NULL when the compile workers cannot start */
 struct ewp_filters *
@@ -90,6 +104,12 @@ ewp_filter_shutdown(struct ewp_filters *f)
     if (f == NULL)
         return;
     ewp_compile_shutdown(f->cc, discard_pending);
+    while (f->accts != NULL) {
+        struct acct *a = f->accts;
+
+        f->accts = a->next;
+        free(a);
+    }
     free(f);
 }
 
@@ -133,9 +153,28 @@ ewp_filter_set(struct ewp_filters *f, struct ewp_handle *h, const char *text, si
     job->snaplen = pcap_snapshot(h->cap.p);
 
     if (len > 0 && call != NULL) {
-        job->data = pending_new(h, text, len, call);
-        if (job->data == NULL)
+        struct pending *pd;
+        /* what the job holds: the text twice, the user's copy, the rest */
+        size_t cost = 3 * len + EWP_COMPILE_JOB_COST;
+        struct acct *a = charge(f, call->node, cost);
+
+        if (a == NULL) {
+            h->filter_gen--; /* nothing asked for after all */
+            ewp_compile_free(job);
+            EWP_LOG(1, "%s: compile of a %zu byte filter refused: queue full", h->device, len);
+            (void)snprintf(errbuf, EWP_ERRBUF_SIZE, "compile_queue_full");
+            return EWP_FILTER_QUEUE_FULL;
+        }
+        pd = pending_new(h, text, len, call);
+        job->data = pd;
+        if (pd == NULL) {
+            a->bytes -= cost;
+            f->bytes -= cost;
             goto nomem;
+        }
+        pd->f = f;
+        pd->acct = a;
+        pd->cost = cost;
         job->owner = h->peer; /* one node's compiles run one at a time */
         EWP_LOG(1, "%s: compiling a %zu byte filter off the loop", h->device, len);
         ewp_compile_submit(f->cc, job);
@@ -288,6 +327,53 @@ superseded(const struct ewp_compile_job *job, size_t len, char *errbuf)
     return 1;
 }
 
+/*
+ * Count cost bytes of compiles for node, in its account and the total;
+ * NULL (nothing counted) past EWP_COMPILE_NODE_MAX or EWP_COMPILE_MAX.
+ */
+static struct acct *
+charge(struct ewp_filters *f, const char *node, size_t cost)
+{
+    struct acct *a;
+
+    for (a = f->accts; a != NULL; a = a->next)
+        if (strcmp(a->node, node) == 0)
+            break;
+    if (f->bytes + cost > EWP_COMPILE_MAX ||
+        (a != NULL ? a->bytes : 0) + cost > EWP_COMPILE_NODE_MAX)
+        return NULL;
+    if (a == NULL) {
+        a = calloc(1, sizeof(*a));
+        if (a == NULL)
+            return NULL;
+        (void)snprintf(a->node, sizeof(a->node), "%s", node);
+        a->next = f->accts;
+        f->accts = a;
+    }
+    a->bytes += cost;
+    f->bytes += cost;
+    return a;
+}
+
+/* The job is done or dropped: its bytes are no longer held */
+static void
+refund(struct pending *pd)
+{
+    struct ewp_filters *f = pd->f;
+    struct acct **aa;
+
+    pd->acct->bytes -= pd->cost;
+    f->bytes -= pd->cost;
+    if (pd->acct->bytes > 0)
+        return;
+    for (aa = &f->accts; *aa != NULL; aa = &(*aa)->next)
+        if (*aa == pd->acct) {
+            *aa = pd->acct->next;
+            free(pd->acct);
+            return;
+        }
+}
+
 static void
 discard_pending(void *ctx, struct ewp_compile_job *job)
 {
@@ -295,6 +381,7 @@ discard_pending(void *ctx, struct ewp_compile_job *job)
 
     (void)ctx;
     if (pd != NULL) {
+        refund(pd);
         free(pd->tag);
         free(pd->cont);
         free(pd->user);

@@ -39,6 +39,7 @@ struct ewp_handle {
     char *filter;                    /* current filter text, for info */
     size_t filter_len;               /* its length */
     int snaplen;                     /* for info and buffer reservation */
+    unsigned long long ring;         /* kernel buffer bytes asked for (live) */
     enum ewp_time_unit time_unit;    /* format of Time */
     char *prefix;                    /* encoded message head (deliver.c) */
     size_t prefix_len;               /* its length */

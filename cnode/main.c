@@ -249,8 +249,10 @@ usage(FILE *out)
         "  --ticktime SECONDS   drop a node silent this long (default 60)\n"
         "  --allow DEV          only DEV may be opened (repeat for more; default: all)\n"
         "  --no-inject          refuse write (packet injection)\n"
-        "  --max-handles N      open handles in all (default: no limit)\n"
-        "  --max-node-handles N open handles per client node (default: no limit)\n"
+        "  --max-handles N      open handles in all (default 1024)\n"
+        "  --max-node-handles N open handles per client node (default 256)\n"
+        "  --max-ring-mb N      kernel buffers of all handles, MiB (default 2048)\n"
+        "  --max-node-ring-mb N kernel buffers of one node's handles, MiB (default 512)\n"
         "  --files DIR          savefiles may be read ({file, Path}) and written\n"
         "                       ({dump, Path}) under DIR only (default: refused)\n"
         "  --user USER          run as USER, keeping only cap_net_raw and\n"
@@ -267,6 +269,7 @@ parse_args(int argc, char *argv[], struct config *cfg)
 {
     enum { O_SNAME = 256, O_NAME, O_COOKIE, O_COOKIE_FILE, O_LISTEN, O_PORT, O_NETNS,
            O_TICKTIME, O_STDIN, O_ALLOW, O_NO_INJECT, O_MAX_HANDLES, O_MAX_NODE_HANDLES,
+           O_MAX_RING_MB, O_MAX_NODE_RING_MB,
            O_USER, O_FILES };
     static const struct option longopts[] = {
         {"sname", required_argument, NULL, O_SNAME},
@@ -282,6 +285,8 @@ parse_args(int argc, char *argv[], struct config *cfg)
         {"no-inject", no_argument, NULL, O_NO_INJECT},
         {"max-handles", required_argument, NULL, O_MAX_HANDLES},
         {"max-node-handles", required_argument, NULL, O_MAX_NODE_HANDLES},
+        {"max-ring-mb", required_argument, NULL, O_MAX_RING_MB},
+        {"max-node-ring-mb", required_argument, NULL, O_MAX_NODE_RING_MB},
         {"user", required_argument, NULL, O_USER},
         {"files", required_argument, NULL, O_FILES},
         {"verbose", no_argument, NULL, 'v'},
@@ -296,6 +301,10 @@ parse_args(int argc, char *argv[], struct config *cfg)
     double d;
 
     memset(cfg, 0, sizeof(*cfg));
+    cfg->policy.max_handles = EWP_DEFAULT_MAX_HANDLES;
+    cfg->policy.max_node_handles = EWP_DEFAULT_MAX_NODE_HANDLES;
+    cfg->policy.max_ring = EWP_DEFAULT_MAX_RING;
+    cfg->policy.max_node_ring = EWP_DEFAULT_MAX_NODE_RING;
     cfg->node.listen.s_addr = htonl(INADDR_ANY);
     cfg->node.ticktime = 60;
 
@@ -370,6 +379,20 @@ parse_args(int argc, char *argv[], struct config *cfg)
                 cfg->policy.max_handles = (int)l;
             else
                 cfg->policy.max_node_handles = (int)l;
+            break;
+        case O_MAX_RING_MB:
+        case O_MAX_NODE_RING_MB:
+            errno = 0;
+            l = strtol(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || l < 1 || l > 1048576) {
+                (void)fprintf(stderr, "ewpcapd: --max-%sring-mb: 1..1048576: %s\n",
+                              ch == O_MAX_RING_MB ? "" : "node-", optarg);
+                return -1;
+            }
+            if (ch == O_MAX_RING_MB)
+                cfg->policy.max_ring = (unsigned long long)l << 20;
+            else
+                cfg->policy.max_node_ring = (unsigned long long)l << 20;
             break;
         case O_USER:
             cfg->user = optarg;

@@ -36,7 +36,9 @@ static int do_open(struct ewp_requests *r, struct ewp_peer *peer, const erlang_p
                    struct ewp_request *req, const struct ewp_call *call, ei_x_buff *x);
 static int open_capture(struct ewp_requests *r, struct ewp_handle *h,
                         const struct ewp_request *req, char *errbuf);
-static const char *refuse_open(struct ewp_requests *r, struct ewp_peer *peer, const char *dev);
+static const char *refuse_open(struct ewp_requests *r, struct ewp_peer *peer, const char *dev,
+                               unsigned long long ring);
+static int ring_bytes(const struct ewp_opts *o);
 static int do_filter(struct ewp_requests *r, struct ewp_handle *h,
                      const struct ewp_request *req, const struct ewp_call *call, ei_x_buff *x);
 static int do_getifaddrs(ei_x_buff *x);
@@ -209,7 +211,9 @@ do_open(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
         h->device[req->dev_len] = '\0';
     }
 
-    why = refuse_open(r, peer, req->type == EWP_REQ_OPEN_FILE ? NULL : h->device);
+    if (req->type != EWP_REQ_OPEN_FILE)
+        h->ring = (unsigned long long)ring_bytes(o);
+    why = refuse_open(r, peer, req->type == EWP_REQ_OPEN_FILE ? NULL : h->device, h->ring);
     if (why != NULL) {
         EWP_LOG(1, "%s: open %s refused: %s", ewp_peer_name(peer), h->device, why);
         ewp_handle_free(h);
@@ -243,7 +247,8 @@ do_open(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
         return EWP_DEFERRED;
     if (rv < 0) {
         ewp_handle_close(h, 1, "filter refused");
-        return ewp_encode_error_string(x, errbuf);
+        return rv == EWP_FILTER_QUEUE_FULL ? ewp_encode_error_atom(x, errbuf)
+                                           : ewp_encode_error_string(x, errbuf);
     }
     h->pending = 0;
     ewp_deliver_start(h);
@@ -279,9 +284,7 @@ open_capture(struct ewp_requests *r, struct ewp_handle *h, const struct ewp_requ
     copts.promisc = o->promisc;
     copts.immediate = o->timing_given ? o->immediate : 0;
     copts.timeout_ms = o->timing_given ? o->timeout_ms : EWP_DEFAULT_TIMEOUT_MS;
-    copts.buffer = o->buffer > 0         ? o->buffer
-                   : copts.immediate     ? EWP_IMMEDIATE_BUFFER
-                                         : EWP_DEFAULT_BUFFER;
+    copts.buffer = ring_bytes(o);
     copts.monitor = o->monitor;
     if ((req->type == EWP_REQ_OPEN_FILE
              ? ewp_capture_open_offline(r->loop, &h->cap, fd, errbuf, EWP_ERRBUF_SIZE)
@@ -305,11 +308,24 @@ refused:
     return 1;
 }
 
-/* NULL when the policy lets peer open dev, else the error atom */
+/* The kernel buffer a live capture with these options asks for */
+static int
+ring_bytes(const struct ewp_opts *o)
+{
+    int immediate = o->timing_given ? o->immediate : 0;
+
+    return o->buffer > 0 ? o->buffer : immediate ? EWP_IMMEDIATE_BUFFER : EWP_DEFAULT_BUFFER;
+}
+
+/* NULL when the policy lets peer open dev (ring: its kernel buffer), else
+ * the error atom */
 static const char *
-refuse_open(struct ewp_requests *r, struct ewp_peer *peer, const char *dev)
+refuse_open(struct ewp_requests *r, struct ewp_peer *peer, const char *dev,
+            unsigned long long ring)
 {
     const struct ewp_policy *pol = &r->policy;
+    const struct ewp_handle *h;
+    unsigned long long all = ring, node = ring;
     int i;
 
     if (dev != NULL && pol->nallow > 0) {
@@ -324,6 +340,14 @@ refuse_open(struct ewp_requests *r, struct ewp_peer *peer, const char *dev)
     if (pol->max_node_handles > 0 &&
         ewp_handles_count_peer(r->handles, peer) >= pol->max_node_handles)
         return "too_many_handles";
+    for (h = ewp_handles_first(r->handles); h != NULL; h = h->next) {
+        all += h->ring;
+        if (h->peer == peer)
+            node += h->ring;
+    }
+    if ((pol->max_ring > 0 && all > pol->max_ring) ||
+        (pol->max_node_ring > 0 && node > pol->max_node_ring))
+        return "buffer_limit";
     return NULL;
 }
 
@@ -341,6 +365,8 @@ do_filter(struct ewp_requests *r, struct ewp_handle *h, const struct ewp_request
                         req->opts.netmask, call, errbuf);
     if (rv == EWP_DEFERRED)
         return EWP_DEFERRED;
+    if (rv == EWP_FILTER_QUEUE_FULL)
+        return ewp_encode_error_atom(x, errbuf);
     if (rv < 0)
         return ewp_encode_error_string(x, errbuf);
     return ei_x_encode_atom(x, "ok");

@@ -13,6 +13,10 @@
 %%%   stalls the event loop for the others: an rpc's filter compile (erpc,
 %%%   rpc:block_call), a savefile whose filter matches nothing, a SIGTERM
 %%%   during a long compile.
+%%% - `caps' (finding 4): what an authenticated node can make the daemon
+%%%   hold is capped: tick answers, queued compiles, kernel buffers,
+%%%   handles; the daemon's RSS stays under a bound while a node pushes
+%%%   each one (each case runs a daemon of its own).
 %%% - `protocol': an earlier filter compile never overwrites a later
 %%%   filter; an EXIT with reason normal from a pid not linked to a handle
 %%%   (and exit/2 normal) leaves it open; a spawn (rpc) request whose caller
@@ -33,6 +37,8 @@
 -export([filter_later_wins/0, filter_later_wins/1, exit_normal_unlinked/0,
          exit_normal_unlinked/1, spawn_foreign_caller/0, spawn_foreign_caller/1]).
 -export([emfile_pause/0, emfile_pause/1]).
+-export([cap_ticks/0, cap_ticks/1, cap_compile_queue/0, cap_compile_queue/1,
+         cap_ring/0, cap_ring/1, cap_handles/0, cap_handles/1]).
 -export([rpc_filter_off_loop/0, rpc_filter_off_loop/1, block_call_filter_off_loop/0,
          block_call_filter_off_loop/1]).
 -export([embedded_loopback/0, embedded_loopback/1, first_log_line/0, first_log_line/1,
@@ -47,7 +53,7 @@ suite() ->
 
 all() ->
     [{group, files}, {group, protocol}, {group, descriptors}, {group, defaults},
-     {group, loop}].
+     {group, loop}, {group, caps}].
 
 groups() ->
     % the FIFO last: before the fix it wedged the daemon for good
@@ -56,6 +62,7 @@ groups() ->
      {protocol, [], [filter_later_wins, exit_normal_unlinked, spawn_foreign_caller]},
      {descriptors, [], [emfile_pause]},
      {loop, [], [rpc_filter_off_loop, block_call_filter_off_loop]},
+     {caps, [], [cap_ticks, cap_compile_queue, cap_ring, cap_handles]},
      {defaults, [], [embedded_loopback, first_log_line, log_escaped]}].
 
 init_per_suite(Config) ->
@@ -383,6 +390,123 @@ sample(Node, Parent, Last, Max) ->
     end.
 
 %%% ===================================================================
+%%% caps: what a node can make the daemon hold
+%%% ===================================================================
+
+cap_ticks() ->
+    [{doc, "A node that reads nothing sends 96 MiB of ticks: the daemon answers none while output "
+           "waits (before: 4 bytes queued per tick, past the 64 MiB output cap); RSS grows < 24 MiB"}].
+cap_ticks(_Config) ->
+    with_daemon([], fun(#{node := Node, os_pid := OsPid}) ->
+        {ok, C} = ewpcap_rawdist:connect(Node, erlang:get_cookie(), #{recbuf => 4096}),
+        T = ewpcap_rawdist:call(C, ewpcap, {open, <<"lo">>, [{filter, "udp port 9 and udp port 10"}]}),
+        {ok, {ok, Ref}} = ewpcap_rawdist:recv(C, T, ?WAIT),
+        ok = ewpcap_rawdist:stop_reading(C),
+        Rss0 = rss_kib(OsPid),
+        Max = max_rss_while(OsPid, fun() ->
+            Sock = maps:get(sock, C),
+            Ticks = binary:copy(<<0>>, 1 bsl 20),
+            [ok = gen_tcp:send(Sock, Ticks) || _ <- lists:seq(1, 96)],
+            % read after the ticks: the handle's close shows they were all read
+            _ = ewpcap_rawdist:call(C, ewpcap, {close, Ref}),
+            ?assert(wait_until_ms(fun() -> not has_handle(Node, Ref) end, 30000))
+        end),
+        ct:pal("ewpcapd RSS ~p KiB before, ~p KiB max while 96 MiB of ticks came in", [Rss0, Max]),
+        ewpcap_rawdist:close(C),
+        ?assert(Max - Rss0 < 24 * 1024)
+    end).
+
+cap_compile_queue() ->
+    [{doc, "A node asks for 300 filters of 128 KiB at once: past 16 MiB of queued compiles "
+           "{error, compile_queue_full} (before: all queued, three copies each: RSS +209 MiB); RSS grows < 100 MiB "
+           "(printed, not asserted, under a sanitizer: its quarantine keeps the freed request frames)"}].
+cap_compile_queue(_Config) ->
+    with_daemon([], fun(#{node := Node, os_pid := OsPid}) ->
+        {ok, C} = ewpcap_rawdist:connect(Node, erlang:get_cookie(), #{}),
+        T = ewpcap_rawdist:call(C, ewpcap, {open, <<"lo">>, [{filter, "udp port 9 and udp port 10"}]}),
+        {ok, {ok, Ref}} = ewpcap_rawdist:recv(C, T, ?WAIT),
+        Big = list_to_binary(string:copies("ip and ", 18700) ++ "ip"),
+        Rss0 = rss_kib(OsPid),
+        Tags = [ewpcap_rawdist:call(C, ewpcap, {filter, Ref, Big, [{limit, -1}]}) || _ <- lists:seq(1, 300)],
+        % read after the 300: its reply comes after every refusal
+        Last = ewpcap_rawdist:call(C, ewpcap, info),
+        {ok, {ok, _}} = ewpcap_rawdist:recv(C, Last, 60000),
+        Rss = rss_kib(OsPid),
+        Full = length([Tg || Tg <- Tags, ewpcap_rawdist:recv(C, Tg, 0) =:= {ok, {error, compile_queue_full}}]),
+        ct:pal("ewpcapd RSS ~p KiB before, ~p KiB with 300 x 128 KiB filters asked for; ~p refused",
+               [Rss0, Rss, Full]),
+        ewpcap_rawdist:close(C),
+        ?assert(Full >= 200),
+        case os:getenv("EWP_SANITIZER") of
+            false -> ?assert(Rss - Rss0 < 100 * 1024);
+            San -> ct:pal("RSS bound not checked under ~s", [San])
+        end
+    end).
+
+cap_ring() ->
+    [{doc, "{buffer, 2^31-1} is refused with {error, buffer_limit}; 12 handles of 64 MiB buffers: "
+           "past 512 MiB for the node, {error, buffer_limit}; RSS grows < 576 MiB (before: 768 MiB of rings)"}].
+cap_ring(_Config) ->
+    with_daemon([], fun(#{node := Node, os_pid := OsPid}) ->
+        Rss0 = rss_kib(OsPid),
+        Huge = ewpcap:open(Node, <<"lo">>, [{buffer, 2147483647}, {filter, "udp port 9 and udp port 10"}]),
+        Rs = [ewpcap:open(Node, <<"lo">>, [{buffer, 64 bsl 20}, {filter, "udp port 9 and udp port 10"}])
+              || _ <- lists:seq(1, 12)],
+        Rss = rss_kib(OsPid),
+        Ok = [S || {ok, S} <- Rs],
+        ct:pal("{buffer, 2^31-1}: ~p; 12 x 64 MiB: ~p ok, then ~p; RSS ~p KiB before, ~p KiB after",
+               [Huge, length(Ok), lists:usort([E || {error, _} = E <- Rs]), Rss0, Rss]),
+        [ewpcap:close(S) || S <- Ok],
+        case Huge of {ok, H} -> ewpcap:close(H); _ -> ok end,
+        ?assertEqual({error, buffer_limit}, Huge),
+        ?assertEqual(8, length(Ok)),
+        ?assertEqual([{error, buffer_limit}], lists:usort([E || {error, _} = E <- Rs])),
+        ?assert(Rss - Rss0 < 576 * 1024)
+    end).
+
+cap_handles() ->
+    [{doc, "A node opens 400 handles: past 256, {error, too_many_handles} (before: no default limit); "
+           "RSS grows < 320 MiB (before: 400 handles, 1 MiB buffer each)"}].
+cap_handles(_Config) ->
+    with_daemon([], fun(#{node := Node, os_pid := OsPid}) ->
+        Rss0 = rss_kib(OsPid),
+        Rs = [ewpcap:open(Node, <<"lo">>, [{buffer, 1 bsl 20}, {filter, "udp port 9 and udp port 10"}])
+              || _ <- lists:seq(1, 400)],
+        Rss = rss_kib(OsPid),
+        Ok = [S || {ok, S} <- Rs],
+        Errors = lists:usort([E || {error, _} = E <- Rs]),
+        ct:pal("400 opens: ~p ok, then ~p; RSS ~p KiB before, ~p KiB after", [length(Ok), Errors, Rss0, Rss]),
+        [ewpcap:close(S) || S <- Ok],
+        ?assertEqual(256, length(Ok)),
+        ?assertEqual([{error, too_many_handles}], Errors),
+        ?assert(Rss - Rss0 < 320 * 1024)
+    end).
+
+%% Run F(Daemon) against a daemon of its own, stopped afterwards
+with_daemon(Args, F) ->
+    D = start_daemon(Args),
+    try F(D) after stop_daemon(D) end.
+
+rss_kib(OsPid) ->
+    {ok, B} = file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/status"),
+    {match, [K]} = re:run(B, "VmRSS:\\s+(\\d+)", [{capture, all_but_first, list}]),
+    list_to_integer(K).
+
+%% The largest RSS of OsPid, sampled every 20 ms while F() runs
+max_rss_while(OsPid, F) ->
+    Self = self(),
+    Sampler = spawn_link(fun() -> rss_sample(OsPid, Self, 0) end),
+    F(),
+    Sampler ! stop,
+    receive {max_rss, Sampler, M} -> M after ?WAIT -> ct:fail(rss_sampler_stuck) end.
+
+rss_sample(OsPid, Parent, Max) ->
+    M = max(Max, rss_kib(OsPid)),
+    receive stop -> Parent ! {max_rss, self(), M}
+    after 20 -> rss_sample(OsPid, Parent, M)
+    end.
+
+%%% ===================================================================
 %%% descriptors: out of file descriptors
 %%% ===================================================================
 
@@ -564,6 +688,11 @@ has_handle(Node, Ref) ->
 %% F() true within ?WAIT ms, polled every 20 ms (bounded)
 wait_until(F) ->
     wait_until(F, ?WAIT div 20).
+
+%% ... within Ms ms
+wait_until_ms(F, Ms) ->
+    wait_until(F, Ms div 20).
+
 wait_until(F, 0) -> F();
 wait_until(F, N) ->
     case F() of
