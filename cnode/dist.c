@@ -50,6 +50,7 @@
 #include <ev.h>
 
 #include "dist.h"
+#include "be.h"
 #include "log.h"
 
 #define READ_CHUNK (64u << 10)  /* bytes read per readiness */
@@ -102,8 +103,6 @@ static int frames(struct ewp_peer *p);
 static int out_reserve(struct ewp_peer *p, size_t need);
 static int out_reserve_keep(struct ewp_peer *p, size_t need, size_t keep);
 static void out_queued(struct ewp_peer *p);
-static void put32(char *b, uint32_t v);
-static uint32_t get32(const char *b);
 
 /* No peers yet; NULL when out of memory */
 struct ewp_dist *
@@ -253,7 +252,7 @@ ewp_peer_send(struct ewp_peer *p, const char *body, size_t len)
         ewp_peer_drop(p, "out of memory");
         return -1;
     }
-    put32(p->out + p->out_len, (uint32_t)len);
+    ewp_put_be32(p->out + p->out_len, (uint32_t)len);
     memcpy(p->out + p->out_len + 4, body, len);
     p->out_len += len + 4;
     p->d->out_total += len + 4;
@@ -292,7 +291,7 @@ ewp_peer_frame_body(struct ewp_peer *p)
 void
 ewp_peer_commit(struct ewp_peer *p, size_t used)
 {
-    put32(p->out + p->out_len, (uint32_t)used);
+    ewp_put_be32(p->out + p->out_len, (uint32_t)used);
     p->out_len += used + 4;
     p->d->out_total += used + 4;
     out_queued(p);
@@ -406,7 +405,7 @@ frames(struct ewp_peer *p)
     size_t pos = 0;
 
     while (!p->dead && p->in_len - pos >= 4) {
-        uint32_t len = get32(p->in + pos);
+        uint32_t len = ewp_get_be32(p->in + pos);
 
         if (len == 0) { /* tick: answer it, unless output waits anyway */
             if (ewp_peer_queued(p) == 0 && out_reserve(p, 4) == 0) {
@@ -557,21 +556,4 @@ out_queued(struct ewp_peer *p)
         ev_io_start(p->d->loop, &p->wio);
     if (ewp_peer_queued(p) > EWP_OUT_HIGH)
         p->congested = 1;
-}
-
-static void
-put32(char *b, uint32_t v)
-{
-    b[0] = (char)(v >> 24);
-    b[1] = (char)(v >> 16);
-    b[2] = (char)(v >> 8);
-    b[3] = (char)v;
-}
-
-static uint32_t
-get32(const char *b)
-{
-    const unsigned char *u = (const unsigned char *)b;
-
-    return ((uint32_t)u[0] << 24) | ((uint32_t)u[1] << 16) | ((uint32_t)u[2] << 8) | u[3];
 }
