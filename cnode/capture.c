@@ -63,6 +63,8 @@ ewp_capture_open(struct ev_loop *loop, struct ewp_capture *c, const char *dev,
     c->dispatching = 0;
     c->failed = 0;
     c->offline = 0;
+    c->prog.bf_insns = NULL;
+    c->prog.bf_len = 0;
     c->dumper = NULL;
 
     pcap_err[0] = '\0';
@@ -134,6 +136,8 @@ ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, int fd,
     c->dispatching = 0;
     c->failed = 0;
     c->offline = 1;
+    c->prog.bf_insns = NULL;
+    c->prog.bf_len = 0;
     c->dumper = NULL;
     fp = fdopen(fd, "rb");
     if (fp == NULL) {
@@ -210,11 +214,33 @@ ewp_capture_filter(struct ewp_capture *c, const char *filter, size_t len, int op
     return rv;
 }
 
-/* Set a program compiled elsewhere (compile.c); the caller frees it. */
+/*
+ * Set a program compiled elsewhere (compile.c); the caller frees it. A
+ * savefile's program is kept and run by handler, not given to libpcap:
+ * libpcap's offline read counts only the records that match, so a filter
+ * that matches nothing would read the whole file in one pcap_dispatch,
+ * stalling the loop; this way each dispatch reads FILE_CHUNK records.
+ */
 int
 ewp_capture_setprog(struct ewp_capture *c, struct bpf_program *prog, char *errbuf,
                     size_t errlen)
 {
+    if (c->offline) {
+        struct bpf_insn *insns = NULL;
+
+        if (prog->bf_len > 0) {
+            insns = calloc(prog->bf_len, sizeof(*insns));
+            if (insns == NULL) {
+                (void)snprintf(errbuf, errlen, "out of memory");
+                return -1;
+            }
+            memcpy(insns, prog->bf_insns, prog->bf_len * sizeof(*insns));
+        }
+        free(c->prog.bf_insns);
+        c->prog.bf_insns = insns;
+        c->prog.bf_len = prog->bf_len;
+        return 0;
+    }
     if (pcap_setfilter(c->p, prog) < 0) {
         (void)snprintf(errbuf, errlen, "%s", pcap_geterr(c->p));
         return -1;
@@ -318,6 +344,9 @@ ewp_capture_close(struct ewp_capture *c)
     if (c->p != NULL)
         pcap_close(c->p);
     c->p = NULL;
+    free(c->prog.bf_insns);
+    c->prog.bf_insns = NULL;
+    c->prog.bf_len = 0;
 }
 
 /* The first device of pcap_findalldevs, as the original's dev/0. The device
@@ -409,6 +438,8 @@ handler(unsigned char *user, const struct pcap_pkthdr *h, const unsigned char *b
 {
     struct ewp_capture *c = (struct ewp_capture *)user;
 
+    if (c->offline && c->prog.bf_len > 0 && pcap_offline_filter(&c->prog, h, bytes) == 0)
+        return; /* read, counted by pcap_dispatch, not matched */
     if (c->dumper != NULL) {
         pcap_dump((unsigned char *)c->dumper, h, bytes);
         c->dumped++;

@@ -70,6 +70,7 @@ struct ewp_capture {
     ewp_capture_flush_cb flush_cb;   /* called after each pcap_dispatch, or NULL */
     ewp_capture_eof_cb eof_cb;       /* a savefile is read to its end */
     int offline;                     /* reading a savefile */
+    struct bpf_program prog;         /* a savefile's filter, run here (bf_len 0: none) */
     const char *device;              /* the interface name, for errors */
     unsigned ifindex;                /* its index at open; 0: a pseudo device */
     pcap_dumper_t *dumper;           /* {dump, Path}: packets go here instead */

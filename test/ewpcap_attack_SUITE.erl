@@ -39,6 +39,7 @@
 -export([emfile_pause/0, emfile_pause/1]).
 -export([cap_ticks/0, cap_ticks/1, cap_compile_queue/0, cap_compile_queue/1,
          cap_ring/0, cap_ring/1, cap_handles/0, cap_handles/1]).
+-export([savefile_nomatch_chunks/0, savefile_nomatch_chunks/1]).
 -export([rpc_filter_off_loop/0, rpc_filter_off_loop/1, block_call_filter_off_loop/0,
          block_call_filter_off_loop/1]).
 -export([embedded_loopback/0, embedded_loopback/1, first_log_line/0, first_log_line/1,
@@ -61,7 +62,7 @@ groups() ->
                   files_dump_existing, files_dump_mode, files_read_ok, files_fifo_device]},
      {protocol, [], [filter_later_wins, exit_normal_unlinked, spawn_foreign_caller]},
      {descriptors, [], [emfile_pause]},
-     {loop, [], [rpc_filter_off_loop, block_call_filter_off_loop]},
+     {loop, [], [rpc_filter_off_loop, block_call_filter_off_loop, savefile_nomatch_chunks]},
      {caps, [], [cap_ticks, cap_compile_queue, cap_ring, cap_handles]},
      {defaults, [], [embedded_loopback, first_log_line, log_escaped]}].
 
@@ -88,7 +89,10 @@ init_per_group(files, Config) ->
     D = start_daemon(["--files", RealDir]),
     [{daemon, D}, {dir, RealDir}, {outside, RealOut} | Config];
 init_per_group(loop, Config) ->
-    [{daemon, start_daemon([])} | Config];
+    Dir = filename:join(?config(priv_dir, Config), "loopfiles"),
+    ok = filelib:ensure_path(Dir),
+    {ok, RealDir} = realpath(Dir),
+    [{daemon, start_daemon(["--files", RealDir])}, {dir, RealDir} | Config];
 init_per_group(protocol, Config) ->
     [{daemon, start_daemon([])} | Config];
 init_per_group(defaults, Config) ->
@@ -349,6 +353,43 @@ block_call_filter_off_loop(Config) ->
     ewpcap_rawdist:close(C),
     ok = ewpcap:close(S),
     ?assertEqual(ok, Result).
+
+savefile_nomatch_chunks() ->
+    [{doc, "A savefile of 400,000 UDP records read with a filter that matches none of them (300 ports): "
+           "node B's longest gap stays within 50x its idle one (before: the whole file in one callback); "
+           "then ewpcap_eof"}].
+savefile_nomatch_chunks(Config) ->
+    Node = node_of(Config),
+    Path = in_dir(Config, "nomatch.pcap"),
+    ok = file:write_file(Path, udp_pcap(400000)),
+    Filter = lists:join(" or ", ["udp port " ++ integer_to_list(1000 + K) || K <- lists:seq(1, 300)]),
+    Self = self(),
+    Fire = fun() ->
+                   {ok, S} = ewpcap:open(Node, {file, "nomatch.pcap"}, [{filter, Filter}, {limit, -1}]),
+                   Self ! {savefile, S}
+           end,
+    Wait = fun() ->
+                   S = receive {savefile, S0} -> S0 end,
+                   Ref = S#ewpcap_resource.ref,
+                   R = receive
+                           {ewpcap_eof, Ref} -> eof;
+                           {ewpcap, Ref, _, _, _, _} -> matched
+                       after 300000 -> ct:fail(no_eof)
+                       end,
+                   ok = ewpcap:close(S),
+                   R
+           end,
+    ?assertEqual(eof, stall_while(Node, Fire, Wait)).
+
+%% A pcap savefile of N Ethernet/IPv4/UDP records to port 9
+udp_pcap(N) ->
+    Udp = <<40000:16, 9:16, 12:16, 0:16, "abcd">>,
+    Ip = <<16#45, 0, (20 + byte_size(Udp)):16, 0:16, 0:16, 64, 17, 0:16, 127, 0, 0, 1, 127, 0, 0, 1>>,
+    Frame = <<0:48, 0:48, 16#0800:16, Ip/binary, Udp/binary>>,
+    Len = byte_size(Frame),
+    Rec = <<1:32/little, 0:32/little, Len:32/little, Len:32/little, Frame/binary>>,
+    [<<16#a1b2c3d4:32/little, 2:16/little, 4:16/little, 0:32, 0:32, 65535:32/little, 1:32/little>>,
+     binary:copy(Rec, N)].
 
 %% 160 KB of "ip and ": seconds of pcap_compile
 big_filter() ->
