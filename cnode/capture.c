@@ -15,9 +15,11 @@
 #include <errno.h>
 #include <stdio.h>
 #include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ev.h>
 #include <pcap/pcap.h>
@@ -35,6 +37,7 @@ static void dispatch(struct ewp_capture *c);
 static void handler(unsigned char *user, const struct pcap_pkthdr *h,
                     const unsigned char *bytes);
 static void set_error(pcap_t *p, int status, char *errbuf, size_t errlen);
+static int ifindex_of(struct ewp_capture *c);
 static int socket_error(struct ewp_capture *c, char *reason, size_t len);
 
 /*
@@ -60,6 +63,8 @@ ewp_capture_open(struct ev_loop *loop, struct ewp_capture *c, const char *dev,
     c->dispatching = 0;
     c->failed = 0;
     c->offline = 0;
+    c->prog.bf_insns = NULL;
+    c->prog.bf_len = 0;
     c->dumper = NULL;
 
     pcap_err[0] = '\0';
@@ -113,25 +118,38 @@ err:
     return -1;
 }
 
-/* A savefile, read in chunks of FILE_CHUNK packets from a timer so that
- * one file never starves the other clients; eof_cb at its end. */
+/* A savefile (fd, opened by files.c; ours from now on, closed on error
+ * too), read in chunks of FILE_CHUNK records from a timer so that one
+ * file never starves the other clients; eof_cb at its end. */
 int
-ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, const char *path,
+ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, int fd,
                          char *errbuf, size_t errlen)
 {
     char pcap_err[PCAP_ERRBUF_SIZE];
+    FILE *fp;
 
     memset(&c->io, 0, sizeof(c->io));
+    c->p = NULL;
     c->loop = loop;
     c->fd = -1;
     c->watching = 0;
     c->dispatching = 0;
     c->failed = 0;
     c->offline = 1;
+    c->prog.bf_insns = NULL;
+    c->prog.bf_len = 0;
+    c->dumper = NULL;
+    fp = fdopen(fd, "rb");
+    if (fp == NULL) {
+        (void)snprintf(errbuf, errlen, "%s", strerror(errno));
+        (void)close(fd);
+        return -1;
+    }
     pcap_err[0] = '\0';
-    c->p = pcap_open_offline(path, pcap_err);
+    c->p = pcap_fopen_offline(fp, pcap_err);
     if (c->p == NULL) {
         (void)snprintf(errbuf, errlen, "%s", pcap_err);
+        (void)fclose(fp);
         return -1;
     }
     c->dlt = pcap_datalink(c->p);
@@ -143,13 +161,22 @@ ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, const char
 }
 
 /* {dump, Path}: captured packets are written to a savefile on this host
- * instead of being sent to the owner. */
+ * instead of being sent to the owner. fd (opened by files.c) is ours from
+ * now on, closed on error too. */
 int
-ewp_capture_dump_open(struct ewp_capture *c, const char *path, char *errbuf, size_t errlen)
+ewp_capture_dump_open(struct ewp_capture *c, int fd, char *errbuf, size_t errlen)
 {
-    c->dumper = pcap_dump_open(c->p, path);
+    FILE *fp = fdopen(fd, "wb");
+
+    if (fp == NULL) {
+        (void)snprintf(errbuf, errlen, "%s", strerror(errno));
+        (void)close(fd);
+        return -1;
+    }
+    c->dumper = pcap_dump_fopen(c->p, fp);
     if (c->dumper == NULL) {
         (void)snprintf(errbuf, errlen, "%s", pcap_geterr(c->p));
+        (void)fclose(fp);
         return -1;
     }
     return 0;
@@ -187,11 +214,33 @@ ewp_capture_filter(struct ewp_capture *c, const char *filter, size_t len, int op
     return rv;
 }
 
-/* Set a program compiled elsewhere (compile.c); the caller frees it. */
+/*
+ * Set a program compiled elsewhere (compile.c); the caller frees it. A
+ * savefile's program is kept and run by handler, not given to libpcap:
+ * libpcap's offline read counts only the records that match, so a filter
+ * that matches nothing would read the whole file in one pcap_dispatch,
+ * stalling the loop; this way each dispatch reads FILE_CHUNK records.
+ */
 int
 ewp_capture_setprog(struct ewp_capture *c, struct bpf_program *prog, char *errbuf,
                     size_t errlen)
 {
+    if (c->offline) {
+        struct bpf_insn *insns = NULL;
+
+        if (prog->bf_len > 0) {
+            insns = calloc(prog->bf_len, sizeof(*insns));
+            if (insns == NULL) {
+                (void)snprintf(errbuf, errlen, "out of memory");
+                return -1;
+            }
+            memcpy(insns, prog->bf_insns, prog->bf_len * sizeof(*insns));
+        }
+        free(c->prog.bf_insns);
+        c->prog.bf_insns = insns;
+        c->prog.bf_len = prog->bf_len;
+        return 0;
+    }
     if (pcap_setfilter(c->p, prog) < 0) {
         (void)snprintf(errbuf, errlen, "%s", pcap_geterr(c->p));
         return -1;
@@ -239,11 +288,13 @@ int
 ewp_capture_check(struct ewp_capture *c)
 {
     char reason[PCAP_ERRBUF_SIZE];
+    int idx;
 
     if (c->p == NULL || c->failed || c->offline || c->ifindex == 0)
         return 0;
-    if (if_nametoindex(c->device) == c->ifindex)
-        return 0;
+    idx = ifindex_of(c);
+    if (idx == (int)c->ifindex || (idx == 0 && (errno == EMFILE || errno == ENFILE)))
+        return 0; /* there; or we cannot tell (out of descriptors): it stays */
     if (socket_error(c, reason, sizeof(reason)) == 0)
         (void)snprintf(reason, sizeof(reason), "The interface disappeared");
     ewp_capture_stop(c);
@@ -293,6 +344,9 @@ ewp_capture_close(struct ewp_capture *c)
     if (c->p != NULL)
         pcap_close(c->p);
     c->p = NULL;
+    free(c->prog.bf_insns);
+    c->prog.bf_insns = NULL;
+    c->prog.bf_len = 0;
 }
 
 /* The first device of pcap_findalldevs, as the original's dev/0. The device
@@ -384,12 +438,40 @@ handler(unsigned char *user, const struct pcap_pkthdr *h, const unsigned char *b
 {
     struct ewp_capture *c = (struct ewp_capture *)user;
 
+    if (c->offline && c->prog.bf_len > 0 && pcap_offline_filter(&c->prog, h, bytes) == 0)
+        return; /* read, counted by pcap_dispatch, not matched */
     if (c->dumper != NULL) {
         pcap_dump((unsigned char *)c->dumper, h, bytes);
         c->dumped++;
         return;
     }
     c->packet_cb(c, h, bytes);
+}
+
+/*
+ * The index of c's interface now, 0 when there is none by that name (errno
+ * set). Asked on the capture's own packet socket when it has one: no new
+ * descriptor (if_nametoindex opens a socket, which fails when we are out
+ * of descriptors, and every capture would look gone), and the answer is
+ * that of the socket's own network namespace.
+ */
+static int
+ifindex_of(struct ewp_capture *c)
+{
+    struct ifreq ifr;
+
+    if (c->fd < 0)
+        return (int)if_nametoindex(c->device);
+    memset(&ifr, 0, sizeof(ifr));
+    if (strlen(c->device) >= sizeof(ifr.ifr_name)) {
+        errno = ENODEV;
+        return 0;
+    }
+    memcpy(ifr.ifr_name, c->device, strlen(c->device));
+    if (ioctl(c->fd, SIOCGIFINDEX, &ifr) < 0)
+        return 0;
+    errno = 0;
+    return ifr.ifr_ifindex;
 }
 
 /* -1 with libpcap's words for it when the socket has a pending error */

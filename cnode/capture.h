@@ -70,6 +70,7 @@ struct ewp_capture {
     ewp_capture_flush_cb flush_cb;   /* called after each pcap_dispatch, or NULL */
     ewp_capture_eof_cb eof_cb;       /* a savefile is read to its end */
     int offline;                     /* reading a savefile */
+    struct bpf_program prog;         /* a savefile's filter, run here (bf_len 0: none) */
     const char *device;              /* the interface name, for errors */
     unsigned ifindex;                /* its index at open; 0: a pseudo device */
     pcap_dumper_t *dumper;           /* {dump, Path}: packets go here instead */
@@ -79,10 +80,9 @@ struct ewp_capture {
 
 int ewp_capture_open(struct ev_loop *loop, struct ewp_capture *c, const char *dev,
                      const struct ewp_capture_opts *o, char *errbuf, size_t errlen);
-int ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, const char *path,
+int ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, int fd,
                              char *errbuf, size_t errlen);
-int ewp_capture_dump_open(struct ewp_capture *c, const char *path, char *errbuf,
-                          size_t errlen);
+int ewp_capture_dump_open(struct ewp_capture *c, int fd, char *errbuf, size_t errlen);
 int ewp_capture_filter(struct ewp_capture *c, const char *filter, size_t len,
                        int optimize, uint32_t netmask, char *errbuf, size_t errlen);
 int ewp_capture_setprog(struct ewp_capture *c, struct bpf_program *prog, char *errbuf,

@@ -16,7 +16,8 @@
 #include <ev.h>
 #include <pcap/pcap.h>
 
-#define EWP_COMPILE_SYNC_MAX 1024 /* shorter filters are compiled in the loop */
+#define EWP_COMPILE_SYNC_MAX 1024 /* a "long" filter, for tests (every user filter
+                                     of a call goes to the workers: filter.c) */
 #define EWP_COMPILE_WORKERS 2     /* threads; one client node uses one at a time */
 
 struct ewp_compile_job {

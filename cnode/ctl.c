@@ -24,7 +24,7 @@ ewp_ctl_frame(const struct ewp_ctl_ops *ops, void *ctx, struct ewp_peer *p, cons
 {
     char to_name[MAXATOMLEN];
     erlang_pid from, to;
-    int i = 1, ctl, msg = -1, arity, msg_bad = 0;
+    int i = 1, ctl, msg = -1, arity, msg_bad = 0, normal;
     long op;
 
     if (len < 2 || buf[0] != EWP_PASS_THROUGH || (unsigned char)buf[1] != EWP_VERSION_MAGIC)
@@ -67,7 +67,14 @@ ewp_ctl_frame(const struct ewp_ctl_ops *ops, void *ctx, struct ewp_peer *p, cons
             goto bad;
         if (ei_decode_pid(buf, &i, &to) < 0)
             return; /* an exit signal to a port or to nothing of ours */
-        ops->exit(ctx, p, &from, &to);
+        if ((op == EWP_DOP_EXIT_TT || op == EWP_DOP_EXIT2_TT) && ei_skip_term(buf, &i) < 0)
+            goto bad;
+        {
+            char reason[MAXATOMLEN];
+
+            normal = ei_decode_atom(buf, &i, reason) == 0 && strcmp(reason, "normal") == 0;
+        }
+        ops->exit(ctx, p, &from, &to, op == EWP_DOP_EXIT || op == EWP_DOP_EXIT_TT, normal);
         return;
 
     case EWP_DOP_LINK: /* {1, From, To} */

@@ -23,8 +23,11 @@ struct ewp_ctl_ops {
      * its call envelope may still be read, to refuse it */
     void (*reg_send)(void *ctx, struct ewp_peer *p, const char *to_name, const char *msg,
                      size_t len, int msg_ok);
-    /* EXIT, EXIT2 (and _TT) from a pid to one of our pids */
-    void (*exit)(void *ctx, struct ewp_peer *p, const erlang_pid *from, const erlang_pid *to);
+    /* EXIT (link_broken: a linked process ended) or EXIT2 (exit/2), and
+     * their _TT forms, from a pid to one of our pids; normal: the reason
+     * is the atom normal */
+    void (*exit)(void *ctx, struct ewp_peer *p, const erlang_pid *from, const erlang_pid *to,
+                 int link_broken, int normal);
     /* LINK From -> To */
     void (*link)(void *ctx, struct ewp_peer *p, const erlang_pid *from, const erlang_pid *to);
     /* SPAWN_REQUEST(_TT): ReqId's raw bytes, {Mod, Fun, Arity}, the argument list */

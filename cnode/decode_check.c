@@ -14,10 +14,10 @@
 #include <ei.h>
 
 #include "decode.h"
+#include "be.h"
 
 static int check_term(const unsigned char *b, size_t len, size_t *i, int depth);
 static int check_atom(const unsigned char *b, size_t len, size_t *i);
-static uint32_t get32(const unsigned char *p);
 
 /* Check that buf[*index..len) starts with one well-formed term (no version
  * byte) and advance *index past it. Returns 0 or -1 (index unchanged). */
@@ -73,12 +73,6 @@ ewp_decode_check_call(const char *buf, size_t len, int index)
     if (i >= len || check_atom(b, len, &i) < 0 || ei_decode_atom(buf, &k, atom) < 0)
         return EWP_DECODE_UNKNOWN;
     return ewp_decode_known(atom) ? EWP_DECODE_BADARG : EWP_DECODE_UNKNOWN;
-}
-
-static uint32_t
-get32(const unsigned char *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
 #define NEED(n)                          \
@@ -166,14 +160,14 @@ check_term(const unsigned char *b, size_t len, size_t *i, int depth)
         return 0;
     case ERL_BINARY_EXT:
         NEED(5);
-        n = get32(b + *i + 1);
+        n = ewp_get_be32(b + *i + 1);
         *i += 5;
         NEED(n);
         *i += n;
         return 0;
     case ERL_BIT_BINARY_EXT:
         NEED(6);
-        n = get32(b + *i + 1);
+        n = ewp_get_be32(b + *i + 1);
         if (b[*i + 5] < 1 || b[*i + 5] > 8 || n == 0)
             return -1;
         *i += 6;
@@ -189,7 +183,7 @@ check_term(const unsigned char *b, size_t len, size_t *i, int depth)
         return 0;
     case ERL_LARGE_BIG_EXT:
         NEED(6);
-        n = get32(b + *i + 1);
+        n = ewp_get_be32(b + *i + 1);
         *i += 6;
         NEED(n);
         *i += n;
@@ -240,7 +234,7 @@ check_term(const unsigned char *b, size_t len, size_t *i, int depth)
             *i += 2;
         } else {
             NEED(5);
-            n = get32(b + *i + 1);
+            n = ewp_get_be32(b + *i + 1);
             *i += 5;
         }
         NEED(n); /* each element takes a byte at least */
@@ -250,7 +244,7 @@ check_term(const unsigned char *b, size_t len, size_t *i, int depth)
         return 0;
     case ERL_LIST_EXT:
         NEED(5);
-        n = get32(b + *i + 1);
+        n = ewp_get_be32(b + *i + 1);
         *i += 5;
         NEED(n);
         for (k = 0; k < n; k++)
@@ -259,7 +253,7 @@ check_term(const unsigned char *b, size_t len, size_t *i, int depth)
         return check_term(b, len, i, depth + 1); /* tail */
     case ERL_MAP_EXT:
         NEED(5);
-        n = get32(b + *i + 1);
+        n = ewp_get_be32(b + *i + 1);
         *i += 5;
         if (n > (len - *i) / 2)
             return -1;

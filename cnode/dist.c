@@ -16,7 +16,9 @@
  *
  * A peer that is silent for the tick time is dropped; the peer's own ticks
  * are answered and, when we have sent nothing for a quarter of the tick
- * time, we tick too.
+ * time, we tick too; either only when nothing is queued for it (a peer
+ * that sends ticks and reads nothing must not make us queue 4 bytes each).
+ * Packets for all peers together stop at EWP_OUT_TOTAL_PACKET_MAX queued.
  *
  * THE RULE: a send never frees anything and never calls up. A peer that
  * fails (its output would pass out_max, a socket error, EOF, a tick
@@ -54,6 +56,7 @@
 #include <ev.h>
 
 #include "dist.h"
+#include "be.h"
 #include "log.h"
 #include "xport.h"
 
@@ -92,6 +95,7 @@ struct ewp_dist {
     double ticktime;                  /* --ticktime */
     size_t out_max;                   /* drop a peer whose queue would pass this */
     size_t packet_max;                /* refuse packets past this */
+    size_t out_total;                 /* bytes queued for all live peers */
     struct ewp_peer *peers;           /* live peers */
     struct ewp_peer *dead;            /* peers to tear down */
     int flushing;                     /* in ewp_dist_reap: queue, then watch */
@@ -107,8 +111,6 @@ static int frames(struct ewp_peer *p);
 static int out_reserve(struct ewp_peer *p, size_t need);
 static int out_reserve_keep(struct ewp_peer *p, size_t need, size_t keep);
 static void out_queued(struct ewp_peer *p);
-static void put32(char *b, uint32_t v);
-static uint32_t get32(const char *b);
 
 /* No peers yet; NULL when out of memory */
 struct ewp_dist *
@@ -268,9 +270,10 @@ ewp_peer_send(struct ewp_peer *p, const char *body, size_t len)
         ewp_peer_drop(p, "out of memory");
         return -1;
     }
-    put32(p->out + p->out_len, (uint32_t)len);
+    ewp_put_be32(p->out + p->out_len, (uint32_t)len);
     memcpy(p->out + p->out_len + 4, body, len);
     p->out_len += len + 4;
+    p->d->out_total += len + 4;
     out_queued(p);
     return 0;
 }
@@ -288,7 +291,8 @@ ewp_peer_reserve(struct ewp_peer *p, size_t max)
 char *
 ewp_peer_reserve_more(struct ewp_peer *p, size_t have, size_t more)
 {
-    if (p->dead || ewp_peer_queued(p) + have + more + 4 > p->d->packet_max)
+    if (p->dead || ewp_peer_queued(p) + have + more + 4 > p->d->packet_max ||
+        p->d->out_total + have + more + 4 > EWP_OUT_TOTAL_PACKET_MAX)
         return NULL;
     if (out_reserve_keep(p, 4 + have + more, 4 + have) < 0)
         return NULL;
@@ -305,8 +309,9 @@ ewp_peer_frame_body(struct ewp_peer *p)
 void
 ewp_peer_commit(struct ewp_peer *p, size_t used)
 {
-    put32(p->out + p->out_len, (uint32_t)used);
+    ewp_put_be32(p->out + p->out_len, (uint32_t)used);
     p->out_len += used + 4;
+    p->d->out_total += used + 4;
     out_queued(p);
 }
 
@@ -423,12 +428,13 @@ frames(struct ewp_peer *p)
     size_t pos = 0;
 
     while (!p->dead && p->in_len - pos >= 4) {
-        uint32_t len = get32(p->in + pos);
+        uint32_t len = ewp_get_be32(p->in + pos);
 
-        if (len == 0) { /* tick: answer it */
-            if (out_reserve(p, 4) == 0) {
+        if (len == 0) { /* tick: answer it, unless output waits anyway */
+            if (ewp_peer_queued(p) == 0 && out_reserve(p, 4) == 0) {
                 memset(p->out + p->out_len, 0, 4);
                 p->out_len += 4;
+                d->out_total += 4;
                 out_queued(p);
             }
             pos += 4;
@@ -482,6 +488,7 @@ peer_write(struct ewp_peer *p)
         return;
     }
     p->out_head += (size_t)n;
+    d->out_total -= (size_t)n;
     if (p->out_head < p->out_len) {
         if (!ev_is_active(&p->wio))
             ev_io_start(d->loop, &p->wio);
@@ -511,9 +518,10 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         ewp_peer_drop(p, "net tick timeout");
         return;
     }
-    if (p->sent == p->sent_at_tick && out_reserve(p, 4) == 0) {
+    if (p->sent == p->sent_at_tick && ewp_peer_queued(p) == 0 && out_reserve(p, 4) == 0) {
         memset(p->out + p->out_len, 0, 4);
         p->out_len += 4;
+        p->d->out_total += 4;
         out_queued(p);
     }
     p->sent_at_tick = p->sent;
@@ -524,6 +532,7 @@ peer_free(struct ewp_peer *p)
 {
     if (p->xp != NULL)
         p->xp->ops->free(p->xp);
+    p->d->out_total -= ewp_peer_queued(p);
     (void)close(p->fd);
     free(p->in);
     free(p->out);
@@ -575,21 +584,4 @@ out_queued(struct ewp_peer *p)
         ev_io_start(p->d->loop, &p->wio);
     if (ewp_peer_queued(p) > EWP_OUT_HIGH)
         p->congested = 1;
-}
-
-static void
-put32(char *b, uint32_t v)
-{
-    b[0] = (char)(v >> 24);
-    b[1] = (char)(v >> 16);
-    b[2] = (char)(v >> 8);
-    b[3] = (char)v;
-}
-
-static uint32_t
-get32(const char *b)
-{
-    const unsigned char *u = (const unsigned char *)b;
-
-    return ((uint32_t)u[0] << 24) | ((uint32_t)u[1] << 16) | ((uint32_t)u[2] << 8) | u[3];
 }

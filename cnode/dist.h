@@ -24,6 +24,7 @@
 #define EWP_OUT_LOW (12u << 20)        /* ... and resume them */
 #define EWP_OUT_PACKET_MAX (32u << 20) /* packets beyond this queue are dropped */
 #define EWP_OUT_MAX (64u << 20)        /* a peer that lets this much queue up is dropped */
+#define EWP_OUT_TOTAL_PACKET_MAX (256u << 20) /* packets for all peers together */
 
 struct ewp_dist;
 struct ewp_peer;

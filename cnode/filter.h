@@ -20,6 +20,14 @@
 
 #define EWP_ERRBUF_SIZE 512 /* the errbuf of ewp_filter_set */
 
+/* Compiles queued or running hold about three copies of their filter: a
+ * node's may hold EWP_COMPILE_NODE_MAX bytes, all EWP_COMPILE_MAX; past
+ * either a filter is refused ({error, compile_queue_full}) */
+#define EWP_COMPILE_NODE_MAX (16u << 20)
+#define EWP_COMPILE_MAX (64u << 20)
+#define EWP_COMPILE_JOB_COST 1024 /* counted per job besides its texts */
+#define EWP_FILTER_QUEUE_FULL (-2) /* ewp_filter_set: refused, errbuf the atom */
+
 struct ewp_filters;
 
 struct ewp_filters *ewp_filter_init(struct ev_loop *loop, struct ewp_handles *t,

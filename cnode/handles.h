@@ -39,10 +39,14 @@ struct ewp_handle {
     char *filter;                    /* current filter text, for info */
     size_t filter_len;               /* its length */
     int snaplen;                     /* for info and buffer reservation */
+    unsigned long long ring;         /* kernel buffer bytes asked for (live) */
     enum ewp_time_unit time_unit;    /* format of Time */
     char *prefix;                    /* encoded message head (deliver.c) */
     size_t prefix_len;               /* its length */
     int pending;                     /* open waits for its filter to compile */
+    unsigned filter_gen;             /* filters asked for so far: a compile
+                                        finished after a later one was asked
+                                        for is not set (filter.c) */
     int batch;                       /* packets per message; 1: no batching */
     int batch_count;                 /* packets in the open batch */
     size_t batch_used;               /* bytes of the open batch's frame body */

@@ -20,8 +20,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <nettle/md5.h>
+#include <nettle/memops.h>
+
 #include "handshake.h"
-#include "md5.h"
+#include "be.h"
 
 static int packet(struct ewp_hs *hs, const unsigned char *p, size_t len);
 static size_t in_need(const struct ewp_hs *hs);
@@ -29,10 +32,6 @@ static int on_name(struct ewp_hs *hs, const unsigned char *p, size_t len);
 static int on_reply(struct ewp_hs *hs, const unsigned char *p, size_t len);
 static int out_packet(struct ewp_hs *hs, const unsigned char *body, size_t len);
 static int fail(struct ewp_hs *hs, const char *why);
-static uint64_t get64(const unsigned char *p);
-static uint32_t get32(const unsigned char *p);
-static void put64(unsigned char *p, uint64_t v);
-static void put32(unsigned char *p, uint32_t v);
 
 void
 ewp_hs_init(struct ewp_hs *hs, const char *our_name, const char *cookie, uint32_t creation,
@@ -117,15 +116,15 @@ ewp_hs_input(struct ewp_hs *hs, const void *data, size_t len, size_t *used)
 void
 ewp_hs_digest(uint32_t challenge, const char *cookie, unsigned char digest[16])
 {
-    struct ewp_md5 m;
+    struct md5_ctx m;
     char num[16];
     int n;
 
     n = snprintf(num, sizeof(num), "%u", (unsigned)challenge);
-    ewp_md5_init(&m);
-    ewp_md5_update(&m, cookie, strlen(cookie));
-    ewp_md5_update(&m, num, (size_t)n);
-    ewp_md5_final(&m, digest);
+    md5_init(&m);
+    md5_update(&m, strlen(cookie), (const uint8_t *)cookie);
+    md5_update(&m, (size_t)n, (const uint8_t *)num);
+    md5_digest(&m, MD5_DIGEST_SIZE, digest);
 }
 
 /* Bytes the current packet needs in hs->in: its length field, then all of it.
@@ -137,7 +136,7 @@ in_need(const struct ewp_hs *hs)
 
     if (hs->in_len < hs->hdr)
         return hs->hdr;
-    len = hs->hdr == 2 ? (((uint32_t)hs->in[0] << 8) | hs->in[1]) : get32(hs->in);
+    len = hs->hdr == 2 ? (((uint32_t)hs->in[0] << 8) | hs->in[1]) : ewp_get_be32(hs->in);
     if (len > EWP_HS_BUF)
         len = EWP_HS_BUF;
     return hs->hdr + (size_t)len;
@@ -170,8 +169,8 @@ on_name(struct ewp_hs *hs, const unsigned char *p, size_t len)
                                     : "not a distribution handshake");
     if (len < 1 + 8 + 4 + 2)
         return fail(hs, "short send_name");
-    hs->peer_flags = get64(p + 1);
-    hs->peer_creation = get32(p + 9);
+    hs->peer_flags = ewp_get_be64(p + 1);
+    hs->peer_creation = ewp_get_be32(p + 9);
     nlen = ((size_t)p[13] << 8) | p[14];
     if (nlen == 0 || nlen > EWP_HS_NAME_MAX || 15 + nlen != len)
         return fail(hs, "bad node name in send_name");
@@ -187,9 +186,9 @@ on_name(struct ewp_hs *hs, const unsigned char *p, size_t len)
     if (our_len > EWP_HS_NAME_MAX)
         return fail(hs, "our node name is too long");
     body[0] = 'N';
-    put64(body + 1, hs->our_flags);
-    put32(body + 9, hs->challenge);
-    put32(body + 13, hs->creation);
+    ewp_put_be64(body + 1, hs->our_flags);
+    ewp_put_be32(body + 9, hs->challenge);
+    ewp_put_be32(body + 13, hs->creation);
     body[17] = (unsigned char)(our_len >> 8);
     body[18] = (unsigned char)our_len;
     memcpy(body + 19, hs->our_name, our_len);
@@ -208,10 +207,11 @@ on_reply(struct ewp_hs *hs, const unsigned char *p, size_t len)
     if (len != 21 || p[0] != 'r')
         return fail(hs, "bad challenge reply");
     ewp_hs_digest(hs->challenge, hs->cookie, expected);
-    if (memcmp(expected, p + 5, 16) != 0)
+    /* in constant time: how much of a digest matched must not show */
+    if (!memeql_sec(expected, p + 5, 16))
         return fail(hs, "wrong cookie");
     ack[0] = 'a';
-    ewp_hs_digest(get32(p + 1), hs->cookie, ack + 1);
+    ewp_hs_digest(ewp_get_be32(p + 1), hs->cookie, ack + 1);
     if (out_packet(hs, ack, sizeof(ack)) < 0)
         return -1;
     hs->state = EWP_HS_DONE;
@@ -226,7 +226,7 @@ out_packet(struct ewp_hs *hs, const unsigned char *body, size_t len)
     if (hs->out_len + hs->hdr + len > sizeof(hs->out))
         return fail(hs, "handshake output overflow");
     if (hs->hdr == 4) {
-        put32(o, (uint32_t)len);
+        ewp_put_be32(o, (uint32_t)len);
     } else {
         o[0] = (unsigned char)(len >> 8);
         o[1] = (unsigned char)len;
@@ -242,32 +242,4 @@ fail(struct ewp_hs *hs, const char *why)
     hs->state = EWP_HS_FAILED;
     hs->error = why;
     return -1;
-}
-
-static uint64_t
-get64(const unsigned char *p)
-{
-    return ((uint64_t)get32(p) << 32) | get32(p + 4);
-}
-
-static uint32_t
-get32(const unsigned char *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
-static void
-put64(unsigned char *p, uint64_t v)
-{
-    put32(p, (uint32_t)(v >> 32));
-    put32(p + 4, (uint32_t)v);
-}
-
-static void
-put32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
 }

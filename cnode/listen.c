@@ -42,6 +42,7 @@
 #define HANDSHAKE_SECS 5.0      /* a handshake not done by then is dropped */
 #define HANDSHAKES_MAX 64       /* handshakes in progress at once */
 #define ACCEPTS_PER_READY 16    /* connections accepted per readiness */
+#define EMFILE_PAUSE 0.5        /* seconds accepting pauses when out of descriptors */
 
 /* A connection in its handshake */
 struct ewp_hs_conn {
@@ -64,11 +65,16 @@ struct ewp_listener {
     int port;                    /* its port */
     struct ewp_tls *tls;         /* TLS required (not ours), or NULL */
     ev_io accept_w;              /* readable */
+    ev_timer resume_w;           /* accepting paused: out of descriptors */
+    int reserve;                 /* a spare descriptor (/dev/null), or -1 */
+    int failed;                  /* no randomness: the daemon must stop */
     struct ewp_hs_conn *hs;      /* handshakes in progress, newest first */
     int nhs;                     /* how many */
 };
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void resume_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void out_of_fds(struct ewp_listener *l);
 static void hs_read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void hs_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void hs_close(struct ewp_hs_conn *c, const char *why);
@@ -107,6 +113,9 @@ ewp_listen_new(struct ev_loop *loop, const struct ewp_listen_config *cfg,
     ev_io_init(&l->accept_w, accept_cb, l->fd, EV_READ);
     l->accept_w.data = l;
     ev_io_start(loop, &l->accept_w);
+    ev_timer_init(&l->resume_w, resume_cb, EMFILE_PAUSE, 0.);
+    l->resume_w.data = l;
+    l->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
     return l;
 }
 
@@ -114,6 +123,13 @@ int
 ewp_listen_port(const struct ewp_listener *l)
 {
     return l->port;
+}
+
+/* getrandom failed: main.c exits with status 1 */
+int
+ewp_listen_failed(const struct ewp_listener *l)
+{
+    return l != NULL && l->failed;
 }
 
 void
@@ -124,7 +140,10 @@ ewp_listen_free(struct ewp_listener *l)
     while (l->hs != NULL)
         hs_close(l->hs, "shutdown");
     ev_io_stop(l->loop, &l->accept_w);
+    ev_timer_stop(l->loop, &l->resume_w);
     (void)close(l->fd);
+    if (l->reserve >= 0)
+        (void)close(l->reserve);
     free(l);
 }
 
@@ -145,7 +164,9 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         memset(&ss, 0, sizeof(ss));
         fd = accept4(w->fd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+            if (errno == EMFILE || errno == ENFILE)
+                out_of_fds(l);
+            else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                 EWP_ERR("accept: %s", strerror(errno));
             return;
         }
@@ -168,14 +189,22 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         c->l = l;
         c->fd = fd;
         peer_addr(&ss, c->addr, sizeof(c->addr));
+        if (getrandom(&challenge, sizeof(challenge), 0) != sizeof(challenge)) {
+            /* a predictable challenge would let a recorded handshake be
+             * replayed: no fallback, the daemon stops (main.c) */
+            EWP_ERR("getrandom: %s: stopping", strerror(errno));
+            l->failed = 1;
+            (void)close(fd);
+            free(c);
+            ev_break(loop, EVBREAK_ALL);
+            return;
+        }
         if (l->tls != NULL && (c->xp = ewp_tls_conn_new(l->tls, fd)) == NULL) {
             EWP_ERR("out of memory for a TLS handshake: connection closed");
             (void)close(fd);
             free(c);
             continue;
         }
-        if (getrandom(&challenge, sizeof(challenge), GRND_NONBLOCK) != sizeof(challenge))
-            challenge = (uint32_t)random();
         ewp_hs_init(&c->hs, ei_thisnodename(l->ec), l->ec->ei_connect_cookie,
                     l->ec->creation, challenge, EWP_DFLAG_OURS);
         if (c->xp != NULL)
@@ -190,6 +219,43 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         l->hs = c;
         l->nhs++;
     }
+}
+
+/*
+ * Out of descriptors: the pending connection stays ready, and a level-
+ * triggered watcher would call us again at once, for ever (a spinning
+ * loop, a flooded log). The spare descriptor is given up to accept it and
+ * close it at once (the client sees the connection closed, not a hang),
+ * and accepting pauses for EMFILE_PAUSE seconds; connected nodes and their
+ * captures go on. One line is logged per pause.
+ */
+static void
+out_of_fds(struct ewp_listener *l)
+{
+    int fd;
+
+    if (l->reserve >= 0) {
+        (void)close(l->reserve);
+        fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+            (void)close(fd);
+        l->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    EWP_ERR("accept: %s: connections refused for %.1f s", strerror(EMFILE), EMFILE_PAUSE);
+    ev_io_stop(l->loop, &l->accept_w);
+    ev_timer_set(&l->resume_w, EMFILE_PAUSE, 0.);
+    ev_timer_start(l->loop, &l->resume_w);
+}
+
+static void
+resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct ewp_listener *l = w->data;
+
+    (void)revents;
+    if (l->reserve < 0)
+        l->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ev_io_start(loop, &l->accept_w);
 }
 
 static void

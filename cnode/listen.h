@@ -31,6 +31,7 @@ struct ewp_listen_config {
 struct ewp_listener *ewp_listen_new(struct ev_loop *loop, const struct ewp_listen_config *cfg,
                                     struct ewp_dist *dist, char *errbuf, size_t errlen);
 int ewp_listen_port(const struct ewp_listener *l);
+int ewp_listen_failed(const struct ewp_listener *l);
 void ewp_listen_free(struct ewp_listener *l);
 
 #endif /* EWP_LISTEN_H */

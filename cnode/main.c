@@ -7,7 +7,9 @@
  * request.c), runs the loop and tears down in reverse. It is the only
  * place that exits.
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <getopt.h>
 #include <signal.h>
@@ -130,7 +132,7 @@ main(int argc, char *argv[])
 
     ev_run(loop, 0);
 
-    rv = ewp_epmd_failed(dm.epmd) ? 1 : 0;
+    rv = ewp_epmd_failed(dm.epmd) || ewp_listen_failed(dm.listener) ? 1 : 0;
     EWP_LOG(1, "shutting down, closing %d handles", ewp_handles_count(dm.req.handles));
     stop(&dm);
     ewp_netns_close();
@@ -166,11 +168,19 @@ start(struct ev_loop *loop, const struct config *cfg, struct daemon *dm, char *e
     dm->listener = ewp_listen_new(loop, &lcfg, dm->dist, errbuf, errlen);
     if (dm->listener == NULL)
         return -1;
+    /* open to every interface: said in the first line of the log, verbose
+     * or not (the embedded daemon passes --listen and stays quiet) */
+    if (cfg->node.listen == NULL)
+        ewp_log_write("notice", "%s listening on port %d of every address, IPv4 and IPv6 "
+                      "(all interfaces; --listen ADDR restricts it)%s",
+                      ei_thisnodename(&dm->ec), ewp_listen_port(dm->listener),
+                      dm->tls != NULL ? " (TLS)" : "");
+    else
+        EWP_LOG(1, "%s listening on %s port %d%s", ei_thisnodename(&dm->ec), cfg->node.listen,
+                ewp_listen_port(dm->listener), dm->tls != NULL ? " (TLS)" : "");
     dm->epmd = ewp_epmd_new(loop, &dm->ec, ewp_listen_port(dm->listener), errbuf, errlen);
     if (dm->epmd == NULL)
         return -1;
-    EWP_LOG(1, "%s listening on port %d%s", ei_thisnodename(&dm->ec),
-            ewp_listen_port(dm->listener), dm->tls != NULL ? " (TLS)" : "");
     if (cfg->netns != NULL && ewp_netns_enter(cfg->netns, sub, sizeof(sub)) < 0) {
         (void)snprintf(errbuf, errlen, "--netns: %s", sub);
         return -1;
@@ -251,8 +261,10 @@ usage(FILE *out)
         "  --ticktime SECONDS   drop a node silent this long (default 60)\n"
         "  --allow DEV          only DEV may be opened (repeat for more; default: all)\n"
         "  --no-inject          refuse write (packet injection)\n"
-        "  --max-handles N      open handles in all (default: no limit)\n"
-        "  --max-node-handles N open handles per client node (default: no limit)\n"
+        "  --max-handles N      open handles in all (default 1024)\n"
+        "  --max-node-handles N open handles per client node (default 256)\n"
+        "  --max-ring-mb N      kernel buffers of all handles, MiB (default 2048)\n"
+        "  --max-node-ring-mb N kernel buffers of one node's handles, MiB (default 512)\n"
         "  --files DIR          savefiles may be read ({file, Path}) and written\n"
         "                       ({dump, Path}) under DIR only (default: refused)\n"
         "  --user USER          run as USER, keeping only cap_net_raw and\n"
@@ -277,6 +289,7 @@ parse_args(int argc, char *argv[], struct config *cfg)
 {
     enum { O_SNAME = 256, O_NAME, O_COOKIE, O_COOKIE_FILE, O_LISTEN, O_PORT, O_NETNS,
            O_TICKTIME, O_STDIN, O_ALLOW, O_NO_INJECT, O_MAX_HANDLES, O_MAX_NODE_HANDLES,
+           O_MAX_RING_MB, O_MAX_NODE_RING_MB,
            O_USER, O_FILES,
            O_TLS_CERT, O_TLS_KEY, O_TLS_CACERT, O_TLS_VERIFY, O_TLS_FAIL, O_TLS_OPTFILE };
     static const struct option longopts[] = {
@@ -293,6 +306,8 @@ parse_args(int argc, char *argv[], struct config *cfg)
         {"no-inject", no_argument, NULL, O_NO_INJECT},
         {"max-handles", required_argument, NULL, O_MAX_HANDLES},
         {"max-node-handles", required_argument, NULL, O_MAX_NODE_HANDLES},
+        {"max-ring-mb", required_argument, NULL, O_MAX_RING_MB},
+        {"max-node-ring-mb", required_argument, NULL, O_MAX_NODE_RING_MB},
         {"user", required_argument, NULL, O_USER},
         {"files", required_argument, NULL, O_FILES},
         {"tls-cert", required_argument, NULL, O_TLS_CERT},
@@ -313,6 +328,10 @@ parse_args(int argc, char *argv[], struct config *cfg)
     double d;
 
     memset(cfg, 0, sizeof(*cfg));
+    cfg->policy.max_handles = EWP_DEFAULT_MAX_HANDLES;
+    cfg->policy.max_node_handles = EWP_DEFAULT_MAX_NODE_HANDLES;
+    cfg->policy.max_ring = EWP_DEFAULT_MAX_RING;
+    cfg->policy.max_node_ring = EWP_DEFAULT_MAX_NODE_RING;
     cfg->node.ticktime = 60;
 
     opterr = 0;
@@ -402,11 +421,27 @@ parse_args(int argc, char *argv[], struct config *cfg)
             else
                 cfg->policy.max_node_handles = (int)l;
             break;
+        case O_MAX_RING_MB:
+        case O_MAX_NODE_RING_MB:
+            errno = 0;
+            l = strtol(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || l < 1 || l > 1048576) {
+                (void)fprintf(stderr, "ewpcapd: --max-%sring-mb: 1..1048576: %s\n",
+                              ch == O_MAX_RING_MB ? "" : "node-", optarg);
+                return -1;
+            }
+            if (ch == O_MAX_RING_MB)
+                cfg->policy.max_ring = (unsigned long long)l << 20;
+            else
+                cfg->policy.max_node_ring = (unsigned long long)l << 20;
+            break;
         case O_USER:
             cfg->user = optarg;
             break;
         case O_FILES:
-            if (realpath(optarg, cfg->files) == NULL) {
+            if (realpath(optarg, cfg->files) == NULL ||
+                (cfg->policy.files_fd =
+                     open(cfg->files, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
                 (void)fprintf(stderr, "ewpcapd: --files %s: %s\n", optarg, strerror(errno));
                 return -1;
             }

@@ -7,6 +7,7 @@
  * enters the table (handles.c), sets its filter before the first packet is
  * read, and on any failure leaves nothing behind.
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,9 @@ static int do_open(struct ewp_requests *r, struct ewp_peer *peer, const erlang_p
                    struct ewp_request *req, const struct ewp_call *call, ei_x_buff *x);
 static int open_capture(struct ewp_requests *r, struct ewp_handle *h,
                         const struct ewp_request *req, char *errbuf);
-static const char *refuse_open(struct ewp_requests *r, struct ewp_peer *peer, const char *dev);
+static const char *refuse_open(struct ewp_requests *r, struct ewp_peer *peer, const char *dev,
+                               unsigned long long ring);
+static int ring_bytes(const struct ewp_opts *o);
 static int do_filter(struct ewp_requests *r, struct ewp_handle *h,
                      const struct ewp_request *req, const struct ewp_call *call, ei_x_buff *x);
 static int do_getifaddrs(ei_x_buff *x);
@@ -78,7 +81,8 @@ ewp_request_shutdown(struct ewp_requests *r)
 
 /* Decode the request at buf[*index] and run it; the reply term is
  * appended to x. monitor_owner: an open monitors its owner instead of
- * linking to the caller (rpc). call NULL: the reply cannot wait. Returns
+ * linking to the caller (rpc). call NULL: the reply cannot wait (a filter
+ * is then compiled in the loop: only tests do this). Returns
  * 0, EWP_DEFERRED (filter.c will reply), or -1 when encoding failed. */
 int
 ewp_request_run(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
@@ -94,7 +98,7 @@ ewp_request_run(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid 
     if (rc == EWP_DECODE_UNKNOWN)
         return ewp_encode_error_atom(x, "unknown_request");
     req.monitor_owner = monitor_owner;
-    return run(r, peer, from, &req, monitor_owner ? NULL : call, x);
+    return run(r, peer, from, &req, call, x);
 }
 
 static int
@@ -195,29 +199,26 @@ do_open(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
     h->snaplen = o->snaplen;
     h->time_unit = o->time_unit;
     h->batch = o->batch;
-    if (req->type == EWP_REQ_OPEN_FILE) {
-        why = ewp_files_resolve(r->policy.files_dir, req->dev, req->dev_len, 1, h->device);
-        if (why != NULL) {
-            EWP_LOG(1, "%s: open_file refused: %s", ewp_peer_name(peer), why);
-            ewp_handle_free(h);
-            return ewp_encode_error_atom(x, why);
-        }
-    } else if (req->dev_len == 0) {
+    if (req->type != EWP_REQ_OPEN_FILE && req->dev_len == 0) {
         if (ewp_capture_default_dev(h->device, sizeof(h->device), errbuf, sizeof(errbuf)) < 0)
             goto err;
     } else {
+        /* the device, or the savefile path as given (decode.c: at most
+         * EWP_PATH_MAX bytes) */
         memcpy(h->device, req->dev, req->dev_len);
         h->device[req->dev_len] = '\0';
     }
 
-    why = refuse_open(r, peer, req->type == EWP_REQ_OPEN_FILE ? NULL : h->device);
+    if (req->type != EWP_REQ_OPEN_FILE)
+        h->ring = (unsigned long long)ring_bytes(o);
+    why = refuse_open(r, peer, req->type == EWP_REQ_OPEN_FILE ? NULL : h->device, h->ring);
     if (why != NULL) {
         EWP_LOG(1, "%s: open %s refused: %s", ewp_peer_name(peer), h->device, why);
         ewp_handle_free(h);
         return ewp_encode_error_atom(x, why);
     }
     rv = open_capture(r, h, req, errbuf);
-    if (rv > 0) { /* the dump path refused: an atom */
+    if (rv > 0) { /* the path refused: an atom */
         ewp_handle_free(h);
         return ewp_encode_error_atom(x, errbuf);
     }
@@ -244,7 +245,8 @@ do_open(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
         return EWP_DEFERRED;
     if (rv < 0) {
         ewp_handle_close(h, 1, "filter refused");
-        return ewp_encode_error_string(x, errbuf);
+        return rv == EWP_FILTER_QUEUE_FULL ? ewp_encode_error_atom(x, errbuf)
+                                           : ewp_encode_error_string(x, errbuf);
     }
     h->pending = 0;
     ewp_deliver_start(h);
@@ -253,51 +255,75 @@ do_open(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
 err:
     EWP_LOG(1, "%s: open %s failed: %s", ewp_peer_name(peer), h->device, errbuf);
     ewp_handle_free(h);
+    /* out of descriptors: a term a client can match, not libpcap's text */
+    if (strstr(errbuf, strerror(EMFILE)) != NULL || strstr(errbuf, strerror(ENFILE)) != NULL)
+        return ewp_encode_error_atom(x, "emfile");
     return ewp_encode_error_string(x, errbuf);
 }
 
 /* The capture (live or savefile) and its {dump, Path}. Returns 0, -1 with
- * the reason in errbuf, or 1 with an error atom in errbuf (dump refused). */
+ * the reason in errbuf, or 1 with an error atom in errbuf (a path refused). */
 static int
 open_capture(struct ewp_requests *r, struct ewp_handle *h, const struct ewp_request *req,
              char *errbuf)
 {
     const struct ewp_opts *o = &req->opts;
     struct ewp_capture_opts copts;
-    char dump[PATH_MAX];
     const char *why;
+    int fd = -1;
 
-    if (o->dump_len > 0) {
-        why = ewp_files_resolve(r->policy.files_dir, o->dump, o->dump_len, 0, dump);
-        if (why != NULL) {
-            EWP_LOG(1, "%s: open %s refused: %s", ewp_peer_name(h->peer), h->device, why);
-            (void)snprintf(errbuf, EWP_ERRBUF_SIZE, "%s", why);
-            return 1;
-        }
+    if (req->type == EWP_REQ_OPEN_FILE) {
+        fd = ewp_files_open(r->policy.files_dir, r->policy.files_fd, req->dev, req->dev_len, 0,
+                            &why);
+        if (fd < 0)
+            goto refused;
     }
     copts.snaplen = o->snaplen;
     copts.promisc = o->promisc;
     copts.immediate = o->timing_given ? o->immediate : 0;
     copts.timeout_ms = o->timing_given ? o->timeout_ms : EWP_DEFAULT_TIMEOUT_MS;
-    copts.buffer = o->buffer > 0         ? o->buffer
-                   : copts.immediate     ? EWP_IMMEDIATE_BUFFER
-                                         : EWP_DEFAULT_BUFFER;
+    copts.buffer = ring_bytes(o);
     copts.monitor = o->monitor;
     if ((req->type == EWP_REQ_OPEN_FILE
-             ? ewp_capture_open_offline(r->loop, &h->cap, h->device, errbuf, EWP_ERRBUF_SIZE)
+             ? ewp_capture_open_offline(r->loop, &h->cap, fd, errbuf, EWP_ERRBUF_SIZE)
              : ewp_capture_open(r->loop, &h->cap, h->device, &copts, errbuf,
                                 EWP_ERRBUF_SIZE)) < 0)
         return -1;
-    if (o->dump_len > 0 && ewp_capture_dump_open(&h->cap, dump, errbuf, EWP_ERRBUF_SIZE) < 0)
-        return -1; /* ewp_handle_free closes the capture */
+    if (o->dump_len > 0) {
+        /* created once the capture is open: a failed open leaves no file */
+        fd = ewp_files_open(r->policy.files_dir, r->policy.files_fd, o->dump, o->dump_len, 1,
+                            &why);
+        if (fd < 0)
+            goto refused; /* ewp_handle_free closes the capture */
+        if (ewp_capture_dump_open(&h->cap, fd, errbuf, EWP_ERRBUF_SIZE) < 0)
+            return -1;
+    }
     return 0;
+
+refused:
+    EWP_LOG(1, "%s: open refused: %s", ewp_peer_name(h->peer), why);
+    (void)snprintf(errbuf, EWP_ERRBUF_SIZE, "%s", why);
+    return 1;
 }
 
-/* NULL when the policy lets peer open dev, else the error atom */
+/* The kernel buffer a live capture with these options asks for */
+static int
+ring_bytes(const struct ewp_opts *o)
+{
+    int immediate = o->timing_given ? o->immediate : 0;
+
+    return o->buffer > 0 ? o->buffer : immediate ? EWP_IMMEDIATE_BUFFER : EWP_DEFAULT_BUFFER;
+}
+
+/* NULL when the policy lets peer open dev (ring: its kernel buffer), else
+ * the error atom */
 static const char *
-refuse_open(struct ewp_requests *r, struct ewp_peer *peer, const char *dev)
+refuse_open(struct ewp_requests *r, struct ewp_peer *peer, const char *dev,
+            unsigned long long ring)
 {
     const struct ewp_policy *pol = &r->policy;
+    const struct ewp_handle *h;
+    unsigned long long all = ring, node = ring;
     int i;
 
     if (dev != NULL && pol->nallow > 0) {
@@ -312,6 +338,14 @@ refuse_open(struct ewp_requests *r, struct ewp_peer *peer, const char *dev)
     if (pol->max_node_handles > 0 &&
         ewp_handles_count_peer(r->handles, peer) >= pol->max_node_handles)
         return "too_many_handles";
+    for (h = ewp_handles_first(r->handles); h != NULL; h = h->next) {
+        all += h->ring;
+        if (h->peer == peer)
+            node += h->ring;
+    }
+    if ((pol->max_ring > 0 && all > pol->max_ring) ||
+        (pol->max_node_ring > 0 && node > pol->max_node_ring))
+        return "buffer_limit";
     return NULL;
 }
 
@@ -329,6 +363,8 @@ do_filter(struct ewp_requests *r, struct ewp_handle *h, const struct ewp_request
                         req->opts.netmask, call, errbuf);
     if (rv == EWP_DEFERRED)
         return EWP_DEFERRED;
+    if (rv == EWP_FILTER_QUEUE_FULL)
+        return ewp_encode_error_atom(x, errbuf);
     if (rv < 0)
         return ewp_encode_error_string(x, errbuf);
     return ei_x_encode_atom(x, "ok");

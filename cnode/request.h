@@ -17,6 +17,13 @@
 #include "filter.h"
 #include "handles.h"
 
+/* Default caps (see README, Reliability): a node past one gets
+ * {error, too_many_handles} or {error, buffer_limit} */
+#define EWP_DEFAULT_MAX_HANDLES 1024
+#define EWP_DEFAULT_MAX_NODE_HANDLES 256
+#define EWP_DEFAULT_MAX_RING (2048ull << 20)
+#define EWP_DEFAULT_MAX_NODE_RING (512ull << 20)
+
 /* Who may do what: ewpcapd's command-line flags */
 struct ewp_policy {
     const char *const *allow; /* devices that may be opened; NULL: all */
@@ -24,8 +31,11 @@ struct ewp_policy {
     int no_inject;            /* refuse write */
     int max_handles;          /* open handles in all, 0: no limit */
     int max_node_handles;     /* open handles per client node, 0: no limit */
+    unsigned long long max_ring;      /* kernel buffer bytes of all handles, 0: none */
+    unsigned long long max_node_ring; /* ... of one node's handles, 0: no limit */
     const char *files_dir;    /* savefiles are read and written only under
                                  this directory (realpath); NULL: refused */
+    int files_fd;             /* ... opened O_PATH, when files_dir is set */
 };
 
 /* What requests run against; main.c fills it, ewp_request_init starts it */

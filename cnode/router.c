@@ -32,7 +32,7 @@ static void reg_send(void *ctx, struct ewp_peer *peer, const char *to_name, cons
                      size_t len, int msg_ok);
 static void refuse(struct ewp_peer *peer, const char *to_name, const char *msg, size_t len);
 static void exit_op(void *ctx, struct ewp_peer *peer, const erlang_pid *from,
-                    const erlang_pid *to);
+                    const erlang_pid *to, int link_broken, int normal);
 static void link_op(void *ctx, struct ewp_peer *peer, const erlang_pid *from,
                     const erlang_pid *to);
 static void spawn_op(void *ctx, struct ewp_peer *peer, const char *reqid, int reqid_len,
@@ -43,6 +43,10 @@ static void monitor_op(void *ctx, struct ewp_peer *peer, const erlang_pid *from,
 static void monitor_exit_op(void *ctx, struct ewp_peer *peer, const erlang_pid *from,
                             const erlang_pid *to, const erlang_ref *ref);
 static void send_frame(struct ewp_peer *peer, const ei_x_buff *x);
+static void rpc_finish(void *ctx, const struct ewp_call *call, struct ewp_peer *peer,
+                       const char *term, int term_len);
+static void call_of(struct ewp_call *call, struct ewp_router *rt, struct ewp_peer *peer,
+                    const erlang_pid *from, const char *tag, int tag_len, int rpc);
 
 const struct ewp_dist_ops ewp_router_dist_ops = {
     .frame = frame_op,
@@ -126,16 +130,17 @@ reg_send(void *ctx, struct ewp_peer *peer, const char *to_name, const char *msg,
     } else if (strcmp(to_name, "ewpcap") == 0) {
         struct ewp_call call;
 
-        call.from = from;
-        call.tag = msg + tag_index;
-        call.tag_len = tag_len;
-        (void)snprintf(call.node, sizeof(call.node), "%s", ewp_peer_name(peer));
+        call_of(&call, rt, peer, &from, msg + tag_index, tag_len, 0);
         rv = ewp_request_run(rt->req, peer, &from, msg, &i, 0, &call, &x);
         if (rv < 0 || rv == EWP_DEFERRED)
             goto out;
     } else if (strcmp(to_name, "rex") == 0) {
         /* {block_call, M, F, A, GroupLeader}: rpc:block_call/4,5 */
-        if (ewp_rpc_block_call(rt->req, peer, &from, msg, &i, &x) < 0)
+        struct ewp_call call;
+
+        call_of(&call, rt, peer, &from, msg + tag_index, tag_len, 1);
+        rv = ewp_rpc_block_call(rt->req, peer, &from, msg, &i, &call, &x);
+        if (rv < 0 || rv == EWP_DEFERRED)
             goto out;
     } else {
         EWP_LOG(1, "%s: message to unknown name %s dropped", ewp_peer_name(peer), to_name);
@@ -170,17 +175,30 @@ refuse(struct ewp_peer *peer, const char *to_name, const char *msg, size_t len)
     ei_x_free(&x);
 }
 
-/* An exit signal from 'from' to 'to': if 'to' is a handle, close it. */
+/*
+ * An exit signal from 'from' to 'to'. A handle behaves as a process that
+ * traps no exits: the end of its link (EXIT from the linked pid, with any
+ * reason: the library's guard exits normal when the owner goes) closes
+ * it; a link exit from a pid it is not linked to is ignored, as erts
+ * ignores it; exit/2 (EXIT2) closes it unless the reason is normal.
+ */
 static void
-exit_op(void *ctx, struct ewp_peer *peer, const erlang_pid *from, const erlang_pid *to)
+exit_op(void *ctx, struct ewp_peer *peer, const erlang_pid *from, const erlang_pid *to,
+        int link_broken, int normal)
 {
     struct ewp_router *rt = ctx;
     struct ewp_handle *h = ewp_handles_find_pid(rt->req->handles, to);
     char who[MAXATOMLEN_UTF8 + 64];
+    erlang_pid a = *from;
 
     if (h == NULL)
         return;
     ewp_format_pid(from, who, sizeof(who));
+    if (link_broken ? ei_cmp_pids(&a, &h->link) != 0 : normal) {
+        EWP_LOG(1, "%s: %s from %s ignored", ewp_peer_name(peer),
+                link_broken ? "link exit" : "exit(normal)", who);
+        return;
+    }
     EWP_LOG(1, "%s: exit signal from %s", ewp_peer_name(peer), who);
     ewp_handle_close(h, 0, "linked process exited");
 }
@@ -209,16 +227,25 @@ spawn_op(void *ctx, struct ewp_peer *peer, const char *reqid, int reqid_len,
          const char *args, size_t args_len)
 {
     struct ewp_router *rt = ctx;
+    struct ewp_call call;
     ei_x_buff reply, result;
 
+    /* as for calls: the answer can only go back over this connection, and
+     * a node may act only for its own processes */
+    if (strcmp(from->node, ewp_peer_name(peer)) != 0) {
+        EWP_LOG(1, "%s: spawn request from a pid of %s: dropped", ewp_peer_name(peer),
+                from->node);
+        return;
+    }
     if (ei_x_new(&reply) < 0)
         return;
     if (ei_x_new(&result) < 0) {
         ei_x_free(&reply);
         return;
     }
+    call_of(&call, rt, peer, from, "", 0, 1);
     if (ewp_rpc_spawn(rt->req, peer, reqid, reqid_len, from, mod, fun, arity, args, args_len,
-                      &reply, &result) == 0) {
+                      &call, &reply, &result) == 0) {
         send_frame(peer, &reply);
         if (result.index > 0)
             send_frame(peer, &result);
@@ -280,4 +307,37 @@ static void
 send_frame(struct ewp_peer *peer, const ei_x_buff *x)
 {
     (void)ewp_peer_send(peer, x->buff, (size_t)x->index);
+}
+
+/* The call a request answers; rpc: its deferred reply is rpc.c's frame,
+ * sent by rpc_finish */
+static void
+call_of(struct ewp_call *call, struct ewp_router *rt, struct ewp_peer *peer,
+        const erlang_pid *from, const char *tag, int tag_len, int rpc)
+{
+    memset(call, 0, sizeof(*call));
+    call->from = *from;
+    call->tag = tag;
+    call->tag_len = tag_len;
+    (void)snprintf(call->node, sizeof(call->node), "%s", ewp_peer_name(peer));
+    call->finish = rpc ? rpc_finish : NULL;
+    call->finish_ctx = rt;
+}
+
+/* An rpc's reply that waited for a compile (called by filter.c): rpc.c
+ * builds the frame, it is sent here, as every frame of a call is */
+static void
+rpc_finish(void *ctx, const struct ewp_call *call, struct ewp_peer *peer, const char *term,
+           int term_len)
+{
+    struct ewp_router *rt = ctx;
+    ei_x_buff x;
+
+    if (ei_x_new(&x) < 0)
+        return;
+    if (ewp_rpc_finish(rt->req, call, term, term_len, &x) == 0)
+        send_frame(peer, &x);
+    else
+        EWP_ERR("%s: encoding an rpc reply failed", ewp_peer_name(peer));
+    ei_x_free(&x);
 }

@@ -17,7 +17,11 @@
  *
  * Each call is translated into the equivalent request of docs/PROTOCOL.md
  * and run by request.c; what goes back is returned to router.c, which
- * sends it: nothing here sends. ewpcap:open/0,1,2 opens for the calling process
+ * sends it: nothing here sends. A request whose filter is compiled off the
+ * loop answers later: the call given to request.c carries router.c's
+ * finish callback and, in cont, what ewp_rpc_finish needs to build the
+ * outcome's frame from the reply term ({M, F, A} for rex; {Pid, ReqId,
+ * Res, M, F, A} for a spawn, whose SPAWN_REPLY goes at once). ewpcap:open/0,1,2 opens for the calling process
  * and returns {ok, {ewpcap_resource, Ref, {Node, HandlePid}}}; the handle
  * monitors its owner. A function that ewpcap does not have, or any other
  * module, fails with undef exactly as on a real node; a bad argument or a
@@ -37,9 +41,10 @@
 #define ARGS_MAX 3 /* ewpcap's functions take at most three arguments */
 
 enum rpc_result {
-    RPC_RETURN, /* the value is in the output buffer */
-    RPC_UNDEF,  /* no such function */
-    RPC_BADARG  /* raised badarg */
+    RPC_RETURN,  /* the value is in the output buffer */
+    RPC_UNDEF,   /* no such function */
+    RPC_BADARG,  /* raised badarg */
+    RPC_DEFERRED /* the request answers later, through ewp_rpc_finish */
 };
 
 struct span {
@@ -49,7 +54,12 @@ struct span {
 
 static enum rpc_result apply(struct ewp_requests *r, struct ewp_peer *peer,
                              const erlang_pid *caller, const char *mod, const char *fun,
-                             const char *args, int *index, ei_x_buff *val);
+                             const char *args, int *index, const struct ewp_call *call,
+                             ei_x_buff *val);
+static enum rpc_result outcome(struct ewp_requests *r, const char *fun, const char *reply,
+                               ei_x_buff *val);
+static int encode_block_value(ei_x_buff *x, enum rpc_result rr, const ei_x_buff *val,
+                              const char *mod, const char *fun, const struct span *args);
 static int encode_result(ei_x_buff *x, const erlang_pid *pid, const erlang_pid *from,
                          const char *reqid, int reqid_len, enum rpc_result r,
                          const struct span *res, const ei_x_buff *val, const char *m,
@@ -59,18 +69,23 @@ static int build_request(ei_x_buff *req, const char *fun, int n, const struct sp
 static int encode_exception(ei_x_buff *x, enum rpc_result r, const char *mod, const char *fun,
                             const char *args, int args_len);
 static int span_of(const char *buf, int *index, struct span *s);
+static int spawn_failed(ei_x_buff *reply, ei_x_buff *result, const char *reqid, int reqid_len,
+                        const erlang_pid *from);
 static int unknown_option(const struct span *opts, int filter_only, struct span *key);
 
-/* {block_call, M, F, A, GroupLeader}: the reply term is appended to x */
+/* {block_call, M, F, A, GroupLeader}: the reply term is appended to x.
+ * Returns 0, -1, or EWP_DEFERRED: ewp_rpc_finish will build the reply
+ * (tmpl: the call as router.c made it, with its finish callback). */
 int
 ewp_rpc_block_call(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
-                   const char *msg, int *index, ei_x_buff *x)
+                   const char *msg, int *index, const struct ewp_call *tmpl, ei_x_buff *x)
 {
     char mod[MAXATOMLEN], fun[MAXATOMLEN], tag[MAXATOMLEN];
     struct span args;
+    struct ewp_call call = *tmpl;
     enum rpc_result rr;
     int i = *index, arity, args_index;
-    ei_x_buff val;
+    ei_x_buff val, cont;
 
     if (ei_decode_tuple_header(msg, &i, &arity) < 0 || arity != 5 ||
         ei_decode_atom(msg, &i, tag) < 0 || strcmp(tag, "block_call") != 0 ||
@@ -82,17 +97,77 @@ ewp_rpc_block_call(struct ewp_requests *r, struct ewp_peer *peer, const erlang_p
 
     if (ei_x_new(&val) < 0)
         return -1;
-    i = args_index;
-    rr = apply(r, peer, from, mod, fun, msg, &i, &val);
-    if (rr == RPC_RETURN)
-        i = ei_x_append_buf(x, val.buff, val.index);
-    else if (ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "EXIT") < 0 ||
-             ei_x_encode_tuple_header(x, 2) < 0)
+    if (ei_x_new(&cont) < 0) {
+        ei_x_free(&val);
+        return -1;
+    }
+    /* {M, F, A}: what the deferred reply needs */
+    if (ei_x_encode_tuple_header(&cont, 3) < 0 || ei_x_encode_atom(&cont, mod) < 0 ||
+        ei_x_encode_atom(&cont, fun) < 0 || ei_x_append_buf(&cont, args.p, args.len) < 0) {
         i = -1;
-    else
-        i = encode_exception(x, rr, mod, fun, args.p, args.len);
+        goto out;
+    }
+    call.cont = cont.buff;
+    call.cont_len = cont.index;
+    i = args_index;
+    rr = apply(r, peer, from, mod, fun, msg, &i, &call, &val);
+    i = rr == RPC_DEFERRED ? EWP_DEFERRED : encode_block_value(x, rr, &val, mod, fun, &args);
+out:
+    ei_x_free(&cont);
     ei_x_free(&val);
     return i;
+}
+
+/* rex's answer: the value, or {'EXIT', {Reason, Stack}} */
+static int
+encode_block_value(ei_x_buff *x, enum rpc_result rr, const ei_x_buff *val, const char *mod,
+                   const char *fun, const struct span *args)
+{
+    if (rr == RPC_RETURN)
+        return ei_x_append_buf(x, val->buff, val->index);
+    if (ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "EXIT") < 0 ||
+        ei_x_encode_tuple_header(x, 2) < 0)
+        return -1;
+    return encode_exception(x, rr, mod, fun, args->p, args->len);
+}
+
+/*
+ * The reply of a deferred rpc: term (term_len bytes) is what the request
+ * answered, call the copy filter.c kept. The whole frame goes to frame:
+ * rex's reply to From, or the spawn's MONITOR_P_EXIT. Returns 0 or -1.
+ */
+int
+ewp_rpc_finish(struct ewp_requests *r, const struct ewp_call *call, const char *term,
+               int term_len, ei_x_buff *frame)
+{
+    char m[MAXATOMLEN], f[MAXATOMLEN];
+    struct span reqid = {NULL, 0}, res = {NULL, 0}, a;
+    erlang_pid pid;
+    enum rpc_result rr;
+    ei_x_buff val;
+    int i = 0, arity, rv = -1;
+
+    (void)term_len; /* a term we encoded ourselves */
+    if (call->cont == NULL || ei_decode_tuple_header(call->cont, &i, &arity) < 0 ||
+        (arity != 3 && arity != 6))
+        return -1;
+    if (arity == 6 && (ei_decode_pid(call->cont, &i, &pid) < 0 ||
+                       span_of(call->cont, &i, &reqid) < 0 || span_of(call->cont, &i, &res) < 0))
+        return -1;
+    if (ei_decode_atom(call->cont, &i, m) < 0 || ei_decode_atom(call->cont, &i, f) < 0 ||
+        span_of(call->cont, &i, &a) < 0 || ei_x_new(&val) < 0)
+        return -1;
+    rr = outcome(r, f, term, &val);
+    if (arity == 3)
+        rv = ewp_encode_reply_begin(frame, &call->from, call->tag, call->tag_len) < 0 ||
+                     encode_block_value(frame, rr, &val, m, f, &a) < 0
+                 ? -1
+                 : 0;
+    else
+        rv = encode_result(frame, &pid, &call->from, reqid.p, reqid.len, rr, &res, &val, m, f,
+                           &a);
+    ei_x_free(&val);
+    return rv;
 }
 
 /*
@@ -104,8 +179,11 @@ ewp_rpc_block_call(struct ewp_requests *r, struct ewp_peer *peer, const erlang_p
 int
 ewp_rpc_spawn(struct ewp_requests *r, struct ewp_peer *peer, const char *reqid, int reqid_len,
               const erlang_pid *from, const char *mod, const char *fun, long arity,
-              const char *args, size_t args_len, ei_x_buff *reply, ei_x_buff *result)
+              const char *args, size_t args_len, const struct ewp_call *tmpl,
+              ei_x_buff *reply, ei_x_buff *result)
 {
+    struct ewp_call c = *tmpl;
+    ei_x_buff cont;
     char m[MAXATOMLEN], f[MAXATOMLEN];
     int call = strcmp(fun, "execute_call") == 0 && arity == 4;
     int cast = strcmp(fun, "execute_cast") == 0 && arity == 3;
@@ -125,21 +203,52 @@ ewp_rpc_spawn(struct ewp_requests *r, struct ewp_peer *peer, const char *reqid, 
         return ewp_encode_spawn_reply(reply, reqid, reqid_len, from, 0, NULL, "notsup");
     }
     a_index = i;
-    if (span_of(args, &i, &a) < 0 || ei_make_pid(r->ec, &pid) < 0)
-        return -1;
-    if (ewp_encode_spawn_reply(reply, reqid, reqid_len, from,
-                               call ? EWP_SPAWN_FLAG_MONITOR : 0, &pid, NULL) < 0)
-        return -1;
+    if (span_of(args, &i, &a) < 0 || ei_make_pid(r->ec, &pid) < 0 ||
+        ewp_encode_spawn_reply(reply, reqid, reqid_len, from, call ? EWP_SPAWN_FLAG_MONITOR : 0,
+                               &pid, NULL) < 0)
+        return spawn_failed(reply, result, reqid, reqid_len, from);
 
     EWP_LOG(1, "%s: rpc %s:%s", ewp_peer_name(peer), m, f);
     if (ei_x_new(&val) < 0)
-        return -1;
+        return spawn_failed(reply, result, reqid, reqid_len, from);
+    if (ei_x_new(&cont) < 0) {
+        ei_x_free(&val);
+        return spawn_failed(reply, result, reqid, reqid_len, from);
+    }
+    /* {Pid, ReqId, Res, M, F, A}: what a deferred outcome needs; a cast
+     * has no outcome to send, so cannot wait */
+    rv = ei_x_encode_tuple_header(&cont, 6) < 0 || ei_x_encode_pid(&cont, &pid) < 0 ||
+                 ei_x_append_buf(&cont, reqid, reqid_len) < 0 ||
+                 ei_x_append_buf(&cont, res.p, res.len) < 0 || ei_x_encode_atom(&cont, m) < 0 ||
+                 ei_x_encode_atom(&cont, f) < 0 || ei_x_append_buf(&cont, a.p, a.len) < 0
+             ? -1
+             : 0;
+    c.from = *from;
+    c.tag = "";
+    c.tag_len = 0;
+    c.cont = cont.buff;
+    c.cont_len = cont.index;
     i = a_index;
-    rr = apply(r, peer, from, m, f, args, &i, &val);
-    rv = call ? encode_result(result, &pid, from, reqid, reqid_len, rr, &res, &val, m, f, &a)
-              : 0;
+    rr = rv < 0 ? RPC_BADARG : apply(r, peer, from, m, f, args, &i, call ? &c : NULL, &val);
+    rv = rv < 0 ? -1
+         : call && rr != RPC_DEFERRED
+             ? encode_result(result, &pid, from, reqid, reqid_len, rr, &res, &val, m, f, &a)
+             : 0;
+    ei_x_free(&cont);
     ei_x_free(&val);
-    return rv;
+    return rv < 0 ? spawn_failed(reply, result, reqid, reqid_len, from) : 0;
+}
+
+/* What could not be encoded is answered all the same, as a spawn that
+ * failed (SPAWN_REPLY with the error system_limit): a caller never waits
+ * for an answer that will not come. */
+static int
+spawn_failed(ei_x_buff *reply, ei_x_buff *result, const char *reqid, int reqid_len,
+             const erlang_pid *from)
+{
+    reply->index = 0;
+    result->index = 0;
+    return ewp_encode_spawn_reply(reply, reqid, reqid_len, from, 0, NULL, "system_limit");
 }
 
 /* MONITOR_P_EXIT {21, Pid, From, ReqId, {Res, return, Value}} or
@@ -185,12 +294,12 @@ encode_result(ei_x_buff *x, const erlang_pid *pid, const erlang_pid *from, const
 /* M:F(Args) where Args is the list at args[*index]; the value goes to val */
 static enum rpc_result
 apply(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *caller, const char *mod,
-      const char *fun, const char *args, int *index, ei_x_buff *val)
+      const char *fun, const char *args, int *index, const struct ewp_call *call,
+      ei_x_buff *val)
 {
     struct span a[ARGS_MAX] = {{NULL, 0}, {NULL, 0}, {NULL, 0}};
-    char atom[MAXATOMLEN];
     ei_x_buff req, reply;
-    enum rpc_result rr = RPC_RETURN;
+    enum rpc_result rr;
     int i = *index, n = 0, k, type, size, ri;
 
     if (strcmp(mod, "ewpcap") != 0)
@@ -236,30 +345,36 @@ apply(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *caller, c
         return RPC_BADARG;
     }
     ri = 0;
-    if (ewp_request_run(r, peer, caller, req.buff, &ri, 1, NULL, &reply) < 0) {
-        rr = RPC_BADARG;
-        goto out;
-    }
+    k = ewp_request_run(r, peer, caller, req.buff, &ri, 1, call, &reply);
+    rr = k < 0 ? RPC_BADARG : k == EWP_DEFERRED ? RPC_DEFERRED : outcome(r, fun, reply.buff, val);
+    ei_x_free(&reply);
+    ei_x_free(&req);
+    return rr;
+}
+
+/* What ewpcap:Fun returned, from the request's reply term: the value goes
+ * to val, or the exception the library raises */
+static enum rpc_result
+outcome(struct ewp_requests *r, const char *fun, const char *reply, ei_x_buff *val)
+{
+    char atom[MAXATOMLEN];
+    int ri = 0, k;
 
     /* {error, badarg | ebadf} is what the library raises badarg for */
-    ri = 0;
-    if (ei_decode_tuple_header(reply.buff, &ri, &k) == 0 && k == 2 &&
-        ei_decode_atom(reply.buff, &ri, atom) == 0) {
-        if (strcmp(atom, "error") == 0 && ei_decode_atom(reply.buff, &ri, atom) == 0 &&
+    if (ei_decode_tuple_header(reply, &ri, &k) == 0 && k == 2 &&
+        ei_decode_atom(reply, &ri, atom) == 0) {
+        if (strcmp(atom, "error") == 0 && ei_decode_atom(reply, &ri, atom) == 0 &&
             (strcmp(atom, "badarg") == 0 || strcmp(atom, "ebadf") == 0 ||
-             strcmp(atom, "unknown_request") == 0)) {
-            rr = RPC_BADARG;
-            goto out;
-        }
+             strcmp(atom, "unknown_request") == 0))
+            return RPC_BADARG;
         if (strcmp(fun, "open") == 0 && strcmp(atom, "ok") == 0) {
             /* {ok, Ref} -> {ok, {ewpcap_resource, Ref, {Node, HandlePid}}} */
             const struct ewp_handle *h;
             erlang_ref ref;
 
             ri = 0;
-            if (ei_decode_tuple_header(reply.buff, &ri, &k) < 0 ||
-                ei_decode_atom(reply.buff, &ri, atom) < 0 ||
-                ei_decode_ref(reply.buff, &ri, &ref) < 0 ||
+            if (ei_decode_tuple_header(reply, &ri, &k) < 0 ||
+                ei_decode_atom(reply, &ri, atom) < 0 || ei_decode_ref(reply, &ri, &ref) < 0 ||
                 (h = ewp_handles_find_ref(r->handles, &ref)) == NULL ||
                 ei_x_encode_tuple_header(val, 2) < 0 || ei_x_encode_atom(val, "ok") < 0 ||
                 ei_x_encode_tuple_header(val, 3) < 0 ||
@@ -267,16 +382,14 @@ apply(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *caller, c
                 ei_x_encode_tuple_header(val, 2) < 0 ||
                 ei_x_encode_atom(val, ei_thisnodename(r->ec)) < 0 ||
                 ei_x_encode_pid(val, &h->pid) < 0)
-                rr = RPC_BADARG;
-            goto out;
+                return RPC_BADARG;
+            return RPC_RETURN;
         }
     }
-    if (ei_x_append_buf(val, reply.buff, reply.index) < 0)
-        rr = RPC_BADARG;
-out:
-    ei_x_free(&reply);
-    ei_x_free(&req);
-    return rr;
+    ri = 0;
+    if (ei_skip_term(reply, &ri) < 0 || ei_x_append_buf(val, reply, ri) < 0)
+        return RPC_BADARG;
+    return RPC_RETURN;
 }
 
 /*

@@ -70,6 +70,7 @@ static void ssl_error(char *errbuf, size_t errlen, const char *what);
 static int decode_server_opts(struct ewp_tls_config *cfg, const char *buf, int *index,
                               char *errbuf, size_t errlen);
 static int decode_path(const char *buf, int *index, char *out, size_t outlen);
+static int hex_value(char c);
 static int run_consult(const char *path, char **out, size_t *outlen, char *errbuf,
                        size_t errlen);
 
@@ -450,20 +451,33 @@ ewp_tls_read_optfile(struct ewp_tls_config *cfg, const char *path, char *errbuf,
         return -1;
     }
     for (i = 0; i < hexlen / 2; i++) {
-        unsigned v;
+        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
 
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
+        if (hi < 0 || lo < 0) {
             free(hex);
             free(bin);
             (void)snprintf(errbuf, errlen, "--tls-optfile %s: unreadable", path);
             return -1;
         }
-        bin[i] = (char)v;
+        bin[i] = (char)((hi << 4) | lo);
     }
     free(hex);
     rv = ewp_tls_config_from_etf(cfg, bin, hexlen / 2, errbuf, errlen);
     free(bin);
     return rv;
+}
+
+/* 0..15, or -1 for a byte that is not a hex digit */
+static int
+hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
 }
 
 static int
@@ -476,7 +490,8 @@ run_consult(const char *path, char **out, size_t *outlen, char *errbuf, size_t e
         "catch"
         "  _:E -> io:format(standard_error, \"~p~n\", [E]), halt(1)"
         "end.";
-    const char *erl = getenv("ERL") != NULL && getenv("ERL")[0] ? getenv("ERL") : "erl";
+    const char *env = getenv("ERL");
+    const char *erl = env != NULL && env[0] != '\0' ? env : "erl";
     char *argv[] = {(char *)erl, (char *)"-noshell", (char *)"-boot", (char *)"start_clean",
                     (char *)"-eval", (char *)eval, (char *)"-extra", (char *)path, NULL};
     posix_spawn_file_actions_t fa;

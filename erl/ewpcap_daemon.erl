@@ -20,8 +20,8 @@
 %%%     or `inet6_tls'), passes the node's own server options to the
 %%%     daemon as `--tls-*' flags (tls_args/0): the daemon then speaks TLS
 %%%     only, with the node's certificate, so that this node (and any node
-%%%     it trusts) reaches it. Over `inet6_tcp' nothing is needed: the
-%%%     daemon listens on IPv6 and IPv4 by default;</li>
+%%%     it trusts) reaches it. Over `inet6_tcp' the daemon listens on the
+%%%     host's IPv6 address (listen_args/1);</li>
 %%% <li>waits up to 10 seconds for the daemon's line `ready <Node>' on
 %%%     its standard output (other lines are logged), pings the node and
 %%%     monitors it.</li>
@@ -182,13 +182,36 @@ files_args() ->
         Dir -> ["--files", Dir]
     end.
 
+%% The embedded daemon serves this node only, never every interface: it
+%% listens on the one address its node name's host resolves to, the
+%% address this node connects to. That is loopback where the host name
+%% maps to 127.0.0.1 or 127.0.1.1 (Debian's /etc/hosts); where it
+%% resolves to a network address, only that address (see README).
+%% Over `inet6_tcp'/`inet6_tls' the node connects over IPv6: the address
+%% is the host's IPv6 one (`::1' for loopback).
+listen_args(Host) ->
+    Protos = case init:get_argument(proto_dist) of
+                 {ok, Ps} -> lists:append(Ps);
+                 error -> []
+             end,
+    {Family, Loopback} =
+        case lists:member("inet6_tcp", Protos) orelse lists:member("inet6_tls", Protos) of
+            true -> {inet6, {0, 0, 0, 0, 0, 0, 0, 1}};
+            false -> {inet, {127, 0, 0, 1}}
+        end,
+    Addr = case inet:getaddr(Host, Family) of
+               {ok, A} -> A;
+               {error, _} -> Loopback
+           end,
+    ["--listen", inet:ntoa(Addr)].
+
 start_daemon(Exe) ->
     [_, Host] = string:split(atom_to_list(erlang:node()), "@"),
     {NameFlag, Name} = daemon_name(Host),
     Port = open_port(
         {spawn_executable, Exe},
         [
-            {args, [NameFlag, Name, "--stdin" | files_args() ++ tls_args()]},
+            {args, [NameFlag, Name, "--stdin" | listen_args(Host) ++ files_args() ++ tls_args()]},
             {env, [{"EWPCAPD_COOKIE", atom_to_list(erlang:get_cookie())}]},
             {line, 1024},
             use_stdio,

@@ -34,7 +34,7 @@
 -module(ewpcap_rawdist).
 
 -export([connect/3, close/1, stop_reading/1, name/1, pid/2]).
--export([send_reg/4, call/3, block_call/4, recv/3]).
+-export([send_reg/4, send_ctl/3, call/3, block_call/4, recv/3]).
 
 -define(DFLAGS,
         (16#4 bor        % EXTENDED_REFERENCES
@@ -122,6 +122,15 @@ pid(#{name := Name, creation := Cr}, N) ->
 -spec send_reg(conn(), pid(), atom(), term()) -> ok | {error, term()}.
 send_reg(#{sock := S}, From, Name, Msg) ->
     gen_tcp:send(S, frame({?REG_SEND, From, '', Name}, Msg)).
+
+%% @doc Any control tuple, with Msg (or `none': a control alone), e.g. an
+%% EXIT `{3, From, To, Reason}' or a SPAWN_REQUEST.
+-spec send_ctl(conn(), tuple(), term()) -> ok | {error, term()}.
+send_ctl(#{sock := S}, Ctl, none) ->
+    Body = [?PASS_THROUGH, term_to_binary(Ctl, [{minor_version, 2}])],
+    gen_tcp:send(S, [<<(iolist_size(Body)):32>> | Body]);
+send_ctl(#{sock := S}, Ctl, Msg) ->
+    gen_tcp:send(S, frame(Ctl, Msg)).
 
 %% @doc `{'$gen_call', {From, Tag}, Request}' to the registered Name, From
 %% being pid 1 of the fake node. Returns Tag (for recv/3); does not wait.

@@ -22,7 +22,8 @@
  * completes it (ewp_compile_run, then the done callback, as compile.c's
  * wake_cb does). A fake compile fails for text containing "bad", and for
  * "tcp" on fake1. --files is a real directory ($EWP_FUZZ_FILES, else a new
- * one under /tmp) holding in.pcap, notpcap.txt, sub/ and escape -> /etc, so
+ * one under /tmp) holding in.pcap, notpcap.txt, sub/, escape -> /etc and
+ * in-link.pcap -> in.pcap, opened as main.c does (an O_PATH descriptor), so
  * that files.c's confinement runs for real; opening a path ending in
  * ".pcap" succeeds, a dump to bad.pcap fails, nothing is read or written.
  *
@@ -69,6 +70,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -172,6 +174,7 @@ static struct {
     int ncaps;                          /* how many */
     int no_devices;                     /* ewp_capture_default_dev fails */
     struct ewp_capture *vanish;         /* ewp_capture_check fails for it */
+    int files_fd;                       /* the --files directory, O_PATH */
     unsigned char out[2][OUT_SIZE];     /* in-place frames, alternately */
     int cur;                            /* which out[] holds the open frame */
     size_t open_len[2];                 /* unpoisoned bytes of each out[] */
@@ -700,6 +703,7 @@ make_files(void)
     char path[PATH_MAX + 32];
     const char *dir;
     FILE *f;
+    int k;
 
     if (env != NULL) {
         (void)mkdir(env, 0700);
@@ -718,6 +722,12 @@ make_files(void)
     (void)mkdir(path, 0700);
     (void)snprintf(path, sizeof(path), "%s/escape", files_dir);
     (void)symlink("/etc", path);
+    (void)snprintf(path, sizeof(path), "%s/in-link.pcap", files_dir);
+    (void)symlink("in.pcap", path);
+    fz.files_fd = open(files_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    FUZZ_CHECK(fz.files_fd >= 0, "cannot open the files dir");
+    for (k = 0; k < 4; k++)
+        policies[k].files_fd = policies[k].files_dir != NULL ? fz.files_fd : -1;
 }
 
 /* As main.c's stop() then start(): every node drops and is reaped (its
@@ -1071,13 +1081,32 @@ ends_with(const char *s, const char *suffix)
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
+/* The path of fd, from /proc (files.c opened it) */
+static void
+fd_path(int fd, char *path, size_t len)
+{
+    char proc[64];
+    ssize_t n;
+
+    (void)snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    n = readlink(proc, path, len - 1);
+    FUZZ_CHECK(n > 0, "fd %d is not open", fd);
+    path[n] = '\0';
+}
+
+/* As capture.c: fd is ours, closed on success (here: the fake reads
+ * nothing) and on failure */
 int
-ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, const char *path,
+ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, int fd,
                          char *errbuf, size_t errlen)
 {
     struct fake_pcap *fp;
+    char path[PATH_MAX];
 
-    FUZZ_CHECK(strncmp(path, files_dir, strlen(files_dir)) == 0,
+    fd_path(fd, path, sizeof(path));
+    (void)close(fd);
+    FUZZ_CHECK(strncmp(path, files_dir, strlen(files_dir)) == 0 &&
+                   path[strlen(files_dir)] == '/',
                "open_offline of %s, outside --files %s", path, files_dir);
     if (!ends_with(path, ".pcap")) {
         (void)snprintf(errbuf, errlen, "unknown file format");
@@ -1104,11 +1133,19 @@ ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, const char
 }
 
 int
-ewp_capture_dump_open(struct ewp_capture *c, const char *path, char *errbuf, size_t errlen)
+ewp_capture_dump_open(struct ewp_capture *c, int fd, char *errbuf, size_t errlen)
 {
+    char path[PATH_MAX];
+
+    fd_path(fd, path, sizeof(path));
+    (void)close(fd);
+    /* a dump made by an input is removed at once: O_EXCL would refuse
+     * the next input's */
+    (void)unlink(path);
     FUZZ_CHECK(c->p != NULL, "dump_open on a closed capture");
     FUZZ_CHECK(c->dumper == NULL, "a second dump_open");
-    FUZZ_CHECK(strncmp(path, files_dir, strlen(files_dir)) == 0,
+    FUZZ_CHECK(strncmp(path, files_dir, strlen(files_dir)) == 0 &&
+                   path[strlen(files_dir)] == '/',
                "dump to %s, outside --files %s", path, files_dir);
     if (ends_with(path, "/bad.pcap")) {
         (void)snprintf(errbuf, errlen, "%s: Permission denied", path);

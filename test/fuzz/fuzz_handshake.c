@@ -2,7 +2,7 @@
  * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
  *
  * libFuzzer target for the distribution handshake state machine
- * (cnode/handshake.c with md5.c). Input layout:
+ * (cnode/handshake.c, MD5 from nettle). Input layout:
  *
  *   N = data[0] & 7, then N chunk lengths (one byte each), then the stream;
  *   data[0] & 8: 4-byte packet lengths, as inside TLS (ewp_hs_set_tls)

@@ -75,6 +75,8 @@ setup(void)
     t.req.dist = t.dist;
     t.req.port = 4370;
     t.req.policy.files_dir = t.files;
+    t.req.policy.files_fd = open(t.files, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    CU_ASSERT_FATAL(t.req.policy.files_fd >= 0);
     CU_ASSERT_FATAL(ewp_request_init(&t.req) == 0);
 
     CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, t.fds) == 0);
@@ -93,6 +95,7 @@ teardown(void)
 {
     ewp_dist_free(t.dist); /* the fd of the peer is closed there */
     ewp_request_shutdown(&t.req);
+    (void)close(t.req.policy.files_fd);
     (void)close(t.fds[1]);
     ev_loop_destroy(t.loop);
 }
