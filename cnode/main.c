@@ -79,6 +79,7 @@ static int start(struct ev_loop *loop, const struct config *cfg, struct daemon *
                  char *errbuf, size_t errlen);
 static void stop(struct daemon *dm);
 static int init_cnode(ei_cnode *ec, const struct node_opts *o, char *errbuf, size_t errlen);
+static unsigned long long default_max_ring(void);
 static int parse_args(int argc, char *argv[], struct config *cfg);
 static int set_name(struct config *cfg, const char *arg, int longnames);
 static int read_cookie_file(const char *path, char *cookie, size_t len);
@@ -263,8 +264,10 @@ usage(FILE *out)
         "  --no-inject          refuse write (packet injection)\n"
         "  --max-handles N      open handles in all (default 1024)\n"
         "  --max-node-handles N open handles per client node (default 256)\n"
-        "  --max-ring-mb N      kernel buffers of all handles, MiB (default 2048)\n"
-        "  --max-node-ring-mb N kernel buffers of one node's handles, MiB (default 512)\n"
+        "  --max-ring-mb N      kernel buffers of all handles, MiB (default: a quarter\n"
+        "                       of the memory)\n"
+        "  --max-node-ring-mb N kernel buffers of one node's handles, MiB (default: half\n"
+        "                       of --max-ring-mb's default)\n"
         "  --files DIR          savefiles may be read ({file, Path}) and written\n"
         "                       ({dump, Path}) under DIR only (default: refused)\n"
         "  --user USER          run as USER, keeping only cap_net_raw and\n"
@@ -282,6 +285,21 @@ usage(FILE *out)
         "  -h, --help           this text\n"
         "Prints \"ready NODE\" on stdout once registered with epmd. Needs root or\n"
         "cap_net_raw,cap_net_admin to capture.\n");
+}
+
+/* All handles' kernel rings together: a quarter of physical memory (a
+ * 16 MiB default ring each: 384 handles on a 24 GiB host), at least
+ * EWP_RING_FLOOR */
+static unsigned long long
+default_max_ring(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    unsigned long long total;
+
+    if (pages <= 0 || page <= 0)
+        return EWP_RING_FLOOR * 8;
+    total = (unsigned long long)pages * (unsigned long long)page / EWP_RING_SHARE;
+    return total < EWP_RING_FLOOR ? EWP_RING_FLOOR : total;
 }
 
 static int
@@ -330,8 +348,8 @@ parse_args(int argc, char *argv[], struct config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->policy.max_handles = EWP_DEFAULT_MAX_HANDLES;
     cfg->policy.max_node_handles = EWP_DEFAULT_MAX_NODE_HANDLES;
-    cfg->policy.max_ring = EWP_DEFAULT_MAX_RING;
-    cfg->policy.max_node_ring = EWP_DEFAULT_MAX_NODE_RING;
+    cfg->policy.max_ring = default_max_ring();
+    cfg->policy.max_node_ring = cfg->policy.max_ring / 2;
     cfg->node.ticktime = 60;
 
     opterr = 0;

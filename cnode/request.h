@@ -21,8 +21,10 @@
  * {error, too_many_handles} or {error, buffer_limit} */
 #define EWP_DEFAULT_MAX_HANDLES 1024
 #define EWP_DEFAULT_MAX_NODE_HANDLES 256
-#define EWP_DEFAULT_MAX_RING (2048ull << 20)
-#define EWP_DEFAULT_MAX_NODE_RING (512ull << 20)
+/* Kernel ring bytes: a quarter of the machine's memory for all handles
+ * (EWP_RING_SHARE), half of that for one node's; never less than this */
+#define EWP_RING_SHARE 4
+#define EWP_RING_FLOOR (256ull << 20)
 
 /* Who may do what: ewpcapd's command-line flags */
 struct ewp_policy {
