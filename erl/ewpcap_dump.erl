@@ -398,7 +398,16 @@ packets(Dlt, Batch, #loop{left = Left} = L) ->
 %%% -------------------------------------------------------------------
 
 output(#opts{write = undefined} = O, _Dlt, _Snaplen, Mode) ->
-    {text, ewpcap_dump_fmt:new_printer(O#opts.numeric, O#opts.verbose, O#opts.absolute, Mode)};
+    Hex = case {O#opts.xflag_ascii, O#opts.xflag} of
+              {0, 0} -> none;
+              {0, 1} -> x;
+              {0, _} -> xx;
+              {1, _} -> 'X';
+              {_, _} -> 'XX'
+          end,
+    {text, ewpcap_dump_fmt:new_printer(O#opts.numeric, Mode,
+                                       #{verbose => O#opts.verbose, absolute => O#opts.absolute,
+                                         eflag => O#opts.eflag, hex => Hex})};
 output(#opts{write = Name, unbuffered = U}, Dlt, Snaplen, _Mode) ->
     % the global header is written at once when the link type is known: a
     % capture ended before its first packet leaves a valid savefile

@@ -304,7 +304,7 @@ read_missing_file(Config) ->
 %% Bad flags: status 2, one line on stderr, nothing on stdout.
 bad_flags(Config) ->
     Cases = [
-        {["-x"], <<"unknown option -x">>},
+        {["-y"], <<"unknown option -y">>},
         {["--frobnicate"], <<"unknown option --frobnicate">>},
         {["-c"], <<"option -c requires an argument">>},
         {["-c", "0"], <<"invalid -c argument '0'">>},
