@@ -76,7 +76,7 @@ format_packet(_Dlt, {_Time, Len, Packet}, P, line)
     {["[Invalid header: ", lists:join(", ", [I || I <- Items, I =/= []]), "]"], P};
 format_packet(Dlt, {Time, Len, Packet}, P, line) ->
     {HdrLen, P1} =
-        try link(Dlt, Len, Packet, P#printer{out = []}) of
+        try link(Dlt, Len, Packet, P#printer{out = [], ll = 0}) of
             {H, P0} -> {H, P0}
         catch
             throw:{ewp_trunc, Proto, PT} -> {0, pr(PT, [" [|", Proto, "]"])}
@@ -133,7 +133,7 @@ link(113, Len, Pkt, P) ->
                      true -> pr(P, Head);
                      false -> P
                  end,
-            {16, sll_proto(Proto, Rest, Len - 16, Head, P1)};
+            {16, sll_proto(Proto, Rest, Len - 16, Head, P1#printer{ll = 16})};
         _ ->
             {byte_size(Pkt), pr(P, " [|sll]")}
     end;
@@ -147,7 +147,7 @@ link(276, Len, Pkt, P) ->
                      true -> pr(P, Head);
                      false -> P
                  end,
-            {20, sll_proto(Proto, Rest, Len - 20, Head, P1)};
+            {20, sll_proto(Proto, Rest, Len - 20, Head, P1#printer{ll = 20})};
         _ ->
             {byte_size(Pkt), pr(P, " [|sll2]")}
     end;
@@ -166,9 +166,9 @@ link(0, Len, Pkt, P) ->
                      false -> P
                  end,
             P2 = case AF of
-                     2 -> ewpcap_dump_fmt_ip:ipv4(Rest, Len - 4, P1);
+                     2 -> ewpcap_dump_fmt_ip:ipv4(Rest, Len - 4, P1#printer{ll = 4});
                      _ when AF =:= 10; AF =:= 24; AF =:= 28; AF =:= 30 ->
-                         ewpcap_dump_fmt_ip:ipv6(Rest, Len - 4, P1);
+                         ewpcap_dump_fmt_ip:ipv6(Rest, Len - 4, P1#printer{ll = 4});
                      _ ->
                          default_print(Rest, case P1#printer.eflag of
                                                  true -> P1;
@@ -243,7 +243,7 @@ ether_type(Bin, Len, Orig, Hdr, Macs, Printed, P) ->
                                             end]);
                              false -> P
                          end,
-                    {Hdr + 2, ethertype(Type, Rest, Len1, Orig, Macs, P1)}
+                    {Hdr + 2, ethertype(Type, Rest, Len1, Orig, Macs, P1#printer{ll = Hdr + 2})}
             end;
         _ ->
             ?TRUNC("ether", P)

@@ -208,7 +208,8 @@ ipv6(Bin, Len, P0) ->
                     ipv6_next(Next, Rest, Total - 40, Ctx, P3)
             end;
         _ ->
-            ?TRUNC("ip6", P)
+            % (the header is checked before "IP6 " is printed)
+            ?TRUNC("ip6", P0)
     end.
 
 %% The extension headers, then the upper layer.
@@ -299,11 +300,11 @@ udp(Bin, Len, {V, Src, Dst, Frag} = Ctx, P) ->
                                     pr(P3, ["UDP, length ", integer_to_list(Data)])
                             end;
                         _ ->
-                            ?TRUNC("udp", ports(udp, Src, SP, Dst, DP, P1))
+                            ?TRUNC_RET("udp", ports(udp, Src, SP, Dst, DP, P1))
                     end
             end;
         _ ->
-            ?TRUNC("udp", addrs(Src, Dst, P))
+            ?TRUNC_RET("udp", addrs(Src, Dst, P))
     end.
 
 udp_cksum(_Bin, _L, _Sum, _Ctx, true, P) -> P;
@@ -345,12 +346,12 @@ tcp(Bin, Len, {V, Src, Dst, Frag}, P) ->
                             end
                     end;
                 _ ->
-                    ?TRUNC("tcp", P1)
+                    ?TRUNC_RET("tcp", P1)
             end;
         _ ->
             {SH, P1} = host(Src, P),
             {DH, P2} = host(Dst, P1),
-            ?TRUNC("tcp", pr(P2, [SH, " > ", DH, ":"]))
+            ?TRUNC_RET("tcp", pr(P2, [SH, " > ", DH, ":"]))
     end.
 
 tcp_cksum(_Bin, _Len, _Sum, {_, _, _, true}, P) -> P;
@@ -472,15 +473,31 @@ icmp(Bin, Len, {_, _, _, Frag}, P) ->
                           end,
             Text = icmp_text(Type, Code, Rest, P),
             P1 = pr(P, ["ICMP ", Text, ", length ", integer_to_list(Len)]),
-            case P1#printer.verbose > 0 andalso not Frag andalso byte_size(Bin) >= Len of
+            P2 = case P1#printer.verbose > 0 andalso not Frag andalso byte_size(Bin) >= Len of
                 true ->
                     case cksum(binary:part(Bin, 0, Len)) of
                         0 -> P1;
-                        S -> pr(P1, [" (wrong icmp cksum ", integer_to_list(Sum, 16), " (->",
-                                     integer_to_list(should_be(Sum, S), 16), ")!)"])
+                        S -> pr(P1, [" (wrong icmp cksum ", hex(Sum), " (->",
+                                     hex(should_be(Sum, S)), ")!)"])
                     end;
                 false ->
                     P1
+            end,
+            % -v: the packet an error quotes
+            case P2#printer.verbose > 0 andalso lists:member(Type, [3, 4, 5, 11, 12]) of
+                true ->
+                    case Rest of
+                        <<_:32, Inner/binary>> ->
+                            P3 = pr(P2, "\n\t"),
+                            case Inner of
+                                <<_:16, IpLen:16, _/binary>> -> ipv4(Inner, IpLen, P3);
+                                _ -> ?TRUNC("icmp", P3)
+                            end;
+                        _ ->
+                            ?TRUNC("icmp", P2)
+                    end;
+                false ->
+                    P2
             end;
         _ ->
             ?TRUNC("icmp", P)
@@ -566,7 +583,11 @@ icmp_text(Type, _, _, _) ->
 %% Milliseconds since midnight, as H:MM:SS.mmm.
 tstamp(Ms) ->
     S = Ms div 1000,
-    io_lib:format("~2..0b:~2..0b:~2..0b.~3..0b", [S div 3600, S div 60 rem 60, S rem 60, Ms rem 1000]).
+    [two(S div 3600), $:, two(S div 60 rem 60), $:, two(S rem 60), $.,
+     tl(integer_to_list(Ms rem 1000 + 1000))].
+
+two(N) when N < 10 -> [$0, $0 + N];
+two(N) -> integer_to_list(N).
 
 icmp_port_unreach(<<_:4/binary, _:4, IHL:4, _:8/binary, Proto, _/binary>> = R, Dst, P) ->
     Off = 4 + IHL * 4,
@@ -698,6 +719,8 @@ pseudo_cksum(6, Src, Dst, Proto, Seg) ->
 %% The checksum the field should hold (tcpdump's in_cksum_shouldbe).
 should_be(Sum, Computed) ->
     fold(Sum + Computed).
+
+hex(N) -> string:lowercase(integer_to_list(N, 16)).
 
 hex2(B) -> pad(integer_to_list(B, 16), 2).
 hex4(B) -> pad(integer_to_list(B, 16), 4).
