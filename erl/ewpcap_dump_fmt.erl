@@ -48,7 +48,7 @@ new_printer(Numeric, Verbose, Absolute, Mode) ->
 new_printer(Numeric, Mode, Flags) ->
     #printer{verbose = maps:get(verbose, Flags, 0), absolute = maps:get(absolute, Flags, false),
              eflag = maps:get(eflag, Flags, false), hex = maps:get(hex, Flags, none),
-             names = ewpcap_dump_names:new(Numeric, Mode)}.
+             numeric = Numeric, names = ewpcap_dump_names:new(Numeric, Mode)}.
 
 %% @doc Takes the answer of a background name lookup,
 %% `{ewpcap_dump_names, IP, Name}'.
@@ -91,10 +91,20 @@ format_packet(Dlt, {Time, Len, Packet}, P, line) ->
           end,
     {[format_time(Time), $\s, P1#printer.out, Hex], P1#printer{out = []}}.
 
+%% The local time; the conversion is done once a second (the cache is
+%% the process's: a printer is used by one process).
 format_time(Micro) ->
-    {_, {H, M, S}} = calendar:system_time_to_local_time(Micro div 1000000, second),
-    Us = integer_to_list(Micro rem 1000000 + 1000000),
-    [two(H), $:, two(M), $:, two(S), $., tl(Us)].
+    Sec = Micro div 1000000,
+    Us = tl(integer_to_list(Micro rem 1000000 + 1000000)),
+    case get(ewpcap_dump_fmt_second) of
+        {Sec, Text} ->
+            [Text, $., Us];
+        _ ->
+            {_, {H, M, S}} = calendar:system_time_to_local_time(Sec, second),
+            Text = [two(H), $:, two(M), $:, two(S)],
+            put(ewpcap_dump_fmt_second, {Sec, Text}),
+            [Text, $., Us]
+    end.
 
 two(N) when N < 10 -> [$0, $0 + N];
 two(N) -> integer_to_list(N).

@@ -7,6 +7,7 @@
     eflag = false :: boolean(),       % -e: the link-level header
     hex = none :: none | x | xx | 'X' | 'XX', % -x, -xx, -X, -XX
     names :: ewpcap_dump_names:names(),
+    numeric = false :: boolean(),     % -n (also known to names)
     tcp = #{} :: #{term() => {non_neg_integer(), non_neg_integer()}},
     ll = 0 :: non_neg_integer(),      % the link-level header's length
     out = [] :: iodata()              % the text of the packet so far
