@@ -270,7 +270,7 @@ BENCH_OUT = bench/out
 BENCH_BINS = $(BENCH_OUT)/pktgen $(BENCH_OUT)/pcapcount
 BENCH_CFLAGS = $(CFLAGS) $(WARN) -std=gnu11
 
-.PHONY: bench bench-build bench-clean
+.PHONY: bench bench-build bench-clean bench-dump
 
 bench-build: $(BENCH_BINS) $(BENCH_OUT)/ebin/ewpcap_bench.beam $(BENCH_OUT)/ebin/ewpcap_bench_cmp.beam
 
@@ -292,6 +292,11 @@ $(BENCH_OUT)/ebin/ewpcap_bench_cmp.beam: bench/ewpcap_bench_cmp.erl
 
 bench: all bench-build
 	bash bench/run.sh
+	bash bench/dump_ratio.sh
+
+# just ewpcap_dump -r against tcpdump -r (issue 16)
+bench-dump: all
+	bash bench/dump_ratio.sh
 
 bench-clean:
 	rm -rf $(BENCH_OUT)
@@ -317,7 +322,7 @@ bench-clean:
 # 0 cases run, or a skip not listed in test/skips.allow.
 SAN_DIR = $(CURDIR)/_build/san
 CT_SNAME ?=
-CT_ASAN_MIN_CASES ?= 253
+CT_ASAN_MIN_CASES ?= 256
 CT_MEMCHECK_MIN_CASES ?= 22
 CT_ASAN_SOAK_CYCLES ?= 200
 CT_ASAN_SOAK_OWNERS ?= 100

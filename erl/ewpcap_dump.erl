@@ -398,7 +398,16 @@ packets(Dlt, Batch, #loop{left = Left} = L) ->
 %%% -------------------------------------------------------------------
 
 output(#opts{write = undefined} = O, _Dlt, _Snaplen, Mode) ->
-    {text, ewpcap_dump_fmt:new_printer(O#opts.numeric, O#opts.verbose, O#opts.absolute, Mode)};
+    Hex = case {O#opts.xflag_ascii, O#opts.xflag} of
+              {0, 0} -> none;
+              {0, 1} -> x;
+              {0, _} -> xx;
+              {1, _} -> 'X';
+              {_, _} -> 'XX'
+          end,
+    {text, ewpcap_dump_fmt:new_printer(O#opts.numeric, Mode,
+                                       #{verbose => O#opts.verbose, absolute => O#opts.absolute,
+                                         eflag => O#opts.eflag, hex => Hex})};
 output(#opts{write = Name, unbuffered = U}, Dlt, Snaplen, _Mode) ->
     % the global header is written at once when the link type is known: a
     % capture ended before its first packet leaves a valid savefile
@@ -461,11 +470,25 @@ read_loop(F, Dlt, L) ->
     receive
         {?MODULE, signal, _} -> L
     after 0 ->
-        case ewpcap_pcap_file:read(F) of
-            eof -> L;
-            {ok, Rec} -> read_loop(F, Dlt, packets(Dlt, [Rec], L));
-            {error, Reason} -> fatal("~ts", [ewpcap_pcap_file:format_error(Reason)])
+        % a batch of records, written with one call: per packet, the
+        % writes to standard output cost more than the formatting
+        N = case L#loop.left of
+                infinity -> ?BATCH;
+                Left -> min(Left, ?BATCH)
+            end,
+        case read_batch(F, N, []) of
+            {eof, Batch} -> packets(Dlt, Batch, L);
+            {ok, Batch} -> read_loop(F, Dlt, packets(Dlt, Batch, L))
         end
+    end.
+
+read_batch(_F, 0, Acc) ->
+    {ok, lists:reverse(Acc)};
+read_batch(F, N, Acc) ->
+    case ewpcap_pcap_file:read(F) of
+        eof -> {eof, lists:reverse(Acc)};
+        {ok, Rec} -> read_batch(F, N - 1, [Rec | Acc]);
+        {error, Reason} -> fatal("~ts", [ewpcap_pcap_file:format_error(Reason)])
     end.
 
 %% -r with a filter: the daemon reads the file and applies the filter.

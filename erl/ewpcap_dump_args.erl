@@ -17,7 +17,7 @@
 %% GNU permutation: options and the filter expression may be mixed, `--'
 %% ends the options.
 -define(ARG_FLAGS, "NicsBwr").
--define(BOOL_FLAGS, "DpnvUhS").
+-define(BOOL_FLAGS, "DpnvUhSexX").
 
 %% @doc Parses the command line; throws `{usage, Message}'.
 -spec parse_args([string()]) -> opts().
@@ -107,6 +107,9 @@ flag("p", _, O) -> O#opts{promisc = false};
 flag("n", _, O) -> O#opts{numeric = true};
 flag("S", _, O) -> O#opts{absolute = true};
 flag("v", _, O) -> O#opts{verbose = O#opts.verbose + 1};
+flag("e", _, O) -> O#opts{eflag = true};
+flag("x", _, O) -> O#opts{xflag = O#opts.xflag + 1};
+flag("X", _, O) -> O#opts{xflag_ascii = O#opts.xflag_ascii + 1};
 flag("U", _, O) -> O#opts{unbuffered = true};
 flag("h", _, O) -> O#opts{help = true};
 flag(version, _, O) -> O#opts{version = true};
@@ -141,7 +144,7 @@ usage(Fmt, Args) ->
 %% @doc The text of `-h'.
 -spec usage_text() -> [1..255, ...].
 usage_text() ->
-    "Usage: " ?PROG " [-DnpSUv] [-B KiB] [-c count] [--cookie cookie] [--immediate]\n"
+    "Usage: " ?PROG " [-DenpSUvxX] [-B KiB] [-c count] [--cookie cookie] [--immediate]\n"
     "                   [-i interface] [-N node] [-r file] [-s snaplen] [-w file]\n"
     "                   [expression]\n"
     "\n"
@@ -160,8 +163,11 @@ usage_text() ->
     "  -r FILE        read a pcap savefile; '-' is standard input\n"
     "  -n             do not convert addresses and ports to names\n"
     "  -S             print absolute TCP sequence numbers\n"
-    "  -v             more detail (IP header fields, link-layer addresses);\n"
+    "  -e             print the link-level header\n"
+    "  -v             more detail, as tcpdump -v (IP header fields, checksums);\n"
     "                 -vv also the runtime's log\n"
+    "  -x, -X         the packet's bytes in hex (-X: and ASCII), after the link\n"
+    "                 header; -xx, -XX: with it\n"
     "  -h, --version  this help, the version\n"
     "  expression     a pcap-filter(7) expression\n".
 

@@ -10,21 +10,16 @@
 %%% @end
 -module(ewpcap_dump_fmt).
 
--export([new_printer/2, new_printer/4, format_packet/4, resolved/3,
+-export([new_printer/2, new_printer/4, new_printer/3, format_packet/4, resolved/3,
          format_ifaddrs/1, linktype_name/1, linktype_desc/1]).
 
 -export_type([printer/0]).
 
-%% Text output state: the name caches and the TCP sequence bases (as
-%% tcpdump, sequence numbers print relative to the first ACK of a
-%% conversation).
--record(printer, {
-    absolute = false :: boolean(),   % -S: absolute TCP sequence numbers
-    verbose = 0 :: non_neg_integer(), % -v
-    names :: ewpcap_dump_names:names(),
-    tcp = #{} :: #{term() => {non_neg_integer(), non_neg_integer()}}
-}).
+-include("ewpcap_dump_fmt.hrl").
 
+%% Text output state: the flags, the name caches and the TCP sequence
+%% bases (as tcpdump, sequence numbers print relative to the first ACK
+%% of a conversation); see ewpcap_dump_fmt.hrl.
 -opaque printer() :: #printer{}.
 
 %%% ===================================================================
@@ -42,8 +37,18 @@ new_printer(Numeric, Verbose) ->
 %% ewpcap_dump_names).
 -spec new_printer(boolean(), non_neg_integer(), boolean(), sync | async) -> printer().
 new_printer(Numeric, Verbose, Absolute, Mode) ->
-    #printer{verbose = Verbose, absolute = Absolute,
-             names = ewpcap_dump_names:new(Numeric, Mode)}.
+    new_printer(Numeric, Mode, #{verbose => Verbose, absolute => Absolute}).
+
+%% @doc A printer with tcpdump's flags: `verbose' (-v, default 0),
+%% `absolute' (-S, false), `eflag' (-e, false), `hex' (none; x, xx, 'X',
+%% 'XX' for -x, -xx, -X, -XX).
+-spec new_printer(boolean(), sync | async,
+                  #{verbose => non_neg_integer(), absolute => boolean(), eflag => boolean(),
+                    hex => none | x | xx | 'X' | 'XX'}) -> printer().
+new_printer(Numeric, Mode, Flags) ->
+    #printer{verbose = maps:get(verbose, Flags, 0), absolute = maps:get(absolute, Flags, false),
+             eflag = maps:get(eflag, Flags, false), hex = maps:get(hex, Flags, none),
+             numeric = Numeric, names = ewpcap_dump_names:new(Numeric, Mode)}.
 
 %% @doc Takes the answer of a background name lookup,
 %% `{ewpcap_dump_names, IP, Name}'.
@@ -51,450 +56,395 @@ new_printer(Numeric, Verbose, Absolute, Mode) ->
 resolved(IP, Name, #printer{names = N} = P) ->
     P#printer{names = ewpcap_dump_names:resolved(IP, Name, N)}.
 
-%% @doc Formats one packet: the time (local, as tcpdump), then the
-%% summary. `Dlt' is the link type (1 Ethernet, 113 and 276 Linux cooked,
-%% 0 BSD loopback, 12/101 raw IP, 228 IPv4, 229 IPv6); `Time' microseconds
-%% since the epoch; `Len' the length on the wire. The last argument
-%% `line' is reserved for other formats. Returns the line (without
-%% newline) and the printer to use for the next packet.
+%% @doc Formats one packet as tcpdump does: the time (local), then the
+%% summary, then (-x, -X) the bytes. `Dlt' is the link type (1 Ethernet,
+%% 113 and 276 Linux cooked, 0 BSD loopback, 12/14/101 raw IP, 228 IPv4,
+%% 229 IPv6; others are printed as tcpdump prints a link type it does
+%% not know); `Time' microseconds since the epoch; `Len' the length on
+%% the wire. The last argument `line' is reserved for other formats.
+%% Returns the text (without the last newline; several lines for hex
+%% dumps) and the printer to use for the next packet.
 -spec format_packet(non_neg_integer(), {non_neg_integer(), non_neg_integer(), binary()},
                     printer(), line) -> {iolist(), printer()}.
+format_packet(_Dlt, {_Time, Len, Packet}, P, line)
+  when Packet =:= <<>>; Len =:= 0; Len < byte_size(Packet) ->
+    Cap = byte_size(Packet),
+    Items = [["caplen==0" || Cap =:= 0],
+             [["len==0"] || Len =:= 0],
+             [["len(", integer_to_list(Len), ") < caplen(", integer_to_list(Cap), ")"]
+              || Len =/= 0, Len < Cap]],
+    {["[Invalid header: ", lists:join(", ", [I || I <- Items, I =/= []]), "]"], P};
 format_packet(Dlt, {Time, Len, Packet}, P, line) ->
-    {Summary, P1} = link(Dlt, Len, Packet, P),
-    {[format_time(Time), $\s, Summary], P1}.
+    {HdrLen, P1} =
+        try link(Dlt, Len, Packet, P#printer{out = [], ll = 0}) of
+            {H, P0} -> {H, P0}
+        catch
+            throw:{ewp_trunc, Proto, PT} -> {0, pr(PT, [" [|", Proto, "]"])}
+        end,
+    Hex = case P1#printer.hex of
+              none -> [];
+              H1 when H1 =:= x; H1 =:= 'X' ->
+                  hex_dump(H1, binary:part(Packet, min(HdrLen, byte_size(Packet)),
+                                           byte_size(Packet) - min(HdrLen, byte_size(Packet))));
+              xx -> hex_dump(x, Packet);
+              'XX' -> hex_dump('X', Packet)
+          end,
+    {[format_time(Time), $\s, P1#printer.out, Hex], P1#printer{out = []}}.
 
+%% The local time; the conversion is done once a second (the cache is
+%% the process's: a printer is used by one process).
 format_time(Micro) ->
-    {_, {H, M, S}} = calendar:system_time_to_local_time(Micro div 1000000, second),
-    io_lib:format("~2..0b:~2..0b:~2..0b.~6..0b", [H, M, S, Micro rem 1000000]).
-
-%% Link layers. Len is the wire length of what follows the link header.
-link(1, Len, <<Dst:6/binary, Src:6/binary, Type:16, Rest/binary>>, P) ->
-    Pre = case P#printer.verbose of
-              0 -> [];
-              _ -> [mac(Src), " > ", mac(Dst), ", ", ethertype_desc(Type),
-                    ", length ", integer_to_list(Len), ": "]
-          end,
-    {S, P1} = ether(Type, Len - 14, Rest, P),
-    {[Pre, S], P1};
-link(113, Len, <<_PktType:16, _HaType:16, _HaLen:16, _Addr:8/binary, Proto:16, Rest/binary>>, P) ->
-    ether(Proto, Len - 16, Rest, P);
-link(276, Len, <<Proto:16, _:16, _IfIndex:32, _HaType:16, _PktType:8, _HaLen:8,
-                 _Addr:8/binary, Rest/binary>>, P) ->
-    ether(Proto, Len - 20, Rest, P);
-link(0, Len, <<Family:4/binary, Rest/binary>>, P) ->
-    AF = case Family of
-             <<0, 0, _, _>> -> binary:decode_unsigned(Family, big);
-             _ -> binary:decode_unsigned(Family, little)
-         end,
-    case AF of
-        2 -> ipv4(Rest, Len - 4, P);
-        _ when AF =:= 10; AF =:= 24; AF =:= 28; AF =:= 30 -> ipv6(Rest, Len - 4, P);
-        _ -> {["AF ", integer_to_list(AF), ", length ", integer_to_list(Len)], P}
-    end;
-link(Raw, Len, <<4:4, _/bitstring>> = Packet, P) when Raw =:= 12; Raw =:= 14; Raw =:= 101; Raw =:= 228 ->
-    ipv4(Packet, Len, P);
-link(Raw, Len, <<6:4, _/bitstring>> = Packet, P) when Raw =:= 12; Raw =:= 14; Raw =:= 101; Raw =:= 229 ->
-    ipv6(Packet, Len, P);
-link(Dlt, Len, _, P) ->
-    {[linktype_name(Dlt), ", length ", integer_to_list(Len), " [|link]"], P}.
-
-ether(16#0800, Len, Rest, P) -> ipv4(Rest, Len, P);
-ether(16#86DD, Len, Rest, P) -> ipv6(Rest, Len, P);
-ether(16#0806, Len, Rest, P) -> arp(Rest, Len, P);
-ether(Tpid, Len, <<Pcp:3, _Dei:1, Vid:12, Type:16, Rest/binary>>, P)
-  when Tpid =:= 16#8100; Tpid =:= 16#88A8 ->
-    % the tag shows with the link layer (-v), as with tcpdump -e
-    {S, P1} = ether(Type, Len - 4, Rest, P),
-    case P#printer.verbose of
-        0 -> {S, P1};
-        _ -> {["vlan ", integer_to_list(Vid), ", p ", integer_to_list(Pcp), ", ",
-               ethertype_desc(Type), ", ", S], P1}
-    end;
-ether(Type, Len, _, P) when Type < 1536 ->
-    {["802.3, length ", integer_to_list(Len)], P};
-ether(Type, Len, _, P) ->
-    {[ethertype_desc(Type), ", length ", integer_to_list(Len)], P}.
-
-ethertype_desc(16#0800) -> "ethertype IPv4 (0x0800)";
-ethertype_desc(16#86DD) -> "ethertype IPv6 (0x86dd)";
-ethertype_desc(16#0806) -> "ethertype ARP (0x0806)";
-ethertype_desc(16#8100) -> "ethertype 802.1Q (0x8100)";
-ethertype_desc(16#88CC) -> "ethertype LLDP (0x88cc)";
-ethertype_desc(T) -> io_lib:format("ethertype Unknown (0x~4.16.0b)", [T]).
-
-%%% IPv4
-
-ipv4(<<4:4, IHL:4, Tos, TotLen:16, Id:16, _Rsvd:1, DF:1, MF:1, Off:13, TTL, Proto,
-       _Sum:16, Src:4/binary, Dst:4/binary, Rest/binary>>, _Len, P)
-  when IHL >= 5, TotLen >= IHL * 4 ->
-    OptLen = IHL * 4 - 20,
-    PayLen = TotLen - IHL * 4,
-    Body = case Rest of
-               <<_:OptLen/binary, B/binary>> -> binary:part(B, 0, min(byte_size(B), PayLen));
-               _ -> <<>>
-           end,
-    SrcA = ip4(Src),
-    DstA = ip4(Dst),
-    Head = case P#printer.verbose of
-               0 ->
-                   "IP ";
-               _ ->
-                   io_lib:format("IP (tos 0x~.16b, ttl ~b, id ~b, offset ~b, flags [~s], "
-                                 "proto ~s (~b), length ~b) ",
-                                 [Tos, TTL, Id, Off * 8, frag_flags(DF, MF),
-                                  proto_name(Proto), Proto, TotLen])
-           end,
-    case Off of
-        0 ->
-            {S, P1} = transport(Proto, SrcA, DstA, Body, PayLen, P),
-            {[Head, S], P1};
+    Sec = Micro div 1000000,
+    Us = tl(integer_to_list(Micro rem 1000000 + 1000000)),
+    case get(ewpcap_dump_fmt_second) of
+        {Sec, Text} ->
+            [Text, $., Us];
         _ ->
-            {SH, P1} = host(SrcA, P),
-            {DH, P2} = host(DstA, P1),
-            {[Head, SH, " > ", DH, ": ", proto_frag(Proto)], P2}
-    end;
-ipv4(<<4:4, _/bitstring>>, _Len, P) ->
-    {"IP [|ip]", P};
-ipv4(_, _Len, P) ->
-    {"IP [|ip]", P}.
-
-frag_flags(0, 0) -> "none";
-frag_flags(1, 0) -> "DF";
-frag_flags(0, 1) -> "+";
-frag_flags(1, 1) -> "DF+".
-
-proto_name(1) -> "ICMP";
-proto_name(6) -> "TCP";
-proto_name(17) -> "UDP";
-proto_name(58) -> "ICMPv6";
-proto_name(_) -> "unknown".
-
-proto_frag(6) -> "tcp";
-proto_frag(17) -> "udp";
-proto_frag(1) -> "icmp";
-proto_frag(P) -> ["ip-proto-", integer_to_list(P)].
-
-%%% IPv6
-
-ipv6(<<6:4, Class:8, Flow:20, PayLen:16, Next, HLim, Src:16/binary, Dst:16/binary,
-       Rest/binary>>, _Len, P) ->
-    Body = binary:part(Rest, 0, min(byte_size(Rest), PayLen)),
-    Head = case P#printer.verbose of
-               0 ->
-                   "IP6 ";
-               _ ->
-                   ["IP6 (",
-                    [io_lib:format("class 0x~2.16.0b, ", [Class]) || Class =/= 0],
-                    [io_lib:format("flowlabel 0x~5.16.0b, ", [Flow]) || Flow =/= 0],
-                    io_lib:format("hlim ~b, next-header ~s (~b) payload length: ~b) ",
-                                  [HLim, proto_name(Next), Next, PayLen])]
-           end,
-    {Ext, Proto, Body1, PayLen1} = ipv6_ext(Next, Body, PayLen, []),
-    {S, P1} = transport(Proto, ip6(Src), ip6(Dst), Body1, PayLen1, P),
-    {[Head, Ext, S], P1};
-ipv6(_, _Len, P) ->
-    {"IP6 [|ip6]", P}.
-
-%% Hop-by-hop, routing, fragment and destination options headers.
-ipv6_ext(0, <<Next, HLen, _/binary>> = B, L, Acc) -> ipv6_skip(Next, (HLen + 1) * 8, B, L, ["HBH " | Acc]);
-ipv6_ext(60, <<Next, HLen, _/binary>> = B, L, Acc) -> ipv6_skip(Next, (HLen + 1) * 8, B, L, ["DSTOPT " | Acc]);
-ipv6_ext(43, <<Next, HLen, _/binary>> = B, L, Acc) -> ipv6_skip(Next, (HLen + 1) * 8, B, L, ["srcrt " | Acc]);
-ipv6_ext(44, <<Next, _, Off:13, _:2, M:1, Id:32, _/binary>> = B, L, Acc) ->
-    Frag = io_lib:format("frag (0x~8.16.0b:~b|~b) ", [Id, Off * 8, L - 8]),
-    case Off of
-        0 -> ipv6_skip(Next, 8, B, L, [Frag | Acc]);
-        _ -> {lists:reverse([Frag | Acc]), {fragment, Next, M}, <<>>, L - 8}
-    end;
-ipv6_ext(Next, B, L, Acc) ->
-    {lists:reverse(Acc), Next, B, L}.
-
-ipv6_skip(Next, N, B, L, Acc) ->
-    case B of
-        <<_:N/binary, Rest/binary>> -> ipv6_ext(Next, Rest, L - N, Acc);
-        _ -> {lists:reverse(Acc), truncated, <<>>, 0}
+            {_, {H, M, S}} = calendar:system_time_to_local_time(Sec, second),
+            Text = [two(H), $:, two(M), $:, two(S)],
+            put(ewpcap_dump_fmt_second, {Sec, Text}),
+            [Text, $., Us]
     end.
 
-%%% Transport
+two(N) when N < 10 -> [$0, $0 + N];
+two(N) -> integer_to_list(N).
 
-transport(6, Src, Dst, Body, Len, P) -> tcp(Src, Dst, Body, Len, P);
-transport(17, Src, Dst, Body, Len, P) -> udp(Src, Dst, Body, Len, P);
-transport(1, Src, Dst, Body, Len, P) -> addrs(Src, Dst, P, fun(P1) -> {icmp(Body, Len, P1), P1} end);
-transport(58, Src, Dst, Body, Len, P) -> addrs(Src, Dst, P, fun(P1) -> icmp6(Body, Len, P1) end);
-transport({fragment, Proto, _}, Src, Dst, _Body, _Len, P) ->
-    addrs(Src, Dst, P, fun(P1) -> {proto_frag(Proto), P1} end);
-transport(truncated, Src, Dst, _Body, _Len, P) ->
-    addrs(Src, Dst, P, fun(P1) -> {"[|ip6]", P1} end);
-transport(Proto, Src, Dst, _Body, Len, P) ->
-    addrs(Src, Dst, P, fun(P1) -> {["ip-proto-", integer_to_list(Proto), " ", integer_to_list(Len)], P1} end).
+pr(P, Text) ->
+    ewpcap_dump_fmt_ip:pr(P, Text).
 
-addrs(Src, Dst, P, Then) ->
-    {SH, P1} = host(Src, P),
-    {DH, P2} = host(Dst, P1),
-    {S, P3} = Then(P2),
-    {[SH, " > ", DH, ": ", S], P3}.
+%%% ===================================================================
+%%% Link layers: each returns the length of its header (what -x skips)
+%%% ===================================================================
 
-udp(Src, Dst, <<SP:16, DP:16, ULen:16, _Sum:16, _/binary>>, _Len, P) ->
-    {SH, P1} = host(Src, P),
-    {DH, P2} = host(Dst, P1),
-    {SPs, P3} = port(udp, SP, P2),
-    {DPs, P4} = port(udp, DP, P3),
-    Text = case ULen >= 8 of
-               true -> ["UDP, length ", integer_to_list(ULen - 8)];
-               false -> ["UDP, bad length ", integer_to_list(ULen), " < 8"]
-           end,
-    {[SH, $., SPs, " > ", DH, $., DPs, ": ", Text], P4};
-udp(Src, Dst, _, _Len, P) ->
-    addrs(Src, Dst, P, fun(P1) -> {"[|udp]", P1} end).
-
-tcp(Src, Dst, <<SP:16, DP:16, Seq0:32, Ack0:32, Off:4, _:4, Flags:8, Win:16, _Sum:16,
-                Urp:16, Rest/binary>>, Len, P) ->
-    {SH, P1} = host(Src, P),
-    {DH, P2} = host(Dst, P1),
-    {SPs, P3} = port(tcp, SP, P2),
-    {DPs, P4} = port(tcp, DP, P3),
-    Addr = [SH, $., SPs, " > ", DH, $., DPs, ": "],
-    HLen = Off * 4,
-    FlagStr = tcp_flags(Flags),
+%% Ethernet
+link(1, Len, Pkt, P) ->
+    Cap = byte_size(Pkt),
     if
-        HLen < 20 ->
-            {[Addr, "Flags [", FlagStr, "], tcp ", integer_to_list(Len - HLen),
-              " [bad hdr length ", integer_to_list(HLen), " - too short, < 20]"], P4};
-        HLen > Len ->
-            {[Addr, "Flags [", FlagStr, "] [bad hdr length ", integer_to_list(HLen),
-              " - too long, > ", integer_to_list(Len), "]"], P4};
+        Len < Cap ->
+            {Len, pr(P, ["[length ", integer_to_list(Len), " < caplen ", integer_to_list(Cap),
+                         "] (invalid)"])};
+        Cap < 14 ->
+            {Cap, pr(P, " [|ether]")};
         true ->
-            {Seq, Ack, SackBase, P5} = tcp_relative(Src, Dst, SP, DP, Seq0, Ack0, Flags, P4),
-            DataLen = Len - HLen,
-            SeqStr = case DataLen > 0 orelse (Flags band 16#07) =/= 0 of
-                         true ->
-                             [", seq ", integer_to_list(Seq),
-                              [[$:, integer_to_list((Seq + DataLen) band 16#FFFFFFFF)] || DataLen > 0]];
-                         false ->
-                             []
-                     end,
-            AckStr = [[", ack ", integer_to_list(Ack)] || Flags band 16#10 =/= 0],
-            UrgStr = [[", urg ", integer_to_list(Urp)] || Flags band 16#20 =/= 0],
-            OptLen = HLen - 20,
-            OptStr = case OptLen of
-                         0 -> [];
-                         _ ->
-                             case Rest of
-                                 <<Opts:OptLen/binary, _/binary>> ->
-                                     [", options [", tcp_options(Opts, SackBase, []), "]"];
-                                 _ ->
-                                     " [|tcp]"
-                             end
-                     end,
-            {[Addr, "Flags [", FlagStr, "]", SeqStr, AckStr, ", win ", integer_to_list(Win),
-              UrgStr, OptStr, ", length ", integer_to_list(DataLen)], P5}
+            <<Dst:6/binary, Src:6/binary, _/binary>> = Pkt,
+            P1 = case P#printer.eflag of
+                     true -> pr(P, [mac(Src), " > ", mac(Dst), ", "]);
+                     false -> P
+                 end,
+            <<_:12/binary, Rest/binary>> = Pkt,
+            ether_type(Rest, Len - 12, Len, 12, {Src, Dst}, false, P1)
     end;
-tcp(Src, Dst, <<SP:16, DP:16, _/binary>>, _Len, P) ->
-    {SH, P1} = host(Src, P),
-    {DH, P2} = host(Dst, P1),
-    {SPs, P3} = port(tcp, SP, P2),
-    {DPs, P4} = port(tcp, DP, P3),
-    {[SH, $., SPs, " > ", DH, $., DPs, ": [|tcp]"], P4};
-tcp(Src, Dst, _, _Len, P) ->
-    addrs(Src, Dst, P, fun(P1) -> {"[|tcp]", P1} end).
+%% Linux cooked v1
+link(113, Len, Pkt, P) ->
+    case Pkt of
+        <<PktType:16, _HaType:16, HaLen:16, Addr:8/binary, Proto:16, Rest/binary>> when Len >= 16 ->
+            Head = sll_head(PktType, HaLen, Addr, Proto, Len - 16),
+            P1 = case P#printer.eflag of
+                     true -> pr(P, Head);
+                     false -> P
+                 end,
+            {16, sll_proto(Proto, Rest, Len - 16, Head, P1#printer{ll = 16})};
+        _ ->
+            {byte_size(Pkt), pr(P, " [|sll]")}
+    end;
+%% Linux cooked v2
+link(276, Len, Pkt, P) ->
+    case Pkt of
+        <<Proto:16, _:16, _IfIndex:32, _HaType:16, PktType:8, HaLen:8, Addr:8/binary,
+          Rest/binary>> when Len >= 20 ->
+            Head = sll_head(PktType, HaLen, Addr, Proto, Len - 20),
+            P1 = case P#printer.eflag of
+                     true -> pr(P, Head);
+                     false -> P
+                 end,
+            {20, sll_proto(Proto, Rest, Len - 20, Head, P1#printer{ll = 20})};
+        _ ->
+            {byte_size(Pkt), pr(P, " [|sll2]")}
+    end;
+%% BSD loopback
+link(0, Len, Pkt, P) ->
+    case Pkt of
+        <<Family:4/binary, Rest/binary>> ->
+            AF = case Family of
+                     <<0, 0, _, _>> -> binary:decode_unsigned(Family, big);
+                     _ -> binary:decode_unsigned(Family, little)
+                 end,
+            Head = ["AF ", af_name(AF), " (", integer_to_list(AF), "), length ",
+                    integer_to_list(Len), ": "],
+            P1 = case P#printer.eflag of
+                     true -> pr(P, Head);
+                     false -> P
+                 end,
+            P2 = case AF of
+                     2 -> ewpcap_dump_fmt_ip:ipv4(Rest, Len - 4, P1#printer{ll = 4});
+                     _ when AF =:= 10; AF =:= 24; AF =:= 28; AF =:= 30 ->
+                         ewpcap_dump_fmt_ip:ipv6(Rest, Len - 4, P1#printer{ll = 4});
+                     _ ->
+                         default_print(Rest, case P1#printer.eflag of
+                                                 true -> P1;
+                                                 false -> pr(P1, Head)
+                                             end)
+                 end,
+            {4, P2};
+        _ ->
+            {byte_size(Pkt), pr(P, " [|null]")}
+    end;
+%% Raw IP
+link(Raw, Len, Pkt, P) when Raw =:= 12; Raw =:= 14; Raw =:= 101 ->
+    P1 = case P#printer.eflag of
+             true -> pr(P, "ip: ");
+             false -> P
+         end,
+    {0, case Pkt of
+            _ when Len < 1 -> pr(P1, ["truncated-ip ", integer_to_list(Len)]);
+            <<4:4, _/bitstring>> -> ewpcap_dump_fmt_ip:ipv4(Pkt, Len, P1);
+            <<6:4, _/bitstring>> -> ewpcap_dump_fmt_ip:ipv6(Pkt, Len, P1);
+            <<V:4, _/bitstring>> -> pr(P1, ["unknown ip ", integer_to_list(V)]);
+            <<>> -> ?TRUNC("ip", P1)
+        end};
+link(228, Len, Pkt, P) ->
+    {0, ewpcap_dump_fmt_ip:ipv4(Pkt, Len, P)};
+link(229, Len, Pkt, P) ->
+    {0, ewpcap_dump_fmt_ip:ipv6(Pkt, Len, P)};
+%% What tcpdump does not decode either
+link(Dlt, _Len, _Pkt, P) ->
+    {0, pr(P, ["[|", string:lowercase(linktype_name(Dlt)), "]"])}.
 
-tcp_flags(0) ->
-    "none";
-tcp_flags(F) ->
-    [C || {Bit, C} <- [{16#01, $F}, {16#02, $S}, {16#04, $R}, {16#08, $P},
-                       {16#10, $.}, {16#20, $U}, {16#40, $E}, {16#80, $W}],
-          F band Bit =/= 0].
+%% The Ethernet type (or 802.3 length) at the start of Bin, after the
+%% addresses; Hdr bytes of header so far.
+ether_type(Bin, Len, Orig, Hdr, Macs, Printed, P) ->
+    case Bin of
+        <<Type:16, Rest/binary>> ->
+            Len1 = Len - 2,
+            if
+                Type =:= 16#8100; Type =:= 16#88A8; Type =:= 16#9100; Type =:= 16#9200 ->
+                    case Rest of
+                        <<Tci:16, _/binary>> when Len1 >= 4 ->
+                            P1 = case P#printer.eflag of
+                                     true ->
+                                         pr(P, [ethertype_desc(Type),
+                                                case Printed of
+                                                    false -> [", length ", integer_to_list(Orig), ": "];
+                                                    true -> ", "
+                                                end,
+                                                "vlan ", integer_to_list(Tci band 16#FFF),
+                                                ", p ", integer_to_list(Tci bsr 13),
+                                                [", DEI" || Tci band 16#1000 =/= 0], ", "]);
+                                     false -> P
+                                 end,
+                            <<_:16, More/binary>> = Rest,
+                            ether_type(More, Len1 - 2, Orig, Hdr + 4, Macs, true, P1);
+                        _ ->
+                            {Hdr + 2 + min(byte_size(Rest), Len1), pr(P, " [|vlan]")}
+                    end;
+                Type =< 1500 ->
+                    P1 = case P#printer.eflag of
+                             true -> pr(P, ["802.3", [[", length ", integer_to_list(Type), ": "]
+                                                      || not Printed]]);
+                             false -> P
+                         end,
+                    {Hdr + 2, llc(Rest, P1)};
+                true ->
+                    P1 = case P#printer.eflag of
+                             true -> pr(P, [ethertype_desc(Type),
+                                            case Printed of
+                                                false -> [", length ", integer_to_list(Orig), ": "];
+                                                true -> ", "
+                                            end]);
+                             false -> P
+                         end,
+                    {Hdr + 2, ethertype(Type, Rest, Len1, Orig, Macs, P1#printer{ll = Hdr + 2})}
+            end;
+        _ ->
+            ?TRUNC("ether", P)
+    end.
 
-%% Relative sequence numbers as tcpdump prints them: for segments with
-%% ACK set, a conversation's base is recorded at its first such segment
-%% (and at every SYN) and later numbers print relative to it.
-tcp_relative(_Src, _Dst, _SP, _DP, Seq, Ack, _Flags, #printer{absolute = true} = P) ->
-    {Seq, Ack, 0, P};
-tcp_relative(_Src, _Dst, _SP, _DP, Seq, Ack, Flags, P) when Flags band 16#10 =:= 0 ->
-    {Seq, Ack, 0, P};
-tcp_relative(Src, Dst, SP, DP, Seq, Ack, Flags, #printer{tcp = T} = P) ->
-    SrcB = addr_bin(Src),
-    DstB = addr_bin(Dst),
-    Rev = SP > DP orelse (SP =:= DP andalso SrcB > DstB),
-    Key = case Rev of
-              true -> {DstB, SrcB, DP, SP};
-              false -> {SrcB, DstB, SP, DP}
+ethertype(16#0800, Rest, Len, _Orig, _Macs, P) ->
+    ewpcap_dump_fmt_ip:ipv4(Rest, Len, P);
+ethertype(16#86DD, Rest, Len, _Orig, _Macs, P) ->
+    ewpcap_dump_fmt_ip:ipv6(Rest, Len, P);
+ethertype(T, Rest, Len, _Orig, _Macs, P) when T =:= 16#0806; T =:= 16#8035 ->
+    arp(Rest, Len, P);
+ethertype(Type, Rest, _Len, Orig, {Src, Dst}, P) ->
+    P1 = case P#printer.eflag of
+             true -> P;
+             false -> pr(P, [mac(Src), " > ", mac(Dst), ", ", ethertype_desc(Type),
+                             ", length ", integer_to_list(Orig), ": "])
+         end,
+    default_print(Rest, P1).
+
+%% 802.2 LLC: not decoded here (tcpdump does), printed as raw data.
+llc(Rest, P) ->
+    default_print(Rest, pr(P, "LLC ")).
+
+sll_head(PktType, HaLen, Addr, Proto, Len) ->
+    Dir = case PktType of
+              0 -> " In";
+              1 -> "  B";
+              2 -> "  M";
+              3 -> "  P";
+              4 -> "Out";
+              _ -> "  ?"
           end,
-    M32 = 16#FFFFFFFF,
-    case maps:find(Key, T) of
-        {ok, {ThSeq, ThAck}} when Flags band 16#02 =:= 0 ->
-            {RSeq, RAck, Base} =
-                case Rev of
-                    true -> {(Seq - ThAck) band M32, (Ack - ThSeq) band M32, ThSeq};
-                    false -> {(Seq - ThSeq) band M32, (Ack - ThAck) band M32, ThAck}
-                end,
-            {RSeq, RAck, Base, P};
-        _ ->
-            Entry = case Rev of
-                        true -> {(Ack - 1) band M32, Seq};
-                        false -> {Seq, (Ack - 1) band M32}
-                    end,
-            {ThSeq, ThAck} = Entry,
-            Base = case Rev of
-                       true -> ThSeq;
-                       false -> ThAck
-                   end,
-            {Seq, Ack, Base, P#printer{tcp = T#{Key => Entry}}}
-    end.
+    [Dir, " ", [[mac(binary:part(Addr, 0, 6)), " "] || HaLen =:= 6],
+     case Proto of
+         1 -> "802.3";
+         4 -> "802.2";
+         _ when Proto =< 1500 -> ["ethertype Unknown (0x", hex4(Proto), ")"];
+         _ -> ethertype_desc(Proto)
+     end, ", length ", integer_to_list(Len), ": "].
 
-addr_bin({A, B, C, D}) -> <<A, B, C, D>>;
-addr_bin(T) when tuple_size(T) =:= 8 -> << <<X:16>> || X <- tuple_to_list(T) >>.
+sll_proto(16#0800, Rest, Len, _Head, P) -> ewpcap_dump_fmt_ip:ipv4(Rest, Len, P);
+sll_proto(16#86DD, Rest, Len, _Head, P) -> ewpcap_dump_fmt_ip:ipv6(Rest, Len, P);
+sll_proto(T, Rest, Len, _Head, P) when T =:= 16#0806; T =:= 16#8035 -> arp(Rest, Len, P);
+sll_proto(_, Rest, _Len, Head, P) ->
+    default_print(Rest, case P#printer.eflag of
+                            true -> P;
+                            false -> pr(P, Head)
+                        end).
 
-tcp_options(<<>>, _Base, Acc) ->
-    lists:join(",", lists:reverse(Acc));
-tcp_options(<<0, _/binary>>, _Base, Acc) ->
-    lists:join(",", lists:reverse(["eol" | Acc]));
-tcp_options(<<1, Rest/binary>>, Base, Acc) ->
-    tcp_options(Rest, Base, ["nop" | Acc]);
-tcp_options(<<Kind, Len, Rest/binary>>, Base, Acc) when Len >= 2, byte_size(Rest) >= Len - 2 ->
-    DLen = Len - 2,
-    <<Data:DLen/binary, More/binary>> = Rest,
-    tcp_options(More, Base, [tcp_option(Kind, Data, Base) | Acc]);
-tcp_options(_, _Base, Acc) ->
-    [lists:join(",", lists:reverse(Acc)), [[","] || Acc =/= []], "[bad opt]"].
+%% What tcpdump prints for data it does not decode: the bytes, unless
+%% -x or -X print them all anyway.
+default_print(Bin, #printer{hex = none} = P) ->
+    pr(P, hex_dump('X', Bin));
+default_print(_Bin, P) ->
+    P.
 
-tcp_option(2, <<Mss:16>>, _) -> ["mss ", integer_to_list(Mss)];
-tcp_option(3, <<Ws>>, _) -> ["wscale ", integer_to_list(Ws)];
-tcp_option(4, <<>>, _) -> "sackOK";
-tcp_option(5, Blocks, Base) when byte_size(Blocks) rem 8 =:= 0 ->
-    ["sack ", integer_to_list(byte_size(Blocks) div 8), " ",
-     [io_lib:format("{~b:~b}", [(S - Base) band 16#FFFFFFFF, (E - Base) band 16#FFFFFFFF])
-      || <<S:32, E:32>> <= Blocks]];
-tcp_option(5, _, _) -> "sack invalid sack";
-tcp_option(8, <<Val:32, Ecr:32>>, _) -> ["TS val ", integer_to_list(Val), " ecr ", integer_to_list(Ecr)];
-tcp_option(Kind, Data, _) ->
-    Name = case lists:keyfind(Kind, 1, [{19, "md5"}, {20, "scps"}, {28, "uto"}, {29, "tcp-ao"},
-                                         {30, "mptcp"}, {34, "tfo"}, {254, "exp"}]) of
-               {_, N} -> N;
-               false -> ["unknown-", integer_to_list(Kind)]
-           end,
-    [Name, [[" 0x", [io_lib:format("~2.16.0b", [B]) || <<B>> <= Data]] || Data =/= <<>>]].
+af_name(2) -> "IPv4";
+af_name(AF) when AF =:= 10; AF =:= 24; AF =:= 28; AF =:= 30 -> "IPv6";
+af_name(_) -> "Unknown".
 
-icmp(<<Type, Code, _Sum:16, Rest/binary>>, Len, P) ->
-    ["ICMP ", icmp_text(Type, Code, Rest, P), ", length ", integer_to_list(Len)];
-icmp(_, _Len, _P) ->
-    "[|icmp]".
+ethertype_desc(T) ->
+    ["ethertype ", ethertype_name(T), " (0x", hex4(T), ")"].
 
-icmp_text(0, _, <<Id:16, Seq:16, _/binary>>, _) ->
-    io_lib:format("echo reply, id ~b, seq ~b", [Id, Seq]);
-icmp_text(8, _, <<Id:16, Seq:16, _/binary>>, _) ->
-    io_lib:format("echo request, id ~b, seq ~b", [Id, Seq]);
-icmp_text(3, Code, <<_:32, Inner/binary>>, P) ->
-    case {Code, Inner} of
-        {3, <<4:4, IHL:4, _:8/binary, Proto, _:16, _:4/binary, Dst:4/binary, Rest/binary>>}
-          when Proto =:= 17 orelse Proto =:= 6 ->
-            OL = IHL * 4 - 20,
-            case Rest of
-                <<_:OL/binary, _SP:16, DP:16, _/binary>> ->
-                    PT = case Proto of 17 -> udp; 6 -> tcp end,
-                    {DH, P1} = host(ip4(Dst), P),
-                    {DPs, _} = port(PT, DP, P1),
-                    [DH, " ", atom_to_list(PT), " port ", DPs, " unreachable"];
-                _ ->
-                    "udp port unreachable"
-            end;
-        {_, <<4:4, _:4, _:8/binary, Proto, _:16, _:4/binary, Dst:4/binary, _/binary>>} ->
-            {DH, _} = host(ip4(Dst), P),
-            case Code of
-                0 -> ["net ", DH, " unreachable"];
-                1 -> ["host ", DH, " unreachable"];
-                2 -> [DH, " protocol ", integer_to_list(Proto), " unreachable"];
-                _ -> [DH, " unreachable - code ", integer_to_list(Code)]
-            end;
-        _ ->
-            "unreachable"
-    end;
-icmp_text(11, 0, _, _) -> "time exceeded in-transit";
-icmp_text(11, 1, _, _) -> "ip reassembly time exceeded";
-icmp_text(5, _, _, _) -> "redirect";
-icmp_text(13, _, _, _) -> "time stamp query";
-icmp_text(14, _, _, _) -> "time stamp reply";
-icmp_text(Type, _, _, _) -> ["type-#", integer_to_list(Type)].
-
-icmp6(<<Type, Code, _Sum:16, Rest/binary>>, Len, P) ->
-    {Text, P1} = icmp6_text(Type, Code, Rest, P),
-    {["ICMP6, ", Text, ", length ", integer_to_list(Len)], P1};
-icmp6(_, _Len, P) ->
-    {"[|icmp6]", P}.
-
-icmp6_text(128, _, <<Id:16, Seq:16, _/binary>>, P) ->
-    {io_lib:format("echo request, id ~b, seq ~b", [Id, Seq]), P};
-icmp6_text(129, _, <<Id:16, Seq:16, _/binary>>, P) ->
-    {io_lib:format("echo reply, id ~b, seq ~b", [Id, Seq]), P};
-icmp6_text(135, _, <<_:32, Tgt:16/binary, _/binary>>, P) ->
-    {H, P1} = host(ip6(Tgt), P),
-    {["neighbor solicitation, who has ", H], P1};
-icmp6_text(136, _, <<_:32, Tgt:16/binary, _/binary>>, P) ->
-    {H, P1} = host(ip6(Tgt), P),
-    {["neighbor advertisement, tgt is ", H], P1};
-icmp6_text(2, _, <<Mtu:32, _/binary>>, P) ->
-    {["packet too big, mtu ", integer_to_list(Mtu)], P};
-icmp6_text(143, _, <<_:16, N:16, _/binary>>, P) ->
-    {["multicast listener report v2, ", integer_to_list(N), " group record(s)"], P};
-icmp6_text(1, 4, <<_:32, 6:4, _:28, _:16, NH, _, _:16/binary, Dst:16/binary, SP:16, DP:16,
-                   _/binary>>, P) when NH =:= 17; NH =:= 6 ->
-    _ = SP,
-    PT = case NH of 17 -> udp; 6 -> tcp end,
-    {H, P1} = host(ip6(Dst), P),
-    {DPs, P2} = port(PT, DP, P1),
-    {["destination unreachable, unreachable port, ", H, " ", atom_to_list(PT), " port ", DPs], P2};
-icmp6_text(Type, _, _, P) ->
-    Names = [{1, "destination unreachable"}, {3, "time exceeded in-transit"},
-             {4, "parameter problem"}, {130, "multicast listener query"},
-             {131, "multicast listener report"}, {132, "multicast listener done"},
-             {133, "router solicitation"}, {134, "router advertisement"},
-             {137, "redirect"}],
-    case lists:keyfind(Type, 1, Names) of
-        {_, N} -> {N, P};
-        false -> {["unknown icmp6 type (", integer_to_list(Type), ")"], P}
-    end.
+ethertype_name(16#0800) -> "IPv4";
+ethertype_name(16#86DD) -> "IPv6";
+ethertype_name(16#0806) -> "ARP";
+ethertype_name(16#8035) -> "Reverse ARP";
+ethertype_name(16#8100) -> "802.1Q";
+ethertype_name(16#88A8) -> "802.1Q-QinQ";
+ethertype_name(16#9100) -> "802.1Q-9100";
+ethertype_name(16#9200) -> "802.1Q-9200";
+ethertype_name(16#88CC) -> "LLDP";
+ethertype_name(16#8863) -> "PPPoE D";
+ethertype_name(16#8864) -> "PPPoE S";
+ethertype_name(16#8847) -> "MPLS unicast";
+ethertype_name(16#8848) -> "MPLS multicast";
+ethertype_name(16#888E) -> "EAPOL";
+ethertype_name(16#88E5) -> "MACsec";
+ethertype_name(16#9000) -> "Loopback";
+ethertype_name(_) -> "Unknown".
 
 %%% ARP
 
-arp(<<1:16, 16#0800:16, 6, 4, Op:16, Sha:6/binary, Spa:4/binary, Tha:6/binary,
-      Tpa:4/binary, _/binary>>, Len, P) ->
-    {SH, P1} = host(ip4(Spa), P),
-    {TH, P2} = host(ip4(Tpa), P1),
+arp(Bin, Len, P) ->
+    case Bin of
+        <<Hrd:16, Pro:16, HLn, PLn, Op:16, Rest/binary>>
+          when byte_size(Rest) >= 2 * HLn + 2 * PLn ->
+            <<Sha:HLn/binary, Spa:PLn/binary, Tha:HLn/binary, Tpa:PLn/binary, _/binary>> = Rest,
+            P1 = case P#printer.eflag of
+                     true -> P;
+                     false -> pr(P, "ARP, ")
+                 end,
+            Odd = (Pro =/= 16#0800 andalso Pro =/= 16#1000) orelse PLn =/= 4 orelse HLn =:= 0,
+            P2 = case Odd orelse P1#printer.verbose > 0 of
+                     true ->
+                         pr(P1, [arp_hrd(Hrd), " (len ", integer_to_list(HLn), "), ",
+                                 arp_pro(Pro), " (len ", integer_to_list(PLn), ")"]);
+                     false -> P1
+                 end,
+            case Odd andalso P2#printer.verbose =:= 0 of
+                true ->
+                    pr(P2, [", length ", integer_to_list(Len)]);
+                false ->
+                    arp_op(Op, {Pro, Sha, Spa, Tha, Tpa}, Bin, Len, P2)
+            end;
+        _ ->
+            ?TRUNC("arp", P)
+    end.
+
+arp_op(Op, {Pro, Sha, Spa, Tha, Tpa}, Bin, Len, P) ->
+    Sep = case P#printer.verbose of
+              0 -> "";
+              _ -> ", "
+          end,
+    OpName = case lists:keyfind(Op, 1, [{1, "Request"}, {2, "Reply"}, {3, "Reverse Request"},
+                                        {4, "Reverse Reply"}, {8, "Inverse Request"},
+                                        {9, "Inverse Reply"}, {10, "NACK Reply"}]) of
+                 {_, N} -> N;
+                 false -> ["Unknown (", integer_to_list(Op), ")"]
+             end,
+    P1 = pr(P, [Sep, OpName, " "]),
+    {TP, P2} = arp_ip(Pro, Tpa, P1),
+    {SP, P3} = arp_ip(Pro, Spa, P2),
     Text = case Op of
-               1 ->
-                   ["Request who-has ", TH,
-                    [[" (", mac(Tha), ")"] || Tha =/= <<0:48>>],
-                    " tell ", SH];
-               2 ->
-                   ["Reply ", SH, " is-at ", mac(Sha)];
-               3 ->
-                   ["Reverse Request who-is ", mac(Tha), " tell ", mac(Sha)];
-               4 ->
-                   ["Reverse Reply ", mac(Tha), " at ", TH];
-               _ ->
-                   ["op ", integer_to_list(Op)]
+               1 -> ["who-has ", TP, [[" (", mac(Tha), ")"] || Tha =/= <<0:(bit_size(Tha))>>],
+                     " tell ", SP];
+               2 -> [SP, " is-at ", mac(Sha)];
+               3 -> ["who-is ", mac(Tha), " tell ", mac(Sha)];
+               4 -> [mac(Tha), " at ", TP];
+               8 -> ["who-is ", mac(Tha), " tell ", mac(Sha)];
+               9 -> [mac(Tha), " at ", SP];
+               _ -> default
            end,
-    {["ARP, ", Text, ", length ", integer_to_list(Len)], P2};
-arp(<<HT:16, PT:16, _/binary>>, Len, P) ->
-    {io_lib:format("ARP, hardware type ~b, protocol type 0x~4.16.0b, length ~b", [HT, PT, Len]), P};
-arp(_, _Len, P) ->
-    {"ARP, [|arp]", P}.
+    case Text of
+        default -> default_print(Bin, P3);
+        _ -> pr(P3, [Text, ", length ", integer_to_list(Len)])
+    end.
 
-%%% Addresses, names
+arp_ip(Pro, _, P) when Pro =/= 16#0800, Pro =/= 16#1000 -> {"<wrong proto type>", P};
+arp_ip(_, <<A:4/binary>>, P) -> ewpcap_dump_fmt_ip:host(ewpcap_dump_fmt_ip:ip4(A), P);
+arp_ip(_, _, P) -> {"<wrong len>", P}.
 
-ip4(<<A, B, C, D>>) -> {A, B, C, D}.
+arp_hrd(1) -> "Ethernet";
+arp_hrd(H) ->
+    case lists:keyfind(H, 1, [{6, "TokenRing"}, {7, "ArcNet"}, {15, "FrameRelay"},
+                              {16, "ATM"}, {19, "ATM"}, {24, "IEEE1394"}, {32, "InfiniBand"}]) of
+        {_, N} -> N;
+        false -> ["Unknown Hardware (", integer_to_list(H), ")"]
+    end.
 
-ip6(Bin) -> list_to_tuple([X || <<X:16>> <= Bin]).
+arp_pro(16#0800) -> "IPv4";
+arp_pro(P) ->
+    case ethertype_name(P) of
+        "Unknown" -> ["Unknown Protocol (0x", hex4(P), ")"];
+        N -> N
+    end.
+
+%%% Hex dumps: -x (hex), -X and data not decoded (hex and ASCII)
+
+hex_dump(Kind, Bin) ->
+    hex_lines(Kind, Bin, 0).
+
+hex_lines(_Kind, <<>>, _Off) ->
+    [];
+hex_lines(Kind, Bin, Off) ->
+    {Line, Rest} = case Bin of
+                       <<L:16/binary, R/binary>> -> {L, R};
+                       _ -> {Bin, <<>>}
+                   end,
+    Hex = hex_groups(Line),
+    Text = case Kind of
+               x -> ["\n\t0x", hex4(Off), ": ", Hex];
+               'X' ->
+                   Pad = lists:duplicate(40 - iolist_size(Hex), $\s),
+                   ["\n\t0x", hex4(Off), ": ", Hex, Pad, "  ",
+                    [case B >= 16#21 andalso B =< 16#7E of true -> B; false -> $. end
+                     || <<B>> <= Line]]
+           end,
+    [Text | hex_lines(Kind, Rest, Off + 16)].
+
+hex_groups(<<A, B, Rest/binary>>) -> [$\s, hex2(A), hex2(B) | hex_groups(Rest)];
+hex_groups(<<A>>) -> [$\s, hex2(A)];
+hex_groups(<<>>) -> [].
+
+hex2(B) when B < 16 -> [$0, hd(integer_to_list(B, 16)) bor 32];
+hex2(B) -> string:lowercase(integer_to_list(B, 16)).
+
+hex4(N) -> string:lowercase(string:right(integer_to_list(N, 16), 4, $0)).
 
 mac(Bin) ->
-    lists:join($:, [io_lib:format("~2.16.0b", [B]) || <<B>> <= Bin]).
-
-host(IP, #printer{names = N} = P) ->
-    {Name, N1} = ewpcap_dump_names:host(IP, N),
-    {Name, P#printer{names = N1}}.
-
-port(Proto, Port, #printer{names = N} = P) ->
-    {Name, N1} = ewpcap_dump_names:port(Proto, Port, N),
-    {Name, P#printer{names = N1}}.
+    lists:join($:, [hex2(B) || <<B>> <= Bin]).
 
 %% @doc tcpdump's name of a link type, and its description.
 -spec linktype_name(integer()) -> nonempty_string().

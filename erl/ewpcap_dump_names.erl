@@ -14,7 +14,7 @@
 %%% @end
 -module(ewpcap_dump_names).
 
--export([new/2, host/2, port/3, resolved/3]).
+-export([new/2, host/2, port/3, resolved/3, numeric/1]).
 
 -export_type([names/0]).
 
@@ -40,8 +40,14 @@
 new(Numeric, Mode) ->
     #names{numeric = Numeric, mode = Mode}.
 
+%% @doc Whether names are off (-n).
+-spec numeric(names()) -> boolean().
+numeric(#names{numeric = Numeric}) ->
+    Numeric.
+
 %% @doc The name of an address (its text while unknown).
 -spec host(inet:ip_address(), names()) -> {string(), names()}.
+
 host(IP, #names{numeric = true} = N) ->
     {inet:ntoa(IP), N};
 host(IP, #names{hosts = H} = N) ->

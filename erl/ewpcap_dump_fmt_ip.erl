@@ -1,0 +1,576 @@
+%%% @doc The network and transport layers of ewpcap_dump's lines: IPv4,
+%%% IPv6 (with its extension headers), TCP and UDP (ICMP and ICMPv6 in
+%%% ewpcap_dump_fmt_icmp), as
+%%% tcpdump 4.99 prints them, broken packets included: the same length
+%%% checks, in the same order, the same truncation markers (`[|proto]'),
+%%% `bad length', `truncated-ip', `(invalid)' and `-v' header lines and
+%%% checksums. Written from tcpdump's behaviour (its printers were read,
+%%% not copied); differential tests against tcpdump keep it so
+%%% (test/ewpcap_dump_diff_SUITE.erl).
+%%%
+%%% Each printer takes the captured bytes from its header on (`Bin', cut
+%%% to what the layer below says is its payload, as tcpdump's snapend)
+%%% and the length the layer below gives it (`Len'), and appends its text
+%%% to the printer. Running past `Bin' where tcpdump would is ?TRUNC.
+%%% @end
+-module(ewpcap_dump_fmt_ip).
+
+-include("ewpcap_dump_fmt.hrl").
+
+-export([ipv4/3, ipv6/3, pr/2, host/2, port/3, ip4/1, ip6/1]).
+-export([cksum/1, should_be/2, hex/1, pad/2]).
+
+%%% ===================================================================
+%%% IPv4
+%%% ===================================================================
+
+%% @doc An IPv4 packet of (wire) length `Len'.
+-spec ipv4(binary(), non_neg_integer(), #printer{}) -> #printer{}.
+ipv4(<<V:4, _/bitstring>>, _Len, P) when V =/= 4 ->
+    case V of
+        6 -> pr(P, "IP6, wrong link-layer encapsulation (invalid)");
+        _ -> pr(P, ["IP", integer_to_list(V), " (invalid)"])
+    end;
+ipv4(<<>>, _Len, P) ->
+    ?TRUNC("ip", P);
+ipv4(Bin, Len, P0) ->
+    P = case P0#printer.eflag of
+            true -> P0;
+            false -> pr(P0, "IP ")
+        end,
+    case Bin of
+        <<4:4, IHL:4, Tos, TotLen:16, Id:16, Frag:16, TTL, Proto, Sum:16,
+          Src:4/binary, Dst:4/binary, _/binary>> ->
+            HLen = IHL * 4,
+            if
+                Len < 20 ->
+                    pr(P, ["truncated-ip ", integer_to_list(Len)]);
+                HLen < 20 ->
+                    pr(P, ["bad-hlen ", integer_to_list(HLen)]);
+                true ->
+                    P1 = case Len < TotLen of
+                             true -> pr(P, ["truncated-ip - ", integer_to_list(TotLen - Len),
+                                            " bytes missing! "]);
+                             false -> P
+                         end,
+                    case TotLen < HLen of
+                        true ->
+                            pr(P1, ["bad-len ", integer_to_list(TotLen)]);
+                        false ->
+                            Cut = cut(Bin, min(Len, TotLen)),
+                            ipv4_body(Cut, HLen, {Tos, TotLen, Id, Frag, TTL, Proto, Sum},
+                                      Src, Dst, P1)
+                    end
+            end;
+        _ ->
+            ?TRUNC("ip", P)
+    end.
+
+ipv4_body(Bin, HLen, {Tos, TotLen, Id, Frag, TTL, Proto, Sum}, Src, Dst, P0) ->
+    Off = Frag band 16#1FFF,
+    PayLen = TotLen - HLen,
+    P = case P0#printer.verbose of
+            0 -> P0;
+            _ -> ipv4_verbose(Bin, HLen, {Tos, TotLen, Id, Frag, TTL, Proto, Sum}, P0)
+        end,
+    SrcA = ip4(Src),
+    DstA = ip4(Dst),
+    case Off of
+        0 ->
+            P1 = case lists:member(Proto, [6, 17, 33, 132]) of
+                     true -> P;
+                     false -> addrs(SrcA, DstA, P)
+                 end,
+            case Bin of
+                <<_:HLen/binary, Payload/binary>> ->
+                    demux(Proto, Payload, PayLen, {4, SrcA, DstA, Frag band 16#2000 =/= 0}, P1);
+                _ ->
+                    P2 = pr(P1, [" [remaining caplen(", integer_to_list(byte_size(Bin)),
+                                 ") < header length(", integer_to_list(HLen), ")]"]),
+                    ?TRUNC("ip", P2)
+            end;
+        _ ->
+            {SH, P1} = host(SrcA, P),
+            {DH, P2} = host(DstA, P1),
+            pr(P2, [SH, " > ", DH, ":", $\s, proto_word(Proto, P2)])
+    end.
+
+%% -v: the header's fields, then the rest on a second, indented line.
+ipv4_verbose(Bin, HLen, {Tos, TotLen, Id, Frag, TTL, Proto, Sum}, P) ->
+    Ecn = case Tos band 3 of
+              1 -> ",ECT(1)";
+              2 -> ",ECT(0)";
+              3 -> ",CE";
+              0 -> ""
+          end,
+    Flags = case [N || {B, N} <- [{16#8000, "rsvd"}, {16#4000, "DF"}, {16#2000, "+"}],
+                       Frag band B =/= 0] of
+                [] -> "none";
+                Fs -> lists:join("", Fs)
+            end,
+    Head = ["(tos 0x", integer_to_list(Tos, 16), Ecn,
+            [[", ttl ", integer_to_list(TTL)] || TTL >= 1],
+            ", id ", integer_to_list(Id), ", offset ", integer_to_list((Frag band 16#1FFF) * 8),
+            ", flags [", Flags, "], proto ", proto_name(Proto), " (", integer_to_list(Proto),
+            "), length ", integer_to_list(TotLen)],
+    OptLen = HLen - 20,
+    Opts = case OptLen of
+               0 -> [];
+               _ ->
+                   case Bin of
+                       <<_:20/binary, O:OptLen/binary, _/binary>> ->
+                           {ok, [", options (", ip_options(O), ")"]};
+                       _ ->
+                           ?TRUNC("ip", pr(P, [Head, ", options ("]))
+                   end
+           end,
+    case Opts of
+        {ok, OT} ->
+            cksum_ip(Bin, HLen, Sum, pr(P, [Head, OT]));
+        [] ->
+            cksum_ip(Bin, HLen, Sum, pr(P, Head))
+    end.
+
+cksum_ip(Bin, HLen, Sum, P) ->
+    Checked = case Bin of
+                  <<H:HLen/binary, _/binary>> ->
+                      case cksum(H) of
+                          0 -> [];
+                          S -> [", bad cksum ", integer_to_list(Sum, 16), " (->",
+                                integer_to_list(should_be(Sum, S), 16), ")!"]
+                      end;
+                  _ -> []
+              end,
+    pr(P, [string:lowercase(iolist_to_binary(Checked)), ")\n    "]).
+
+ip_options(<<>>) -> [];
+ip_options(<<0, _/binary>>) -> "EOL";
+ip_options(<<1, Rest/binary>>) -> ["NOP", sep(ip_options(Rest))];
+ip_options(<<T, L, _/binary>> = B) when L >= 2, byte_size(B) >= L ->
+    <<_:L/binary, Rest/binary>> = B,
+    [ip_option_name(T), sep(ip_options(Rest))];
+ip_options(<<T, _/binary>>) -> [ip_option_name(T), " [bad length]"].
+
+sep([]) -> [];
+sep(X) -> [",", X].
+
+ip_option_name(7) -> "RR";
+ip_option_name(68) -> "TS";
+ip_option_name(130) -> "security";
+ip_option_name(131) -> "LSRR";
+ip_option_name(137) -> "SSRR";
+ip_option_name(148) -> "RA";
+ip_option_name(T) -> ["unknown ", integer_to_list(T)].
+
+%%% ===================================================================
+%%% IPv6
+%%% ===================================================================
+
+%% @doc An IPv6 packet of (wire) length `Len'.
+-spec ipv6(binary(), non_neg_integer(), #printer{}) -> #printer{}.
+ipv6(Bin, Len, P0) ->
+    P = case P0#printer.eflag of
+            true -> P0;
+            false -> pr(P0, "IP6 ")
+        end,
+    case Bin of
+        <<V:4, Class:8, Flow:20, PayLen:16, Next, HLim, Src:16/binary, Dst:16/binary, _/binary>> ->
+            if
+                Len < 40 ->
+                    pr(P, ["truncated-ip6 ", integer_to_list(Len)]);
+                V =/= 6 ->
+                    pr(P, ["version error: ", integer_to_list(V), " != 6"]);
+                true ->
+                    Total = case PayLen of
+                                0 -> Len;
+                                _ -> PayLen + 40
+                            end,
+                    P1 = case Total > Len of
+                             true -> pr(P, ["truncated-ip6 - ", integer_to_list(Total - Len),
+                                            " bytes missing!"]);
+                             false -> P
+                         end,
+                    P2 = case P1#printer.verbose of
+                             0 -> P1;
+                             _ -> pr(P1, ["(",
+                                          [["class 0x", hex2(Class), ", "] || Class =/= 0],
+                                          [["flowlabel 0x", pad(integer_to_list(Flow, 16), 5), ", "]
+                                           || Flow =/= 0],
+                                          "hlim ", integer_to_list(HLim), ", next-header ",
+                                          proto_name(Next), " (", integer_to_list(Next),
+                                          ") payload length: ", integer_to_list(PayLen), ") "])
+                         end,
+                    Cut = cut(Bin, min(Len, Total)),
+                    <<_:40/binary, Rest/binary>> = Cut,
+                    Ctx = {6, ip6(Src), ip6(Dst), false},
+                    P3 = case lists:member(Next, [6, 17, 33, 132]) of
+                             true -> P2;
+                             false -> addrs(element(2, Ctx), element(3, Ctx), P2)
+                         end,
+                    ipv6_next(Next, Rest, Total - 40, Ctx, P3)
+            end;
+        _ ->
+            % (the header is checked before "IP6 " is printed)
+            ?TRUNC("ip6", P0)
+    end.
+
+%% The extension headers, then the upper layer.
+ipv6_next(Next, Bin, Len, Ctx, P) when Next =:= 0; Next =:= 60 ->
+    {Name, Proto} = case Next of
+                        0 -> {"HBH ", "hbhopt"};
+                        60 -> {"DSTOPT ", "dstopt"}
+                    end,
+    case Bin of
+        <<Nh, HL, _/binary>> ->
+            N = (HL + 1) * 8,
+            case Bin of
+                <<_:N/binary, Rest/binary>> ->
+                    ipv6_more(Nh, Rest, Len - N, N, Ctx, pr(P, Name));
+                _ ->
+                    ?TRUNC(Proto, P)
+            end;
+        _ ->
+            ?TRUNC(Proto, P)
+    end;
+ipv6_next(44, Bin, Len, {_, _, _, _} = Ctx, P) ->
+    case Bin of
+        <<Nh, _, Off:13, _:2, M:1, Id:32, Rest/binary>> ->
+            P1 = pr(P, ["frag (0x", pad(integer_to_list(Id, 16), 8), ":",
+                        integer_to_list(Off * 8), "|", integer_to_list(Len - 8), ")",
+                        [" " || Off =:= 0]]),
+            case Off of
+                0 when Rest =/= <<>> ->
+                    ipv6_more(Nh, Rest, Len - 8, 8, setelement(4, Ctx, M =:= 1), P1);
+                _ ->
+                    P1
+            end;
+        _ ->
+            ?TRUNC("frag6", P)
+    end;
+ipv6_next(Next, Bin, Len, Ctx, P) ->
+    demux(Next, Bin, Len, Ctx, P).
+
+ipv6_more(_Next, <<>>, _Len, _Adv, _Ctx, P) ->
+    P;
+ipv6_more(Next, Bin, Len, Adv, Ctx, P) when Len >= 0 ->
+    _ = Adv,
+    ipv6_next(Next, Bin, Len, Ctx, P);
+ipv6_more(_Next, _Bin, _Len, _Adv, _Ctx, P) ->
+    pr(P, " [|ip6]").
+
+%%% ===================================================================
+%%% Upper layers
+%%% ===================================================================
+
+demux(6, Bin, Len, Ctx, P) -> tcp(Bin, Len, Ctx, P);
+demux(17, Bin, Len, Ctx, P) -> udp(Bin, Len, Ctx, P);
+demux(1, Bin, Len, Ctx, P) -> ewpcap_dump_fmt_icmp:icmp(Bin, Len, Ctx, P);
+demux(58, Bin, Len, Ctx, P) -> ewpcap_dump_fmt_icmp:icmp6(Bin, Len, Ctx, P);
+demux(Proto, _Bin, Len, _Ctx, P) ->
+    pr(P, [$\s, proto_word(Proto, P), $\s, integer_to_list(Len)]).
+
+%%% UDP
+
+udp(Bin, Len, {V, Src, Dst, Frag} = Ctx, P) ->
+    case Bin of
+        <<SP:16, DP:16, Rest/binary>> ->
+            P1 = case Len < 8 of
+                     true -> ports(udp, Src, SP, Dst, DP, P);
+                     false -> P
+                 end,
+            if
+                Len < 8 ->
+                    pr(P1, ["truncated-udp ", integer_to_list(Len)]);
+                true ->
+                    case Rest of
+                        <<ULen0:16, Sum:16, _/binary>> ->
+                            ULen = case ULen0 =:= 0 andalso Len > 65535 of
+                                       true -> Len;
+                                       false -> ULen0
+                                   end,
+                            P2 = ports(udp, Src, SP, Dst, DP, P1),
+                            if
+                                ULen < 8 ->
+                                    pr(P2, ["truncated-udplength ", integer_to_list(ULen)]);
+                                ULen > Len ->
+                                    pr(P2, ["UDP, bad length ", integer_to_list(ULen - 8), " > ",
+                                            integer_to_list(Len - 8)]);
+                                true ->
+                                    Data = min(ULen, Len) - 8,
+                                    P3 = udp_cksum(Bin, Data + 8, Sum, Ctx, Frag, P2),
+                                    _ = V,
+                                    pr(P3, ["UDP, length ", integer_to_list(Data)])
+                            end;
+                        _ ->
+                            ?TRUNC_RET("udp", ports(udp, Src, SP, Dst, DP, P1))
+                    end
+            end;
+        _ ->
+            ?TRUNC_RET("udp", addrs(Src, Dst, P))
+    end.
+
+udp_cksum(_Bin, _L, _Sum, _Ctx, true, P) -> P;
+udp_cksum(_Bin, _L, _Sum, _Ctx, _, #printer{verbose = 0} = P) -> P;
+udp_cksum(_Bin, _L, _Sum, {4, _, _, _}, _, #printer{verbose = 1} = P) -> P;
+udp_cksum(_Bin, _L, 0, {4, _, _, _}, _, P) -> pr(P, "[no cksum] ");
+udp_cksum(Bin, L, Sum, {V, Src, Dst, _}, _, P) when byte_size(Bin) >= L ->
+    case pseudo_cksum(V, Src, Dst, 17, binary:part(Bin, 0, L)) of
+        0 -> pr(P, "[udp sum ok] ");
+        S -> pr(P, ["[bad udp cksum 0x", hex4(Sum), " -> 0x", hex4(should_be(Sum, S)), "!] "])
+    end;
+udp_cksum(_Bin, _L, _Sum, _Ctx, _, P) -> P.
+
+%%% TCP
+
+tcp(Bin, Len, {V, Src, Dst, Frag}, P) ->
+    case Bin of
+        <<SP:16, DP:16, Rest/binary>> ->
+            P1 = ports(tcp, Src, SP, Dst, DP, P),
+            case Rest of
+                <<Seq0:32, Ack0:32, Off:4, _:4, Flags:8, Win:16, Sum:16, Urp:16, Opts0/binary>> ->
+                    HLen = Off * 4,
+                    if
+                        HLen < 20 ->
+                            pr(P1, [" tcp ", integer_to_list(Len - HLen), " [bad hdr length ",
+                                    integer_to_list(HLen), " - too short, < 20]"]);
+                        true ->
+                            P2 = pr(P1, ["Flags [", tcp_flags(Flags), "]"]),
+                            {Seq, Ack, SackBase, P3} =
+                                tcp_relative(Src, Dst, SP, DP, Seq0, Ack0, Flags, P2),
+                            case HLen > Len of
+                                true ->
+                                    pr(P3, [" [bad hdr length ", integer_to_list(HLen),
+                                            " - too long, > ", integer_to_list(Len), "]"]);
+                                false ->
+                                    P4 = tcp_cksum(Bin, Len, Sum, {V, Src, Dst, Frag}, P3),
+                                    tcp_rest(Opts0, Len - HLen, HLen, {Seq, Ack, SackBase, Flags,
+                                                                      Win, Urp}, P4)
+                            end
+                    end;
+                _ ->
+                    ?TRUNC_RET("tcp", P1)
+            end;
+        _ ->
+            {SH, P1} = host(Src, P),
+            {DH, P2} = host(Dst, P1),
+            ?TRUNC_RET("tcp", pr(P2, [SH, " > ", DH, ":"]))
+    end.
+
+tcp_cksum(_Bin, _Len, _Sum, {_, _, _, true}, P) -> P;
+tcp_cksum(_Bin, _Len, _Sum, _Ctx, #printer{verbose = 0} = P) -> P;
+tcp_cksum(Bin, Len, Sum, {V, Src, Dst, _}, P) when byte_size(Bin) >= Len ->
+    case pseudo_cksum(V, Src, Dst, 6, binary:part(Bin, 0, Len)) of
+        0 -> pr(P, [", cksum 0x", hex4(Sum), " (correct)"]);
+        S -> pr(P, [", cksum 0x", hex4(Sum), " (incorrect -> 0x", hex4(should_be(Sum, S)), ")"])
+    end;
+tcp_cksum(_Bin, _Len, _Sum, _Ctx, P) -> P.
+
+tcp_rest(Opts0, DataLen, HLen, {Seq, Ack, SackBase, Flags, Win, Urp}, P) ->
+    SeqStr = case P#printer.verbose > 1 orelse DataLen > 0 orelse (Flags band 16#07) =/= 0 of
+                 true ->
+                     [", seq ", integer_to_list(Seq),
+                      [[$:, integer_to_list((Seq + DataLen) band 16#FFFFFFFF)] || DataLen > 0]];
+                 false ->
+                     []
+             end,
+    AckStr = [[", ack ", integer_to_list(Ack)] || Flags band 16#10 =/= 0],
+    UrgStr = [[", urg ", integer_to_list(Urp)] || Flags band 16#20 =/= 0],
+    P1 = pr(P, [SeqStr, AckStr, ", win ", integer_to_list(Win), UrgStr]),
+    OptLen = HLen - 20,
+    P2 = case OptLen of
+             0 ->
+                 P1;
+             _ ->
+                 case Opts0 of
+                     <<Opts:OptLen/binary, _/binary>> ->
+                         pr(P1, [", options [", tcp_options(Opts, SackBase, []), "]"]);
+                     _ ->
+                         ?TRUNC("tcp", pr(P1, ", options ["))
+                 end
+         end,
+    pr(P2, [", length ", integer_to_list(DataLen)]).
+
+tcp_flags(0) ->
+    "none";
+tcp_flags(F) ->
+    [C || {Bit, C} <- [{16#01, $F}, {16#02, $S}, {16#04, $R}, {16#08, $P},
+                       {16#10, $.}, {16#20, $U}, {16#40, $E}, {16#80, $W}],
+          F band Bit =/= 0].
+
+%% Relative sequence numbers as tcpdump prints them: for segments with
+%% ACK set, a conversation's base is recorded at its first such segment
+%% (and at every SYN) and later numbers print relative to it.
+tcp_relative(_Src, _Dst, _SP, _DP, Seq, Ack, _Flags, #printer{absolute = true} = P) ->
+    {Seq, Ack, 0, P};
+tcp_relative(_Src, _Dst, _SP, _DP, Seq, Ack, Flags, P) when Flags band 16#10 =:= 0 ->
+    {Seq, Ack, 0, P};
+tcp_relative(Src, Dst, SP, DP, Seq, Ack, Flags, #printer{tcp = T} = P) ->
+    SrcB = addr_bin(Src),
+    DstB = addr_bin(Dst),
+    Rev = SP > DP orelse (SP =:= DP andalso SrcB > DstB),
+    Key = case Rev of
+              true -> {DstB, SrcB, DP, SP};
+              false -> {SrcB, DstB, SP, DP}
+          end,
+    M32 = 16#FFFFFFFF,
+    case maps:find(Key, T) of
+        {ok, {ThSeq, ThAck}} when Flags band 16#02 =:= 0 ->
+            case Rev of
+                true -> {(Seq - ThAck) band M32, (Ack - ThSeq) band M32, ThSeq, P};
+                false -> {(Seq - ThSeq) band M32, (Ack - ThAck) band M32, ThAck, P}
+            end;
+        _ ->
+            {ThSeq, ThAck} = Entry = case Rev of
+                                         true -> {(Ack - 1) band M32, Seq};
+                                         false -> {Seq, (Ack - 1) band M32}
+                                     end,
+            Base = case Rev of
+                       true -> ThSeq;
+                       false -> ThAck
+                   end,
+            {Seq, Ack, Base, P#printer{tcp = T#{Key => Entry}}}
+    end.
+
+addr_bin({A, B, C, D}) -> <<A, B, C, D>>;
+addr_bin(T) when tuple_size(T) =:= 8 -> << <<X:16>> || X <- tuple_to_list(T) >>.
+
+tcp_options(<<>>, _Base, Acc) ->
+    lists:join(",", lists:reverse(Acc));
+tcp_options(<<0, _/binary>>, _Base, Acc) ->
+    lists:join(",", lists:reverse(["eol" | Acc]));
+tcp_options(<<1, Rest/binary>>, Base, Acc) ->
+    tcp_options(Rest, Base, ["nop" | Acc]);
+tcp_options(<<Kind, Len, Rest/binary>>, Base, Acc) when Len >= 2, byte_size(Rest) >= Len - 2 ->
+    DLen = Len - 2,
+    <<Data:DLen/binary, More/binary>> = Rest,
+    tcp_options(More, Base, [tcp_option(Kind, Data, Base) | Acc]);
+tcp_options(_, _Base, Acc) ->
+    [lists:join(",", lists:reverse(Acc)), [[","] || Acc =/= []], "[bad opt]"].
+
+tcp_option(2, <<Mss:16>>, _) -> ["mss ", integer_to_list(Mss)];
+tcp_option(3, <<Ws>>, _) -> ["wscale ", integer_to_list(Ws)];
+tcp_option(4, <<>>, _) -> "sackOK";
+tcp_option(5, Blocks, Base) when byte_size(Blocks) rem 8 =:= 0 ->
+    ["sack ", integer_to_list(byte_size(Blocks) div 8), " ",
+     [io_lib:format("{~b:~b}", [(S - Base) band 16#FFFFFFFF, (E - Base) band 16#FFFFFFFF])
+      || <<S:32, E:32>> <= Blocks]];
+tcp_option(5, _, _) -> "sack invalid sack";
+tcp_option(8, <<Val:32, Ecr:32>>, _) -> ["TS val ", integer_to_list(Val), " ecr ", integer_to_list(Ecr)];
+tcp_option(Kind, Data, _) ->
+    Name = case lists:keyfind(Kind, 1, [{19, "md5"}, {20, "scps"}, {28, "uto"}, {29, "tcp-ao"},
+                                         {30, "mptcp"}, {34, "tfo"}, {254, "exp"}]) of
+               {_, N} -> N;
+               false -> ["unknown-", integer_to_list(Kind)]
+           end,
+    [Name, [[" 0x", [hex2(B) || <<B>> <= Data]] || Data =/= <<>>]].
+
+%%% ===================================================================
+%%% Helpers
+%%% ===================================================================
+
+%% @doc Appends text to the packet's line.
+-spec pr(#printer{}, iodata()) -> #printer{}.
+pr(#printer{out = O} = P, Text) ->
+    P#printer{out = [O | Text]}.
+
+%% The captured bytes, cut to a layer's length (tcpdump's snapend).
+cut(Bin, N) when byte_size(Bin) > N -> binary:part(Bin, 0, N);
+cut(Bin, _) -> Bin.
+
+addrs(Src, Dst, P) ->
+    {SH, P1} = host(Src, P),
+    {DH, P2} = host(Dst, P1),
+    pr(P2, [SH, " > ", DH, ": "]).
+
+ports(Proto, Src, SP, Dst, DP, P) ->
+    {SH, P1} = host(Src, P),
+    {DH, P2} = host(Dst, P1),
+    {SPs, P3} = port(Proto, SP, P2),
+    {DPs, P4} = port(Proto, DP, P3),
+    pr(P4, [SH, $., SPs, " > ", DH, $., DPs, ": "]).
+
+proto_name(1) -> "ICMP";
+proto_name(2) -> "IGMP";
+proto_name(4) -> "IPIP";
+proto_name(6) -> "TCP";
+proto_name(17) -> "UDP";
+proto_name(41) -> "IPv6";
+proto_name(47) -> "GRE";
+proto_name(50) -> "ESP";
+proto_name(51) -> "AH";
+proto_name(58) -> "ICMPv6";
+proto_name(103) -> "PIM";
+proto_name(112) -> "VRRP";
+proto_name(132) -> "SCTP";
+proto_name(_) -> "unknown".
+
+%% A protocol as a word: its /etc/protocols name, or ip-proto-N (-n).
+proto_word(Proto, P) ->
+    case ewpcap_dump_names:numeric(P#printer.names) of
+        true -> ["ip-proto-", integer_to_list(Proto)];
+        false ->
+            case lists:keyfind(Proto, 1, [{1, "icmp"}, {2, "igmp"}, {4, "ipencap"}, {6, "tcp"},
+                                          {17, "udp"}, {41, "ipv6"}, {47, "gre"}, {50, "esp"},
+                                          {51, "ah"}, {58, "ipv6-icmp"}, {132, "sctp"}]) of
+                {_, N} -> N;
+                false -> ["ip-proto-", integer_to_list(Proto)]
+            end
+    end.
+
+%% @doc The Internet checksum of a binary (0: correct).
+-spec cksum(binary()) -> 0..16#FFFF.
+cksum(Bin) ->
+    (bnot fold(sum16(Bin, 0))) band 16#FFFF.
+
+sum16(<<A:16, Rest/binary>>, Acc) -> sum16(Rest, Acc + A);
+sum16(<<A>>, Acc) -> Acc + (A bsl 8);
+sum16(<<>>, Acc) -> Acc.
+
+fold(S) when S > 16#FFFF -> fold((S band 16#FFFF) + (S bsr 16));
+fold(S) -> S.
+
+pseudo_cksum(4, Src, Dst, Proto, Seg) ->
+    cksum(<<(addr_bin(Src))/binary, (addr_bin(Dst))/binary, 0, Proto, (byte_size(Seg)):16,
+            Seg/binary>>);
+pseudo_cksum(6, Src, Dst, Proto, Seg) ->
+    cksum(<<(addr_bin(Src))/binary, (addr_bin(Dst))/binary, (byte_size(Seg)):32, 0:24, Proto,
+            Seg/binary>>).
+
+%% @doc The checksum the field should hold (tcpdump's in_cksum_shouldbe).
+-spec should_be(0..16#FFFF, 0..16#FFFF) -> non_neg_integer().
+should_be(Sum, Computed) ->
+    fold(Sum + Computed).
+
+%% @doc Lowercase hex digits; pad/2 with leading zeros to a width.
+-spec hex(non_neg_integer()) -> string().
+hex(N) -> string:lowercase(integer_to_list(N, 16)).
+
+hex2(B) -> pad(integer_to_list(B, 16), 2).
+hex4(B) -> pad(integer_to_list(B, 16), 4).
+
+-spec pad(string(), pos_integer()) -> string().
+pad(S, N) -> string:lowercase(string:right(S, N, $0)).
+
+%% @doc An IPv4 address from its 4 bytes.
+-spec ip4(<<_:32>>) -> inet:ip4_address().
+ip4(<<A, B, C, D>>) -> {A, B, C, D}.
+
+%% @doc An IPv6 address from its 16 bytes.
+-spec ip6(<<_:128>>) -> inet:ip6_address().
+ip6(Bin) -> list_to_tuple([X || <<X:16>> <= Bin]).
+
+%% @doc A host's name, or its address (-n).
+-spec host(inet:ip_address(), #printer{}) -> {iodata(), #printer{}}.
+host({A, B, C, D}, #printer{numeric = true} = P) ->
+    % -n, IPv4: the common case, without the name cache
+    {[integer_to_list(A), $., integer_to_list(B), $., integer_to_list(C), $.,
+      integer_to_list(D)], P};
+host(IP, #printer{names = N} = P) ->
+    {Name, N1} = ewpcap_dump_names:host(IP, N),
+    {Name, P#printer{names = N1}}.
+
+%% @doc A port's name, or its number (-n).
+-spec port(tcp | udp, 0..65535, #printer{}) -> {iodata(), #printer{}}.
+port(Proto, Port, #printer{names = N} = P) ->
+    {Name, N1} = ewpcap_dump_names:port(Proto, Port, N),
+    {Name, P#printer{names = N1}}.
