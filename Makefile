@@ -85,10 +85,15 @@ VALGRIND ?= valgrind --quiet --fair-sched=yes --error-exitcode=99 --leak-check=f
 check: test/unit/run
 	$(VALGRIND) test/unit/run
 
-CT_LOGDIR ?= _build/ct_logs
+# Through the sanitizer runs' verdict (test/sanitize/ct-run plain): ct_run as
+# node $(CT_SNAME) (default ewp_plain_<pid>: two runs side by side keep apart),
+# logs in $(CT_DIR)/ct; fails on a failed case, fewer than CT_MIN_CASES
+# planned, or a skip not in test/skips.allow (ct_run itself exits 0 on skips).
+CT_DIR ?= $(CURDIR)/_build/ct
+CT_MIN_CASES ?= $(CT_ASAN_MIN_CASES)
 ct: all
-	@mkdir -p $(CT_LOGDIR)
-	ct_run -noshell -pa $(CURDIR)/ebin -dir test -logdir $(CT_LOGDIR) -include $(CURDIR)/include -cover_stop false
+	$(if $(CT_SNAME),CT_SNAME=$(CT_SNAME)) bash test/sanitize/ct-run plain $(CT_DIR) $(CT_MIN_CASES) \
+		-dir test -cover_stop false $(CT_ARGS)
 
 # Every test: CUnit (valgrind, then ASan+UBSan), all Common Test suites, the
 # live suite with the daemon under valgrind and under ASan+UBSan, the fuzz
