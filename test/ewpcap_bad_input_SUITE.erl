@@ -283,7 +283,8 @@ all() ->
         write_zero_bytes,
         write_over_mtu,
         big_filter_no_stall,
-        flood_100k_calls
+        flood_100k_calls,
+        protocol_doc_matches_daemon
     ].
 
 groups() ->
@@ -422,10 +423,12 @@ show_reply(Reply) ->
 
 %% The table of docs/PROTOCOL.md ("Bad input"), printed.
 doc_table() ->
-    Lines = ["| Request | Reply |", "|---|---|"] ++
+    io:put_chars([[L, $\n] || L <- doc_table_lines()]).
+
+doc_table_lines() ->
+    ["| Request | Reply |", "|---|---|"] ++
         ["| `" ++ escape(show(Req)) ++ "` | " ++ escape(show_reply(Reply)) ++ " |"
-         || {_, Req, Reply} <- rows()],
-    io:put_chars([[L, $\n] || L <- Lines]).
+         || {_, Req, Reply} <- rows()].
 
 escape(S) ->
     lists:flatten(string:replace(S, "|", "\\|", all)).
@@ -433,6 +436,61 @@ escape(S) ->
 %%% ===================================================================
 %%% Other cases
 %%% ===================================================================
+
+protocol_doc_matches_daemon() ->
+    [{doc, "docs/PROTOCOL.md: the request table names exactly the requests and arities of "
+           "the daemon's table (reqs[] of cnode/decode.c), the daemon knows each of them "
+           "(no unknown_request) and no other; the Bad input table is rows/0"}].
+protocol_doc_matches_daemon(Config) ->
+    Node = ?config(daemon, Config),
+    Top = filename:dirname(filename:dirname(code:which(ewpcap))),
+    {ok, Doc} = file:read_file(filename:join([Top, "docs", "PROTOCOL.md"])),
+    {ok, Src} = file:read_file(filename:join([Top, "cnode", "decode.c"])),
+    DocLines = string:split(unicode:characters_to_list(Doc), "\n", all),
+    % the first "| Request | Reply |" table: {Name, Arity} per row (an atom: 0)
+    Requests = [request_row(L) || L <- table_after("| Request | Reply |", DocLines)],
+    % the daemon's table: {"name", EWP_REQ_X, Min, Max} lines of reqs[]
+    {match, Reqs} = re:run(Src, "\\{\"([a-z_]+)\", EWP_REQ_[A-Z_]+, ([0-9]+), ([0-9]+)\\}",
+                           [global, {capture, all_but_first, list}]),
+    Daemon = lists:usort([{list_to_atom(N), A}
+                          || [N, Min, Max] <- Reqs,
+                             A <- lists:seq(list_to_integer(Min), list_to_integer(Max))]),
+    ct:pal("PROTOCOL.md requests ~p~ndaemon's table ~p", [Requests, Daemon]),
+    ?assert(length(Daemon) >= 9),
+    ?assertEqual(Daemon, lists:usort(Requests)),
+    % and the running daemon knows each of them (badarg or an answer, not
+    % unknown_request); a name not in the table is unknown
+    Probe = fun({Name, 0}) -> Name;
+               ({Name, Arity}) -> list_to_tuple([Name | lists:duplicate(Arity - 1, x)])
+            end,
+    Unknown = [R || R <- Requests, raw_call(Node, Probe(R)) =:= {error, unknown_request}],
+    ?assertEqual([], Unknown),
+    ?assertEqual({error, unknown_request}, raw_call(Node, {ewp_not_a_request, x, x})),
+    % the Bad input table is the suite's rows/0, row for row (the doc marks
+    % some replies with a footnote, " \x{2020}")
+    BadInput = table_after("| Request | Reply |",
+                           lists:dropwhile(fun(L) -> L =/= "## Bad input" end, DocLines), header),
+    ?assertEqual(doc_table_lines(), [lists:flatten(string:replace(L, " \x{2020}", "", all))
+                                     || L <- BadInput]).
+
+table_after(Header, Lines) ->
+    [L || L <- table_after(Header, Lines, header), not lists:prefix("|---", L),
+          L =/= Header].
+
+table_after(Header, Lines, header) ->
+    [Header | Rest] = lists:dropwhile(fun(L) -> string:trim(L) =/= Header end, Lines),
+    [Header | lists:takewhile(fun(L) -> lists:prefix("|", L) end, Rest)].
+
+%% "| `{open, Dev, Options}` | ..." -> {open, 3}; "| `dev` | ..." -> {dev, 0}
+request_row(Line) ->
+    {match, [Term]} = re:run(Line, "^\\| `([^`]*)`", [{capture, all_but_first, list}]),
+    case Term of
+        "{" ++ Inner ->
+            [Name | Args] = string:split(string:trim(Inner, trailing, "}"), ",", all),
+            {list_to_atom(string:trim(Name)), 1 + length(Args)};
+        Atom ->
+            {list_to_atom(Atom), 0}
+    end.
 
 garbage_is_dropped() ->
     [{doc, "Non-call messages sent with ! to ewpcap (and other names) get no reply; the daemon stays up"}].
