@@ -812,7 +812,7 @@ prober(Parent, Node, Interval, Last, {Calls, MaxGap, MaxLat, Fails} = Acc) ->
 %% A node of its own, with this module's code, for a client with its own
 %% connection to the daemon.
 start_peer() ->
-    Name = "ewp_ct_peer_" ++ integer_to_list(erlang:unique_integer([positive])),
+    Name = "ewp_ct_peer_" ++ os:getpid() ++ "_" ++ integer_to_list(erlang:unique_integer([positive])),
     Dir = filename:dirname(code:which(?MODULE)),
     {ok, Peer, Node} = peer:start_link(#{name => Name,
                                          args => ["-setcookie", atom_to_list(erlang:get_cookie()),

@@ -455,7 +455,7 @@ free_port(Tries) ->
 
 %% From a fresh node that uses the epmd on Port: gen_server:call dev.
 remote_dev(Erl, Port, Node) ->
-    Name = "ewp_ct_epmdcli_" ++ integer_to_list(erlang:unique_integer([positive])),
+    Name = "ewp_ct_epmdcli_" ++ os:getpid() ++ "_" ++ integer_to_list(erlang:unique_integer([positive])),
     Script = lists:flatten(io_lib:format(
         "R = (catch gen_server:call({ewpcap, '~s'}, dev, 10000)),"
         "io:format(\"RESULT ~~w~~n\", [R]), halt().", [Node])),
@@ -485,7 +485,7 @@ killed_client_gone_ms(J, Erl, Node) ->
 
 start_client(J, Erl, Node, N) ->
     [_, Host] = string:split(atom_to_list(erlang:node()), "@"),
-    Alive = "ewp_ct_client_" ++ integer_to_list(erlang:unique_integer([positive])),
+    Alive = "ewp_ct_client_" ++ os:getpid() ++ "_" ++ integer_to_list(erlang:unique_integer([positive])),
     Ebin = filename:dirname(filename:absname(code:which(ewpcap))),
     Script = lists:flatten(io_lib:format(
         "spawn(fun() -> timer:sleep(120000), halt(3) end),"
