@@ -425,3 +425,20 @@ clean: tools-clean
 tools-clean:
 	rm -rf bin/ewpcap_dump bin/ewpcap_dump.tmp doc
 # ---- tools (end)
+
+# ---- interop (begin)
+#
+#   make interop          every interop check below (root; CI runs it)
+#   make interop-otp27    an OTP 27 client node (Debian 13 chroot, built once with
+#                         debootstrap into _build/trixie) against priv/ewpcapd:
+#                         capture byte-identical with tcpdump, rpc/erpc/block_call,
+#                         owner death, node down, batch, the original API
+#                         (test/interop/otp27)
+
+.PHONY: interop interop-otp27
+
+interop: interop-otp27
+
+interop-otp27: all
+	bash test/interop/otp27
+# ---- interop (end)
