@@ -434,10 +434,15 @@ tools-clean:
 #                         capture byte-identical with tcpdump, rpc/erpc/block_call,
 #                         owner death, node down, batch, the original API
 #                         (test/interop/otp27)
+#   make interop-elixir   the README's Elixir example run as written, its shown
+#                         output checked (test/interop/elixir_readme.exs)
 
-.PHONY: interop interop-otp27
+.PHONY: interop interop-otp27 interop-elixir
 
-interop: interop-otp27
+interop: interop-otp27 interop-elixir
+
+interop-elixir: all
+	timeout 120 elixir -pa $(CURDIR)/ebin test/interop/elixir_readme.exs README.md
 
 interop-otp27: all
 	bash test/interop/otp27
