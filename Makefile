@@ -436,10 +436,17 @@ tools-clean:
 #                         (test/interop/otp27)
 #   make interop-elixir   the README's Elixir example run as written, its shown
 #                         output checked (test/interop/elixir_readme.exs)
+#   make interop-install  make install DESTDIR=tmp PREFIX=/usr/local, then as user
+#                         nobody: ewpcap_dump -D, a capture on lo through the
+#                         setcap'd ewpcapd, man -l of both pages; make uninstall
+#                         leaves nothing (test/interop/install)
 
-.PHONY: interop interop-otp27 interop-elixir
+.PHONY: interop interop-otp27 interop-elixir interop-install
 
-interop: interop-otp27 interop-elixir
+interop: interop-otp27 interop-elixir interop-install
+
+interop-install: all
+	bash test/interop/install
 
 interop-elixir: all
 	timeout 120 elixir -pa $(CURDIR)/ebin test/interop/elixir_readme.exs README.md
