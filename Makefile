@@ -432,8 +432,8 @@ tools-clean:
 #   make interop-otp27    an OTP 27 client node (Debian 13 chroot, built once with
 #                         debootstrap into _build/trixie) against priv/ewpcapd:
 #                         capture byte-identical with tcpdump, rpc/erpc/block_call,
-#                         owner death, node down, batch, the original API
-#                         (test/interop/otp27)
+#                         owner death, node down, batch, the original API; over
+#                         plaintext and over TLS distribution (test/interop/otp27)
 #   make interop-elixir   the README's Elixir example run as written, its shown
 #                         output checked (test/interop/elixir_readme.exs)
 #   make interop-install  make install DESTDIR=tmp PREFIX=/usr/local, then as user

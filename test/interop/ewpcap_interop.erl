@@ -19,8 +19,12 @@
 
 main([OutDir]) ->
     Daemon = daemon(),
-    io:format("client ~s (OTP ~s), daemon ~s~n",
-              [node(), erlang:system_info(otp_release), Daemon]),
+    Proto = case init:get_argument(proto_dist) of
+                {ok, [[P | _] | _]} -> P;
+                _ -> "inet_tcp"
+            end,
+    io:format("client ~s (OTP ~s), daemon ~s, proto_dist ~s~n",
+              [node(), erlang:system_info(otp_release), Daemon, Proto]),
     Checks = [{capture_byte_identical, fun() -> capture_byte_identical(Daemon, OutDir) end},
               {rpc_call, fun() -> {ok, _} = rpc:call(Daemon, ewpcap, dev, [], ?WAIT), ok end},
               {erpc_call, fun() -> {ok, _} = erpc:call(Daemon, ewpcap, dev, [], ?WAIT), ok end},
@@ -95,9 +99,13 @@ node_down(D) ->
     Name = list_to_atom("ewp_i_peer_" ++ os:getpid()),
     Ebin = filename:dirname(code:which(ewpcap)),
     Here = filename:dirname(code:which(?MODULE)),
+    % the same distribution as this node (TLS: the same optfile)
+    Dist = lists:append([["-" ++ atom_to_list(F), V]
+                         || F <- [proto_dist, ssl_dist_optfile],
+                            {ok, [[V | _] | _]} <- [init:get_argument(F)]]),
     {ok, Peer, Node} = peer:start(#{name => Name, host => "127.0.0.1", longnames => true,
                                     args => ["-setcookie", atom_to_list(erlang:get_cookie()),
-                                             "-pa", Ebin, "-pa", Here]}),
+                                             "-pa", Ebin, "-pa", Here | Dist]}),
     Refs = erpc:call(Node, ?MODULE, peer_opener, [D, 2], ?WAIT),
     2 = length([R || R <- Refs, lists:member(R, refs(D))]),
     ok = peer:stop(Peer),
