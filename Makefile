@@ -85,10 +85,15 @@ VALGRIND ?= valgrind --quiet --fair-sched=yes --error-exitcode=99 --leak-check=f
 check: test/unit/run
 	$(VALGRIND) test/unit/run
 
-CT_LOGDIR ?= _build/ct_logs
+# Through the sanitizer runs' verdict (test/sanitize/ct-run plain): ct_run as
+# node $(CT_SNAME) (default ewp_plain_<pid>: two runs side by side keep apart),
+# logs in $(CT_DIR)/ct; fails on a failed case, fewer than CT_MIN_CASES
+# planned, or a skip not in test/skips.allow (ct_run itself exits 0 on skips).
+CT_DIR ?= $(CURDIR)/_build/ct
+CT_MIN_CASES ?= $(CT_ASAN_MIN_CASES)
 ct: all
-	@mkdir -p $(CT_LOGDIR)
-	ct_run -noshell -pa $(CURDIR)/ebin -dir test -logdir $(CT_LOGDIR) -include $(CURDIR)/include -cover_stop false
+	$(if $(CT_SNAME),CT_SNAME=$(CT_SNAME)) bash test/sanitize/ct-run plain $(CT_DIR) $(CT_MIN_CASES) \
+		-dir test -cover_stop false $(CT_ARGS)
 
 # Every test: CUnit (valgrind, then ASan+UBSan), all Common Test suites, the
 # live suite with the daemon under valgrind and under ASan+UBSan, the fuzz
@@ -322,7 +327,7 @@ bench-clean:
 # 0 cases run, or a skip not listed in test/skips.allow.
 SAN_DIR = $(CURDIR)/_build/san
 CT_SNAME ?=
-CT_ASAN_MIN_CASES ?= 256
+CT_ASAN_MIN_CASES ?= 261
 CT_MEMCHECK_MIN_CASES ?= 22
 CT_ASAN_SOAK_CYCLES ?= 200
 CT_ASAN_SOAK_OWNERS ?= 100
@@ -425,3 +430,32 @@ clean: tools-clean
 tools-clean:
 	rm -rf bin/ewpcap_dump bin/ewpcap_dump.tmp doc
 # ---- tools (end)
+
+# ---- interop (begin)
+#
+#   make interop          every interop check below (root; CI runs it)
+#   make interop-otp27    an OTP 27 client node (Debian 13 chroot, built once with
+#                         debootstrap into _build/trixie) against priv/ewpcapd:
+#                         capture byte-identical with tcpdump, rpc/erpc/block_call,
+#                         owner death, node down, batch, the original API; over
+#                         plaintext and over TLS distribution (test/interop/otp27)
+#   make interop-elixir   the README's Elixir example run as written, its shown
+#                         output checked (test/interop/elixir_readme.exs)
+#   make interop-install  make install DESTDIR=tmp PREFIX=/usr/local, then as user
+#                         nobody: ewpcap_dump -D, a capture on lo through the
+#                         setcap'd ewpcapd, man -l of both pages; make uninstall
+#                         leaves nothing (test/interop/install)
+
+.PHONY: interop interop-otp27 interop-elixir interop-install
+
+interop: interop-otp27 interop-elixir interop-install
+
+interop-install: all
+	bash test/interop/install
+
+interop-elixir: all
+	timeout 120 elixir -pa $(CURDIR)/ebin test/interop/elixir_readme.exs README.md
+
+interop-otp27: all
+	bash test/interop/otp27
+# ---- interop (end)

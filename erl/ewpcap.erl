@@ -108,6 +108,7 @@
     | nodedown
     | not_distributed
     | {no_ewpcapd, node()}
+    | {bad_node_name, string()}
     | {bad_option, term()}
     | device_not_allowed
     | inject_disabled

@@ -7,7 +7,7 @@
 %%% @end
 -module(ewpcap_dist).
 
--export([ensure/2, start_epmd/0, epmd_path/0, long_names/1]).
+-export([ensure/2, start_epmd/0, epmd_path/0, long_names/1, check_name/1]).
 
 -define(EPMD_TIMEOUT, 5000).
 
@@ -86,6 +86,40 @@ long_names(Host) ->
         false -> false;
         ignored -> lists:member($., Host) orelse lists:member($:, Host)
     end.
+
+%% @doc Whether this node can reach Node at all, by the form of the name:
+%% a -sname node reaches only short host parts (no dot, not an address),
+%% a -name node only long ones (an atom holds at most 255 characters, so
+%% no name is too long here).
+%% Distribution itself answers such a call with a bare nodedown (and a log
+%% line): this says why instead.
+-spec check_name(node()) -> ok | {error, {bad_node_name, string()}}.
+check_name(Node) when Node =:= node() ->
+    ok;
+check_name(Node) ->
+    Name = atom_to_list(Node),
+    case string:split(Name, "@", trailing) of
+        [Alive, Host] when Alive =/= "", Host =/= "" ->
+            Long = lists:member($., Host) orelse lists:member($:, Host),
+            case {net_kernel:longnames(), Long} of
+                {false, true} ->
+                    bad_name("~ts has a long host part and this node a short name (-sname): "
+                             "a -sname node reaches only -sname nodes; start this node with "
+                             "-name, or the daemon with -sname", [Name]);
+                {true, false} ->
+                    bad_name("~ts has a short host part and this node a long name (-name): "
+                             "a -name node reaches only -name nodes; name the daemon "
+                             "NAME@FQDN or NAME@ADDRESS, or start this node with -sname",
+                             [Name]);
+                _ ->
+                    ok
+            end;
+        _ ->
+            bad_name("~ts is not NAME@HOST", [Name])
+    end.
+
+bad_name(Format, Args) ->
+    {error, {bad_node_name, lists:flatten(io_lib:format(Format, Args))}}.
 
 %%% ===================================================================
 %%% Internal functions

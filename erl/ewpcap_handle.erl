@@ -74,13 +74,19 @@ call(Node, Request) ->
         false ->
             {error, not_distributed};
         true ->
-            try
-                gen_server:call({ewpcap, Node}, Request, infinity)
-            catch
-                exit:{{nodedown, _}, _} -> {error, nodedown};
-                exit:{noconnection, _} -> {error, nodedown};
-                exit:{noproc, _} -> {error, {no_ewpcapd, Node}}
+            case ewpcap_dist:check_name(Node) of
+                ok -> call_node(Node, Request);
+                {error, _} = Error -> Error
             end
+    end.
+
+call_node(Node, Request) ->
+    try
+        gen_server:call({ewpcap, Node}, Request, infinity)
+    catch
+        exit:{{nodedown, _}, _} -> {error, nodedown};
+        exit:{noconnection, _} -> {error, nodedown};
+        exit:{noproc, _} -> {error, {no_ewpcapd, Node}}
     end.
 
 %% @doc ebadf (closed handle) and badarg (a request the daemon refused)

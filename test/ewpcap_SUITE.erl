@@ -131,8 +131,10 @@ end_per_group(netns, Config) ->
             ok;
         NS ->
             Result = ewpcap_netns:delete(NS),
-            ct:pal("deleted namespace ~s: ~p", [NS, Result]),
-            ?assertNot(lists:member(NS, ewpcap_netns:list()))
+            % not asserted here (end_per_group cannot fail a run): a
+            % namespace left behind fails test/sanitize/ct-run's check
+            ct:pal("deleted namespace ~s: ~p; left: ~p",
+                   [NS, Result, lists:member(NS, ewpcap_netns:list())])
     end,
     ok;
 end_per_group(_, _Config) ->

@@ -314,7 +314,7 @@ frozen_daemon_call_bounded(Config) ->
                "io:format(\"RESULT ~~p~~n\", [ewpcap_compat_SUITE:frozen_client('~s', ~b)]), halt().",
                [Node, OsPid])),
     [_, Host] = string:split(atom_to_list(node()), "@"),
-    Alive = "ewp_w12_compat_cli_" ++ integer_to_list(erlang:unique_integer([positive])),
+    Alive = "ewp_w12_compat_cli_" ++ os:getpid() ++ "_" ++ integer_to_list(erlang:unique_integer([positive])),
     Out = os:cmd(Erl ++ " -sname " ++ Alive ++ "@" ++ Host ++ " -setcookie " ++
                      atom_to_list(erlang:get_cookie()) ++ " -kernel net_ticktime 4"
                  " -noshell -pa " ++ Ebin ++ " -pa " ++ Here ++ " -eval '" ++ Script ++ "'"),
@@ -428,7 +428,7 @@ start_daemon(_Config) ->
                  "" -> "ewp_ct_";
                  P -> P
              end,
-    Name = Prefix ++ "compat_" ++ integer_to_list(erlang:unique_integer([positive])) ++ "@" ++ Host,
+    Name = Prefix ++ "compat_" ++ os:getpid() ++ "_" ++ integer_to_list(erlang:unique_integer([positive])) ++ "@" ++ Host,
     Port = open_port({spawn_executable, Exe},
                      [{args, ["-sname", Name, "--stdin"]},
                       {env, [{"EWPCAPD_COOKIE", atom_to_list(erlang:get_cookie())}]},

@@ -72,12 +72,17 @@ stopped_client_does_not_slow_another(Config) ->
                "A's output queue: ~b bytes at most~n"
                "handles while stopped: ~p",
                [?PACKETS, B, A, Rss0, RssMax, QueueMax, proplists:get_value(handles, InfoStopped)]),
-        #{count := CountB, in_order := true} = B,
-        ?assert(CountB >= ?PACKETS * 98 div 100),
+        %% B keeps every packet: none lost, none counted as dropped
+        #{count := CountB, in_order := true, drops := DropsB} = B,
+        ?assertEqual({?PACKETS, 0}, {CountB, DropsB}),
         #{count := CountA, in_order := true, drops := DropsA} = A,
-        %% A lost what did not fit; every loss is counted, nothing is corrupt
+        %% A lost what did not fit; every loss is counted (no packet is
+        %% missing without a drop for it), nothing is corrupt. Not an
+        %% equality: the kernel's drop count (pcap_stats ps_drop) runs over
+        %% what was sent while the ring is full (53,642 against 40,000 seen
+        %% once), so drops are an upper bound of the losses.
         ?assert(CountA > 0),
-        ?assert(CountA + DropsA >= ?PACKETS * 99 div 100),
+        ?assert(CountA + DropsA >= ?PACKETS),
         %% bounded by the 16 MiB high-water mark, one ring's worth and the
         %% socket buffers: well under the 40 MB that A did not read
         %% (not under a sanitizer: ASan's quarantine keeps what is freed)

@@ -67,7 +67,7 @@
 connect(Node, Cookie, Opts) ->
     [Alive, Host] = string:split(atom_to_list(Node), "@"),
     Tmo = maps:get(timeout, Opts, 5000),
-    MyAlive = maps:get(name, Opts, "ewp_rawdist_" ++ integer_to_list(erlang:unique_integer([positive]))),
+    MyAlive = maps:get(name, Opts, "ewp_rawdist_" ++ os:getpid() ++ "_" ++ integer_to_list(erlang:unique_integer([positive]))),
     MyName = MyAlive ++ "@" ++ Host,
     Buf = [{recbuf, N} || N <- [maps:get(recbuf, Opts, none)], is_integer(N)],
     Cookie1 = if is_atom(Cookie) -> atom_to_list(Cookie); true -> Cookie end,

@@ -332,7 +332,7 @@ flood_stop(Pid) ->
     receive {flooded, N} -> unlink(Pid), N after 10000 -> ct:fail(flood_stop_timeout) end.
 
 start_peer(J) ->
-    Name = "wta_stall_peer_" ++ integer_to_list(erlang:unique_integer([positive])),
+    Name = "wta_stall_peer_" ++ os:getpid() ++ "_" ++ integer_to_list(erlang:unique_integer([positive])),
     Ebin = filename:dirname(code:which(ewpcap)),
     {ok, Peer, PNode} =
         peer:start(#{name => Name, connection => standard_io, wait_boot => 30000,
