@@ -135,13 +135,26 @@ start_daemon(Args) ->
                      [{args, Args ++ ["-cookie", atom_to_list(erlang:get_cookie()), "--stdin"]},
                       {line, 4096}, stderr_to_stdout, exit_status, binary]),
     {os_pid, OsPid} = erlang:port_info(Port, os_pid),
+    Deadline = erlang:monotonic_time(millisecond) + ?WAIT,
+    wait_ready(Port, OsPid, Deadline, []).
+
+%% Until the daemon's "ready" line (log lines before it, such as the one
+%% saying it listens on every address, are kept for collect/2), or its
+%% exit, which is handed on to collect/2 too.
+wait_ready(Port, OsPid, Deadline, Lines) ->
+    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
     receive
-        {Port, {data, {eol, <<"ready ", _/binary>>}}} -> {Port, OsPid};
-        {Port, {data, {eol, Line}}} -> self() ! {Port, {data, {eol, Line}}}, {Port, OsPid};
-        {Port, {exit_status, S}} -> self() ! {Port, {exit_status, S}}, {Port, OsPid}
-    after ?WAIT ->
+        {Port, {data, {eol, <<"ready ", _/binary>>}}} ->
+            {Port, OsPid};
+        {Port, {data, {_, Line}}} ->
+            wait_ready(Port, OsPid, Deadline, [Line | Lines]);
+        {Port, {exit_status, S}} ->
+            [self() ! {Port, {data, {eol, L}}} || L <- lists:reverse(Lines)],
+            self() ! {Port, {exit_status, S}},
+            {Port, OsPid}
+    after Left ->
         stop_daemon(Port, OsPid),
-        ct:fail(daemon_not_ready)
+        ct:fail({daemon_not_ready, lists:reverse(Lines)})
     end.
 
 stop_daemon(Port, OsPid) ->
