@@ -116,7 +116,8 @@ feed(struct ewp_hs *hs, const uint8_t *p, size_t len)
         break;
     }
     if (before == EWP_HS_RECV_NAME && hs->state == EWP_HS_RECV_REPLY)
-        FUZZ_CHECK(hs->out_len >= 5 && memcmp(hs->out, "\0\3sok", 5) == 0,
+        FUZZ_CHECK(hs->hdr == 2 ? hs->out_len >= 5 && memcmp(hs->out, "\0\3sok", 5) == 0
+                                : hs->out_len >= 7 && memcmp(hs->out, "\0\0\0\3sok", 7) == 0,
                    "challenge sent without status ok");
     return rv;
 }
