@@ -66,6 +66,7 @@ ewp_capture_open(struct ev_loop *loop, struct ewp_capture *c, const char *dev,
     c->prog.bf_insns = NULL;
     c->prog.bf_len = 0;
     c->dumper = NULL;
+    c->share = NULL;
 
     pcap_err[0] = '\0';
     p = pcap_create(dev, pcap_err);
@@ -139,6 +140,7 @@ ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, int fd,
     c->prog.bf_insns = NULL;
     c->prog.bf_len = 0;
     c->dumper = NULL;
+    c->share = NULL;
     fp = fdopen(fd, "rb");
     if (fp == NULL) {
         (void)snprintf(errbuf, errlen, "%s", strerror(errno));
@@ -341,12 +343,27 @@ ewp_capture_close(struct ewp_capture *c)
     if (c->dumper != NULL)
         pcap_dump_close(c->dumper);
     c->dumper = NULL;
-    if (c->p != NULL)
+    if (c->share != NULL)
+        ewp_pcapshare_close(c->share); /* now, or after a running compile */
+    else if (c->p != NULL)
         pcap_close(c->p);
+    c->share = NULL;
     c->p = NULL;
     free(c->prog.bf_insns);
     c->prog.bf_insns = NULL;
     c->prog.bf_len = 0;
+}
+
+/* A reference to c's pcap_t for a compile job (pcapshare.h), or NULL
+ * (closed, or out of memory: the job compiles against a dead handle) */
+struct ewp_pcapshare *
+ewp_capture_share(struct ewp_capture *c)
+{
+    if (c->p == NULL)
+        return NULL;
+    if (c->share == NULL && (c->share = ewp_pcapshare_new(c->p)) == NULL)
+        return NULL;
+    return ewp_pcapshare_ref(c->share);
 }
 
 /* The first device of pcap_findalldevs, as the original's dev/0. The device

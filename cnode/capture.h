@@ -15,6 +15,8 @@
 #include <ev.h>
 #include <pcap/pcap.h>
 
+#include "pcapshare.h"
+
 struct ewp_capture;
 
 typedef void (*ewp_capture_packet_cb)(struct ewp_capture *c,
@@ -75,6 +77,7 @@ struct ewp_capture {
     unsigned ifindex;                /* its index at open; 0: a pseudo device */
     pcap_dumper_t *dumper;           /* {dump, Path}: packets go here instead */
     unsigned long long dumped;       /* packets written to the dump */
+    struct ewp_pcapshare *share;     /* p, as compile jobs hold it, or NULL */
     void *data;                      /* the caller's */
 };
 
@@ -95,6 +98,7 @@ int ewp_capture_check(struct ewp_capture *c);
 void ewp_capture_start(struct ewp_capture *c);
 void ewp_capture_stop(struct ewp_capture *c);
 void ewp_capture_close(struct ewp_capture *c);
+struct ewp_pcapshare *ewp_capture_share(struct ewp_capture *c);
 int ewp_capture_default_dev(char *dev, size_t devlen, char *errbuf, size_t errlen);
 
 #endif /* EWP_CAPTURE_H */

@@ -4,8 +4,9 @@
  * EWP_COMPILE_WORKERS worker threads, two queues (to do, done) under one
  * mutex. The loop submits jobs; a worker takes the oldest job whose owner
  * (the client node, job->owner) has no job being compiled by another
- * worker, compiles it (pcap_compile is thread-safe since libpcap 1.8) on a
- * dead handle of the same link type and snaplen, moves it to the done
+ * worker, compiles it (pcap_compile is thread-safe since libpcap 1.8)
+ * against the capture's own pcap_t, borrowed (pcapshare.h), or a dead
+ * handle of the same link type and snaplen, moves it to the done
  * queue and wakes the loop with ev_async_send. The loop then calls the
  * done callback for each. So one node's jobs run one at a time and in
  * order, and a node that sends a filter taking a minute to compile holds
@@ -118,6 +119,7 @@ ewp_compile_free(struct ewp_compile_job *job)
 {
     if (job->ok)
         pcap_freecode(&job->prog);
+    ewp_pcapshare_unref(job->src);
     free(job->text);
     free(job->fallback);
     free(job);
@@ -230,8 +232,25 @@ wake_cb(struct ev_loop *loop, ev_async *w, int revents)
 static int
 compile_one(struct ewp_compile_job *job, const char *text)
 {
-    pcap_t *dead = pcap_open_dead(job->linktype, job->snaplen);
+    pcap_t *dead, *live;
 
+    if (job->src != NULL) {
+        int rv = 0;
+
+        live = ewp_pcapshare_borrow(job->src);
+        if (live == NULL) {
+            /* its capture closed meanwhile: nothing to compile for */
+            (void)snprintf(job->errbuf, sizeof(job->errbuf), "capture closed");
+            return -1;
+        }
+        if (pcap_compile(live, &job->prog, text, job->optimize, job->netmask) < 0) {
+            (void)snprintf(job->errbuf, sizeof(job->errbuf), "%s", pcap_geterr(live));
+            rv = -1;
+        }
+        ewp_pcapshare_giveback(job->src);
+        return rv;
+    }
+    dead = pcap_open_dead(job->linktype, job->snaplen);
     if (dead == NULL) {
         (void)snprintf(job->errbuf, sizeof(job->errbuf), "pcap_open_dead failed");
         return -1;

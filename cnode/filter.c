@@ -149,6 +149,7 @@ ewp_filter_set(struct ewp_filters *f, struct ewp_handle *h, const char *text, si
     h->filter_gen++;
     job->optimize = optimize;
     job->netmask = netmask;
+    job->src = ewp_capture_share(&h->cap);
     job->linktype = h->cap.dlt;
     job->snaplen = pcap_snapshot(h->cap.p);
 

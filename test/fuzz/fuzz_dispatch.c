@@ -1259,6 +1259,14 @@ ewp_capture_close(struct ewp_capture *c)
     c->p = NULL;
 }
 
+/* The fake pcap_t cannot be compiled against: jobs use a dead handle */
+struct ewp_pcapshare *
+ewp_capture_share(struct ewp_capture *c)
+{
+    FUZZ_CHECK(c->p != NULL, "a share of a closed capture");
+    return NULL;
+}
+
 int
 ewp_capture_default_dev(char *dev, size_t devlen, char *errbuf, size_t errlen)
 {
