@@ -35,7 +35,7 @@ CFLAGS ?= -O2 -g
 EWP_CFLAGS = $(CFLAGS) $(WARN) $(HARDEN) -std=gnu11 -pthread -I$(ERL_EI_INCLUDE_DIR) -Icnode
 LDFLAGS ?=
 EWP_LDFLAGS = $(LDFLAGS) -pthread -pie -Wl,-z,relro,-z,now -L$(ERL_EI_LIB_DIR)
-LIBS = -lei -lpcap -lev -lssl -lcrypto $(shell pkg-config --libs nettle)
+LIBS = -lei -lpcap -lev -lssl -lcrypto -lcap-ng $(shell pkg-config --libs nettle)
 
 CNODE_SRC = $(wildcard cnode/*.c)
 CNODE_OBJ = $(CNODE_SRC:.c=.o)

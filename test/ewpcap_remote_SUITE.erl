@@ -1226,9 +1226,10 @@ listen_loopback_only(Config) ->
     ?assertMatch({ok, _}, on(Local, fun() -> ewpcap:dev('ewpl@127.0.0.1') end)).
 
 user_nobody_capabilities() ->
-    [{doc, "--user nobody: Uid 65534, CapEff/CapPrm/CapBnd 0000000000003000, capture and write still work"}].
+    [{doc, "--user nobody, started with supplementary groups 4 and 24: Uid and Gid 65534, no groups, "
+           "CapEff/CapPrm/CapBnd 0000000000003000, capture and write still work"}].
 user_nobody_capabilities(Config) ->
-    D = daemon(Config, ["--user", "nobody"]),
+    D = daemon(Config, #{args => ["--user", "nobody"], wrap => ["setpriv", "--groups", "4,24"]}),
     Pid = ?TB:daemon_os_pid(D),
     Status = ?TB:proc_status(Pid),
     ct:pal("/proc/~p/status: ~p", [Pid, Status]),
@@ -1239,6 +1240,9 @@ user_nobody_capabilities(Config) ->
     ?assertEqual(<<"0000000000003000">>, proplists:get_value(<<"CapPrm">>, Status)),
     ?assertEqual(<<"0000000000000000">>, proplists:get_value(<<"CapInh">>, Status)),
     ?assertEqual(<<"0000000000000000">>, proplists:get_value(<<"CapAmb">>, Status)),
+    ?assertEqual([<<"65534">>, <<"65534">>, <<"65534">>, <<"65534">>],
+                 string:lexemes(proplists:get_value(<<"Gid">>, Status), "\t ")),
+    ?assertEqual([], string:lexemes(proplists:get_value(<<"Groups">>, Status, <<>>), "\t ")),
     A = client(Config, "a"),
     Ag = ?TB:agent(A),
     {ok, S} = on(A, Ag, fun() -> ewpcap:open(?D, <<"vethB">>, [{filter, udp_filter(40111)}]) end),
