@@ -50,6 +50,9 @@ struct ewp_compiler *ewp_compile_new(struct ev_loop *loop, ewp_compile_done_cb d
 void ewp_compile_submit(struct ewp_compiler *cc, struct ewp_compile_job *job);
 int ewp_compile_run(struct ewp_compile_job *job);
 void ewp_compile_free(struct ewp_compile_job *job);
-void ewp_compile_shutdown(struct ewp_compiler *cc, ewp_compile_done_cb discard);
+/* How ewp_compile_shutdown treats a compile that is running */
+#define EWP_COMPILE_WAIT 0        /* wait for it (tests, a clean exit) */
+#define EWP_COMPILE_ABANDON 1     /* leave it to end with the process */
+void ewp_compile_shutdown(struct ewp_compiler *cc, ewp_compile_done_cb discard, int running);
 
 #endif /* EWP_COMPILE_H */

@@ -103,7 +103,7 @@ ewp_filter_shutdown(struct ewp_filters *f)
 {
     if (f == NULL)
         return;
-    ewp_compile_shutdown(f->cc, discard_pending);
+    ewp_compile_shutdown(f->cc, discard_pending, EWP_COMPILE_ABANDON);
     while (f->accts != NULL) {
         struct acct *a = f->accts;
 

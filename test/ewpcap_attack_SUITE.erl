@@ -39,7 +39,8 @@
 -export([emfile_pause/0, emfile_pause/1]).
 -export([cap_ticks/0, cap_ticks/1, cap_compile_queue/0, cap_compile_queue/1,
          cap_ring/0, cap_ring/1, cap_handles/0, cap_handles/1]).
--export([savefile_nomatch_chunks/0, savefile_nomatch_chunks/1]).
+-export([savefile_nomatch_chunks/0, savefile_nomatch_chunks/1, sigterm_during_compile/0,
+         sigterm_during_compile/1]).
 -export([rpc_filter_off_loop/0, rpc_filter_off_loop/1, block_call_filter_off_loop/0,
          block_call_filter_off_loop/1]).
 -export([embedded_loopback/0, embedded_loopback/1, first_log_line/0, first_log_line/1,
@@ -62,7 +63,8 @@ groups() ->
                   files_dump_existing, files_dump_mode, files_read_ok, files_fifo_device]},
      {protocol, [], [filter_later_wins, exit_normal_unlinked, spawn_foreign_caller]},
      {descriptors, [], [emfile_pause]},
-     {loop, [], [rpc_filter_off_loop, block_call_filter_off_loop, savefile_nomatch_chunks]},
+     {loop, [], [rpc_filter_off_loop, block_call_filter_off_loop, savefile_nomatch_chunks,
+                 sigterm_during_compile]},
      {caps, [], [cap_ticks, cap_compile_queue, cap_ring, cap_handles]},
      {defaults, [], [embedded_loopback, first_log_line, log_escaped]}].
 
@@ -380,6 +382,52 @@ savefile_nomatch_chunks(Config) ->
                    R
            end,
     ?assertEqual(eof, stall_while(Node, Fire, Wait)).
+
+sigterm_during_compile() ->
+    [{doc, "SIGTERM while a worker compiles a filter that takes minutes (3,000 ports): the daemon "
+           "exits within 20x the time an idle one takes (the slowest of three measured here), saying "
+           "it abandoned the compile (before: it joined the worker and waited for the compile)"}].
+sigterm_during_compile(_Config) ->
+    Idle = lists:max([begin
+                          D = start_daemon([]),
+                          try term_and_wait(D, 60000) after stop_daemon(D) end
+                      end || _ <- lists:seq(1, 3)]),
+    Filter = lists:join(" or ", ["udp port " ++ integer_to_list(K) || K <- lists:seq(1, 3000)]),
+    D = start_daemon([]),
+    try
+        #{node := Node} = D,
+        {ok, S} = ewpcap:open(Node, <<"lo">>, [{filter, "udp port 9 and udp port 10"}]),
+        Caller = spawn(fun() -> _ = (catch ewpcap:filter(S, Filter, [{limit, -1}])) end),
+        Compiling = iolist_to_binary(["compiling a ", integer_to_list(iolist_size(Filter)), " byte filter"]),
+        ?assert(wait_until_ms(fun() ->
+                                  lists:any(fun(L) -> is_binary(L) andalso
+                                                          binary:match(L, Compiling) =/= nomatch
+                                            end, daemon_lines(D))
+                              end, 30000)),
+        Busy = term_and_wait(D, 60000),
+        exit(Caller, kill),
+        Lines = daemon_lines(D),
+        ct:pal("SIGTERM to exit: ~p ms while compiling, ~p ms idle (slowest of 3)", [Busy, Idle]),
+        ?assert(lists:any(fun(L) -> is_binary(L) andalso binary:match(L, <<"abandoned">>) =/= nomatch end,
+                          Lines)),
+        ?assert(Busy =< 20 * max(Idle, 1))
+    after
+        stop_daemon(D)
+    end.
+
+%% ms from SIGTERM to the daemon's exit (it must exit within Max ms)
+term_and_wait(#{os_pid := OsPid}, Max) ->
+    Proc = "/proc/" ++ integer_to_list(OsPid),
+    T0 = erlang:monotonic_time(millisecond),
+    "" = os:cmd("kill -TERM " ++ integer_to_list(OsPid)),
+    ?assert(wait_until_ms(fun() -> not filelib:is_dir(Proc) orelse zombie(Proc) end, Max)),
+    erlang:monotonic_time(millisecond) - T0.
+
+zombie(Proc) ->
+    case file:read_file(Proc ++ "/stat") of
+        {ok, B} -> [_, Rest] = binary:split(B, <<") ">>), binary:first(Rest) =:= $Z;
+        _ -> true
+    end.
 
 %% A pcap savefile of N Ethernet/IPv4/UDP records to port 9
 udp_pcap(N) ->

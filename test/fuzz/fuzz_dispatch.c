@@ -1347,8 +1347,9 @@ ewp_compile_free(struct ewp_compile_job *job)
 
 /* As compile.c: jobs not done get discard, not their callback, and are freed */
 void
-ewp_compile_shutdown(struct ewp_compiler *cc, ewp_compile_done_cb discard)
+ewp_compile_shutdown(struct ewp_compiler *cc, ewp_compile_done_cb discard, int running)
 {
+    (void)running; /* the fake runs jobs in the loop: none is ever running */
     struct ewp_compile_job *job;
 
     if (cc == NULL)

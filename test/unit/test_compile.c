@@ -213,11 +213,11 @@ test_worker_compiles_and_calls_back_in_order(void)
         job->data = (void *)(long)(N_JOBS + n);
         ewp_compile_submit(cc, job);
     }
-    ewp_compile_shutdown(cc, discard_job);
+    ewp_compile_shutdown(cc, discard_job, EWP_COMPILE_WAIT);
     CU_ASSERT(done_count == N_JOBS);
     CU_ASSERT(discard_count == 3);
     CU_ASSERT(ctx_wrong == 0);
-    ewp_compile_shutdown(NULL, discard_job); /* none: nothing */
+    ewp_compile_shutdown(NULL, discard_job, EWP_COMPILE_WAIT); /* none: nothing */
     ev_run(loop, EVRUN_NOWAIT);
     CU_ASSERT(done_count == N_JOBS);
 }
@@ -268,7 +268,7 @@ test_one_owner_at_a_time_others_beside(void)
     while (done_count < 3 && !timed_out)
         ev_run(loop, EVRUN_ONCE);
     ev_timer_stop(loop, &timer);
-    ewp_compile_shutdown(cc, discard_job);
+    ewp_compile_shutdown(cc, discard_job, EWP_COMPILE_WAIT);
 
     CU_ASSERT(timed_out == 0);
     CU_ASSERT_FATAL(done_count == 3);
@@ -384,7 +384,7 @@ test_worker_keeps_a_closed_share_open_until_done(void)
     while (done_count < 1 && !timed_out)
         ev_run(loop, EVRUN_ONCE);
     ev_timer_stop(loop, &timer);
-    ewp_compile_shutdown(cc, discard_job);
+    ewp_compile_shutdown(cc, discard_job, EWP_COMPILE_WAIT);
     CU_ASSERT(timed_out == 0 && done_count == 1 && discard_count == 0);
     /* compiled against the shared handle, borrowed before the close (a
      * worker that found it closed would fail the job) */
