@@ -35,7 +35,8 @@
          files_dump_existing/1, files_dump_mode/0, files_dump_mode/1,
          files_read_ok/0, files_read_ok/1]).
 -export([filter_later_wins/0, filter_later_wins/1, exit_normal_unlinked/0,
-         exit_normal_unlinked/1, spawn_foreign_caller/0, spawn_foreign_caller/1]).
+         exit_normal_unlinked/1, spawn_foreign_caller/0, spawn_foreign_caller/1,
+         spawn_refused_reply/0, spawn_refused_reply/1]).
 -export([emfile_pause/0, emfile_pause/1]).
 -export([cap_ticks/0, cap_ticks/1, cap_compile_queue/0, cap_compile_queue/1,
          cap_ring/0, cap_ring/1, cap_handles/0, cap_handles/1]).
@@ -44,7 +45,7 @@
 -export([rpc_filter_off_loop/0, rpc_filter_off_loop/1, block_call_filter_off_loop/0,
          block_call_filter_off_loop/1]).
 -export([embedded_loopback/0, embedded_loopback/1, first_log_line/0, first_log_line/1,
-         log_escaped/0, log_escaped/1]).
+         log_escaped/0, log_escaped/1, getrandom_fails_stop/0, getrandom_fails_stop/1]).
 
 -define(READY_TIMEOUT, 20000).
 -define(CALL_WAIT, 10000).      % ms a refusal may take before it counts as a hang
@@ -61,12 +62,13 @@ groups() ->
     % the FIFO last: before the fix it wedged the daemon for good
     [{files, [], [files_symlink_last, files_symlink_middle, files_dotdot_absolute,
                   files_dump_existing, files_dump_mode, files_read_ok, files_fifo_device]},
-     {protocol, [], [filter_later_wins, exit_normal_unlinked, spawn_foreign_caller]},
+     {protocol, [], [filter_later_wins, exit_normal_unlinked, spawn_foreign_caller,
+                     spawn_refused_reply]},
      {descriptors, [], [emfile_pause]},
      {loop, [], [rpc_filter_off_loop, block_call_filter_off_loop, savefile_nomatch_chunks,
                  sigterm_during_compile]},
      {caps, [], [cap_ticks, cap_compile_queue, cap_ring, cap_handles]},
-     {defaults, [], [embedded_loopback, first_log_line, log_escaped]}].
+     {defaults, [], [embedded_loopback, first_log_line, log_escaped, getrandom_fails_stop]}].
 
 init_per_suite(Config) ->
     case os:cmd("id -u") of
@@ -302,6 +304,30 @@ spawn_foreign_caller(Config) ->
     ?assertEqual([], [F || {rawdist, _, Ctl, _} = F <- Frames, element(2, Ctl) =:= ReqId]),
     ?assertEqual(Before, handle_count(Node)),
     ewpcap_rawdist:close(C).
+
+spawn_refused_reply() ->
+    [{doc, "A spawn the daemon does not run (io:format/1, erpc with a malformed argument list) gets "
+           "a SPAWN_REPLY with the error notsup: spawn_request's caller is answered, never left waiting"}].
+spawn_refused_reply(Config) ->
+    Node = node_of(Config),
+    Before = handle_count(Node),
+    ReqId = spawn_request(Node, io, format, ["x"], [{reply, yes}]),
+    receive
+        {spawn_reply, ReqId, Status, Result} -> ?assertEqual({error, notsup}, {Status, Result})
+    after ?WAIT -> ct:fail(no_spawn_reply)
+    end,
+    % erpc:execute_call/4 with three arguments, on the raw connection
+    {ok, C} = ewpcap_rawdist:connect(Node, erlang:get_cookie(), #{}),
+    Own = ewpcap_rawdist:pid(C, 3),
+    ReqId2 = make_ref(),
+    ok = ewpcap_rawdist:send_ctl(C, {29, ReqId2, Own, Own, {erpc, execute_call, 4}, [monitor]},
+                                 [make_ref(), ewpcap, info]),
+    receive
+        {rawdist, _, {31, ReqId2, Own, _, Error}, none} -> ?assertEqual(notsup, Error)
+    after ?WAIT -> ct:fail(no_raw_spawn_reply)
+    end,
+    ewpcap_rawdist:close(C),
+    ?assertEqual(Before, handle_count(Node)).
 
 %%% ===================================================================
 %%% loop: nothing stalls the event loop
@@ -689,6 +715,45 @@ embedded_loopback(_Config) ->
     ct:pal("embedded ~p listens: ~s", [Node, Out]),
     [Local | _] = [L || L <- string:lexemes(Out, " \n"), lists:suffix(":" ++ integer_to_list(Port), L)],
     ?assertMatch("127." ++ _, Local).
+
+getrandom_fails_stop() ->
+    [{doc, "getrandom fails (ENOSYS, from an LD_PRELOAD shim built here): at the first connection the "
+           "daemon logs it and exits with status 1; it never makes a challenge from a weaker source, "
+           "and the connecting node gets no session"}].
+getrandom_fails_stop(Config) ->
+    Dir = ?config(priv_dir, Config),
+    Src = filename:join(Dir, "getrandom_fail.c"),
+    So = filename:join(Dir, "getrandom_fail.so"),
+    ok = file:write_file(Src, <<"#include <errno.h>\n#include <stddef.h>\n#include <sys/types.h>\n"
+                                "ssize_t getrandom(void *b, size_t n, unsigned f)\n"
+                                "{ (void)b; (void)n; (void)f; errno = ENOSYS; return -1; }\n">>),
+    Cc = os:find_executable("cc"),
+    Cc =/= false orelse ct:fail(no_cc),
+    {0, _} = run_cmd(Cc, ["-shared", "-fPIC", "-o", So, Src]),
+    D = start_daemon([], [{"LD_PRELOAD", So}], []),
+    try
+        #{node := Node} = D,
+        ?assertEqual(pang, net_adm:ping(Node)),
+        ?assert(wait_until_ms(fun() -> lists:member({exit_status, 1}, daemon_lines(D)) end, ?WAIT)),
+        Lines = daemon_lines(D),
+        ct:pal("~p", [Lines]),
+        ?assert(lists:any(fun(L) -> is_binary(L) andalso
+                                        binary:match(L, <<"getrandom: Function not implemented: stopping">>) =/= nomatch
+                          end, Lines))
+    after
+        stop_daemon(D)
+    end.
+
+run_cmd(Exe, Args) ->
+    P = open_port({spawn_executable, Exe}, [{args, Args}, exit_status, stderr_to_stdout, binary]),
+    run_cmd_collect(P, <<>>).
+
+run_cmd_collect(P, Acc) ->
+    receive
+        {P, {data, D}} -> run_cmd_collect(P, <<Acc/binary, D/binary>>);
+        {P, {exit_status, St}} -> {St, Acc}
+    after 60000 -> ct:fail({command_hangs, Acc})
+    end.
 
 first_log_line() ->
     [{doc, "A standalone daemon without --listen says in its first log line that it listens on every interface"}].
