@@ -262,7 +262,13 @@ conn_write(struct ewp_xport *x, const void *buf, size_t len)
     return io_result(c, SSL_write(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len));
 }
 
-/* SSL_read/SSL_write's result as read(2)'s */
+/*
+ * SSL_read/SSL_write's result as read(2)'s. SSL_read cannot want to write
+ * here, so waiting for readable after its EAGAIN is right: renegotiation
+ * and tickets are off (ewp_tls_new), and OpenSSL 3 answers a TLS 1.3
+ * KeyUpdate with the next SSL_write, not inside SSL_read (checked with a
+ * full socket: the read returns the data, nothing is written).
+ */
 static ssize_t
 io_result(struct tls_conn *c, int rv)
 {
