@@ -264,7 +264,8 @@ fuzz-clean:
 #                     message, {batch, 64}, same host and remote owner) side by
 #                     side; latency and RSS checks. Prints the table and
 #                     PASS/FAIL per target; writes bench/out/results.{json,csv}
-#                     and bench/out/plot.png. BENCH_STRICT=1: exit 1 on a FAIL.
+#                     and bench/out/plot.png, and the README's table
+#                     (bench/readme_table.sh). A FAIL makes it exit 1.
 #                     Also BENCH_COUNT, BENCH_RATES, BENCH_SIZES (bench/run.sh).
 #                     BENCH_EWPCAPD_BEFORE=/path/to/old/ewpcapd: every ewpcapd row
 #                     also with that binary, interleaved; a before/after table.
@@ -277,7 +278,9 @@ BENCH_CFLAGS = $(CFLAGS) $(WARN) -std=gnu11
 
 .PHONY: bench bench-build bench-clean bench-dump
 
-bench-build: $(BENCH_BINS) $(BENCH_OUT)/ebin/ewpcap_bench.beam $(BENCH_OUT)/ebin/ewpcap_bench_cmp.beam
+BENCH_BEAMS = $(patsubst bench/%.erl,$(BENCH_OUT)/ebin/%.beam,$(wildcard bench/*.erl))
+
+bench-build: $(BENCH_BINS) $(BENCH_BEAMS)
 
 $(BENCH_OUT)/pktgen: bench/pktgen.c
 	@mkdir -p $(@D)
@@ -291,7 +294,7 @@ $(BENCH_OUT)/ebin/ewpcap_bench.beam: bench/ewpcap_bench.erl $(wildcard include/*
 	@mkdir -p $(@D)
 	$(erlc_verbose) erlc -Wall +warnings_as_errors -I include -o $(@D) $<
 
-$(BENCH_OUT)/ebin/ewpcap_bench_cmp.beam: bench/ewpcap_bench_cmp.erl
+$(BENCH_OUT)/ebin/%.beam: bench/%.erl
 	@mkdir -p $(@D)
 	$(erlc_verbose) erlc -Wall +warnings_as_errors -o $(@D) $<
 
