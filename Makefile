@@ -269,6 +269,8 @@ fuzz-clean:
 #                     Also BENCH_COUNT, BENCH_RATES, BENCH_SIZES (bench/run.sh).
 #                     BENCH_EWPCAPD_BEFORE=/path/to/old/ewpcapd: every ewpcapd row
 #                     also with that binary, interleaved; a before/after table.
+#   make bench-atoms  the receiving node's CPU per packet message with and
+#                     without the atom cache (bench/ewpcap_bench_atoms.erl)
 #   make bench-build  only the bench programs
 #   make bench-clean  remove bench/out
 
@@ -276,11 +278,15 @@ BENCH_OUT = bench/out
 BENCH_BINS = $(BENCH_OUT)/pktgen $(BENCH_OUT)/pcapcount
 BENCH_CFLAGS = $(CFLAGS) $(WARN) -std=gnu11
 
-.PHONY: bench bench-build bench-clean bench-dump
+.PHONY: bench bench-build bench-clean bench-dump bench-atoms
 
 BENCH_BEAMS = $(patsubst bench/%.erl,$(BENCH_OUT)/ebin/%.beam,$(wildcard bench/*.erl))
 
-bench-build: $(BENCH_BINS) $(BENCH_BEAMS)
+bench-build: $(BENCH_BINS) $(BENCH_BEAMS) $(BENCH_OUT)/ebin/ewpcap_rawdist.beam
+
+$(BENCH_OUT)/ebin/ewpcap_rawdist.beam: test/ewpcap_rawdist.erl
+	@mkdir -p $(@D)
+	$(erlc_verbose) erlc -Wall +warnings_as_errors -o $(@D) $<
 
 $(BENCH_OUT)/pktgen: bench/pktgen.c
 	@mkdir -p $(@D)
@@ -301,6 +307,10 @@ $(BENCH_OUT)/ebin/%.beam: bench/%.erl
 bench: all bench-build
 	bash bench/run.sh
 	bash bench/dump_ratio.sh
+
+# the atom cache's worth on the receiving node (issue 13; no root needed)
+bench-atoms: bench-build
+	erl -noshell -sname ewp_bench_atoms_$$$$ -pa $(BENCH_OUT)/ebin -run ewpcap_bench_atoms main
 
 # just ewpcap_dump -r against tcpdump -r (issue 16)
 bench-dump: all
