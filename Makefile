@@ -264,10 +264,13 @@ fuzz-clean:
 #                     message, {batch, 64}, same host and remote owner) side by
 #                     side; latency and RSS checks. Prints the table and
 #                     PASS/FAIL per target; writes bench/out/results.{json,csv}
-#                     and bench/out/plot.png. BENCH_STRICT=1: exit 1 on a FAIL.
+#                     and bench/out/plot.png, and the README's table
+#                     (bench/readme_table.sh). A FAIL makes it exit 1.
 #                     Also BENCH_COUNT, BENCH_RATES, BENCH_SIZES (bench/run.sh).
 #                     BENCH_EWPCAPD_BEFORE=/path/to/old/ewpcapd: every ewpcapd row
 #                     also with that binary, interleaved; a before/after table.
+#   make bench-atoms  the receiving node's CPU per packet message with and
+#                     without the atom cache (bench/ewpcap_bench_atoms.erl)
 #   make bench-build  only the bench programs
 #   make bench-clean  remove bench/out
 
@@ -275,9 +278,15 @@ BENCH_OUT = bench/out
 BENCH_BINS = $(BENCH_OUT)/pktgen $(BENCH_OUT)/pcapcount
 BENCH_CFLAGS = $(CFLAGS) $(WARN) -std=gnu11
 
-.PHONY: bench bench-build bench-clean bench-dump
+.PHONY: bench bench-build bench-clean bench-dump bench-atoms
 
-bench-build: $(BENCH_BINS) $(BENCH_OUT)/ebin/ewpcap_bench.beam $(BENCH_OUT)/ebin/ewpcap_bench_cmp.beam
+BENCH_BEAMS = $(patsubst bench/%.erl,$(BENCH_OUT)/ebin/%.beam,$(wildcard bench/*.erl))
+
+bench-build: $(BENCH_BINS) $(BENCH_BEAMS) $(BENCH_OUT)/ebin/ewpcap_rawdist.beam
+
+$(BENCH_OUT)/ebin/ewpcap_rawdist.beam: test/ewpcap_rawdist.erl
+	@mkdir -p $(@D)
+	$(erlc_verbose) erlc -Wall +warnings_as_errors -o $(@D) $<
 
 $(BENCH_OUT)/pktgen: bench/pktgen.c
 	@mkdir -p $(@D)
@@ -291,13 +300,17 @@ $(BENCH_OUT)/ebin/ewpcap_bench.beam: bench/ewpcap_bench.erl $(wildcard include/*
 	@mkdir -p $(@D)
 	$(erlc_verbose) erlc -Wall +warnings_as_errors -I include -o $(@D) $<
 
-$(BENCH_OUT)/ebin/ewpcap_bench_cmp.beam: bench/ewpcap_bench_cmp.erl
+$(BENCH_OUT)/ebin/%.beam: bench/%.erl
 	@mkdir -p $(@D)
 	$(erlc_verbose) erlc -Wall +warnings_as_errors -o $(@D) $<
 
 bench: all bench-build
 	bash bench/run.sh
 	bash bench/dump_ratio.sh
+
+# the atom cache's worth on the receiving node (issue 13; no root needed)
+bench-atoms: bench-build
+	erl -noshell -sname ewp_bench_atoms_$$$$ -pa $(BENCH_OUT)/ebin -run ewpcap_bench_atoms main
 
 # just ewpcap_dump -r against tcpdump -r (issue 16)
 bench-dump: all
@@ -327,7 +340,7 @@ bench-clean:
 # 0 cases run, or a skip not listed in test/skips.allow.
 SAN_DIR = $(CURDIR)/_build/san
 CT_SNAME ?=
-CT_ASAN_MIN_CASES ?= 267
+CT_ASAN_MIN_CASES ?= 271
 CT_MEMCHECK_MIN_CASES ?= 22
 CT_ASAN_SOAK_CYCLES ?= 200
 CT_ASAN_SOAK_OWNERS ?= 100

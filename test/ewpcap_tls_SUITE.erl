@@ -44,7 +44,8 @@ groups() ->
             tls_wire_payload_hidden,
             tls_optfile_daemon,
             tls_embedded_daemon,
-            tls_dump_node
+            tls_dump_node,
+            tls_dist_buffer
         ]},
         {ipv6, [], [
             inet6_embedded_daemon,
@@ -339,6 +340,27 @@ tls_embedded_daemon(Config) ->
     ct:pal("embedded daemon ~p, controller ~p", [Node, Ctrl]),
     ?assertEqual([M], [P || {_, _, <<_:28/binary, P/binary>>} <- [strip_lo(G) || G <- Got]]),
     ?assert(is_pid(Ctrl)).
+
+tls_dist_buffer() ->
+    [{doc, "Over TLS (a process as controller, no port in dist_ctrl) the library still raises "
+           "the user-space buffer of the TCP socket under the daemon's connection to 1 MiB "
+           "(ewpcap_distbuf, through net_kernel:setopts/2 and ssl)"}].
+tls_dist_buffer(Config) ->
+    _D = tls_daemon(Config),
+    A = tls_client(Config, "buf", good),
+    Ag = ?TB:agent(A),
+    {Ctrl, Socks} = on(A, Ag, fun() ->
+        {ok, S} = ewpcap:open(?D, <<"vethB">>, [{filter, udp_filter(40441)}]),
+        ok = ewpcap:close(S),
+        % the TCP sockets of this node, as inet sees them, with their peers
+        Ps = [{inet:peername(P), inet:getopts(P, [buffer])}
+              || P <- erlang:ports(), erlang:port_info(P, name) =:= {name, "tcp_inet"}],
+        {dist_ctrl(?D), Ps}
+    end),
+    ct:pal("controller ~p; TCP sockets ~p", [Ctrl, Socks]),
+    ?assert(is_pid(Ctrl)),
+    ToDaemon = [B || {{ok, {{10, 77, 1, 2}, _}}, {ok, [{buffer, B}]}} <- Socks],
+    ?assert(lists:member(1048576, ToDaemon)).
 
 tls_dump_node() ->
     [{doc, "bin/ewpcap_dump -N over TLS (--tls-optfile): captures from the TLS daemon; without it, the TLS daemon refuses it"}].
