@@ -301,10 +301,10 @@ row(remote, Size, Rate, Ctx) ->
     remote_row([], Size, Rate, Ctx);
 row(remote_batch64, Size, Rate, Ctx) ->
     remote_row([{batch, 64}], Size, Rate, Ctx);
-row(remote_tls, Size, Rate, #{tls := #{client := Cli, pid := Pid}} = Ctx) ->
-    remote_row([], Size, Rate, Ctx#{client := Cli, remote_pid := Pid});
-row(remote_tls_batch64, Size, Rate, #{tls := #{client := Cli, pid := Pid}} = Ctx) ->
-    remote_row([{batch, 64}], Size, Rate, Ctx#{client := Cli, remote_pid := Pid}).
+row(remote_tls, Size, Rate, #{tls := #{client := Cli, pid := Pid, node := N}} = Ctx) ->
+    remote_row([], Size, Rate, Ctx#{client := Cli, remote_pid := Pid, remote_node := N});
+row(remote_tls_batch64, Size, Rate, #{tls := #{client := Cli, pid := Pid, node := N}} = Ctx) ->
+    remote_row([{batch, 64}], Size, Rate, Ctx#{client := Cli, remote_pid := Pid, remote_node := N}).
 
 %% Packets per row: BENCH_COUNT, but at most BENCH_ROW_SECS of sending
 %% at a paced rate (every row kind gets the same count at a given rate).
@@ -1173,7 +1173,7 @@ start_tls_nodes(Ctx) ->
     {ok, <<"hello ", P/binary>>} = wait_line(CPort, "hello ", 30000),
     say("bench: TLS ewpcapd ewpcap_tls@~s (os pid ~b), TLS client node (os pid ~s)",
         [Addr, DPid, P]),
-    #{daemon_port => DPort, pid => DPid,
+    #{daemon_port => DPort, pid => DPid, node => list_to_atom("ewpcap_tls@" ++ Addr),
       client => #{port => CPort, pid => binary_to_integer(P)}}.
 
 stop_tls(undefined) ->

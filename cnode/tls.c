@@ -105,7 +105,14 @@ ewp_tls_new(const struct ewp_tls_config *cfg, char *errbuf, size_t errlen)
     }
     (void)SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     (void)SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                                       SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TICKET);
+                                       SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TICKET |
+                                       SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* AES-128-GCM first: both ends spend less per packet than with
+     * AES-256 (OpenSSL's default first choice), at a strength TLS 1.3
+     * ranks equal for this use; the client's list still decides what is
+     * possible */
+    (void)SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                                        "TLS_CHACHA20_POLY1305_SHA256");
     (void)SSL_CTX_set_num_tickets(ctx, 0);
     (void)SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     (void)SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
