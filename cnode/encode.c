@@ -81,12 +81,12 @@ ewp_encode_batch_prefix(ei_x_buff *x, const erlang_pid *to, const erlang_ref *re
 /* ... Time, Length, <<Packet header>>: writes at most EWP_TAIL_MAX bytes
  * into out and returns how many; the caller appends caplen packet bytes. */
 size_t
-ewp_encode_packet_tail(char *out, enum ewp_time_unit unit, long sec, long usec,
+ewp_encode_packet_tail(char *out, enum ewp_time_unit unit, long sec, long frac,
                        uint32_t len, uint32_t caplen)
 {
     int i = 0;
 
-    (void)ewp_encode_time(out, &i, unit, sec, usec);
+    (void)ewp_encode_time(out, &i, unit, sec, frac);
     (void)ei_encode_ulong(out, &i, len);
     out[i++] = ERL_BINARY_EXT;
     out[i++] = (char)((caplen >> 24) & 0xff);
@@ -96,17 +96,20 @@ ewp_encode_packet_tail(char *out, enum ewp_time_unit unit, long sec, long usec,
     return (size_t)i;
 }
 
-/* {MegaSecs, Secs, MicroSecs} or Secs * 1000000 + MicroSecs. buf may be
- * NULL to measure, as with ei_encode_*. */
+/* {MegaSecs, Secs, MicroSecs}, Secs * 1000000 + MicroSecs or, for
+ * EWP_TIME_NANOSECOND (frac in nanoseconds then), Secs * 1000000000 +
+ * NanoSecs. buf may be NULL to measure, as with ei_encode_*. */
 int
-ewp_encode_time(char *buf, int *index, enum ewp_time_unit unit, long sec, long usec)
+ewp_encode_time(char *buf, int *index, enum ewp_time_unit unit, long sec, long frac)
 {
+    if (unit == EWP_TIME_NANOSECOND)
+        return ei_encode_longlong(buf, index, (long long)sec * 1000000000LL + frac);
     if (unit == EWP_TIME_MICROSECOND)
-        return ei_encode_longlong(buf, index, (long long)sec * 1000000LL + usec);
+        return ei_encode_longlong(buf, index, (long long)sec * 1000000LL + frac);
     TRY(ei_encode_tuple_header(buf, index, 3));
     TRY(ei_encode_long(buf, index, sec / 1000000));
     TRY(ei_encode_long(buf, index, sec % 1000000));
-    TRY(ei_encode_long(buf, index, usec));
+    TRY(ei_encode_long(buf, index, frac));
     return 0;
 }
 
