@@ -478,16 +478,16 @@ read_loop(F, Dlt, L) ->
             end,
         case read_batch(F, N, []) of
             {eof, Batch} -> packets(Dlt, Batch, L);
-            {ok, Batch} -> read_loop(F, Dlt, packets(Dlt, Batch, L))
+            {ok, Batch, F1} -> read_loop(F1, Dlt, packets(Dlt, Batch, L))
         end
     end.
 
-read_batch(_F, 0, Acc) ->
-    {ok, lists:reverse(Acc)};
+read_batch(F, 0, Acc) ->
+    {ok, lists:reverse(Acc), F};
 read_batch(F, N, Acc) ->
     case ewpcap_pcap_file:read(F) of
         eof -> {eof, lists:reverse(Acc)};
-        {ok, Rec} -> read_batch(F, N - 1, [Rec | Acc]);
+        {ok, Rec, F1} -> read_batch(F1, N - 1, [Rec | Acc]);
         {error, Reason} -> fatal("~ts", [ewpcap_pcap_file:format_error(Reason)])
     end.
 
