@@ -268,8 +268,9 @@ bad_precision(Config) ->
 
 open_nano_times() ->
     [{doc, "{tstamp_precision, nano}: Time is integer nanoseconds (not all multiples of "
-      "1000, near now); with {time_unit, timestamp} the tuple; micro precision in "
-      "nanoseconds: all multiples of 1000"}].
+      "1000, near now, the microseconds of a micro capture of the same packets); with "
+      "{time_unit, timestamp} the tuple; micro precision in nanoseconds: all multiples "
+      "of 1000"}].
 open_nano_times(_Config) ->
     {Rx, Port} = udp_receiver(),
     Filter = "udp port " ++ integer_to_list(Port),
@@ -289,6 +290,8 @@ open_nano_times(_Config) ->
     [?assert(is_integer(T) andalso abs(Now - T) < 10000000000) || {T, _} <- NanoTimes],
     ?assert(lists:any(fun({T, _}) -> T rem 1000 =/= 0 end, NanoTimes)),
     [?assert(is_integer(T) andalso T rem 1000 =:= 0) || {T, _} <- MicroTimes],
+    % the kernel stamps a packet once: the same time, to the microsecond
+    ?assertEqual([T div 1000 || {T, _} <- MicroTimes], [T div 1000 || {T, _} <- NanoTimes]),
     [?assertMatch({{_, _, _}, _}, X) || X <- TupleTimes],
     % the same packets, in both
     ?assertEqual([P || {_, P} <- NanoTimes], [P || {_, P} <- MicroTimes]),
@@ -313,16 +316,22 @@ open_file_nano(Config) ->
 
 dump_live_pcapng_nano() ->
     [{doc, "ewpcap_dump -i lo --nano -w X.pcapng: capinfos shows one interface NODE:lo in "
-      "nanoseconds with its filter and statistics; tshark names it per packet; times "
-      "not all multiples of 1000; tcpdump reads it"}].
+      "nanoseconds with its filter and statistics; tshark names it per packet; the "
+      "times and bytes of tcpdump --time-stamp-precision=nano, not all multiples of "
+      "1000; tcpdump reads it"}].
 dump_live_pcapng_nano(Config) ->
     {Rx, Port} = udp_receiver(),
     Filter = "udp port " ++ integer_to_list(Port),
     Out = filename:join(?config(priv_dir, Config), "live.pcapng"),
+    Theirs = filename:join(?config(priv_dir, Config), "tcpdump-nano.pcap"),
+    T = start_cmd(["tcpdump", "-i", "lo", "-Z", "root", "--time-stamp-precision=nano", "-c", "10",
+                   "-U", "-w", Theirs, Filter]),
     P = start(Config, ["-i", "lo", "--nano", "-c", "10", "-w", Out, Filter]),
     ok = wait_listening(P),
+    ok = wait_listening(T),
     send_udp(Port, 10, <<"live pcapng">>),
     {0, <<>>, Err} = wait_exit(P, 60000),
+    {0, _, _} = wait_exit(T, 60000),
     gen_udp:close(Rx),
     ct:pal("~ts", [Err]),
     {0, Info, _} = cmd(["capinfos", Out]),
@@ -342,15 +351,18 @@ dump_live_pcapng_nano(Config) ->
     {ok, R} = ewpcap_pcap_file:open_read(Out, #{precision => nano}),
     Recs = read_all(R),
     ?assertEqual(10, length(Recs)),
-    ?assert(lists:any(fun({T, _, _}) -> T rem 1000 =/= 0 end, Recs)),
+    ?assert(lists:any(fun({Ns, _, _}) -> Ns rem 1000 =/= 0 end, Recs)),
     [?assertEqual(<<"live pcapng">>, binary:part(B, byte_size(B), -11)) || {_, _, B} <- Recs],
+    % tcpdump's nanosecond capture of the same packets: the same times and bytes
+    {ok, R2} = ewpcap_pcap_file:open_read(Theirs, #{precision => nano}),
+    ?assertEqual(read_all(R2), Recs),
     {0, TText, _} = cmd(["tcpdump", "-n", "-r", Out]),
     ?assertEqual(10, length(lines(TText))).
 
 dump_live_pcap_nano_magic() ->
     [{doc, "ewpcap_dump -i lo --nano -w X.pcap: the nanosecond magic 0xa1b23c4d, "
-      "times not all multiples of 1000 (tcpdump prints them to the nanosecond); "
-      "without --nano the microsecond magic"}].
+      "times not all multiples of 1000 (tcpdump prints them to the nanosecond), the "
+      "microseconds of a capture without --nano, which has the microsecond magic"}].
 dump_live_pcap_nano_magic(Config) ->
     {Rx, Port} = udp_receiver(),
     Filter = "udp port " ++ integer_to_list(Port),
@@ -374,7 +386,10 @@ dump_live_pcap_nano_magic(Config) ->
     ?assertEqual(10, length(Fracs)),
     ?assert(lists:any(fun(F) -> binary:part(F, 6, 3) =/= <<"000">> end, Fracs)),
     {ok, R} = ewpcap_pcap_file:open_read(Nano, #{precision => nano}),
-    ?assertEqual(10, length(read_all(R))).
+    {ok, RM} = ewpcap_pcap_file:open_read(Micro, #{precision => micro}),
+    NanoRecs = read_all(R),
+    % the same packets, stamped once by the kernel: the same microseconds
+    ?assertEqual([{T div 1000, L, B} || {T, L, B} <- NanoRecs], read_all(RM)).
 
 %%% ===================================================================
 %%% Helpers
