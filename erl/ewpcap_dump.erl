@@ -387,10 +387,8 @@ loop(#loop{ref = Ref} = L) ->
 
 %% A name looked up in the background (live captures print the address
 %% until it is known).
-resolved(IP, Name, #loop{out = {text, P}} = L) ->
-    L#loop{out = {text, ewpcap_dump_fmt:resolved(IP, Name, P)}};
-resolved(_IP, _Name, L) ->
-    L.
+resolved(IP, Name, L) ->
+    L#loop{out = ewpcap_dump_out:resolved(IP, Name, L#loop.out)}.
 
 %% The live count, as dumpcap shows it, when writing to a file and
 %% stderr is a terminal.

@@ -18,7 +18,7 @@
 
 -include("ewpcap_dump.hrl").
 
--export([open/4, emit/3, close/2, format/1]).
+-export([open/4, emit/3, close/2, format/1, resolved/3]).
 
 -export_type([out/0, source/0]).
 
@@ -117,6 +117,14 @@ emit(_Dlt, Batch, {pcapng, W, Id}) ->
         {error, {_, closed}, W1} -> throw({output_closed, {pcapng, W1, Id}});
         {error, Reason, _} -> fatal(Reason)
     end.
+
+%% @doc A name looked up in the background, for the text lines (live
+%% captures print the address until it is known).
+-spec resolved(inet:ip_address(), string(), out()) -> out().
+resolved(IP, Name, {text, P, Precision}) ->
+    {text, ewpcap_dump_fmt:resolved(IP, Name, P), Precision};
+resolved(_IP, _Name, Out) ->
+    Out.
 
 %% @doc Writes out and closes the file; a pcapng file gets the counts
 %% (`undefined': none known) in an Interface Statistics Block.

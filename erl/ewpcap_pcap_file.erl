@@ -81,7 +81,7 @@
 %%% ===================================================================
 
 %% @equiv header(LinkType, Snaplen, Endian, micro)
--spec header(0..16#FFFFFFFF, pos_integer(), big | little | native) -> binary().
+-spec header(0..16#FFFFFFFF, pos_integer(), big | little | native) -> <<_:192>>.
 header(LinkType, Snaplen, Endian) ->
     header(LinkType, Snaplen, Endian, micro).
 
@@ -102,7 +102,7 @@ magic(micro) -> 16#a1b2c3d4;
 magic(nano) -> 16#a1b23c4d.
 
 %% @equiv record(Time, Len, Packet, micro)
--spec record(non_neg_integer(), non_neg_integer(), binary()) -> iolist().
+-spec record(non_neg_integer(), non_neg_integer(), binary()) -> [binary(), ...].
 record(Time, Len, Packet) ->
     record(Time, Len, Packet, micro).
 
