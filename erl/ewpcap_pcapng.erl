@@ -163,10 +163,12 @@ isb(IfId, Time, Stats) ->
     block(?ISB, [<<IfId:32/native, (Time bsr 32):32/native, (Time band 16#FFFFFFFF):32/native>>,
                  options(Counts)]).
 
-%% @doc One option: code, length, the value padded to 32 bits.
--spec option(0..16#FFFF, unicode:chardata()) -> iolist().
+%% @doc One option: code, length, the value padded to 32 bits. A binary
+%% is the value's bytes as they are (a count, a time, UTF-8 text); a
+%% list is text, written in UTF-8.
+-spec option(0..16#FFFF, binary() | unicode:chardata()) -> iolist().
 option(Code, Value) ->
-    Bin = unicode:characters_to_binary(Value),
+    Bin = value(Value),
     Len = byte_size(Bin),
     [<<Code:16/native, Len:16/native>>, Bin, pad(Len)].
 
@@ -337,9 +339,17 @@ block(Type, Body) ->
 
 %% Options with a value, then opt_endofopt; none: no options at all.
 options(Opts) ->
-    case [option(Code, V) || {Code, V} <- Opts, iolist_size(V) > 0] of
+    case [option(Code, B) || {Code, V} <- Opts, B <- [value(V)], B =/= <<>>] of
         [] -> [];
         Encoded -> [Encoded, <<?OPT_ENDOFOPT:16, 0:16>>]
+    end.
+
+value(V) when is_binary(V) ->
+    V;
+value(V) ->
+    case unicode:characters_to_binary(V) of
+        B when is_binary(B) -> B;
+        _ -> error(badarg, [V])
     end.
 
 pad(Len) ->

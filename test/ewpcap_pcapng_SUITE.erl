@@ -108,7 +108,7 @@ writer_read_by_tools(Config) ->
         "^Number of packets: +" ++ integer_to_list(N) ++ "$",
         "^Number of interfaces in file: 2$",
         "^Capture application: +ewpcap_pcapng_SUITE$",
-        "Interface #0 info:\\n +Name = ewp@hosta:eth0\\n +Description = first\\n",
+        <<"Interface #0 info:\\n +Name = ewp@hosta:eth0\\n +Description = first \x{20ac}\\n"/utf8>>,
         "Interface #1 info:\\n +Name = ewp@hostb:lo\\n",
         "Time precision = nanoseconds \\(9\\)",
         "Time precision = microseconds \\(6\\)",
@@ -160,7 +160,7 @@ writer_block_layout(Config) ->
                  maps:with([1, 4], options(ShbOpts))),
     [{1, <<1:16/native, 0:16, 262144:32/native, If0/binary>>},
      {1, <<1:16/native, 0:16, 262144:32/native, If1/binary>>}] = lists:sublist(Blocks, 2, 2),
-    ?assertMatch(#{2 := [<<"ewp@hosta:eth0">>], 3 := [<<"first">>], 9 := [<<9>>],
+    ?assertMatch(#{2 := [<<"ewp@hosta:eth0">>], 3 := [<<"first \x{20ac}"/utf8>>], 9 := [<<9>>],
                    11 := [<<0, "tcp or arp">>], 12 := [<<"Linux">>]}, options(If0)),
     ?assertMatch(#{2 := [<<"ewp@hostb:lo">>], 9 := [<<6>>]}, options(If1)),
     % each EPB: interface, time, lengths, the packet padded to 32 bits
@@ -175,7 +175,7 @@ writer_block_layout(Config) ->
                              Cap:32/native, L:32/native, P/binary, 0:(Pad * 8)>>, Epb)
       end, lists:zip(lists:seq(1, N), lists:zip(Recs, Epbs))),
     [<<0:32/native, _:64, Isb0/binary>>, <<1:32/native, _:64, Isb1/binary>>] = [B || {5, B} <- Blocks],
-    ?assertEqual(#{4 => [<<100:64/native>>], 5 => [<<3:64/native>>]}, options(Isb0)),
+    ?assertEqual(#{4 => [<<1000000:64/native>>], 5 => [<<300:64/native>>]}, options(Isb0)),
     ?assertEqual(#{4 => [<<50:64/native>>], 5 => [<<0:64/native>>], 8 => [<<11:64/native>>]},
                  options(Isb1)).
 
@@ -403,14 +403,15 @@ two_interfaces(Config) ->
     File = filename:join(?config(priv_dir, Config), "two.pcapng"),
     {ok, W} = ewpcap_pcapng:open_write(File, #{userappl => "ewpcap_pcapng_SUITE", comment => "a comment"}),
     {ok, 0, W1} = ewpcap_pcapng:add_interface(W, #{linktype => 1, snaplen => Snap, name => "ewp@hosta:eth0",
-                                                   description => "first", tsresol => 9,
+                                                   description => "first \x{20ac}", tsresol => 9,
                                                    filter => "tcp or arp", os => "Linux"}),
     {ok, 1, W2} = ewpcap_pcapng:add_interface(W1, #{linktype => 1, snaplen => Snap, name => "ewp@hostb:lo",
                                                     tsresol => 6}),
     {A, B} = lists:split(length(Recs) div 2, Recs),
     {ok, W3} = ewpcap_pcapng:write(W2, 0, [{T * 1000 + ?NS_EXTRA, L, P} || {T, L, P} <- A]),
     {ok, W4} = ewpcap_pcapng:write(W3, 1, B),
-    ok = ewpcap_pcapng:close_write(W4, [{0, #{recv => 100, drop => 3}},
+    % counts with bytes past 127: options hold bytes, not text
+    ok = ewpcap_pcapng:close_write(W4, [{0, #{recv => 1000000, drop => 300}},
                                         {1, #{recv => 50, drop => 0, delivered => 11}}]),
     {File, Recs}.
 
