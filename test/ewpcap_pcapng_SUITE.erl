@@ -318,7 +318,7 @@ dump_live_pcapng_nano() ->
     [{doc, "ewpcap_dump -i lo --nano -w X.pcapng: capinfos shows one interface NODE:lo in "
       "nanoseconds with its filter and statistics; tshark names it per packet; the "
       "times and bytes of tcpdump --time-stamp-precision=nano, not all multiples of "
-      "1000; tcpdump reads it"}].
+      "1000; tcpdump reads it; the ISB counts"}].
 dump_live_pcapng_nano(Config) ->
     {Rx, Port} = udp_receiver(),
     Filter = "udp port " ++ integer_to_list(Port),
@@ -357,7 +357,12 @@ dump_live_pcapng_nano(Config) ->
     {ok, R2} = ewpcap_pcap_file:open_read(Theirs, #{precision => nano}),
     ?assertEqual(read_all(R2), Recs),
     {0, TText, _} = cmd(["tcpdump", "-n", "-r", Out]),
-    ?assertEqual(10, length(lines(TText))).
+    ?assertEqual(10, length(lines(TText))),
+    % the statistics at the end: received by the filter, 10 written
+    {ok, Bin} = file:read_file(Out),
+    [<<0:32/native, _:64, Isb/binary>>] = [B || {5, B} <- walk(Bin)],
+    #{4 := [<<Recv:64/native>>], 5 := [<<_Drop:64/native>>], 8 := [<<10:64/native>>]} = options(Isb),
+    ?assert(Recv >= 10).
 
 dump_live_pcap_nano_magic() ->
     [{doc, "ewpcap_dump -i lo --nano -w X.pcap: the nanosecond magic 0xa1b23c4d, "
