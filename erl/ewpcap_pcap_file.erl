@@ -15,7 +15,7 @@
 %%%     ewpcap_pcapng.</li>
 %%% <li>Reading: open_read/1,2, read/1, close_read/1 and read_file/1: both
 %%%     byte orders, micro- and nanosecond files (magic `0xa1b2c3d4' and
-%%%     `0xa1b23c4d'), and pcapng files (through ewpcap_pcapng: the link
+%%%     `0xa1b23c4d'), and pcapng files (through ewpcap_pcapng_read: the link
 %%%     type and snaplen are those of the first interface, the packets
 %%%     those of every interface); times come back in microseconds, or
 %%%     nanoseconds with `{precision, nano}'.</li>
@@ -54,7 +54,7 @@
     endian :: big | little,
     unit :: micro | nano,                  % of the file
     out = micro :: micro | nano,           % of the times read/1 returns
-    ng :: ewpcap_pcapng:reader() | undefined, % a pcapng file
+    ng :: ewpcap_pcapng_read:reader() | undefined, % a pcapng file
     snaplen :: non_neg_integer(),
     linktype :: non_neg_integer(),
     name :: string()
@@ -267,7 +267,7 @@ read(#reader{ng = undefined, io = Io, endian = E, unit = U, out = Out, name = Na
             Error
     end;
 read(#reader{ng = Ng, out = Out} = R) ->
-    case ewpcap_pcapng:read(Ng) of
+    case ewpcap_pcapng_read:read(Ng) of
         {ok, {_IfId, Ns, Orig, Packet}, Ng1} ->
             Time = case Out of
                        micro -> Ns div 1000;
@@ -355,9 +355,9 @@ reader(Io, Name, Out) ->
                    end,
             case Kind of
                 {pcapng, _} ->
-                    case ewpcap_pcapng:reader(Io, Name, <<Magic/binary, Rest/binary>>) of
+                    case ewpcap_pcapng_read:reader(Io, Name, <<Magic/binary, Rest/binary>>) of
                         {ok, Ng} ->
-                            #{linktype := L, snaplen := S} = ewpcap_pcapng:info(Ng),
+                            #{linktype := L, snaplen := S} = ewpcap_pcapng_read:info(Ng),
                             {ok, #reader{io = Io, endian = little, unit = nano, out = Out,
                                          snaplen = S, linktype = L, name = Name, ng = Ng}};
                         {error, _} = Error ->
