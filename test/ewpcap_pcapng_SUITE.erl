@@ -7,7 +7,8 @@
 %%% statistics) and by `ewpcap_dump -r known.pcap -w X.pcapng' are read by
 %%% every tool with the packets' bytes, lengths and times unchanged; their
 %%% blocks are walked here as the specification lays them out; pcapng
-%%% written by editcap is read by ewpcap_dump; a pcapng to /dev/full and
+%%% written by editcap is read by ewpcap_dump, corrupted copies never crash
+%%% the reader; a pcapng to /dev/full and
 %%% a bad precision are refused with a message and the documented status.
 %%%
 %%% Group `live' (root): captures on lo with `{tstamp_precision, nano}'
@@ -45,6 +46,7 @@ groups() ->
             writer_block_layout,
             dump_rewrites_pcapng,
             read_pcapng_of_editcap,
+            read_mutated_pcapng,
             pcapng_to_full_disk,
             bad_precision
         ]},
@@ -228,6 +230,42 @@ read_pcapng_of_editcap(Config) ->
     ?assertMatch({match, _}, re:run(NsInfo, "Time precision = nanoseconds \\(9\\)")),
     {0, EText2, _} = dump(Config, ["-n", "-r", NgNs]),
     ?assertEqual(lines(KText), lines(EText2)).
+
+read_mutated_pcapng() ->
+    [{doc, "3000 truncated or corrupted copies of a pcapng (a fixed seed): the reader "
+      "returns packets or an error text, never crashes; ewpcap_dump -r of a truncated "
+      "one: status 1 and one line"}].
+read_mutated_pcapng(Config) ->
+    {File, _} = two_interfaces(Config),
+    {ok, B} = file:read_file(File),
+    Size = byte_size(B),
+    Mut = filename:join(?config(priv_dir, Config), "mutated.pcapng"),
+    _ = rand:seed(exsss, {14, 14, 14}),
+    Bad = lists:filtermap(
+            fun(I) ->
+                    M = case I rem 3 of
+                            0 -> binary:part(B, 0, I rem Size);
+                            1 -> P = rand:uniform(Size) - 1,
+                                 <<H:P/binary, _, T/binary>> = B,
+                                 <<H/binary, (rand:uniform(256) - 1), T/binary>>;
+                            2 -> P = rand:uniform(Size - 4) - 1,
+                                 <<H:P/binary, _:32, T/binary>> = B,
+                                 <<H/binary, (rand:uniform(16#FFFFFFFF)):32, T/binary>>
+                        end,
+                    ok = file:write_file(Mut, M),
+                    try ewpcap_pcap_file:read_file(Mut) of
+                        {ok, _, _, _} -> false;
+                        {error, [_ | _]} -> false;
+                        Other -> {true, {I, Other}}
+                    catch
+                        C:R:St -> {true, {I, C, R, hd(St)}}
+                    end
+            end, lists:seq(1, 3000)),
+    ?assertEqual([], lists:sublist(Bad, 5)),
+    ok = file:write_file(Mut, binary:part(B, 0, Size - 30)),
+    {1, _, Err} = dump(Config, ["-n", "-r", Mut]),
+    ?assertMatch([<<"reading from file ", _/binary>>, <<"ewpcap_dump: ", _/binary>>], lines(Err)),
+    ?assertMatch({match, _}, re:run(Err, "truncated record$", [multiline])).
 
 pcapng_to_full_disk() ->
     [{doc, "A pcapng (or pcap) to /dev/full: status 1, one line naming the file and "
