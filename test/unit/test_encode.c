@@ -269,6 +269,20 @@ test_time_is_mega_sec_micro_or_microseconds(void)
     i = 0;
     CU_ASSERT(ei_decode_longlong(buf, &i, &us) == 0 && us == 1795725610972694123LL);
     CU_ASSERT(i == measured);
+
+    /* past 2262 (year 9999): a bignum, 253402300799999999999 */
+    i = 0;
+    measured = 0;
+    CU_ASSERT(ewp_encode_time(NULL, &measured, EWP_TIME_NANOSECOND, 253402300799L, 999999999L) == 0);
+    CU_ASSERT(ewp_encode_time(buf, &i, EWP_TIME_NANOSECOND, 253402300799L, 999999999L) == 0);
+    CU_ASSERT(i == measured);
+    {
+        /* 253402300799999999999 = 0x0D_BCA9_D1FE_A2AE_FFFF: SMALL_BIG_EXT, 9
+         * digits, positive, little-endian */
+        static const unsigned char big[] = {110, 9, 0, 0xff, 0xff, 0xae, 0xa2, 0xfe,
+                                            0xd1, 0xa9, 0xbc, 0x0d};
+        CU_ASSERT(i == (int)sizeof(big) && memcmp(buf, big, sizeof(big)) == 0);
+    }
 }
 
 static void
