@@ -87,6 +87,12 @@ ewp_capture_open(struct ev_loop *loop, struct ewp_capture *c, const char *dev,
         goto err;
     if (o->monitor && pcap_can_set_rfmon(p) == 1 && (status = pcap_set_rfmon(p, 1)) != 0)
         goto err;
+    /* PCAP_ERROR_TSTAMP_PRECISION_NOTSUP when the device cannot: set_error
+     * gives pcap_statustostr's text ("That device doesn't support that time
+     * stamp precision"), the open fails with it */
+    if (o->nano &&
+        (status = pcap_set_tstamp_precision(p, PCAP_TSTAMP_PRECISION_NANO)) != 0)
+        goto err;
 
     status = pcap_activate(p);
     if (status < 0)
@@ -120,11 +126,11 @@ err:
 }
 
 /* A savefile (fd, opened by files.c; ours from now on, closed on error
- * too), read in chunks of FILE_CHUNK records from a timer so that one
+ * too), its stamps in nanoseconds when nano, read in chunks of FILE_CHUNK records from a timer so that one
  * file never starves the other clients; eof_cb at its end. */
 int
 ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, int fd,
-                         char *errbuf, size_t errlen)
+                         int nano, char *errbuf, size_t errlen)
 {
     char pcap_err[PCAP_ERRBUF_SIZE];
     FILE *fp;
@@ -148,7 +154,10 @@ ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, int fd,
         return -1;
     }
     pcap_err[0] = '\0';
-    c->p = pcap_fopen_offline(fp, pcap_err);
+    /* libpcap scales the file's stamps (micro, nano, pcapng's if_tsresol)
+     * to the precision asked for */
+    c->p = pcap_fopen_offline_with_tstamp_precision(
+        fp, nano ? PCAP_TSTAMP_PRECISION_NANO : PCAP_TSTAMP_PRECISION_MICRO, pcap_err);
     if (c->p == NULL) {
         (void)snprintf(errbuf, errlen, "%s", pcap_err);
         (void)fclose(fp);

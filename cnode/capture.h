@@ -55,6 +55,7 @@ struct ewp_capture_opts {
     int timeout_ms; /* pcap_set_timeout when not immediate */
     int buffer;     /* pcap_set_buffer_size when > 0 */
     int monitor;    /* pcap_set_rfmon when pcap_can_set_rfmon */
+    int nano;       /* pcap_set_tstamp_precision(NANO) before activation */
 };
 
 struct ewp_capture {
@@ -84,7 +85,7 @@ struct ewp_capture {
 int ewp_capture_open(struct ev_loop *loop, struct ewp_capture *c, const char *dev,
                      const struct ewp_capture_opts *o, char *errbuf, size_t errlen);
 int ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, int fd,
-                             char *errbuf, size_t errlen);
+                             int nano, char *errbuf, size_t errlen);
 int ewp_capture_dump_open(struct ewp_capture *c, int fd, char *errbuf, size_t errlen);
 int ewp_capture_filter(struct ewp_capture *c, const char *filter, size_t len,
                        int optimize, uint32_t netmask, char *errbuf, size_t errlen);

@@ -41,6 +41,7 @@ struct ewp_handle {
     int snaplen;                     /* for info and buffer reservation */
     unsigned long long ring;         /* kernel buffer bytes asked for (live) */
     enum ewp_time_unit time_unit;    /* format of Time */
+    int nano;                        /* pcap's ts.tv_usec holds nanoseconds */
     char *prefix;                    /* encoded message head (deliver.c) */
     size_t prefix_len;               /* its length */
     int pending;                     /* open waits for its filter to compile */

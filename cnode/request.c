@@ -198,6 +198,7 @@ do_open(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
     h->link = *from;
     h->snaplen = o->snaplen;
     h->time_unit = o->time_unit;
+    h->nano = o->precision == EWP_TSTAMP_NANO;
     h->batch = o->batch;
     if (req->type != EWP_REQ_OPEN_FILE && req->dev_len == 0) {
         if (ewp_capture_default_dev(h->device, sizeof(h->device), errbuf, sizeof(errbuf)) < 0)
@@ -284,8 +285,10 @@ open_capture(struct ewp_requests *r, struct ewp_handle *h, const struct ewp_requ
     copts.timeout_ms = o->timing_given ? o->timeout_ms : EWP_DEFAULT_TIMEOUT_MS;
     copts.buffer = ring_bytes(o);
     copts.monitor = o->monitor;
+    copts.nano = o->precision == EWP_TSTAMP_NANO;
     if ((req->type == EWP_REQ_OPEN_FILE
-             ? ewp_capture_open_offline(r->loop, &h->cap, fd, errbuf, EWP_ERRBUF_SIZE)
+             ? ewp_capture_open_offline(r->loop, &h->cap, fd, copts.nano, errbuf,
+                                        EWP_ERRBUF_SIZE)
              : ewp_capture_open(r->loop, &h->cap, h->device, &copts, errbuf,
                                 EWP_ERRBUF_SIZE)) < 0)
         return -1;

@@ -85,6 +85,7 @@ rows() ->
         {open_buffer_2p31, {open, <<"lo">>, [{buffer, 16#80000000}]}, {error, badarg}},
         {open_monitor_atom, {open, <<"lo">>, [{monitor, no}]}, {error, badarg}},
         {open_time_unit_atom, {open, <<"lo">>, [{time_unit, seconds}]}, {error, badarg}},
+        {open_tstamp_precision_atom, {open, <<"lo">>, [{tstamp_precision, pico}]}, {error, badarg}},
         {open_filter_integer, {open, <<"lo">>, [{filter, 42}]}, {error, badarg}},
         {open_filter_not_latin1, {open, <<"lo">>, [{filter, [256]}]}, {error, badarg}},
         {open_filter_deep, {open, <<"lo">>, [{filter, '$deep'}]}, {error, badarg}},
@@ -200,6 +201,7 @@ rows() ->
 ?ROW(open_buffer_2p31).
 ?ROW(open_monitor_atom).
 ?ROW(open_time_unit_atom).
+?ROW(open_tstamp_precision_atom).
 ?ROW(open_filter_integer).
 ?ROW(open_filter_not_latin1).
 ?ROW(open_filter_deep).

@@ -1098,11 +1098,12 @@ fd_path(int fd, char *path, size_t len)
  * nothing) and on failure */
 int
 ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, int fd,
-                         char *errbuf, size_t errlen)
+                         int nano, char *errbuf, size_t errlen)
 {
     struct fake_pcap *fp;
     char path[PATH_MAX];
 
+    (void)nano;
     fd_path(fd, path, sizeof(path));
     (void)close(fd);
     FUZZ_CHECK(strncmp(path, files_dir, strlen(files_dir)) == 0 &&

@@ -313,7 +313,7 @@ open_reader(struct ewp_capture *c, struct reader *r)
     memset(c, 0, sizeof(*c));
     memset(r, 0, sizeof(*r));
     err[0] = '\0';
-    if (ewp_capture_open_offline(loop, c, open(SAVEFILE, O_RDONLY | O_CLOEXEC), err,
+    if (ewp_capture_open_offline(loop, c, open(SAVEFILE, O_RDONLY | O_CLOEXEC), 0, err,
                                  sizeof(err)) < 0) {
         fprintf(stderr, "\n%s: %s (run from the top directory)\n", SAVEFILE, err);
         return -1;
@@ -372,7 +372,7 @@ test_open_offline_reads_a_savefile_to_its_end_in_the_loop(void)
     /* no file (files.c found none: -1) */
     memset(&c, 0, sizeof(c));
     err[0] = '\0';
-    CU_ASSERT(ewp_capture_open_offline(loop, &c, -1, err, sizeof(err)) == -1);
+    CU_ASSERT(ewp_capture_open_offline(loop, &c, -1, 0, err, sizeof(err)) == -1);
     CU_ASSERT(err[0] != '\0');
     CU_ASSERT(c.p == NULL);
     ewp_capture_close(&c);
@@ -380,7 +380,7 @@ test_open_offline_reads_a_savefile_to_its_end_in_the_loop(void)
     err[0] = '\0';
     fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     CU_ASSERT_FATAL(fd >= 0);
-    CU_ASSERT(ewp_capture_open_offline(loop, &c, fd, err, sizeof(err)) == -1);
+    CU_ASSERT(ewp_capture_open_offline(loop, &c, fd, 0, err, sizeof(err)) == -1);
     CU_ASSERT(err[0] != '\0');
     CU_ASSERT(c.p == NULL);
     CU_ASSERT(fcntl(fd, F_GETFD) == -1 && errno == EBADF);
