@@ -172,22 +172,16 @@ count(S = #ewpcap_resource{ref = Ref}, N, Last, InOrder) ->
             count(S, N, Last, InOrder)
     end.
 
-%% Waits until the counter has settled (no progress for 1 s), bounded.
+%% Waits until the counter has accounted for Expected packets, received
+%% or counted as dropped (bounded: 30 s); its last report.
 final_count(Counter, Expected) ->
-    final_count(Counter, Expected, -1, 30).
+    Done = fun() -> #{count := N, drops := D} = report(Counter), N + D >= Expected end,
+    _ = poll(Done, 30000),
+    report(Counter).
 
-final_count(Counter, _Expected, _Prev, 0) ->
-    report(Counter);
-final_count(Counter, Expected, Prev, Tries) ->
-    R = #{count := N} = report(Counter),
-    case N >= Expected orelse N =:= Prev of
-        true -> R;
-        false -> timer:sleep(1000), final_count(Counter, Expected, N, Tries - 1)
-    end.
-
-%% F() true within Ms (checked every 20 ms)
+%% F() true within about Ms (checked every 50 ms)
 poll(F, Ms) ->
-    F() orelse (Ms > 0 andalso begin timer:sleep(20), poll(F, Ms - 20) end).
+    F() orelse (Ms > 0 andalso begin timer:sleep(50), poll(F, Ms - 50) end).
 
 report(Counter) ->
     Counter ! {report, self()},
