@@ -740,9 +740,11 @@ flood_100k_calls(Config) ->
     ?assert(Calls >= 1),
     ?assertEqual([], RFailures),
     ?assert(RCalls >= 1),
-    % served during the flood, not after it: its slowest call took less
-    % than half the time the flood's replies took
-    ?assert(RMaxLatency < (T2 - T0) div 2),
+    % served during the flood, not after it nor after most of it: its
+    % slowest call took under a tenth of the time the flood's replies took
+    % (0.5 s of 31 s here; a daemon that read 256 MiB per readiness instead
+    % of 64 KiB: 7 s of 19 s)
+    ?assert(RMaxLatency < (T2 - T0) div 10),
     % and a fresh client right after, as fast as before the flood (the best
     % of three against the slowest of five)
     After = lists:min([timed(fun() -> Expected = raw_call(Node, dev) end) || _ <- lists:seq(1, 3)]),
