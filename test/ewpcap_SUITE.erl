@@ -227,10 +227,14 @@ read_eagain() ->
 read_eagain(_Config) ->
     {_Rx, Port} = udp_receiver(),
     {ok, S} = ewpcap:open(<<"lo">>, [{filter, udp_filter(Port)}]),
-    T0 = erlang:monotonic_time(millisecond),
-    ?assertEqual({error, eagain}, ewpcap:read(S, 100)),
-    Elapsed = erlang:monotonic_time(millisecond) - T0,
-    ?assert(Elapsed >= 100 andalso Elapsed < 2000),
+    % the 100 ms, not more: at most 5 times a bare 100 ms receive timeout
+    % here (the slowest of three)
+    Ms = fun(F) -> T0 = erlang:monotonic_time(millisecond), R = F(), {erlang:monotonic_time(millisecond) - T0, R} end,
+    Bare = lists:max([element(1, Ms(fun() -> receive after 100 -> ok end end)) || _ <- [1, 2, 3]]),
+    {Elapsed, Reply} = Ms(fun() -> ewpcap:read(S, 100) end),
+    ct:pal("read(S, 100): ~p after ~p ms (a bare 100 ms wait: ~p ms)", [Reply, Elapsed, Bare]),
+    ?assertEqual({error, eagain}, Reply),
+    ?assert(Elapsed >= 100 andalso Elapsed =< 5 * Bare),
     ?assertEqual({error, eagain}, ewpcap:read(S, 0)),
     % and read/2 returns the packet once there is one
     Tx = udp_sender(),
@@ -241,7 +245,7 @@ read_eagain(_Config) ->
     ok = ewpcap:close(S).
 
 stats_counts() ->
-    [{doc, "stats/1 returns #ewpcap_stat{} with recv >= the packets sent and capt 0"}].
+    [{doc, "stats/1 returns #ewpcap_stat{} whose recv grows by the packets sent, each counted once (lo), and capt 0"}].
 stats_counts(_Config) ->
     {_Rx, Port} = udp_receiver(),
     Tx = udp_sender(),
@@ -256,7 +260,7 @@ stats_counts(_Config) ->
     ct:pal("stats: ~p", [Stat]),
     ?assertMatch(#ewpcap_stat{capt = 0}, Stat),
     #ewpcap_stat{recv = Recv, drop = Drop, ifdrop = IfDrop} = Stat,
-    ?assert(Recv >= N),
+    ?assertEqual(N, Recv - Recv0),
     ?assert(is_integer(Drop) andalso Drop >= 0),
     ?assert(is_integer(IfDrop) andalso IfDrop >= 0),
     ok = ewpcap:close(S).
