@@ -268,6 +268,10 @@ fuzz-clean:
 #                     Also BENCH_COUNT, BENCH_RATES, BENCH_SIZES (bench/run.sh).
 #                     BENCH_EWPCAPD_BEFORE=/path/to/old/ewpcapd: every ewpcapd row
 #                     also with that binary, interleaved; a before/after table.
+#   make bench-scale  (root) 1,000 handles on lo from 20 peer nodes, one ewpcapd:
+#                     open time, exact delivery, kernel rings, CPU per packet
+#                     with idle handles open, fds and RSS back (bench/scale.sh);
+#                     bench/out/scale.json; exit 1 on a missed target
 #   make bench-build  only the bench programs
 #   make bench-clean  remove bench/out
 
@@ -275,9 +279,10 @@ BENCH_OUT = bench/out
 BENCH_BINS = $(BENCH_OUT)/pktgen $(BENCH_OUT)/pcapcount
 BENCH_CFLAGS = $(CFLAGS) $(WARN) -std=gnu11
 
-.PHONY: bench bench-build bench-clean bench-dump
+.PHONY: bench bench-build bench-clean bench-dump bench-scale
 
-bench-build: $(BENCH_BINS) $(BENCH_OUT)/ebin/ewpcap_bench.beam $(BENCH_OUT)/ebin/ewpcap_bench_cmp.beam
+bench-build: $(BENCH_BINS) $(BENCH_OUT)/ebin/ewpcap_bench.beam $(BENCH_OUT)/ebin/ewpcap_bench_cmp.beam \
+	$(BENCH_OUT)/ebin/ewpcap_bench_scale.beam
 
 $(BENCH_OUT)/pktgen: bench/pktgen.c
 	@mkdir -p $(@D)
@@ -298,6 +303,15 @@ $(BENCH_OUT)/ebin/ewpcap_bench_cmp.beam: bench/ewpcap_bench_cmp.erl
 bench: all bench-build
 	bash bench/run.sh
 	bash bench/dump_ratio.sh
+	bash bench/scale.sh
+
+$(BENCH_OUT)/ebin/ewpcap_bench_scale.beam: bench/ewpcap_bench_scale.erl $(wildcard include/*.hrl)
+	@mkdir -p $(@D)
+	$(erlc_verbose) erlc -Wall +warnings_as_errors -I include -o $(@D) $<
+
+# just the scale row (issue 13, section 3)
+bench-scale: all $(BENCH_OUT)/ebin/ewpcap_bench_scale.beam
+	bash bench/scale.sh
 
 # just ewpcap_dump -r against tcpdump -r (issue 16)
 bench-dump: all
