@@ -78,8 +78,8 @@ ewp_deliver_drained(struct ewp_handles *t, struct ewp_peer *peer)
 {
     struct ewp_handle *h;
 
-    for (h = ewp_handles_first(t); h != NULL; h = h->next)
-        if (h->peer == peer && !h->pending)
+    for (h = ewp_handles_first_of(t, peer); h != NULL; h = h->node_next)
+        if (!h->pending)
             ewp_capture_start(&h->cap);
 }
 
@@ -208,9 +208,8 @@ pause_peer(struct ewp_handles *t, struct ewp_peer *peer)
 {
     struct ewp_handle *o;
 
-    for (o = ewp_handles_first(t); o != NULL; o = o->next)
-        if (o->peer == peer)
-            ewp_capture_stop(&o->cap);
+    for (o = ewp_handles_first_of(t, peer); o != NULL; o = o->node_next)
+        ewp_capture_stop(&o->cap);
 }
 
 /* {ewpcap_eof, Ref}: a savefile has been read to its end */

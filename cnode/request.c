@@ -325,8 +325,8 @@ refuse_open(struct ewp_requests *r, struct ewp_peer *peer, const char *dev,
             unsigned long long ring)
 {
     const struct ewp_policy *pol = &r->policy;
-    const struct ewp_handle *h;
-    unsigned long long all = ring, node = ring;
+    unsigned long long all = ring + ewp_handles_ring(r->handles);
+    unsigned long long node = ring + ewp_handles_ring_peer(r->handles, peer);
     int i;
 
     if (dev != NULL && pol->nallow > 0) {
@@ -341,11 +341,6 @@ refuse_open(struct ewp_requests *r, struct ewp_peer *peer, const char *dev,
     if (pol->max_node_handles > 0 &&
         ewp_handles_count_peer(r->handles, peer) >= pol->max_node_handles)
         return "too_many_handles";
-    for (h = ewp_handles_first(r->handles); h != NULL; h = h->next) {
-        all += h->ring;
-        if (h->peer == peer)
-            node += h->ring;
-    }
     if ((pol->max_ring > 0 && all > pol->max_ring) ||
         (pol->max_node_ring > 0 && node > pol->max_node_ring))
         return "buffer_limit";
