@@ -138,7 +138,7 @@ void
 ewp_compile_shutdown(struct ewp_compiler *cc, ewp_compile_done_cb discard, int running)
 {
     struct ewp_compile_job *job, *todo, *done;
-    int i, busy[EWP_COMPILE_WORKERS], abandoned = 0;
+    int i, busy[EWP_COMPILE_WORKERS] = {0}, abandoned = 0;
 
     if (cc == NULL)
         return;
