@@ -29,9 +29,7 @@
 -include("ewpcap_dump.hrl").
 
 -export([main/1]).
-% for ewpcap_extcap, which reaches and captures the same way
--export([daemon/1, open_live/4, handle_info/3, install_signals/0, resolve/1]).
-% (handle_info/3: the device name and DLT of a handle, not the gen_event callback)
+-export([daemon/1, open_live/4, handle_info/3, install_signals/0, resolve/1]). % ewpcap_extcap's
 -export([init/1, handle_event/2, handle_call/2, handle_info/2, terminate/2]).
 
 -define(BATCH, 256).

@@ -7,8 +7,8 @@
 %%% The suite starts an ewpcapd (-sname, its own cookie, -v: its log says
 %%% how each handle was closed) and captures on lo through it: UDP
 %%% datagrams to a port chosen here. Also run directly: the extcap's
-%%% answers to Wireshark's calls, and the end of a capture by SIGTERM and
-%%% by the reader of the FIFO going away (EPIPE), each with the daemon's
+%%% answers to Wireshark's calls, and the end of a capture by SIGTERM,
+%%% SIGINT and by the reader of the FIFO going away (EPIPE), each with the daemon's
 %%% handle closed by the extcap (`close lo (closed; ...)' in the log, not
 %%% `owner node disconnected').
 %%% @end
@@ -220,17 +220,21 @@ tshark_bad_node(Config) ->
     ?assertNotEqual(0, S2),
     ?assertNotEqual(nomatch, binary:match(E2, list_to_binary("ewpcap_extcap: cannot reach " ++ Gone))).
 
-%% SIGTERM, as Wireshark stops a capture: status 0, a valid savefile in
-%% the FIFO, the daemon's handle closed by the extcap.
+%% SIGTERM, as Wireshark stops a capture, and SIGINT (Ctrl-C when run by
+%% hand): status 0, a valid savefile in the FIFO, the daemon's handle
+%% closed by the extcap.
 sigterm_closes_capture(Config) ->
-    {Ext, Reader, Out, Sender} = direct_capture(Config),
-    Closed0 = closes(Config),
-    signal(Ext, "TERM"),
-    {0, _, _} = wait_exit(Ext, ?RUN_MS),
-    Sender ! stop,
-    ok = wait_until(fun() -> closes(Config) > Closed0 end, ?READY_MS),
-    _ = wait_exit(Reader, ?RUN_MS),
-    {ok, 1, _, [_ | _]} = ewpcap_pcap_file:read_file(Out).
+    lists:foreach(
+      fun(Sig) ->
+              {Ext, Reader, Out, Sender} = direct_capture(Config),
+              Closed0 = closes(Config),
+              signal(Ext, Sig),
+              ?assertMatch({Sig, 0}, {Sig, element(1, wait_exit(Ext, ?RUN_MS))}),
+              Sender ! stop,
+              ok = wait_until(fun() -> closes(Config) > Closed0 end, ?READY_MS),
+              _ = wait_exit(Reader, ?RUN_MS),
+              {ok, 1, _, [_ | _]} = ewpcap_pcap_file:read_file(Out)
+      end, ["TERM", "INT"]).
 
 %% The reader closes the FIFO (what SIGPIPE means for a C extcap): the
 %% next write fails, the extcap closes the handle and exits 0.
