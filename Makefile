@@ -353,7 +353,7 @@ bench-clean:
 # 0 cases run, or a skip not listed in test/skips.allow.
 SAN_DIR = $(CURDIR)/_build/san
 CT_SNAME ?=
-CT_ASAN_MIN_CASES ?= 285
+CT_ASAN_MIN_CASES ?= 294
 CT_MEMCHECK_MIN_CASES ?= 22
 CT_ASAN_SOAK_CYCLES ?= 200
 CT_ASAN_SOAK_OWNERS ?= 100
@@ -383,32 +383,41 @@ check-layers:
 
 # ---- tools (begin)
 #
-#   make                 also builds bin/ewpcap_dump, the tcpdump-like escript
-#                        (ebin/ in an archive; see bin-src/mkescript.escript)
+#   make                 also builds bin/ewpcap_dump, the tcpdump-like escript, and
+#                        bin/ewpcap_extcap, the Wireshark extcap (ebin/ in an archive;
+#                        see bin-src/mkescript.escript)
 #   make docs            edoc HTML of the Erlang modules in doc/
 #   make install [PREFIX=/usr/local] [DESTDIR=] [SETCAP=setcap]
 #                        the application in $(PREFIX)/lib/erlang/lib/ewpcap-VSN
 #                        (ebin, include, priv/ewpcapd with cap_net_raw,cap_net_admin
 #                        unless SETCAP= is empty or setcap is missing),
 #                        $(PREFIX)/sbin/ewpcapd (a link to it), $(PREFIX)/bin/ewpcap_dump,
-#                        the man pages ewpcap_dump(1) and ewpcapd(8), and the
+#                        $(PREFIX)/bin/ewpcap_extcap and a link to it in Wireshark's
+#                        extcap folder ($(EXTCAP_DIR), from tshark -G folders),
+#                        the man pages ewpcap_dump(1), ewpcap_extcap(1) and ewpcapd(8), and the
 #                        docs with the systemd unit example in $(PREFIX)/share/doc/ewpcap
 #   make uninstall       removes what install installed
 #   make man-check       renders the man pages (man -l) and fails on warnings
 
 EWP_VSN := $(shell sed -n 's/.*{vsn, *"\([^"]*\)"}.*/\1/p' erl/ewpcap.app.src)
+# Wireshark's global extcap folder, as the installed tshark reports it
+# (Debian 12: /usr/lib/x86_64-linux-gnu/wireshark/extcap); empty without
+# tshark, and then ewpcap_extcap is installed in bin/ only. Asked once,
+# and only by the recipes that use it (tshark takes a second or two).
+EXTCAP_DIR ?= $(eval EXTCAP_DIR := $(shell tshark -G folders 2>/dev/null | \
+	sed -n 's/^Extcap path:[[:space:]]*//p' | head -1))$(EXTCAP_DIR)
 SETCAP ?= setcap
 INSTALL ?= install
 APP_INSTALL_DIR = $(DESTDIR)$(PREFIX)/lib/erlang/lib/ewpcap-$(EWP_VSN)
-MAN_PAGES = docs/ewpcap_dump.1 docs/ewpcapd.8
+MAN_PAGES = docs/ewpcap_dump.1 docs/ewpcap_extcap.1 docs/ewpcapd.8
 
 .PHONY: escript docs install uninstall man-check tools-clean
 
 all: escript
 
-escript: bin/ewpcap_dump
+escript: bin/ewpcap_dump bin/ewpcap_extcap
 
-bin/ewpcap_dump: $(ERL_BEAM) ebin/ewpcap.app bin-src/mkescript.escript
+bin/ewpcap_dump bin/ewpcap_extcap: $(ERL_BEAM) ebin/ewpcap.app bin-src/mkescript.escript
 	@echo "  ESCRIPT $@"
 	$(Q) escript bin-src/mkescript.escript $@ ebin
 
@@ -426,7 +435,15 @@ install: all
 	$(INSTALL) -m 755 priv/ewpcapd $(APP_INSTALL_DIR)/priv/ewpcapd
 	ln -sf ../lib/erlang/lib/ewpcap-$(EWP_VSN)/priv/ewpcapd $(DESTDIR)$(PREFIX)/sbin/ewpcapd
 	$(INSTALL) -m 755 bin/ewpcap_dump $(DESTDIR)$(PREFIX)/bin/ewpcap_dump
-	$(INSTALL) -m 644 docs/ewpcap_dump.1 $(DESTDIR)$(PREFIX)/share/man/man1
+	$(INSTALL) -m 755 bin/ewpcap_extcap $(DESTDIR)$(PREFIX)/bin/ewpcap_extcap
+	$(Q) if [ -n "$(EXTCAP_DIR)" ]; then \
+	  $(INSTALL) -d $(DESTDIR)$(EXTCAP_DIR) && \
+	  ln -sf $(PREFIX)/bin/ewpcap_extcap $(DESTDIR)$(EXTCAP_DIR)/ewpcap_extcap && \
+	  echo "  EXTCAP  $(DESTDIR)$(EXTCAP_DIR)/ewpcap_extcap -> $(PREFIX)/bin/ewpcap_extcap"; \
+	else \
+	  echo "install: no tshark to ask for Wireshark's extcap folder (set EXTCAP_DIR=): ewpcap_extcap is in $(PREFIX)/bin only"; \
+	fi
+	$(INSTALL) -m 644 docs/ewpcap_dump.1 docs/ewpcap_extcap.1 $(DESTDIR)$(PREFIX)/share/man/man1
 	$(INSTALL) -m 644 docs/ewpcapd.8 $(DESTDIR)$(PREFIX)/share/man/man8
 	$(INSTALL) -m 644 README.md docs/PROTOCOL.md docs/ewpcapd.service $(DESTDIR)$(PREFIX)/share/doc/ewpcap
 	$(Q) if [ -z "$(SETCAP)" ]; then \
@@ -442,7 +459,10 @@ install: all
 uninstall:
 	rm -rf $(APP_INSTALL_DIR) $(DESTDIR)$(PREFIX)/share/doc/ewpcap
 	rm -f $(DESTDIR)$(PREFIX)/sbin/ewpcapd $(DESTDIR)$(PREFIX)/bin/ewpcap_dump \
-		$(DESTDIR)$(PREFIX)/share/man/man1/ewpcap_dump.1 $(DESTDIR)$(PREFIX)/share/man/man8/ewpcapd.8
+		$(DESTDIR)$(PREFIX)/bin/ewpcap_extcap \
+		$(DESTDIR)$(PREFIX)/share/man/man1/ewpcap_dump.1 $(DESTDIR)$(PREFIX)/share/man/man1/ewpcap_extcap.1 \
+		$(DESTDIR)$(PREFIX)/share/man/man8/ewpcapd.8
+	$(if $(EXTCAP_DIR),rm -f $(DESTDIR)$(EXTCAP_DIR)/ewpcap_extcap)
 
 man-check:
 	$(Q) for m in $(MAN_PAGES); do \
@@ -454,7 +474,7 @@ man-check:
 clean: tools-clean
 
 tools-clean:
-	rm -rf bin/ewpcap_dump bin/ewpcap_dump.tmp doc
+	rm -rf bin/ewpcap_dump bin/ewpcap_dump.tmp bin/ewpcap_extcap bin/ewpcap_extcap.tmp doc
 # ---- tools (end)
 
 # ---- interop (begin)

@@ -31,6 +31,7 @@
 -include("ewpcap_dump.hrl").
 
 -export([main/1]).
+-export([daemon/1, open_live/4, handle_info/3, install_signals/0, resolve/1]). % ewpcap_extcap's
 -export([init/1, handle_event/2, handle_call/2, handle_info/2, terminate/2]).
 
 -define(BATCH, 256).
