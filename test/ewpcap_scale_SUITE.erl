@@ -12,8 +12,12 @@
 %%% with one open measured in the same case (the median of 5, from the
 %%% same node): no absolute bound, the machine is shared. After all are
 %%% closed, the daemon's fds equal the baseline taken before (peers
-%%% connected, one open and close done) and its RSS is within 4 MiB of it
-%%% (printed only under a sanitizer, as in ewpcap_soak_SUITE).
+%%% connected, one open and close done) and its RSS is within 8 MiB of it
+%%% (printed only under a sanitizer, as in ewpcap_soak_SUITE): 200 opens at
+%%% once leave 1.3-3.3 MB behind here (freed memory glibc keeps in the
+%%% compile threads' arenas, the same before the hash tables), which a 4 MiB
+%%% allowance would let fail on a loaded machine; a leak of 40 KB a handle
+%%% still fails it.
 %%%
 %%% Each handle asks for a 1 MiB kernel buffer: 200 rings of the default
 %%% 16 MiB would take 3.2 GB of the shared machine's memory (each handle
@@ -36,7 +40,7 @@
 -define(BUFFER, 1048576).        % each handle's kernel buffer
 -define(SINGLES, 5).             % single opens measured, the median kept
 -define(OPEN_FACTOR, 8).         % 200 opens within 200 x median single x this
--define(RSS_SLACK_KB, 4096).
+-define(RSS_SLACK_KB, 8192).
 -define(WAIT, 60000).            % ms for a node's opens, its packets, its closes
 -define(DRAIN, 15000).           % ms for the handle count to reach 0
 
