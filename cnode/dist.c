@@ -228,6 +228,7 @@ ewp_peer_use_atom_cache(struct ewp_peer *p)
         ewp_peer_drop(p, "out of memory");
         return -1;
     }
+    EWP_LOG(2, "%s: frames with the atom cache header", p->name);
     return 0;
 }
 
