@@ -137,7 +137,7 @@ SAN_CC ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_MAX_LEN ?= 4096
 FUZZ_FLAGS ?=
-FUZZ_TARGETS = fuzz_decode fuzz_dispatch fuzz_handshake
+FUZZ_TARGETS = fuzz_decode fuzz_dispatch fuzz_handshake fuzz_atomcache
 FUZZ_DIR = _build/fuzz
 ASAN_DIR = _build/asan
 
@@ -178,10 +178,14 @@ $(FUZZ_DIR)/fuzz_dispatch: $(FUZZ_DIR)/test/fuzz_dispatch.o $(addprefix $(FUZZ_D
 	$(ld_verbose) $(SAN_CC) $(FUZZ_SAN) -o $@ $^ -Wl,--wrap=ei_make_ref -Wl,--wrap=ei_make_pid \
 		-L$(ERL_EI_LIB_DIR) -lei -pthread
 
+$(FUZZ_DIR)/fuzz_atomcache: $(FUZZ_DIR)/test/fuzz_atomcache.o $(FUZZ_DIR)/cnode/atomcache.o \
+		$(FUZZ_DIR)/cnode/decode_check.o $(FUZZ_DIR)/cnode/decode.o
+	$(ld_verbose) $(SAN_CC) $(FUZZ_SAN) -o $@ $^ -L$(ERL_EI_LIB_DIR) -lei -pthread
+
 $(FUZZ_DIR)/fuzz_handshake: $(FUZZ_DIR)/test/fuzz_handshake.o $(FUZZ_DIR)/cnode/handshake.o
 	$(ld_verbose) $(SAN_CC) $(FUZZ_SAN) -o $@ $^ -pthread $(shell pkg-config --libs nettle)
 
-# Each target fuzzes for FUZZ_SECONDS / 3 into a work corpus under
+# Each target fuzzes for its share of FUZZ_SECONDS into a work corpus under
 # _build/fuzz/corpus/ (seeded from test/fuzz/corpus/, which stays as it is).
 # fuzz_dispatch also reads the request seeds of fuzz_decode.
 fuzz: $(FUZZ_BINS)
