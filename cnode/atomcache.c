@@ -68,6 +68,7 @@ static int put(struct ewp_ac_buf *o, const void *p, size_t n, size_t max);
 static int put_atom(struct ewp_ac_buf *o, const struct entry *e, size_t max);
 static int set_entry(struct entry *e, const unsigned char *text, size_t len);
 static unsigned half(const unsigned char *flags, int k);
+static size_t flag_bytes(int n);
 static uint16_t slot_of(const unsigned char *text, size_t len);
 static int tmpl_atom(struct ewp_ac_tmpl *t, const unsigned char *b, size_t size);
 
@@ -127,10 +128,10 @@ ewp_ac_in_frame(struct ewp_ac_in *c, const char *buf, size_t len, size_t max,
     n = b[2];
     memset(seen, 0, sizeof(seen));
     if (n > 0) {
-        if ((size_t)(n / 2 + 1) > len - i)
+        if (flag_bytes(n) > len - i)
             return -1;
         flags = b + i;
-        i += (size_t)(n / 2 + 1);
+        i += flag_bytes(n);
         long_atoms = (half(flags, n) & LONG_ATOMS) != 0;
     }
     for (k = 0; k < n; k++) {
@@ -330,10 +331,10 @@ ewp_ac_tmpl_make(struct ewp_ac_tmpl *t, const char *body, size_t len)
     t->old_len = 3;
     t->hdr_max = 3;
     if (t->n > 0) {
-        memset(t->old_hdr + 3, 0, (size_t)(t->n / 2 + 1));
+        memset(t->old_hdr + 3, 0, flag_bytes(t->n));
         for (k = 0; k < t->n; k++)
             t->old_hdr[3 + k / 2] |= (unsigned char)((t->atoms[k].slot >> 8) << (4 * (k % 2)));
-        t->old_len += (size_t)(t->n / 2 + 1);
+        t->old_len += flag_bytes(t->n);
         t->hdr_max = t->old_len;
         for (k = 0; k < t->n; k++) {
             t->old_hdr[t->old_len++] = (unsigned char)(t->atoms[k].slot & 0xff);
@@ -369,8 +370,8 @@ ewp_ac_tmpl_put(struct ewp_ac_out *c, struct ewp_ac_tmpl *t, char *dst)
         o[2] = (unsigned char)t->n;
         p = 3;
         if (t->n > 0) {
-            memcpy(o + 3, t->old_hdr + 3, (size_t)(t->n / 2 + 1));
-            p += (size_t)(t->n / 2 + 1);
+            memcpy(o + 3, t->old_hdr + 3, flag_bytes(t->n));
+            p += flag_bytes(t->n);
         }
         for (k = 0; k < t->n; k++) {
             const struct ewp_ac_atom *a = &t->atoms[k];
@@ -611,6 +612,13 @@ set_entry(struct entry *e, const unsigned char *text, size_t len)
     s[len] = '\0';
     e->len = (uint16_t)len;
     return 0;
+}
+
+/* Bytes of the flags of n > 0 refs: a half byte each and LongAtoms' */
+static size_t
+flag_bytes(int n)
+{
+    return (size_t)n / 2 + 1;
 }
 
 /* The k-th half byte of the flags */

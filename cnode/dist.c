@@ -8,6 +8,11 @@
  *
  *   <<Len:32/big, 112, 131, Control, [131, Message]>>    Len = 0 is a tick
  *
+ * or, with a peer that offered the atom cache too (ewp_peer_use_atom_cache),
+ * <<Len:32/big, 131, 68, Header, Control, [Message]>> both ways: incoming
+ * frames are rewritten into the first form before ops->frame sees them, and
+ * ewp_peer_send gives ours a header of no refs (atomcache.h).
+ *
  * Input is read into a per-peer buffer and each complete frame is handed
  * to ops->frame (ctl.c checks and decodes it). Output goes into a per-peer
  * buffer written from the loop: nobody ever blocks on a slow peer. Above
