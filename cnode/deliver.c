@@ -6,7 +6,11 @@
  * at open (ewp_deliver_attach). Per packet we reserve room in the owner
  * node's output buffer, copy that head, encode Time, Length and the binary
  * header into it and copy the packet bytes from the pcap ring: one copy, no
- * allocation, no system call. When the buffer passes its high-water mark,
+ * allocation, no system call. To a node with the atom cache the head is a
+ * template (atomcache.h): its atoms go as new cache entries in the first
+ * message and as indexes after, the header written per message from the
+ * connection's cache (a few bytes copied once the node has them all).
+ * When the buffer passes its high-water mark,
  * every capture feeding that node is paused and the kernel ring absorbs the
  * burst (its drops show in stats/1); they resume when it drains.
  *
