@@ -14,8 +14,10 @@
 %%%     with `Digest = md5(Cookie ++ integer_to_list(Challenge))',
 %%%     `recv_challenge_ack' `<<$a, md5(Cookie ++ integer_to_list(OurChallenge))>>';</li>
 %%% <li>then frames `<<Len:32, 112, 131, Ctl/binary, 131, Msg/binary>>', a
-%%%     frame of length 0 being a tick. No atom cache, no fragments are
-%%%     offered, so every message is one frame.</li>
+%%%     frame of length 0 being a tick (or, with the `flags' option below
+%%%     holding DFLAG_DIST_HDR_ATOM_CACHE, frames with the distribution
+%%%     header). No fragments are offered, so every message is one
+%%%     frame.</li>
 %%% </ul>
 %%%
 %%% `connect/3' returns a connection owned by the caller: a reader process
