@@ -137,7 +137,7 @@ SAN_CC ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_MAX_LEN ?= 4096
 FUZZ_FLAGS ?=
-FUZZ_TARGETS = fuzz_decode fuzz_dispatch fuzz_handshake
+FUZZ_TARGETS = fuzz_decode fuzz_dispatch fuzz_handshake fuzz_atomcache
 FUZZ_DIR = _build/fuzz
 ASAN_DIR = _build/asan
 
@@ -173,15 +173,19 @@ $(FUZZ_DIR)/fuzz_decode: $(FUZZ_DIR)/test/fuzz_decode.o $(FUZZ_DIR)/cnode/decode
 # pcap_findalldevs are faked in the harness. Refs and pids are made
 # predictable (see the harness).
 FUZZ_DISPATCH_OBJS = router.o ctl.o request.o handles.o deliver.o filter.o files.o rpc.o \
-	decode.o decode_check.o encode.o
+	decode.o decode_check.o encode.o atomcache.o
 $(FUZZ_DIR)/fuzz_dispatch: $(FUZZ_DIR)/test/fuzz_dispatch.o $(addprefix $(FUZZ_DIR)/cnode/,$(FUZZ_DISPATCH_OBJS))
 	$(ld_verbose) $(SAN_CC) $(FUZZ_SAN) -o $@ $^ -Wl,--wrap=ei_make_ref -Wl,--wrap=ei_make_pid \
 		-L$(ERL_EI_LIB_DIR) -lei -pthread
 
+$(FUZZ_DIR)/fuzz_atomcache: $(FUZZ_DIR)/test/fuzz_atomcache.o $(FUZZ_DIR)/cnode/atomcache.o \
+		$(FUZZ_DIR)/cnode/decode_check.o $(FUZZ_DIR)/cnode/decode.o
+	$(ld_verbose) $(SAN_CC) $(FUZZ_SAN) -o $@ $^ -L$(ERL_EI_LIB_DIR) -lei -pthread
+
 $(FUZZ_DIR)/fuzz_handshake: $(FUZZ_DIR)/test/fuzz_handshake.o $(FUZZ_DIR)/cnode/handshake.o
 	$(ld_verbose) $(SAN_CC) $(FUZZ_SAN) -o $@ $^ -pthread $(shell pkg-config --libs nettle)
 
-# Each target fuzzes for FUZZ_SECONDS / 3 into a work corpus under
+# Each target fuzzes for its share of FUZZ_SECONDS into a work corpus under
 # _build/fuzz/corpus/ (seeded from test/fuzz/corpus/, which stays as it is).
 # fuzz_dispatch also reads the request seeds of fuzz_decode.
 fuzz: $(FUZZ_BINS)
@@ -353,7 +357,7 @@ bench-clean:
 # 0 cases run, or a skip not listed in test/skips.allow.
 SAN_DIR = $(CURDIR)/_build/san
 CT_SNAME ?=
-CT_ASAN_MIN_CASES ?= 294
+CT_ASAN_MIN_CASES ?= 297
 CT_MEMCHECK_MIN_CASES ?= 22
 CT_ASAN_SOAK_CYCLES ?= 200
 CT_ASAN_SOAK_OWNERS ?= 100

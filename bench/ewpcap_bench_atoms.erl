@@ -1,7 +1,8 @@
-%%% @doc Would the atom cache matter? (`make bench-atoms', no root.)
+%%% @doc Does the atom cache matter? (`make bench-atoms', no root.)
 %%%
-%%% ewpcapd sends each packet as a pass-through frame (no
-%%% DFLAG_DIST_HDR_ATOM_CACHE): `<<Len:32, 112, 131, Ctl, 131, Msg>>',
+%%% Without DFLAG_DIST_HDR_ATOM_CACHE (so ewpcapd before it used the cache,
+%%% and still to a node that does not offer it) each packet goes as a
+%%% pass-through frame `<<Len:32, 112, 131, Ctl, 131, Msg>>',
 %%% with the atoms spelled out: SEND's `''', the receiver's node name in
 %%% the destination pid, the sender's in the Ref, and `ewpcap'. With the
 %%% atom cache the same frame starts with a distribution header

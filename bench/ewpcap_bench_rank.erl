@@ -37,10 +37,10 @@ print(Rows) ->
 key(#{cpu_us_per_pkt := C, mode := M, rate := R}) -> {C, M, R}.
 
 print_atom_cache(Results) ->
-    io:format("Atom cache (DFLAG_DIST_HDR_ATOM_CACHE, not used by ewpcapd): looking up the four "
+    io:format("Atom cache (DFLAG_DIST_HDR_ATOM_CACHE, which ewpcapd uses with nodes that offer it): looking up the four "
               "atoms of a packet message ('', two node names, ewpcap) costs ~b ns more than "
               "four small integers in binary_to_term/1 (fastest of 7 runs); the whole message:~s.~n"
-              "That is the most the cache could save per packet.~n~n",
+              "That is the most the cache can save per packet.~n~n",
               [round(element(2, hd(Results))),
                lists:join(",", [io_lib:format(" ~b ns at ~b B", [round(M), S])
                                 || {S, _, M} <- Results])]),

@@ -6,13 +6,18 @@
  * at open (ewp_deliver_attach). Per packet we reserve room in the owner
  * node's output buffer, copy that head, encode Time, Length and the binary
  * header into it and copy the packet bytes from the pcap ring: one copy, no
- * allocation, no system call. When the buffer passes its high-water mark,
+ * allocation, no system call. To a node with the atom cache the head is a
+ * template (atomcache.h): its atoms go as new cache entries in the first
+ * message and as indexes after, the header written per message from the
+ * connection's cache (a few bytes copied once the node has them all).
+ * When the buffer passes its high-water mark,
  * every capture feeding that node is paused and the kernel ring absorbs the
  * burst (its drops show in stats/1); they resume when it drains.
  *
  * Nothing here closes or frees a handle: a capture's read error or end of
  * file is a message to the owner, and the handle stays until closed.
  */
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -20,6 +25,7 @@
 #include <ev.h>
 #include <pcap/pcap.h>
 
+#include "atomcache.h"
 #include "capture.h"
 #include "deliver.h"
 #include "dist.h"
@@ -38,6 +44,8 @@ static void error_cb(struct ewp_capture *c, const char *reason);
 static void eof_cb(struct ewp_capture *c);
 static void send_frame(struct ewp_peer *peer, ei_x_buff *x);
 static long time_frac(const struct ewp_handle *h, const struct pcap_pkthdr *hdr);
+static size_t head_max(const struct ewp_handle *h);
+static size_t put_head(struct ewp_handle *h, char *dst);
 
 /* The message head and the capture callbacks of a handle with a ref, an
  * owner and an open capture. Returns 0, or -1 when encoding failed. */
@@ -55,6 +63,14 @@ ewp_deliver_attach(struct ewp_handle *h)
     }
     h->prefix = px.buff;
     h->prefix_len = (size_t)px.index;
+    if (ewp_peer_atom_cache(h->peer) != NULL) { /* the head's atoms as cache refs */
+        if ((h->tmpl = malloc(sizeof(*h->tmpl))) == NULL ||
+            ewp_ac_tmpl_make(h->tmpl, h->prefix, h->prefix_len) < 0) {
+            free(h->tmpl);
+            h->tmpl = NULL;
+            return -1; /* the caller frees the prefix with the handle */
+        }
+    }
     h->cap.eof_cb = eof_cb;
     h->cap.packet_cb = packet_cb;
     h->cap.error_cb = error_cb;
@@ -108,13 +124,12 @@ packet_cb(struct ewp_capture *c, const struct pcap_pkthdr *hdr, const unsigned c
         batch_packet(h, hdr, bytes);
         return;
     }
-    dst = ewp_peer_reserve(h->peer, h->prefix_len + EWP_TAIL_MAX + hdr->caplen);
+    dst = ewp_peer_reserve(h->peer, head_max(h) + EWP_TAIL_MAX + hdr->caplen);
     if (dst == NULL) {
         h->drops++;
         return;
     }
-    memcpy(dst, h->prefix, h->prefix_len);
-    n = h->prefix_len;
+    n = put_head(h, dst);
     n += ewp_encode_packet_tail(dst + n, h->time_unit, (long)hdr->ts.tv_sec,
                                 time_frac(h, hdr), hdr->len, hdr->caplen);
     memcpy(dst + n, bytes, hdr->caplen);
@@ -143,14 +158,14 @@ batch_packet(struct ewp_handle *h, const struct pcap_pkthdr *hdr, const unsigned
     char *body;
 
     if (h->batch_count == 0) {
-        body = ewp_peer_reserve(h->peer, h->prefix_len + 5 + elem + 1);
+        body = ewp_peer_reserve(h->peer, head_max(h) + 5 + elem + 1);
         if (body == NULL) {
             h->drops++;
             return;
         }
-        memcpy(body, h->prefix, h->prefix_len);
-        body[h->prefix_len] = ERL_LIST_EXT; /* count at close */
-        h->batch_used = h->prefix_len + 5;
+        h->batch_list = put_head(h, body);
+        body[h->batch_list] = ERL_LIST_EXT; /* count at close */
+        h->batch_used = h->batch_list + 5;
     } else {
         body = ewp_peer_reserve_more(h->peer, h->batch_used, elem + 1);
         if (body == NULL) {
@@ -183,10 +198,10 @@ batch_close(struct ewp_handle *h)
         return;
     /* room for the tail NIL was reserved with the last element */
     body = ewp_peer_frame_body(h->peer);
-    body[h->prefix_len + 1] = (char)(n >> 24);
-    body[h->prefix_len + 2] = (char)(n >> 16);
-    body[h->prefix_len + 3] = (char)(n >> 8);
-    body[h->prefix_len + 4] = (char)n;
+    body[h->batch_list + 1] = (char)(n >> 24);
+    body[h->batch_list + 2] = (char)(n >> 16);
+    body[h->batch_list + 3] = (char)(n >> 8);
+    body[h->batch_list + 4] = (char)n;
     body[h->batch_used++] = ERL_NIL_EXT;
     ewp_peer_commit(h->peer, h->batch_used);
     h->batch_count = 0;
@@ -259,4 +274,22 @@ time_frac(const struct ewp_handle *h, const struct pcap_pkthdr *hdr)
     if (h->time_unit == EWP_TIME_NANOSECOND)
         return h->nano ? frac : frac * 1000;
     return h->nano ? frac / 1000 : frac;
+}
+
+/* The most a message's head takes */
+static size_t
+head_max(const struct ewp_handle *h)
+{
+    return h->tmpl != NULL ? h->tmpl->hdr_max + h->tmpl->body_len : h->prefix_len;
+}
+
+/* The head of a message that will be committed (with the atom cache, the
+ * entries it makes are the peer's from now on); returns its length */
+static size_t
+put_head(struct ewp_handle *h, char *dst)
+{
+    if (h->tmpl != NULL)
+        return ewp_ac_tmpl_put(ewp_peer_atom_cache(h->peer), h->tmpl, dst);
+    memcpy(dst, h->prefix, h->prefix_len);
+    return h->prefix_len;
 }

@@ -8,6 +8,11 @@
  *
  *   <<Len:32/big, 112, 131, Control, [131, Message]>>    Len = 0 is a tick
  *
+ * or, with a peer that offered the atom cache too (ewp_peer_use_atom_cache),
+ * <<Len:32/big, 131, 68, Header, Control, [Message]>> both ways: incoming
+ * frames are rewritten into the first form before ops->frame sees them, and
+ * ewp_peer_send gives ours a header of no refs (atomcache.h).
+ *
  * Input is read into a per-peer buffer and each complete frame is handed
  * to ops->frame (ctl.c checks and decodes it). Output goes into a per-peer
  * buffer written from the loop: nobody ever blocks on a slow peer. Above
@@ -56,6 +61,7 @@
 #include <ev.h>
 
 #include "dist.h"
+#include "atomcache.h"
 #include "be.h"
 #include "log.h"
 #include "xport.h"
@@ -84,6 +90,9 @@ struct ewp_peer {
     int congested;                  /* above EWP_OUT_HIGH, not yet below EWP_OUT_LOW */
     int dead;                       /* dropped, waiting for ewp_dist_reap */
     int in_pending;                 /* in holds frames not yet handed over */
+    struct ewp_ac_in *ac_in;        /* with the atom cache: the peer's entries */
+    struct ewp_ac_out *ac_out;      /* ... and ours; NULL: pass-through frames */
+    struct ewp_ac_buf ac_frame;     /* an incoming frame rewritten (atomcache.h) */
     struct ewp_peer *next;          /* all live peers, or the dead list */
 };
 
@@ -213,6 +222,29 @@ ewp_dist_adopt_xport(struct ewp_dist *d, int fd, struct ewp_xport *xp, const cha
     return p;
 }
 
+/* Both ends offered DFLAG_DIST_HDR_ATOM_CACHE: from now on every frame
+ * either way has the distribution header (atomcache.h). Call it right
+ * after the adopt, before the loop hands over a frame. Returns 0, or -1
+ * when out of memory (the peer is then dropped). */
+int
+ewp_peer_use_atom_cache(struct ewp_peer *p)
+{
+    if ((p->ac_in = ewp_ac_in_new()) == NULL || (p->ac_out = ewp_ac_out_new()) == NULL) {
+        ewp_peer_drop(p, "out of memory");
+        return -1;
+    }
+    EWP_LOG(2, "%s: frames with the atom cache header", p->name);
+    return 0;
+}
+
+/* The cache of what we told the peer, for frames built in place
+ * (ewp_ac_tmpl_put); NULL when the peer takes pass-through frames */
+struct ewp_ac_out *
+ewp_peer_atom_cache(const struct ewp_peer *p)
+{
+    return p->ac_out;
+}
+
 /*
  * The prepare step: write what this iteration queued, then tear down the
  * peers dropped since the last time (peer_down, then free). peer_down may
@@ -270,8 +302,22 @@ ewp_peer_send(struct ewp_peer *p, const char *body, size_t len)
         ewp_peer_drop(p, "out of memory");
         return -1;
     }
+    if (p->ac_out != NULL) { /* the same frame with a header of no refs */
+        long n;
+
+        if (out_reserve(p, len + 5) < 0) {
+            ewp_peer_drop(p, "out of memory");
+            return -1;
+        }
+        if ((n = ewp_ac_plain(p->out + p->out_len + 4, body, len)) < 0) {
+            EWP_LOG(0, "%s: a frame of ours not sent: not in pass-through form", p->name);
+            return -1;
+        }
+        len = (size_t)n;
+    } else {
+        memcpy(p->out + p->out_len + 4, body, len);
+    }
     ewp_put_be32(p->out + p->out_len, (uint32_t)len);
-    memcpy(p->out + p->out_len + 4, body, len);
     p->out_len += len + 4;
     p->d->out_total += len + 4;
     out_queued(p);
@@ -444,10 +490,19 @@ frames(struct ewp_peer *p)
             return -1;
         if (p->in_len - pos - 4 < len)
             break;
-        if (d->ops != NULL && d->ops->frame != NULL)
+        if (p->ac_in != NULL) { /* spelled out for the layer above */
+            if (ewp_ac_in_frame(p->ac_in, p->in + pos + 4, len, EWP_FRAME_MAX + (1u << 20),
+                                &p->ac_frame) < 0)
+                return -1;
+            if (d->ops != NULL && d->ops->frame != NULL)
+                d->ops->frame(d->ctx, p, p->ac_frame.b, p->ac_frame.len);
+        } else if (d->ops != NULL && d->ops->frame != NULL) {
             d->ops->frame(d->ctx, p, p->in + pos + 4, len);
+        }
         pos += 4 + (size_t)len;
     }
+    if (p->ac_frame.cap > 4 * READ_CHUNK)
+        ewp_ac_buf_free(&p->ac_frame);
     if (p->dead)
         return 0;
     memmove(p->in, p->in + pos, p->in_len - pos);
@@ -534,6 +589,9 @@ peer_free(struct ewp_peer *p)
         p->xp->ops->free(p->xp);
     p->d->out_total -= ewp_peer_queued(p);
     (void)close(p->fd);
+    ewp_ac_in_free(p->ac_in);
+    ewp_ac_out_free(p->ac_out);
+    ewp_ac_buf_free(&p->ac_frame);
     free(p->in);
     free(p->out);
     free(p);

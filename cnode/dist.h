@@ -26,13 +26,15 @@
 #define EWP_OUT_MAX (64u << 20)        /* a peer that lets this much queue up is dropped */
 #define EWP_OUT_TOTAL_PACKET_MAX (256u << 20) /* packets for all peers together */
 
+struct ewp_ac_out;
 struct ewp_dist;
 struct ewp_peer;
 struct ewp_xport;
 
 /* Calls up, registered by the layer above; ctx is its own */
 struct ewp_dist_ops {
-    /* one frame body ('p', 131, Control, [131, Message]), len > 0 */
+    /* one frame body ('p', 131, Control, [131, Message]), len > 0; with the
+     * atom cache, the frame rewritten into that form (atomcache.h) */
     void (*frame)(void *ctx, struct ewp_peer *p, const char *buf, size_t len);
     /* the peer is gone; called once, from ewp_dist_reap, before it is freed */
     void (*peer_down)(void *ctx, struct ewp_peer *p);
@@ -53,6 +55,8 @@ struct ewp_peer *ewp_dist_adopt(struct ewp_dist *d, int fd, const char *name,
                                 const char *rest, size_t rest_len);
 struct ewp_peer *ewp_dist_adopt_xport(struct ewp_dist *d, int fd, struct ewp_xport *xp,
                                       const char *name, const char *rest, size_t rest_len);
+int ewp_peer_use_atom_cache(struct ewp_peer *p);
+struct ewp_ac_out *ewp_peer_atom_cache(const struct ewp_peer *p);
 void ewp_dist_reap(struct ewp_dist *d);
 struct ewp_peer *ewp_dist_peer_next(struct ewp_dist *d, struct ewp_peer *prev);
 struct ewp_peer *ewp_dist_peer_by_name(struct ewp_dist *d, const char *name);

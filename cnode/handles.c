@@ -22,6 +22,7 @@
 #include <ei.h>
 #include <ev.h>
 
+#include "atomcache.h"
 #include "capture.h"
 #include "dist.h"
 #include "encode.h"
@@ -225,6 +226,9 @@ ewp_handle_free(struct ewp_handle *h)
 {
     ewp_capture_close(&h->cap);
     free(h->prefix);
+    if (h->tmpl != NULL)
+        ewp_ac_tmpl_free(h->tmpl);
+    free(h->tmpl);
     free(h->filter);
     free(h);
 }

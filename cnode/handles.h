@@ -26,6 +26,8 @@
 struct ewp_handles;
 struct ewp_node;
 
+struct ewp_ac_tmpl;
+
 struct ewp_handle {
     struct ewp_handles *table;       /* the table it is in (or will be) */
     erlang_ref ref;                  /* the handle's name in every message */
@@ -45,6 +47,8 @@ struct ewp_handle {
     int nano;                        /* pcap's ts.tv_usec holds nanoseconds */
     char *prefix;                    /* encoded message head (deliver.c) */
     size_t prefix_len;               /* its length */
+    struct ewp_ac_tmpl *tmpl;        /* the head with cached atoms, or NULL (deliver.c) */
+    size_t batch_list;               /* where the open batch's LIST_EXT is */
     int pending;                     /* open waits for its filter to compile */
     unsigned filter_gen;             /* filters asked for so far: a compile
                                         finished after a later one was asked

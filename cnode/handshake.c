@@ -13,8 +13,8 @@
  *   | --- 'r' Challenge:32 Digest:128 ----------> |  Digest = MD5(Cookie ++ our challenge)
  *   | <-- 'a' Digest:128 ------------------------ |  MD5(Cookie ++ its challenge)
  *
- * Our flags deliberately leave out the atom cache and fragmentation, so
- * each message after the handshake is one self-contained frame. Not
+ * Our flags leave out fragmentation, so each message after the handshake
+ * is one self-contained frame; the atom cache is offered (atomcache.c). Not
  * setting DFLAG_PUBLISHED makes us a hidden node, as ei is.
  */
 #include <stdio.h>

@@ -25,6 +25,7 @@
 #define EWP_DFLAG_EXPORT_PTR_TAG 0x200ULL
 #define EWP_DFLAG_BIT_BINARIES 0x400ULL
 #define EWP_DFLAG_NEW_FLOATS 0x800ULL
+#define EWP_DFLAG_DIST_HDR_ATOM_CACHE 0x2000ULL
 #define EWP_DFLAG_SMALL_ATOM_TAGS 0x4000ULL
 #define EWP_DFLAG_UTF8_ATOMS 0x10000ULL
 #define EWP_DFLAG_MAP_TAG 0x20000ULL
@@ -42,15 +43,16 @@
      EWP_DFLAG_NEW_FUN_TAGS | EWP_DFLAG_BIG_CREATION | EWP_DFLAG_NEW_FLOATS | \
      EWP_DFLAG_MAP_TAG | EWP_DFLAG_EXPORT_PTR_TAG | EWP_DFLAG_BIT_BINARIES)
 
-/* What we offer: no atom cache, no fragments, so every message is one
- * frame; spawn, for rpc:call/erpc:call (rpc.c); monitors both ways
+/* What we offer: the atom cache (every frame with a distribution header,
+ * atomcache.h: the receiving node looks a packet message's atoms up by
+ * index); no fragments, so every message is one frame; spawn, for rpc:call/erpc:call (rpc.c); monitors both ways
  * (erts sends MONITOR_P_EXIT only to a node with DIST_MONITOR and
  * DIST_MONITOR_NAME: without the latter an rpc caller's death went
  * unnoticed) */
 #define EWP_DFLAG_OURS                                                        \
     (EWP_DFLAG_MANDATORY | EWP_DFLAG_MANDATORY_25_DIGEST |                    \
      EWP_DFLAG_DIST_MONITOR | EWP_DFLAG_DIST_MONITOR_NAME |                   \
-     EWP_DFLAG_SMALL_ATOM_TAGS |                                              \
+     EWP_DFLAG_SMALL_ATOM_TAGS | EWP_DFLAG_DIST_HDR_ATOM_CACHE |              \
      EWP_DFLAG_HANDSHAKE_23 | EWP_DFLAG_UNLINK_ID | EWP_DFLAG_V4_NC |         \
      EWP_DFLAG_SPAWN)
 

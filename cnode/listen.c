@@ -309,6 +309,8 @@ hs_read_cb(struct ev_loop *loop, ev_io *w, int revents)
         hs_close(c, "out of memory");
         return;
     }
+    if (c->hs.peer_flags & c->hs.our_flags & EWP_DFLAG_DIST_HDR_ATOM_CACHE)
+        (void)ewp_peer_use_atom_cache(p); /* fails: the peer is dropped */
     c->fd = -1;
     c->xp = NULL;
     hs_close(c, NULL);

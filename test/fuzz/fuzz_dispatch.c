@@ -978,6 +978,15 @@ ewp_peer_drop(struct ewp_peer *p, const char *why)
     fz.dist.dead = p;
 }
 
+/* Pass-through frames only: the fake peers never offer the atom cache
+ * (its header and templates are fuzz_atomcache's) */
+struct ewp_ac_out *
+ewp_peer_atom_cache(const struct ewp_peer *p)
+{
+    known_peer(p, "atom cache");
+    return NULL;
+}
+
 int
 ewp_peer_congested(const struct ewp_peer *p)
 {

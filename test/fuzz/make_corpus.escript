@@ -11,6 +11,9 @@
 %%% fuzz_dispatch/   inputs for the other operations of fuzz_dispatch.c
 %%%                  (first byte: N R E L D F P C J X S)
 %%% fuzz_handshake/  a send_name, and a send_name with its challenge reply
+%%% fuzz_atomcache/  frames with the distribution header (each behind a
+%%%                  2-byte length): a call with new cache entries and then
+%%%                  by index, LongAtoms, segment 7, a packet head of ours
 %%%
 %%% No distribution is needed: the pids and refs of the client node
 %%% 'fuzz@host' and of the daemon 'ewpcap@host' are built from their
@@ -30,10 +33,12 @@ main([Dir]) ->
     Decode = filename:join(Dir, "fuzz_decode"),
     Dispatch = filename:join(Dir, "fuzz_dispatch"),
     Handshake = filename:join(Dir, "fuzz_handshake"),
-    [clean(D) || D <- [Decode, Dispatch, Handshake]],
+    AtomCache = filename:join(Dir, "fuzz_atomcache"),
+    [clean(D) || D <- [Decode, Dispatch, Handshake, AtomCache]],
     [write(Decode, Name, call(Req)) || {Name, Req} <- requests()],
     [write(Dispatch, Name, Bin) || {Name, Bin} <- dispatch()],
     [write(Handshake, Name, Bin) || {Name, Bin} <- handshake()],
+    [write(AtomCache, Name, Bin) || {Name, Bin} <- atomcache()],
     ok;
 main(_) ->
     io:format(standard_error, "usage: make_corpus.escript CorpusDir~n", []),
@@ -212,6 +217,78 @@ handshake() ->
      {"handshake_split", <<3, 1, 20, 2, SendName/binary, Reply/binary>>}].
 
 packet(Body) -> <<(byte_size(Body)):16, Body/binary>>.
+
+%%% The distribution header: frames behind 2-byte lengths
+
+atomcache() ->
+    Ctl = {6, from(), '', ewpcap},
+    Msg = {'$gen_call', {from(), tag()}, info},
+    Long = binary:copy(<<"é"/utf8>>, 150),
+    [{"call_new_then_old",
+      <<(packet(header_frame(Ctl, Msg, 0, new)))/binary,
+        (packet(header_frame(Ctl, Msg, 0, old)))/binary>>},
+     {"call_segment_7", packet(header_frame(Ctl, Msg, 7, new))},
+     {"long_atom", packet(<<131, 68, 1, 16#18, 3, 300:16, Long/binary, 104, 1, 82, 0>>)},
+     {"spelled_out", packet(<<131, 68, 0, (body(Ctl))/binary, (body(Msg))/binary>>)},
+     {"packet_head",
+      packet(<<"p", (t2b({2, '', from()}))/binary, 131, 104, 6, (atom_ext(<<"ewpcap">>))/binary,
+               (body(handle_ref()))/binary, 97, 1>>)}].
+
+%% Every atom of Ctl and Msg as a reference: entries Segment * 256 + 0..,
+%% all new or all old
+header_frame(Ctl, Msg, Segment, Kind) ->
+    {Terms, Atoms} = refs([body(Ctl), body(Msg)]),
+    N = length(Atoms),
+    Half = case Kind of new -> 8; old -> 0 end bor Segment,
+    Flags = flag_bytes([Half || _ <- Atoms] ++ [0]),
+    Entries = [case Kind of
+                   new -> <<I, (byte_size(A)), A/binary>>;
+                   old -> <<I>>
+               end || {I, A} <- lists:zip(lists:seq(0, N - 1), Atoms)],
+    iolist_to_binary([131, 68, N, Flags, Entries, Terms]).
+
+flag_bytes([Lo, Hi | T]) -> [(Hi bsl 4) bor Lo | flag_bytes(T)];
+flag_bytes([Lo]) -> [Lo];
+flag_bytes([]) -> [].
+
+%% The SMALL_ATOM_UTF8_EXTs of terms replaced by ATOM_CACHE_REFs (these
+%% terms hold no other byte 119 at a token's start that is not an atom:
+%% small integers, pids and refs of the names above)
+refs(Bins) ->
+    lists:foldl(fun(B, {Out, As}) ->
+                        {O, As1} = refs(B, As, []),
+                        {[Out, O], As1}
+                end, {[], []}, Bins).
+
+refs(<<>>, As, Acc) ->
+    {lists:reverse(Acc), As};
+refs(<<119, L, A:L/binary, R/binary>>, As, Acc) ->
+    {I, As1} = case string:str([X || X <- As], [A]) of
+                   0 -> {length(As), As ++ [A]};
+                   P -> {P - 1, As}
+               end,
+    refs(R, As1, [<<82, I>> | Acc]);
+refs(<<97, X, R/binary>>, As, Acc) -> refs(R, As, [<<97, X>> | Acc]);
+refs(<<88, R/binary>>, As, Acc) ->
+    <<119, L, A:L/binary, Rest:12/binary, R1/binary>> = R,
+    {[Ref], As1} = refs(<<119, L, A/binary>>, As, []),
+    refs(R1, As1, [[88, Ref, Rest] | Acc]);
+refs(<<90, N:16, R/binary>>, As, Acc) ->
+    <<119, L, A:L/binary, R0/binary>> = R,
+    K = 4 + 4 * N,
+    <<Rest:K/binary, R1/binary>> = R0,
+    {[Ref], As1} = refs(<<119, L, A/binary>>, As, []),
+    refs(R1, As1, [[90, <<N:16>>, Ref, Rest] | Acc]);
+refs(<<T, R/binary>>, As, Acc) when T =:= 104; T =:= 106 ->
+    case T of
+        104 -> <<X, R1/binary>> = R, refs(R1, As, [<<104, X>> | Acc]);
+        106 -> refs(R, As, [<<106>> | Acc])
+    end;
+refs(<<108, N:32, R/binary>>, As, Acc) -> refs(R, As, [<<108, N:32>> | Acc]).
+
+body(T) ->
+    <<131, B/binary>> = t2b(T),
+    B.
 
 %%% Terms
 
