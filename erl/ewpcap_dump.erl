@@ -237,7 +237,7 @@ capture(O) ->
     #ewpcap_resource{ref = Ref} = S,
     {DevName, Dlt} = handle_info(Node, Ref, Dev),
     err_line("listening on ~ts, link-type ~ts, snapshot length ~b bytes",
-             [DevName, ewpcap_dump_fmt:linktype_desc(Dlt), O#opts.snaplen]),
+             [DevName, ewpcap_dump_dlt:desc(Dlt), O#opts.snaplen]),
     install_signals(),
     Out = output(O, Dlt, O#opts.snaplen, async),
     Status = case {Out, is_tty(2)} of
@@ -447,7 +447,7 @@ read_file(O) ->
     F = open_savefile(O#opts.read),
     #{name := Name, linktype := Dlt, snaplen := Snaplen} = ewpcap_pcap_file:info(F),
     err_line("reading from file ~ts, link-type ~ts, snapshot length ~b",
-             [Name, ewpcap_dump_fmt:linktype_desc(Dlt), Snaplen]),
+             [Name, ewpcap_dump_dlt:file_desc(Dlt), Snaplen]),
     install_signals(),
     Out = output(O, Dlt, max(1, Snaplen), sync),
     L = try
@@ -520,7 +520,7 @@ read_file_filtered(O) ->
                 fatal("-r with a filter needs an ewpcap with file support", [])
         end,
     err_line("reading from file ~ts, link-type ~ts, snapshot length ~b",
-             [Name, ewpcap_dump_fmt:linktype_desc(Dlt), Snaplen]),
+             [Name, ewpcap_dump_dlt:file_desc(Dlt), Snaplen]),
     install_signals(),
     Out = output(O, Dlt, max(1, Snaplen), sync),
     L = try

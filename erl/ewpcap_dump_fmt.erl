@@ -11,7 +11,7 @@
 -module(ewpcap_dump_fmt).
 
 -export([new_printer/2, new_printer/4, new_printer/3, format_packet/4, resolved/3,
-         format_ifaddrs/1, linktype_name/1, linktype_desc/1]).
+         format_ifaddrs/1]).
 
 -export_type([printer/0]).
 
@@ -208,7 +208,11 @@ link(229, Len, Pkt, P) ->
     {0, ewpcap_dump_fmt_ip:ipv6(Pkt, Len, P)};
 %% What tcpdump does not decode either
 link(Dlt, _Len, _Pkt, P) ->
-    {0, pr(P, ["[|", string:lowercase(linktype_name(Dlt)), "]"])}.
+    Name = case ewpcap_dump_dlt:name(ewpcap_dump_dlt:file_dlt(Dlt)) of
+               {N, _} -> N;
+               undefined -> "DLT_" ++ integer_to_list(Dlt)
+           end,
+    {0, pr(P, ["[|", string:lowercase(Name), "]"])}.
 
 %% The Ethernet type (or 802.3 length) at the start of Bin, after the
 %% addresses; Hdr bytes of header so far.
@@ -445,39 +449,6 @@ hex4(N) -> string:lowercase(string:right(integer_to_list(N, 16), 4, $0)).
 
 mac(Bin) ->
     lists:join($:, [hex2(B) || <<B>> <= Bin]).
-
-%% @doc tcpdump's name of a link type, and its description.
--spec linktype_name(integer()) -> nonempty_string().
-linktype_name(0) -> "NULL";
-linktype_name(1) -> "EN10MB";
-linktype_name(12) -> "RAW";
-linktype_name(14) -> "RAW";
-linktype_name(101) -> "RAW";
-linktype_name(113) -> "LINUX_SLL";
-linktype_name(228) -> "IPV4";
-linktype_name(229) -> "IPV6";
-linktype_name(276) -> "LINUX_SLL2";
-linktype_name(N) -> "DLT_" ++ integer_to_list(N).
-
-%% @doc tcpdump's description of a link type, `"EN10MB (Ethernet)"'.
--spec linktype_desc(integer() | undefined) -> string().
-linktype_desc(undefined) ->
-    "unknown";
-linktype_desc(N) ->
-    Desc = case N of
-               0 -> "BSD loopback";
-               1 -> "Ethernet";
-               12 -> "Raw IP";
-               14 -> "Raw IP";
-               101 -> "Raw IP";
-               113 -> "Linux cooked v1";
-               228 -> "Raw IPv4";
-               229 -> "Raw IPv6";
-               276 -> "Linux cooked v2";
-               _ -> "unknown"
-           end,
-    lists:flatten([linktype_name(N), " (", Desc, ")"]).
-
 
 %%% -D
 

@@ -32,7 +32,7 @@ suite() ->
     [{timetrap, {minutes, 5}}].
 
 all() ->
-    [claimed_identical, shares_reported, no_crash_no_hang].
+    [claimed_identical, shares_reported, no_crash_no_hang, linktype_header_line].
 
 init_per_suite(Config) ->
     Ebin = filename:dirname(code:which(ewpcap)),
@@ -93,8 +93,33 @@ no_crash_no_hang(Config) ->
      end || T <- ?TYPES],
     ok.
 
+%% Savefile link types: named ones, ones libpcap reads as another DLT
+%% (100, 101, 106), ones without a name (14, 147, 290, 65000).
+-define(LINKTYPES, [0, 1, 6, 9, 10, 14, 100, 101, 105, 106, 113, 127, 147, 200, 228,
+                    229, 276, 290, 65000]).
+
+linktype_header_line() ->
+    [{doc, "The 'reading from file' line names the link type as tcpdump's does"}].
+linktype_header_line(Config) ->
+    Dir = ?config(priv_dir, Config),
+    Lines = [begin
+                 File = filename:join(Dir, "lt" ++ integer_to_list(LT) ++ ".pcap"),
+                 ok = file:write_file(File, ewpcap_pcap_file:header(LT, 100, native)),
+                 {LT, first_stderr_line(os:find_executable("tcpdump"), File),
+                  first_stderr_line(?config(dump, Config), File)}
+             end || LT <- ?LINKTYPES],
+    [ct:pal("link type ~b~n  tcpdump:     ~ts~n  ewpcap_dump: ~ts", [LT, T, E])
+     || {LT, T, E} <- Lines, T =/= E],
+    ?assertMatch("reading from file " ++ _, element(2, hd(Lines))),
+    ?assertEqual([], [LT || {LT, T, E} <- Lines, T =/= E]).
+
 %%% ===================================================================
 %%% Helpers
+
+first_stderr_line(Exe, File) ->
+    Out = os:cmd(lists:flatten(["timeout ", integer_to_list(?RUN_TIMEOUT), " ", Exe,
+                                " -n -r ", File, " 2>&1 >/dev/null"])),
+    hd(string:split(Out, "\n")).
 %%% ===================================================================
 
 %% {Identical, Total, FirstDifference} over tcpdump's packets.
