@@ -11,8 +11,9 @@
 %%%
 %%% The other jobs are in their own modules: ewpcap_dump_args (flags,
 %%% usage), ewpcap_dist (epmd, distribution), ewpcap_pcap_file (savefiles),
-%%% ewpcap_dump_fmt (the lines, `-D') and ewpcap_dump_names (name caches,
-%%% reverse DNS off the packet path).
+%%% ewpcap_dump_out (text or savefile output), ewpcap_dump_fmt (the lines,
+%%% `-D'), ewpcap_dump_dlt (link-type names) and ewpcap_dump_names (name
+%%% caches, reverse DNS off the packet path).
 %%%
 %%% Ctrl-C: OTP 25 cannot handle SIGINT in Erlang (os:set_signal/2 refuses
 %%% it). The escript's second line is a one-line sh wrapper (its shebang
@@ -40,7 +41,7 @@
     left :: non_neg_integer() | infinity,            % -c
     captured = 0 :: non_neg_integer(),
     bytes = 0 :: non_neg_integer(),
-    out :: {text, ewpcap_dump_fmt:printer()} | {file, ewpcap_pcap_file:writer()},
+    out :: ewpcap_dump_out:out(),
     status :: {ewpcap:socket(), integer()} | undefined, % the live count
     eof :: undefined | eof | signal | closed | {error, term()}
 }).
@@ -255,7 +256,7 @@ capture(O) ->
     Stats = ewpcap:stats(S),
     Drops = daemon_drops(Node, Ref),
     ok = ewpcap:close(S),
-    close_output(L#loop.out),
+    ewpcap_dump_out:close(L#loop.out),
     % end the live count's line, or the terminal's echo of ^C
     (Status =/= undefined orelse (L#loop.eof =:= signal andalso is_tty(2)))
         andalso err_raw("\n"),
@@ -355,10 +356,8 @@ loop(#loop{ref = Ref} = L) ->
 
 %% A name looked up in the background (live captures print the address
 %% until it is known).
-resolved(IP, Name, #loop{out = {text, P}} = L) ->
-    L#loop{out = {text, ewpcap_dump_fmt:resolved(IP, Name, P)}};
-resolved(_IP, _Name, L) ->
-    L.
+resolved(IP, Name, #loop{out = Out} = L) ->
+    L#loop{out = ewpcap_dump_out:resolved(IP, Name, Out)}.
 
 %% The live count, as dumpcap shows it, when writing to a file and
 %% stderr is a terminal.
@@ -382,10 +381,10 @@ packets(Dlt, Batch, #loop{left = Left} = L) ->
            end,
     N = length(Take),
     Bytes = lists:sum([byte_size(P) || {_, _, P} <- Take]),
-    Out = try
-              emit(Dlt, Take, L#loop.out)
-          catch
-              throw:{output_closed, O1} -> throw({output_closed, O1, L#loop{out = O1}})
+    Out = case ewpcap_dump_out:emit(Dlt, Take, L#loop.out) of
+              {ok, O1} -> O1;
+              {closed, O1} -> throw({output_closed, O1, L#loop{out = O1}});
+              {error, Text} -> fatal("~ts", [Text])
           end,
     L#loop{out = Out, captured = L#loop.captured + N, bytes = L#loop.bytes + Bytes,
            left = case Left of
@@ -393,51 +392,12 @@ packets(Dlt, Batch, #loop{left = Left} = L) ->
                       _ -> Left - N
                   end}.
 
-%%% -------------------------------------------------------------------
-%%% Output: text lines or a savefile
-%%% -------------------------------------------------------------------
-
-output(#opts{write = undefined} = O, _Dlt, _Snaplen, Mode) ->
-    Hex = case {O#opts.xflag_ascii, O#opts.xflag} of
-              {0, 0} -> none;
-              {0, 1} -> x;
-              {0, _} -> xx;
-              {1, _} -> 'X';
-              {_, _} -> 'XX'
-          end,
-    {text, ewpcap_dump_fmt:new_printer(O#opts.numeric, Mode,
-                                       #{verbose => O#opts.verbose, absolute => O#opts.absolute,
-                                         eflag => O#opts.eflag, hex => Hex})};
-output(#opts{write = Name, unbuffered = U}, Dlt, Snaplen, _Mode) ->
-    % the global header is written at once when the link type is known: a
-    % capture ended before its first packet leaves a valid savefile
-    case ewpcap_pcap_file:open_write(Name, #{unbuffered => U, snaplen => Snaplen, dlt => Dlt}) of
-        {ok, W} -> {file, W};
-        {error, Reason} -> fatal("~ts", [ewpcap_pcap_file:format_error(Reason)])
+%% The output (ewpcap_dump_out), or the run ends here.
+output(O, Dlt, Snaplen, Mode) ->
+    case ewpcap_dump_out:open(O, Dlt, Snaplen, Mode) of
+        {ok, Out} -> Out;
+        {error, Text} -> fatal("~ts", [Text])
     end.
-
-emit(Dlt, Batch, {text, P}) ->
-    {Lines, P1} = lists:foldl(
-                    fun({Time, Len, Packet}, {Acc, Pr}) ->
-                            {Line, Pr1} = ewpcap_dump_fmt:format_packet(Dlt, {Time, Len, Packet}, Pr, line),
-                            {[Acc, Line, $\n], Pr1}
-                    end, {[], P}, Batch),
-    case catch io:put_chars(standard_io, Lines) of
-        ok -> {text, P1};
-        _ -> throw({output_closed, {text, P1}})
-    end;
-emit(Dlt, Batch, {file, W}) ->
-    case ewpcap_pcap_file:write(W, Dlt, Batch) of
-        {ok, W1} -> {file, W1};
-        {error, {_, closed}, W1} -> throw({output_closed, {file, W1}});
-        {error, Reason, _} -> fatal("~ts", [ewpcap_pcap_file:format_error(Reason)])
-    end.
-
-close_output({text, _}) ->
-    ok;
-close_output({file, W}) ->
-    _ = ewpcap_pcap_file:close_write(W),
-    ok.
 
 %%% -------------------------------------------------------------------
 %%% Reading savefiles
@@ -455,7 +415,7 @@ read_file(O) ->
         catch
             throw:{output_closed, _, L0} -> L0
         end,
-    close_output(L#loop.out),
+    ewpcap_dump_out:close(L#loop.out),
     0.
 
 open_savefile(Name) ->
@@ -476,19 +436,16 @@ read_loop(F, Dlt, L) ->
                 infinity -> ?BATCH;
                 Left -> min(Left, ?BATCH)
             end,
-        case read_batch(F, N, []) of
+        case read_batch(F, N) of
             {eof, Batch} -> packets(Dlt, Batch, L);
             {ok, Batch} -> read_loop(F, Dlt, packets(Dlt, Batch, L))
         end
     end.
 
-read_batch(_F, 0, Acc) ->
-    {ok, lists:reverse(Acc)};
-read_batch(F, N, Acc) ->
-    case ewpcap_pcap_file:read(F) of
-        eof -> {eof, lists:reverse(Acc)};
-        {ok, Rec} -> read_batch(F, N - 1, [Rec | Acc]);
-        {error, Reason} -> fatal("~ts", [ewpcap_pcap_file:format_error(Reason)])
+read_batch(F, N) ->
+    case ewpcap_pcap_file:read(F, N) of
+        {error, Reason} -> fatal("~ts", [ewpcap_pcap_file:format_error(Reason)]);
+        Batch -> Batch
     end.
 
 %% -r with a filter: the daemon reads the file and applies the filter.
@@ -529,7 +486,7 @@ read_file_filtered(O) ->
             throw:{output_closed, _, L0} -> L0#loop{eof = closed}
         end,
     _ = catch ewpcap:close(S),
-    close_output(L#loop.out),
+    ewpcap_dump_out:close(L#loop.out),
     case L#loop.eof of
         {error, R} -> fatal("~ts: ~ts", [Name, reason(R)]);
         _ -> 0

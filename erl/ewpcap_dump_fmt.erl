@@ -89,21 +89,21 @@ format_packet(Dlt, {Time, Len, Packet}, P, line) ->
               xx -> hex_dump(x, Packet);
               'XX' -> hex_dump('X', Packet)
           end,
-    {[format_time(Time), $\s, P1#printer.out, Hex], P1#printer{out = []}}.
+    {[format_time(Time), P1#printer.out, Hex], P1#printer{out = []}}.
 
-%% The local time; the conversion is done once a second (the cache is
-%% the process's: a printer is used by one process).
+%% The local time and a space; the conversion is done once a second
+%% (the cache is the process's: a printer is used by one process).
 format_time(Micro) ->
     Sec = Micro div 1000000,
-    Us = tl(integer_to_list(Micro rem 1000000 + 1000000)),
+    <<_, Us:6/binary>> = integer_to_binary(Micro rem 1000000 + 1000000),
     case get(ewpcap_dump_fmt_second) of
         {Sec, Text} ->
-            [Text, $., Us];
+            [Text, Us, $\s];
         _ ->
             {_, {H, M, S}} = calendar:system_time_to_local_time(Sec, second),
-            Text = [two(H), $:, two(M), $:, two(S)],
+            Text = iolist_to_binary([two(H), $:, two(M), $:, two(S), $.]),
             put(ewpcap_dump_fmt_second, {Sec, Text}),
-            [Text, $., Us]
+            [Text, Us, $\s]
     end.
 
 two(N) when N < 10 -> [$0, $0 + N];
@@ -443,9 +443,9 @@ hex_groups(<<A>>) -> [$\s, hex2(A)];
 hex_groups(<<>>) -> [].
 
 hex2(B) when B < 16 -> [$0, hd(integer_to_list(B, 16)) bor 32];
-hex2(B) -> string:lowercase(integer_to_list(B, 16)).
+hex2(B) -> [C bor 32 || C <- integer_to_list(B, 16)].
 
-hex4(N) -> string:lowercase(string:right(integer_to_list(N, 16), 4, $0)).
+hex4(N) -> ewpcap_dump_fmt_ip:pad(integer_to_list(N, 16), 4).
 
 mac(Bin) ->
     lists:join($:, [hex2(B) || <<B>> <= Bin]).

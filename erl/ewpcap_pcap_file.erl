@@ -10,7 +10,8 @@
 %%%     still leaves a valid, empty savefile), in host byte order with
 %%%     microsecond timestamps. The packets are those of ewpcap's messages
 %%%     with `{time_unit, microsecond}': `{Time, Length, Packet}'.</li>
-%%% <li>Reading: open_read/1, read/1, close_read/1 and read_file/1: both
+%%% <li>Reading: open_read/1, read/1 (a record), read/2 (many: a chunk
+%%%     at a time from a file), close_read/1 and read_file/1: both
 %%%     byte orders, micro- and nanosecond files (magic `0xa1b2c3d4' and
 %%%     `0xa1b23c4d'; times come back in microseconds). pcapng is not
 %%%     read.</li>
@@ -25,13 +26,14 @@
 
 -export([header/3, record/3, linktype/1]).
 -export([open_write/2, write/3, flush/1, close_write/1]).
--export([open_read/1, read/1, close_read/1, read_file/1, info/1]).
+-export([open_read/1, read/1, read/2, close_read/1, read_file/1, info/1]).
 -export([format_error/1]).
 
 -export_type([writer/0, reader/0, packet/0, reason/0]).
 
 -define(FLUSH_BYTES, 65536).
 -define(MAX_RECORD, 16#4000000).
+-define(CHUNK, 65536).
 
 -record(writer, {
     io :: file:io_device() | standard_io, % the file, or standard output
@@ -49,7 +51,8 @@
     unit :: micro | nano,
     snaplen :: non_neg_integer(),
     linktype :: non_neg_integer(),
-    name :: string()
+    name :: string(),
+    seekable = false :: boolean()          % read/2 reads chunks, gives back the rest
 }).
 
 -opaque writer() :: #writer{}.
@@ -186,7 +189,7 @@ open_read(Name) ->
     case file:open(Name, [read, raw, binary, {read_ahead, 262144}]) of
         {ok, Fd} ->
             case reader(Fd, Name) of
-                {ok, _} = Ok -> Ok;
+                {ok, R} -> {ok, R#reader{seekable = element(1, file:position(Fd, cur)) =:= ok}};
                 {error, _} = Error -> _ = file:close(Fd), Error
             end;
         {error, Posix} ->
@@ -226,6 +229,70 @@ read(#reader{io = Io, endian = E, unit = U, name = Name}) ->
         {error, _} = Error ->
             Error
     end.
+
+%% @doc Up to `N' records, the same as N calls of read/1 (`eof': the
+%% end came first). From a file (not a pipe) the records are cut from
+%% 64 KiB reads and what is left of the last one is given back; a record
+%% that does not fit, the end of the file and errors are left to read/1.
+-spec read(reader(), pos_integer()) -> {ok | eof, [packet()]} | {error, reason()}.
+read(R, N) ->
+    read_chunk(R, N, []).
+
+read_chunk(_R, 0, Acc) ->
+    {ok, lists:reverse(Acc)};
+read_chunk(#reader{seekable = false} = R, N, Acc) ->
+    read_one(R, N, Acc);
+read_chunk(#reader{io = Io, name = Name} = R, N, Acc) ->
+    case file:read(Io, ?CHUNK) of
+        {ok, Data} ->
+            {Acc1, N1, Rest} = records(R, Data, N, Acc),
+            case byte_size(Rest) of
+                0 -> ok;
+                Back -> {ok, _} = file:position(Io, {cur, -Back}), ok
+            end,
+            case N1 of
+                N -> read_one(R, N, Acc);   % not one whole record
+                _ -> read_chunk(R, N1, Acc1)
+            end;
+        eof ->
+            {eof, lists:reverse(Acc)};
+        {error, Posix} ->
+            {error, {Name, {read, Posix}}}
+    end.
+
+read_one(R, N, Acc) ->
+    case read(R) of
+        {ok, Rec} -> read_chunk(R, N - 1, [Rec | Acc]);
+        eof -> {eof, lists:reverse(Acc)};
+        {error, _} = Error -> Error
+    end.
+
+%% The whole records at the start of Data (at most N).
+records(_R, Data, 0, Acc) ->
+    {Acc, 0, Data};
+records(#reader{endian = little, unit = U} = R,
+        <<Sec:32/little, Frac:32/little, Incl:32/little, Orig:32/little, Rest/binary>> = Data,
+        N, Acc) when Incl =< ?MAX_RECORD ->
+    case Rest of
+        <<Packet:Incl/binary, More/binary>> ->
+            records(R, More, N - 1, [{Sec * 1000000 + micro(U, Frac), Orig, Packet} | Acc]);
+        _ ->
+            {Acc, N, Data}
+    end;
+records(#reader{endian = big, unit = U} = R,
+        <<Sec:32/big, Frac:32/big, Incl:32/big, Orig:32/big, Rest/binary>> = Data,
+        N, Acc) when Incl =< ?MAX_RECORD ->
+    case Rest of
+        <<Packet:Incl/binary, More/binary>> ->
+            records(R, More, N - 1, [{Sec * 1000000 + micro(U, Frac), Orig, Packet} | Acc]);
+        _ ->
+            {Acc, N, Data}
+    end;
+records(_R, Data, N, Acc) ->
+    {Acc, N, Data}.
+
+micro(micro, Frac) -> Frac;
+micro(nano, Frac) -> Frac div 1000.
 
 %% @doc Closes the savefile (not standard input).
 -spec close_read(reader()) -> ok.
