@@ -234,6 +234,8 @@ read(#reader{io = Io, endian = E, unit = U, name = Name}) ->
 %% end came first). From a file (not a pipe) the records are cut from
 %% 64 KiB reads and what is left of the last one is given back; a record
 %% that does not fit, the end of the file and errors are left to read/1.
+%% An error after some records: from a file, those records (`ok', fewer
+%% than N), then the error at the next call; from a pipe, the error.
 -spec read(reader(), pos_integer()) -> {ok | eof, [packet()]} | {error, reason()}.
 read(R, N) ->
     read_chunk(R, N, []).
@@ -260,11 +262,22 @@ read_chunk(#reader{io = Io, name = Name} = R, N, Acc) ->
             {error, {Name, {read, Posix}}}
     end.
 
-read_one(R, N, Acc) ->
+read_one(#reader{io = Io, seekable = Seekable} = R, N, Acc) ->
+    Pos = case Seekable andalso Acc =/= [] of
+              true -> file:position(Io, cur);
+              false -> none
+          end,
     case read(R) of
-        {ok, Rec} -> read_chunk(R, N - 1, [Rec | Acc]);
-        eof -> {eof, lists:reverse(Acc)};
-        {error, _} = Error -> Error
+        {ok, Rec} ->
+            read_chunk(R, N - 1, [Rec | Acc]);
+        eof ->
+            {eof, lists:reverse(Acc)};
+        {error, _} when element(1, Pos) =:= ok ->
+            % the records before it first; the next call meets it again
+            {ok, _} = file:position(Io, element(2, Pos)),
+            {ok, lists:reverse(Acc)};
+        {error, _} = Error ->
+            Error
     end.
 
 %% The whole records at the start of Data (at most N).

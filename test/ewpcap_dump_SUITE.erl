@@ -50,6 +50,7 @@ groups() ->
             known_text,
             known_text_is_tcpdumps,
             big_endian_nanoseconds,
+            read_in_chunks,
             linux_cooked_and_raw,
             verbose,
             names,
@@ -178,6 +179,46 @@ big_endian_nanoseconds(Config) ->
     ?assertEqual(known(Config), lines(Out)),
     {ok, 1, 262144, Recs} = ewpcap_pcap_file:read_file(data(Config, "known-be-ns.pcap")),
     {ok, 1, 262144, Recs} = ewpcap_pcap_file:read_file(data(Config, "known.pcap")).
+
+%% ewpcap_pcap_file:read/2 (records cut from 64 KiB reads, as -r reads)
+%% gives what read/1 gives, record by record: records across chunk
+%% boundaries, one bigger than a chunk, empty ones, any batch size; and
+%% a truncated last record is the same error after the same records
+%% (those first, then the error: -r prints them all, as tcpdump).
+read_in_chunks(Config) ->
+    Dir = ?config(priv_dir, Config),
+    Sizes = [0, 10, 70000, 3] ++ [I rem 1600 || I <- lists:seq(1, 400)] ++ [65536 - 16, 65536],
+    Recs = [{1000000 * I + I, S + I rem 3, list_to_binary([I rem 256 || _ <- lists:seq(1, S)])}
+            || {I, S} <- lists:zip(lists:seq(1, length(Sizes)), Sizes)],
+    Bin = iolist_to_binary([ewpcap_pcap_file:header(1, 262144, native)
+                            | [ewpcap_pcap_file:record(T, L, P) || {T, L, P} <- Recs]]),
+    Whole = filename:join(Dir, "chunks.pcap"),
+    Cut = filename:join(Dir, "chunks-cut.pcap"),
+    ok = file:write_file(Whole, Bin),
+    ok = file:write_file(Cut, binary:part(Bin, 0, byte_size(Bin) - 5)),
+    {ok, Recs} = read_each(Whole, one),
+    [?assertEqual({N, {ok, Recs}}, {N, read_each(Whole, N)}) || N <- [1, 7, 256, 10000]],
+    {error, {_, truncated_record}, Before} = read_each(Cut, one),
+    ?assertEqual(lists:droplast(Recs), Before),
+    [?assertEqual({N, {error, {Cut, truncated_record}, Before}}, {N, read_each(Cut, N)})
+     || N <- [1, 7, 256]].
+
+read_each(File, How) ->
+    {ok, F} = ewpcap_pcap_file:open_read(File),
+    try read_each(F, How, []) after ewpcap_pcap_file:close_read(F) end.
+
+read_each(F, one, Acc) ->
+    case ewpcap_pcap_file:read(F) of
+        {ok, Rec} -> read_each(F, one, [Rec | Acc]);
+        eof -> {ok, lists:reverse(Acc)};
+        {error, R} -> {error, R, lists:reverse(Acc)}
+    end;
+read_each(F, N, Acc) ->
+    case ewpcap_pcap_file:read(F, N) of
+        {ok, Recs} when length(Recs) =< N -> read_each(F, N, lists:reverse(Recs, Acc));
+        {eof, Recs} when length(Recs) =< N -> {ok, lists:reverse(Acc, Recs)};
+        {error, R} -> {error, R, lists:reverse(Acc)}
+    end.
 
 %% DLT 113 (Linux cooked) and 101 (raw IP), as tcpdump prints them.
 linux_cooked_and_raw(Config) ->
