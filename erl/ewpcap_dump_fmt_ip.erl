@@ -215,8 +215,9 @@ ipv6(Bin, Len, P0) ->
                     ipv6_next(Next, Rest, Total - 40, Ctx, P3)
             end;
         _ ->
-            % (the header is checked before "IP6 " is printed)
-            ?TRUNC("ip6", P0)
+            % (the header is checked before "IP6 " is printed; tcpdump
+            % returns there, no longjmp: -x still skips the link header)
+            ?TRUNC_RET("ip6", P0)
     end.
 
 %% The extension headers, then the upper layer.
@@ -232,10 +233,10 @@ ipv6_next(Next, Bin, Len, Ctx, P) when Next =:= 0; Next =:= 60 ->
                 <<_:N/binary, Rest/binary>> ->
                     ipv6_more(Nh, Rest, Len - N, N, Ctx, pr(P, Name));
                 _ ->
-                    ?TRUNC(Proto, P)
+                    ?TRUNC_RET(Proto, P)
             end;
         _ ->
-            ?TRUNC(Proto, P)
+            ?TRUNC_RET(Proto, P)
     end;
 ipv6_next(44, Bin, Len, {_, _, _, _} = Ctx, P) ->
     case Bin of
@@ -271,6 +272,11 @@ demux(6, Bin, Len, Ctx, P) -> ewpcap_dump_fmt_tcp:tcp(Bin, Len, Ctx, P);
 demux(17, Bin, Len, Ctx, P) -> udp(Bin, Len, Ctx, P);
 demux(1, Bin, Len, Ctx, P) -> ewpcap_dump_fmt_icmp:icmp(Bin, Len, Ctx, P);
 demux(58, Bin, Len, Ctx, P) -> ewpcap_dump_fmt_icmp:icmp6(Bin, Len, Ctx, P);
+demux(108, <<_:16, Cpi:16, _/binary>>, _Len, _Ctx, P) ->
+    % IPComp: the parameter index (tcpdump does not decompress either)
+    pr(P, ["IPComp(cpi=0x", hex4(Cpi), ")"]);
+demux(108, _Bin, _Len, _Ctx, P) ->
+    ?TRUNC("ipcomp", P);
 demux(Proto, _Bin, Len, _Ctx, P) ->
     pr(P, [$\s, proto_word(Proto, P), $\s, integer_to_list(Len)]).
 
