@@ -243,11 +243,14 @@ ether_type(Bin, Len, Orig, Hdr, Macs, Printed, P) ->
                     end;
                 Type =< 1500 ->
                     P1 = case P#printer.eflag of
-                             true -> pr(P, ["802.3", [[", length ", integer_to_list(Type), ": "]
+                             true -> pr(P, ["802.3", [[", length ", integer_to_list(min(Len1, Type)), ": "]
                                                       || not Printed]]);
                              false -> P
                          end,
-                    {Hdr + 2, llc(Rest, P1)};
+                    % a length field below the frame's length cuts it
+                    LlcL = min(Len1, Type),
+                    {LlcLen, P2} = llc(ewpcap_dump_fmt_ip:cut(Rest, LlcL), LlcL, Macs, P1),
+                    {Hdr + 2 + LlcLen, P2};
                 true ->
                     P1 = case P#printer.eflag of
                              true -> pr(P, [ethertype_desc(Type),
@@ -277,9 +280,95 @@ ethertype(Type, Rest, _Len, Orig, {Src, Dst}, P) ->
          end,
     default_print(Rest, P1).
 
-%% 802.2 LLC: not decoded here (tcpdump does), printed as raw data.
-llc(Rest, P) ->
-    default_print(Rest, pr(P, "LLC ")).
+%% 802.2 LLC after an 802.3 length field (`Len'; `Bin' cut to it), as
+%% tcpdump prints it: the SAPs and the I, S or U control field; the
+%% payloads tcpdump decodes further (SNAP, STP, IP, IPX, NetBEUI, OSI,
+%% XID) are not, and print as LLC and the bytes. Returns the header
+%% length -x skips, and the printer.
+llc(Bin, Len, _Macs, P) when byte_size(Bin) < 3; Len < 3 ->
+    {min(byte_size(Bin), Len), default_print(Bin, pr(P, " [|llc]"))};
+llc(<<_, _, C, _/binary>> = Bin, Len, _Macs, P) when C band 3 =/= 3, byte_size(Bin) < 4 orelse Len < 4 ->
+    {min(byte_size(Bin), Len), default_print(Bin, pr(P, " [|llc]"))};
+llc(<<DsapF, SsapF, C1, Rest/binary>> = Bin, Len, {Src, Dst}, P) ->
+    {IsU, HLen, Ctl} = case C1 band 3 of
+                           3 -> {true, 3, C1};
+                           _ -> <<C2, _/binary>> = Rest, {false, 4, C1 bor (C2 bsl 8)}
+                       end,
+    Dsap = DsapF band 16#FE,
+    Ssap = SsapF band 16#FE,
+    Special = (DsapF =:= 16#FF andalso SsapF =:= 16#FF)
+        orelse (Dsap =:= Ssap andalso Ctl =:= 3
+                andalso lists:member(Dsap, [16#AA, 16#42, 16#06, 16#E0, 16#FE]))
+        orelse (Dsap =:= 16#F0 andalso Ssap =:= 16#F0 andalso (Ctl band 1 =:= 0 orelse Ctl =:= 3))
+        orelse (IsU andalso Ctl band 16#EF =:= 16#AF),
+    case Special of
+        true ->
+            {0, default_print(Bin, pr(P, "LLC "))};
+        false ->
+            P1 = case P#printer.eflag of
+                     true ->
+                         pr(P, ["LLC, dsap ", sap_name(Dsap, "Unknown"), " (0x", hex2(Dsap), ") ",
+                                case DsapF band 1 of 0 -> "Individual"; 1 -> "Group" end,
+                                ", ssap ", sap_name(Ssap, "Unknown"), " (0x", hex2(Ssap), ") ",
+                                case SsapF band 1 of 0 -> "Command"; 1 -> "Response" end,
+                                ", ctrl 0x", case IsU of
+                                                 true -> hex2(Ctl);
+                                                 false -> hex4(Ctl)
+                                             end, ": "]);
+                     false ->
+                         DName = sap_name(Dsap, ["Unknown DSAP 0x", hex2(Dsap)]),
+                         pr(P, case Dsap =:= Ssap of
+                                   true -> [mac(Src), " > ", mac(Dst), " ", DName, " "];
+                                   false -> [mac(Src), " ", sap_name(Ssap, ["Unknown SSAP 0x", hex2(Ssap)]),
+                                             " > ", mac(Dst), " ", DName, " "]
+                               end)
+                 end,
+            Flags = fun(Poll) ->
+                            case (SsapF band 1) bor (Ctl band Poll) of
+                                0 -> "Command";
+                                1 -> "Response";
+                                Poll -> "Poll";
+                                _ -> "Final"
+                            end
+                    end,
+            Length = integer_to_list(Len),
+            if
+                IsU ->
+                    Cmd = case Ctl band 16#EF of
+                              16#03 -> "ui"; 16#E3 -> "test"; 16#63 -> "ua"; 16#43 -> "disc";
+                              16#0F -> "dm"; 16#6F -> "sabme"; 16#87 -> "frmr";
+                              Other -> hex2(Other)
+                          end,
+                    {HLen, default_print(Bin, pr(P1, ["Unnumbered, ", Cmd, ", Flags [", Flags(16#10),
+                                                      "], length ", Length]))};
+                Ctl band 1 =:= 1 ->
+                    S = case (Ctl bsr 2) band 3 of
+                            0 -> "Receiver Ready"; 1 -> "Receiver not Ready"; 2 -> "Reject"; 3 -> "?"
+                        end,
+                    {HLen, pr(P1, ["Supervisory, ", S, ", rcv seq ", integer_to_list((Ctl bsr 9) band 16#7F),
+                                   ", Flags [", Flags(16#100), "], length ", Length])};
+                true ->
+                    {HLen, default_print(Bin, pr(P1, ["Information, send seq ",
+                                                      integer_to_list((Ctl bsr 1) band 16#7F),
+                                                      ", rcv seq ", integer_to_list((Ctl bsr 9) band 16#7F),
+                                                      ", Flags [", Flags(16#100), "], length ", Length]))}
+            end
+    end.
+
+sap_name(16#00, _) -> "Null";
+sap_name(16#02, _) -> "802.1B I";
+sap_name(16#04, _) -> "SNA";
+sap_name(16#06, _) -> "IP";
+sap_name(16#0E, _) -> "ProWay NM";
+sap_name(16#42, _) -> "STP";
+sap_name(16#4E, _) -> "RS511";
+sap_name(16#7E, _) -> "ISO8208";
+sap_name(16#8E, _) -> "ProWay";
+sap_name(16#AA, _) -> "SNAP";
+sap_name(16#E0, _) -> "IPX";
+sap_name(16#F0, _) -> "NetBeui";
+sap_name(16#FE, _) -> "OSI";
+sap_name(_, Unknown) -> Unknown.
 
 sll_head(PktType, HaLen, Addr, Proto, Len) ->
     Dir = case PktType of

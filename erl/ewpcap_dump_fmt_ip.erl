@@ -19,7 +19,7 @@
 
 -export([ipv4/3, ipv6/3, pr/2, host/2, port/3, ip4/1, ip6/1]).
 -export([cksum/1, should_be/2, hex/1, pad/2, hex2/1, hex4/1, ports/6, pseudo_cksum/5,
-         addr_bin/1]).
+         addr_bin/1, cut/2]).
 
 %% -n: the text of this many addresses is kept (host/2)
 -define(ADDR_CACHE, 4096).
@@ -340,7 +340,8 @@ udp_cksum(_Bin, _L, _Sum, _Ctx, _, P) -> P.
 pr(#printer{out = O} = P, Text) ->
     P#printer{out = [O | Text]}.
 
-%% The captured bytes, cut to a layer's length (tcpdump's snapend).
+%% @doc The captured bytes, cut to a layer's length (tcpdump's snapend).
+-spec cut(binary(), non_neg_integer()) -> binary().
 cut(Bin, N) when byte_size(Bin) > N -> binary:part(Bin, 0, N);
 cut(Bin, _) -> Bin.
 
