@@ -68,7 +68,8 @@ ipv4(Bin, Len, P0) ->
                     end
             end;
         _ ->
-            ?TRUNC("ip", P)
+            % tcpdump checks and returns (no longjmp): -x skips the link header
+            ?TRUNC_RET("ip", P)
     end.
 
 ipv4_body(Bin, HLen, {Tos, TotLen, Id, Frag, TTL, Proto, Sum}, Src, Dst, P0) ->
@@ -108,12 +109,12 @@ ipv4_verbose(Bin, HLen, {Tos, TotLen, Id, Frag, TTL, Proto, Sum}, P) ->
               3 -> ",CE";
               0 -> ""
           end,
-    Flags = case [N || {B, N} <- [{16#8000, "rsvd"}, {16#4000, "DF"}, {16#2000, "+"}],
+    Flags = case [N || {B, N} <- [{16#2000, "+"}, {16#4000, "DF"}, {16#8000, "rsvd"}],
                        Frag band B =/= 0] of
                 [] -> "none";
-                Fs -> lists:join("", Fs)
+                Fs -> lists:join(", ", Fs)
             end,
-    Head = ["(tos 0x", integer_to_list(Tos, 16), Ecn,
+    Head = ["(tos 0x", hex(Tos), Ecn,
             [[", ttl ", integer_to_list(TTL)] || TTL >= 1],
             ", id ", integer_to_list(Id), ", offset ", integer_to_list((Frag band 16#1FFF) * 8),
             ", flags [", Flags, "], proto ", proto_name(Proto), " (", integer_to_list(Proto),
@@ -122,11 +123,11 @@ ipv4_verbose(Bin, HLen, {Tos, TotLen, Id, Frag, TTL, Proto, Sum}, P) ->
     Opts = case OptLen of
                0 -> [];
                _ ->
-                   case Bin of
-                       <<_:20/binary, O:OptLen/binary, _/binary>> ->
-                           {ok, [", options (", ip_options(O), ")"]};
-                       _ ->
-                           ?TRUNC("ip", pr(P, [Head, ", options ("]))
+                   % option by option, as far as the bytes go
+                   <<_:20/binary, O/binary>> = Bin,
+                   case ip_options(O, OptLen) of
+                       {ok, Done} -> {ok, [", options (", Done, ")"]};
+                       {trunc, Part} -> ?TRUNC("ip", pr(P, [Head, ", options (", Part]))
                    end
            end,
     case Opts of
@@ -148,16 +149,22 @@ cksum_ip(Bin, HLen, Sum, P) ->
               end,
     pr(P, [string:lowercase(iolist_to_binary(Checked)), ")\n    "]).
 
-ip_options(<<>>) -> [];
-ip_options(<<0, _/binary>>) -> "EOL";
-ip_options(<<1, Rest/binary>>) -> ["NOP", sep(ip_options(Rest))];
-ip_options(<<T, L, _/binary>> = B) when L >= 2, byte_size(B) >= L ->
+%% The options in Bin (the captured bytes from the first option on), Len
+%% bytes of them by the header: {ok, Text}, or {trunc, Text} where the
+%% bytes end first.
+ip_options(_Bin, Len) when Len =< 0 -> {ok, []};
+ip_options(<<0, _/binary>>, _Len) -> {ok, "EOL"};
+ip_options(<<1, Rest/binary>>, Len) -> more("NOP", ip_options(Rest, Len - 1));
+ip_options(<<T, L, _/binary>>, Len) when L < 2; L > Len ->
+    {ok, [ip_option_name(T), " [bad length ", integer_to_list(L), "]"]};
+ip_options(<<T, L, _/binary>> = B, Len) when byte_size(B) >= L ->
     <<_:L/binary, Rest/binary>> = B,
-    [ip_option_name(T), sep(ip_options(Rest))];
-ip_options(<<T, _/binary>>) -> [ip_option_name(T), " [bad length]"].
+    more(ip_option_name(T), ip_options(Rest, Len - L));
+ip_options(<<T, _/binary>>, _Len) -> {trunc, ip_option_name(T)};
+ip_options(<<>>, _Len) -> {trunc, []}.
 
-sep([]) -> [];
-sep(X) -> [",", X].
+more(Text, {Kind, []}) -> {Kind, Text};
+more(Text, {Kind, More}) -> {Kind, [Text, ",", More]}.
 
 ip_option_name(7) -> "RR";
 ip_option_name(68) -> "TS";
@@ -304,7 +311,9 @@ udp(Bin, Len, {V, Src, Dst, Frag} = Ctx, P) ->
                                 ULen < 8 ->
                                     pr(P2, ["truncated-udplength ", integer_to_list(ULen)]);
                                 ULen > Len ->
-                                    pr(P2, ["UDP, bad length ", integer_to_list(ULen - 8), " > ",
+                                    % the checksum first, over what the IP length gives
+                                    P3 = udp_cksum(Bin, Len, Sum, Ctx, Frag, P2),
+                                    pr(P3, ["UDP, bad length ", integer_to_list(ULen - 8), " > ",
                                             integer_to_list(Len - 8)]);
                                 true ->
                                     Data = min(ULen, Len) - 8,
@@ -360,11 +369,14 @@ ports(Proto, Src, SP, Dst, DP, P) ->
     {DPs, P4} = port(Proto, DP, P3),
     pr(P4, [SH, $., SPs, <<" > ">>, DH, $., DPs, <<": ">>]).
 
+proto_name(0) -> "Options";
 proto_name(1) -> "ICMP";
 proto_name(2) -> "IGMP";
 proto_name(4) -> "IPIP";
 proto_name(6) -> "TCP";
+proto_name(8) -> "EGP";
 proto_name(17) -> "UDP";
+proto_name(33) -> "DCCP";
 proto_name(41) -> "IPv6";
 proto_name(47) -> "GRE";
 proto_name(50) -> "ESP";
