@@ -378,13 +378,18 @@ proto_name(8) -> "EGP";
 proto_name(17) -> "UDP";
 proto_name(33) -> "DCCP";
 proto_name(41) -> "IPv6";
+proto_name(46) -> "RSVP";
 proto_name(47) -> "GRE";
 proto_name(50) -> "ESP";
 proto_name(51) -> "AH";
+proto_name(55) -> "Mobile IP";
 proto_name(58) -> "ICMPv6";
 proto_name(103) -> "PIM";
+proto_name(108) -> "Compressed IP";
 proto_name(112) -> "VRRP";
+proto_name(113) -> "PGM";
 proto_name(132) -> "SCTP";
+proto_name(135) -> "Mobility";
 proto_name(_) -> "unknown".
 
 %% A protocol as a word: its /etc/protocols name, or ip-proto-N (-n).

@@ -55,7 +55,7 @@ claimed() ->
 %% The pairs not at 100%: the fewest identical packets (of 300) claimed
 %% (README's table); the differences left are listed in the README.
 share_claims() ->
-    [{ipv6, F, N} || {F, N} <- lists:zip(?FLAGS, [284, 281, 284, 284, 284, 282])].
+    [{ipv6, F, N} || {F, N} <- lists:zip(?FLAGS, [284, 284, 284, 284, 284, 285])].
 
 %%% ===================================================================
 %%% Cases
