@@ -35,7 +35,7 @@ CFLAGS ?= -O2 -g
 EWP_CFLAGS = $(CFLAGS) $(WARN) $(HARDEN) -std=gnu11 -pthread -I$(ERL_EI_INCLUDE_DIR) -Icnode
 LDFLAGS ?=
 EWP_LDFLAGS = $(LDFLAGS) -pthread -pie -Wl,-z,relro,-z,now -L$(ERL_EI_LIB_DIR)
-LIBS = -lei -lpcap -lev -lssl -lcrypto $(shell pkg-config --libs nettle)
+LIBS = -lei -lpcap -lev -lssl -lcrypto -lcap-ng $(shell pkg-config --libs nettle)
 
 CNODE_SRC = $(wildcard cnode/*.c)
 CNODE_OBJ = $(CNODE_SRC:.c=.o)
@@ -276,10 +276,17 @@ fuzz-clean:
 #                     message, {batch, 64}, same host and remote owner) side by
 #                     side; latency and RSS checks. Prints the table and
 #                     PASS/FAIL per target; writes bench/out/results.{json,csv}
-#                     and bench/out/plot.png. BENCH_STRICT=1: exit 1 on a FAIL.
+#                     and bench/out/plot.png, and the README's table
+#                     (bench/readme_table.sh). A FAIL makes it exit 1.
 #                     Also BENCH_COUNT, BENCH_RATES, BENCH_SIZES (bench/run.sh).
 #                     BENCH_EWPCAPD_BEFORE=/path/to/old/ewpcapd: every ewpcapd row
 #                     also with that binary, interleaved; a before/after table.
+#   make bench-atoms  the receiving node's CPU per packet message with and
+#                     without the atom cache (bench/ewpcap_bench_atoms.erl)
+#   make bench-scale  (root) 1,000 handles on lo from 20 peer nodes, one ewpcapd:
+#                     open time, exact delivery, kernel rings, CPU per packet
+#                     with idle handles open, fds and RSS back (bench/scale.sh);
+#                     bench/out/scale.json; exit 1 on a missed target
 #   make bench-build  only the bench programs
 #   make bench-clean  remove bench/out
 
@@ -287,9 +294,15 @@ BENCH_OUT = bench/out
 BENCH_BINS = $(BENCH_OUT)/pktgen $(BENCH_OUT)/pcapcount
 BENCH_CFLAGS = $(CFLAGS) $(WARN) -std=gnu11
 
-.PHONY: bench bench-build bench-clean bench-dump
+.PHONY: bench bench-build bench-clean bench-dump bench-atoms bench-scale
 
-bench-build: $(BENCH_BINS) $(BENCH_OUT)/ebin/ewpcap_bench.beam $(BENCH_OUT)/ebin/ewpcap_bench_cmp.beam
+BENCH_BEAMS = $(patsubst bench/%.erl,$(BENCH_OUT)/ebin/%.beam,$(wildcard bench/*.erl))
+
+bench-build: $(BENCH_BINS) $(BENCH_BEAMS) $(BENCH_OUT)/ebin/ewpcap_rawdist.beam
+
+$(BENCH_OUT)/ebin/ewpcap_rawdist.beam: test/ewpcap_rawdist.erl
+	@mkdir -p $(@D)
+	$(erlc_verbose) erlc -Wall +warnings_as_errors -o $(@D) $<
 
 $(BENCH_OUT)/pktgen: bench/pktgen.c
 	@mkdir -p $(@D)
@@ -303,13 +316,26 @@ $(BENCH_OUT)/ebin/ewpcap_bench.beam: bench/ewpcap_bench.erl $(wildcard include/*
 	@mkdir -p $(@D)
 	$(erlc_verbose) erlc -Wall +warnings_as_errors -I include -o $(@D) $<
 
-$(BENCH_OUT)/ebin/ewpcap_bench_cmp.beam: bench/ewpcap_bench_cmp.erl
+$(BENCH_OUT)/ebin/%.beam: bench/%.erl
 	@mkdir -p $(@D)
 	$(erlc_verbose) erlc -Wall +warnings_as_errors -o $(@D) $<
 
 bench: all bench-build
 	bash bench/run.sh
 	bash bench/dump_ratio.sh
+	bash bench/scale.sh
+
+$(BENCH_OUT)/ebin/ewpcap_bench_scale.beam: bench/ewpcap_bench_scale.erl $(wildcard include/*.hrl)
+	@mkdir -p $(@D)
+	$(erlc_verbose) erlc -Wall +warnings_as_errors -I include -o $(@D) $<
+
+# just the scale row (issue 13, section 3)
+bench-scale: all $(BENCH_OUT)/ebin/ewpcap_bench_scale.beam
+	bash bench/scale.sh
+
+# the atom cache's worth on the receiving node (issue 13; no root needed)
+bench-atoms: bench-build
+	erl -noshell -sname ewp_bench_atoms_$$$$ -pa $(BENCH_OUT)/ebin -run ewpcap_bench_atoms main
 
 # just ewpcap_dump -r against tcpdump -r (issue 16); DUMP_BEFORE=/path/to/an/older
 # ewpcap_dump times that one too, interleaved (bench/dump_ratio.sh)
@@ -340,7 +366,7 @@ bench-clean:
 # 0 cases run, or a skip not listed in test/skips.allow.
 SAN_DIR = $(CURDIR)/_build/san
 CT_SNAME ?=
-CT_ASAN_MIN_CASES ?= 264
+CT_ASAN_MIN_CASES ?= 297
 CT_MEMCHECK_MIN_CASES ?= 22
 CT_ASAN_SOAK_CYCLES ?= 200
 CT_ASAN_SOAK_OWNERS ?= 100
@@ -370,32 +396,41 @@ check-layers:
 
 # ---- tools (begin)
 #
-#   make                 also builds bin/ewpcap_dump, the tcpdump-like escript
-#                        (ebin/ in an archive; see bin-src/mkescript.escript)
+#   make                 also builds bin/ewpcap_dump, the tcpdump-like escript, and
+#                        bin/ewpcap_extcap, the Wireshark extcap (ebin/ in an archive;
+#                        see bin-src/mkescript.escript)
 #   make docs            edoc HTML of the Erlang modules in doc/
 #   make install [PREFIX=/usr/local] [DESTDIR=] [SETCAP=setcap]
 #                        the application in $(PREFIX)/lib/erlang/lib/ewpcap-VSN
 #                        (ebin, include, priv/ewpcapd with cap_net_raw,cap_net_admin
 #                        unless SETCAP= is empty or setcap is missing),
 #                        $(PREFIX)/sbin/ewpcapd (a link to it), $(PREFIX)/bin/ewpcap_dump,
-#                        the man pages ewpcap_dump(1) and ewpcapd(8), and the
+#                        $(PREFIX)/bin/ewpcap_extcap and a link to it in Wireshark's
+#                        extcap folder ($(EXTCAP_DIR), from tshark -G folders),
+#                        the man pages ewpcap_dump(1), ewpcap_extcap(1) and ewpcapd(8), and the
 #                        docs with the systemd unit example in $(PREFIX)/share/doc/ewpcap
 #   make uninstall       removes what install installed
 #   make man-check       renders the man pages (man -l) and fails on warnings
 
 EWP_VSN := $(shell sed -n 's/.*{vsn, *"\([^"]*\)"}.*/\1/p' erl/ewpcap.app.src)
+# Wireshark's global extcap folder, as the installed tshark reports it
+# (Debian 12: /usr/lib/x86_64-linux-gnu/wireshark/extcap); empty without
+# tshark, and then ewpcap_extcap is installed in bin/ only. Asked once,
+# and only by the recipes that use it (tshark takes a second or two).
+EXTCAP_DIR ?= $(eval EXTCAP_DIR := $(shell tshark -G folders 2>/dev/null | \
+	sed -n 's/^Extcap path:[[:space:]]*//p' | head -1))$(EXTCAP_DIR)
 SETCAP ?= setcap
 INSTALL ?= install
 APP_INSTALL_DIR = $(DESTDIR)$(PREFIX)/lib/erlang/lib/ewpcap-$(EWP_VSN)
-MAN_PAGES = docs/ewpcap_dump.1 docs/ewpcapd.8
+MAN_PAGES = docs/ewpcap_dump.1 docs/ewpcap_extcap.1 docs/ewpcapd.8
 
 .PHONY: escript docs install uninstall man-check tools-clean
 
 all: escript
 
-escript: bin/ewpcap_dump
+escript: bin/ewpcap_dump bin/ewpcap_extcap
 
-bin/ewpcap_dump: $(ERL_BEAM) ebin/ewpcap.app bin-src/mkescript.escript
+bin/ewpcap_dump bin/ewpcap_extcap: $(ERL_BEAM) ebin/ewpcap.app bin-src/mkescript.escript
 	@echo "  ESCRIPT $@"
 	$(Q) escript bin-src/mkescript.escript $@ ebin
 
@@ -413,7 +448,15 @@ install: all
 	$(INSTALL) -m 755 priv/ewpcapd $(APP_INSTALL_DIR)/priv/ewpcapd
 	ln -sf ../lib/erlang/lib/ewpcap-$(EWP_VSN)/priv/ewpcapd $(DESTDIR)$(PREFIX)/sbin/ewpcapd
 	$(INSTALL) -m 755 bin/ewpcap_dump $(DESTDIR)$(PREFIX)/bin/ewpcap_dump
-	$(INSTALL) -m 644 docs/ewpcap_dump.1 $(DESTDIR)$(PREFIX)/share/man/man1
+	$(INSTALL) -m 755 bin/ewpcap_extcap $(DESTDIR)$(PREFIX)/bin/ewpcap_extcap
+	$(Q) if [ -n "$(EXTCAP_DIR)" ]; then \
+	  $(INSTALL) -d $(DESTDIR)$(EXTCAP_DIR) && \
+	  ln -sf $(PREFIX)/bin/ewpcap_extcap $(DESTDIR)$(EXTCAP_DIR)/ewpcap_extcap && \
+	  echo "  EXTCAP  $(DESTDIR)$(EXTCAP_DIR)/ewpcap_extcap -> $(PREFIX)/bin/ewpcap_extcap"; \
+	else \
+	  echo "install: no tshark to ask for Wireshark's extcap folder (set EXTCAP_DIR=): ewpcap_extcap is in $(PREFIX)/bin only"; \
+	fi
+	$(INSTALL) -m 644 docs/ewpcap_dump.1 docs/ewpcap_extcap.1 $(DESTDIR)$(PREFIX)/share/man/man1
 	$(INSTALL) -m 644 docs/ewpcapd.8 $(DESTDIR)$(PREFIX)/share/man/man8
 	$(INSTALL) -m 644 README.md docs/PROTOCOL.md docs/ewpcapd.service $(DESTDIR)$(PREFIX)/share/doc/ewpcap
 	$(Q) if [ -z "$(SETCAP)" ]; then \
@@ -429,7 +472,10 @@ install: all
 uninstall:
 	rm -rf $(APP_INSTALL_DIR) $(DESTDIR)$(PREFIX)/share/doc/ewpcap
 	rm -f $(DESTDIR)$(PREFIX)/sbin/ewpcapd $(DESTDIR)$(PREFIX)/bin/ewpcap_dump \
-		$(DESTDIR)$(PREFIX)/share/man/man1/ewpcap_dump.1 $(DESTDIR)$(PREFIX)/share/man/man8/ewpcapd.8
+		$(DESTDIR)$(PREFIX)/bin/ewpcap_extcap \
+		$(DESTDIR)$(PREFIX)/share/man/man1/ewpcap_dump.1 $(DESTDIR)$(PREFIX)/share/man/man1/ewpcap_extcap.1 \
+		$(DESTDIR)$(PREFIX)/share/man/man8/ewpcapd.8
+	$(if $(EXTCAP_DIR),rm -f $(DESTDIR)$(EXTCAP_DIR)/ewpcap_extcap)
 
 man-check:
 	$(Q) for m in $(MAN_PAGES); do \
@@ -441,7 +487,7 @@ man-check:
 clean: tools-clean
 
 tools-clean:
-	rm -rf bin/ewpcap_dump bin/ewpcap_dump.tmp doc
+	rm -rf bin/ewpcap_dump bin/ewpcap_dump.tmp bin/ewpcap_extcap bin/ewpcap_extcap.tmp doc
 # ---- tools (end)
 
 # ---- interop (begin)

@@ -16,7 +16,10 @@
 %%% <li>`batch64': the same with `{batch, 64}';</li>
 %%% <li>`remote', `remote_batch64': the owner on another "host", a node in
 %%%     a third namespace that reaches an ewpcapd running inside the capture
-%%%     namespace over a veth pair.</li>
+%%%     namespace over a veth pair;</li>
+%%% <li>`default_untuned', `remote_untuned': `default' and `remote' on a
+%%%     connection made with `{dist_buffer, false}' (ewpcap_bench_dist),
+%%%     the before of the distribution buffer's before/after.</li>
 %%% </ul>
 %%% pktgen runs pinned to one CPU (BENCH_GEN_CPU, default 0; "none" does
 %%% not pin), so that its kernel work (the veth receive path runs in its
@@ -37,6 +40,7 @@
 -include("ewpcap.hrl").
 
 -export([main/0, client/0, baseline_send/3]).
+-export([fmt_int/1, rate_str/1]).
 
 -define(FILTER, "udp dst port 9000").
 -define(MiB, 1048576).
@@ -91,10 +95,14 @@ run() ->
     Targets = targets(Rows1, Latency, Rss),
     Cfg1 = Cfg#{idle_before => Idle, loadavg_end => loadavg()},
     print_table(Rows1, Cfg1),
+    ewpcap_bench_rank:print(Rows1),
+    ewpcap_bench_dist:print(Rows1),
+    AtomCache = ewpcap_bench_dist:atom_cache(),
+    ewpcap_bench_rank:print_atom_cache(AtomCache),
     print_extra(Latency, Rss),
     print_targets(Targets),
     Before =:= undefined orelse ewpcap_bench_cmp:print(AllRows, Cfg1),
-    write_results(Cfg1, AllRows, Latency, Rss, Targets),
+    write_results(Cfg1#{atom_cache => AtomCache}, AllRows, Latency, Rss, Targets),
     client_call(Cli, quit, 2000),
     stop_tls(Tls),
     catch peer:stop(Peer),
@@ -124,7 +132,7 @@ config() ->
       count => list_to_integer(env("BENCH_COUNT", "400000")),
       rates => [list_to_integer(R) || R <- string:lexemes(env("BENCH_RATES", "20000,50000,100000,250000,500000,0"), ",")],
       sizes => [list_to_integer(S) || S <- string:lexemes(env("BENCH_SIZES", "64,1000"), ",")],
-      modes => [list_to_atom(M) || M <- string:lexemes(env("BENCH_MODES", "ceiling,default,batch64,remote,remote_batch64,remote_tls,remote_tls_batch64"), ",")],
+      modes => [list_to_atom(M) || M <- string:lexemes(env("BENCH_MODES", "ceiling,default,default_untuned,batch64,remote,remote_untuned,remote_batch64,remote_tls,remote_tls_batch64"), ",")],
       row_secs => list_to_integer(env("BENCH_ROW_SECS", "5")),
       repeat => list_to_integer(env("BENCH_REPEAT", "3")),
       lat_count => list_to_integer(env("BENCH_LAT_COUNT", "3000")),
@@ -275,6 +283,15 @@ row(ceiling, Size, Rate, Ctx) ->
     ceiling_row(Size, Rate, Ctx);
 row(default, Size, Rate, Ctx) ->
     local_row([], Size, Rate, Ctx);
+row(default_untuned, Size, Rate, #{local_node := Node} = Ctx) ->
+    ewpcap_bench_dist:untuned(Node, fun() -> local_row([], Size, Rate, Ctx) end);
+row(remote_untuned, Size, Rate, #{client := Cli} = Ctx) ->
+    Buf = client_call(Cli, {dist_buffer, false}, 30000),
+    try
+        (remote_row([], Size, Rate, Ctx))#{dist_buffer => Buf}
+    after
+        client_call(Cli, {dist_buffer, default}, 30000)
+    end;
 row(batch64, Size, Rate, Ctx) ->
     local_row([{batch, 64}], Size, Rate, Ctx);
 row(snap1600, Size, Rate, Ctx) ->
@@ -284,10 +301,10 @@ row(remote, Size, Rate, Ctx) ->
     remote_row([], Size, Rate, Ctx);
 row(remote_batch64, Size, Rate, Ctx) ->
     remote_row([{batch, 64}], Size, Rate, Ctx);
-row(remote_tls, Size, Rate, #{tls := #{client := Cli, pid := Pid}} = Ctx) ->
-    remote_row([], Size, Rate, Ctx#{client := Cli, remote_pid := Pid});
-row(remote_tls_batch64, Size, Rate, #{tls := #{client := Cli, pid := Pid}} = Ctx) ->
-    remote_row([{batch, 64}], Size, Rate, Ctx#{client := Cli, remote_pid := Pid}).
+row(remote_tls, Size, Rate, #{tls := #{client := Cli, pid := Pid, node := N}} = Ctx) ->
+    remote_row([], Size, Rate, Ctx#{client := Cli, remote_pid := Pid, remote_node := N});
+row(remote_tls_batch64, Size, Rate, #{tls := #{client := Cli, pid := Pid, node := N}} = Ctx) ->
+    remote_row([{batch, 64}], Size, Rate, Ctx#{client := Cli, remote_pid := Pid, remote_node := N}).
 
 %% Packets per row: BENCH_COUNT, but at most BENCH_ROW_SECS of sending
 %% at a paced rate (every row kind gets the same count at a given rate).
@@ -583,7 +600,8 @@ targets(Rows, Latency, Rss) ->
                                  Find(remote_batch64, S, Unpaced)) || S <- Sizes];
              false -> []
          end,
-    [T1] ++ T2 ++ T3 ++ T4 ++ [T5, T6] ++ T7.
+    T8 = ewpcap_bench_dist:targets(Find, fun target/3),
+    [T1] ++ T2 ++ T3 ++ T4 ++ [T5, T6] ++ T7 ++ T8.
 
 %% {batch, 64} over TLS against plaintext: >= 0.9x the packets, <= 1.5x the
 %% CPU per packet (ewpcapd and the owner's node together)
@@ -662,13 +680,29 @@ add_ratios(Rows) ->
              Ceil = Get(ceiling, S, R),
              Base = Get(baseline, S, 0),
              Idle = Get(baseline_idle, S, 0),
-             Cpu = maps:get(cpu_daemon_s, Row) + maps:get(cpu_beam_s, Row),
-             Row#{x_ceiling => ratio(D, Ceil), x_baseline => ratio(D, Base),
-                  x_baseline_idle => ratio(D, Idle),
-                  cpu_us_per_pkt => round(Cpu * 1.0e7 / max(1, maps:get(received, Row))) / 10};
+             %% the baselines are unpaced: only unpaced rows compare with them
+             {XBase, XIdle} = case R of
+                                  0 -> {ratio(D, Base), ratio(D, Idle)};
+                                  _ -> {null, null}
+                              end,
+             maps:merge(Row#{x_ceiling => ratio(D, Ceil), x_baseline => XBase,
+                             x_baseline_idle => XIdle}, cpu_per_pkt(Row));
+
          _ ->
              Row
      end || Row <- Rows].
+
+%% CPU per delivered packet, of the daemon (pcapcount, the sending node),
+%% of the receiving node and both: from the scheduler's nanoseconds where
+%% the row has them (the ewpcapd rows), else from clock ticks.
+cpu_per_pkt(#{received := N} = Row) ->
+    {D, B} = case Row of
+                 #{cpu_daemon_ns := Dn, cpu_beam_ns := Bn} -> {Dn / 1.0e9, Bn / 1.0e9};
+                 #{cpu_daemon_s := Ds, cpu_beam_s := Bs} -> {Ds, Bs}
+             end,
+    Per = fun(S) -> round(S * 1.0e8 / max(1, N)) / 100 end,
+    #{cpu_daemon_us_per_pkt => Per(D), cpu_beam_us_per_pkt => Per(B),
+      cpu_us_per_pkt => Per(D + B)}.
 
 ratio(_, undefined) -> null;
 ratio(A, B) -> round(A / B * 1000) / 1000.
@@ -750,7 +784,9 @@ write_results(Cfg, Rows, Latency, Rss, Targets) ->
                               end, R) || R <- Rows],
             latency => Latency,
             rss => Rss,
-            targets => Targets},
+            targets => Targets,
+            atom_cache => [#{size => S, atoms_ns => A, message_ns => M}
+                           || {S, A, M} <- maps:get(atom_cache, Cfg, [])]},
     ok = file:write_file(filename:join(Out, "results.json"), [json(Doc), $\n]),
     %% a before/after run (BENCH_EWPCAPD_BEFORE) adds a last column, daemon
     Cmp = maps:get(ewpcapd_before, Cfg) =/= undefined,
@@ -789,6 +825,8 @@ plot_script(Cfg, Rows) ->
               || S <- Sizes, M <- Modes],
     Styles = #{ceiling => "lw 2 lc rgb '#000000' pt 7",
                default => "lw 2 lc rgb '#d62728' pt 5",
+               default_untuned => "lw 1 dt 4 lc rgb '#d62728' pt 5",
+               remote_untuned => "lw 1 dt 4 lc rgb '#ff7f0e' pt 4",
                batch64 => "lw 2 lc rgb '#1f77b4' pt 9",
                remote => "lw 2 dt 2 lc rgb '#ff7f0e' pt 4",
                remote_batch64 => "lw 2 dt 2 lc rgb '#2ca02c' pt 8",
@@ -802,7 +840,7 @@ plot_script(Cfg, Rows) ->
                lists:join(", \\\n",
                           [io_lib:format("  $d_~s_~b with ~s ~s title '~s'",
                                          [M, S, case M of baseline -> "points"; baseline_idle -> "points"; _ -> "linespoints" end,
-                                          maps:get(M, Styles), M])
+                                          maps:get(M, Styles, "lw 1"), M])
                            || M <- Modes]),
                "\n"]
               || S <- Sizes],
@@ -1135,7 +1173,7 @@ start_tls_nodes(Ctx) ->
     {ok, <<"hello ", P/binary>>} = wait_line(CPort, "hello ", 30000),
     say("bench: TLS ewpcapd ewpcap_tls@~s (os pid ~b), TLS client node (os pid ~s)",
         [Addr, DPid, P]),
-    #{daemon_port => DPort, pid => DPid,
+    #{daemon_port => DPort, pid => DPid, node => list_to_atom("ewpcap_tls@" ++ Addr),
       client => #{port => CPort, pid => binary_to_integer(P)}}.
 
 stop_tls(undefined) ->
@@ -1202,7 +1240,10 @@ count_loop(N, F, L) ->
 lat_loop(N, F, L, Lat) ->
     receive
         {ewpcap, _, _, _, _, <<_:42/binary, _Seq:64, Ts:64, _/binary>>} ->
-            Now = erlang:system_time(nanosecond),
+            %% the OS's CLOCK_REALTIME, pktgen's clock: erlang:system_time/1
+            %% differs from it by the offset latency/1 records
+            %% (clock_offset_ns), which was never subtracted
+            Now = os:system_time(nanosecond),
             T = erlang:monotonic_time(nanosecond),
             lat_loop(N + 1, first(F, T), T, [Now - Ts | Lat]);
         {get, From} ->
@@ -1309,5 +1350,7 @@ client_cmd(finish, _, {Counter, S, Node}) ->
     Fin = finish_handle(Node, S),
     stop_counter(Counter),
     {maps:to_list(Fin), undefined};
+client_cmd({dist_buffer, Value}, Daemon, undefined) ->
+    {ewpcap_bench_dist:set(Daemon, Value), undefined};
 client_cmd(quit, _, _) ->
     erlang:halt(0).

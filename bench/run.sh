@@ -23,10 +23,13 @@
 # Environment: BENCH_COUNT (packets per row, 400000; paced rows send at most
 # BENCH_ROW_SECS (5) seconds worth), BENCH_RATES
 # (20000,50000,100000,250000,500000,0; 0 = unpaced), BENCH_SIZES (64,1000), BENCH_MODES
-# (ceiling,default,batch64,remote,remote_batch64,remote_tls,remote_tls_batch64 -- the
-# last two over TLS distribution, certificates made with openssl in bench/out/tls; also snap1600: default options
-# with {snaplen, 1600}),
-# BENCH_STRICT=1 (exit 1 when a target fails), BENCH_TIMEOUT (seconds, 900).
+# (ceiling,default,default_untuned,batch64,remote,remote_untuned,remote_batch64,
+# remote_tls,remote_tls_batch64 -- the *_untuned rows on a connection made with
+# {dist_buffer, false}, the before of the distribution buffer; the tls rows over
+# TLS distribution, certificates made with openssl in bench/out/tls; also
+# snap1600: default options with {snaplen, 1600}), BENCH_TIMEOUT (seconds, 900),
+# BENCH_README=0 (do not write the table into README.md; bench/out/table.md
+# is written anyway). A target that fails makes the run exit 1.
 #
 # Before/after: BENCH_EWPCAPD_BEFORE=/path/to/old/ewpcapd runs every row
 # that runs ewpcapd (default, batch64, snap1600, remote, remote_batch64)
@@ -143,11 +146,17 @@ set -e
 if [ -f "$OUT/plot.gp" ]; then
   (cd "$OUT" && gnuplot plot.gp) && echo "bench: wrote $OUT/plot.png"
 fi
+if [ -f "$OUT/results.json" ]; then
+  bash bench/readme_table.sh "$OUT/results.json" > "$OUT/table.md"
+  echo "bench: wrote $OUT/table.md"
+  if [ "${BENCH_README:-1}" != 0 ]; then
+    bash bench/readme_table.sh "$OUT/results.json" README.md
+  fi
+fi
 
 case $status in
   0) exit 0 ;;
-  3) echo "bench: some targets FAILED (see above)"
-     if [ "${BENCH_STRICT:-0}" = 1 ]; then exit 1; fi
-     exit 0 ;;
+  3) echo "bench: some targets FAILED (see above)" >&2
+     exit 1 ;;
   *) echo "bench: the run did not complete (status $status)" >&2; exit 1 ;;
 esac

@@ -1,14 +1,16 @@
 #!/usr/bin/env escript
 %% -*- erlang -*-
 %%
-%% Builds the escript bin/ewpcap_dump from ebin/ (called by `make'):
+%% Builds the escripts bin/ewpcap_dump and bin/ewpcap_extcap from ebin/
+%% (called by `make'):
 %%
 %%     escript bin-src/mkescript.escript bin/ewpcap_dump ebin
 %%
 %% The result is an escript whose archive holds the ewpcap application
 %% (ewpcap/ebin/*.beam and ewpcap.app; the escript's main module is
-%% ewpcap_dump, named after the file). Its first line is `#!/bin/sh' and
-%% its second line, a comment for escript, is a one-line sh wrapper:
+%% named after the file: ewpcap_dump, ewpcap_extcap). Its first line is
+%% `#!/bin/sh' and its second line, a comment for escript, is a one-line
+%% sh wrapper:
 %%
 %%   - OTP 25 cannot handle SIGINT in Erlang, so the wrapper runs the
 %%     escript with +Bi (the emulator ignores SIGINT) in the background,

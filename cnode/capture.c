@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <net/if.h>
+#include <linux/if_packet.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <stdlib.h>
@@ -38,6 +39,7 @@ static void handler(unsigned char *user, const struct pcap_pkthdr *h,
                     const unsigned char *bytes);
 static void set_error(pcap_t *p, int status, char *errbuf, size_t errlen);
 static int ifindex_of(struct ewp_capture *c);
+static void ignore_outgoing_on_loopback(struct ewp_capture *c);
 static int socket_error(struct ewp_capture *c, char *reason, size_t len);
 
 /*
@@ -66,6 +68,7 @@ ewp_capture_open(struct ev_loop *loop, struct ewp_capture *c, const char *dev,
     c->prog.bf_insns = NULL;
     c->prog.bf_len = 0;
     c->dumper = NULL;
+    c->share = NULL;
 
     pcap_err[0] = '\0';
     p = pcap_create(dev, pcap_err);
@@ -86,6 +89,12 @@ ewp_capture_open(struct ev_loop *loop, struct ewp_capture *c, const char *dev,
         goto err;
     if (o->monitor && pcap_can_set_rfmon(p) == 1 && (status = pcap_set_rfmon(p, 1)) != 0)
         goto err;
+    /* PCAP_ERROR_TSTAMP_PRECISION_NOTSUP when the device cannot: set_error
+     * gives pcap_statustostr's text ("That device doesn't support that time
+     * stamp precision"), the open fails with it */
+    if (o->nano &&
+        (status = pcap_set_tstamp_precision(p, PCAP_TSTAMP_PRECISION_NANO)) != 0)
+        goto err;
 
     status = pcap_activate(p);
     if (status < 0)
@@ -104,6 +113,7 @@ ewp_capture_open(struct ev_loop *loop, struct ewp_capture *c, const char *dev,
     c->ifindex = if_nametoindex(dev);
     c->dlt = pcap_datalink(p);
     c->fd = pcap_get_selectable_fd(p);
+    ignore_outgoing_on_loopback(c);
     tmo = pcap_get_required_select_timeout(p);
     ev_io_init(&c->io, readable_cb, c->fd < 0 ? 0 : c->fd, EV_READ);
     c->io.data = c;
@@ -119,11 +129,11 @@ err:
 }
 
 /* A savefile (fd, opened by files.c; ours from now on, closed on error
- * too), read in chunks of FILE_CHUNK records from a timer so that one
+ * too), its stamps in nanoseconds when nano, read in chunks of FILE_CHUNK records from a timer so that one
  * file never starves the other clients; eof_cb at its end. */
 int
 ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, int fd,
-                         char *errbuf, size_t errlen)
+                         int nano, char *errbuf, size_t errlen)
 {
     char pcap_err[PCAP_ERRBUF_SIZE];
     FILE *fp;
@@ -139,6 +149,7 @@ ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, int fd,
     c->prog.bf_insns = NULL;
     c->prog.bf_len = 0;
     c->dumper = NULL;
+    c->share = NULL;
     fp = fdopen(fd, "rb");
     if (fp == NULL) {
         (void)snprintf(errbuf, errlen, "%s", strerror(errno));
@@ -146,7 +157,10 @@ ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, int fd,
         return -1;
     }
     pcap_err[0] = '\0';
-    c->p = pcap_fopen_offline(fp, pcap_err);
+    /* libpcap scales the file's stamps (micro, nano, pcapng's if_tsresol)
+     * to the precision asked for */
+    c->p = pcap_fopen_offline_with_tstamp_precision(
+        fp, nano ? PCAP_TSTAMP_PRECISION_NANO : PCAP_TSTAMP_PRECISION_MICRO, pcap_err);
     if (c->p == NULL) {
         (void)snprintf(errbuf, errlen, "%s", pcap_err);
         (void)fclose(fp);
@@ -341,12 +355,27 @@ ewp_capture_close(struct ewp_capture *c)
     if (c->dumper != NULL)
         pcap_dump_close(c->dumper);
     c->dumper = NULL;
-    if (c->p != NULL)
+    if (c->share != NULL)
+        ewp_pcapshare_close(c->share); /* now, or after a running compile */
+    else if (c->p != NULL)
         pcap_close(c->p);
+    c->share = NULL;
     c->p = NULL;
     free(c->prog.bf_insns);
     c->prog.bf_insns = NULL;
     c->prog.bf_len = 0;
+}
+
+/* A reference to c's pcap_t for a compile job (pcapshare.h), or NULL
+ * (closed, or out of memory: the job compiles against a dead handle) */
+struct ewp_pcapshare *
+ewp_capture_share(struct ewp_capture *c)
+{
+    if (c->p == NULL)
+        return NULL;
+    if (c->share == NULL && (c->share = ewp_pcapshare_new(c->p)) == NULL)
+        return NULL;
+    return ewp_pcapshare_ref(c->share);
 }
 
 /* The first device of pcap_findalldevs, as the original's dev/0. The device
@@ -472,6 +501,37 @@ ifindex_of(struct ewp_capture *c)
         return 0;
     errno = 0;
     return ifr.ifr_ifindex;
+}
+
+/*
+ * On a loopback device the kernel hands a packet socket each packet twice:
+ * as it leaves and as it comes back. libpcap drops the outgoing copy, but
+ * only after the kernel counted it in ps_recv and gave it a ring slot, or,
+ * with the ring full, counted it in ps_drop: one lost packet was two drops
+ * (53,642 "dropped by kernel" for 40,000 sent). The socket ignores outgoing
+ * packets there instead (Linux 4.20): the same packets are delivered, each
+ * counted once, and the ring holds twice as many. Not on "any", where the
+ * outgoing packets of the other devices are wanted.
+ */
+static void
+ignore_outgoing_on_loopback(struct ewp_capture *c)
+{
+#ifdef PACKET_IGNORE_OUTGOING
+    struct ifreq ifr;
+    int one = 1;
+
+    if (c->fd < 0 || strlen(c->device) >= sizeof(ifr.ifr_name))
+        return;
+    memset(&ifr, 0, sizeof(ifr));
+    memcpy(ifr.ifr_name, c->device, strlen(c->device));
+    if (ioctl(c->fd, SIOCGIFFLAGS, &ifr) < 0 || (ifr.ifr_flags & IFF_LOOPBACK) == 0)
+        return;
+    if (setsockopt(c->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one)) < 0)
+        EWP_LOG(1, "%s: PACKET_IGNORE_OUTGOING: %s (each packet counted twice)",
+                c->device, strerror(errno));
+#else
+    (void)c;
+#endif
 }
 
 /* -1 with libpcap's words for it when the socket has a pending error */

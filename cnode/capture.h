@@ -15,6 +15,8 @@
 #include <ev.h>
 #include <pcap/pcap.h>
 
+#include "pcapshare.h"
+
 struct ewp_capture;
 
 typedef void (*ewp_capture_packet_cb)(struct ewp_capture *c,
@@ -53,6 +55,7 @@ struct ewp_capture_opts {
     int timeout_ms; /* pcap_set_timeout when not immediate */
     int buffer;     /* pcap_set_buffer_size when > 0 */
     int monitor;    /* pcap_set_rfmon when pcap_can_set_rfmon */
+    int nano;       /* pcap_set_tstamp_precision(NANO) before activation */
 };
 
 struct ewp_capture {
@@ -75,13 +78,14 @@ struct ewp_capture {
     unsigned ifindex;                /* its index at open; 0: a pseudo device */
     pcap_dumper_t *dumper;           /* {dump, Path}: packets go here instead */
     unsigned long long dumped;       /* packets written to the dump */
+    struct ewp_pcapshare *share;     /* p, as compile jobs hold it, or NULL */
     void *data;                      /* the caller's */
 };
 
 int ewp_capture_open(struct ev_loop *loop, struct ewp_capture *c, const char *dev,
                      const struct ewp_capture_opts *o, char *errbuf, size_t errlen);
 int ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, int fd,
-                             char *errbuf, size_t errlen);
+                             int nano, char *errbuf, size_t errlen);
 int ewp_capture_dump_open(struct ewp_capture *c, int fd, char *errbuf, size_t errlen);
 int ewp_capture_filter(struct ewp_capture *c, const char *filter, size_t len,
                        int optimize, uint32_t netmask, char *errbuf, size_t errlen);
@@ -95,6 +99,7 @@ int ewp_capture_check(struct ewp_capture *c);
 void ewp_capture_start(struct ewp_capture *c);
 void ewp_capture_stop(struct ewp_capture *c);
 void ewp_capture_close(struct ewp_capture *c);
+struct ewp_pcapshare *ewp_capture_share(struct ewp_capture *c);
 int ewp_capture_default_dev(char *dev, size_t devlen, char *errbuf, size_t errlen);
 
 #endif /* EWP_CAPTURE_H */

@@ -4,8 +4,9 @@
  * EWP_COMPILE_WORKERS worker threads, two queues (to do, done) under one
  * mutex. The loop submits jobs; a worker takes the oldest job whose owner
  * (the client node, job->owner) has no job being compiled by another
- * worker, compiles it (pcap_compile is thread-safe since libpcap 1.8) on a
- * dead handle of the same link type and snaplen, moves it to the done
+ * worker, compiles it (pcap_compile is thread-safe since libpcap 1.8)
+ * against the capture's own pcap_t, borrowed (pcapshare.h), or a dead
+ * handle of the same link type and snaplen, moves it to the done
  * queue and wakes the loop with ev_async_send. The loop then calls the
  * done callback for each. So one node's jobs run one at a time and in
  * order, and a node that sends a filter taking a minute to compile holds
@@ -118,39 +119,65 @@ ewp_compile_free(struct ewp_compile_job *job)
 {
     if (job->ok)
         pcap_freecode(&job->prog);
+    ewp_pcapshare_unref(job->src);
     free(job->text);
     free(job->fallback);
     free(job);
 }
 
-/* Stop the workers; jobs not done get discard (to free their data), not
- * their callback, and are freed; so is cc-> */
+/*
+ * Stop the workers; jobs not done get discard (to free their data), not
+ * their callback, and are freed; so is cc. With EWP_COMPILE_ABANDON a
+ * worker in the middle of a compile is not waited for (pcap_compile cannot
+ * be interrupted, and one filter may take minutes): it is detached, cc
+ * stays allocated for it, and it ends with the process, which is about to
+ * exit (SIGTERM must not wait for a client's filter). Its job is never
+ * handed back.
+ */
 void
-ewp_compile_shutdown(struct ewp_compiler *cc, ewp_compile_done_cb discard)
+ewp_compile_shutdown(struct ewp_compiler *cc, ewp_compile_done_cb discard, int running)
 {
-    struct ewp_compile_job *job;
-    int i;
+    struct ewp_compile_job *job, *todo, *done;
+    int i, busy[EWP_COMPILE_WORKERS] = {0}, abandoned = 0;
 
     if (cc == NULL)
         return;
     pthread_mutex_lock(&cc->lock);
     cc->stop = 1;
+    for (i = 0; i < cc->started; i++) {
+        busy[i] = running == EWP_COMPILE_ABANDON && cc->running[i] != NULL;
+        abandoned += busy[i];
+    }
     pthread_cond_broadcast(&cc->cond);
     pthread_mutex_unlock(&cc->lock);
     for (i = 0; i < cc->started; i++)
-        (void)pthread_join(cc->threads[i], NULL);
-    cc->started = 0;
+        if (busy[i])
+            (void)pthread_detach(cc->threads[i]);
+        else
+            (void)pthread_join(cc->threads[i], NULL);
     ev_async_stop(cc->loop, &cc->wake);
-    while ((job = cc->todo) != NULL) {
-        cc->todo = job->next;
+    pthread_mutex_lock(&cc->lock);
+    todo = cc->todo;
+    done = cc->done;
+    cc->todo = cc->done = NULL;
+    cc->todo_tail = &cc->todo;
+    cc->done_tail = &cc->done;
+    pthread_mutex_unlock(&cc->lock);
+    while ((job = todo) != NULL) {
+        todo = job->next;
         discard(cc->ctx, job);
         ewp_compile_free(job);
     }
-    while ((job = cc->done) != NULL) {
-        cc->done = job->next;
+    while ((job = done) != NULL) {
+        done = job->next;
         discard(cc->ctx, job);
         ewp_compile_free(job);
     }
+    if (abandoned > 0) {
+        EWP_LOG(1, "shutting down: %d filter compile(s) abandoned", abandoned);
+        return; /* cc is the abandoned workers' until the process ends */
+    }
+    cc->started = 0;
     (void)pthread_cond_destroy(&cc->cond);
     (void)pthread_mutex_destroy(&cc->lock);
     free(cc);
@@ -178,7 +205,9 @@ worker(void *arg)
         job->next = NULL;
         *cc->done_tail = job;
         cc->done_tail = &job->next;
-        ev_async_send(cc->loop, &cc->wake);
+        /* after a shutdown nobody waits: an abandoned job stays in done */
+        if (!cc->stop)
+            ev_async_send(cc->loop, &cc->wake);
         /* the owner's next job may now go to any worker */
         pthread_cond_broadcast(&cc->cond);
     }
@@ -230,8 +259,25 @@ wake_cb(struct ev_loop *loop, ev_async *w, int revents)
 static int
 compile_one(struct ewp_compile_job *job, const char *text)
 {
-    pcap_t *dead = pcap_open_dead(job->linktype, job->snaplen);
+    pcap_t *dead, *live;
 
+    if (job->src != NULL) {
+        int rv = 0;
+
+        live = ewp_pcapshare_borrow(job->src);
+        if (live == NULL) {
+            /* its capture closed meanwhile: nothing to compile for */
+            (void)snprintf(job->errbuf, sizeof(job->errbuf), "capture closed");
+            return -1;
+        }
+        if (pcap_compile(live, &job->prog, text, job->optimize, job->netmask) < 0) {
+            (void)snprintf(job->errbuf, sizeof(job->errbuf), "%s", pcap_geterr(live));
+            rv = -1;
+        }
+        ewp_pcapshare_giveback(job->src);
+        return rv;
+    }
+    dead = pcap_open_dead(job->linktype, job->snaplen);
     if (dead == NULL) {
         (void)snprintf(job->errbuf, sizeof(job->errbuf), "pcap_open_dead failed");
         return -1;

@@ -3,8 +3,9 @@
  *
  * Filters compiled off the event loop. pcap_compile of a large expression
  * can take seconds (a 400 KB filter: ~14 s); done in the loop, every client
- * would wait. Worker threads compile against pcap_open_dead(linktype,
- * snaplen) and hand the program back to the loop through an ev_async; one
+ * would wait. Worker threads compile against the capture's own pcap_t
+ * (shared: pcapshare.h), or pcap_open_dead(linktype, snaplen) when there is
+ * none, and hand the program back to the loop through an ev_async; one
  * client node's jobs run one at a time, in order (see compile.c).
  */
 #ifndef EWP_COMPILE_H
@@ -16,6 +17,8 @@
 #include <ev.h>
 #include <pcap/pcap.h>
 
+#include "pcapshare.h"
+
 #define EWP_COMPILE_SYNC_MAX 1024 /* a "long" filter, for tests (every user filter
                                      of a call goes to the workers: filter.c) */
 #define EWP_COMPILE_WORKERS 2     /* threads; one client node uses one at a time */
@@ -25,8 +28,10 @@ struct ewp_compile_job {
     char *fallback;               /* then this one, or NULL */
     int optimize;                 /* pcap_compile optimize flag */
     uint32_t netmask;             /* pcap_compile netmask */
-    int linktype;                 /* pcap_datalink of the handle */
-    int snaplen;                  /* pcap_snapshot of the handle */
+    struct ewp_pcapshare *src;    /* compile against this (a reference, dropped by
+                                     ewp_compile_free); NULL: a dead handle of */
+    int linktype;                 /* ... pcap_datalink of the handle */
+    int snaplen;                  /* ... and pcap_snapshot of the handle */
     int ok;                       /* out: prog is valid */
     struct bpf_program prog;      /* out: the compiled program */
     char errbuf[PCAP_ERRBUF_SIZE]; /* out: why not */
@@ -45,6 +50,9 @@ struct ewp_compiler *ewp_compile_new(struct ev_loop *loop, ewp_compile_done_cb d
 void ewp_compile_submit(struct ewp_compiler *cc, struct ewp_compile_job *job);
 int ewp_compile_run(struct ewp_compile_job *job);
 void ewp_compile_free(struct ewp_compile_job *job);
-void ewp_compile_shutdown(struct ewp_compiler *cc, ewp_compile_done_cb discard);
+/* How ewp_compile_shutdown treats a compile that is running */
+#define EWP_COMPILE_WAIT 0        /* wait for it (tests, a clean exit) */
+#define EWP_COMPILE_ABANDON 1     /* leave it to end with the process */
+void ewp_compile_shutdown(struct ewp_compiler *cc, ewp_compile_done_cb discard, int running);
 
 #endif /* EWP_COMPILE_H */

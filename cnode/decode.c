@@ -43,7 +43,8 @@ enum {
     OPT_NETMASK = 1 << 9,   /* {netmask, M} */
     OPT_LIMIT = 1 << 10,    /* {limit, N} */
     OPT_BATCH = 1 << 11,    /* {batch, N} */
-    OPT_DUMP = 1 << 12      /* {dump, Path} */
+    OPT_DUMP = 1 << 12,     /* {dump, Path} */
+    OPT_PRECISION = 1 << 13 /* {tstamp_precision, P} */
 };
 
 #define OPTS_FILTER (OPT_OPTIMIZE | OPT_NETMASK | OPT_LIMIT)
@@ -269,6 +270,10 @@ decode_opts(const char *buf, int *index, struct ewp_opts *o, int allowed)
     if (immediate_override >= 0)
         o->immediate = immediate_override;
     o->timing_given = (seen & (OPT_TIMEOUT | OPT_IMMEDIATE)) != 0;
+    /* nanoseconds do not fit {MegaSecs, Secs, MicroSecs}: without a
+     * time_unit, a nano capture's Time is integer nanoseconds */
+    if (o->precision == EWP_TSTAMP_NANO && (seen & OPT_TIME_UNIT) == 0)
+        o->time_unit = EWP_TIME_NANOSECOND;
     *index = i;
     return 0;
 }
@@ -288,6 +293,7 @@ decode_opt(const char *buf, int *index, struct ewp_opts *o, int allowed, int *se
         {"filter", OPT_FILTER},       {"optimize", OPT_OPTIMIZE},
         {"netmask", OPT_NETMASK},     {"limit", OPT_LIMIT},
         {"batch", OPT_BATCH},         {"dump", OPT_DUMP},
+        {"tstamp_precision", OPT_PRECISION},
     };
     char key[MAXATOMLEN];
     char val[MAXATOMLEN];
@@ -403,7 +409,7 @@ decode_opt(const char *buf, int *index, struct ewp_opts *o, int allowed, int *se
         }
         break;
 
-    case OPT_TIME_UNIT: /* {time_unit, timestamp | microsecond} */
+    case OPT_TIME_UNIT: /* {time_unit, timestamp | microsecond | nanosecond} */
         if (ei_decode_atom(buf, &i, val) < 0)
             return -1;
         if (strcmp(val, "timestamp") == 0) {
@@ -412,6 +418,23 @@ decode_opt(const char *buf, int *index, struct ewp_opts *o, int allowed, int *se
         } else if (strcmp(val, "microsecond") == 0) {
             if (first)
                 o->time_unit = EWP_TIME_MICROSECOND;
+        } else if (strcmp(val, "nanosecond") == 0) {
+            if (first)
+                o->time_unit = EWP_TIME_NANOSECOND;
+        } else {
+            return -1;
+        }
+        break;
+
+    case OPT_PRECISION: /* {tstamp_precision, micro | nano} */
+        if (ei_decode_atom(buf, &i, val) < 0)
+            return -1;
+        if (strcmp(val, "micro") == 0) {
+            if (first)
+                o->precision = EWP_TSTAMP_MICRO;
+        } else if (strcmp(val, "nano") == 0) {
+            if (first)
+                o->precision = EWP_TSTAMP_NANO;
         } else {
             return -1;
         }

@@ -37,7 +37,13 @@ enum ewp_req_type {
 
 enum ewp_time_unit {
     EWP_TIME_TIMESTAMP = 0,   /* {MegaSecs, Secs, MicroSecs} */
-    EWP_TIME_MICROSECOND = 1  /* Secs * 1000000 + MicroSecs */
+    EWP_TIME_MICROSECOND = 1, /* Secs * 1000000 + MicroSecs */
+    EWP_TIME_NANOSECOND = 2   /* Secs * 1000000000 + NanoSecs */
+};
+
+enum ewp_tstamp_precision {
+    EWP_TSTAMP_MICRO = 0, /* pcap's default: ts.tv_usec in microseconds */
+    EWP_TSTAMP_NANO = 1   /* pcap_set_tstamp_precision: ts.tv_usec in nanoseconds */
 };
 
 struct ewp_opts {
@@ -49,6 +55,7 @@ struct ewp_opts {
     int buffer;               /* pcap_set_buffer_size when > 0 */
     int monitor;              /* pcap_set_rfmon when possible */
     enum ewp_time_unit time_unit; /* format of Time in packet messages */
+    enum ewp_tstamp_precision precision; /* {tstamp_precision, micro | nano} */
     int has_filter;           /* a {filter, F} was given */
     const char *filter;       /* filter text, not NUL-terminated */
     size_t filter_len;        /* its length in bytes */

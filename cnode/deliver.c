@@ -37,6 +37,7 @@ static void pause_peer(struct ewp_handles *t, struct ewp_peer *peer);
 static void error_cb(struct ewp_capture *c, const char *reason);
 static void eof_cb(struct ewp_capture *c);
 static void send_frame(struct ewp_peer *peer, ei_x_buff *x);
+static long time_frac(const struct ewp_handle *h, const struct pcap_pkthdr *hdr);
 
 /* The message head and the capture callbacks of a handle with a ref, an
  * owner and an open capture. Returns 0, or -1 when encoding failed. */
@@ -77,8 +78,8 @@ ewp_deliver_drained(struct ewp_handles *t, struct ewp_peer *peer)
 {
     struct ewp_handle *h;
 
-    for (h = ewp_handles_first(t); h != NULL; h = h->next)
-        if (h->peer == peer && !h->pending)
+    for (h = ewp_handles_first_of(t, peer); h != NULL; h = h->node_next)
+        if (!h->pending)
             ewp_capture_start(&h->cap);
 }
 
@@ -115,7 +116,7 @@ packet_cb(struct ewp_capture *c, const struct pcap_pkthdr *hdr, const unsigned c
     memcpy(dst, h->prefix, h->prefix_len);
     n = h->prefix_len;
     n += ewp_encode_packet_tail(dst + n, h->time_unit, (long)hdr->ts.tv_sec,
-                                (long)hdr->ts.tv_usec, hdr->len, hdr->caplen);
+                                time_frac(h, hdr), hdr->len, hdr->caplen);
     memcpy(dst + n, bytes, hdr->caplen);
     n += hdr->caplen;
     ewp_peer_commit(h->peer, n);
@@ -161,7 +162,7 @@ batch_packet(struct ewp_handle *h, const struct pcap_pkthdr *hdr, const unsigned
     body[h->batch_used++] = ERL_SMALL_TUPLE_EXT;
     body[h->batch_used++] = 3;
     h->batch_used += ewp_encode_packet_tail(body + h->batch_used, h->time_unit,
-                                            (long)hdr->ts.tv_sec, (long)hdr->ts.tv_usec,
+                                            (long)hdr->ts.tv_sec, time_frac(h, hdr),
                                             hdr->len, hdr->caplen);
     memcpy(body + h->batch_used, bytes, hdr->caplen);
     h->batch_used += hdr->caplen;
@@ -207,9 +208,8 @@ pause_peer(struct ewp_handles *t, struct ewp_peer *peer)
 {
     struct ewp_handle *o;
 
-    for (o = ewp_handles_first(t); o != NULL; o = o->next)
-        if (o->peer == peer)
-            ewp_capture_stop(&o->cap);
+    for (o = ewp_handles_first_of(t, peer); o != NULL; o = o->node_next)
+        ewp_capture_stop(&o->cap);
 }
 
 /* {ewpcap_eof, Ref}: a savefile has been read to its end */
@@ -246,4 +246,17 @@ static void
 send_frame(struct ewp_peer *peer, ei_x_buff *x)
 {
     (void)ewp_peer_send(peer, x->buff, (size_t)x->index);
+}
+
+/* The fraction of the second in the unit of the handle's Time:
+ * nanoseconds for EWP_TIME_NANOSECOND, else microseconds, whatever
+ * precision libpcap stamps with (h->nano: ts.tv_usec holds nanoseconds). */
+static long
+time_frac(const struct ewp_handle *h, const struct pcap_pkthdr *hdr)
+{
+    long frac = (long)hdr->ts.tv_usec;
+
+    if (h->time_unit == EWP_TIME_NANOSECOND)
+        return h->nano ? frac : frac * 1000;
+    return h->nano ? frac / 1000 : frac;
 }

@@ -9,6 +9,7 @@
  *
  * Every ei_x_encode_* return is checked; a failure fails the one reply.
  */
+#include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -28,6 +29,7 @@ static int encode_pass_through(ei_x_buff *x);
 static int encode_sockaddr(ei_x_buff *x, const char *key, const struct sockaddr *sa);
 static int count_addr_attrs(const pcap_addr_t *a);
 static int is_inet(const struct sockaddr *sa);
+static int encode_nanoseconds(char *buf, int *index, __int128 ns);
 
 /* 'p', 131, {SEND, '', To}, 131: a message to To follows */
 int
@@ -81,12 +83,12 @@ ewp_encode_batch_prefix(ei_x_buff *x, const erlang_pid *to, const erlang_ref *re
 /* ... Time, Length, <<Packet header>>: writes at most EWP_TAIL_MAX bytes
  * into out and returns how many; the caller appends caplen packet bytes. */
 size_t
-ewp_encode_packet_tail(char *out, enum ewp_time_unit unit, long sec, long usec,
+ewp_encode_packet_tail(char *out, enum ewp_time_unit unit, long sec, long frac,
                        uint32_t len, uint32_t caplen)
 {
     int i = 0;
 
-    (void)ewp_encode_time(out, &i, unit, sec, usec);
+    (void)ewp_encode_time(out, &i, unit, sec, frac);
     (void)ei_encode_ulong(out, &i, len);
     out[i++] = ERL_BINARY_EXT;
     out[i++] = (char)((caplen >> 24) & 0xff);
@@ -96,17 +98,20 @@ ewp_encode_packet_tail(char *out, enum ewp_time_unit unit, long sec, long usec,
     return (size_t)i;
 }
 
-/* {MegaSecs, Secs, MicroSecs} or Secs * 1000000 + MicroSecs. buf may be
- * NULL to measure, as with ei_encode_*. */
+/* {MegaSecs, Secs, MicroSecs}, Secs * 1000000 + MicroSecs or, for
+ * EWP_TIME_NANOSECOND (frac in nanoseconds then), Secs * 1000000000 +
+ * NanoSecs. buf may be NULL to measure, as with ei_encode_*. */
 int
-ewp_encode_time(char *buf, int *index, enum ewp_time_unit unit, long sec, long usec)
+ewp_encode_time(char *buf, int *index, enum ewp_time_unit unit, long sec, long frac)
 {
+    if (unit == EWP_TIME_NANOSECOND)
+        return encode_nanoseconds(buf, index, (__int128)sec * 1000000000 + frac);
     if (unit == EWP_TIME_MICROSECOND)
-        return ei_encode_longlong(buf, index, (long long)sec * 1000000LL + usec);
+        return ei_encode_longlong(buf, index, (long long)sec * 1000000LL + frac);
     TRY(ei_encode_tuple_header(buf, index, 3));
     TRY(ei_encode_long(buf, index, sec / 1000000));
     TRY(ei_encode_long(buf, index, sec % 1000000));
-    TRY(ei_encode_long(buf, index, usec));
+    TRY(ei_encode_long(buf, index, frac));
     return 0;
 }
 
@@ -405,5 +410,29 @@ encode_sockaddr(ei_x_buff *x, const char *key, const struct sockaddr *sa)
         for (n = 0; n < 8; n++)
             TRY(ei_x_encode_long(x, (b[2 * n] << 8) | b[2 * n + 1]));
     }
+    return 0;
+}
+
+/* Nanoseconds past 2262 (a pcapng's 64-bit stamps may say so) do not fit
+ * a long long: those are a SMALL_BIG_EXT, at most 16 digit bytes. */
+static int
+encode_nanoseconds(char *buf, int *index, __int128 ns)
+{
+    unsigned __int128 m;
+    int n = 0;
+
+    if (ns >= LLONG_MIN && ns <= LLONG_MAX)
+        return ei_encode_longlong(buf, index, (long long)ns);
+    m = ns < 0 ? -(unsigned __int128)ns : (unsigned __int128)ns;
+    if (buf != NULL) {
+        buf[*index] = ERL_SMALL_BIG_EXT;
+        buf[*index + 2] = ns < 0 ? 1 : 0;
+    }
+    for (; m != 0; m >>= 8, n++)
+        if (buf != NULL)
+            buf[*index + 3 + n] = (char)(m & 0xff);
+    if (buf != NULL)
+        buf[*index + 1] = (char)n;
+    *index += 3 + n;
     return 0;
 }

@@ -52,9 +52,9 @@ int ewp_encode_packet_prefix(ei_x_buff *x, const erlang_pid *to,
 int ewp_encode_batch_prefix(ei_x_buff *x, const erlang_pid *to,
                             const erlang_ref *ref, int dlt);
 size_t ewp_encode_packet_tail(char *out, enum ewp_time_unit unit, long sec,
-                              long usec, uint32_t len, uint32_t caplen);
+                              long frac, uint32_t len, uint32_t caplen);
 int ewp_encode_time(char *buf, int *index, enum ewp_time_unit unit, long sec,
-                    long usec);
+                    long frac);
 int ewp_encode_control(ei_x_buff *x, enum ewp_dop op, const erlang_pid *from,
                        const erlang_pid *to);
 int ewp_encode_unlink_id(ei_x_buff *x, enum ewp_dop op, const char *id, int id_len,

@@ -96,17 +96,22 @@ ewp_epmd_free(struct ewp_epmd *e)
     free(e);
 }
 
+/* On the home thread (netns.c): the registration's socket must be made in
+ * the namespace we started in, where epmd listens */
+static int
+publish_at_home(void *arg)
+{
+    struct ewp_epmd *e = arg;
+
+    return ei_publish(e->ec, e->port);
+}
+
 /* ei_publish from the namespace we started in (see netns.c). */
 static int
 publish(struct ewp_epmd *e)
 {
-    int fd;
+    int fd = ewp_netns_at_home(publish_at_home, e);
 
-    if (ewp_netns_home() < 0)
-        return -1;
-    fd = ei_publish(e->ec, e->port);
-    if (ewp_netns_away() < 0)
-        EWP_ERR("cannot go back to the capture namespace: %s", strerror(errno));
     if (fd < 0)
         return -1;
     (void)fcntl(fd, F_SETFD, FD_CLOEXEC);

@@ -103,7 +103,7 @@ ewp_filter_shutdown(struct ewp_filters *f)
 {
     if (f == NULL)
         return;
-    ewp_compile_shutdown(f->cc, discard_pending);
+    ewp_compile_shutdown(f->cc, discard_pending, EWP_COMPILE_ABANDON);
     while (f->accts != NULL) {
         struct acct *a = f->accts;
 
@@ -149,6 +149,7 @@ ewp_filter_set(struct ewp_filters *f, struct ewp_handle *h, const char *text, si
     h->filter_gen++;
     job->optimize = optimize;
     job->netmask = netmask;
+    job->src = ewp_capture_share(&h->cap);
     job->linktype = h->cap.dlt;
     job->snaplen = pcap_snapshot(h->cap.p);
 

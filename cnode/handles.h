@@ -9,8 +9,8 @@
  *
  * Closing follows the rule of dist.c: a handle is taken out of the table
  * before any message about it is sent, and a send never frees anything, so
- * iterating over the table with the next pointer saved is safe while the
- * current handle is closed.
+ * iterating over the table (next) or over one node's handles (node_next)
+ * with the next pointer saved is safe while the current handle is closed.
  */
 #ifndef EWP_HANDLES_H
 #define EWP_HANDLES_H
@@ -24,6 +24,7 @@
 #include "dist.h"
 
 struct ewp_handles;
+struct ewp_node;
 
 struct ewp_handle {
     struct ewp_handles *table;       /* the table it is in (or will be) */
@@ -41,6 +42,7 @@ struct ewp_handle {
     int snaplen;                     /* for info and buffer reservation */
     unsigned long long ring;         /* kernel buffer bytes asked for (live) */
     enum ewp_time_unit time_unit;    /* format of Time */
+    int nano;                        /* pcap's ts.tv_usec holds nanoseconds */
     char *prefix;                    /* encoded message head (deliver.c) */
     size_t prefix_len;               /* its length */
     int pending;                     /* open waits for its filter to compile */
@@ -53,7 +55,13 @@ struct ewp_handle {
     unsigned long long packets;      /* messages queued to the owner */
     unsigned long long bytes;        /* packet bytes in them */
     unsigned long long drops;        /* packets the output buffer had no room for */
-    struct ewp_handle *next;         /* the table */
+    struct ewp_handle *next;         /* the table: every handle, newest first */
+    struct ewp_handle *prev;         /* ... the one before (NULL: the first) */
+    struct ewp_handle *node_next;    /* the handles of the same node */
+    struct ewp_handle *node_prev;    /* ... the one before (NULL: the first) */
+    struct ewp_handle *ref_next;     /* hash chain by ref (handles.c) */
+    struct ewp_handle *pid_next;     /* hash chain by pid (handles.c) */
+    struct ewp_node *node;           /* its node's record (handles.c) */
 };
 
 struct ewp_handles *ewp_handles_new(struct ev_loop *loop, ei_cnode *ec);
@@ -70,6 +78,11 @@ struct ewp_handle *ewp_handles_find_ref(const struct ewp_handles *t, const erlan
 struct ewp_handle *ewp_handles_find_pid(const struct ewp_handles *t, const erlang_pid *pid);
 int ewp_handles_count(const struct ewp_handles *t);
 int ewp_handles_count_peer(const struct ewp_handles *t, const struct ewp_peer *peer);
+struct ewp_handle *ewp_handles_first_of(const struct ewp_handles *t,
+                                        const struct ewp_peer *peer);
+unsigned long long ewp_handles_ring(const struct ewp_handles *t);
+unsigned long long ewp_handles_ring_peer(const struct ewp_handles *t,
+                                         const struct ewp_peer *peer);
 void ewp_format_pid(const erlang_pid *pid, char *buf, size_t len);
 
 #endif /* EWP_HANDLES_H */

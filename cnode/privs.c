@@ -1,26 +1,25 @@
 /*
  * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
  *
- * Linux: keep capabilities across setuid (PR_SET_KEEPCAPS), change group
- * and user, then set the permitted and effective sets to CAP_NET_RAW and
- * CAP_NET_ADMIN only, and drop every other capability from the bounding
- * set so that no exec can get them back. Done with the raw capset system
- * call: no libcap needed.
+ * --user: become that user keeping CAP_NET_RAW and CAP_NET_ADMIN only, in
+ * the permitted and effective sets and in the bounding set (so no exec can
+ * gain any other), with libcap-ng as tcpdump does: the bounding set is
+ * applied first (that needs CAP_SETPCAP, which root has), then
+ * capng_change_id keeps capabilities across the uid change
+ * (PR_SET_KEEPCAPS), drops the supplementary groups, changes group and
+ * user and applies the permitted and effective sets, in the order that
+ * works; what the process has then is read back from the kernel.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
-#include <linux/capability.h>
+
+#include <cap-ng.h>
 
 #include "privs.h"
-
-#define KEEP ((1u << CAP_NET_RAW) | (1u << CAP_NET_ADMIN))
 
 /*
  * Returns:
@@ -30,10 +29,8 @@
 int
 ewp_privs_drop(const char *user, char *errbuf, size_t errlen)
 {
-    struct __user_cap_header_struct hdr;
-    struct __user_cap_data_struct data[2];
     struct passwd *pw;
-    int cap;
+    int rc;
 
     errno = 0;
     pw = getpwnam(user);
@@ -41,33 +38,33 @@ ewp_privs_drop(const char *user, char *errbuf, size_t errlen)
         (void)snprintf(errbuf, errlen, "--user %s: no such user", user);
         return -1;
     }
-    if (prctl(PR_SET_KEEPCAPS, 1L, 0L, 0L, 0L) < 0) {
-        (void)snprintf(errbuf, errlen, "prctl(PR_SET_KEEPCAPS): %s", strerror(errno));
+    /* the bounding set first, while we are root (it needs CAP_SETPCAP);
+     * capng_change_id can only clear it whole */
+    capng_clear(CAPNG_SELECT_BOTH);
+    if (capng_updatev(CAPNG_ADD, CAPNG_BOUNDING_SET, CAP_NET_RAW, CAP_NET_ADMIN, -1) != 0 ||
+        capng_apply(CAPNG_SELECT_BOUNDS) != 0) {
+        (void)snprintf(errbuf, errlen, "--user %s: cannot set the bounding set", user);
         return -1;
     }
-    /* the bounding set limits what an exec could gain; dropping from it
-     * needs CAP_SETPCAP, so that one goes last */
-    for (cap = 0; cap <= CAP_LAST_CAP; cap++)
-        if (cap != CAP_NET_RAW && cap != CAP_NET_ADMIN && cap != CAP_SETPCAP)
-            (void)prctl(PR_CAPBSET_DROP, (long)cap, 0L, 0L, 0L);
-    (void)prctl(PR_CAPBSET_DROP, (long)CAP_SETPCAP, 0L, 0L, 0L);
-    if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-        (void)snprintf(errbuf, errlen, "--user %s: cannot change user: %s", user,
-                       strerror(errno));
+    capng_clear(CAPNG_SELECT_CAPS);
+    if (capng_updatev(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED, CAP_NET_RAW, CAP_NET_ADMIN,
+                      -1) != 0) {
+        (void)snprintf(errbuf, errlen, "--user %s: capng_updatev failed", user);
         return -1;
     }
-    memset(&hdr, 0, sizeof(hdr));
-    memset(data, 0, sizeof(data));
-    hdr.version = _LINUX_CAPABILITY_VERSION_3;
-    data[0].permitted = KEEP;
-    data[0].effective = KEEP;
-    if (syscall(SYS_capset, &hdr, data) < 0) {
-        (void)snprintf(errbuf, errlen, "capset: %s", strerror(errno));
+    rc = capng_change_id((int)pw->pw_uid, (int)pw->pw_gid,
+                         CAPNG_DROP_SUPP_GRP);
+    if (rc != 0) {
+        (void)snprintf(errbuf, errlen, "--user %s: cannot change user (capng_change_id: %d%s%s)",
+                       user, rc, errno != 0 ? ", " : "", errno != 0 ? strerror(errno) : "");
         return -1;
     }
-    (void)prctl(PR_SET_KEEPCAPS, 0L, 0L, 0L, 0L);
-    if (getuid() != pw->pw_uid || geteuid() != pw->pw_uid) {
-        (void)snprintf(errbuf, errlen, "--user %s: uid did not change", user);
+    /* what the process has now, read back from the kernel */
+    if (capng_get_caps_process() != 0 ||
+        getuid() != pw->pw_uid || geteuid() != pw->pw_uid || getgid() != pw->pw_gid ||
+        capng_have_capability(CAPNG_EFFECTIVE, CAP_SYS_ADMIN) ||
+        !capng_have_capability(CAPNG_EFFECTIVE, CAP_NET_RAW)) {
+        (void)snprintf(errbuf, errlen, "--user %s: the change did not take", user);
         return -1;
     }
     return 0;

@@ -198,6 +198,7 @@ do_open(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
     h->link = *from;
     h->snaplen = o->snaplen;
     h->time_unit = o->time_unit;
+    h->nano = o->precision == EWP_TSTAMP_NANO;
     h->batch = o->batch;
     if (req->type != EWP_REQ_OPEN_FILE && req->dev_len == 0) {
         if (ewp_capture_default_dev(h->device, sizeof(h->device), errbuf, sizeof(errbuf)) < 0)
@@ -284,8 +285,10 @@ open_capture(struct ewp_requests *r, struct ewp_handle *h, const struct ewp_requ
     copts.timeout_ms = o->timing_given ? o->timeout_ms : EWP_DEFAULT_TIMEOUT_MS;
     copts.buffer = ring_bytes(o);
     copts.monitor = o->monitor;
+    copts.nano = o->precision == EWP_TSTAMP_NANO;
     if ((req->type == EWP_REQ_OPEN_FILE
-             ? ewp_capture_open_offline(r->loop, &h->cap, fd, errbuf, EWP_ERRBUF_SIZE)
+             ? ewp_capture_open_offline(r->loop, &h->cap, fd, copts.nano, errbuf,
+                                        EWP_ERRBUF_SIZE)
              : ewp_capture_open(r->loop, &h->cap, h->device, &copts, errbuf,
                                 EWP_ERRBUF_SIZE)) < 0)
         return -1;
@@ -322,8 +325,8 @@ refuse_open(struct ewp_requests *r, struct ewp_peer *peer, const char *dev,
             unsigned long long ring)
 {
     const struct ewp_policy *pol = &r->policy;
-    const struct ewp_handle *h;
-    unsigned long long all = ring, node = ring;
+    unsigned long long all = ring + ewp_handles_ring(r->handles);
+    unsigned long long node = ring + ewp_handles_ring_peer(r->handles, peer);
     int i;
 
     if (dev != NULL && pol->nallow > 0) {
@@ -338,11 +341,6 @@ refuse_open(struct ewp_requests *r, struct ewp_peer *peer, const char *dev,
     if (pol->max_node_handles > 0 &&
         ewp_handles_count_peer(r->handles, peer) >= pol->max_node_handles)
         return "too_many_handles";
-    for (h = ewp_handles_first(r->handles); h != NULL; h = h->next) {
-        all += h->ring;
-        if (h->peer == peer)
-            node += h->ring;
-    }
     if ((pol->max_ring > 0 && all > pol->max_ring) ||
         (pol->max_node_ring > 0 && node > pol->max_node_ring))
         return "buffer_limit";

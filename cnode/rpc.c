@@ -460,7 +460,8 @@ unknown_option(const struct span *opts, int filter_only, struct span *key)
 {
     static const char *const open_keys[] = {
         "snaplen", "promisc", "timeout", "to_ms", "immediate", "buffer", "monitor",
-        "time_unit", "filter", "batch", "dump", "optimize", "netmask", "limit", NULL};
+        "time_unit", "tstamp_precision", "filter", "batch", "dump", "optimize", "netmask",
+        "limit", NULL};
     static const char *const filter_keys[] = {"optimize", "netmask", "limit", NULL};
     const char *const *keys = filter_only ? filter_keys : open_keys;
     char atom[MAXATOMLEN];

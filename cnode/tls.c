@@ -105,7 +105,14 @@ ewp_tls_new(const struct ewp_tls_config *cfg, char *errbuf, size_t errlen)
     }
     (void)SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     (void)SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                                       SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TICKET);
+                                       SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TICKET |
+                                       SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* AES-128-GCM first: both ends spend less per packet than with
+     * AES-256 (OpenSSL's default first choice), at a strength TLS 1.3
+     * ranks equal for this use; the client's list still decides what is
+     * possible */
+    (void)SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                                        "TLS_CHACHA20_POLY1305_SHA256");
     (void)SSL_CTX_set_num_tickets(ctx, 0);
     (void)SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     (void)SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
@@ -262,7 +269,13 @@ conn_write(struct ewp_xport *x, const void *buf, size_t len)
     return io_result(c, SSL_write(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len));
 }
 
-/* SSL_read/SSL_write's result as read(2)'s */
+/*
+ * SSL_read/SSL_write's result as read(2)'s. SSL_read cannot want to write
+ * here, so waiting for readable after its EAGAIN is right: renegotiation
+ * and tickets are off (ewp_tls_new), and OpenSSL 3 answers a TLS 1.3
+ * KeyUpdate with the next SSL_write, not inside SSL_read (checked with a
+ * full socket: the read returns the data, nothing is written).
+ */
 static ssize_t
 io_result(struct tls_conn *c, int rv)
 {

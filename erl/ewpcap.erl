@@ -32,7 +32,9 @@
 %%% <li>`{ewpcap, Ref, DatalinkType, Time, Length, Packet}': a packet.
 %%%     `Ref' is the socket's `ref'; `DatalinkType' the link layer
 %%%     (`DLT_*' integer); `Time' `{MegaSecs, Secs, MicroSecs}' or, with
-%%%     `{time_unit, microsecond}', `Secs * 1000000 + MicroSecs'; `Length'
+%%%     `{time_unit, microsecond}', `Secs * 1000000 + MicroSecs', or with
+%%%     `{time_unit, nanosecond}' (the default of `{tstamp_precision, nano}'),
+%%%     `Secs * 1000000000 + NanoSecs'; `Length'
 %%%     the length on the wire; `Packet' the captured bytes
 %%%     (`byte_size(Packet) =< snaplen').</li>
 %%% <li>`{ewpcap_error, Ref, Reason :: string()}': capturing failed (for
@@ -157,7 +159,8 @@
     | {immediate, boolean()}
     | {buffer, -16#80000000..?INT_MAX}
     | {monitor, boolean()}
-    | {time_unit, timestamp | microsecond}
+    | {time_unit, timestamp | microsecond | nanosecond}
+    | {tstamp_precision, micro | nano}
     | {batch, 1..65536}
     | {dump, iodata()}
     | {filter, iodata()}
@@ -181,8 +184,20 @@
 %%     ewpcapd asks for 16 MiB, 32 MiB in immediate mode.</li>
 %% <li>`{monitor, Bool}': monitor mode (rfmon) on wireless devices that
 %%     support it; default `false'.</li>
-%% <li>`{time_unit, timestamp | microsecond}': format of `Time' in packet
-%%     messages; default `timestamp'.</li>
+%% <li>`{time_unit, timestamp | microsecond | nanosecond}': format of
+%%     `Time' in packet messages: `{MegaSecs, Secs, MicroSecs}',
+%%     `Secs * 1000000 + MicroSecs' or `Secs * 1000000000 + NanoSecs';
+%%     default `timestamp', or `nanosecond' with `{tstamp_precision, nano}'
+%%     (a tuple of microseconds cannot hold nanoseconds). A unit finer than
+%%     the precision is padded with zeros (micro precision in nanoseconds:
+%%     multiples of 1000), a coarser one truncated.</li>
+%% <li>`{tstamp_precision, micro | nano}': the precision libpcap stamps
+%%     packets with (`pcap_set_tstamp_precision' before activation; for
+%%     savefiles, `pcap_fopen_offline_with_tstamp_precision', which scales
+%%     the file's stamps); default `micro'. A `{dump, Path}' savefile of a
+%%     nano capture has the nanosecond magic `0xa1b23c4d'. A device that
+%%     cannot stamp in nanoseconds fails the open with
+%%     `{error, "That device doesn't support that time stamp precision"}'.</li>
 %% <li>`{batch, N}': up to N packets per message,
 %%     `{ewpcap_batch, Ref, DatalinkType, [{Time, Length, Packet}]}', sent
 %%     when full and after each read from the kernel ring (so it adds no

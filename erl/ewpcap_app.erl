@@ -8,6 +8,10 @@
 %%%     (see ewpcap_daemon).</li>
 %%% <li>`{ewpcapd, Path}': the executable of the embedded daemon. Default:
 %%%     `ewpcapd' in the application's `priv' directory.</li>
+%%% <li>`{dist_buffer, Bytes | false}': the user-space receive buffer
+%%%     (`buffer') and `recbuf' of the distribution connection to each
+%%%     daemon; `false' leaves them as they are. Default: 1048576 (see
+%%%     ewpcap_distbuf).</li>
 %%% </ul>
 %%% ewpcap:daemon_node/0 starts the application when it is needed.
 %%% @end

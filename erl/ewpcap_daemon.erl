@@ -230,6 +230,7 @@ start_daemon(Exe) ->
             case net_adm:ping(Node) of
                 pong ->
                     true = erlang:monitor_node(Node, true),
+                    ok = ewpcap_distbuf:ensure(Node),
                     logger:info("ewpcapd ~p (os pid ~p) ready", [Node, OsPid]),
                     {ok, #state{port = Port, node = Node, os_pid = OsPid}};
                 pang ->

@@ -10,10 +10,11 @@
 %%% (`ewpcap:open({file, Path}, Options)').
 %%%
 %%% The other jobs are in their own modules: ewpcap_dump_args (flags,
-%%% usage), ewpcap_dist (epmd, distribution), ewpcap_pcap_file (savefiles),
-%%% ewpcap_dump_out (text or savefile output), ewpcap_dump_fmt (the lines,
-%%% `-D'), ewpcap_dump_dlt (link-type names) and ewpcap_dump_names (name
-%%% caches, reverse DNS off the packet path).
+%%% usage), ewpcap_dist (epmd, distribution), ewpcap_dump_out (text, or
+%%% the `-w' file: pcap by ewpcap_pcap_file, pcapng by ewpcap_pcapng),
+%%% ewpcap_pcap_file (reading savefiles, pcapng too), ewpcap_dump_fmt (the
+%%% lines, `-D'), ewpcap_dump_dlt (link-type names) and ewpcap_dump_names
+%%% (name caches, reverse DNS off the packet path).
 %%%
 %%% Ctrl-C: OTP 25 cannot handle SIGINT in Erlang (os:set_signal/2 refuses
 %%% it). The escript's second line is a one-line sh wrapper (its shebang
@@ -30,6 +31,7 @@
 -include("ewpcap_dump.hrl").
 
 -export([main/1]).
+-export([daemon/1, open_live/4, handle_info/3, install_signals/0, resolve/1]). % ewpcap_extcap's
 -export([init/1, handle_event/2, handle_call/2, handle_info/2, terminate/2]).
 
 -define(BATCH, 256).
@@ -230,8 +232,8 @@ capture(O) ->
     % Without --immediate, ewpcapd's default timing: 1 ms kernel blocks,
     % which lose nothing on bursts where immediate mode drops (see the
     % README), and still deliver within milliseconds, to a terminal too.
-    Base = [{snaplen, O#opts.snaplen}, {promisc, O#opts.promisc},
-            {time_unit, microsecond}, {batch, ?BATCH}]
+    Base = [{snaplen, O#opts.snaplen}, {promisc, O#opts.promisc}, {batch, ?BATCH}
+            | time_opts(O)]
         ++ [{timeout, immediate} || O#opts.immediate]
         ++ [{buffer, O#opts.buffer * 1024} || O#opts.buffer =/= undefined],
     S = open_live(Node, Dev, Base, O#opts.filter),
@@ -240,9 +242,12 @@ capture(O) ->
     err_line("listening on ~ts, link-type ~ts, snapshot length ~b bytes",
              [DevName, ewpcap_dump_dlt:desc(Dlt), O#opts.snaplen]),
     install_signals(),
-    Out = output(O, Dlt, O#opts.snaplen, async),
-    Status = case {Out, is_tty(2)} of
-                 {{file, _}, true} ->
+    Out = ewpcap_dump_out:open(O, {Dlt, O#opts.snaplen},
+                               #{node => Node, device => DevName, filter => O#opts.filter,
+                                 description => dev_description(Node, DevName)},
+                               async),
+    Status = case {O#opts.write, is_tty(2)} of
+                 {Name, true} when Name =/= undefined ->
                      erlang:send_after(?STATUS_MS, self(), status),
                      {S, 0};
                  _ ->
@@ -256,7 +261,14 @@ capture(O) ->
     Stats = ewpcap:stats(S),
     Drops = daemon_drops(Node, Ref),
     ok = ewpcap:close(S),
-    ewpcap_dump_out:close(L#loop.out),
+    ewpcap_dump_out:close(L#loop.out,
+                          case Stats of
+                              {ok, #ewpcap_stat{recv = SRecv, drop = SDrop, ifdrop = SIfDrop}} ->
+                                  #{recv => SRecv, drop => SDrop + SIfDrop,
+                                    delivered => L#loop.captured};
+                              {error, _} ->
+                                  undefined
+                          end),
     % end the live count's line, or the terminal's echo of ^C
     (Status =/= undefined orelse (L#loop.eof =:= signal andalso is_tty(2)))
         andalso err_raw("\n"),
@@ -302,6 +314,26 @@ open_live(Node, Dev, Base, Filter) ->
 
 dev_name(<<>>) -> "default device";
 dev_name(Dev) -> Dev.
+
+%% -w's precision (--time-stamp-precision): Time in that unit
+time_opts(#opts{precision = micro}) -> [{time_unit, microsecond}];
+time_opts(#opts{precision = nano}) -> [{tstamp_precision, nano}, {time_unit, nanosecond}].
+
+%% pcap's description of the device (getifaddrs), for pcapng's
+%% if_description; else which daemon captured it.
+dev_description(Node, DevName) ->
+    Dev = unicode:characters_to_binary(DevName),
+    Desc = case ewpcap:getifaddrs(Node) of
+               {ok, Ifs} ->
+                   [D || {Name, Attrs} <- Ifs, unicode:characters_to_binary(Name) =:= Dev,
+                         {description, D} <- Attrs];
+               {error, _} ->
+                   []
+           end,
+    case Desc of
+        [D | _] -> to_list(D);
+        [] -> DevName ++ " captured by " ++ atom_to_list(Node)
+    end.
 
 %% The device name and DLT of the handle, from the daemon's info.
 handle_info(Node, Ref, Dev) ->
@@ -356,8 +388,8 @@ loop(#loop{ref = Ref} = L) ->
 
 %% A name looked up in the background (live captures print the address
 %% until it is known).
-resolved(IP, Name, #loop{out = Out} = L) ->
-    L#loop{out = ewpcap_dump_out:resolved(IP, Name, Out)}.
+resolved(IP, Name, L) ->
+    L#loop{out = ewpcap_dump_out:resolved(IP, Name, L#loop.out)}.
 
 %% The live count, as dumpcap shows it, when writing to a file and
 %% stderr is a terminal.
@@ -381,10 +413,10 @@ packets(Dlt, Batch, #loop{left = Left} = L) ->
            end,
     N = length(Take),
     Bytes = lists:sum([byte_size(P) || {_, _, P} <- Take]),
-    Out = case ewpcap_dump_out:emit(Dlt, Take, L#loop.out) of
-              {ok, O1} -> O1;
-              {closed, O1} -> throw({output_closed, O1, L#loop{out = O1}});
-              {error, Text} -> fatal("~ts", [Text])
+    Out = try
+              ewpcap_dump_out:emit(Dlt, Take, L#loop.out)
+          catch
+              throw:{output_closed, O1} -> throw({output_closed, O1, L#loop{out = O1}})
           end,
     L#loop{out = Out, captured = L#loop.captured + N, bytes = L#loop.bytes + Bytes,
            left = case Left of
@@ -392,34 +424,27 @@ packets(Dlt, Batch, #loop{left = Left} = L) ->
                       _ -> Left - N
                   end}.
 
-%% The output (ewpcap_dump_out), or the run ends here.
-output(O, Dlt, Snaplen, Mode) ->
-    case ewpcap_dump_out:open(O, Dlt, Snaplen, Mode) of
-        {ok, Out} -> Out;
-        {error, Text} -> fatal("~ts", [Text])
-    end.
-
 %%% -------------------------------------------------------------------
 %%% Reading savefiles
 %%% -------------------------------------------------------------------
 
 read_file(O) ->
-    F = open_savefile(O#opts.read),
+    F = open_savefile(O#opts.read, O#opts.precision),
     #{name := Name, linktype := Dlt, snaplen := Snaplen} = ewpcap_pcap_file:info(F),
     err_line("reading from file ~ts, link-type ~ts, snapshot length ~b",
              [Name, ewpcap_dump_dlt:file_desc(Dlt), Snaplen]),
     install_signals(),
-    Out = output(O, Dlt, max(1, Snaplen), sync),
+    Out = ewpcap_dump_out:open(O, {Dlt, max(1, Snaplen)}, file_source(O), sync),
     L = try
             read_loop(F, Dlt, #loop{ref = make_ref(), left = O#opts.count, out = Out})
         catch
             throw:{output_closed, _, L0} -> L0
         end,
-    ewpcap_dump_out:close(L#loop.out),
+    ewpcap_dump_out:close(L#loop.out, undefined),
     0.
 
-open_savefile(Name) ->
-    case ewpcap_pcap_file:open_read(Name) of
+open_savefile(Name, Precision) ->
+    case ewpcap_pcap_file:open_read(Name, #{precision => Precision}) of
         {ok, F} -> F;
         {error, Reason} -> fatal("~ts", [ewpcap_pcap_file:format_error(Reason)])
     end.
@@ -438,7 +463,7 @@ read_loop(F, Dlt, L) ->
             end,
         case read_batch(F, N) of
             {eof, Batch} -> packets(Dlt, Batch, L);
-            {ok, Batch} -> read_loop(F, Dlt, packets(Dlt, Batch, L))
+            {ok, Batch, F1} -> read_loop(F1, Dlt, packets(Dlt, Batch, L))
         end
     end.
 
@@ -448,17 +473,20 @@ read_batch(F, N) ->
         Batch -> Batch
     end.
 
+file_source(#opts{read = Name, filter = Filter}) ->
+    #{description => "read from " ++ Name, filter => Filter}.
+
 %% -r with a filter: the daemon reads the file and applies the filter.
 read_file_filtered(O) ->
     Name = O#opts.read,
     Name =/= "-" orelse usage("a filter cannot be applied to standard input (-r -)", []),
     % the header, and a clear message when the file is missing
-    F = open_savefile(Name),
+    F = open_savefile(Name, micro),
     ok = ewpcap_pcap_file:close_read(F),
     #{linktype := Dlt, snaplen := Snaplen} = ewpcap_pcap_file:info(F),
     Node = daemon(O#opts{node = undefined}),
     Path = filename:absname(Name),
-    Base = [{time_unit, microsecond}, {batch, ?BATCH}],
+    Base = [{batch, ?BATCH} | time_opts(O)],
     S = try ewpcap:open(Node, {file, Path}, Base ++ [{filter, O#opts.filter}]) of
             {ok, S0} ->
                 S0;
@@ -479,14 +507,14 @@ read_file_filtered(O) ->
     err_line("reading from file ~ts, link-type ~ts, snapshot length ~b",
              [Name, ewpcap_dump_dlt:file_desc(Dlt), Snaplen]),
     install_signals(),
-    Out = output(O, Dlt, max(1, Snaplen), sync),
+    Out = ewpcap_dump_out:open(O, {Dlt, max(1, Snaplen)}, file_source(O), sync),
     L = try
             loop(#loop{ref = S#ewpcap_resource.ref, left = O#opts.count, out = Out})
         catch
             throw:{output_closed, _, L0} -> L0#loop{eof = closed}
         end,
     _ = catch ewpcap:close(S),
-    ewpcap_dump_out:close(L#loop.out),
+    ewpcap_dump_out:close(L#loop.out, undefined),
     case L#loop.eof of
         {error, R} -> fatal("~ts: ~ts", [Name, reason(R)]);
         _ -> 0

@@ -15,6 +15,8 @@
     buffer :: pos_integer() | undefined,
     immediate = false :: boolean(),
     write :: string() | undefined,
+    pcapng = false :: boolean(),
+    precision = micro :: micro | nano,
     read :: string() | undefined,
     numeric = false :: boolean(),
     absolute = false :: boolean(),

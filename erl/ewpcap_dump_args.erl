@@ -70,7 +70,9 @@ long_flag(Name, Inline, Rest, O) ->
         {"snapshot-length", "s"}, {"buffer-size", "B"},
         {"no-promiscuous-mode", "p"}, {"packet-buffered", "U"},
         {"node", "N"}, {"absolute-tcp-sequence-numbers", "S"},
-        {"tls-optfile", "tls-optfile"}
+        {"tls-optfile", "tls-optfile"}, {"pcapng", pcapng},
+        {"time-stamp-precision", "time-stamp-precision"},
+        {"nano", nano}, {"micro", micro}
     ],
     case lists:keyfind(Name, 1, Table) of
         false ->
@@ -80,7 +82,8 @@ long_flag(Name, Inline, Rest, O) ->
             {flag(Atom, true, O), Rest};
         {_, Flag} ->
             case {lists:member(hd(Flag), ?ARG_FLAGS) orelse Flag =:= "cookie"
-                  orelse Flag =:= "tls-optfile", Inline, Rest} of
+                  orelse Flag =:= "tls-optfile" orelse Flag =:= "time-stamp-precision",
+                  Inline, Rest} of
                 {false, none, _} -> {flag(Flag, true, O), Rest};
                 {false, _, _} -> usage("option --~ts takes no argument", [Name]);
                 {true, {value, V}, _} -> {flag(Flag, V, O), Rest};
@@ -102,6 +105,10 @@ flag("w", V, O) -> O#opts{write = V};
 flag("r", V, O) -> O#opts{read = V};
 flag("cookie", V, O) -> O#opts{cookie = list_to_atom(V)};
 flag("tls-optfile", V, O) -> tls_optfile(V), O;
+flag("time-stamp-precision", "micro", O) -> O#opts{precision = micro};
+flag("time-stamp-precision", "nano", O) -> O#opts{precision = nano};
+flag("time-stamp-precision", V, _O) ->
+    usage("invalid --time-stamp-precision argument '~ts': micro or nano", [V]);
 flag("D", _, O) -> O#opts{list = true};
 flag("p", _, O) -> O#opts{promisc = false};
 flag("n", _, O) -> O#opts{numeric = true};
@@ -113,7 +120,10 @@ flag("X", _, O) -> O#opts{xflag_ascii = O#opts.xflag_ascii + 1};
 flag("U", _, O) -> O#opts{unbuffered = true};
 flag("h", _, O) -> O#opts{help = true};
 flag(version, _, O) -> O#opts{version = true};
-flag(immediate, _, O) -> O#opts{immediate = true}.
+flag(immediate, _, O) -> O#opts{immediate = true};
+flag(pcapng, _, O) -> O#opts{pcapng = true};
+flag(nano, _, O) -> O#opts{precision = nano};
+flag(micro, _, O) -> O#opts{precision = micro}.
 
 int(Flag, V, Min, Max) ->
     try list_to_integer(V) of
@@ -133,6 +143,8 @@ check(#opts{read = R, node = N}) when R =/= undefined, N =/= undefined ->
     usage("-r reads a file here: -N is for live captures", []);
 check(#opts{read = R, dev = D}) when R =/= undefined, D =/= undefined ->
     usage("-r and -i cannot be used together", []);
+check(#opts{pcapng = true, write = undefined}) ->
+    usage("--pcapng is for -w", []);
 check(O) ->
     O.
 
@@ -146,7 +158,7 @@ usage(Fmt, Args) ->
 usage_text() ->
     "Usage: " ?PROG " [-DenpSUvxX] [-B KiB] [-c count] [--cookie cookie] [--immediate]\n"
     "                   [-i interface] [-N node] [-r file] [-s snaplen] [-w file]\n"
-    "                   [expression]\n"
+    "                   [--pcapng] [--time-stamp-precision micro|nano] [expression]\n"
     "\n"
     "  -D             list the interfaces the daemon may open, with their addresses\n"
     "  -i DEV         capture on DEV (default: the daemon's first device)\n"
@@ -159,8 +171,11 @@ usage_text() ->
     "  -B KiB         kernel buffer size (default: ewpcapd's)\n"
     "  --immediate    libpcap's immediate mode (default: ewpcapd's 1 ms blocks)\n"
     "  -w FILE        write a pcap savefile; '-' is standard output\n"
+    "  --pcapng       with -w: write pcapng (the default for FILE.pcapng)\n"
+    "  --time-stamp-precision micro|nano, --micro, --nano\n"
+    "                 time stamps of the capture and of -w's file (default micro)\n"
     "  -U             flush the savefile after each packet\n"
-    "  -r FILE        read a pcap savefile; '-' is standard input\n"
+    "  -r FILE        read a pcap or pcapng savefile; '-' is standard input\n"
     "  -n             do not convert addresses and ports to names\n"
     "  -S             print absolute TCP sequence numbers\n"
     "  -e             print the link-level header\n"

@@ -1,29 +1,42 @@
-%%% @doc Where ewpcap_dump's packets go: text lines on standard output
-%%% (ewpcap_dump_fmt's, a batch written at once) or a pcap savefile
-%%% (ewpcap_pcap_file, `-w').
+%%% @doc ewpcap_dump's output: text lines on standard output (a batch
+%%% written at once, as one binary), a pcap savefile (ewpcap_pcap_file)
+%%% or a pcapng file (ewpcap_pcapng) for `-w'.
 %%%
-%%% Errors come back as `{error, Text}' for ewpcap_dump to print; a
-%%% closed output (standard output or the pipe gone: `| head') is
-%%% `{closed, Out}', which ends a capture as the count would.
+%%% The file format: pcapng with `--pcapng' or a name ending in `.pcapng',
+%%% else pcap. The precision (`--time-stamp-precision', `--nano'): pcap
+%%% files get the nanosecond magic `0xa1b23c4d', pcapng interfaces
+%%% `if_tsresol' 9; text lines show microseconds either way. A pcapng
+%%% file describes the capture's interface (`if_name' `Node:Device',
+%%% `if_description', `if_filter', `if_os', `if_tsresol') and ends with
+%%% its statistics (`isb_ifrecv', `isb_ifdrop' = kernel and interface
+%%% drops, `isb_usrdeliv' = packets written) when they are known.
+%%%
+%%% Errors are thrown as ewpcap_dump handles them: `{fatal, Text}' (exit
+%%% status 1), `{output_closed, Out}' (standard output or the pipe
+%%% closed: the run ends quietly).
 %%% @end
 -module(ewpcap_dump_out).
 
 -include("ewpcap_dump.hrl").
 
--export([open/4, emit/3, close/1, resolved/3]).
+-export([open/4, emit/3, close/2, format/1, resolved/3]).
 
--export_type([out/0]).
+-export_type([out/0, source/0]).
 
--type out() :: {text, ewpcap_dump_fmt:printer()} | {file, ewpcap_pcap_file:writer()}.
-%% The output of a run.
+-opaque out() :: {text, ewpcap_dump_fmt:printer(), micro | nano}
+               | {pcap, ewpcap_pcap_file:writer()}
+               | {pcapng, ewpcap_pcapng:writer(), non_neg_integer()}.
+%% Where the packets go.
 
-%% @doc The output the flags ask for: a printer (names looked up `sync'
-%% or `async', see ewpcap_dump_names), or the savefile of `-w', its
-%% global header written at once (a capture ended before its first
-%% packet leaves a valid savefile).
--spec open(#opts{}, non_neg_integer(), pos_integer(), sync | async) ->
-    {ok, out()} | {error, string()}.
-open(#opts{write = undefined} = O, _Dlt, _Snaplen, Mode) ->
+-type source() :: #{node => node(), device => string(), filter => binary(),
+                    description => string()}.
+%% What is captured, for the pcapng interface description.
+
+%% @doc The output of a run: text (`Mode' `async' for live captures, whose
+%% names are looked up in the background, `sync' when reading a file) or
+%% the `-w' file, its header written at once.
+-spec open(#opts{}, {non_neg_integer() | undefined, pos_integer()}, source(), async | sync) -> out().
+open(#opts{write = undefined} = O, _Link, _Source, Mode) ->
     Hex = case {O#opts.xflag_ascii, O#opts.xflag} of
               {0, 0} -> none;
               {0, 1} -> x;
@@ -31,50 +44,128 @@ open(#opts{write = undefined} = O, _Dlt, _Snaplen, Mode) ->
               {1, _} -> 'X';
               {_, _} -> 'XX'
           end,
-    {ok, {text, ewpcap_dump_fmt:new_printer(O#opts.numeric, Mode,
-                                            #{verbose => O#opts.verbose,
-                                              absolute => O#opts.absolute,
-                                              eflag => O#opts.eflag, hex => Hex})}};
-open(#opts{write = Name, unbuffered = U}, Dlt, Snaplen, _Mode) ->
-    case ewpcap_pcap_file:open_write(Name, #{unbuffered => U, snaplen => Snaplen, dlt => Dlt}) of
-        {ok, W} -> {ok, {file, W}};
-        {error, Reason} -> {error, ewpcap_pcap_file:format_error(Reason)}
+    {text, ewpcap_dump_fmt:new_printer(O#opts.numeric, Mode,
+                                       #{verbose => O#opts.verbose, absolute => O#opts.absolute,
+                                         eflag => O#opts.eflag, hex => Hex}),
+     O#opts.precision};
+open(#opts{write = Name, unbuffered = U, precision = P} = O, {Dlt, Snaplen}, Source, _Mode) ->
+    case format(O) of
+        pcap ->
+            % the global header is written at once when the link type is
+            % known: a capture ended before its first packet leaves a
+            % valid savefile
+            case ewpcap_pcap_file:open_write(Name, #{unbuffered => U, snaplen => Snaplen,
+                                                     dlt => Dlt, precision => P}) of
+                {ok, W} -> {pcap, W};
+                {error, Reason} -> fatal(Reason)
+            end;
+        pcapng ->
+            _ = application:load(ewpcap),
+            Vsn = case application:get_key(ewpcap, vsn) of
+                      {ok, V} -> V;
+                      undefined -> "unknown"
+                  end,
+            W = case ewpcap_pcapng:open_write(Name, #{unbuffered => U,
+                                                      userappl => ?PROG " (ewpcap " ++ Vsn ++ ")"}) of
+                    {ok, W0} -> W0;
+                    {error, Reason} -> fatal(Reason)
+                end,
+            If = interface(Source, Dlt, Snaplen, P),
+            case ewpcap_pcapng:add_interface(W, If) of
+                {ok, Id, W1} ->
+                    {pcapng, W1, Id};
+                {error, IfReason, W1} ->
+                    _ = ewpcap_pcapng:close_write(W1),
+                    fatal(IfReason)
+            end
     end.
 
-%% @doc Prints or writes a batch of packets of link type `Dlt'.
--spec emit(non_neg_integer(), [ewpcap_pcap_file:packet()], out()) ->
-    {ok | closed, out()} | {error, string()}.
-emit(Dlt, Batch, {text, P}) ->
-    {Lines, P1} = lines(Dlt, Batch, P, []),
+%% @doc pcapng or pcap, as `-w' writes.
+-spec format(#opts{}) -> pcap | pcapng.
+format(#opts{pcapng = true}) ->
+    pcapng;
+format(#opts{write = Name}) ->
+    case string:lowercase(filename:extension(Name)) of
+        ".pcapng" -> pcapng;
+        _ -> pcap
+    end.
+
+%% @doc Writes or prints packets of link type `Dlt'.
+-spec emit(non_neg_integer(), [ewpcap_pcap_file:packet()], out()) -> out().
+emit(Dlt, Batch, {text, P, Precision}) ->
+    Micro = case Precision of
+                micro -> Batch;
+                nano -> [{T div 1000, L, B} || {T, L, B} <- Batch]
+            end,
+    {Lines, P1} = lines(Dlt, Micro, P, []),
     % one binary: the io server gets a reference, not a deep list to copy
     case catch io:put_chars(standard_io, iolist_to_binary(Lines)) of
-        ok -> {ok, {text, P1}};
-        _ -> {closed, {text, P1}}
+        ok -> {text, P1, Precision};
+        _ -> throw({output_closed, {text, P1, Precision}})
     end;
-emit(Dlt, Batch, {file, W}) ->
+emit(Dlt, Batch, {pcap, W}) ->
     case ewpcap_pcap_file:write(W, Dlt, Batch) of
-        {ok, W1} -> {ok, {file, W1}};
-        {error, {_, closed}, W1} -> {closed, {file, W1}};
-        {error, Reason, _} -> {error, ewpcap_pcap_file:format_error(Reason)}
+        {ok, W1} -> {pcap, W1};
+        {error, {_, closed}, W1} -> throw({output_closed, {pcap, W1}});
+        {error, Reason, _} -> fatal(Reason)
+    end;
+emit(_Dlt, Batch, {pcapng, W, Id}) ->
+    case ewpcap_pcapng:write(W, Id, Batch) of
+        {ok, W1} -> {pcapng, W1, Id};
+        {error, {_, closed}, W1} -> throw({output_closed, {pcapng, W1, Id}});
+        {error, Reason, _} -> fatal(Reason)
     end.
 
-%% @doc Flushes and closes a savefile.
--spec close(out()) -> ok.
-close({text, _}) ->
-    ok;
-close({file, W}) ->
-    _ = ewpcap_pcap_file:close_write(W),
-    ok.
-
-%% @doc A name looked up in the background, for the lines to come.
+%% @doc A name looked up in the background, for the text lines (live
+%% captures print the address until it is known).
 -spec resolved(inet:ip_address(), string(), out()) -> out().
-resolved(IP, Name, {text, P}) ->
-    {text, ewpcap_dump_fmt:resolved(IP, Name, P)};
+resolved(IP, Name, {text, P, Precision}) ->
+    {text, ewpcap_dump_fmt:resolved(IP, Name, P), Precision};
 resolved(_IP, _Name, Out) ->
     Out.
+
+%% @doc Writes out and closes the file; a pcapng file gets the counts
+%% (`undefined': none known) in an Interface Statistics Block.
+-spec close(out(), ewpcap_pcapng:stats() | undefined) -> ok.
+close({text, _, _}, _Stats) ->
+    ok;
+close({pcap, W}, _Stats) ->
+    case ewpcap_pcap_file:close_write(W) of
+        ok -> ok;
+        {error, {_, closed}} -> ok;
+        {error, Reason} -> fatal(Reason)
+    end;
+close({pcapng, W, Id}, Stats) ->
+    case ewpcap_pcapng:close_write(W, [{Id, Stats} || Stats =/= undefined]) of
+        ok -> ok;
+        {error, {_, closed}} -> ok;
+        {error, Reason} -> fatal(Reason)
+    end.
+
+%%% ===================================================================
+%%% Internal functions
+%%% ===================================================================
 
 lines(_Dlt, [], P, Acc) ->
     {Acc, P};
 lines(Dlt, [Rec | Batch], P, Acc) ->
     {Line, P1} = ewpcap_dump_fmt:format_packet(Dlt, Rec, P, line),
     lines(Dlt, Batch, P1, [Acc, Line, $\n]).
+
+interface(Source, Dlt, Snaplen, Precision) ->
+    Name = case Source of
+               #{node := Node, device := Dev} -> [atom_to_list(Node), $:, Dev];
+               _ -> <<>>
+           end,
+    #{linktype => ewpcap_pcap_file:linktype(case Dlt of undefined -> 1; _ -> Dlt end),
+      snaplen => Snaplen,
+      name => Name,
+      description => maps:get(description, Source, <<>>),
+      filter => maps:get(filter, Source, <<>>),
+      % ewpcapd runs on Linux only (openat2, network namespaces)
+      os => case Source of #{node := _} -> <<"Linux">>; _ -> <<>> end,
+      tsresol => case Precision of micro -> 6; nano -> 9 end}.
+
+-spec fatal(ewpcap_pcap_file:reason()) -> no_return().
+fatal(Reason) ->
+    throw({fatal, ewpcap_pcap_file:format_error(Reason)}).

@@ -81,8 +81,11 @@ call(Node, Request) ->
     end.
 
 call_node(Node, Request) ->
-    try
-        gen_server:call({ewpcap, Node}, Request, infinity)
+    try gen_server:call({ewpcap, Node}, Request, infinity) of
+        Reply ->
+            % the connection is up: its receive buffer (ewpcap_distbuf)
+            ok = ewpcap_distbuf:ensure(Node),
+            Reply
     catch
         exit:{{nodedown, _}, _} -> {error, nodedown};
         exit:{noconnection, _} -> {error, nodedown};

@@ -207,7 +207,8 @@ expected(snaplen) -> "an integer in 0..2147483647";
 expected(timeout) -> "immediate, infinity or an integer in 0..2147483647 (ms)";
 expected(to_ms) -> "immediate, infinity or an integer in 0..2147483647 (ms)";
 expected(buffer) -> "an integer in -2147483648..2147483647 (bytes)";
-expected(time_unit) -> "timestamp or microsecond";
+expected(time_unit) -> "timestamp, microsecond or nanosecond";
+expected(tstamp_precision) -> "micro or nano";
 expected(batch) -> "an integer in 1..65536";
 expected(dump) -> "a non-empty path (iodata)";
 expected(filter) -> "iodata (a binary or a string)";
@@ -263,7 +264,9 @@ open_opt({buffer, N} = Opt) when ?is_int(N, ?INT_MIN, ?INT_MAX) ->
     {ok, Opt};
 open_opt({monitor, B} = Opt) when is_boolean(B) ->
     {ok, Opt};
-open_opt({time_unit, U} = Opt) when U =:= timestamp; U =:= microsecond ->
+open_opt({time_unit, U} = Opt) when U =:= timestamp; U =:= microsecond; U =:= nanosecond ->
+    {ok, Opt};
+open_opt({tstamp_precision, P} = Opt) when P =:= micro; P =:= nano ->
     {ok, Opt};
 open_opt({batch, N} = Opt) when ?is_int(N, 1, 65536) ->
     {ok, Opt};
@@ -286,6 +289,7 @@ open_opt({Key, _}) when
     Key =:= buffer;
     Key =:= monitor;
     Key =:= time_unit;
+    Key =:= tstamp_precision;
     Key =:= batch;
     Key =:= dump
 ->

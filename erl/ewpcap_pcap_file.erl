@@ -3,18 +3,23 @@
 %%% packet), as tcpdump, tshark and Wireshark read and write it.
 %%%
 %%% <ul>
-%%% <li>Encoding: header/3 and record/3, pure.</li>
+%%% <li>Encoding: header/3,4 and record/3,4, pure.</li>
 %%% <li>Writing: open_write/2, write/3 and close_write/1, a buffered
 %%%     writer (64 KiB, or every packet with `unbuffered') that writes the
 %%%     global header at once (a capture that ends before its first packet
 %%%     still leaves a valid, empty savefile), in host byte order with
-%%%     microsecond timestamps. The packets are those of ewpcap's messages
-%%%     with `{time_unit, microsecond}': `{Time, Length, Packet}'.</li>
-%%% <li>Reading: open_read/1, read/1 (a record), read/2 (many: a chunk
-%%%     at a time from a file), close_read/1 and read_file/1: both
+%%%     microsecond timestamps (magic `0xa1b2c3d4'), or nanosecond ones
+%%%     (`0xa1b23c4d') with `{precision, nano}'. The packets are those of
+%%%     ewpcap's messages with `{time_unit, microsecond}' (or
+%%%     `nanosecond'): `{Time, Length, Packet}'. pcapng is written by
+%%%     ewpcap_pcapng.</li>
+%%% <li>Reading: open_read/1,2, read/1 (a record), read/2 (many: a
+%%%     chunk at a time from a pcap file), close_read/1 and read_file/1: both
 %%%     byte orders, micro- and nanosecond files (magic `0xa1b2c3d4' and
-%%%     `0xa1b23c4d'; times come back in microseconds). pcapng is not
-%%%     read.</li>
+%%%     `0xa1b23c4d'), and pcapng files (through ewpcap_pcapng_read: the link
+%%%     type and snaplen are those of the first interface, the packets
+%%%     those of every interface); times come back in microseconds, or
+%%%     nanoseconds with `{precision, nano}'.</li>
 %%% </ul>
 %%% `"-"' as a file name is standard output or input. Errors are
 %%% `{error, Reason}'; format_error/1 gives the text.
@@ -24,9 +29,9 @@
 %%% @end
 -module(ewpcap_pcap_file).
 
--export([header/3, record/3, linktype/1]).
+-export([header/3, header/4, record/3, record/4, linktype/1]).
 -export([open_write/2, write/3, flush/1, close_write/1]).
--export([open_read/1, read/1, read/2, close_read/1, read_file/1, info/1]).
+-export([open_read/1, open_read/2, read/1, read/2, close_read/1, read_file/1, info/1]).
 -export([format_error/1]).
 
 -export_type([writer/0, reader/0, packet/0, reason/0]).
@@ -40,6 +45,7 @@
     name :: string(),                      % for the messages
     unbuffered :: boolean(),               % flush after each packet
     snaplen :: pos_integer(),              % of the global header
+    precision = micro :: micro | nano,     % of the times and the magic
     header = false :: boolean(),           % written yet?
     buf = [] :: iolist(),                  % waiting to be written
     size = 0 :: non_neg_integer()          % bytes in buf
@@ -48,11 +54,14 @@
 -record(reader, {
     io :: file:io_device() | standard_io,
     endian :: big | little,
-    unit :: micro | nano,
+    unit :: micro | nano,                  % of the file
+    out = micro :: micro | nano,           % of the times read/1 returns
+    ng :: ewpcap_pcapng_read:reader() | undefined, % a pcapng file
     snaplen :: non_neg_integer(),
     linktype :: non_neg_integer(),
     name :: string(),
-    seekable = false :: boolean()          % read/2 reads chunks, gives back the rest
+    seekable = false :: boolean(),         % read/2 reads chunks, gives back the rest
+    error = none :: none | {error, reason()} % met by read/2 after some records
 }).
 
 -opaque writer() :: #writer{}.
@@ -65,7 +74,7 @@
 %% captured bytes.
 
 -type reason() ::
-    {string(), file:posix() | closed | not_pcap | pcapng | truncated_header
+    {string(), file:posix() | closed | not_pcap | pcapng | no_interface | truncated_header
               | truncated_record | truncated_record_header | {bogus_length, non_neg_integer()}
               | {read, file:posix()}}.
 %% The file name and what went wrong; `closed': standard output or the
@@ -75,23 +84,41 @@
 %%% Encoding
 %%% ===================================================================
 
-%% @doc The global header: magic 0xa1b2c3d4 (microseconds), version 2.4,
-%% zone 0, sigfigs 0, snaplen, link type, in the given byte order.
--spec header(0..16#FFFFFFFF, pos_integer(), big | little | native) -> binary().
-header(LinkType, Snaplen, native) ->
-    <<16#a1b2c3d4:32/native, 2:16/native, 4:16/native, 0:32/native, 0:32/native,
+%% @equiv header(LinkType, Snaplen, Endian, micro)
+-spec header(0..16#FFFFFFFF, pos_integer(), big | little | native) -> <<_:192>>.
+header(LinkType, Snaplen, Endian) ->
+    header(LinkType, Snaplen, Endian, micro).
+
+%% @doc The global header: magic 0xa1b2c3d4 (microseconds) or 0xa1b23c4d
+%% (nanoseconds), version 2.4, zone 0, sigfigs 0, snaplen, link type, in
+%% the given byte order.
+-spec header(0..16#FFFFFFFF, pos_integer(), big | little | native, micro | nano) -> binary().
+header(LinkType, Snaplen, native, Precision) ->
+    <<(magic(Precision)):32/native, 2:16/native, 4:16/native, 0:32/native, 0:32/native,
       Snaplen:32/native, LinkType:32/native>>;
-header(LinkType, Snaplen, big) ->
-    <<16#a1b2c3d4:32/big, 2:16/big, 4:16/big, 0:32, 0:32, Snaplen:32/big, LinkType:32/big>>;
-header(LinkType, Snaplen, little) ->
-    <<16#a1b2c3d4:32/little, 2:16/little, 4:16/little, 0:32, 0:32,
+header(LinkType, Snaplen, big, Precision) ->
+    <<(magic(Precision)):32/big, 2:16/big, 4:16/big, 0:32, 0:32, Snaplen:32/big, LinkType:32/big>>;
+header(LinkType, Snaplen, little, Precision) ->
+    <<(magic(Precision)):32/little, 2:16/little, 4:16/little, 0:32, 0:32,
       Snaplen:32/little, LinkType:32/little>>.
 
-%% @doc One record, host byte order: `Time' in microseconds since the
-%% epoch, `Len' the length on the wire.
--spec record(non_neg_integer(), non_neg_integer(), binary()) -> iolist().
+magic(micro) -> 16#a1b2c3d4;
+magic(nano) -> 16#a1b23c4d.
+
+%% @equiv record(Time, Len, Packet, micro)
+-spec record(non_neg_integer(), non_neg_integer(), binary()) -> [binary(), ...].
 record(Time, Len, Packet) ->
-    [<<(Time div 1000000):32/native, (Time rem 1000000):32/native,
+    record(Time, Len, Packet, micro).
+
+%% @doc One record, host byte order: `Time' in microseconds (`micro') or
+%% nanoseconds (`nano') since the epoch, `Len' the length on the wire.
+-spec record(non_neg_integer(), non_neg_integer(), binary(), micro | nano) -> iolist().
+record(Time, Len, Packet, Precision) ->
+    Unit = case Precision of
+               micro -> 1000000;
+               nano -> 1000000000
+           end,
+    [<<(Time div Unit):32/native, (Time rem Unit):32/native,
        (byte_size(Packet)):32/native, Len:32/native>>, Packet].
 
 %% @doc The savefile link type of a pcap DLT: DLT_RAW is 12 (14 on
@@ -110,9 +137,11 @@ linktype(Dlt) -> Dlt.
 %% `unbuffered' (default `false': written per 64 KiB), `snaplen' (for the
 %% global header, default 262144), `dlt' (the link type of the packets:
 %% the global header is written at once; without it, before the first
-%% packet).
+%% packet), `precision' (`micro', the default, or `nano': the magic and
+%% the unit of the packets' times).
 -spec open_write(string(), #{unbuffered => boolean(), snaplen => pos_integer(),
-                             dlt => non_neg_integer() | undefined}) ->
+                             dlt => non_neg_integer() | undefined,
+                             precision => micro | nano}) ->
     {ok, writer()} | {error, reason()}.
 open_write(Name, Opts) ->
     Io = case Name of
@@ -126,7 +155,8 @@ open_write(Name, Opts) ->
         {ok, Fd} ->
             W = #writer{io = Fd, name = Name,
                         unbuffered = maps:get(unbuffered, Opts, false),
-                        snaplen = maps:get(snaplen, Opts, 262144)},
+                        snaplen = maps:get(snaplen, Opts, 262144),
+                        precision = maps:get(precision, Opts, micro)},
             case maps:get(dlt, Opts, undefined) of
                 undefined -> {ok, W};
                 Dlt ->
@@ -149,8 +179,9 @@ write(W, Dlt, Packets) ->
              false -> put_header(W, Dlt);
              true -> W
          end,
+    P = W1#writer.precision,
     W2 = lists:foldl(fun({Time, Len, Packet}, Acc) ->
-                             put_bytes(Acc, record(Time, Len, Packet))
+                             put_bytes(Acc, record(Time, Len, Packet, P))
                      end, W1, Packets),
     case W2#writer.unbuffered orelse W2#writer.size >= ?FLUSH_BYTES of
         true -> flush_writer(W2);
@@ -180,31 +211,43 @@ close_write(W) ->
 %%% Reading
 %%% ===================================================================
 
-%% @doc Opens a savefile (`"-"': standard input) and reads its header.
+%% @equiv open_read(Name, #{})
 -spec open_read(string()) -> {ok, reader()} | {error, reason()}.
-open_read("-") ->
-    ok = io:setopts(standard_io, [binary, {encoding, latin1}]),
-    reader(standard_io, "-");
 open_read(Name) ->
+    open_read(Name, #{}).
+
+%% @doc Opens a savefile (`"-"': standard input) and reads its header.
+%% Option: `precision', the unit of the times read/1 returns (`micro',
+%% the default, or `nano').
+-spec open_read(string(), #{precision => micro | nano}) -> {ok, reader()} | {error, reason()}.
+open_read("-", Opts) ->
+    ok = io:setopts(standard_io, [binary, {encoding, latin1}]),
+    reader(standard_io, "-", maps:get(precision, Opts, micro));
+open_read(Name, Opts) ->
     case file:open(Name, [read, raw, binary, {read_ahead, 262144}]) of
         {ok, Fd} ->
-            case reader(Fd, Name) of
-                {ok, R} -> {ok, R#reader{seekable = element(1, file:position(Fd, cur)) =:= ok}};
+            case reader(Fd, Name, maps:get(precision, Opts, micro)) of
+                {ok, #reader{ng = undefined} = R} ->
+                    {ok, R#reader{seekable = element(1, file:position(Fd, cur)) =:= ok}};
+                {ok, _} = Ok -> Ok;
                 {error, _} = Error -> _ = file:close(Fd), Error
             end;
         {error, Posix} ->
             {error, {Name, Posix}}
     end.
 
-%% @doc The savefile's name, link type and snaplen.
+%% @doc The savefile's name, link type and snaplen (of a pcapng file:
+%% those of its first interface).
 -spec info(reader()) -> #{name := string(), linktype := non_neg_integer(),
                           snaplen := non_neg_integer()}.
 info(#reader{name = Name, linktype = L, snaplen = S}) ->
     #{name => Name, linktype => L, snaplen => S}.
 
-%% @doc The next record, `eof' at the end.
--spec read(reader()) -> {ok, packet()} | eof | {error, reason()}.
-read(#reader{io = Io, endian = E, unit = U, name = Name}) ->
+%% @doc The next record and the reader to go on with; `eof' at the end.
+-spec read(reader()) -> {ok, packet(), reader()} | eof | {error, reason()}.
+read(#reader{error = {error, _} = Error}) ->
+    Error;
+read(#reader{ng = undefined, io = Io, endian = E, unit = U, out = Out, name = Name} = R) ->
     case read_n(Io, 16, Name) of
         {ok, <<>>} ->
             eof;
@@ -214,13 +257,10 @@ read(#reader{io = Io, endian = E, unit = U, name = Name}) ->
                     big -> <<A:32/big, B:32/big, C:32/big, D:32/big>> = Hdr, {A, B, C, D};
                     little -> <<A:32/little, B:32/little, C:32/little, D:32/little>> = Hdr, {A, B, C, D}
                 end,
-            Micro = case U of
-                        micro -> Frac;
-                        nano -> Frac div 1000
-                    end,
             case Incl =< ?MAX_RECORD andalso read_n(Io, Incl, Name) of
                 false -> {error, {Name, {bogus_length, Incl}}};
-                {ok, Packet} when byte_size(Packet) =:= Incl -> {ok, {Sec * 1000000 + Micro, Orig, Packet}};
+                {ok, Packet} when byte_size(Packet) =:= Incl ->
+                    {ok, {time(U, Out, Sec, Frac), Orig, Packet}, R};
                 {ok, _} -> {error, {Name, truncated_record}};
                 {error, _} = Error -> Error
             end;
@@ -228,20 +268,35 @@ read(#reader{io = Io, endian = E, unit = U, name = Name}) ->
             {error, {Name, truncated_record_header}};
         {error, _} = Error ->
             Error
+    end;
+read(#reader{ng = Ng, out = Out} = R) ->
+    case ewpcap_pcapng_read:read(Ng) of
+        {ok, {_IfId, Ns, Orig, Packet}, Ng1} ->
+            Time = case Out of
+                       micro -> Ns div 1000;
+                       nano -> Ns
+                   end,
+            {ok, {Time, Orig, Packet}, R#reader{ng = Ng1}};
+        Other ->
+            Other
     end.
 
-%% @doc Up to `N' records, the same as N calls of read/1 (`eof': the
-%% end came first). From a file (not a pipe) the records are cut from
-%% 64 KiB reads and what is left of the last one is given back; a record
-%% that does not fit, the end of the file and errors are left to read/1.
-%% An error after some records: from a file, those records (`ok', fewer
-%% than N), then the error at the next call; from a pipe, the error.
--spec read(reader(), pos_integer()) -> {ok | eof, [packet()]} | {error, reason()}.
+%% @doc Up to `N' records and the reader to go on with, the same as N
+%% calls of read/1 (`eof': the end came first). From a pcap file (not a
+%% pipe, not pcapng) the records are cut from 64 KiB reads and what is
+%% left of the last one is given back; a record that does not fit, the
+%% end of the file and errors are left to read/1. An error after some
+%% records: those records (`ok', fewer than N), then the error at the
+%% next call.
+-spec read(reader(), pos_integer()) ->
+    {ok, [packet()], reader()} | {eof, [packet()]} | {error, reason()}.
+read(#reader{error = {error, _} = Error}, _N) ->
+    Error;
 read(R, N) ->
     read_chunk(R, N, []).
 
-read_chunk(_R, 0, Acc) ->
-    {ok, lists:reverse(Acc)};
+read_chunk(R, 0, Acc) ->
+    {ok, lists:reverse(Acc), R};
 read_chunk(#reader{seekable = false} = R, N, Acc) ->
     read_one(R, N, Acc);
 read_chunk(#reader{io = Io, name = Name} = R, N, Acc) ->
@@ -262,20 +317,15 @@ read_chunk(#reader{io = Io, name = Name} = R, N, Acc) ->
             {error, {Name, {read, Posix}}}
     end.
 
-read_one(#reader{io = Io, seekable = Seekable} = R, N, Acc) ->
-    Pos = case Seekable andalso Acc =/= [] of
-              true -> file:position(Io, cur);
-              false -> none
-          end,
+read_one(R, N, Acc) ->
     case read(R) of
-        {ok, Rec} ->
-            read_chunk(R, N - 1, [Rec | Acc]);
+        {ok, Rec, R1} ->
+            read_chunk(R1, N - 1, [Rec | Acc]);
         eof ->
             {eof, lists:reverse(Acc)};
-        {error, _} when element(1, Pos) =:= ok ->
-            % the records before it first; the next call meets it again
-            {ok, _} = file:position(Io, element(2, Pos)),
-            {ok, lists:reverse(Acc)};
+        {error, _} = Error when Acc =/= [] ->
+            % the records before it first; the next call gives the error
+            {ok, lists:reverse(Acc), R#reader{error = Error}};
         {error, _} = Error ->
             Error
     end.
@@ -283,29 +333,32 @@ read_one(#reader{io = Io, seekable = Seekable} = R, N, Acc) ->
 %% The whole records at the start of Data (at most N).
 records(_R, Data, 0, Acc) ->
     {Acc, 0, Data};
-records(#reader{endian = little, unit = U} = R,
+records(#reader{endian = little, unit = U, out = Out} = R,
         <<Sec:32/little, Frac:32/little, Incl:32/little, Orig:32/little, Rest/binary>> = Data,
         N, Acc) when Incl =< ?MAX_RECORD ->
     case Rest of
         <<Packet:Incl/binary, More/binary>> ->
-            records(R, More, N - 1, [{Sec * 1000000 + micro(U, Frac), Orig, Packet} | Acc]);
+            records(R, More, N - 1, [{time(U, Out, Sec, Frac), Orig, Packet} | Acc]);
         _ ->
             {Acc, N, Data}
     end;
-records(#reader{endian = big, unit = U} = R,
+records(#reader{endian = big, unit = U, out = Out} = R,
         <<Sec:32/big, Frac:32/big, Incl:32/big, Orig:32/big, Rest/binary>> = Data,
         N, Acc) when Incl =< ?MAX_RECORD ->
     case Rest of
         <<Packet:Incl/binary, More/binary>> ->
-            records(R, More, N - 1, [{Sec * 1000000 + micro(U, Frac), Orig, Packet} | Acc]);
+            records(R, More, N - 1, [{time(U, Out, Sec, Frac), Orig, Packet} | Acc]);
         _ ->
             {Acc, N, Data}
     end;
 records(_R, Data, N, Acc) ->
     {Acc, N, Data}.
 
-micro(micro, Frac) -> Frac;
-micro(nano, Frac) -> Frac div 1000.
+%% A record's time in the unit asked for (Out), from the file's (U).
+time(micro, micro, Sec, Frac) -> Sec * 1000000 + Frac;
+time(nano, micro, Sec, Frac) -> Sec * 1000000 + Frac div 1000;
+time(micro, nano, Sec, Frac) -> Sec * 1000000000 + Frac * 1000;
+time(nano, nano, Sec, Frac) -> Sec * 1000000000 + Frac.
 
 %% @doc Closes the savefile (not standard input).
 -spec close_read(reader()) -> ok.
@@ -339,6 +392,7 @@ format_error({Name, Why}) ->
       case Why of
           not_pcap -> io_lib:format("~ts: not a pcap savefile", [Name]);
           pcapng -> io_lib:format("~ts: pcapng files are not supported", [Name]);
+          no_interface -> io_lib:format("~ts: pcapng file without an interface description", [Name]);
           truncated_header -> io_lib:format("~ts: truncated savefile header", [Name]);
           truncated_record -> io_lib:format("~ts: truncated record", [Name]);
           truncated_record_header -> io_lib:format("~ts: truncated record header", [Name]);
@@ -353,7 +407,8 @@ format_error({Name, Why}) ->
 %%% ===================================================================
 
 put_header(W, Dlt) ->
-    put_bytes(W#writer{header = true}, header(linktype(Dlt), W#writer.snaplen, native)).
+    put_bytes(W#writer{header = true},
+              header(linktype(Dlt), W#writer.snaplen, native, W#writer.precision)).
 
 put_bytes(#writer{buf = Buf, size = Size} = W, Bytes) ->
     W#writer{buf = [Buf, Bytes], size = Size + iolist_size(Bytes)}.
@@ -369,7 +424,7 @@ flush_writer(#writer{io = Io, buf = Buf, name = Name} = W) ->
         _ -> {error, {Name, closed}, Empty}
     end.
 
-reader(Io, Name) ->
+reader(Io, Name, Out) ->
     case read_n(Io, 24, Name) of
         {ok, <<Magic:4/binary, Rest:20/binary>>} ->
             Kind = case Magic of
@@ -377,18 +432,28 @@ reader(Io, Name) ->
                        <<16#a1b2c3d4:32/little>> -> {little, micro};
                        <<16#a1b23c4d:32/big>> -> {big, nano};
                        <<16#a1b23c4d:32/little>> -> {little, nano};
-                       <<16#0a0d0d0a:32>> -> pcapng;
+                       <<16#0a0d0d0a:32>> -> {pcapng, Magic};
                        _ -> not_pcap
                    end,
             case Kind of
+                {pcapng, _} ->
+                    case ewpcap_pcapng_read:reader(Io, Name, <<Magic/binary, Rest/binary>>) of
+                        {ok, Ng} ->
+                            #{linktype := L, snaplen := S} = ewpcap_pcapng_read:info(Ng),
+                            {ok, #reader{io = Io, endian = little, unit = nano, out = Out,
+                                         snaplen = S, linktype = L, name = Name, ng = Ng}};
+                        {error, _} = Error ->
+                            Error
+                    end;
                 {Endian, Unit} ->
                     {Snaplen, LinkType} =
                         case Endian of
                             big -> <<_:32, _:32, _:32, S:32/big, L:32/big>> = Rest, {S, L};
                             little -> <<_:32, _:32, _:32, S:32/little, L:32/little>> = Rest, {S, L}
                         end,
-                    {ok, #reader{io = Io, endian = Endian, unit = Unit, snaplen = Snaplen,
-                                 linktype = LinkType band 16#FFFF, name = Name}};
+                    {ok, #reader{io = Io, endian = Endian, unit = Unit, out = Out,
+                                 snaplen = Snaplen, linktype = LinkType band 16#FFFF,
+                                 name = Name}};
                 Why ->
                     {error, {Name, Why}}
             end;
@@ -408,6 +473,6 @@ read_n(Io, N, Name) ->
 read_all(R, Acc) ->
     case read(R) of
         eof -> {ok, lists:reverse(Acc)};
-        {ok, Rec} -> read_all(R, [Rec | Acc]);
+        {ok, Rec, R1} -> read_all(R1, [Rec | Acc]);
         {error, _} = Error -> Error
     end.

@@ -68,6 +68,7 @@ groups() ->
         ]},
         {netns, [], [
             netns_write_veth,
+            netns_vlan_filter,
             netns_getifaddrs,
             netns_devices_not_on_host
         ]}
@@ -226,10 +227,14 @@ read_eagain() ->
 read_eagain(_Config) ->
     {_Rx, Port} = udp_receiver(),
     {ok, S} = ewpcap:open(<<"lo">>, [{filter, udp_filter(Port)}]),
-    T0 = erlang:monotonic_time(millisecond),
-    ?assertEqual({error, eagain}, ewpcap:read(S, 100)),
-    Elapsed = erlang:monotonic_time(millisecond) - T0,
-    ?assert(Elapsed >= 100 andalso Elapsed < 2000),
+    % the 100 ms, not more: at most 5 times a bare 100 ms receive timeout
+    % here (the slowest of three)
+    Ms = fun(F) -> T0 = erlang:monotonic_time(millisecond), R = F(), {erlang:monotonic_time(millisecond) - T0, R} end,
+    Bare = lists:max([element(1, Ms(fun() -> receive after 100 -> ok end end)) || _ <- [1, 2, 3]]),
+    {Elapsed, Reply} = Ms(fun() -> ewpcap:read(S, 100) end),
+    ct:pal("read(S, 100): ~p after ~p ms (a bare 100 ms wait: ~p ms)", [Reply, Elapsed, Bare]),
+    ?assertEqual({error, eagain}, Reply),
+    ?assert(Elapsed >= 100 andalso Elapsed =< 5 * Bare),
     ?assertEqual({error, eagain}, ewpcap:read(S, 0)),
     % and read/2 returns the packet once there is one
     Tx = udp_sender(),
@@ -240,7 +245,7 @@ read_eagain(_Config) ->
     ok = ewpcap:close(S).
 
 stats_counts() ->
-    [{doc, "stats/1 returns #ewpcap_stat{} with recv >= the packets sent and capt 0"}].
+    [{doc, "stats/1 returns #ewpcap_stat{} whose recv grows by the packets sent, each counted once (lo), and capt 0"}].
 stats_counts(_Config) ->
     {_Rx, Port} = udp_receiver(),
     Tx = udp_sender(),
@@ -255,7 +260,7 @@ stats_counts(_Config) ->
     ct:pal("stats: ~p", [Stat]),
     ?assertMatch(#ewpcap_stat{capt = 0}, Stat),
     #ewpcap_stat{recv = Recv, drop = Drop, ifdrop = IfDrop} = Stat,
-    ?assert(Recv >= N),
+    ?assertEqual(N, Recv - Recv0),
     ?assert(is_integer(Drop) andalso Drop >= 0),
     ?assert(is_integer(IfDrop) andalso IfDrop >= 0),
     ok = ewpcap:close(S).
@@ -632,6 +637,48 @@ netns_write_veth(Config) ->
                                             ["ewpv0", "ewpv1"])]),
     ok = ewpcap:close(S0),
     ok = ewpcap:close(S1).
+
+netns_vlan_filter() ->
+    [{doc, "802.1Q frames written on ewpv0 arrive on ewpv1 with the tag taken into metadata by the "
+           "kernel, as from a NIC: `vlan 100 and udp' gets exactly the vlan 100 ones and `vlan 200' the "
+           "others, set by open and by filter/2, byte-identical (tag put back). Before: compiled against "
+           "a dead handle, without libpcap's code for a live Linux handle, both matched nothing"}].
+netns_vlan_filter(Config) ->
+    Node = ?config(ns_node, Config),
+    {ok, S0} = ewpcap:open(Node, <<"ewpv0">>, [{filter, "ether proto 0x88b5"}]),
+    {ok, V100} = ewpcap:open(Node, <<"ewpv1">>, [{filter, "vlan 100 and udp"}]),
+    {ok, V200} = ewpcap:open(Node, <<"ewpv1">>, [{filter, "vlan 200"}]),
+    {ok, Later} = ewpcap:open(Node, <<"ewpv1">>, [{filter, "ether proto 0x88b5"}]),
+    ?assertEqual(ok, ewpcap:filter(Later, "vlan 100 and udp")),
+    F100 = [vlan_frame(100, marker(16)) || _ <- lists:seq(1, 3)],
+    F200 = [vlan_frame(200, marker(16)) || _ <- lists:seq(1, 3)],
+    % last, one more of each: what a handle got before its own is all it gets
+    [End100, End200] = [vlan_frame(Vid, marker(16)) || Vid <- [100, 200]],
+    [?assertEqual(ok, ewpcap:write(S0, F)) || F <- F100 ++ F200 ++ [End100, End200]],
+    ?assertEqual(F100, packets_until(V100, End100)),
+    ?assertEqual(F100, packets_until(Later, End100)),
+    ?assertEqual(F200, packets_until(V200, End200)),
+    [ok = ewpcap:close(S) || S <- [S0, V100, V200, Later]].
+
+%% The packets of S before the one equal to End (which must come)
+packets_until(#ewpcap_resource{ref = Ref}, End) ->
+    packets_until(Ref, End, []).
+
+packets_until(Ref, End, Acc) ->
+    receive
+        {ewpcap, Ref, _, _, _, End} -> lists:reverse(Acc);
+        {ewpcap, Ref, _, _, _, P} -> packets_until(Ref, End, [P | Acc])
+    after ?WAIT ->
+        ct:fail({not_captured, End, lists:reverse(Acc), flush_list()})
+    end.
+
+%% Broadcast, tagged Vid, IPv4 UDP 10.1.1.1:1000 -> 10.1.1.2:2000 carrying Data
+vlan_frame(Vid, Data) ->
+    Udp = <<1000:16, 2000:16, (8 + byte_size(Data)):16, 0:16, Data/binary>>,
+    Ip = <<16#45, 0, (20 + byte_size(Udp)):16, 1:16, 0:16, 64, 17, 0:16,
+           10, 1, 1, 1, 10, 1, 1, 2, Udp/binary>>,
+    <<16#FF, 16#FF, 16#FF, 16#FF, 16#FF, 16#FF, 16#02, 16#00, 16#5E, 16#00, 16#53, 16#01,
+      16#8100:16, 0:4, Vid:12, 16#0800:16, Ip/binary>>.
 
 netns_getifaddrs() ->
     [{doc, "getifaddrs/1 of the netns daemon lists ewpv0 and ewpv1, not the host's interfaces"}].

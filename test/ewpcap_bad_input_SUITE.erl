@@ -32,7 +32,7 @@
 -define(STALL_FACTOR, 20).     % times the idle gap the daemon may be unresponsive
 -define(FLOOD, 100000).        % calls in the flood
 -define(FLOOD_WAIT, 90000).    % ms for all of their replies
--define(OTHER_MAX, 5000).      % ms a call from another node may take meanwhile
+-define(SLOW_FACTOR, 20).      % times the idle time a call may take while others load the daemon
 -define(ETHERTYPE, 16#88B5).
 -define(SYNTAX_ERROR, "can't parse filter expression: syntax error").
 
@@ -85,6 +85,7 @@ rows() ->
         {open_buffer_2p31, {open, <<"lo">>, [{buffer, 16#80000000}]}, {error, badarg}},
         {open_monitor_atom, {open, <<"lo">>, [{monitor, no}]}, {error, badarg}},
         {open_time_unit_atom, {open, <<"lo">>, [{time_unit, seconds}]}, {error, badarg}},
+        {open_tstamp_precision_atom, {open, <<"lo">>, [{tstamp_precision, pico}]}, {error, badarg}},
         {open_filter_integer, {open, <<"lo">>, [{filter, 42}]}, {error, badarg}},
         {open_filter_not_latin1, {open, <<"lo">>, [{filter, [256]}]}, {error, badarg}},
         {open_filter_deep, {open, <<"lo">>, [{filter, '$deep'}]}, {error, badarg}},
@@ -200,6 +201,7 @@ rows() ->
 ?ROW(open_buffer_2p31).
 ?ROW(open_monitor_atom).
 ?ROW(open_time_unit_atom).
+?ROW(open_tstamp_precision_atom).
 ?ROW(open_filter_integer).
 ?ROW(open_filter_not_latin1).
 ?ROW(open_filter_deep).
@@ -526,12 +528,16 @@ call_unknown_name_noproc() ->
            "as on a real node; a monitor of the name ewpcap stays up"}].
 call_unknown_name_noproc(Config) ->
     Node = ?config(daemon, Config),
-    T0 = erlang:monotonic_time(millisecond),
-    ?assertMatch({'EXIT', {noproc, {gen_server, call, _}}},
-                 catch gen_server:call({nosuchname, Node}, dev, 10000)),
-    Took = erlang:monotonic_time(millisecond) - T0,
-    ct:pal("call to {nosuchname, ~p}: noproc after ~p ms", [Node, Took]),
-    ?assert(Took < 2000),
+    % "at once": as fast as a dev call, measured here (the best of three
+    % against the slowest of five dev calls, and a call that never ends
+    % in noproc fails at its timeout)
+    Idle = lists:max([timed(fun() -> {ok, _} = raw_call(Node, dev) end) || _ <- lists:seq(1, 5)]),
+    Took = lists:min([timed(fun() ->
+                                    ?assertMatch({'EXIT', {noproc, {gen_server, call, _}}},
+                                                 catch gen_server:call({nosuchname, Node}, dev, 10000))
+                            end) || _ <- lists:seq(1, 3)]),
+    ct:pal("call to {nosuchname, ~p}: noproc after ~p us (a dev call: ~p us)", [Node, Took, Idle]),
+    ?assert(Took =< ?SLOW_FACTOR * max(Idle, 1000)),
     Mon = erlang:monitor(process, {ewpcap, Node}),
     ?assertEqual(?config(dev_reply, Config), gen_server:call({ewpcap, Node}, dev, ?CALL_TIMEOUT)),
     receive {'DOWN', Mon, _, _, Why} -> ct:fail({ewpcap_down, Why}) after 500 -> ok end,
@@ -628,8 +634,16 @@ big_filter_no_stall(Config) ->
     {Peer, PeerNode} = start_peer(),
     true = erpc:call(PeerNode, code, add_patha, [filename:dirname(code:which(ewpcap))]),
     % the longest gap between dev replies with nothing compiling, measured
-    % now (a prober's pace: a call every 10 ms), the yardstick of the stall
-    IdleGap = idle_gap(Node, 30),
+    % now (a prober's pace: a call every 10 ms), the yardstick of the stall;
+    % over 300 calls (3 s or more): the compile's window is a minute on a
+    % loaded machine, and 30 calls' worst (14 ms) missed its spikes (283 ms)
+    IdleGap = idle_gap(Node, 300),
+    % and the other node's open with nothing else compiling (the slowest of 3)
+    IdleOther = lists:max([begin
+                               {Ms, {ok, _}} = erpc:call(PeerNode, ?MODULE, timed_open, [Node, Large], 120000),
+                               Ms
+                           end || _ <- lists:seq(1, 3)]),
+    Ticks0 = cpu_ticks(?config(os_pid, Config)),
     Prober = start_prober(Node),
     Self = self(),
     T0 = erlang:monotonic_time(millisecond),
@@ -637,8 +651,10 @@ big_filter_no_stall(Config) ->
                                   R = ewpcap:filter(S, Big, [{limit, -1}]),
                                   Self ! {big, self(), R, erlang:monotonic_time(millisecond)}
                           end),
-    % the big one is being compiled: another node's large filter meanwhile
-    timer:sleep(500),
+    % the big one is being compiled (the daemon burned 50 ms of CPU, its
+    % caller still waits): another node's large filter meanwhile
+    ?assert(poll(fun() -> cpu_ticks(?config(os_pid, Config)) - Ticks0 >= 5 end, 60000)),
+    ?assert(is_process_alive(Filterer)),
     {OtherMs, OtherReply} = erpc:call(PeerNode, ?MODULE, timed_open, [Node, Large], 120000),
     OtherDone = erlang:monotonic_time(millisecond),
     {Reply, Done} = receive {big, Filterer, R, At} -> {R, At} after 300000 -> ct:fail(big_filter_no_reply) end,
@@ -647,15 +663,15 @@ big_filter_no_stall(Config) ->
     {Calls, MaxGap, MaxLatency, Failures} = stop_prober(Prober),
     peer:stop(Peer),
     ct:pal("400 KB filter with {limit, -1}: ~P in ~p ms~n"
-           "another node's open with a ~b byte filter meanwhile: ~P in ~p ms, done ~p ms "
-           "before the big one~n"
+           "another node's open with a ~b byte filter meanwhile: ~P in ~p ms (idle ~p ms), "
+           "done ~p ms before the big one~n"
            "prober: ~p dev calls, longest gap between replies ~p ms (idle: ~p ms), "
            "slowest call ~p ms, failures ~p",
-           [Reply, 10, Took, length(Large), OtherReply, 10, OtherMs, Done - OtherDone,
+           [Reply, 10, Took, length(Large), OtherReply, 10, OtherMs, IdleOther, Done - OtherDone,
             Calls, MaxGap, IdleGap, MaxLatency, Failures]),
     % compiled beside the big one, not after it
     ?assertMatch({ok, _}, OtherReply),
-    ?assert(OtherMs < ?OTHER_MAX),
+    ?assert(OtherMs =< ?SLOW_FACTOR * max(IdleOther, 1)),
     ?assert(OtherDone < Done),
     ?assertNotEqual({error, enomem}, Reply),
     ?assert(Reply =:= ok orelse
@@ -696,12 +712,14 @@ flood_100k_calls() ->
 flood_100k_calls(Config) ->
     Node = ?config(daemon, Config),
     Expected = ?config(dev_reply, Config),
+    Idle = lists:max([timed(fun() -> Expected = raw_call(Node, dev) end) || _ <- lists:seq(1, 5)]),
     % another client on this node (same connection: served in turn) and
     % one on another node (its own connection)
     Other = start_prober(Node, 200),
     {Peer, PeerNode} = start_peer(),
     Remote = erpc:call(PeerNode, ?MODULE, start_prober, [Node, 200, self()]),
-    timer:sleep(300),
+    % both probing before the flood
+    ?assert(poll(fun() -> prober_calls(Other) >= 1 andalso prober_calls(Remote) >= 1 end, 60000)),
     Self = self(),
     T0 = erlang:monotonic_time(millisecond),
     lists:foreach(fun(I) -> {ewpcap, Node} ! {'$gen_call', {Self, {flood, I}}, dev} end,
@@ -724,12 +742,16 @@ flood_100k_calls(Config) ->
     ?assert(Calls >= 1),
     ?assertEqual([], RFailures),
     ?assert(RCalls >= 1),
-    % served during the flood, not after it
-    ?assert(RMaxLatency < ?OTHER_MAX),
-    % and a fresh client right after
-    {Ms, Reply} = timer:tc(fun() -> raw_call(Node, dev) end),
-    ?assertEqual(Expected, Reply),
-    ?assert(Ms < 1000000),
+    % served during the flood, not after it nor after most of it: its
+    % slowest call took under a tenth of the time the flood's replies took
+    % (0.5 s of 31 s here; a daemon that read 256 MiB per readiness instead
+    % of 64 KiB: 7 s of 19 s)
+    ?assert(RMaxLatency < (T2 - T0) div 10),
+    % and a fresh client right after, as fast as before the flood (the best
+    % of three against the slowest of five)
+    After = lists:min([timed(fun() -> Expected = raw_call(Node, dev) end) || _ <- lists:seq(1, 3)]),
+    ct:pal("a dev call after the flood: ~p us, before: ~p us", [After, Idle]),
+    ?assert(After =< ?SLOW_FACTOR * max(Idle, 1000)),
     ?assertEqual([], receive_all(0)),
     assert_daemon_alive(Config).
 
@@ -757,6 +779,23 @@ raw_call(Node, Request) ->
     catch
         exit:{timeout, _} -> {no_reply, ?CALL_TIMEOUT}
     end.
+
+%% Microseconds F() took.
+timed(F) ->
+    {Us, _} = timer:tc(F),
+    Us.
+
+%% F() true within Ms (checked every 10 ms).
+poll(F, Ms) ->
+    F() orelse (Ms > 0 andalso begin timer:sleep(10), poll(F, Ms - 10) end).
+
+%% utime + stime of an OS process, in clock ticks (/proc/PID/stat)
+cpu_ticks(OsPid) ->
+    {ok, Stat} = file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/stat"),
+    [_, AfterComm] = string:split(binary_to_list(Stat), ")", trailing),
+    Fields = string:lexemes(AfterComm, " "),
+    % fields 14 and 15 of the line; the first after the comm is field 3
+    list_to_integer(lists:nth(12, Fields)) + list_to_integer(lists:nth(13, Fields)).
 
 os_pid(Node) ->
     {ok, Info} = ewpcap:info(Node),
@@ -793,19 +832,21 @@ start_prober(Node, Interval, Parent) ->
     spawn(fun() ->
         _ = erlang:monitor(process, Parent),
         Now = erlang:monotonic_time(millisecond),
-        prober(Parent, Node, Interval, Now, {0, 0, 0, []})
+        prober(Parent, Node, Interval, Now + Interval, Now, {0, 0, 0, []})
     end).
 
-prober(Parent, Node, Interval, Last, {Calls, MaxGap, MaxLat, Fails} = Acc) ->
+%% A call Interval ms after the last reply (Due), whatever it is asked meanwhile.
+prober(Parent, Node, Interval, Due, Last, {Calls, MaxGap, MaxLat, Fails} = Acc) ->
     receive
         {stop, Parent} -> Parent ! {prober, self(), Acc};
+        {calls, From} -> From ! {calls, self(), Calls}, prober(Parent, Node, Interval, Due, Last, Acc);
         {'DOWN', _, process, Parent, _} -> ok
-    after Interval ->
+    after max(0, Due - erlang:monotonic_time(millisecond)) ->
         T0 = erlang:monotonic_time(millisecond),
         R = (catch gen_server:call({ewpcap, Node}, dev, 60000)),
         T1 = erlang:monotonic_time(millisecond),
         Fails1 = case R of {ok, _} -> Fails; _ -> [R | Fails] end,
-        prober(Parent, Node, Interval, T1,
+        prober(Parent, Node, Interval, T1 + Interval, T1,
                {Calls + 1, max(MaxGap, T1 - Last), max(MaxLat, T1 - T0), Fails1})
     end.
 
@@ -818,6 +859,15 @@ start_peer() ->
                                          args => ["-setcookie", atom_to_list(erlang:get_cookie()),
                                                   "-pa", Dir]}),
     {Peer, Node}.
+
+%% The calls a prober has made so far.
+prober_calls(Pid) ->
+    Pid ! {calls, self()},
+    receive
+        {calls, Pid, Calls} -> Calls
+    after 70000 ->
+        ct:fail(prober_does_not_answer)
+    end.
 
 stop_prober(Pid) ->
     Pid ! {stop, self()},

@@ -47,6 +47,7 @@ all() ->
         interface_deleted,
         daemon_killed,
         epmd_restarted,
+        epmd_restarted_netns_user,
         client_node_killed,
         client_node_frozen
     ].
@@ -175,6 +176,27 @@ daemon_killed(_Config) ->
 epmd_restarted() ->
     [{doc, "epmd killed and started again: ewpcapd registers again within 10 s and is reachable; this node's distribution is untouched"}].
 epmd_restarted(Config) ->
+    Node = epmd_restart(Config, "ewp_ct_epmd_", []),
+    ?assertMatch({ok, _}, ewpcap:dev()),
+    ct:pal("~p", [Node]).
+
+epmd_restarted_netns_user() ->
+    [{doc, "The same with --netns NS --user nobody: it registers again without privileges "
+           "(before: it stepped home with setns, which needs CAP_SYS_ADMIN, failed for 60 s and exited) "
+           "and still captures in NS"}].
+epmd_restarted_netns_user(Config) ->
+    J = ?config(janitor, Config),
+    {ok, NS} = ewpcap_netns:create(),
+    cleanup(J, {netns, NS}, fun() -> ewpcap_netns:delete(NS) end),
+    Node = epmd_restart(Config, "ewp_ct_epmdns_", ["--netns", NS, "--user", "nobody"]),
+    {ok, Ifs} = remote_call(os:find_executable("erl"), get(epmd_port), Node, getifaddrs),
+    Names = [N || {N, _} <- Ifs],
+    ct:pal("getifaddrs through the new epmd: ~p", [Names]),
+    ?assert(lists:member("ewpv0", Names) orelse lists:member(<<"ewpv0">>, Names)).
+
+%% Start a daemon (Args) registered with a private epmd, kill that epmd,
+%% start it again: the daemon registers again and answers a new node.
+epmd_restart(Config, Prefix, Args) ->
     J = ?config(janitor, Config),
     Epmd = os:find_executable("epmd"),
     Erl = os:find_executable("erl"),
@@ -183,7 +205,7 @@ epmd_restarted(Config) ->
     P = integer_to_list(Port),
     Epmd1 = start_epmd(J, Epmd, Port),
     {ok, _Holder, Node, _OsPid} =
-        start_daemon(J, "ewp_ct_epmd_", [], [{"ERL_EPMD_PORT", P}]),
+        start_daemon(J, Prefix, Args, [{"ERL_EPMD_PORT", P}]),
     [Alive, _] = string:split(atom_to_list(Node), "@"),
     ?assert(lists:member(Alive, epmd_names(Epmd, Port))),
     ?assertMatch({ok, _}, remote_dev(Erl, Port, Node)),
@@ -214,7 +236,8 @@ epmd_restarted(Config) ->
     [LocalAlive, _] = string:split(atom_to_list(erlang:node()), "@"),
     {ok, HostNames} = erl_epmd:names(),
     ?assert(lists:keymember(LocalAlive, 1, HostNames)),
-    ?assertMatch({ok, _}, ewpcap:dev()).
+    put(epmd_port, Port),
+    Node.
 
 client_node_killed() ->
     [{doc, "A client node holding handles is killed (SIGKILL): the daemon closes them within the tick time"}].
@@ -455,10 +478,13 @@ free_port(Tries) ->
 
 %% From a fresh node that uses the epmd on Port: gen_server:call dev.
 remote_dev(Erl, Port, Node) ->
+    remote_call(Erl, Port, Node, dev).
+
+remote_call(Erl, Port, Node, Request) ->
     Name = "ewp_ct_epmdcli_" ++ os:getpid() ++ "_" ++ integer_to_list(erlang:unique_integer([positive])),
     Script = lists:flatten(io_lib:format(
-        "R = (catch gen_server:call({ewpcap, '~s'}, dev, 10000)),"
-        "io:format(\"RESULT ~~w~~n\", [R]), halt().", [Node])),
+        "R = (catch gen_server:call({ewpcap, '~s'}, ~w, 10000)),"
+        "io:format(\"RESULT ~~w~~n\", [R]), halt().", [Node, Request])),
     {Status, Out} = ewpcap_netns:run(Erl, ["-sname", Name, "-epmd_port", integer_to_list(Port),
                                            "-setcookie", atom_to_list(erlang:get_cookie()),
                                            "-noshell", "-eval", Script], 30000),

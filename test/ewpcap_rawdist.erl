@@ -29,12 +29,14 @@
 %%%
 %%% Options (a map): `name' (alive part; default a unique one), `recbuf'
 %%% (the socket's receive buffer, e.g. 4096), `timeout' (ms, handshake
-%%% steps; default 5000).
+%%% steps; default 5000), `flags' (more distribution flags to offer, e.g.
+%%% DFLAG_DIST_HDR_ATOM_CACHE for bench/ewpcap_bench_atoms.erl, which then
+%%% sends its own frames with send_raw/2; default 0).
 %%% @end
 -module(ewpcap_rawdist).
 
 -export([connect/3, close/1, stop_reading/1, name/1, pid/2]).
--export([send_reg/4, send_ctl/3, call/3, block_call/4, recv/3]).
+-export([send_reg/4, send_ctl/3, send_raw/2, call/3, block_call/4, recv/3]).
 
 -define(DFLAGS,
         (16#4 bor        % EXTENDED_REFERENCES
@@ -77,7 +79,7 @@ connect(Node, Cookie, Opts) ->
         {port, Port, _Version} = erl_epmd:port_please(Alive, Ip),
         {ok, S} = gen_tcp:connect(Ip, Port, [binary, {packet, 2}, {active, false},
                                               {nodelay, true} | Buf], Tmo),
-        ok = handshake(S, MyName, Cookie1, Creation, Tmo),
+        ok = handshake(S, MyName, Cookie1, Creation, Tmo, maps:get(flags, Opts, 0)),
         ok = inet:setopts(S, [{packet, raw}]),
         Id = make_ref(),
         Reader = spawn(fun() -> reader_start(Id, S) end),
@@ -132,6 +134,11 @@ send_ctl(#{sock := S}, Ctl, none) ->
 send_ctl(#{sock := S}, Ctl, Msg) ->
     gen_tcp:send(S, frame(Ctl, Msg)).
 
+%% @doc Frames made by the caller (each `<<Len:32, Body>>'), as they are.
+-spec send_raw(conn(), iodata()) -> ok | {error, term()}.
+send_raw(#{sock := S}, Frames) ->
+    gen_tcp:send(S, Frames).
+
 %% @doc `{'$gen_call', {From, Tag}, Request}' to the registered Name, From
 %% being pid 1 of the fake node. Returns Tag (for recv/3); does not wait.
 -spec call(conn(), atom(), term()) -> reference().
@@ -164,9 +171,10 @@ frame(Ctl, Msg) ->
             term_to_binary(Msg, [{minor_version, 2}])],
     [<<(iolist_size(Body)):32>> | Body].
 
-handshake(S, MyName, Cookie, Creation, Tmo) ->
+handshake(S, MyName, Cookie, Creation, Tmo, More) ->
     Name = list_to_binary(MyName),
-    ok = gen_tcp:send(S, <<$N, ?DFLAGS:64, Creation:32, (byte_size(Name)):16, Name/binary>>),
+    ok = gen_tcp:send(S, <<$N, (?DFLAGS bor More):64, Creation:32, (byte_size(Name)):16,
+                           Name/binary>>),
     case gen_tcp:recv(S, 0, Tmo) of
         {ok, <<$s, "ok">>} -> ok;
         {ok, <<$s, "ok_simultaneous">>} -> ok;

@@ -934,19 +934,39 @@ rpc_handle_with_library(Config) ->
     {ok, P} = on(A, Ag, fun() -> ewpcap:read(S, ?WAIT) end),
     ?assertMatch({_, _, _, Port, M}, decode_udp(P)),
     ?assertMatch({ok, #ewpcap_stat{}}, on(A, fun() -> ewpcap:stats(S) end)),
-    T0 = erlang:monotonic_time(millisecond),
-    ?assertEqual(ok, on(A, fun() -> ewpcap:close(S) end)),
-    Elapsed = erlang:monotonic_time(millisecond) - T0,
-    ct:pal("ewpcap:close/1 of an rpc handle: ~p ms", [Elapsed]),
+    % promptly: as fast as the close of a handle the library opened (the
+    % daemon's part is the same, 15-50 ms here), not the library's wait for
+    % a guard of its own: the best of three rpc handles' closes (two more
+    % opened) against the slowest of three library handles'
+    Open = fun(How) ->
+        on(A, Ag, fun() ->
+            Opts = [{filter, "udp port 9"}],
+            case How of
+                rpc -> rpc:call(?D, ewpcap, open, [<<"vethB">>, Opts]);
+                lib -> ewpcap:open(?D, <<"vethB">>, Opts)
+            end
+        end)
+    end,
+    More = [element(2, {ok, _} = Open(rpc)) || _ <- [1, 2]],
+    Lib = [element(2, {ok, _} = Open(lib)) || _ <- [1, 2, 3]],
+    Timed = fun(H) -> on(A, fun() -> timer:tc(fun() -> ewpcap:close(H) end) end) end,
+    LibCloses = [Timed(H) || H <- Lib],
+    Closes = [Timed(H) || H <- [S | More]],
+    ct:pal("ewpcap:close/1 of an rpc handle: ~p us; of a library handle: ~p us", [Closes, LibCloses]),
+    ?assertEqual([ok, ok, ok, ok, ok, ok], [R || {_, R} <- Closes ++ LibCloses]),
     ?assertEqual([], handles(A, ?D)),
-    ?assert(Elapsed < 1000).
+    ?assert(lists:min([Us || {Us, _} <- Closes]) =< 5 * max(lists:max([Us || {Us, _} <- LibCloses]), 1000)).
 
 handshake_cannot_stall() ->
-    [{doc, "Silent and garbage TCP clients on the daemon's port stall nothing: packets keep flowing (gaps < 1 s), a new node connects"}].
+    [{doc, "Silent and garbage TCP clients on the daemon's port stall nothing: packets keep flowing (no gap over 10 times those before them), a new node connects and is answered within 5 times a connection before them"}].
 handshake_cannot_stall(Config) ->
     _D = daemon(Config),
     A = client(Config, "a"),
+    New0 = client(Config, "new0"),
     New = client(Config, "new"),
+    % the yardstick of the new node's connection: another new node's
+    % connection and first call, before the stream and the bad clients
+    IdleConnect = connect_and_call(New0),
     Port = 40081,
     N = 200,
     Interval = 20,
@@ -1002,14 +1022,13 @@ handshake_cannot_stall(Config) ->
         [receive {connected, _, R} -> R after ?WAIT -> timeout end || _ <- Sends]
     end),
     ?assertEqual(lists:duplicate(7, ok), Clients),
-    % a new node connects meanwhile, and the old one is answered
-    T0 = erlang:monotonic_time(millisecond),
-    ?assertEqual(pong, on(New, fun() -> net_adm:ping(?D) end)),
-    ?assertMatch({ok, _}, on(New, fun() -> ewpcap:dev(?D) end)),
-    Connect = erlang:monotonic_time(millisecond) - T0,
+    % a new node connects meanwhile (not after the bad clients' 6 s: within
+    % 5 times the connection before them), and the old one is answered
+    Connect = connect_and_call(New),
     ?assertMatch({ok, _}, on(A, fun() -> ewpcap:dev(?D) end)),
-    ct:pal("new node connected and answered in ~p ms", [Connect]),
-    ?assert(Connect < 1000),
+    ct:pal("new node connected and answered in ~p ms (before the bad clients: ~p ms)",
+           [Connect, IdleConnect]),
+    ?assert(Connect =< 5 * max(IdleConnect, 10)),
     % wait for the end of the stream (or no arrival for a second), then look
     % at the arrivals
     _ = ?TB:poll(fun() -> {Ts, Now} = Peek(),
@@ -1226,9 +1245,10 @@ listen_loopback_only(Config) ->
     ?assertMatch({ok, _}, on(Local, fun() -> ewpcap:dev('ewpl@127.0.0.1') end)).
 
 user_nobody_capabilities() ->
-    [{doc, "--user nobody: Uid 65534, CapEff/CapPrm/CapBnd 0000000000003000, capture and write still work"}].
+    [{doc, "--user nobody, started with supplementary groups 4 and 24: Uid and Gid 65534, no groups, "
+           "CapEff/CapPrm/CapBnd 0000000000003000, capture and write still work"}].
 user_nobody_capabilities(Config) ->
-    D = daemon(Config, ["--user", "nobody"]),
+    D = daemon(Config, #{args => ["--user", "nobody"], wrap => ["setpriv", "--groups", "4,24"]}),
     Pid = ?TB:daemon_os_pid(D),
     Status = ?TB:proc_status(Pid),
     ct:pal("/proc/~p/status: ~p", [Pid, Status]),
@@ -1239,6 +1259,9 @@ user_nobody_capabilities(Config) ->
     ?assertEqual(<<"0000000000003000">>, proplists:get_value(<<"CapPrm">>, Status)),
     ?assertEqual(<<"0000000000000000">>, proplists:get_value(<<"CapInh">>, Status)),
     ?assertEqual(<<"0000000000000000">>, proplists:get_value(<<"CapAmb">>, Status)),
+    ?assertEqual([<<"65534">>, <<"65534">>, <<"65534">>, <<"65534">>],
+                 string:lexemes(proplists:get_value(<<"Gid">>, Status), "\t ")),
+    ?assertEqual([], string:lexemes(proplists:get_value(<<"Groups">>, Status, <<>>), "\t ")),
     A = client(Config, "a"),
     Ag = ?TB:agent(A),
     {ok, S} = on(A, Ag, fun() -> ewpcap:open(?D, <<"vethB">>, [{filter, udp_filter(40111)}]) end),
@@ -1412,6 +1435,13 @@ info(Peer, Node) ->
         end
     end),
     Info.
+
+%% ms for Peer's first connection to the daemon and a dev call on it
+connect_and_call(Peer) ->
+    T0 = erlang:monotonic_time(millisecond),
+    ?assertEqual(pong, on(Peer, fun() -> net_adm:ping(?D) end)),
+    ?assertMatch({ok, _}, on(Peer, fun() -> ewpcap:dev(?D) end)),
+    erlang:monotonic_time(millisecond) - T0.
 
 %% utime + stime of an OS process, in clock ticks (/proc/PID/stat)
 cpu_ticks(OsPid) ->

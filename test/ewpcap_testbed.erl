@@ -255,7 +255,8 @@ start_daemon(Bed, Opts) ->
                 ok = file:change_mode(F, 8#600),
                 {["--cookie-file", F], [], F}
         end,
-    Args = ["netns", "exec", NS, daemon_path(), "-name", Name] ++ CookieArgs ++
+    % wrap: a command the daemon runs under (e.g. setpriv ...), or []
+    Args = ["netns", "exec", NS] ++ maps:get(wrap, Opts, []) ++ [daemon_path(), "-name", Name] ++ CookieArgs ++
         ["--stdin", "--ticktime", Tick] ++ Verbose ++ maps:get(args, Opts, []),
     Parent = self(),
     Tag = make_ref(),

@@ -39,11 +39,13 @@ groups() ->
             tls_capture_byte_identical,
             tls_rpc_erpc,
             tls_refusals,
+            tls_handshake_flood,
             tls_client_to_plain_daemon,
             tls_wire_payload_hidden,
             tls_optfile_daemon,
             tls_embedded_daemon,
-            tls_dump_node
+            tls_dump_node,
+            tls_dist_buffer
         ]},
         {ipv6, [], [
             inet6_embedded_daemon,
@@ -201,6 +203,58 @@ tls_refusals(Config) ->
     % one line per refused client
     ?assertEqual(3, length([L || L <- ?TB:daemon_log(D), binary:match(L, <<"refused">>) =/= nomatch])).
 
+tls_handshake_flood() ->
+    [{doc, "80 connections to a TLS daemon that stall inside the TLS handshake (silent, half a "
+           "ClientHello, garbage): a new TLS node still connects, a capturing TLS client keeps "
+           "getting its packets, and every stalled connection is closed by the handshake timeout"}].
+tls_handshake_flood(Config) ->
+    D = tls_daemon(Config),
+    Port = 40412,
+    Good = tls_client(Config, "good", good),
+    Ag = ?TB:agent(Good),
+    {ok, S} = on(Good, Ag, fun() -> ewpcap:open(?D, <<"vethB">>, [{filter, udp_filter(Port)}]) end),
+    Plain = client(Config, "flood", #{}),
+    FAg = ?TB:agent(Plain),
+    {port, DPort, _} = on(Plain, fun() -> erl_epmd:port_please("ewpcap", ?TB:addr(b)) end),
+    % a record header that announces 512 bytes of ClientHello, and 4 of them
+    Half = <<22, 3, 1, 512:16, 1, 0, 1, 252>>,
+    Flood = on(Plain, FAg, fun() ->
+        Parent = self(),
+        H = spawn(fun() ->
+            Socks = [S0 || K <- lists:seq(1, 80),
+                           {ok, S0} <- [gen_tcp:connect(?TB:addr(b), DPort, [binary, {active, false}], 2000)],
+                           ok =:= case K rem 3 of
+                                      0 -> ok;
+                                      1 -> gen_tcp:send(S0, Half);
+                                      2 -> gen_tcp:send(S0, crypto:strong_rand_bytes(300))
+                                  end],
+            Parent ! {connected, self(), length(Socks)},
+            % each is closed by the daemon (maybe after a TLS alert), none stays open
+            Closed = [until_closed(S0, erlang:monotonic_time(millisecond) + 15000) || S0 <- Socks],
+            Parent ! {closed, self(), Closed}
+        end),
+        receive {connected, H, N} -> {H, N} after 10000 -> error(connect_timeout) end
+    end),
+    {HPid, Connected} = Flood,
+    ?assertEqual(80, Connected),
+    New = tls_client(Config, "new", good),
+    ?assertEqual(pong, on(New, fun() -> net_adm:ping(?D) end)),
+    M = marker(30),
+    send_udp(Config, Port, [M]),
+    ?assertEqual([M], payloads(on(Good, Ag, fun() -> recv_packets(S, 1, ?WAIT) end))),
+    Closed = on(Plain, FAg, fun() -> receive {closed, HPid, C} -> C after 17000 -> timeout end end),
+    ?assertEqual(lists:duplicate(80, closed), Closed),
+    ?assert(?TB:pid_alive(?TB:daemon_os_pid(D))),
+    ?assertEqual(pong, on(New, fun() -> net_adm:ping(?D) end)).
+
+%% closed once the peer has closed S (whatever it sent first), else timeout
+until_closed(S, Deadline) ->
+    case gen_tcp:recv(S, 0, max(0, Deadline - erlang:monotonic_time(millisecond))) of
+        {ok, _} -> until_closed(S, Deadline);
+        {error, closed} -> closed;
+        {error, Other} -> Other
+    end.
+
 tls_client_to_plain_daemon() ->
     [{doc, "A TLS client of a plaintext daemon fails cleanly (pang) sooner than the daemon's handshake timeout, measured in the same case with a silent connection; plaintext clients are served"}].
 tls_client_to_plain_daemon(Config) ->
@@ -286,6 +340,27 @@ tls_embedded_daemon(Config) ->
     ct:pal("embedded daemon ~p, controller ~p", [Node, Ctrl]),
     ?assertEqual([M], [P || {_, _, <<_:28/binary, P/binary>>} <- [strip_lo(G) || G <- Got]]),
     ?assert(is_pid(Ctrl)).
+
+tls_dist_buffer() ->
+    [{doc, "Over TLS (a process as controller, no port in dist_ctrl) the library still raises "
+           "the user-space buffer of the TCP socket under the daemon's connection to 1 MiB "
+           "(ewpcap_distbuf, through net_kernel:setopts/2 and ssl)"}].
+tls_dist_buffer(Config) ->
+    _D = tls_daemon(Config),
+    A = tls_client(Config, "buf", good),
+    Ag = ?TB:agent(A),
+    {Ctrl, Socks} = on(A, Ag, fun() ->
+        {ok, S} = ewpcap:open(?D, <<"vethB">>, [{filter, udp_filter(40441)}]),
+        ok = ewpcap:close(S),
+        % the TCP sockets of this node, as inet sees them, with their peers
+        Ps = [{inet:peername(P), inet:getopts(P, [buffer])}
+              || P <- erlang:ports(), erlang:port_info(P, name) =:= {name, "tcp_inet"}],
+        {dist_ctrl(?D), Ps}
+    end),
+    ct:pal("controller ~p; TCP sockets ~p", [Ctrl, Socks]),
+    ?assert(is_pid(Ctrl)),
+    ToDaemon = [B || {{ok, {{10, 77, 1, 2}, _}}, {ok, [{buffer, B}]}} <- Socks],
+    ?assert(lists:member(1048576, ToDaemon)).
 
 tls_dump_node() ->
     [{doc, "bin/ewpcap_dump -N over TLS (--tls-optfile): captures from the TLS daemon; without it, the TLS daemon refuses it"}].

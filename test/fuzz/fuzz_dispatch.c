@@ -1098,11 +1098,12 @@ fd_path(int fd, char *path, size_t len)
  * nothing) and on failure */
 int
 ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, int fd,
-                         char *errbuf, size_t errlen)
+                         int nano, char *errbuf, size_t errlen)
 {
     struct fake_pcap *fp;
     char path[PATH_MAX];
 
+    (void)nano;
     fd_path(fd, path, sizeof(path));
     (void)close(fd);
     FUZZ_CHECK(strncmp(path, files_dir, strlen(files_dir)) == 0 &&
@@ -1259,6 +1260,14 @@ ewp_capture_close(struct ewp_capture *c)
     c->p = NULL;
 }
 
+/* The fake pcap_t cannot be compiled against: jobs use a dead handle */
+struct ewp_pcapshare *
+ewp_capture_share(struct ewp_capture *c)
+{
+    FUZZ_CHECK(c->p != NULL, "a share of a closed capture");
+    return NULL;
+}
+
 int
 ewp_capture_default_dev(char *dev, size_t devlen, char *errbuf, size_t errlen)
 {
@@ -1339,8 +1348,9 @@ ewp_compile_free(struct ewp_compile_job *job)
 
 /* As compile.c: jobs not done get discard, not their callback, and are freed */
 void
-ewp_compile_shutdown(struct ewp_compiler *cc, ewp_compile_done_cb discard)
+ewp_compile_shutdown(struct ewp_compiler *cc, ewp_compile_done_cb discard, int running)
 {
+    (void)running; /* the fake runs jobs in the loop: none is ever running */
     struct ewp_compile_job *job;
 
     if (cc == NULL)

@@ -20,6 +20,7 @@ extern CU_TestInfo ewp_capture_tests[];
 extern CU_TestInfo ewp_compile_tests[];
 extern CU_TestInfo ewp_teardown_tests[];
 extern CU_TestInfo ewp_handshake_tests[];
+extern CU_TestInfo ewp_handles_tests[];
 
 int ewp_decode_suite_init(void);
 int ewp_decode_suite_clean(void);
@@ -40,6 +41,7 @@ main(void)
          ewp_compile_tests},
         {"teardown", NULL, NULL, NULL, NULL, ewp_teardown_tests},
         {"handshake", NULL, NULL, NULL, NULL, ewp_handshake_tests},
+        {"handles", NULL, NULL, NULL, NULL, ewp_handles_tests},
         CU_SUITE_INFO_NULL,
     };
     /* tests that need root: skipped (inactive) when not root */

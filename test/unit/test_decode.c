@@ -1438,6 +1438,20 @@ test_opts_each_valid_value_sets_its_field(void)
               r.opts.time_unit == EWP_TIME_MICROSECOND);
     CU_ASSERT(open_with(&r, "[{time_unit, timestamp}]") == 0 &&
               r.opts.time_unit == EWP_TIME_TIMESTAMP);
+    CU_ASSERT(open_with(&r, "[{time_unit, nanosecond}]") == 0 &&
+              r.opts.time_unit == EWP_TIME_NANOSECOND && r.opts.precision == EWP_TSTAMP_MICRO);
+    /* nano without a time_unit: Time in nanoseconds; with one: as asked */
+    CU_ASSERT(open_with(&r, "[{tstamp_precision, nano}]") == 0 &&
+              r.opts.precision == EWP_TSTAMP_NANO && r.opts.time_unit == EWP_TIME_NANOSECOND);
+    CU_ASSERT(open_with(&r, "[{tstamp_precision, nano}, {time_unit, timestamp}]") == 0 &&
+              r.opts.precision == EWP_TSTAMP_NANO && r.opts.time_unit == EWP_TIME_TIMESTAMP);
+    CU_ASSERT(open_with(&r, "[{tstamp_precision, micro}]") == 0 &&
+              r.opts.precision == EWP_TSTAMP_MICRO && r.opts.time_unit == EWP_TIME_TIMESTAMP);
+    CU_ASSERT(open_with(&r, "[{tstamp_precision, micro}, {tstamp_precision, nano}]") == 0 &&
+              r.opts.precision == EWP_TSTAMP_MICRO);
+    CU_ASSERT(open_with(&r, "[{tstamp_precision, pico}]") == EWP_DECODE_BADARG);
+    CU_ASSERT(open_with(&r, "[{tstamp_precision, 9}]") == EWP_DECODE_BADARG);
+    CU_ASSERT(open_with(&r, "[{time_unit, picosecond}]") == EWP_DECODE_BADARG);
 
     CU_ASSERT(open_with(&r, "[{filter, <<\"tcp port 80\">>}]") == 0);
     CU_ASSERT(r.opts.has_filter == 1 && r.opts.filter_len == 11 &&

@@ -259,6 +259,30 @@ test_time_is_mega_sec_micro_or_microseconds(void)
     i = 0;
     CU_ASSERT(ei_decode_longlong(buf, &i, &us) == 0 && us == 1795725610972694LL);
     CU_ASSERT(i == measured);
+
+    /* nanoseconds: frac is in nanoseconds */
+    i = 0;
+    measured = 0;
+    CU_ASSERT(ewp_encode_time(NULL, &measured, EWP_TIME_NANOSECOND, 1795725610L, 972694123L) == 0);
+    CU_ASSERT(ewp_encode_time(buf, &i, EWP_TIME_NANOSECOND, 1795725610L, 972694123L) == 0);
+    CU_ASSERT(i == measured);
+    i = 0;
+    CU_ASSERT(ei_decode_longlong(buf, &i, &us) == 0 && us == 1795725610972694123LL);
+    CU_ASSERT(i == measured);
+
+    /* past 2262 (year 9999): a bignum, 253402300799999999999 */
+    i = 0;
+    measured = 0;
+    CU_ASSERT(ewp_encode_time(NULL, &measured, EWP_TIME_NANOSECOND, 253402300799L, 999999999L) == 0);
+    CU_ASSERT(ewp_encode_time(buf, &i, EWP_TIME_NANOSECOND, 253402300799L, 999999999L) == 0);
+    CU_ASSERT(i == measured);
+    {
+        /* 253402300799999999999 = 0x0D_BCA9_D1FE_A2AE_FFFF: SMALL_BIG_EXT, 9
+         * digits, positive, little-endian */
+        static const unsigned char big[] = {110, 9, 0, 0xff, 0xff, 0xae, 0xa2, 0xfe,
+                                            0xd1, 0xa9, 0xbc, 0x0d};
+        CU_ASSERT(i == (int)sizeof(big) && memcmp(buf, big, sizeof(big)) == 0);
+    }
 }
 
 static void
@@ -274,6 +298,9 @@ test_packet_tail_fits_in_EWP_TAIL_MAX(void)
     CU_ASSERT(n <= EWP_TAIL_MAX);
     n = ewp_encode_packet_tail(out, EWP_TIME_MICROSECOND, 253402300799L, 999999L, 0xffffffffU,
                                0xffffffffU);
+    CU_ASSERT(n <= EWP_TAIL_MAX);
+    n = ewp_encode_packet_tail(out, EWP_TIME_NANOSECOND, 253402300799L, 999999999L,
+                               0xffffffffU, 0xffffffffU);
     CU_ASSERT(n <= EWP_TAIL_MAX);
     CU_ASSERT((unsigned char)out[EWP_TAIL_MAX] == 0x5a);
     /* the binary header closes the tail: 'm', caplen big-endian */
@@ -641,7 +668,7 @@ CU_TestInfo ewp_encode_tests[] = {
     {"a packet message with microseconds decodes to its fields",
      test_packet_message_with_microseconds_decodes_to_its_fields},
     {"packet messages of 0 and 65535 bytes decode", test_packet_message_of_zero_and_65535_bytes},
-    {"Time is {Mega, Sec, Micro} or microseconds", test_time_is_mega_sec_micro_or_microseconds},
+    {"Time is {Mega, Sec, Micro}, microseconds or nanoseconds", test_time_is_mega_sec_micro_or_microseconds},
     {"a packet tail fits in EWP_TAIL_MAX", test_packet_tail_fits_in_EWP_TAIL_MAX},
     {"a batch message built as deliver.c does decodes to its fields",
      test_batch_message_as_command_builds_it_decodes_to_its_fields},
