@@ -13,8 +13,8 @@
 %%% usage), ewpcap_dist (epmd, distribution), ewpcap_dump_out (text, or
 %%% the `-w' file: pcap by ewpcap_pcap_file, pcapng by ewpcap_pcapng),
 %%% ewpcap_pcap_file (reading savefiles, pcapng too), ewpcap_dump_fmt (the
-%%% lines, `-D') and ewpcap_dump_names (name caches, reverse DNS off the
-%%% packet path).
+%%% lines, `-D'), ewpcap_dump_dlt (link-type names) and ewpcap_dump_names
+%%% (name caches, reverse DNS off the packet path).
 %%%
 %%% Ctrl-C: OTP 25 cannot handle SIGINT in Erlang (os:set_signal/2 refuses
 %%% it). The escript's second line is a one-line sh wrapper (its shebang
@@ -240,7 +240,7 @@ capture(O) ->
     #ewpcap_resource{ref = Ref} = S,
     {DevName, Dlt} = handle_info(Node, Ref, Dev),
     err_line("listening on ~ts, link-type ~ts, snapshot length ~b bytes",
-             [DevName, ewpcap_dump_fmt:linktype_desc(Dlt), O#opts.snaplen]),
+             [DevName, ewpcap_dump_dlt:desc(Dlt), O#opts.snaplen]),
     install_signals(),
     Out = ewpcap_dump_out:open(O, {Dlt, O#opts.snaplen},
                                #{node => Node, device => DevName, filter => O#opts.filter,
@@ -432,7 +432,7 @@ read_file(O) ->
     F = open_savefile(O#opts.read, O#opts.precision),
     #{name := Name, linktype := Dlt, snaplen := Snaplen} = ewpcap_pcap_file:info(F),
     err_line("reading from file ~ts, link-type ~ts, snapshot length ~b",
-             [Name, ewpcap_dump_fmt:linktype_desc(Dlt), Snaplen]),
+             [Name, ewpcap_dump_dlt:file_desc(Dlt), Snaplen]),
     install_signals(),
     Out = ewpcap_dump_out:open(O, {Dlt, max(1, Snaplen)}, file_source(O), sync),
     L = try
@@ -461,19 +461,16 @@ read_loop(F, Dlt, L) ->
                 infinity -> ?BATCH;
                 Left -> min(Left, ?BATCH)
             end,
-        case read_batch(F, N, []) of
+        case read_batch(F, N) of
             {eof, Batch} -> packets(Dlt, Batch, L);
             {ok, Batch, F1} -> read_loop(F1, Dlt, packets(Dlt, Batch, L))
         end
     end.
 
-read_batch(F, 0, Acc) ->
-    {ok, lists:reverse(Acc), F};
-read_batch(F, N, Acc) ->
-    case ewpcap_pcap_file:read(F) of
-        eof -> {eof, lists:reverse(Acc)};
-        {ok, Rec, F1} -> read_batch(F1, N - 1, [Rec | Acc]);
-        {error, Reason} -> fatal("~ts", [ewpcap_pcap_file:format_error(Reason)])
+read_batch(F, N) ->
+    case ewpcap_pcap_file:read(F, N) of
+        {error, Reason} -> fatal("~ts", [ewpcap_pcap_file:format_error(Reason)]);
+        Batch -> Batch
     end.
 
 file_source(#opts{read = Name, filter = Filter}) ->
@@ -508,7 +505,7 @@ read_file_filtered(O) ->
                 fatal("-r with a filter needs an ewpcap with file support", [])
         end,
     err_line("reading from file ~ts, link-type ~ts, snapshot length ~b",
-             [Name, ewpcap_dump_fmt:linktype_desc(Dlt), Snaplen]),
+             [Name, ewpcap_dump_dlt:file_desc(Dlt), Snaplen]),
     install_signals(),
     Out = ewpcap_dump_out:open(O, {Dlt, max(1, Snaplen)}, file_source(O), sync),
     L = try

@@ -1,5 +1,6 @@
 %%% The parsed command line of ewpcap_dump, shared by ewpcap_dump (which
-%%% runs it) and ewpcap_dump_args (which makes it). Private to those two.
+%%% runs it), ewpcap_dump_args (which makes it) and ewpcap_dump_out (which
+%%% opens the output it asks for). Private to those three.
 
 -define(PROG, "ewpcap_dump").
 -define(MAX_SNAPLEN, 262144).

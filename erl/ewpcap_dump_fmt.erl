@@ -11,7 +11,7 @@
 -module(ewpcap_dump_fmt).
 
 -export([new_printer/2, new_printer/4, new_printer/3, format_packet/4, resolved/3,
-         format_ifaddrs/1, linktype_name/1, linktype_desc/1]).
+         format_ifaddrs/1]).
 
 -export_type([printer/0]).
 
@@ -89,21 +89,21 @@ format_packet(Dlt, {Time, Len, Packet}, P, line) ->
               xx -> hex_dump(x, Packet);
               'XX' -> hex_dump('X', Packet)
           end,
-    {[format_time(Time), $\s, P1#printer.out, Hex], P1#printer{out = []}}.
+    {[format_time(Time), P1#printer.out, Hex], P1#printer{out = []}}.
 
-%% The local time; the conversion is done once a second (the cache is
-%% the process's: a printer is used by one process).
+%% The local time and a space; the conversion is done once a second
+%% (the cache is the process's: a printer is used by one process).
 format_time(Micro) ->
     Sec = Micro div 1000000,
-    Us = tl(integer_to_list(Micro rem 1000000 + 1000000)),
+    <<_, Us:6/binary>> = integer_to_binary(Micro rem 1000000 + 1000000),
     case get(ewpcap_dump_fmt_second) of
         {Sec, Text} ->
-            [Text, $., Us];
+            [Text, Us, $\s];
         _ ->
             {_, {H, M, S}} = calendar:system_time_to_local_time(Sec, second),
-            Text = [two(H), $:, two(M), $:, two(S)],
+            Text = iolist_to_binary([two(H), $:, two(M), $:, two(S), $.]),
             put(ewpcap_dump_fmt_second, {Sec, Text}),
-            [Text, $., Us]
+            [Text, Us, $\s]
     end.
 
 two(N) when N < 10 -> [$0, $0 + N];
@@ -208,7 +208,11 @@ link(229, Len, Pkt, P) ->
     {0, ewpcap_dump_fmt_ip:ipv6(Pkt, Len, P)};
 %% What tcpdump does not decode either
 link(Dlt, _Len, _Pkt, P) ->
-    {0, pr(P, ["[|", string:lowercase(linktype_name(Dlt)), "]"])}.
+    Name = case ewpcap_dump_dlt:name(ewpcap_dump_dlt:file_dlt(Dlt)) of
+               {N, _} -> N;
+               undefined -> "DLT_" ++ integer_to_list(Dlt)
+           end,
+    {0, pr(P, ["[|", string:lowercase(Name), "]"])}.
 
 %% The Ethernet type (or 802.3 length) at the start of Bin, after the
 %% addresses; Hdr bytes of header so far.
@@ -239,11 +243,14 @@ ether_type(Bin, Len, Orig, Hdr, Macs, Printed, P) ->
                     end;
                 Type =< 1500 ->
                     P1 = case P#printer.eflag of
-                             true -> pr(P, ["802.3", [[", length ", integer_to_list(Type), ": "]
+                             true -> pr(P, ["802.3", [[", length ", integer_to_list(min(Len1, Type)), ": "]
                                                       || not Printed]]);
                              false -> P
                          end,
-                    {Hdr + 2, llc(Rest, P1)};
+                    % a length field below the frame's length cuts it
+                    LlcL = min(Len1, Type),
+                    {LlcLen, P2} = llc(ewpcap_dump_fmt_ip:cut(Rest, LlcL), LlcL, Macs, P1),
+                    {Hdr + 2 + LlcLen, P2};
                 true ->
                     P1 = case P#printer.eflag of
                              true -> pr(P, [ethertype_desc(Type),
@@ -273,9 +280,95 @@ ethertype(Type, Rest, _Len, Orig, {Src, Dst}, P) ->
          end,
     default_print(Rest, P1).
 
-%% 802.2 LLC: not decoded here (tcpdump does), printed as raw data.
-llc(Rest, P) ->
-    default_print(Rest, pr(P, "LLC ")).
+%% 802.2 LLC after an 802.3 length field (`Len'; `Bin' cut to it), as
+%% tcpdump prints it: the SAPs and the I, S or U control field; the
+%% payloads tcpdump decodes further (SNAP, STP, IP, IPX, NetBEUI, OSI,
+%% XID) are not, and print as LLC and the bytes. Returns the header
+%% length -x skips, and the printer.
+llc(Bin, Len, _Macs, P) when byte_size(Bin) < 3; Len < 3 ->
+    {min(byte_size(Bin), Len), default_print(Bin, pr(P, " [|llc]"))};
+llc(<<_, _, C, _/binary>> = Bin, Len, _Macs, P) when C band 3 =/= 3, byte_size(Bin) < 4 orelse Len < 4 ->
+    {min(byte_size(Bin), Len), default_print(Bin, pr(P, " [|llc]"))};
+llc(<<DsapF, SsapF, C1, Rest/binary>> = Bin, Len, {Src, Dst}, P) ->
+    {IsU, HLen, Ctl} = case C1 band 3 of
+                           3 -> {true, 3, C1};
+                           _ -> <<C2, _/binary>> = Rest, {false, 4, C1 bor (C2 bsl 8)}
+                       end,
+    Dsap = DsapF band 16#FE,
+    Ssap = SsapF band 16#FE,
+    Special = (DsapF =:= 16#FF andalso SsapF =:= 16#FF)
+        orelse (Dsap =:= Ssap andalso Ctl =:= 3
+                andalso lists:member(Dsap, [16#AA, 16#42, 16#06, 16#E0, 16#FE]))
+        orelse (Dsap =:= 16#F0 andalso Ssap =:= 16#F0 andalso (Ctl band 1 =:= 0 orelse Ctl =:= 3))
+        orelse (IsU andalso Ctl band 16#EF =:= 16#AF),
+    case Special of
+        true ->
+            {0, default_print(Bin, pr(P, "LLC "))};
+        false ->
+            P1 = case P#printer.eflag of
+                     true ->
+                         pr(P, ["LLC, dsap ", sap_name(Dsap, "Unknown"), " (0x", hex2(Dsap), ") ",
+                                case DsapF band 1 of 0 -> "Individual"; 1 -> "Group" end,
+                                ", ssap ", sap_name(Ssap, "Unknown"), " (0x", hex2(Ssap), ") ",
+                                case SsapF band 1 of 0 -> "Command"; 1 -> "Response" end,
+                                ", ctrl 0x", case IsU of
+                                                 true -> hex2(Ctl);
+                                                 false -> hex4(Ctl)
+                                             end, ": "]);
+                     false ->
+                         DName = sap_name(Dsap, ["Unknown DSAP 0x", hex2(Dsap)]),
+                         pr(P, case Dsap =:= Ssap of
+                                   true -> [mac(Src), " > ", mac(Dst), " ", DName, " "];
+                                   false -> [mac(Src), " ", sap_name(Ssap, ["Unknown SSAP 0x", hex2(Ssap)]),
+                                             " > ", mac(Dst), " ", DName, " "]
+                               end)
+                 end,
+            Flags = fun(Poll) ->
+                            case (SsapF band 1) bor (Ctl band Poll) of
+                                0 -> "Command";
+                                1 -> "Response";
+                                Poll -> "Poll";
+                                _ -> "Final"
+                            end
+                    end,
+            Length = integer_to_list(Len),
+            if
+                IsU ->
+                    Cmd = case Ctl band 16#EF of
+                              16#03 -> "ui"; 16#E3 -> "test"; 16#63 -> "ua"; 16#43 -> "disc";
+                              16#0F -> "dm"; 16#6F -> "sabme"; 16#87 -> "frmr";
+                              Other -> hex2(Other)
+                          end,
+                    {HLen, default_print(Bin, pr(P1, ["Unnumbered, ", Cmd, ", Flags [", Flags(16#10),
+                                                      "], length ", Length]))};
+                Ctl band 1 =:= 1 ->
+                    S = case (Ctl bsr 2) band 3 of
+                            0 -> "Receiver Ready"; 1 -> "Receiver not Ready"; 2 -> "Reject"; 3 -> "?"
+                        end,
+                    {HLen, pr(P1, ["Supervisory, ", S, ", rcv seq ", integer_to_list((Ctl bsr 9) band 16#7F),
+                                   ", Flags [", Flags(16#100), "], length ", Length])};
+                true ->
+                    {HLen, default_print(Bin, pr(P1, ["Information, send seq ",
+                                                      integer_to_list((Ctl bsr 1) band 16#7F),
+                                                      ", rcv seq ", integer_to_list((Ctl bsr 9) band 16#7F),
+                                                      ", Flags [", Flags(16#100), "], length ", Length]))}
+            end
+    end.
+
+sap_name(16#00, _) -> "Null";
+sap_name(16#02, _) -> "802.1B I";
+sap_name(16#04, _) -> "SNA";
+sap_name(16#06, _) -> "IP";
+sap_name(16#0E, _) -> "ProWay NM";
+sap_name(16#42, _) -> "STP";
+sap_name(16#4E, _) -> "RS511";
+sap_name(16#7E, _) -> "ISO8208";
+sap_name(16#8E, _) -> "ProWay";
+sap_name(16#AA, _) -> "SNAP";
+sap_name(16#E0, _) -> "IPX";
+sap_name(16#F0, _) -> "NetBeui";
+sap_name(16#FE, _) -> "OSI";
+sap_name(_, Unknown) -> Unknown.
 
 sll_head(PktType, HaLen, Addr, Proto, Len) ->
     Dir = case PktType of
@@ -439,45 +532,12 @@ hex_groups(<<A>>) -> [$\s, hex2(A)];
 hex_groups(<<>>) -> [].
 
 hex2(B) when B < 16 -> [$0, hd(integer_to_list(B, 16)) bor 32];
-hex2(B) -> string:lowercase(integer_to_list(B, 16)).
+hex2(B) -> [C bor 32 || C <- integer_to_list(B, 16)].
 
-hex4(N) -> string:lowercase(string:right(integer_to_list(N, 16), 4, $0)).
+hex4(N) -> ewpcap_dump_fmt_ip:pad(integer_to_list(N, 16), 4).
 
 mac(Bin) ->
     lists:join($:, [hex2(B) || <<B>> <= Bin]).
-
-%% @doc tcpdump's name of a link type, and its description.
--spec linktype_name(integer()) -> nonempty_string().
-linktype_name(0) -> "NULL";
-linktype_name(1) -> "EN10MB";
-linktype_name(12) -> "RAW";
-linktype_name(14) -> "RAW";
-linktype_name(101) -> "RAW";
-linktype_name(113) -> "LINUX_SLL";
-linktype_name(228) -> "IPV4";
-linktype_name(229) -> "IPV6";
-linktype_name(276) -> "LINUX_SLL2";
-linktype_name(N) -> "DLT_" ++ integer_to_list(N).
-
-%% @doc tcpdump's description of a link type, `"EN10MB (Ethernet)"'.
--spec linktype_desc(integer() | undefined) -> string().
-linktype_desc(undefined) ->
-    "unknown";
-linktype_desc(N) ->
-    Desc = case N of
-               0 -> "BSD loopback";
-               1 -> "Ethernet";
-               12 -> "Raw IP";
-               14 -> "Raw IP";
-               101 -> "Raw IP";
-               113 -> "Linux cooked v1";
-               228 -> "Raw IPv4";
-               229 -> "Raw IPv6";
-               276 -> "Linux cooked v2";
-               _ -> "unknown"
-           end,
-    lists:flatten([linktype_name(N), " (", Desc, ")"]).
-
 
 %%% -D
 

@@ -23,36 +23,42 @@ icmp(Bin, Len, {_, _, _, Frag}, P) ->
                               <<S0:16, R0/binary>> -> {S0, R0};
                               _ -> {0, <<>>}
                           end,
-            Text = icmp_text(Type, Code, Rest, P),
-            P1 = pr(P, ["ICMP ", Text, ", length ", integer_to_list(Len)]),
-            P2 = case P1#printer.verbose > 0 andalso not Frag andalso byte_size(Bin) >= Len of
-                true ->
-                    case cksum(binary:part(Bin, 0, Len)) of
-                        0 -> P1;
-                        S -> pr(P1, [" (wrong icmp cksum ", hex(Sum), " (->",
-                                     hex(should_be(Sum, S)), ")!)"])
-                    end;
-                false ->
-                    P1
-            end,
-            % -v: the packet an error quotes
-            case P2#printer.verbose > 0 andalso lists:member(Type, [3, 4, 5, 11, 12]) of
-                true ->
-                    case Rest of
-                        <<_:32, Inner/binary>> ->
-                            P3 = pr(P2, "\n\t"),
-                            case Inner of
-                                <<_:16, IpLen:16, _/binary>> -> ewpcap_dump_fmt_ip:ipv4(Inner, IpLen, P3);
-                                _ -> ?TRUNC("icmp", P3)
-                            end;
-                        _ ->
-                            ?TRUNC("icmp", P2)
-                    end;
-                false ->
-                    P2
+            case icmp_text(Type, Code, Rest, P) of
+                trunc_ret -> ?TRUNC_RET("icmp", P);
+                Text -> icmp_rest(Type, Text, Bin, Len, Sum, Rest, Frag, P)
             end;
         _ ->
             ?TRUNC("icmp", P)
+    end.
+
+%% After the message's text: -v's checksum and quoted packet.
+icmp_rest(Type, Text, Bin, Len, Sum, Rest, Frag, P) ->
+    P1 = pr(P, ["ICMP ", Text, ", length ", integer_to_list(Len)]),
+    P2 = case P1#printer.verbose > 0 andalso not Frag andalso byte_size(Bin) >= Len of
+        true ->
+            case cksum(binary:part(Bin, 0, Len)) of
+                0 -> P1;
+                S -> pr(P1, [" (wrong icmp cksum ", hex(Sum), " (->",
+                             hex(should_be(Sum, S)), ")!)"])
+            end;
+        false ->
+            P1
+    end,
+    % -v: the packet an error quotes
+    case P2#printer.verbose > 0 andalso lists:member(Type, [3, 4, 5, 11, 12]) of
+        true ->
+            case Rest of
+                <<_:32, Inner/binary>> ->
+                    P3 = pr(P2, "\n\t"),
+                    case Inner of
+                        <<_:16, IpLen:16, _/binary>> -> ewpcap_dump_fmt_ip:ipv4(Inner, IpLen, P3);
+                        _ -> ?TRUNC("icmp", P3)
+                    end;
+                _ ->
+                    ?TRUNC("icmp", P2)
+            end;
+        false ->
+            P2
     end.
 
 %% The inner header's destination, or the end of the packet.
@@ -105,8 +111,24 @@ icmp_text(5, Code, <<Gw:4/binary, _/binary>> = R, P) ->
         3 -> ["redirect-tos ", Dst, " to host ", G];
         _ -> ["redirect-#", integer_to_list(Code), " ", Dst, " to ", G]
     end;
-icmp_text(11, _, R, P) when byte_size(R) < 24 ->
+icmp_text(9, _, <<Num, Size, Life:16, Addrs/binary>>, P) ->
+    Lifetime = if
+                   Life < 60 -> integer_to_list(Life);
+                   Life < 3600 -> [integer_to_list(Life div 60), $:, two(Life rem 60)];
+                   true -> [integer_to_list(Life div 3600), $:, two(Life rem 3600 div 60), $:,
+                            two(Life rem 60)]
+               end,
+    ["router advertisement lifetime ", Lifetime, $\s, integer_to_list(Num), $:,
+     case Size of
+         2 -> router_addrs(Num, Addrs, P);
+         _ -> [" [size ", integer_to_list(Size), "]"]
+     end];
+icmp_text(9, _, _, P) ->
     ?TRUNC("icmp", P);
+icmp_text(11, _, R, _P) when byte_size(R) < 24 ->
+    % tcpdump checks and returns here (no longjmp): -x still skips the
+    % link-level header
+    trunc_ret;
 icmp_text(11, Code, _, _) ->
     case Code of
         0 -> "time exceeded in-transit";
@@ -131,6 +153,15 @@ icmp_text(Type, _, _, _) ->
         {_, N} -> N;
         false -> ["type-#", integer_to_list(Type)]
     end.
+
+%% A router advertisement's {address preference} entries.
+router_addrs(0, _, _) ->
+    [];
+router_addrs(Num, <<Addr:4/binary, Pref:32, Rest/binary>>, P) ->
+    {A, _} = host(ip4(Addr), P),
+    [" {", A, $\s, integer_to_list(Pref), $} | router_addrs(Num - 1, Rest, P)];
+router_addrs(_, _, P) ->
+    ?TRUNC("icmp", P).
 
 %% Milliseconds since midnight, as H:MM:SS.mmm.
 tstamp(Ms) ->

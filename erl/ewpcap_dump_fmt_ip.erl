@@ -1,6 +1,6 @@
 %%% @doc The network and transport layers of ewpcap_dump's lines: IPv4,
-%%% IPv6 (with its extension headers), TCP and UDP (ICMP and ICMPv6 in
-%%% ewpcap_dump_fmt_icmp), as
+%%% IPv6 (with its extension headers) and UDP (TCP in ewpcap_dump_fmt_tcp,
+%%% ICMP and ICMPv6 in ewpcap_dump_fmt_icmp), as
 %%% tcpdump 4.99 prints them, broken packets included: the same length
 %%% checks, in the same order, the same truncation markers (`[|proto]'),
 %%% `bad length', `truncated-ip', `(invalid)' and `-v' header lines and
@@ -18,7 +18,12 @@
 -include("ewpcap_dump_fmt.hrl").
 
 -export([ipv4/3, ipv6/3, pr/2, host/2, port/3, ip4/1, ip6/1]).
--export([cksum/1, should_be/2, hex/1, pad/2]).
+-export([cksum/1, should_be/2, hex/1, pad/2, hex2/1, hex4/1, ports/6, pseudo_cksum/5,
+         addr_bin/1, cut/2]).
+
+%% -n: the text of this many addresses is kept (host/2)
+-define(ADDR_CACHE, 4096).
+-define(ADDR_COUNT, ewpcap_dump_fmt_addr_count).
 
 %%% ===================================================================
 %%% IPv4
@@ -36,7 +41,7 @@ ipv4(<<>>, _Len, P) ->
 ipv4(Bin, Len, P0) ->
     P = case P0#printer.eflag of
             true -> P0;
-            false -> pr(P0, "IP ")
+            false -> pr(P0, <<"IP ">>)
         end,
     case Bin of
         <<4:4, IHL:4, Tos, TotLen:16, Id:16, Frag:16, TTL, Proto, Sum:16,
@@ -63,7 +68,8 @@ ipv4(Bin, Len, P0) ->
                     end
             end;
         _ ->
-            ?TRUNC("ip", P)
+            % tcpdump checks and returns (no longjmp): -x skips the link header
+            ?TRUNC_RET("ip", P)
     end.
 
 ipv4_body(Bin, HLen, {Tos, TotLen, Id, Frag, TTL, Proto, Sum}, Src, Dst, P0) ->
@@ -103,12 +109,12 @@ ipv4_verbose(Bin, HLen, {Tos, TotLen, Id, Frag, TTL, Proto, Sum}, P) ->
               3 -> ",CE";
               0 -> ""
           end,
-    Flags = case [N || {B, N} <- [{16#8000, "rsvd"}, {16#4000, "DF"}, {16#2000, "+"}],
+    Flags = case [N || {B, N} <- [{16#2000, "+"}, {16#4000, "DF"}, {16#8000, "rsvd"}],
                        Frag band B =/= 0] of
                 [] -> "none";
-                Fs -> lists:join("", Fs)
+                Fs -> lists:join(", ", Fs)
             end,
-    Head = ["(tos 0x", integer_to_list(Tos, 16), Ecn,
+    Head = ["(tos 0x", hex(Tos), Ecn,
             [[", ttl ", integer_to_list(TTL)] || TTL >= 1],
             ", id ", integer_to_list(Id), ", offset ", integer_to_list((Frag band 16#1FFF) * 8),
             ", flags [", Flags, "], proto ", proto_name(Proto), " (", integer_to_list(Proto),
@@ -117,11 +123,11 @@ ipv4_verbose(Bin, HLen, {Tos, TotLen, Id, Frag, TTL, Proto, Sum}, P) ->
     Opts = case OptLen of
                0 -> [];
                _ ->
-                   case Bin of
-                       <<_:20/binary, O:OptLen/binary, _/binary>> ->
-                           {ok, [", options (", ip_options(O), ")"]};
-                       _ ->
-                           ?TRUNC("ip", pr(P, [Head, ", options ("]))
+                   % option by option, as far as the bytes go
+                   <<_:20/binary, O/binary>> = Bin,
+                   case ip_options(O, OptLen) of
+                       {ok, Done} -> {ok, [", options (", Done, ")"]};
+                       {trunc, Part} -> ?TRUNC("ip", pr(P, [Head, ", options (", Part]))
                    end
            end,
     case Opts of
@@ -143,16 +149,22 @@ cksum_ip(Bin, HLen, Sum, P) ->
               end,
     pr(P, [string:lowercase(iolist_to_binary(Checked)), ")\n    "]).
 
-ip_options(<<>>) -> [];
-ip_options(<<0, _/binary>>) -> "EOL";
-ip_options(<<1, Rest/binary>>) -> ["NOP", sep(ip_options(Rest))];
-ip_options(<<T, L, _/binary>> = B) when L >= 2, byte_size(B) >= L ->
+%% The options in Bin (the captured bytes from the first option on), Len
+%% bytes of them by the header: {ok, Text}, or {trunc, Text} where the
+%% bytes end first.
+ip_options(_Bin, Len) when Len =< 0 -> {ok, []};
+ip_options(<<0, _/binary>>, _Len) -> {ok, "EOL"};
+ip_options(<<1, Rest/binary>>, Len) -> more("NOP", ip_options(Rest, Len - 1));
+ip_options(<<T, L, _/binary>>, Len) when L < 2; L > Len ->
+    {ok, [ip_option_name(T), " [bad length ", integer_to_list(L), "]"]};
+ip_options(<<T, L, _/binary>> = B, Len) when byte_size(B) >= L ->
     <<_:L/binary, Rest/binary>> = B,
-    [ip_option_name(T), sep(ip_options(Rest))];
-ip_options(<<T, _/binary>>) -> [ip_option_name(T), " [bad length]"].
+    more(ip_option_name(T), ip_options(Rest, Len - L));
+ip_options(<<T, _/binary>>, _Len) -> {trunc, ip_option_name(T)};
+ip_options(<<>>, _Len) -> {trunc, []}.
 
-sep([]) -> [];
-sep(X) -> [",", X].
+more(Text, {Kind, []}) -> {Kind, Text};
+more(Text, {Kind, More}) -> {Kind, [Text, ",", More]}.
 
 ip_option_name(7) -> "RR";
 ip_option_name(68) -> "TS";
@@ -171,7 +183,7 @@ ip_option_name(T) -> ["unknown ", integer_to_list(T)].
 ipv6(Bin, Len, P0) ->
     P = case P0#printer.eflag of
             true -> P0;
-            false -> pr(P0, "IP6 ")
+            false -> pr(P0, <<"IP6 ">>)
         end,
     case Bin of
         <<V:4, Class:8, Flow:20, PayLen:16, Next, HLim, Src:16/binary, Dst:16/binary, _/binary>> ->
@@ -210,8 +222,9 @@ ipv6(Bin, Len, P0) ->
                     ipv6_next(Next, Rest, Total - 40, Ctx, P3)
             end;
         _ ->
-            % (the header is checked before "IP6 " is printed)
-            ?TRUNC("ip6", P0)
+            % (the header is checked before "IP6 " is printed; tcpdump
+            % returns there, no longjmp: -x still skips the link header)
+            ?TRUNC_RET("ip6", P0)
     end.
 
 %% The extension headers, then the upper layer.
@@ -227,10 +240,10 @@ ipv6_next(Next, Bin, Len, Ctx, P) when Next =:= 0; Next =:= 60 ->
                 <<_:N/binary, Rest/binary>> ->
                     ipv6_more(Nh, Rest, Len - N, N, Ctx, pr(P, Name));
                 _ ->
-                    ?TRUNC(Proto, P)
+                    ?TRUNC_RET(Proto, P)
             end;
         _ ->
-            ?TRUNC(Proto, P)
+            ?TRUNC_RET(Proto, P)
     end;
 ipv6_next(44, Bin, Len, {_, _, _, _} = Ctx, P) ->
     case Bin of
@@ -262,10 +275,15 @@ ipv6_more(_Next, _Bin, _Len, _Adv, _Ctx, P) ->
 %%% Upper layers
 %%% ===================================================================
 
-demux(6, Bin, Len, Ctx, P) -> tcp(Bin, Len, Ctx, P);
+demux(6, Bin, Len, Ctx, P) -> ewpcap_dump_fmt_tcp:tcp(Bin, Len, Ctx, P);
 demux(17, Bin, Len, Ctx, P) -> udp(Bin, Len, Ctx, P);
 demux(1, Bin, Len, Ctx, P) -> ewpcap_dump_fmt_icmp:icmp(Bin, Len, Ctx, P);
 demux(58, Bin, Len, Ctx, P) -> ewpcap_dump_fmt_icmp:icmp6(Bin, Len, Ctx, P);
+demux(108, <<_:16, Cpi:16, _/binary>>, _Len, _Ctx, P) ->
+    % IPComp: the parameter index (tcpdump does not decompress either)
+    pr(P, ["IPComp(cpi=0x", hex4(Cpi), ")"]);
+demux(108, _Bin, _Len, _Ctx, P) ->
+    ?TRUNC("ipcomp", P);
 demux(Proto, _Bin, Len, _Ctx, P) ->
     pr(P, [$\s, proto_word(Proto, P), $\s, integer_to_list(Len)]).
 
@@ -293,13 +311,15 @@ udp(Bin, Len, {V, Src, Dst, Frag} = Ctx, P) ->
                                 ULen < 8 ->
                                     pr(P2, ["truncated-udplength ", integer_to_list(ULen)]);
                                 ULen > Len ->
-                                    pr(P2, ["UDP, bad length ", integer_to_list(ULen - 8), " > ",
+                                    % the checksum first, over what the IP length gives
+                                    P3 = udp_cksum(Bin, Len, Sum, Ctx, Frag, P2),
+                                    pr(P3, ["UDP, bad length ", integer_to_list(ULen - 8), " > ",
                                             integer_to_list(Len - 8)]);
                                 true ->
                                     Data = min(ULen, Len) - 8,
                                     P3 = udp_cksum(Bin, Data + 8, Sum, Ctx, Frag, P2),
                                     _ = V,
-                                    pr(P3, ["UDP, length ", integer_to_list(Data)])
+                                    pr(P3, [<<"UDP, length ">>, integer_to_binary(Data)])
                             end;
                         _ ->
                             ?TRUNC_RET("udp", ports(udp, Src, SP, Dst, DP, P1))
@@ -320,150 +340,6 @@ udp_cksum(Bin, L, Sum, {V, Src, Dst, _}, _, P) when byte_size(Bin) >= L ->
     end;
 udp_cksum(_Bin, _L, _Sum, _Ctx, _, P) -> P.
 
-%%% TCP
-
-tcp(Bin, Len, {V, Src, Dst, Frag}, P) ->
-    case Bin of
-        <<SP:16, DP:16, Rest/binary>> ->
-            P1 = ports(tcp, Src, SP, Dst, DP, P),
-            case Rest of
-                <<Seq0:32, Ack0:32, Off:4, _:4, Flags:8, Win:16, Sum:16, Urp:16, Opts0/binary>> ->
-                    HLen = Off * 4,
-                    if
-                        HLen < 20 ->
-                            pr(P1, [" tcp ", integer_to_list(Len - HLen), " [bad hdr length ",
-                                    integer_to_list(HLen), " - too short, < 20]"]);
-                        true ->
-                            P2 = pr(P1, ["Flags [", tcp_flags(Flags), "]"]),
-                            {Seq, Ack, SackBase, P3} =
-                                tcp_relative(Src, Dst, SP, DP, Seq0, Ack0, Flags, P2),
-                            case HLen > Len of
-                                true ->
-                                    pr(P3, [" [bad hdr length ", integer_to_list(HLen),
-                                            " - too long, > ", integer_to_list(Len), "]"]);
-                                false ->
-                                    P4 = tcp_cksum(Bin, Len, Sum, {V, Src, Dst, Frag}, P3),
-                                    tcp_rest(Opts0, Len - HLen, HLen, {Seq, Ack, SackBase, Flags,
-                                                                      Win, Urp}, P4)
-                            end
-                    end;
-                _ ->
-                    ?TRUNC_RET("tcp", P1)
-            end;
-        _ ->
-            {SH, P1} = host(Src, P),
-            {DH, P2} = host(Dst, P1),
-            ?TRUNC_RET("tcp", pr(P2, [SH, " > ", DH, ":"]))
-    end.
-
-tcp_cksum(_Bin, _Len, _Sum, {_, _, _, true}, P) -> P;
-tcp_cksum(_Bin, _Len, _Sum, _Ctx, #printer{verbose = 0} = P) -> P;
-tcp_cksum(Bin, Len, Sum, {V, Src, Dst, _}, P) when byte_size(Bin) >= Len ->
-    case pseudo_cksum(V, Src, Dst, 6, binary:part(Bin, 0, Len)) of
-        0 -> pr(P, [", cksum 0x", hex4(Sum), " (correct)"]);
-        S -> pr(P, [", cksum 0x", hex4(Sum), " (incorrect -> 0x", hex4(should_be(Sum, S)), ")"])
-    end;
-tcp_cksum(_Bin, _Len, _Sum, _Ctx, P) -> P.
-
-tcp_rest(Opts0, DataLen, HLen, {Seq, Ack, SackBase, Flags, Win, Urp}, P) ->
-    SeqStr = case P#printer.verbose > 1 orelse DataLen > 0 orelse (Flags band 16#07) =/= 0 of
-                 true ->
-                     [", seq ", integer_to_list(Seq),
-                      [[$:, integer_to_list((Seq + DataLen) band 16#FFFFFFFF)] || DataLen > 0]];
-                 false ->
-                     []
-             end,
-    AckStr = [[", ack ", integer_to_list(Ack)] || Flags band 16#10 =/= 0],
-    UrgStr = [[", urg ", integer_to_list(Urp)] || Flags band 16#20 =/= 0],
-    P1 = pr(P, [SeqStr, AckStr, ", win ", integer_to_list(Win), UrgStr]),
-    OptLen = HLen - 20,
-    P2 = case OptLen of
-             0 ->
-                 P1;
-             _ ->
-                 case Opts0 of
-                     <<Opts:OptLen/binary, _/binary>> ->
-                         pr(P1, [", options [", tcp_options(Opts, SackBase, []), "]"]);
-                     _ ->
-                         ?TRUNC("tcp", pr(P1, ", options ["))
-                 end
-         end,
-    pr(P2, [", length ", integer_to_list(DataLen)]).
-
-tcp_flags(0) ->
-    "none";
-tcp_flags(F) ->
-    [C || {Bit, C} <- [{16#01, $F}, {16#02, $S}, {16#04, $R}, {16#08, $P},
-                       {16#10, $.}, {16#20, $U}, {16#40, $E}, {16#80, $W}],
-          F band Bit =/= 0].
-
-%% Relative sequence numbers as tcpdump prints them: for segments with
-%% ACK set, a conversation's base is recorded at its first such segment
-%% (and at every SYN) and later numbers print relative to it.
-tcp_relative(_Src, _Dst, _SP, _DP, Seq, Ack, _Flags, #printer{absolute = true} = P) ->
-    {Seq, Ack, 0, P};
-tcp_relative(_Src, _Dst, _SP, _DP, Seq, Ack, Flags, P) when Flags band 16#10 =:= 0 ->
-    {Seq, Ack, 0, P};
-tcp_relative(Src, Dst, SP, DP, Seq, Ack, Flags, #printer{tcp = T} = P) ->
-    SrcB = addr_bin(Src),
-    DstB = addr_bin(Dst),
-    Rev = SP > DP orelse (SP =:= DP andalso SrcB > DstB),
-    Key = case Rev of
-              true -> {DstB, SrcB, DP, SP};
-              false -> {SrcB, DstB, SP, DP}
-          end,
-    M32 = 16#FFFFFFFF,
-    case maps:find(Key, T) of
-        {ok, {ThSeq, ThAck}} when Flags band 16#02 =:= 0 ->
-            case Rev of
-                true -> {(Seq - ThAck) band M32, (Ack - ThSeq) band M32, ThSeq, P};
-                false -> {(Seq - ThSeq) band M32, (Ack - ThAck) band M32, ThAck, P}
-            end;
-        _ ->
-            {ThSeq, ThAck} = Entry = case Rev of
-                                         true -> {(Ack - 1) band M32, Seq};
-                                         false -> {Seq, (Ack - 1) band M32}
-                                     end,
-            Base = case Rev of
-                       true -> ThSeq;
-                       false -> ThAck
-                   end,
-            {Seq, Ack, Base, P#printer{tcp = T#{Key => Entry}}}
-    end.
-
-addr_bin({A, B, C, D}) -> <<A, B, C, D>>;
-addr_bin(T) when tuple_size(T) =:= 8 -> << <<X:16>> || X <- tuple_to_list(T) >>.
-
-tcp_options(<<>>, _Base, Acc) ->
-    lists:join(",", lists:reverse(Acc));
-tcp_options(<<0, _/binary>>, _Base, Acc) ->
-    lists:join(",", lists:reverse(["eol" | Acc]));
-tcp_options(<<1, Rest/binary>>, Base, Acc) ->
-    tcp_options(Rest, Base, ["nop" | Acc]);
-tcp_options(<<Kind, Len, Rest/binary>>, Base, Acc) when Len >= 2, byte_size(Rest) >= Len - 2 ->
-    DLen = Len - 2,
-    <<Data:DLen/binary, More/binary>> = Rest,
-    tcp_options(More, Base, [tcp_option(Kind, Data, Base) | Acc]);
-tcp_options(_, _Base, Acc) ->
-    [lists:join(",", lists:reverse(Acc)), [[","] || Acc =/= []], "[bad opt]"].
-
-tcp_option(2, <<Mss:16>>, _) -> ["mss ", integer_to_list(Mss)];
-tcp_option(3, <<Ws>>, _) -> ["wscale ", integer_to_list(Ws)];
-tcp_option(4, <<>>, _) -> "sackOK";
-tcp_option(5, Blocks, Base) when byte_size(Blocks) rem 8 =:= 0 ->
-    ["sack ", integer_to_list(byte_size(Blocks) div 8), " ",
-     [io_lib:format("{~b:~b}", [(S - Base) band 16#FFFFFFFF, (E - Base) band 16#FFFFFFFF])
-      || <<S:32, E:32>> <= Blocks]];
-tcp_option(5, _, _) -> "sack invalid sack";
-tcp_option(8, <<Val:32, Ecr:32>>, _) -> ["TS val ", integer_to_list(Val), " ecr ", integer_to_list(Ecr)];
-tcp_option(Kind, Data, _) ->
-    Name = case lists:keyfind(Kind, 1, [{19, "md5"}, {20, "scps"}, {28, "uto"}, {29, "tcp-ao"},
-                                         {30, "mptcp"}, {34, "tfo"}, {254, "exp"}]) of
-               {_, N} -> N;
-               false -> ["unknown-", integer_to_list(Kind)]
-           end,
-    [Name, [[" 0x", [hex2(B) || <<B>> <= Data]] || Data =/= <<>>]].
-
 %%% ===================================================================
 %%% Helpers
 %%% ===================================================================
@@ -473,35 +349,47 @@ tcp_option(Kind, Data, _) ->
 pr(#printer{out = O} = P, Text) ->
     P#printer{out = [O | Text]}.
 
-%% The captured bytes, cut to a layer's length (tcpdump's snapend).
+%% @doc The captured bytes, cut to a layer's length (tcpdump's snapend).
+-spec cut(binary(), non_neg_integer()) -> binary().
 cut(Bin, N) when byte_size(Bin) > N -> binary:part(Bin, 0, N);
 cut(Bin, _) -> Bin.
 
 addrs(Src, Dst, P) ->
     {SH, P1} = host(Src, P),
     {DH, P2} = host(Dst, P1),
-    pr(P2, [SH, " > ", DH, ": "]).
+    pr(P2, [SH, <<" > ">>, DH, <<": ">>]).
 
+%% @doc `Src.SP > Dst.DP: ', names as the flags say.
+-spec ports(tcp | udp, inet:ip_address(), 0..65535, inet:ip_address(), 0..65535, #printer{}) ->
+    #printer{}.
 ports(Proto, Src, SP, Dst, DP, P) ->
     {SH, P1} = host(Src, P),
     {DH, P2} = host(Dst, P1),
     {SPs, P3} = port(Proto, SP, P2),
     {DPs, P4} = port(Proto, DP, P3),
-    pr(P4, [SH, $., SPs, " > ", DH, $., DPs, ": "]).
+    pr(P4, [SH, $., SPs, <<" > ">>, DH, $., DPs, <<": ">>]).
 
+proto_name(0) -> "Options";
 proto_name(1) -> "ICMP";
 proto_name(2) -> "IGMP";
 proto_name(4) -> "IPIP";
 proto_name(6) -> "TCP";
+proto_name(8) -> "EGP";
 proto_name(17) -> "UDP";
+proto_name(33) -> "DCCP";
 proto_name(41) -> "IPv6";
+proto_name(46) -> "RSVP";
 proto_name(47) -> "GRE";
 proto_name(50) -> "ESP";
 proto_name(51) -> "AH";
+proto_name(55) -> "Mobile IP";
 proto_name(58) -> "ICMPv6";
 proto_name(103) -> "PIM";
+proto_name(108) -> "Compressed IP";
 proto_name(112) -> "VRRP";
+proto_name(113) -> "PGM";
 proto_name(132) -> "SCTP";
+proto_name(135) -> "Mobility";
 proto_name(_) -> "unknown".
 
 %% A protocol as a word: its /etc/protocols name, or ip-proto-N (-n).
@@ -529,6 +417,10 @@ sum16(<<>>, Acc) -> Acc.
 fold(S) when S > 16#FFFF -> fold((S band 16#FFFF) + (S bsr 16));
 fold(S) -> S.
 
+%% @doc The checksum of a TCP or UDP segment with its pseudo-header (0:
+%% correct).
+-spec pseudo_cksum(4 | 6, inet:ip_address(), inet:ip_address(), byte(), binary()) ->
+    0..16#FFFF.
 pseudo_cksum(4, Src, Dst, Proto, Seg) ->
     cksum(<<(addr_bin(Src))/binary, (addr_bin(Dst))/binary, 0, Proto, (byte_size(Seg)):16,
             Seg/binary>>);
@@ -543,13 +435,25 @@ should_be(Sum, Computed) ->
 
 %% @doc Lowercase hex digits; pad/2 with leading zeros to a width.
 -spec hex(non_neg_integer()) -> string().
-hex(N) -> string:lowercase(integer_to_list(N, 16)).
+hex(N) -> lower(integer_to_list(N, 16)).
 
+%% @doc A byte (hex4/1: 16 bits) in hexadecimal, lower case, zero-padded.
+-spec hex2(byte()) -> string().
 hex2(B) -> pad(integer_to_list(B, 16), 2).
+-spec hex4(0..16#FFFF) -> string().
 hex4(B) -> pad(integer_to_list(B, 16), 4).
 
 -spec pad(string(), pos_integer()) -> string().
-pad(S, N) -> string:lowercase(string:right(S, N, $0)).
+pad(S, N) when length(S) < N -> pad([$0 | S], N);
+pad(S, _) -> lower(S).
+
+%% Hexadecimal digits in lower case ($0..$9 have the bit already).
+lower(S) -> [C bor 32 || C <- S].
+
+%% @doc An address's bytes.
+-spec addr_bin(inet:ip_address()) -> binary().
+addr_bin({A, B, C, D}) -> <<A, B, C, D>>;
+addr_bin(T) when tuple_size(T) =:= 8 -> << <<X:16>> || X <- tuple_to_list(T) >>.
 
 %% @doc An IPv4 address from its 4 bytes.
 -spec ip4(<<_:32>>) -> inet:ip4_address().
@@ -557,20 +461,42 @@ ip4(<<A, B, C, D>>) -> {A, B, C, D}.
 
 %% @doc An IPv6 address from its 16 bytes.
 -spec ip6(<<_:128>>) -> inet:ip6_address().
-ip6(Bin) -> list_to_tuple([X || <<X:16>> <= Bin]).
+ip6(<<A:16, B:16, C:16, D:16, E:16, F:16, G:16, H:16>>) -> {A, B, C, D, E, F, G, H}.
 
 %% @doc A host's name, or its address (-n).
 -spec host(inet:ip_address(), #printer{}) -> {iodata(), #printer{}}.
-host({A, B, C, D}, #printer{numeric = true} = P) ->
-    % -n, IPv4: the common case, without the name cache
-    {[integer_to_list(A), $., integer_to_list(B), $., integer_to_list(C), $.,
-      integer_to_list(D)], P};
+host(IP, #printer{numeric = true} = P) ->
+    % -n: the address's text, kept (the process's dictionary, as the
+    % time's; emptied past ?ADDR_CACHE addresses): formatting them
+    % (inet:ntoa/1 for IPv6) costs more than the rest of a line
+    case get(IP) of
+        undefined -> {addr_text(IP), P};
+        Text -> {Text, P}
+    end;
 host(IP, #printer{names = N} = P) ->
     {Name, N1} = ewpcap_dump_names:host(IP, N),
     {Name, P#printer{names = N1}}.
 
+addr_text(IP) ->
+    Text = case IP of
+               {A, B, C, D} ->
+                   <<(integer_to_binary(A))/binary, $., (integer_to_binary(B))/binary, $.,
+                     (integer_to_binary(C))/binary, $., (integer_to_binary(D))/binary>>;
+               _ ->
+                   list_to_binary(inet:ntoa(IP))
+           end,
+    Count = case get(?ADDR_COUNT) of
+                C0 when is_integer(C0), C0 < ?ADDR_CACHE -> C0 + 1;
+                _ -> _ = [erase(K) || K <- get_keys(), is_tuple(K)], 1
+            end,
+    put(?ADDR_COUNT, Count),
+    put(IP, Text),
+    Text.
+
 %% @doc A port's name, or its number (-n).
 -spec port(tcp | udp, 0..65535, #printer{}) -> {iodata(), #printer{}}.
+port(_Proto, Port, #printer{numeric = true} = P) ->
+    {integer_to_binary(Port), P};
 port(Proto, Port, #printer{names = N} = P) ->
     {Name, N1} = ewpcap_dump_names:port(Proto, Port, N),
     {Name, P#printer{names = N1}}.

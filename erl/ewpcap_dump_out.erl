@@ -1,5 +1,6 @@
-%%% @doc ewpcap_dump's output: text lines on standard output, a pcap
-%%% savefile (ewpcap_pcap_file) or a pcapng file (ewpcap_pcapng) for `-w'.
+%%% @doc ewpcap_dump's output: text lines on standard output (a batch
+%%% written at once, as one binary), a pcap savefile (ewpcap_pcap_file)
+%%% or a pcapng file (ewpcap_pcapng) for `-w'.
 %%%
 %%% The file format: pcapng with `--pcapng' or a name ending in `.pcapng',
 %%% else pcap. The precision (`--time-stamp-precision', `--nano'): pcap
@@ -96,12 +97,9 @@ emit(Dlt, Batch, {text, P, Precision}) ->
                 micro -> Batch;
                 nano -> [{T div 1000, L, B} || {T, L, B} <- Batch]
             end,
-    {Lines, P1} = lists:foldl(
-                    fun({Time, Len, Packet}, {Acc, Pr}) ->
-                            {Line, Pr1} = ewpcap_dump_fmt:format_packet(Dlt, {Time, Len, Packet}, Pr, line),
-                            {[Acc, Line, $\n], Pr1}
-                    end, {[], P}, Micro),
-    case catch io:put_chars(standard_io, Lines) of
+    {Lines, P1} = lines(Dlt, Micro, P, []),
+    % one binary: the io server gets a reference, not a deep list to copy
+    case catch io:put_chars(standard_io, iolist_to_binary(Lines)) of
         ok -> {text, P1, Precision};
         _ -> throw({output_closed, {text, P1, Precision}})
     end;
@@ -147,6 +145,12 @@ close({pcapng, W, Id}, Stats) ->
 %%% ===================================================================
 %%% Internal functions
 %%% ===================================================================
+
+lines(_Dlt, [], P, Acc) ->
+    {Acc, P};
+lines(Dlt, [Rec | Batch], P, Acc) ->
+    {Line, P1} = ewpcap_dump_fmt:format_packet(Dlt, Rec, P, line),
+    lines(Dlt, Batch, P1, [Acc, Line, $\n]).
 
 interface(Source, Dlt, Snaplen, Precision) ->
     Name = case Source of

@@ -13,7 +13,8 @@
 %%%     ewpcap's messages with `{time_unit, microsecond}' (or
 %%%     `nanosecond'): `{Time, Length, Packet}'. pcapng is written by
 %%%     ewpcap_pcapng.</li>
-%%% <li>Reading: open_read/1,2, read/1, close_read/1 and read_file/1: both
+%%% <li>Reading: open_read/1,2, read/1 (a record), read/2 (many: a
+%%%     chunk at a time from a pcap file), close_read/1 and read_file/1: both
 %%%     byte orders, micro- and nanosecond files (magic `0xa1b2c3d4' and
 %%%     `0xa1b23c4d'), and pcapng files (through ewpcap_pcapng_read: the link
 %%%     type and snaplen are those of the first interface, the packets
@@ -30,13 +31,14 @@
 
 -export([header/3, header/4, record/3, record/4, linktype/1]).
 -export([open_write/2, write/3, flush/1, close_write/1]).
--export([open_read/1, open_read/2, read/1, close_read/1, read_file/1, info/1]).
+-export([open_read/1, open_read/2, read/1, read/2, close_read/1, read_file/1, info/1]).
 -export([format_error/1]).
 
 -export_type([writer/0, reader/0, packet/0, reason/0]).
 
 -define(FLUSH_BYTES, 65536).
 -define(MAX_RECORD, 16#4000000).
+-define(CHUNK, 65536).
 
 -record(writer, {
     io :: file:io_device() | standard_io, % the file, or standard output
@@ -57,7 +59,9 @@
     ng :: ewpcap_pcapng_read:reader() | undefined, % a pcapng file
     snaplen :: non_neg_integer(),
     linktype :: non_neg_integer(),
-    name :: string()
+    name :: string(),
+    seekable = false :: boolean(),         % read/2 reads chunks, gives back the rest
+    error = none :: none | {error, reason()} % met by read/2 after some records
 }).
 
 -opaque writer() :: #writer{}.
@@ -223,6 +227,8 @@ open_read(Name, Opts) ->
     case file:open(Name, [read, raw, binary, {read_ahead, 262144}]) of
         {ok, Fd} ->
             case reader(Fd, Name, maps:get(precision, Opts, micro)) of
+                {ok, #reader{ng = undefined} = R} ->
+                    {ok, R#reader{seekable = element(1, file:position(Fd, cur)) =:= ok}};
                 {ok, _} = Ok -> Ok;
                 {error, _} = Error -> _ = file:close(Fd), Error
             end;
@@ -239,6 +245,8 @@ info(#reader{name = Name, linktype = L, snaplen = S}) ->
 
 %% @doc The next record and the reader to go on with; `eof' at the end.
 -spec read(reader()) -> {ok, packet(), reader()} | eof | {error, reason()}.
+read(#reader{error = {error, _} = Error}) ->
+    Error;
 read(#reader{ng = undefined, io = Io, endian = E, unit = U, out = Out, name = Name} = R) ->
     case read_n(Io, 16, Name) of
         {ok, <<>>} ->
@@ -249,15 +257,10 @@ read(#reader{ng = undefined, io = Io, endian = E, unit = U, out = Out, name = Na
                     big -> <<A:32/big, B:32/big, C:32/big, D:32/big>> = Hdr, {A, B, C, D};
                     little -> <<A:32/little, B:32/little, C:32/little, D:32/little>> = Hdr, {A, B, C, D}
                 end,
-            Time = case {U, Out} of
-                       {micro, micro} -> Sec * 1000000 + Frac;
-                       {nano, micro} -> Sec * 1000000 + Frac div 1000;
-                       {micro, nano} -> Sec * 1000000000 + Frac * 1000;
-                       {nano, nano} -> Sec * 1000000000 + Frac
-                   end,
             case Incl =< ?MAX_RECORD andalso read_n(Io, Incl, Name) of
                 false -> {error, {Name, {bogus_length, Incl}}};
-                {ok, Packet} when byte_size(Packet) =:= Incl -> {ok, {Time, Orig, Packet}, R};
+                {ok, Packet} when byte_size(Packet) =:= Incl ->
+                    {ok, {time(U, Out, Sec, Frac), Orig, Packet}, R};
                 {ok, _} -> {error, {Name, truncated_record}};
                 {error, _} = Error -> Error
             end;
@@ -277,6 +280,85 @@ read(#reader{ng = Ng, out = Out} = R) ->
         Other ->
             Other
     end.
+
+%% @doc Up to `N' records and the reader to go on with, the same as N
+%% calls of read/1 (`eof': the end came first). From a pcap file (not a
+%% pipe, not pcapng) the records are cut from 64 KiB reads and what is
+%% left of the last one is given back; a record that does not fit, the
+%% end of the file and errors are left to read/1. An error after some
+%% records: those records (`ok', fewer than N), then the error at the
+%% next call.
+-spec read(reader(), pos_integer()) ->
+    {ok, [packet()], reader()} | {eof, [packet()]} | {error, reason()}.
+read(#reader{error = {error, _} = Error}, _N) ->
+    Error;
+read(R, N) ->
+    read_chunk(R, N, []).
+
+read_chunk(R, 0, Acc) ->
+    {ok, lists:reverse(Acc), R};
+read_chunk(#reader{seekable = false} = R, N, Acc) ->
+    read_one(R, N, Acc);
+read_chunk(#reader{io = Io, name = Name} = R, N, Acc) ->
+    case file:read(Io, ?CHUNK) of
+        {ok, Data} ->
+            {Acc1, N1, Rest} = records(R, Data, N, Acc),
+            case byte_size(Rest) of
+                0 -> ok;
+                Back -> {ok, _} = file:position(Io, {cur, -Back}), ok
+            end,
+            case N1 of
+                N -> read_one(R, N, Acc);   % not one whole record
+                _ -> read_chunk(R, N1, Acc1)
+            end;
+        eof ->
+            {eof, lists:reverse(Acc)};
+        {error, Posix} ->
+            {error, {Name, {read, Posix}}}
+    end.
+
+read_one(R, N, Acc) ->
+    case read(R) of
+        {ok, Rec, R1} ->
+            read_chunk(R1, N - 1, [Rec | Acc]);
+        eof ->
+            {eof, lists:reverse(Acc)};
+        {error, _} = Error when Acc =/= [] ->
+            % the records before it first; the next call gives the error
+            {ok, lists:reverse(Acc), R#reader{error = Error}};
+        {error, _} = Error ->
+            Error
+    end.
+
+%% The whole records at the start of Data (at most N).
+records(_R, Data, 0, Acc) ->
+    {Acc, 0, Data};
+records(#reader{endian = little, unit = U, out = Out} = R,
+        <<Sec:32/little, Frac:32/little, Incl:32/little, Orig:32/little, Rest/binary>> = Data,
+        N, Acc) when Incl =< ?MAX_RECORD ->
+    case Rest of
+        <<Packet:Incl/binary, More/binary>> ->
+            records(R, More, N - 1, [{time(U, Out, Sec, Frac), Orig, Packet} | Acc]);
+        _ ->
+            {Acc, N, Data}
+    end;
+records(#reader{endian = big, unit = U, out = Out} = R,
+        <<Sec:32/big, Frac:32/big, Incl:32/big, Orig:32/big, Rest/binary>> = Data,
+        N, Acc) when Incl =< ?MAX_RECORD ->
+    case Rest of
+        <<Packet:Incl/binary, More/binary>> ->
+            records(R, More, N - 1, [{time(U, Out, Sec, Frac), Orig, Packet} | Acc]);
+        _ ->
+            {Acc, N, Data}
+    end;
+records(_R, Data, N, Acc) ->
+    {Acc, N, Data}.
+
+%% A record's time in the unit asked for (Out), from the file's (U).
+time(micro, micro, Sec, Frac) -> Sec * 1000000 + Frac;
+time(nano, micro, Sec, Frac) -> Sec * 1000000 + Frac div 1000;
+time(micro, nano, Sec, Frac) -> Sec * 1000000000 + Frac * 1000;
+time(nano, nano, Sec, Frac) -> Sec * 1000000000 + Frac.
 
 %% @doc Closes the savefile (not standard input).
 -spec close_read(reader()) -> ok.

@@ -50,6 +50,7 @@ groups() ->
             known_text,
             known_text_is_tcpdumps,
             big_endian_nanoseconds,
+            read_in_chunks,
             linux_cooked_and_raw,
             verbose,
             names,
@@ -178,6 +179,61 @@ big_endian_nanoseconds(Config) ->
     ?assertEqual(known(Config), lines(Out)),
     {ok, 1, 262144, Recs} = ewpcap_pcap_file:read_file(data(Config, "known-be-ns.pcap")),
     {ok, 1, 262144, Recs} = ewpcap_pcap_file:read_file(data(Config, "known.pcap")).
+
+%% ewpcap_pcap_file:read/2 (records cut from 64 KiB reads, as -r reads)
+%% gives what read/1 gives, record by record: records across chunk
+%% boundaries, one bigger than a chunk, empty ones, any batch size; and
+%% a truncated last record is the same error after the same records
+%% (those first, then the error: -r prints them all, as tcpdump). The
+%% same for a nanosecond pcap and a pcapng file (read one record at a
+%% time), in microseconds and in nanoseconds.
+read_in_chunks(Config) ->
+    Dir = ?config(priv_dir, Config),
+    Sizes = [0, 10, 70000, 3] ++ [I rem 1600 || I <- lists:seq(1, 400)] ++ [65536 - 16, 65536],
+    Is = lists:seq(1, length(Sizes)),
+    Recs = [{1000000 * I + I, S + I rem 3, list_to_binary([I rem 256 || _ <- lists:seq(1, S)])}
+            || {I, S} <- lists:zip(Is, Sizes)],
+    % the same times with nanoseconds below the microsecond
+    Nanos = [{T * 1000 + I rem 1000, L, P} || {I, {T, L, P}} <- lists:zip(Is, Recs)],
+    Pcap = [ewpcap_pcap_file:header(1, 262144, native) | [ewpcap_pcap_file:record(T, L, P) || {T, L, P} <- Recs]],
+    Nano = [ewpcap_pcap_file:header(1, 262144, native, nano)
+            | [ewpcap_pcap_file:record(T, L, P, nano) || {T, L, P} <- Nanos]],
+    Ng = [ewpcap_pcapng:shb(#{}), ewpcap_pcapng:idb(#{linktype => 1, snaplen => 262144, tsresol => 9})
+          | [ewpcap_pcapng:epb(0, T, L, P) || {T, L, P} <- Nanos]],
+    [read_in_chunks(filename:join(Dir, File), iolist_to_binary(Bin), Opts, Expect)
+     || {File, Bin, Opts, Expect} <- [{"chunks.pcap", Pcap, #{}, Recs},
+                                      {"chunks-ns.pcap", Nano, #{precision => nano}, Nanos},
+                                      {"chunks-ns-us.pcap", Nano, #{}, Recs},
+                                      {"chunks.pcapng", Ng, #{precision => nano}, Nanos},
+                                      {"chunks-us.pcapng", Ng, #{}, Recs}]],
+    ok.
+
+read_in_chunks(Whole, Bin, Opts, Recs) ->
+    Cut = Whole ++ "-cut",
+    ok = file:write_file(Whole, Bin),
+    ok = file:write_file(Cut, binary:part(Bin, 0, byte_size(Bin) - 5)),
+    ?assertEqual({Whole, {ok, Recs}}, {Whole, read_savefile(Whole, Opts, one)}),
+    [?assertEqual({Whole, N, {ok, Recs}}, {Whole, N, read_savefile(Whole, Opts, N)}) || N <- [1, 7, 256, 10000]],
+    {error, {Cut, _} = Why, Before} = read_savefile(Cut, Opts, one),
+    ?assertEqual(lists:droplast(Recs), Before),
+    [?assertEqual({N, {error, Why, Before}}, {N, read_savefile(Cut, Opts, N)}) || N <- [1, 7, 256]].
+
+read_savefile(File, Opts, How) ->
+    {ok, F} = ewpcap_pcap_file:open_read(File, Opts),
+    try read_each(F, How, []) after ewpcap_pcap_file:close_read(F) end.
+
+read_each(F, one, Acc) ->
+    case ewpcap_pcap_file:read(F) of
+        {ok, Rec, F1} -> read_each(F1, one, [Rec | Acc]);
+        eof -> {ok, lists:reverse(Acc)};
+        {error, R} -> {error, R, lists:reverse(Acc)}
+    end;
+read_each(F, N, Acc) ->
+    case ewpcap_pcap_file:read(F, N) of
+        {ok, Recs, F1} when length(Recs) =< N -> read_each(F1, N, lists:reverse(Recs, Acc));
+        {eof, Recs} when length(Recs) =< N -> {ok, lists:reverse(Acc, Recs)};
+        {error, R} -> {error, R, lists:reverse(Acc)}
+    end.
 
 %% DLT 113 (Linux cooked) and 101 (raw IP), as tcpdump prints them.
 linux_cooked_and_raw(Config) ->
