@@ -563,7 +563,12 @@ cap_compile_queue(_Config) ->
                "slow filter done by then: ~p", [Rss0, Rss, Full, SlowDone]),
         ewpcap_rawdist:close(C),
         ?assert(Full >= 200),
-        ?assert(Rss - Rss0 < 48 * 1024)
+        % under ASan freed memory stays in its quarantine (256 MiB): the
+        % bound is the plain daemon's, as in the soak and scale suites
+        case ewpcap_testbed:sanitizer() of
+            false -> ?assert(Rss - Rss0 < 48 * 1024);
+            San -> ct:pal("RSS not bounded under ~s", [San])
+        end
     end).
 
 cap_ring() ->
