@@ -32,6 +32,7 @@
 
 -export([main/1]).
 -export([init/1, handle_event/2, handle_call/2, handle_info/2, terminate/2]).
+-export([daemon/1, handle_info/3, dev_description/2, daemon_drops/2, install_signals/0]). % ewpcap_dump_multi
 
 -define(BATCH, 256).
 -define(STATUS_MS, 500).
@@ -117,6 +118,8 @@ run(#opts{read = File, filter = <<>>} = O) when File =/= undefined ->
     read_file(O);
 run(#opts{read = File} = O) when File =/= undefined ->
     read_file_filtered(O);
+run(#opts{ifaces = [_, _ | _]} = O) ->
+    ewpcap_dump_multi:capture(O);
 run(O) ->
     capture(O).
 
