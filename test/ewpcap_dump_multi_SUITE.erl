@@ -37,8 +37,8 @@ groups() ->
     [{args, [], [ambiguous_interface, duplicate_interface, several_need_pcapng,
                  node_of_each_interface, bad_interface_values]},
      % host_down_others_go_on kills the third host's daemon: last
-     {hosts, [], [merged_pcapng_in_order, merged_text_prefixed, unreachable_among_several,
-                  host_down_others_go_on]}].
+     {hosts, [], [merged_pcapng_in_order, merged_text_prefixed, late_host_reordered,
+                  unreachable_among_several, host_down_others_go_on]}].
 
 init_per_suite(Config) ->
     Ebin = filename:dirname(code:which(ewpcap)),
@@ -231,6 +231,40 @@ host_down_others_go_on(Config) ->
      || H <- [H1, H2]],
     ?assertNotEqual(nomatch, binary:match(Err, <<(iface(H3))/binary, " lost: ewpcapd">>)).
 
+%% The first host's daemon stopped (SIGSTOP) while each host sends a
+%% burst of UDP datagrams in turn from inside its namespace: the first
+%% host's packets are stamped first but delivered last, after the
+%% others'; within the window they are put back in their place.
+late_host_reordered(Config) ->
+    [H1 | _] = Hosts = ?config(hosts, Config),
+    File = filename:join(?config(priv_dir, Config), "late.pcapng"),
+    P = start_dump(Config, ifaces(Hosts) ++ ["--merge-window", "3000", "-c", "15", "-w", File,
+                                             "udp", "portrange", "7000-7999"]),
+    ok = wait_listening(P, 3),
+    Pid = integer_to_list(maps:get(os_pid, H1)),
+    os:cmd("kill -STOP " ++ Pid),
+    Sent = try
+               lists:append([udp_burst(H, No, 5) || {No, H} <- lists:enumerate(Hosts)])
+           after
+               timer:sleep(300),
+               os:cmd("kill -CONT " ++ Pid)
+           end,
+    {0, <<>>, Err} = wait_exit(P),
+    ct:pal("~ts", [Err]),
+    Got = tshark_fields(File, ["frame.interface_name", "udp.dstport", "frame.time_epoch"]),
+    ?assertEqual(Sent, [{Name, Port} || [Name, Port, _] <- Got]),
+    Times = [binary_to_float(T) || [_, _, T] <- Got],
+    ?assertEqual(Times, lists:sort(Times)),
+    ?assertEqual(nomatch, binary:match(Err, <<"out of time order">>)).
+
+%% N datagrams sent inside the host's namespace to a neighbour on ewpv0
+%% (a static entry: no ARP), seen on ewpv1; the port says host and number.
+udp_burst(#{ns := NS} = H, HostNo, N) ->
+    Ports = [integer_to_list(7000 + HostNo * 100 + I) || I <- lists:seq(1, N)],
+    {0, _, _} = cmd(["ip", "netns", "exec", NS, "bash", "-c",
+                     "for p in " ++ lists:join(" ", Ports) ++ "; do echo x > /dev/udp/10.77.0.9/$p; done"]),
+    [{iface(H), list_to_binary(Port)} || Port <- Ports].
+
 %% One node among several does not run: the run stops before capturing,
 %% naming it, status 1.
 unreachable_among_several(Config) ->
@@ -253,6 +287,9 @@ ensure_distributed() ->
 
 start_host() ->
     {ok, NS} = ewpcap_netns:create(),
+    {0, _} = ewpcap_netns:run("ip", ["-n", NS, "addr", "add", "10.77.0.1/24", "dev", "ewpv0"]),
+    {0, _} = ewpcap_netns:run("ip", ["-n", NS, "neigh", "add", "10.77.0.9", "lladdr",
+                                     "02:00:00:00:09:09", "dev", "ewpv0"]),
     Exe = ewpcap_daemon:executable(),
     Name = "ewp_h14_ns_" ++ integer_to_list(erlang:unique_integer([positive])) ++ "_"
         ++ os:getpid(),
