@@ -133,7 +133,9 @@ idb(#{linktype := LinkType} = If) ->
 %% interface's unit, `Len' the length on the wire, no options.
 -spec epb(non_neg_integer(), non_neg_integer(), non_neg_integer(), binary()) -> iolist().
 epb(IfId, Time, Len, Packet) ->
-    epb(IfId, Time, Len, Packet, <<>>).
+    Cap = byte_size(Packet),
+    block(?EPB, [<<IfId:32/native, (Time bsr 32):32/native, (Time band 16#FFFFFFFF):32/native,
+                   Cap:32/native, Len:32/native>>, Packet, pad(Cap)]).
 
 %% @doc An Enhanced Packet Block with the option `opt_comment' (none when
 %% `Comment' is empty).
