@@ -13,8 +13,8 @@
 %%% usage), ewpcap_dist (epmd, distribution), ewpcap_dump_out (text, or
 %%% the `-w' file: pcap by ewpcap_pcap_file, pcapng by ewpcap_pcapng),
 %%% ewpcap_pcap_file (reading savefiles, pcapng too), ewpcap_dump_fmt (the
-%%% lines, `-D') and ewpcap_dump_names (name caches, reverse DNS off the
-%%% packet path).
+%%% lines, `-D'), ewpcap_dump_names (name caches, reverse DNS off the
+%%% packet path) and ewpcap_dump_multi (several `-i': merged captures).
 %%%
 %%% Ctrl-C: OTP 25 cannot handle SIGINT in Erlang (os:set_signal/2 refuses
 %%% it). The escript's second line is a one-line sh wrapper (its shebang
@@ -118,10 +118,8 @@ run(#opts{read = File, filter = <<>>} = O) when File =/= undefined ->
     read_file(O);
 run(#opts{read = File} = O) when File =/= undefined ->
     read_file_filtered(O);
-run(#opts{ifaces = [_, _ | _]} = O) ->
-    ewpcap_dump_multi:capture(O);
-run(O) ->
-    capture(O).
+run(#opts{ifaces = [_, _ | _]} = O) -> ewpcap_dump_multi:capture(O);
+run(O) -> capture(O).
 
 %%% -------------------------------------------------------------------
 %%% The daemon: distribution, cookie, embedded ewpcapd
