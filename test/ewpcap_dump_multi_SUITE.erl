@@ -38,7 +38,8 @@ groups() ->
                  node_of_each_interface, bad_interface_values]},
      % host_down_others_go_on kills the third host's daemon: last
      {hosts, [], [merged_pcapng_in_order, merged_text_prefixed, late_host_reordered,
-                  unreachable_among_several, host_down_others_go_on]}].
+                  late_beyond_window_counted, unreachable_among_several,
+                  host_down_others_go_on]}].
 
 init_per_suite(Config) ->
     Ebin = filename:dirname(code:which(ewpcap)),
@@ -229,7 +230,33 @@ host_down_others_go_on(Config) ->
     ?assertEqual(hd(After), lists:keyfind(CSrc, 2, After)),
     [?assertNotEqual(nomatch, binary:match(Err, <<(iface(H))/binary, " 10 packets captured">>))
      || H <- [H1, H2]],
-    ?assertNotEqual(nomatch, binary:match(Err, <<(iface(H3))/binary, " lost: ewpcapd">>)).
+    ?assertNotEqual(nomatch, binary:match(Err, <<(iface(H3))/binary, " lost: ewpcapd">>)),
+    % and the third interface's statistics block (id 2) carries it, with
+    % the count written (isb_usrdeliv); none of tshark and capinfos shows it
+    {ok, Bin} = file:read_file(File),
+    Isbs = [Opts || {5, <<2:32/little, _:64, Opts/binary>>} <- blocks(Bin)],
+    ?assertMatch([_], Isbs),
+    [IsbOpts] = Isbs,
+    ?assertEqual(Said, proplists:get_value(1, options(IsbOpts))),
+    ?assertEqual(<<5:64/little>>, proplists:get_value(8, options(IsbOpts))).
+
+%% pcapng blocks {Type, Body} (little-endian: this machine's order, as
+%% ewpcap_pcapng writes), and the options of a body.
+blocks(<<Type:32/little, Len:32/little, Rest/binary>>) ->
+    BodyLen = Len - 12,
+    <<Body:BodyLen/binary, Len:32/little, More/binary>> = Rest,
+    [{Type, Body} | blocks(More)];
+blocks(<<>>) ->
+    [].
+
+options(<<0:16, 0:16, _/binary>>) ->
+    [];
+options(<<Code:16/little, Len:16/little, Rest/binary>>) ->
+    Pad = (4 - Len rem 4) rem 4,
+    <<Value:Len/binary, _:Pad/binary, More/binary>> = Rest,
+    [{Code, Value} | options(More)];
+options(<<>>) ->
+    [].
 
 %% The first host's daemon stopped (SIGSTOP) while each host sends a
 %% burst of UDP datagrams in turn from inside its namespace: the first
@@ -256,6 +283,32 @@ late_host_reordered(Config) ->
     Times = [binary_to_float(T) || [_, _, T] <- Got],
     ?assertEqual(Times, lists:sort(Times)),
     ?assertEqual(nomatch, binary:match(Err, <<"out of time order">>)).
+
+%% The same with the daemon stopped for longer than the window: the
+%% others' packets are written at the window, the stopped host's come
+%% after their place has gone by: still written, all of them, and
+%% counted at the end.
+late_beyond_window_counted(Config) ->
+    [H1 | _] = Hosts = ?config(hosts, Config),
+    File = filename:join(?config(priv_dir, Config), "later.pcapng"),
+    P = start_dump(Config, ifaces(Hosts) ++ ["--merge-window", "100", "-c", "15", "-w", File,
+                                             "udp", "portrange", "7000-7999"]),
+    ok = wait_listening(P, 3),
+    Pid = integer_to_list(maps:get(os_pid, H1)),
+    os:cmd("kill -STOP " ++ Pid),
+    {First, Rest} = try
+                        lists:split(5, lists:append([udp_burst(H, No, 5)
+                                                     || {No, H} <- lists:enumerate(Hosts)]))
+                    after
+                        timer:sleep(1500),
+                        os:cmd("kill -CONT " ++ Pid)
+                    end,
+    {0, <<>>, Err} = wait_exit(P),
+    ct:pal("~ts", [Err]),
+    Got = [{Name, Port} || [Name, Port] <- tshark_fields(File, ["frame.interface_name", "udp.dstport"])],
+    ?assertEqual(Rest ++ First, Got),
+    ?assertNotEqual(nomatch, binary:match(Err, <<"\n5 packets out of time order (later than the"
+                                                  " merge window)\n">>)).
 
 %% N datagrams sent inside the host's namespace to a neighbour on ewpv0
 %% (a static entry: no ARP), seen on ewpv1; the port says host and number.
