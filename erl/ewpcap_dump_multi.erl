@@ -165,7 +165,10 @@ push(Ref, Dlt, Batch, #st{ifs = Ifs} = St) ->
     emit(Released, St#st{ifs = Ifs#{Ref := I#iface{dlt = Dlt}}, merge = M}).
 
 %% An interface's capture ended: said now (stderr, the file), the others
-%% go on; what it held back is released.
+%% go on; what it held back is released. Said once (a second error of
+%% the same handle is dropped).
+lost(Ref, _Reason, #st{ifs = Ifs} = St) when (map_get(Ref, Ifs))#iface.lost =/= undefined ->
+    St;
 lost(Ref, Reason, #st{ifs = Ifs} = St) ->
     #iface{name = Name, node = Node, id = Id} = I = maps:get(Ref, Ifs),
     Why = case Reason of
