@@ -13,8 +13,9 @@
 %%% usage), ewpcap_dist (epmd, distribution), ewpcap_dump_out (text, or
 %%% the `-w' file: pcap by ewpcap_pcap_file, pcapng by ewpcap_pcapng),
 %%% ewpcap_pcap_file (reading savefiles, pcapng too), ewpcap_dump_fmt (the
-%%% lines, `-D'), ewpcap_dump_dlt (link-type names) and ewpcap_dump_names
-%%% (name caches, reverse DNS off the packet path).
+%%% lines, `-D'), ewpcap_dump_dlt (link-type names), ewpcap_dump_names
+%%% (name caches, reverse DNS off the packet path) and ewpcap_dump_multi
+%%% (several `-i': merged captures).
 %%%
 %%% Ctrl-C: OTP 25 cannot handle SIGINT in Erlang (os:set_signal/2 refuses
 %%% it). The escript's second line is a one-line sh wrapper (its shebang
@@ -31,7 +32,9 @@
 -include("ewpcap_dump.hrl").
 
 -export([main/1]).
--export([daemon/1, open_live/4, handle_info/3, install_signals/0, resolve/1]). % ewpcap_extcap's
+% for ewpcap_extcap and ewpcap_dump_multi
+-export([daemon/1, open_live/4, handle_info/3, install_signals/0, resolve/1,
+         dev_description/2, daemon_drops/2]).
 -export([init/1, handle_event/2, handle_call/2, handle_info/2, terminate/2]).
 
 -define(BATCH, 256).
@@ -118,8 +121,8 @@ run(#opts{read = File, filter = <<>>} = O) when File =/= undefined ->
     read_file(O);
 run(#opts{read = File} = O) when File =/= undefined ->
     read_file_filtered(O);
-run(O) ->
-    capture(O).
+run(#opts{ifaces = [_, _ | _]} = O) -> ewpcap_dump_multi:capture(O);
+run(O) -> capture(O).
 
 %%% -------------------------------------------------------------------
 %%% The daemon: distribution, cookie, embedded ewpcapd

@@ -8,6 +8,9 @@
 -record(opts, {   % see ewpcap_dump(1) for each flag
     node :: node() | undefined,
     dev :: string() | undefined,
+    ifaces = [] :: [{node() | undefined, string()}], % several -i: each NODE:DEV (ewpcap_dump_multi)
+    order = [] :: [{n, node()} | {i, string()}],     % -N and -i as given, last first
+    merge_window = 500 :: non_neg_integer(),         % --merge-window MS
     list = false :: boolean(),
     count = infinity :: pos_integer() | infinity,
     snaplen = ?MAX_SNAPLEN :: pos_integer(),

@@ -72,7 +72,7 @@ long_flag(Name, Inline, Rest, O) ->
         {"node", "N"}, {"absolute-tcp-sequence-numbers", "S"},
         {"tls-optfile", "tls-optfile"}, {"pcapng", pcapng},
         {"time-stamp-precision", "time-stamp-precision"},
-        {"nano", nano}, {"micro", micro}
+        {"nano", nano}, {"micro", micro}, {"merge-window", "merge-window"}
     ],
     case lists:keyfind(Name, 1, Table) of
         false ->
@@ -82,7 +82,8 @@ long_flag(Name, Inline, Rest, O) ->
             {flag(Atom, true, O), Rest};
         {_, Flag} ->
             case {lists:member(hd(Flag), ?ARG_FLAGS) orelse Flag =:= "cookie"
-                  orelse Flag =:= "tls-optfile" orelse Flag =:= "time-stamp-precision",
+                  orelse Flag =:= "tls-optfile" orelse Flag =:= "time-stamp-precision"
+                  orelse Flag =:= "merge-window",
                   Inline, Rest} of
                 {false, none, _} -> {flag(Flag, true, O), Rest};
                 {false, _, _} -> usage("option --~ts takes no argument", [Name]);
@@ -92,8 +93,9 @@ long_flag(Name, Inline, Rest, O) ->
             end
     end.
 
-flag("N", V, O) -> O#opts{node = node_name(V)};
-flag("i", V, O) -> O#opts{dev = V};
+flag("N", V, O) -> N = node_name(V), O#opts{node = N, order = [{n, N} | O#opts.order]};
+flag("i", V, O) -> O#opts{dev = V, order = [{i, V} | O#opts.order]};
+flag("merge-window", V, O) -> O#opts{merge_window = int("--merge-window", V, 0, 3600000)};
 flag("c", V, O) -> O#opts{count = int("-c", V, 1, 16#FFFFFFFF)};
 flag("s", V, O) ->
     case int("-s", V, 0, ?MAX_SNAPLEN) of
@@ -146,7 +148,68 @@ check(#opts{read = R, dev = D}) when R =/= undefined, D =/= undefined ->
 check(#opts{pcapng = true, write = undefined}) ->
     usage("--pcapng is for -w", []);
 check(O) ->
-    O.
+    interfaces(O).
+
+%% Several -i, or -i NODE:DEV: each interface with its node (a -i DEV
+%% takes the last -N before it, else the first -N). One -i and at most
+%% one -N (in any order) stay as they were: node and dev.
+interfaces(#opts{order = Order} = O) ->
+    Given = lists:reverse(Order),
+    Nodes = [N || {n, N} <- Given],
+    Devs = [D || {i, D} <- Given],
+    case {Nodes, Devs, [D || D <- Devs, lists:member($@, D)]} of
+        {[_, _ | _], [], _} -> usage("several -N need -i DEV after each (or -i NODE:DEV)", []);
+        {[_, _ | _], _, _} -> several(O, Given, hd(Nodes));
+        {_, [_, _ | _], _} -> several(O, Given, case Nodes of [N | _] -> N; [] -> undefined end);
+        {_, _, [_]} -> several(O, Given, undefined);
+        _ -> O
+    end.
+
+several(O, Given, First) ->
+    {Ifs, _} = lists:mapfoldl(
+                 fun({n, N}, _Last) -> {[], N};
+                    ({i, D}, Last) -> {[iface(D, Last, First)], Last}
+                 end, undefined, Given),
+    Ifaces = lists:append(Ifs),
+    Named = [N || {N, _} <- Ifaces, N =/= undefined],
+    Named =:= [] orelse Named =:= [N || {N, _} <- Ifaces] orelse
+        usage("-i ~ts: which node? give every interface as NODE:DEV (or -N NODE before it)",
+              [hd([D || {undefined, D} <- Ifaces])]),
+    _ = [usage("-N ~ts: no -i for it", [N]) || {n, N} <- Given, not lists:member(N, Named)],
+    _ = lists:foldl(fun(If, Seen) ->
+                            lists:member(If, Seen) andalso
+                                usage("interface ~ts given twice", [iface_name(If)]),
+                            [If | Seen]
+                    end, [], Ifaces),
+    case Ifaces of
+        [{N, D}] ->
+            O#opts{node = N, dev = D};
+        _ when O#opts.read =/= undefined; O#opts.list ->
+            usage("several interfaces are for live captures (not -r, -D)", []);
+        _ when O#opts.write =/= undefined, not O#opts.pcapng ->
+            string:lowercase(filename:extension(O#opts.write)) =:= ".pcapng" orelse
+                usage("several interfaces need pcapng (pcap has one link type and no"
+                      " interface): -w FILE.pcapng or --pcapng", []),
+            O#opts{ifaces = Ifaces};
+        _ ->
+            O#opts{ifaces = Ifaces}
+    end.
+
+%% -i NODE:DEV (split at the last ':', so that ewpcap@::1:lo is ewpcap@::1
+%% and lo), or -i DEV on the -N before it (else the first -N).
+iface(D, Last, First) ->
+    case lists:member($@, D) of
+        true ->
+            case string:split(D, ":", trailing) of
+                [N, [_ | _] = Dev] -> {node_name(N), Dev};
+                _ -> usage("invalid -i argument '~ts': expected NODE:DEV or DEV", [D])
+            end;
+        false when Last =/= undefined -> {Last, D};
+        false -> {First, D}
+    end.
+
+iface_name({undefined, D}) -> D;
+iface_name({N, D}) -> [atom_to_list(N), $:, D].
 
 %% @doc Throws `{usage, Message}': a bad command line (exit status 2).
 -spec usage(io:format(), [term()]) -> no_return().
@@ -158,11 +221,16 @@ usage(Fmt, Args) ->
 usage_text() ->
     "Usage: " ?PROG " [-DenpSUvxX] [-B KiB] [-c count] [--cookie cookie] [--immediate]\n"
     "                   [-i interface] [-N node] [-r file] [-s snaplen] [-w file]\n"
-    "                   [--pcapng] [--time-stamp-precision micro|nano] [expression]\n"
+    "                   [--pcapng] [--time-stamp-precision micro|nano]\n"
+    "                   [--merge-window MS] [expression]\n"
     "\n"
     "  -D             list the interfaces the daemon may open, with their addresses\n"
-    "  -i DEV         capture on DEV (default: the daemon's first device)\n"
+    "  -i DEV         capture on DEV (default: the daemon's first device); several\n"
+    "                 -i (each NODE:DEV, or DEV on the -N before it) capture on all\n"
+    "                 and merge the packets in time order (-w: pcapng)\n"
     "  -N NODE        capture through the ewpcapd NODE (default: an embedded one)\n"
+    "  --merge-window MS  several -i: hold a packet at most MS ms to put it in\n"
+    "                 time order (default 500)\n"
     "  --cookie C     distribution cookie for NODE (default ~/.erlang.cookie)\n"
     "  --tls-optfile F  reach NODE over TLS distribution with this -ssl_dist_optfile\n"
     "  -c COUNT       exit after COUNT packets\n"

@@ -19,7 +19,7 @@
 
 -include("ewpcap_dump.hrl").
 
--export([open/4, emit/3, close/2, format/1, resolved/3]).
+-export([open/4, emit/3, emit/4, close/2, format/1, resolved/3, interface/4]).
 
 -export_type([out/0, source/0]).
 
@@ -92,24 +92,30 @@ format(#opts{write = Name}) ->
 
 %% @doc Writes or prints packets of link type `Dlt'.
 -spec emit(non_neg_integer(), [ewpcap_pcap_file:packet()], out()) -> out().
-emit(Dlt, Batch, {text, P, Precision}) ->
+emit(Dlt, Batch, Out) ->
+    emit(Dlt, Batch, Out, <<>>).
+
+%% @doc As emit/3, each text line after `Prefix' (ewpcap_dump_multi: the
+%% interface).
+-spec emit(non_neg_integer(), [ewpcap_pcap_file:packet()], out(), binary()) -> out().
+emit(Dlt, Batch, {text, P, Precision}, Prefix) ->
     Micro = case Precision of
                 micro -> Batch;
                 nano -> [{T div 1000, L, B} || {T, L, B} <- Batch]
             end,
-    {Lines, P1} = lines(Dlt, Micro, P, []),
+    {Lines, P1} = lines(Dlt, Micro, P, Prefix, []),
     % one binary: the io server gets a reference, not a deep list to copy
     case catch io:put_chars(standard_io, iolist_to_binary(Lines)) of
         ok -> {text, P1, Precision};
         _ -> throw({output_closed, {text, P1, Precision}})
     end;
-emit(Dlt, Batch, {pcap, W}) ->
+emit(Dlt, Batch, {pcap, W}, _) ->
     case ewpcap_pcap_file:write(W, Dlt, Batch) of
         {ok, W1} -> {pcap, W1};
         {error, {_, closed}, W1} -> throw({output_closed, {pcap, W1}});
         {error, Reason, _} -> fatal(Reason)
     end;
-emit(_Dlt, Batch, {pcapng, W, Id}) ->
+emit(_Dlt, Batch, {pcapng, W, Id}, _) ->
     case ewpcap_pcapng:write(W, Id, Batch) of
         {ok, W1} -> {pcapng, W1, Id};
         {error, {_, closed}, W1} -> throw({output_closed, {pcapng, W1, Id}});
@@ -146,25 +152,33 @@ close({pcapng, W, Id}, Stats) ->
 %%% Internal functions
 %%% ===================================================================
 
-lines(_Dlt, [], P, Acc) ->
+lines(_Dlt, [], P, _Prefix, Acc) ->
     {Acc, P};
-lines(Dlt, [Rec | Batch], P, Acc) ->
+lines(Dlt, [Rec | Batch], P, Prefix, Acc) ->
     {Line, P1} = ewpcap_dump_fmt:format_packet(Dlt, Rec, P, line),
-    lines(Dlt, Batch, P1, [Acc, Line, $\n]).
+    lines(Dlt, Batch, P1, Prefix, [Acc, prefix(Prefix, Line), $\n]).
 
+%% @doc The pcapng interface of a source (ewpcap_dump_multi writes
+%% several).
+-spec interface(source(), non_neg_integer() | undefined, pos_integer(), micro | nano) ->
+    ewpcap_pcapng:interface().
 interface(Source, Dlt, Snaplen, Precision) ->
-    Name = case Source of
-               #{node := Node, device := Dev} -> [atom_to_list(Node), $:, Dev];
-               _ -> <<>>
-           end,
     #{linktype => ewpcap_pcap_file:linktype(case Dlt of undefined -> 1; _ -> Dlt end),
       snaplen => Snaplen,
-      name => Name,
+      name => case Source of
+                  #{node := Node, device := Dev} -> [atom_to_list(Node), $:, Dev];
+                  _ -> <<>>
+              end,
       description => maps:get(description, Source, <<>>),
       filter => maps:get(filter, Source, <<>>),
       % ewpcapd runs on Linux only (openat2, network namespaces)
       os => case Source of #{node := _} -> <<"Linux">>; _ -> <<>> end,
       tsresol => case Precision of micro -> 6; nano -> 9 end}.
+
+prefix(<<>>, Line) ->
+    Line;
+prefix(Prefix, Line) ->
+    [Prefix, lists:join([$\n, Prefix], binary:split(iolist_to_binary(Line), <<"\n">>, [global]))].
 
 -spec fatal(ewpcap_pcap_file:reason()) -> no_return().
 fatal(Reason) ->

@@ -29,8 +29,8 @@
 %%% @end
 -module(ewpcap_pcapng).
 
--export([shb/1, idb/1, epb/4, isb/3, option/2]).
--export([open_write/2, add_interface/2, write/3, flush/1, close_write/1, close_write/2]).
+-export([shb/1, idb/1, epb/4, epb/5, isb/3, option/2]).
+-export([open_write/2, add_interface/2, write/3, write_stats/3, flush/1, close_write/1, close_write/2]).
 -export([format_error/1]).
 
 -export_type([writer/0, interface/0, stats/0, packet/0]).
@@ -85,12 +85,16 @@
 %% `if_os' and `opt_comment'. An empty option is left out.
 
 -type stats() :: #{recv => non_neg_integer(), drop => non_neg_integer(),
-                   delivered => non_neg_integer()}.
-%% Counts of an interface: `isb_ifrecv', `isb_ifdrop', `isb_usrdeliv'.
+                   delivered => non_neg_integer(), comment => unicode:chardata()}.
+%% Counts of an interface: `isb_ifrecv', `isb_ifdrop', `isb_usrdeliv', and
+%% an `opt_comment' (ewpcap_dump: why the interface's capture ended).
 
--type packet() :: {Time :: non_neg_integer(), Length :: non_neg_integer(), Packet :: binary()}.
+-type packet() :: {Time :: non_neg_integer(), Length :: non_neg_integer(), Packet :: binary()}
+                | {Time :: non_neg_integer(), Length :: non_neg_integer(), Packet :: binary(),
+                   Comment :: unicode:chardata()}.
 %% A packet: time in the interface's unit since the epoch, the length on
-%% the wire, the captured bytes.
+%% the wire, the captured bytes; an `opt_comment' when given (tshark shows
+%% it as `frame.comment').
 
 %%% ===================================================================
 %%% Encoding
@@ -133,9 +137,19 @@ epb(IfId, Time, Len, Packet) ->
     block(?EPB, [<<IfId:32/native, (Time bsr 32):32/native, (Time band 16#FFFFFFFF):32/native,
                    Cap:32/native, Len:32/native>>, Packet, pad(Cap)]).
 
+%% @doc An Enhanced Packet Block with the option `opt_comment' (none when
+%% `Comment' is empty).
+-spec epb(non_neg_integer(), non_neg_integer(), non_neg_integer(), binary(),
+          unicode:chardata()) -> iolist().
+epb(IfId, Time, Len, Packet, Comment) ->
+    Cap = byte_size(Packet),
+    block(?EPB, [<<IfId:32/native, (Time bsr 32):32/native, (Time band 16#FFFFFFFF):32/native,
+                   Cap:32/native, Len:32/native>>, Packet, pad(Cap),
+                 options([{?OPT_COMMENT, Comment}])]).
+
 %% @doc An Interface Statistics Block of interface `IfId' at `Time' (in
 %% the interface's unit): `isb_ifrecv', `isb_ifdrop', `isb_usrdeliv' for
-%% the counts given.
+%% the counts given, and `opt_comment'.
 -spec isb(non_neg_integer(), non_neg_integer(), stats()) -> iolist().
 isb(IfId, Time, Stats) ->
     Counts = [{Code, <<N:64/native>>}
@@ -143,7 +157,7 @@ isb(IfId, Time, Stats) ->
                                  {delivered, ?ISB_USRDELIV}],
                  N <- [maps:get(Key, Stats, undefined)], is_integer(N)],
     block(?ISB, [<<IfId:32/native, (Time bsr 32):32/native, (Time band 16#FFFFFFFF):32/native>>,
-                 options(Counts)]).
+                 options([{?OPT_COMMENT, maps:get(comment, Stats, <<>>)} | Counts])]).
 
 %% @doc One option: code, length, the value padded to 32 bits. A binary
 %% is the value's bytes as they are (a count, a time, UTF-8 text); a
@@ -207,12 +221,23 @@ add_interface(#writer{ifs = Ifs} = W, If) ->
 write(#writer{ifs = Ifs} = W, IfId, Packets) ->
     is_map_key(IfId, Ifs) orelse error(badarg, [W, IfId, Packets]),
     W1 = lists:foldl(fun({Time, Len, Packet}, Acc) ->
-                             put_bytes(Acc, epb(IfId, Time, Len, Packet))
+                             put_bytes(Acc, epb(IfId, Time, Len, Packet));
+                        ({Time, Len, Packet, Comment}, Acc) ->
+                             put_bytes(Acc, epb(IfId, Time, Len, Packet, Comment))
                      end, W, Packets),
     case W1#writer.unbuffered orelse W1#writer.size >= ?FLUSH_BYTES of
         true -> flush_writer(W1);
         false -> {ok, W1}
     end.
+
+%% @doc Writes an Interface Statistics Block of interface `IfId' now (in
+%% the middle of the file: e.g. the interface's capture has ended while
+%% others go on), and what is buffered.
+-spec write_stats(writer(), non_neg_integer(), stats()) ->
+    {ok, writer()} | {error, ewpcap_pcap_file:reason(), writer()}.
+write_stats(#writer{ifs = Ifs} = W, IfId, Stats) ->
+    is_map_key(IfId, Ifs) orelse error(badarg, [W, IfId, Stats]),
+    flush_writer(put_bytes(W, isb(IfId, now(maps:get(IfId, Ifs)), Stats))).
 
 %% @doc Writes out what is buffered.
 -spec flush(writer()) -> {ok, writer()} | {error, ewpcap_pcap_file:reason(), writer()}.
@@ -232,11 +257,7 @@ close_write(W) ->
 close_write(#writer{ifs = Ifs} = W, Stats) ->
     W1 = lists:foldl(
            fun({IfId, S}, Acc) ->
-                   Now = case maps:get(IfId, Ifs) of
-                             6 -> os:system_time(microsecond);
-                             9 -> os:system_time(nanosecond)
-                         end,
-                   put_bytes(Acc, isb(IfId, Now, S))
+                   put_bytes(Acc, isb(IfId, now(maps:get(IfId, Ifs)), S))
            end, W, [{I, S} || {I, S} <- Stats, is_map_key(I, Ifs)]),
     Result = flush_writer(W1),
     close_io(W1),
@@ -253,6 +274,9 @@ format_error(Reason) ->
 %%% ===================================================================
 %%% Internal functions
 %%% ===================================================================
+
+now(6) -> os:system_time(microsecond);
+now(9) -> os:system_time(nanosecond).
 
 block(Type, Body) ->
     Len = iolist_size(Body) + 12,
