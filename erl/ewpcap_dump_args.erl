@@ -201,7 +201,11 @@ iface(D, Last, First) ->
     case lists:member($@, D) of
         true ->
             case string:split(D, ":", trailing) of
-                [N, [_ | _] = Dev] -> {node_name(N), Dev};
+                [[_ | _] = N, [_ | _] = Dev] ->
+                    case string:split(N, "@") of
+                        [[_ | _], [_ | _]] -> {list_to_atom(N), Dev};
+                        _ -> usage("invalid -i argument '~ts': expected NODE:DEV or DEV", [D])
+                    end;
                 _ -> usage("invalid -i argument '~ts': expected NODE:DEV or DEV", [D])
             end;
         false when Last =/= undefined -> {Last, D};

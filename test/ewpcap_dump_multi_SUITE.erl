@@ -155,7 +155,7 @@ bad_interface_values(Config) ->
       end,
       [{["-i", "a@h:", "-i", "lo"], "invalid -i argument 'a@h:': expected NODE:DEV or DEV"},
        {["-i", "a@h", "-i", "lo"], "invalid -i argument 'a@h': expected NODE:DEV or DEV"},
-       {["-i", "@h:lo"], "invalid -N argument '@h': expected NAME@HOST"},
+       {["-i", "@h:lo"], "invalid -i argument '@h:lo': expected NODE:DEV or DEV"},
        {["-N", "a@h", "-N", "b@h"], "several -N need -i DEV after each (or -i NODE:DEV)"},
        {["--merge-window", "x"], "invalid --merge-window argument 'x': not a number"},
        {["--merge-window=-1"], "invalid --merge-window argument '-1': not in 0..3600000"}]).
