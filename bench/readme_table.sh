@@ -8,7 +8,8 @@
 #   bench/readme_table.sh [results.json]            the table on stdout
 #   bench/readme_table.sh results.json README.md    replace the text between
 #                                                   the bench-table markers
-# make bench runs the second form (BENCH_README=0: only bench/out/table.md).
+# make bench runs the second form (BENCH_README=0, or a BENCH_MODES subset:
+# only bench/out/table.md).
 set -euo pipefail
 JSON=${1:-bench/out/results.json}
 README=${2:-}

@@ -149,7 +149,10 @@ fi
 if [ -f "$OUT/results.json" ]; then
   bash bench/readme_table.sh "$OUT/results.json" > "$OUT/table.md"
   echo "bench: wrote $OUT/table.md"
-  if [ "${BENCH_README:-1}" != 0 ]; then
+  # only a run of every row (no BENCH_MODES subset) stands in the README
+  readme_default=1
+  [ -z "${BENCH_MODES:-}" ] || readme_default=0
+  if [ "${BENCH_README:-$readme_default}" != 0 ]; then
     bash bench/readme_table.sh "$OUT/results.json" README.md
   fi
 fi
