@@ -17,7 +17,9 @@
  * against the frame, a reference to an entry never set or to a ref the
  * header does not have is a bad frame (the caller drops the peer), and the
  * only allocations are the entries' texts (at most EWP_AC_SIZE of at most
- * EWP_AC_ATOM_MAX bytes) and the rewritten frame, bounded by max. The terms
+ * EWP_AC_ATOM_MAX bytes) and the rewritten frame, bounded by max (dist.c
+ * passes ewp_ac_in_max: a few times the frame, not what its references
+ * could spell out). The terms
  * are walked flat, token by token, counting the terms still owed to find
  * where Control ends: no recursion, whatever the nesting. A token we do not
  * know (a fun, a truncated term) ends the walk and the rest is copied as
@@ -209,6 +211,16 @@ ewp_ac_in_frame(struct ewp_ac_in *c, const char *buf, size_t len, size_t max,
     }
     /* what the walk did not take, as it is (see the top of this file) */
     return put(out, b + i, len - i, max);
+}
+
+/* The most a frame of len bytes may be rewritten to (EWP_AC_GROWTH, in
+ * atomcache.h), and never past cap */
+size_t
+ewp_ac_in_max(size_t len, size_t cap)
+{
+    if (len > (cap - EWP_AC_SLACK) / EWP_AC_GROWTH)
+        return cap;
+    return len * EWP_AC_GROWTH + EWP_AC_SLACK;
 }
 
 /* ---- outgoing ---- */

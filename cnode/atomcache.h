@@ -28,6 +28,13 @@
 #define EWP_AC_SIZE 2048         /* entries: SegmentIndex * 256 + InternalIndex */
 #define EWP_AC_ATOM_MAX 1020     /* bytes of an atom: 255 characters of UTF-8 */
 #define EWP_AC_TMPL_ATOMS 8      /* atoms a template refers to */
+/* An incoming frame rewritten takes at most EWP_AC_GROWTH times its own
+ * bytes and EWP_AC_SLACK more (ewp_ac_in_max): a 2-byte reference spells
+ * out an atom of up to 1023, and the work above the rewrite is per byte of
+ * it, so without this bound a peer would buy 500 times its bytes in our
+ * time (a 64 KB frame of references rewritten to 32 MB). */
+#define EWP_AC_GROWTH 16
+#define EWP_AC_SLACK 4096
 #define EWP_AC_TMPL_HDR_OLD (3 + EWP_AC_TMPL_ATOMS / 2 + 1 + EWP_AC_TMPL_ATOMS)
 
 /* A growable byte buffer (the rewritten incoming frame) */
@@ -63,6 +70,7 @@ struct ewp_ac_in *ewp_ac_in_new(void);
 void ewp_ac_in_free(struct ewp_ac_in *c);
 int ewp_ac_in_frame(struct ewp_ac_in *c, const char *buf, size_t len, size_t max,
                     struct ewp_ac_buf *out);
+size_t ewp_ac_in_max(size_t len, size_t cap);
 void ewp_ac_buf_free(struct ewp_ac_buf *b);
 
 struct ewp_ac_out *ewp_ac_out_new(void);

@@ -491,7 +491,8 @@ frames(struct ewp_peer *p)
         if (p->in_len - pos - 4 < len)
             break;
         if (p->ac_in != NULL) { /* spelled out for the layer above */
-            if (ewp_ac_in_frame(p->ac_in, p->in + pos + 4, len, EWP_FRAME_MAX + (1u << 20),
+            if (ewp_ac_in_frame(p->ac_in, p->in + pos + 4, len,
+                                ewp_ac_in_max(len, EWP_FRAME_MAX + (1u << 20)),
                                 &p->ac_frame) < 0)
                 return -1;
             if (d->ops != NULL && d->ops->frame != NULL)

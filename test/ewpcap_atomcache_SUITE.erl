@@ -16,7 +16,8 @@
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1]).
 -export([packets_by_reference/0, packets_by_reference/1,
          requests_by_reference/0, requests_by_reference/1,
-         bad_header_drops/0, bad_header_drops/1]).
+         bad_header_drops/0, bad_header_drops/1,
+         spelled_out_bound/0, spelled_out_bound/1]).
 
 -define(ATOM_CACHE, 16#2000).
 -define(WAIT, 5000).
@@ -25,7 +26,7 @@ suite() ->
     [{timetrap, {minutes, 2}}].
 
 all() ->
-    [packets_by_reference, requests_by_reference, bad_header_drops].
+    [packets_by_reference, requests_by_reference, bad_header_drops, spelled_out_bound].
 
 init_per_suite(Config) ->
     case os:cmd("id -u") of
@@ -166,6 +167,41 @@ bad_header_drops(Config) ->
     no_bad_frame(C2),
     ewpcap_rawdist:close(C2),
     ?assertMatch({ok, _}, ewpcap:dev(D)).
+
+spelled_out_bound() ->
+    [{doc, "A frame whose references would spell out far more than its own bytes (2000 "
+           "references to a cached atom of 255 four-byte characters: 4 KB that would be "
+           "2 MB) drops that connection, where ewpcapd would otherwise spend 500 times "
+           "the peer's bytes; the same atom 16 times, in the frame that brings it, "
+           "passes; other connections are served throughout"}].
+spelled_out_bound(Config) ->
+    D = ?config(daemon, Config),
+    {ok, Other} = ewpcap_rawdist:connect(D, erlang:get_cookie(), #{flags => ?ATOM_CACHE}),
+    {ok, _} = call(Other, info),
+    Long = binary_to_atom(binary:copy(<<16#10348/utf8>>, 255), utf8),
+    {ok, C} = ewpcap_rawdist:connect(D, erlang:get_cookie(), #{flags => ?ATOM_CACHE}),
+    From = ewpcap_rawdist:pid(C, 1),
+    Ctl = {6, From, '', ewpcap},
+    {F1, Cache} = ewpcap_rawdist:header_frame(Ctl, {ewpcap_test, lists:duplicate(16, Long)},
+                                              #{}),
+    ok = ewpcap_rawdist:send_raw(C, F1),
+    % served after it (a call with the same cache: call/2 would set the
+    % entries again from 250 up, the long atom's among them)
+    {{ok, _}, Cache1} = ref_call(C, From, info, Cache),
+    {F2, _} = ewpcap_rawdist:header_frame(Ctl, {ewpcap_test, lists:duplicate(2000, Long)},
+                                          Cache1),
+    ct:log("~b bytes, ~b spelled out", [byte_size(F2), 2000 * (3 + 1020)]),
+    ok = ewpcap_rawdist:send_raw(C, F2),
+    receive
+        {rawdist_closed, _} -> ok;
+        {rawdist_closed, _, _} -> ok
+    after ?WAIT ->
+        ct:fail(not_dropped)
+    end,
+    ewpcap_rawdist:close(C),
+    ?assertMatch({ok, _}, call(Other, info)),
+    no_bad_frame(Other),
+    ewpcap_rawdist:close(Other).
 
 %%% -------------------------------------------------------------------
 %%% Helpers
