@@ -32,7 +32,7 @@
 -export([header/3, header/4, record/3, record/4, linktype/1]).
 -export([open_write/2, write/3, flush/1, close_write/1]).
 -export([open_read/1, open_read/2, read/1, read/2, close_read/1, read_file/1, info/1]).
--export([format_error/1]).
+-export([format_error/1, write_io/3]).
 
 -export_type([writer/0, reader/0, packet/0, reason/0]).
 
@@ -402,6 +402,18 @@ format_error({Name, Why}) ->
           Posix -> io_lib:format("~ts: ~ts", [Name, file:format_error(Posix)])
       end).
 
+%% @doc Writes `Bytes' to a savefile's `Io' (named `Name' in errors): a
+%% reader that went away (`| head') is `closed', as for every writer here
+%% (ewpcap_pcapng's too).
+-spec write_io(file:io_device(), string(), iodata()) -> ok | {error, reason()}.
+write_io(Io, Name, Bytes) ->
+    case catch file:write(Io, Bytes) of
+        ok -> ok;
+        {error, Closed} when Closed =:= epipe; Closed =:= terminated -> {error, {Name, closed}};
+        {error, Posix} -> {error, {Name, Posix}};
+        _ -> {error, {Name, closed}}
+    end.
+
 %%% ===================================================================
 %%% Internal functions
 %%% ===================================================================
@@ -417,11 +429,9 @@ flush_writer(#writer{size = 0} = W) ->
     {ok, W};
 flush_writer(#writer{io = Io, buf = Buf, name = Name} = W) ->
     Empty = W#writer{buf = [], size = 0},
-    case catch file:write(Io, Buf) of
+    case write_io(Io, Name, Buf) of
         ok -> {ok, Empty};
-        {error, Closed} when Closed =:= epipe; Closed =:= terminated -> {error, {Name, closed}, Empty};
-        {error, Posix} -> {error, {Name, Posix}, Empty};
-        _ -> {error, {Name, closed}, Empty}
+        {error, Reason} -> {error, Reason, Empty}
     end.
 
 reader(Io, Name, Out) ->

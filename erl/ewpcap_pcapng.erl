@@ -322,11 +322,9 @@ flush_writer(#writer{size = 0} = W) ->
     {ok, W};
 flush_writer(#writer{io = Io, buf = Buf, name = Name} = W) ->
     Empty = W#writer{buf = [], size = 0},
-    case catch file:write(Io, Buf) of
+    case ewpcap_pcap_file:write_io(Io, Name, Buf) of
         ok -> {ok, Empty};
-        {error, Closed} when Closed =:= epipe; Closed =:= terminated -> {error, {Name, closed}, Empty};
-        {error, Posix} -> {error, {Name, Posix}, Empty};
-        _ -> {error, {Name, closed}, Empty}
+        {error, Reason} -> {error, Reason, Empty}
     end.
 
 close_io(#writer{io = standard_io}) -> ok;
