@@ -1,4 +1,5 @@
-%%% @doc Test helper for ewpcap_remote_SUITE: a three-namespace test bed.
+%%% @doc Test helper for the remote suites (ewpcap_remote) and
+%%% ewpcap_tls_SUITE: a three-namespace test bed.
 %%%
 %%% ```
 %%%   A (clients)            B (capture host)             C (traffic peer)
