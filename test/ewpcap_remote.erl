@@ -41,6 +41,7 @@
 
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
+-define(EWP_REMOTE_HELPERS, true). % the helpers are defined here, not imported
 -include("ewpcap_remote.hrl").
 
 %%% ===================================================================
