@@ -38,7 +38,10 @@
 -export([embedded_loopback/0, embedded_loopback/1, first_log_line/0, first_log_line/1,
          log_escaped/0, log_escaped/1, getrandom_fails_stop/0, getrandom_fails_stop/1]).
 
--define(DH, ewpcap_daemon_helpers).
+-import(ewpcap_attack, [start_daemon/1, start_daemon/3, daemon_lines/1, stop_daemon/1,
+                        node_of/1, in_dir/2, realpath/1, handles/1, has_handle/2,
+                        wait_until/1, wait_until_ms/2, flush/0]).
+
 -define(CALL_WAIT, 10000).      % ms a refusal may take before it counts as a hang
 -define(WAIT, 5000).
 
@@ -470,22 +473,12 @@ log_escaped(Config) ->
 %%% Helpers
 %%% ===================================================================
 
-node_of(Config) ->
-    maps:get(node, ?config(daemon, Config)).
-
-in_dir(Config, Name) -> filename:join(?config(dir, Config), Name).
 outside(Config, Name) -> filename:join(?config(outside, Config), Name).
 
 known_pcap() ->
     Top = filename:dirname(filename:dirname(code:which(ewpcap))),
     {ok, B} = file:read_file(filename:join([Top, "test", "data", "known.pcap"])),
     B.
-
-realpath(Path) ->
-    case os:cmd("realpath -e " ++ Path) of
-        "/" ++ _ = R -> {ok, string:trim(R)};
-        Err -> {error, Err}
-    end.
 
 %% A call that may hang on a daemon before its fix: made by a process of
 %% its own, {timeout, Ms} when there is no reply in CALL_WAIT ms. An open
@@ -519,49 +512,8 @@ assert_alive(Config) ->
     ?assertMatch({ok, _}, bounded(fun() -> ewpcap:info(Node) end)),
     ?assert(filelib:is_dir("/proc/" ++ integer_to_list(OsPid))).
 
-handles(Node) ->
-    {ok, Info} = ewpcap:info(Node),
-    proplists:get_value(handles, Info).
-
 handle_count(Node) ->
     length(handles(Node)).
 
-has_handle(Node, Ref) ->
-    lists:any(fun(H) -> proplists:get_value(ref, H) =:= Ref end, handles(Node)).
-
-%% F() true within ?WAIT ms, polled every 20 ms (bounded)
-wait_until(F) ->
-    wait_until(F, ?WAIT div 20).
-
-%% ... within Ms ms
-wait_until_ms(F, Ms) ->
-    wait_until(F, Ms div 20).
-
-wait_until(F, 0) -> F();
-wait_until(F, N) ->
-    case F() of
-        true -> true;
-        false -> receive after 20 -> wait_until(F, N - 1) end
-    end.
-
 receive_all(Wait) ->
     receive M -> [M | receive_all(0)] after Wait -> [] end.
-
-flush() ->
-    ?DH:flush().
-
-%%% The daemon: ewpcapd -(s)name ewp_attack_<n>_<pid>@Host --stdin -v Args
-%%% (ewpcap_daemon_helpers).
-
-start_daemon(Args) ->
-    start_daemon(Args, [], []).
-
-%% Wrap: a command that runs the daemon (e.g. prlimit ...), or []
-start_daemon(Args, Env, Wrap) ->
-    ?DH:start(#{args => ["-v" | Args], env => Env, wrap => Wrap, prefix => "ewp_attack_"}).
-
-daemon_lines(D) ->
-    ?DH:lines(D).
-
-stop_daemon(D) ->
-    ?DH:stop(D).

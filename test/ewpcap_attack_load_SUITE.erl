@@ -29,7 +29,10 @@
 -export([rpc_filter_off_loop/0, rpc_filter_off_loop/1, block_call_filter_off_loop/0,
          block_call_filter_off_loop/1]).
 
--define(DH, ewpcap_daemon_helpers).
+-import(ewpcap_attack, [start_daemon/1, start_daemon/3, daemon_lines/1, stop_daemon/1,
+                        node_of/1, in_dir/2, realpath/1, handles/1, has_handle/2,
+                        wait_until/1, wait_until_ms/2, flush/0]).
+
 -define(CALL_WAIT, 10000).      % ms a refusal may take before it counts as a hang
 -define(WAIT, 5000).
 
@@ -383,55 +386,3 @@ rss_sample(OsPid, Parent, Max) ->
     receive stop -> Parent ! {max_rss, self(), M}
     after 20 -> rss_sample(OsPid, Parent, M)
     end.
-
-%%% ===================================================================
-%%% Helpers
-%%% ===================================================================
-
-node_of(Config) ->
-    maps:get(node, ?config(daemon, Config)).
-
-in_dir(Config, Name) -> filename:join(?config(dir, Config), Name).
-
-realpath(Path) ->
-    case os:cmd("realpath -e " ++ Path) of
-        "/" ++ _ = R -> {ok, string:trim(R)};
-        Err -> {error, Err}
-    end.
-
-handles(Node) ->
-    {ok, Info} = ewpcap:info(Node),
-    proplists:get_value(handles, Info).
-
-has_handle(Node, Ref) ->
-    lists:any(fun(H) -> proplists:get_value(ref, H) =:= Ref end, handles(Node)).
-
-%% F() true within Ms ms, polled every 20 ms (bounded)
-wait_until_ms(F, Ms) ->
-    wait_until(F, Ms div 20).
-
-wait_until(F, 0) -> F();
-wait_until(F, N) ->
-    case F() of
-        true -> true;
-        false -> receive after 20 -> wait_until(F, N - 1) end
-    end.
-
-flush() ->
-    ?DH:flush().
-
-%%% The daemon: ewpcapd -(s)name ewp_attack_<n>_<pid>@Host --stdin -v Args
-%%% (ewpcap_daemon_helpers).
-
-start_daemon(Args) ->
-    start_daemon(Args, [], []).
-
-%% Wrap: a command that runs the daemon (e.g. prlimit ...), or []
-start_daemon(Args, Env, Wrap) ->
-    ?DH:start(#{args => ["-v" | Args], env => Env, wrap => Wrap, prefix => "ewp_attack_"}).
-
-daemon_lines(D) ->
-    ?DH:lines(D).
-
-stop_daemon(D) ->
-    ?DH:stop(D).
