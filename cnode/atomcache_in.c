@@ -4,8 +4,8 @@
  * Incoming frames (see atomcache.h and, for the header's bytes,
  * atomcache_int.h): the peer's header read against the connection's cache
  * and the frame rewritten into the pass-through form. Also the flat term
- * walk (ewp_ac_atom_at, ewp_ac_token) and ewp_ac_set_entry, which
- * atomcache_out.c shares.
+ * walk (ewp_ac_atom_at, ewp_ac_token), ewp_ac_set_entry and
+ * ewp_ac_entries_free, which atomcache_out.c shares.
  *
  * They come from the peer: every length and index is checked
  * against the frame, a reference to an entry never set or to a ref the
@@ -48,12 +48,9 @@ ewp_ac_in_new(void)
 void
 ewp_ac_in_free(struct ewp_ac_in *c)
 {
-    int i;
-
     if (c == NULL)
         return;
-    for (i = 0; i < EWP_AC_SIZE; i++)
-        free(c->e[i].text);
+    ewp_ac_entries_free(c->e);
     free(c);
 }
 
@@ -317,6 +314,16 @@ ewp_ac_token(const unsigned char *b, size_t len, size_t i, struct ewp_ac_tok *t)
         return -1;
     }
     return t->head > left ? -1 : 0;
+}
+
+/* Frees the texts of a cache's EWP_AC_SIZE entries */
+void
+ewp_ac_entries_free(struct ewp_ac_entry *e)
+{
+    int i;
+
+    for (i = 0; i < EWP_AC_SIZE; i++)
+        free(e[i].text);
 }
 
 /* An entry set to a copy of text (NUL-terminated); -1 out of memory,

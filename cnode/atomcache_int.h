@@ -47,6 +47,7 @@ struct ewp_ac_tok {
 size_t ewp_ac_atom_at(const unsigned char *b, size_t len, size_t i, int *ref);
 int ewp_ac_token(const unsigned char *b, size_t len, size_t i, struct ewp_ac_tok *t);
 int ewp_ac_set_entry(struct ewp_ac_entry *e, const unsigned char *text, size_t len);
+void ewp_ac_entries_free(struct ewp_ac_entry *e);
 
 /* Bytes of the flags of n > 0 refs: a half byte each and LongAtoms' */
 static inline size_t

@@ -41,12 +41,9 @@ ewp_ac_out_new(void)
 void
 ewp_ac_out_free(struct ewp_ac_out *c)
 {
-    int i;
-
     if (c == NULL)
         return;
-    for (i = 0; i < EWP_AC_SIZE; i++)
-        free(c->e[i].text);
+    ewp_ac_entries_free(c->e);
     free(c);
 }
 
