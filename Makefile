@@ -185,12 +185,13 @@ $(FUZZ_DIR)/fuzz_decode: $(FUZZ_DIR)/test/fuzz_decode.o $(FUZZ_DIR)/cnode/decode
 # pcap_findalldevs are faked in the harness. Refs and pids are made
 # predictable (see the harness).
 FUZZ_DISPATCH_OBJS = router.o ctl.o request.o handles.o deliver.o filter.o files.o rpc.o \
-	decode.o decode_check.o encode.o atomcache.o
+	decode.o decode_check.o encode.o atomcache_in.o atomcache_out.o
 $(FUZZ_DIR)/fuzz_dispatch: $(FUZZ_DIR)/test/fuzz_dispatch.o $(addprefix $(FUZZ_DIR)/cnode/,$(FUZZ_DISPATCH_OBJS))
 	$(ld_verbose) $(SAN_CC) $(FUZZ_SAN) -o $@ $^ -Wl,--wrap=ei_make_ref -Wl,--wrap=ei_make_pid \
 		-L$(ERL_EI_LIB_DIR) -lei -pthread
 
-$(FUZZ_DIR)/fuzz_atomcache: $(FUZZ_DIR)/test/fuzz_atomcache.o $(FUZZ_DIR)/cnode/atomcache.o \
+$(FUZZ_DIR)/fuzz_atomcache: $(FUZZ_DIR)/test/fuzz_atomcache.o $(FUZZ_DIR)/cnode/atomcache_in.o \
+		$(FUZZ_DIR)/cnode/atomcache_out.o \
 		$(FUZZ_DIR)/cnode/decode_check.o $(FUZZ_DIR)/cnode/decode.o
 	$(ld_verbose) $(SAN_CC) $(FUZZ_SAN) -o $@ $^ -L$(ERL_EI_LIB_DIR) -lei -pthread
 

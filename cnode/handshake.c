@@ -14,7 +14,7 @@
  *   | <-- 'a' Digest:128 ------------------------ |  MD5(Cookie ++ its challenge)
  *
  * Our flags leave out fragmentation, so each message after the handshake
- * is one self-contained frame; the atom cache is offered (atomcache.c). Not
+ * is one self-contained frame; the atom cache is offered (atomcache.h). Not
  * setting DFLAG_PUBLISHED makes us a hidden node, as ei is.
  */
 #include <stdio.h>

@@ -1,13 +1,11 @@
 %%% @doc Live tests of the ewpcap API through ewpcapd.
 %%%
 %%% Group `lo' captures on the loopback interface with the embedded daemon
-%%% (the one the library starts itself). Group `netns' creates a network
-%%% namespace `ewp_ct_<random>' holding a veth pair `ewpv0'/`ewpv1', starts
-%%% a second daemon inside it (`ewpcapd --netns') and always deletes the
-%%% namespace again.
+%%% (the one the library starts itself); `make ct-memcheck' runs it under
+%%% valgrind. The group `netns' (a second daemon in a namespace) is
+%%% ewpcap_netns_SUITE's; the helpers are ewpcap_live's.
 %%%
-%%% Traffic goes only to 127.0.0.1 on lo, or between the two ends of the
-%%% veth pair inside the namespace. Every wait is bounded.
+%%% Traffic goes only to 127.0.0.1 on lo. Every wait is bounded.
 %%%
 %%% Environment: EWPCAP_TEST_TIMEOUT (seconds) overrides the 5 minute
 %%% timetrap.
@@ -20,10 +18,15 @@
 
 -compile([export_all, nowarn_export_all]).
 
+-import(ewpcap_live, [udp_receiver/0, udp_sender/0, udp_filter/1, marker/1, ethernet_frame/1,
+                      expect_payload/3, unexpected/3, is_udp_to/2, decode_udp/1,
+                      assert_near_now/1, is_string/1, valid_ifattr/1, addr_masks/1,
+                      find_handle/2, has_handle/1, handle_device/1, assert_no_handles/0,
+                      poll/2, flush/0]).
+
 -define(WAIT, 5000).       % ms to wait for a packet that must come
 -define(QUIET, 500).       % ms to wait for packets that must not come
 -define(DLT_EN10MB, 1).
--define(ETHERTYPE, 16#88B5). % IEEE 802 local experimental ethertype 1
 
 %%% ===================================================================
 %%% Common Test callbacks
@@ -38,7 +41,7 @@ suite() ->
     [{timetrap, Timetrap}].
 
 all() ->
-    [{group, lo}, {group, netns}].
+    [{group, lo}].
 
 groups() ->
     [
@@ -65,18 +68,10 @@ groups() ->
             open_defaults,
             open_empty_string_any,
             non_distributed_node
-        ]},
-        {netns, [], [
-            netns_write_veth,
-            netns_vlan_filter,
-            netns_getifaddrs,
-            netns_devices_not_on_host
         ]}
     ].
 
 init_per_suite(Config) ->
-    _ = root() andalso ewpcap_netns:available() andalso
-        ct:pal("deleted leftover namespaces: ~p", [ewpcap_netns:cleanup()]),
     % The CT node is not distributed: the library makes it so.
     Node = ewpcap:node(),
     ?assert(is_atom(Node)),
@@ -86,7 +81,6 @@ init_per_suite(Config) ->
 
 end_per_suite(_Config) ->
     _ = application:stop(ewpcap),
-    _ = root() andalso ewpcap_netns:available() andalso ewpcap_netns:cleanup(),
     ok.
 
 init_per_group(lo, Config) ->
@@ -97,47 +91,8 @@ init_per_group(lo, Config) ->
             Config;
         {error, Reason} ->
             {skip, lists:flatten(io_lib:format("cannot capture on lo: ~tp", [Reason]))}
-    end;
-init_per_group(netns, Config) ->
-    case {root(), ewpcap_netns:available()} of
-        {false, _} ->
-            {skip, "needs root"};
-        {true, false} ->
-            {skip, "no ip command"};
-        {true, true} ->
-            case ewpcap_netns:create() of
-                {ok, NS} ->
-                    ct:pal("created namespace ~s", [NS]),
-                    case ewpcap_netns:start_daemon(NS) of
-                        {ok, Holder, Node} ->
-                            ct:pal("netns ewpcapd ~p", [Node]),
-                            [{netns, NS}, {ns_holder, Holder}, {ns_node, Node} | Config];
-                        {error, Reason} ->
-                            % end_per_group does not run after a failed init
-                            ok = ewpcap_netns:delete(NS),
-                            ct:fail({netns_daemon, Reason})
-                    end;
-                {error, Reason} ->
-                    {skip, lists:flatten(io_lib:format("cannot create namespace: ~tp", [Reason]))}
-            end
     end.
 
-end_per_group(netns, Config) ->
-    case ?config(ns_holder, Config) of
-        undefined -> ok;
-        Holder -> ewpcap_netns:stop_daemon(Holder)
-    end,
-    case ?config(netns, Config) of
-        undefined ->
-            ok;
-        NS ->
-            Result = ewpcap_netns:delete(NS),
-            % not asserted here (end_per_group cannot fail a run): a
-            % namespace left behind fails test/sanitize/ct-run's check
-            ct:pal("deleted namespace ~s: ~p; left: ~p",
-                   [NS, Result, lists:member(NS, ewpcap_netns:list())])
-    end,
-    ok;
 end_per_group(_, _Config) ->
     ok.
 
@@ -598,296 +553,3 @@ non_distributed_node(_Config) ->
     ct:pal("non-distributed node: status ~p~n~ts", [Status, Out]),
     ?assertEqual(0, Status),
     ?assertNotEqual(nomatch, string:find(Out, Marker ++ "\n")).
-
-%%% ===================================================================
-%%% Group netns
-%%% ===================================================================
-
-netns_write_veth() ->
-    [{doc, "write/2 on ewpv0 (netns daemon) is captured on ewpv1 byte-identical"}].
-netns_write_veth(Config) ->
-    Node = ?config(ns_node, Config),
-    Filter = "ether proto 0x88b5",
-    {ok, S0} = ewpcap:open(Node, <<"ewpv0">>, [{filter, Filter}]),
-    {ok, S1} = ewpcap:open(Node, <<"ewpv1">>, [{filter, Filter}]),
-    ?assertMatch(#ewpcap_resource{res = {Node, _, _}}, S1),
-    R1 = S1#ewpcap_resource.ref,
-    Frame = ethernet_frame(marker(16)),
-    ?assertEqual(60, byte_size(Frame)),
-    ?assertEqual(ok, ewpcap:write(S0, Frame)),
-    receive
-        {ewpcap, R1, DLT, _Time, Length, Packet} ->
-            ?assertEqual(?DLT_EN10MB, DLT),
-            ?assertEqual(60, Length),
-            ?assertEqual(Frame, Packet)
-    after ?WAIT ->
-        ct:fail({not_captured_on_ewpv1, flush_list()})
-    end,
-    % write/2 takes iodata
-    Frame2 = ethernet_frame(marker(16)),
-    <<Head:20/binary, Tail/binary>> = Frame2,
-    ?assertEqual(ok, ewpcap:write(S0, [Head, [binary_to_list(Tail)]])),
-    ?assertMatch({ok, Frame2}, ewpcap:read(S1, ?WAIT)),
-    {ok, #ewpcap_stat{recv = Recv}} = ewpcap:stats(S1),
-    ?assert(Recv >= 2),
-    {ok, Info} = ewpcap:info(Node),
-    Handles = proplists:get_value(handles, Info),
-    ?assertMatch([_, _], [H || H <- Handles,
-                               lists:member(proplists:get_value(device, H),
-                                            ["ewpv0", "ewpv1"])]),
-    ok = ewpcap:close(S0),
-    ok = ewpcap:close(S1).
-
-netns_vlan_filter() ->
-    [{doc, "802.1Q frames written on ewpv0 arrive on ewpv1 with the tag taken into metadata by the "
-           "kernel, as from a NIC: `vlan 100 and udp' gets exactly the vlan 100 ones and `vlan 200' the "
-           "others, set by open and by filter/2, byte-identical (tag put back). Before: compiled against "
-           "a dead handle, without libpcap's code for a live Linux handle, both matched nothing"}].
-netns_vlan_filter(Config) ->
-    Node = ?config(ns_node, Config),
-    {ok, S0} = ewpcap:open(Node, <<"ewpv0">>, [{filter, "ether proto 0x88b5"}]),
-    {ok, V100} = ewpcap:open(Node, <<"ewpv1">>, [{filter, "vlan 100 and udp"}]),
-    {ok, V200} = ewpcap:open(Node, <<"ewpv1">>, [{filter, "vlan 200"}]),
-    {ok, Later} = ewpcap:open(Node, <<"ewpv1">>, [{filter, "ether proto 0x88b5"}]),
-    ?assertEqual(ok, ewpcap:filter(Later, "vlan 100 and udp")),
-    F100 = [vlan_frame(100, marker(16)) || _ <- lists:seq(1, 3)],
-    F200 = [vlan_frame(200, marker(16)) || _ <- lists:seq(1, 3)],
-    % last, one more of each: what a handle got before its own is all it gets
-    [End100, End200] = [vlan_frame(Vid, marker(16)) || Vid <- [100, 200]],
-    [?assertEqual(ok, ewpcap:write(S0, F)) || F <- F100 ++ F200 ++ [End100, End200]],
-    ?assertEqual(F100, packets_until(V100, End100)),
-    ?assertEqual(F100, packets_until(Later, End100)),
-    ?assertEqual(F200, packets_until(V200, End200)),
-    [ok = ewpcap:close(S) || S <- [S0, V100, V200, Later]].
-
-%% The packets of S before the one equal to End (which must come)
-packets_until(#ewpcap_resource{ref = Ref}, End) ->
-    packets_until(Ref, End, []).
-
-packets_until(Ref, End, Acc) ->
-    receive
-        {ewpcap, Ref, _, _, _, End} -> lists:reverse(Acc);
-        {ewpcap, Ref, _, _, _, P} -> packets_until(Ref, End, [P | Acc])
-    after ?WAIT ->
-        ct:fail({not_captured, End, lists:reverse(Acc), flush_list()})
-    end.
-
-%% Broadcast, tagged Vid, IPv4 UDP 10.1.1.1:1000 -> 10.1.1.2:2000 carrying Data
-vlan_frame(Vid, Data) ->
-    Udp = <<1000:16, 2000:16, (8 + byte_size(Data)):16, 0:16, Data/binary>>,
-    Ip = <<16#45, 0, (20 + byte_size(Udp)):16, 1:16, 0:16, 64, 17, 0:16,
-           10, 1, 1, 1, 10, 1, 1, 2, Udp/binary>>,
-    <<16#FF, 16#FF, 16#FF, 16#FF, 16#FF, 16#FF, 16#02, 16#00, 16#5E, 16#00, 16#53, 16#01,
-      16#8100:16, 0:4, Vid:12, 16#0800:16, Ip/binary>>.
-
-netns_getifaddrs() ->
-    [{doc, "getifaddrs/1 of the netns daemon lists ewpv0 and ewpv1, not the host's interfaces"}].
-netns_getifaddrs(Config) ->
-    Node = ?config(ns_node, Config),
-    {ok, Ifs} = ewpcap:getifaddrs(Node),
-    Names = [N || {N, _} <- Ifs],
-    ct:pal("netns getifaddrs: ~p", [Ifs]),
-    ?assert(lists:member("ewpv0", Names)),
-    ?assert(lists:member("ewpv1", Names)),
-    {ok, Host} = inet:getifaddrs(),
-    HostOnly = [N || {N, _} <- Host, N =/= "lo"],
-    ?assertEqual([], [N || N <- Names, lists:member(N, HostOnly)]),
-    {ok, Dev} = ewpcap:dev(Node),
-    ?assert(lists:member(Dev, Names)).
-
-netns_devices_not_on_host() ->
-    [{doc, "The namespace's veth ends cannot be opened through the host daemon"}].
-netns_devices_not_on_host(_Config) ->
-    ?assertMatch({error, [_ | _]}, ewpcap:open(<<"ewpv0">>, [])),
-    {ok, Ifs} = ewpcap:getifaddrs(),
-    ?assertNot(lists:keymember("ewpv0", 1, Ifs)),
-    ?assertNot(lists:keymember("ewpv1", 1, Ifs)).
-
-%%% ===================================================================
-%%% Helpers
-%%% ===================================================================
-
-root() ->
-    os:cmd("id -u") =:= "0\n".
-
-%% A UDP socket bound to 127.0.0.1 on a free port, receiving what we send
-%% (so no ICMP port unreachable is generated).
-udp_receiver() ->
-    {ok, Rx} = gen_udp:open(0, [binary, {ip, {127, 0, 0, 1}}, {active, false},
-                                {recbuf, 1024 * 1024}]),
-    {ok, Port} = inet:port(Rx),
-    {Rx, Port}.
-
-udp_sender() ->
-    {ok, Tx} = gen_udp:open(0, [binary, {ip, {127, 0, 0, 1}}, {active, false}]),
-    Tx.
-
-udp_filter(Port) ->
-    "udp port " ++ integer_to_list(Port).
-
-%% A unique payload of Size bytes (at least 0): a counter then random bytes.
-marker(0) ->
-    <<>>;
-marker(Size) ->
-    Id = integer_to_binary(erlang:unique_integer([positive])),
-    Seed = <<"ewp", Id/binary, ":", (rand:bytes(Size))/binary>>,
-    binary:part(Seed, 0, min(Size, byte_size(Seed))).
-
-%% Waits for the packet of handle S that carries Payload to Port (a UDP
-%% datagram on an Ethernet-framed lo). Other packets of S are skipped.
-expect_payload(#ewpcap_resource{ref = Ref}, Port, Payload) ->
-    Deadline = erlang:monotonic_time(millisecond) + ?WAIT,
-    expect_payload(Ref, Port, Payload, Deadline, []).
-
-expect_payload(Ref, Port, Payload, Deadline, Skipped) ->
-    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
-    receive
-        {ewpcap, Ref, DLT, Time, Length, Packet} ->
-            case catch decode_udp(Packet) of
-                {_, _, _, Port, Payload} ->
-                    {DLT, Time, Length, Packet};
-                _ ->
-                    expect_payload(Ref, Port, Payload, Deadline, [Packet | Skipped])
-            end;
-        {ewpcap_error, Ref, Reason} ->
-            ct:fail({ewpcap_error, Reason})
-    after Left ->
-        ct:fail({payload_not_captured, Port, byte_size(Payload),
-                 {skipped, length(Skipped)}, {other_messages, flush_list()}})
-    end.
-
-%% Packets of handle S that arrive within Wait ms (and those already in the
-%% mailbox) for which Bad(Packet) is true.
-unexpected(#ewpcap_resource{ref = Ref}, Bad, Wait) ->
-    Deadline = erlang:monotonic_time(millisecond) + Wait,
-    unexpected(Ref, Bad, Deadline, []).
-
-unexpected(Ref, Bad, Deadline, Acc) ->
-    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
-    receive
-        {ewpcap, Ref, _, _, _, Packet} ->
-            case Bad(Packet) of
-                true -> unexpected(Ref, Bad, Deadline, [Packet | Acc]);
-                false -> unexpected(Ref, Bad, Deadline, Acc)
-            end
-    after Left ->
-        lists:reverse(Acc)
-    end.
-
-is_udp_to(Packet, Port) ->
-    case catch decode_udp(Packet) of
-        {_, _, _, Port, _} -> true;
-        {_, _, Port, _, _} -> true;
-        _ -> false
-    end.
-
-%% Ethernet II / IPv4 / UDP -> {Src, Dst, SrcPort, DstPort, Payload}.
-decode_udp(<<_Dst:6/binary, _Src:6/binary, 16#0800:16, 4:4, IHL:4, _Tos:8,
-             TotLen:16, _Id:16, _Frag:16, _Ttl:8, 17:8, _Sum:16,
-             S1, S2, S3, S4, D1, D2, D3, D4, Rest0/binary>>) ->
-    OptLen = (IHL - 5) * 4,
-    <<_Opts:OptLen/binary, SPort:16, DPort:16, ULen:16, _USum:16, Rest/binary>> = Rest0,
-    PayLen = ULen - 8,
-    TotLen = 20 + OptLen + ULen,
-    <<Payload:PayLen/binary>> = Rest,
-    {{S1, S2, S3, S4}, {D1, D2, D3, D4}, SPort, DPort, Payload}.
-
-%% A 60-byte broadcast Ethernet frame with ethertype 0x88B5 carrying Data.
-ethernet_frame(Data) when byte_size(Data) =< 46 ->
-    Pad = binary:copy(<<0>>, 46 - byte_size(Data)),
-    <<16#FF, 16#FF, 16#FF, 16#FF, 16#FF, 16#FF,
-      16#02, 16#00, 16#5E, 16#00, 16#53, 16#01,
-      ?ETHERTYPE:16, Data/binary, Pad/binary>>.
-
-assert_near_now(Microseconds) ->
-    Now = os:system_time(microsecond),
-    Diff = abs(Now - Microseconds),
-    Diff =< 10000000 orelse ct:fail({time_off_by_us, Diff, Microseconds, Now}),
-    ok.
-
-is_string(S) ->
-    is_list(S) andalso S =/= [] andalso io_lib:printable_unicode_list(S).
-
-valid_ifattr({description, S}) -> is_list(S);
-valid_ifattr({flag, L}) -> is_list(L);
-valid_ifattr({K, A}) when K =:= addr; K =:= netmask; K =:= broadaddr; K =:= dstaddr ->
-    (is_tuple(A) andalso (tuple_size(A) =:= 4 orelse tuple_size(A) =:= 8));
-valid_ifattr(_) -> false.
-
-%% The {Addr, Netmask} pairs of an interface, sorted (an address without a
-%% netmask pairs with undefined).
-addr_masks(Attrs) ->
-    lists:sort(addr_masks(Attrs, [])).
-
-addr_masks([], Acc) ->
-    Acc;
-addr_masks([{addr, A} | Rest], Acc) ->
-    case Rest of
-        [{netmask, M} | Rest1] -> addr_masks(Rest1, [{A, M} | Acc]);
-        _ -> addr_masks(Rest, [{A, undefined} | Acc])
-    end;
-addr_masks([_ | Rest], Acc) ->
-    addr_masks(Rest, Acc).
-
-handles() ->
-    {ok, Info} = ewpcap:info(),
-    proplists:get_value(handles, Info).
-
-find_handle(Ref, Handles) ->
-    case [H || H <- Handles, proplists:get_value(ref, H) =:= Ref] of
-        [H] -> H;
-        [] -> false
-    end.
-
-has_handle(Ref) ->
-    find_handle(Ref, handles()) =/= false.
-
-handle_device(Ref) ->
-    case find_handle(Ref, handles()) of
-        false -> ct:fail({no_handle, Ref});
-        H -> proplists:get_value(device, H)
-    end.
-
-%% No handle of this process is left open on the embedded daemon.
-assert_no_handles() ->
-    Self = self(),
-    ?assertEqual([], [H || H <- handles(), proplists:get_value(owner, H) =:= Self]).
-
-%% Calls F every 100 ms until it returns true or Timeout ms have passed.
-poll(F, Timeout) ->
-    Deadline = erlang:monotonic_time(millisecond) + Timeout,
-    poll_until(F, Deadline).
-
-poll_until(F, Deadline) ->
-    case F() of
-        true ->
-            true;
-        false ->
-            case erlang:monotonic_time(millisecond) >= Deadline of
-                true ->
-                    false;
-                false ->
-                    timer:sleep(100),
-                    poll_until(F, Deadline)
-            end
-    end.
-
-flush() ->
-    _ = flush_list(),
-    ok.
-
-%% Empties the mailbox (at most 100000 messages); returns a summary.
-flush_list() ->
-    flush_list(100000, []).
-
-flush_list(0, Acc) ->
-    lists:reverse(Acc);
-flush_list(N, Acc) ->
-    receive
-        M -> flush_list(N - 1, [summary(M) | Acc])
-    after 0 ->
-        lists:reverse(Acc)
-    end.
-
-summary({ewpcap, _Ref, DLT, _Time, Length, _Packet}) -> {ewpcap, DLT, Length};
-summary(M) -> M.

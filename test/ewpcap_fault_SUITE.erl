@@ -27,12 +27,16 @@
 
 -compile([export_all, nowarn_export_all]).
 
+-import(ewpcap_daemon_helpers, [root/0, kill_os/1, info/1, handles/1, nodes_of/1, os_pid/1,
+                                flush/0, flush_list/0]).
+
+-define(DH, ewpcap_daemon_helpers).
+
 -define(NODEDOWN_MAX, 5000).    % ms for {ewpcap_error, Ref, nodedown}
 -define(IFERROR_MAX, 5000).     % ms for {ewpcap_error, Ref, String}
 -define(RESTART_MAX, 15000).    % ms for the embedded daemon to come back
 -define(REREGISTER_MAX, 10000). % ms for the daemon to register with epmd again
 -define(TICKTIME, 4).           % s, --ticktime of the client cases' daemon
--define(READY_TIMEOUT, 15000).
 -define(NOMATCH, "udp port 9 and udp port 10").
 
 %%% ===================================================================
@@ -57,13 +61,12 @@ init_per_suite(Config) ->
         ct:pal("deleted leftover namespaces: ~p", [ewpcap_netns:cleanup()]),
     Node = ewpcap:node(),
     ?assertNotEqual(nonode@nohost, erlang:node()),
-    case ewpcap:open(<<"lo">>, [{filter, ?NOMATCH}]) of
-        {ok, S} ->
-            ok = ewpcap:close(S),
+    case ?DH:embedded_on_lo() of
+        ok ->
             ct:pal("embedded ewpcapd ~p, local node ~p", [Node, erlang:node()]),
             Config;
-        {error, Reason} ->
-            {skip, lists:flatten(io_lib:format("cannot capture on lo: ~tp", [Reason]))}
+        Skip ->
+            Skip
     end.
 
 end_per_suite(_Config) ->
@@ -73,10 +76,10 @@ end_per_suite(_Config) ->
 
 init_per_testcase(_Case, Config) ->
     flush(),
-    [{janitor, start_janitor()} | Config].
+    [{janitor, ?DH:janitor_start()} | Config].
 
 end_per_testcase(_Case, Config) ->
-    Done = stop_janitor(?config(janitor, Config)),
+    Done = ?DH:janitor_stop(?config(janitor, Config)),
     ct:pal("clean-up: ~p", [Done]),
     flush(),
     ok.
@@ -91,7 +94,7 @@ interface_deleted(Config) ->
     need_netns(),
     J = ?config(janitor, Config),
     {ok, NS} = ewpcap_netns:create(),
-    cleanup(J, {netns, NS}, fun() -> ewpcap_netns:delete(NS) end),
+    ?DH:janitor_add(J, {netns, NS}, fun() -> ewpcap_netns:delete(NS) end),
     {ok, Holder, Node, OsPid} = start_daemon(J, "ewp_ct_ifdel_", ["--netns", NS], []),
     ct:pal("namespace ~s, ewpcapd ~p (os pid ~p)", [NS, Node, OsPid]),
     {ok, S0} = ewpcap:open(Node, <<"ewpv0">>, [{filter, ?NOMATCH}]),
@@ -187,7 +190,7 @@ epmd_restarted_netns_user() ->
 epmd_restarted_netns_user(Config) ->
     J = ?config(janitor, Config),
     {ok, NS} = ewpcap_netns:create(),
-    cleanup(J, {netns, NS}, fun() -> ewpcap_netns:delete(NS) end),
+    ?DH:janitor_add(J, {netns, NS}, fun() -> ewpcap_netns:delete(NS) end),
     Node = epmd_restart(Config, "ewp_ct_epmdns_", ["--netns", NS, "--user", "nobody"]),
     {ok, Ifs} = remote_call(os:find_executable("erl"), get(epmd_port), Node, getifaddrs),
     Names = [N || {N, _} <- Ifs],
@@ -334,110 +337,24 @@ wait_new_node(Old, Deadline) ->
 %%% Daemons, epmd and client nodes
 %%% ===================================================================
 
-%% ewpcapd -(s)name PREFIX<N>@Host --stdin Args, with the cookie and Env,
-%% held by a process that keeps its output lines. Registered with the
-%% janitor under {daemon, Node}.
+%% ewpcapd -(s)name PREFIX<N>_<pid>@Host --stdin Args, with the cookie and
+%% Env (ewpcap_daemon_helpers): {ok, D, Node, OsPid}. Stopped by the
+%% janitor, where D is kept under {daemon_holder, Node}.
 start_daemon(J, Prefix, Args, Env) ->
-    Exe = daemon_path(),
-    [_, Host] = string:split(atom_to_list(erlang:node()), "@"),
-    Flag = case lists:member($., Host) of true -> "-name"; false -> "-sname" end,
-    Name = Prefix ++ integer_to_list(erlang:unique_integer([positive])) ++ "_" ++
-        integer_to_list(rand:uniform(16#FFFFFF)) ++ "@" ++ Host,
-    Cookie = atom_to_list(erlang:get_cookie()),
-    Parent = self(),
-    Tag = make_ref(),
-    Holder = spawn(fun() ->
-        Port = open_port({spawn_executable, Exe},
-                         [{args, [Flag, Name, "--stdin" | Args]},
-                          {env, [{"EWPCAPD_COOKIE", Cookie} | Env]},
-                          {line, 1024}, use_stdio, stderr_to_stdout, exit_status, binary]),
-        {os_pid, OsPid} = erlang:port_info(Port, os_pid),
-        Deadline = erlang:monotonic_time(millisecond) + ?READY_TIMEOUT,
-        case wait_ready(Port, Deadline, []) of
-            {ok, Node, Lines} ->
-                Parent ! {Tag, {ok, Node, OsPid}},
-                hold(Port, OsPid, Lines);
-            {error, _} = Error ->
-                kill_os(OsPid),
-                catch port_close(Port),
-                Parent ! {Tag, Error}
-        end
-    end),
-    receive
-        {Tag, {ok, Node, OsPid}} ->
-            cleanup(J, {daemon, Node}, fun() -> stop_daemon(Holder) end),
-            cleanup(J, {daemon_holder, Node}, Holder),
-            {ok, Holder, Node, OsPid};
-        {Tag, {error, Reason}} ->
-            ct:fail({ewpcapd, Reason})
-    after ?READY_TIMEOUT + 5000 ->
-        exit(Holder, kill),
-        ct:fail({ewpcapd, no_ready})
-    end.
+    #{node := Node, os_pid := OsPid} = D = ?DH:start(#{prefix => Prefix, args => Args, env => Env}),
+    ?DH:janitor_add(J, {daemon, Node}, fun() -> ?DH:stop(D) end),
+    ?DH:janitor_add(J, {daemon_holder, Node}, D),
+    {ok, D, Node, OsPid}.
 
-wait_ready(Port, Deadline, Lines) ->
-    receive
-        {Port, {data, {eol, <<"ready ", Node/binary>>}}} ->
-            {ok, binary_to_atom(Node, utf8), Lines};
-        {Port, {data, {_, Line}}} ->
-            wait_ready(Port, Deadline, [Line | Lines]);
-        {Port, {exit_status, Status}} ->
-            {error, {exit, Status, lists:reverse(Lines)}}
-    after max(0, Deadline - erlang:monotonic_time(millisecond)) ->
-        {error, {timeout, lists:reverse(Lines)}}
-    end.
+stop_daemon(D) ->
+    ?DH:stop(D).
 
-hold(Port, OsPid, Lines) ->
-    receive
-        {Port, {data, {_, Line}}} ->
-            hold(Port, OsPid, [Line | Lines]);
-        {Port, {exit_status, Status}} ->
-            hold_dead([<<"exit status ", (integer_to_binary(Status))/binary>> | Lines]);
-        {lines, From} ->
-            From ! {lines, self(), lists:reverse(Lines)},
-            hold(Port, OsPid, Lines);
-        {stop, From} ->
-            catch port_close(Port),
-            % --stdin: it exits when its stdin closes; make sure
-            Dir = "/proc/" ++ integer_to_list(OsPid),
-            ewpcap_testbed:poll(fun() -> not filelib:is_dir(Dir) end, 5000) orelse kill_os(OsPid),
-            From ! {stopped, self()}
-    end.
-
-hold_dead(Lines) ->
-    receive
-        {lines, From} ->
-            From ! {lines, self(), lists:reverse(Lines)},
-            hold_dead(Lines);
-        {stop, From} ->
-            From ! {stopped, self()}
-    end.
-
-stop_daemon(Holder) ->
-    MRef = erlang:monitor(process, Holder),
-    Holder ! {stop, self()},
-    receive
-        {stopped, Holder} -> erlang:demonitor(MRef, [flush]), ok;
-        {'DOWN', MRef, process, Holder, _} -> ok
-    after 10000 ->
-        erlang:demonitor(MRef, [flush]),
-        exit(Holder, kill),
-        timeout
-    end.
-
+%% Its lines since `ready', as strings ("exit status N" once it exited).
 daemon_lines(J, Node) ->
-    Holder = lookup(J, {daemon_holder, Node}),
-    Holder ! {lines, self()},
-    receive
-        {lines, Holder, Lines} -> [binary_to_list(L) || L <- Lines]
-    after 5000 ->
-        []
-    end.
+    [line_text(L) || L <- ?DH:lines(?DH:janitor_lookup(J, {daemon_holder, Node}))].
 
-%% The embedded daemon's executable (priv/ewpcapd, or $EWPCAPD as under
-%% make ct-asan): daemons started here run what the library would.
-daemon_path() ->
-    ewpcap_daemon:executable().
+line_text({exit_status, St}) -> "exit status " ++ integer_to_list(St);
+line_text(L) -> binary_to_list(L).
 
 %% epmd in the foreground on Port, its OS pid registered with the janitor
 %% (it does not exit with its port). Returns once it answers -names.
@@ -445,7 +362,7 @@ start_epmd(J, Epmd, Port) ->
     P = open_port({spawn_executable, Epmd},
                   [{args, ["-port", integer_to_list(Port)]}, exit_status, stderr_to_stdout]),
     {os_pid, OsPid} = erlang:port_info(P, os_pid),
-    cleanup(J, {epmd, OsPid}, fun() -> kill_os(OsPid) end),
+    ?DH:janitor_add(J, {epmd, OsPid}, fun() -> kill_os(OsPid) end),
     ewpcap_testbed:poll(fun() -> is_list(epmd_names(Epmd, Port)) end, 5000) orelse
         ct:fail({epmd_not_up, Port}),
     OsPid.
@@ -524,12 +441,12 @@ start_client(J, Erl, Node, N) ->
                               "-pa", Ebin, "-noshell", "-eval", Script]},
                       {line, 1024}, use_stdio, stderr_to_stdout, exit_status, binary]),
     {os_pid, PortPid} = erlang:port_info(Port, os_pid),
-    cleanup(J, {client, PortPid}, fun() -> kill_os(PortPid) end),
+    ?DH:janitor_add(J, {client, PortPid}, fun() -> kill_os(PortPid) end),
     Ok = lists:duplicate(N, ok),
     case wait_opened(Port, erlang:monotonic_time(millisecond) + 30000, []) of
         {OsPid, Ok} ->
             OsPid =/= PortPid andalso
-                cleanup(J, {client, OsPid}, fun() -> kill_os(OsPid) end),
+                ?DH:janitor_add(J, {client, OsPid}, fun() -> kill_os(OsPid) end),
             {list_to_atom(Alive ++ "@" ++ Host), OsPid};
         Other ->
             ct:fail({client_start, Other})
@@ -551,46 +468,8 @@ wait_opened(Port, Deadline, Lines) ->
     end.
 
 %%% ===================================================================
-%%% The janitor: clean-up that survives the case's process
-%%% ===================================================================
-
-start_janitor() ->
-    spawn(fun() -> janitor([]) end).
-
-janitor(Items) ->
-    receive
-        {add, Key, What} ->
-            janitor([{Key, What} | Items]);
-        {lookup, Key, From} ->
-            From ! {janitor, proplists:get_value(Key, Items)},
-            janitor(Items);
-        {stop, From} ->
-            Done = [{Key, catch F()} || {Key, F} <- Items, is_function(F, 0)],
-            From ! {janitor_done, self(), Done}
-    end.
-
-cleanup(J, Key, What) ->
-    J ! {add, Key, What},
-    ok.
-
-lookup(J, Key) ->
-    J ! {lookup, Key, self()},
-    receive {janitor, V} -> V after 5000 -> undefined end.
-
-stop_janitor(J) ->
-    J ! {stop, self()},
-    receive
-        {janitor_done, J, Done} -> Done
-    after 60000 ->
-        timeout
-    end.
-
-%%% ===================================================================
 %%% Helpers
 %%% ===================================================================
-
-root() ->
-    os:cmd("id -u") =:= "0\n".
 
 need_netns() ->
     case {root(), ewpcap_netns:available()} of
@@ -599,44 +478,8 @@ need_netns() ->
         {_, false} -> exit({skip, "no ip command"})
     end.
 
-kill_os(OsPid) ->
-    _ = os:cmd("kill -9 " ++ integer_to_list(OsPid) ++ " 2>/dev/null"),
-    ok.
-
-%% info/1 with a retry: a daemon with a short --ticktime drops this node
-%% when it is silent, and the next call connects again.
-info(Node) ->
-    info(Node, 3).
-
-info(Node, Tries) ->
-    case catch ewpcap:info(Node) of
-        {ok, Info} -> Info;
-        _ when Tries > 1 -> timer:sleep(100), info(Node, Tries - 1);
-        Other -> ct:fail({info, Node, Other})
-    end.
-
-handles(Node) ->
-    proplists:get_value(handles, info(Node)).
-
-nodes_of(Node) ->
-    proplists:get_value(nodes, info(Node)).
-
-os_pid(Node) ->
-    proplists:get_value(os_pid, info(Node)).
-
 client_handles(Node, Client) ->
     [H || H <- handles(Node), node(proplists:get_value(owner, H)) =:= Client].
 
 is_string(S) ->
     is_list(S) andalso S =/= [] andalso io_lib:printable_unicode_list(S).
-
-flush() ->
-    _ = flush_list(),
-    ok.
-
-flush_list() ->
-    receive
-        M -> [M | flush_list()]
-    after 0 ->
-        []
-    end.

@@ -25,6 +25,10 @@
 
 -compile([export_all, nowarn_export_all]).
 
+-import(ewpcap_daemon_helpers, [handles/1, os_pid/1, flush/0]).
+
+-define(DH, ewpcap_daemon_helpers).
+
 -define(WARMUP, 50).            % open/close cycles before the baseline
 -define(CYCLES, 1000).          % open/close cycles
 -define(OWNERS, 500).           % owners killed while capturing
@@ -45,9 +49,8 @@ all() ->
 
 init_per_suite(Config) ->
     Node = ewpcap:node(),
-    case ewpcap:open(<<"lo">>, [{filter, "udp port 9 and udp port 10"}]) of
-        {ok, S} ->
-            ok = ewpcap:close(S),
+    case ?DH:embedded_on_lo() of
+        ok ->
             {Rx, Port} = udp_receiver(),
             Filter = "udp port " ++ integer_to_list(Port),
             ok = cycles(?WARMUP, Filter),
@@ -60,8 +63,8 @@ init_per_suite(Config) ->
             Holder = hold_socket(Rx),
             [{daemon, Node}, {os_pid, Pid}, {baseline, Base}, {udp_port, Port},
              {udp_holder, Holder} | Config];
-        {error, Reason} ->
-            {skip, lists:flatten(io_lib:format("cannot capture on lo: ~tp", [Reason]))}
+        Skip ->
+            Skip
     end.
 
 end_per_suite(Config) ->
@@ -219,14 +222,6 @@ cycles(N, Filter) ->
     ok = ewpcap:close(S),
     cycles(N - 1, Filter).
 
-os_pid(Node) ->
-    {ok, Info} = ewpcap:info(Node),
-    proplists:get_value(os_pid, Info).
-
-handles(Node) ->
-    {ok, Info} = ewpcap:info(Node),
-    proplists:get_value(handles, Info).
-
 wait_no_handles(Node) ->
     Deadline = erlang:monotonic_time(millisecond) + ?DRAIN,
     wait_no_handles(Node, Deadline).
@@ -297,11 +292,4 @@ drain_now(Rx) ->
     case gen_udp:recv(Rx, 0, 0) of
         {ok, _} -> drain_now(Rx);
         {error, _} -> ok
-    end.
-
-flush() ->
-    receive
-        _ -> flush()
-    after 0 ->
-        ok
     end.

@@ -40,6 +40,10 @@
 
 -compile([export_all, nowarn_export_all]).
 
+-import(ewpcap_daemon_helpers, [janitor_add/3, info/1, handles/1, nodes_of/1, os_pid/1, flush/0]).
+
+-define(DH, ewpcap_daemon_helpers).
+
 -define(OUT_MAX, 67108864).    % EWP_OUT_MAX: a peer past this is dropped
 -define(ROOM, 24).             % bytes left below it: less than any control frame
 -define(CHUNK, 8388608).       % largest binary echoed by one call of the fill
@@ -63,14 +67,13 @@ all() ->
 init_per_suite(Config) ->
     Node = ewpcap:node(),
     ?assertNotEqual(nonode@nohost, erlang:node()),
-    case ewpcap:open(<<"lo">>, [{filter, ?NOMATCH}]) of
-        {ok, S} ->
-            ok = ewpcap:close(S),
+    case ?DH:embedded_on_lo() of
+        ok ->
             ct:pal("embedded ewpcapd ~p (os pid ~p), local node ~p",
                    [Node, os_pid(Node), erlang:node()]),
             Config;
-        {error, Reason} ->
-            {skip, lists:flatten(io_lib:format("cannot capture on lo: ~tp", [Reason]))}
+        Skip ->
+            Skip
     end.
 
 end_per_suite(_Config) ->
@@ -80,18 +83,10 @@ end_per_suite(_Config) ->
 init_per_testcase(_Case, Config) ->
     flush(),
     % the janitor outlives a failed case: it ends what the case started
-    J = spawn(fun() -> janitor([]) end),
-    [{janitor, J} | Config].
+    [{janitor, ?DH:janitor_start()} | Config].
 
 end_per_testcase(_Case, Config) ->
-    J = ?config(janitor, Config),
-    MRef = erlang:monitor(process, J),
-    J ! {stop, self()},
-    receive
-        {janitor_done, Done} -> ct:pal("clean-up: ~p", [Done])
-    after 30000 -> ct:pal("clean-up timed out")
-    end,
-    erlang:demonitor(MRef, [flush]),
+    ct:pal("clean-up: ~p", [?DH:janitor_stop(?config(janitor, Config))]),
     flush(),
     ok.
 
@@ -420,33 +415,10 @@ signal(OsPid, Sig) ->
     end.
 
 %%% ===================================================================
-%%% The janitor
-%%% ===================================================================
-
-janitor(Items) ->
-    receive
-        {add, Key, Fun} -> janitor([{Key, Fun} | Items]);
-        {stop, From} -> From ! {janitor_done, [{Key, catch F()} || {Key, F} <- Items]}
-    end.
-
-janitor_add(J, Key, Fun) ->
-    J ! {add, Key, Fun},
-    ok.
-
-%%% ===================================================================
 %%% Helpers
 %%% ===================================================================
 
-info(Node) ->
-    case ewpcap:info(Node) of
-        {ok, Info} -> Info;
-        Other -> ct:fail({daemon_unreachable, Node, Other}) % it died
-    end.
-
-handles(Node) -> proplists:get_value(handles, info(Node)).
 handle_refs(Node) -> lists:sort([proplists:get_value(ref, H) || H <- handles(Node)]).
-nodes_of(Node) -> proplists:get_value(nodes, info(Node)).
-os_pid(Node) -> proplists:get_value(os_pid, info(Node)).
 
 peer_handles(D, PNode) ->
     [H || H <- handles(D), node(proplists:get_value(owner, H)) =:= PNode].
@@ -460,6 +432,3 @@ peer_queue(D, PNode) ->
 
 peer_packets(D, PNode) ->
     lists:sum([proplists:get_value(packets, H) || H <- peer_handles(D, PNode)]).
-
-flush() ->
-    receive _ -> flush() after 0 -> ok end.

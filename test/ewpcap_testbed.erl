@@ -1,4 +1,5 @@
-%%% @doc Test helper for ewpcap_remote_SUITE: a three-namespace test bed.
+%%% @doc Test helper for the remote suites (ewpcap_remote) and
+%%% ewpcap_tls_SUITE: a three-namespace test bed.
 %%%
 %%% ```
 %%%   A (clients)            B (capture host)             C (traffic peer)
@@ -19,6 +20,11 @@
 %%% suite is loaded into every peer, so funs of the suite run there (run/2,
 %%% run/3). An agent (agent/1) is a long-lived process on a peer that runs
 %%% funs for the suite: it owns handles and its mailbox holds their packets.
+%%%
+%%% The daemons in the bed are ewpcap_testbed_daemon's and tcpdump is
+%%% ewpcap_tcpdump's: start_daemon/2 and tcpdump_start/4 here (and the
+%%% functions beside them) call those modules, so that the suites have one
+%%% module to call.
 %%%
 %%% Every external command and every wait is bounded in time.
 %%% @end
@@ -46,7 +52,6 @@
 
 -define(PREFIX, (ewpcap_netns:prefix() ++ "rt")).   % ewp_ct_rt, or $EWP_NS_PREFIX ++ "rt"
 -define(CMD_TIMEOUT, 15000).
--define(READY_TIMEOUT, 15000).
 -define(STOP_TIMEOUT, 5000).
 -define(BOOT_TIMEOUT, 30000).
 -define(CALL_TIMEOUT, 20000).
@@ -226,169 +231,14 @@ kill_ns_pids(NS, Tries, Acc) ->
 %%% ewpcapd inside a namespace
 %%% ===================================================================
 
-%% @doc Starts `ip netns exec NS priv/ewpcapd -name Name -cookie Cookie
-%% --stdin --ticktime 4 -v Args...' and waits for its `ready' line.
-%% Options: `ns' (role, default b), `name' (default
-%% `"ewpcap@10.77.1.2"'), `cookie', `cookie_via' (`arg' (default):
-%% `-cookie'; `file': `--cookie-file' of a file deleted once the daemon is
-%% ready; `env': `$EWPCAPD_COOKIE'), `ticktime' (default 4), `args' (more
-%% flags), `verbose' (default true). The port is held by a process that
-%% is linked to nobody and records every line the daemon prints (stderr
-%% too). Returns a map describing the daemon.
--spec start_daemon(map(), map()) -> {ok, map()} | {error, term()}.
-start_daemon(Bed, Opts) ->
-    NS = ns(Bed, maps:get(ns, Opts, b)),
-    Name = maps:get(name, Opts, "ewpcap@10.77.1.2"),
-    Cookie = maps:get(cookie, Opts),
-    Tick = integer_to_list(maps:get(ticktime, Opts, 4)),
-    Verbose = case maps:get(verbose, Opts, true) of true -> ["-v"]; false -> [] end,
-    {CookieArgs, Env, CookieFile} =
-        case maps:get(cookie_via, Opts, arg) of
-            arg ->
-                {["-cookie", Cookie], [], undefined};
-            env ->
-                {[], [{"EWPCAPD_COOKIE", Cookie}], undefined};
-            file ->
-                F = filename:join("/tmp", "ewp_ct_rt_cookie_" ++
-                                      integer_to_list(erlang:unique_integer([positive]))),
-                ok = file:write_file(F, Cookie ++ "\n"),
-                ok = file:change_mode(F, 8#600),
-                {["--cookie-file", F], [], F}
-        end,
-    % wrap: a command the daemon runs under (e.g. setpriv ...), or []
-    Args = ["netns", "exec", NS] ++ maps:get(wrap, Opts, []) ++ [daemon_path(), "-name", Name] ++ CookieArgs ++
-        ["--stdin", "--ticktime", Tick] ++ Verbose ++ maps:get(args, Opts, []),
-    Parent = self(),
-    Tag = make_ref(),
-    {Holder, MRef} = spawn_monitor(fun() -> daemon_holder(Parent, Tag, Args, Env) end),
-    Result = daemon_started(Holder, MRef, Tag, Args),
-    _ = CookieFile =/= undefined andalso file:delete(CookieFile),
-    Result.
-
-daemon_started(Holder, MRef, Tag, Args) ->
-    receive
-        {Tag, {ok, Node, OsPid}} ->
-            erlang:demonitor(MRef, [flush]),
-            D = #{holder => Holder, node => Node, os_pid => OsPid, args => Args},
-            janitor_add({daemon, D}),
-            {ok, D};
-        {Tag, {error, _} = Error} ->
-            erlang:demonitor(MRef, [flush]),
-            Error;
-        {'DOWN', MRef, process, Holder, Reason} ->
-            {error, {holder_died, Reason}}
-    after ?READY_TIMEOUT + 5000 ->
-        erlang:demonitor(MRef, [flush]),
-        exit(Holder, kill),
-        {error, {ewpcapd, timeout}}
-    end.
-
-daemon_node(#{node := Node}) -> Node.
-daemon_os_pid(#{os_pid := Pid}) -> Pid.
-
-%% @doc Closes the daemon's standard input and waits (5 s) for it to exit;
-%% kills it (-9, by pid) if it does not.
--spec stop_daemon(map()) -> ok.
-stop_daemon(#{holder := Holder, os_pid := OsPid}) ->
-    MRef = erlang:monitor(process, Holder),
-    Holder ! stop,
-    receive
-        {'DOWN', MRef, process, Holder, _} -> ok
-    after ?STOP_TIMEOUT ->
-        erlang:demonitor(MRef, [flush]),
-        exit(Holder, kill)
-    end,
-    case poll(fun() -> not pid_alive(OsPid) end, ?STOP_TIMEOUT) of
-        true ->
-            ok;
-        false ->
-            _ = os_cmd("kill", ["-9", integer_to_list(OsPid)]),
-            true = poll(fun() -> not pid_alive(OsPid) end, ?STOP_TIMEOUT),
-            ok
-    end.
-
-%% @doc kill -9 of the daemon (by its pid); waits until it is gone.
--spec kill_daemon(map()) -> ok.
-kill_daemon(#{os_pid := OsPid}) ->
-    {0, _} = os_cmd("kill", ["-9", integer_to_list(OsPid)]),
-    true = poll(fun() -> not pid_alive(OsPid) end, ?STOP_TIMEOUT),
-    ok.
-
-%% @doc Sends a signal ("STOP", "CONT", ...) to the daemon (by its pid).
-signal_daemon(#{os_pid := OsPid}, Sig) ->
-    {0, _} = os_cmd("kill", ["-" ++ Sig, integer_to_list(OsPid)]),
-    ok.
-
-%% @doc Every line the daemon has printed so far (stdout and stderr).
--spec daemon_log(map()) -> [binary()].
-daemon_log(#{holder := Holder}) ->
-    MRef = erlang:monitor(process, Holder),
-    Holder ! {log, self(), MRef},
-    receive
-        {MRef, Lines} ->
-            erlang:demonitor(MRef, [flush]),
-            Lines;
-        {'DOWN', MRef, process, Holder, _} ->
-            []
-    after 5000 ->
-        erlang:demonitor(MRef, [flush]),
-        []
-    end.
-
-daemon_holder(Parent, Tag, Args, Env) ->
-    Port = open_port({spawn_executable, os:find_executable("ip")},
-                     [{args, Args}, {env, Env}, {line, 4096}, use_stdio, exit_status, binary,
-                      stderr_to_stdout, hide]),
-    {os_pid, OsPid} = erlang:port_info(Port, os_pid),
-    Deadline = erlang:monotonic_time(millisecond) + ?READY_TIMEOUT,
-    case wait_ready(Port, Deadline, []) of
-        {ok, Node, Lines} ->
-            Parent ! {Tag, {ok, Node, OsPid}},
-            daemon_hold(Port, Lines, running);
-        {error, _} = Error ->
-            _ = os_cmd("kill", ["-9", integer_to_list(OsPid)]),
-            catch port_close(Port),
-            Parent ! {Tag, Error}
-    end.
-
-wait_ready(Port, Deadline, Lines) ->
-    Timeout = max(0, Deadline - erlang:monotonic_time(millisecond)),
-    receive
-        {Port, {data, {eol, <<"ready ", Node/binary>> = Line}}} ->
-            {ok, binary_to_atom(Node, utf8), [Line | Lines]};
-        {Port, {data, {_, Line}}} ->
-            wait_ready(Port, Deadline, [Line | Lines]);
-        {Port, {exit_status, Status}} ->
-            {error, {ewpcapd_exit, Status, lists:reverse(Lines)}}
-    after Timeout ->
-        {error, {ewpcapd_timeout, lists:reverse(Lines)}}
-    end.
-
-%% Lines are kept in reverse order; after stop, the holder stays a little
-%% to collect the last lines, then exits.
-daemon_hold(Port, Lines, State) ->
-    receive
-        stop when State =:= running ->
-            catch port_close(Port),
-            ok;
-        {log, From, Ref} ->
-            From ! {Ref, lists:reverse(Lines)},
-            daemon_hold(Port, Lines, State);
-        {Port, {exit_status, Status}} ->
-            daemon_hold(Port, [iolist_to_binary(io_lib:format("(exit status ~p)", [Status])) | Lines],
-                        exited);
-        {Port, {data, {_, Line}}} ->
-            daemon_hold(Port, [Line | Lines], State);
-        stop ->
-            ok;
-        _ ->
-            daemon_hold(Port, Lines, State)
-    end.
-
-%% The embedded daemon's executable (priv/ewpcapd, or $EWPCAPD as under
-%% make ct-asan): daemons started here run what the library would.
-daemon_path() ->
-    ewpcap_daemon:executable().
+%% ewpcapd inside a namespace: ewpcap_testbed_daemon (see there).
+start_daemon(Bed, Opts) -> ewpcap_testbed_daemon:start(Bed, Opts).
+stop_daemon(D) -> ewpcap_testbed_daemon:stop(D).
+kill_daemon(D) -> ewpcap_testbed_daemon:kill(D).
+signal_daemon(D, Sig) -> ewpcap_testbed_daemon:signal(D, Sig).
+daemon_log(D) -> ewpcap_testbed_daemon:log(D).
+daemon_os_pid(D) -> ewpcap_testbed_daemon:os_pid(D).
+daemon_node(D) -> ewpcap_testbed_daemon:node(D).
 
 %%% ===================================================================
 %%% Peer nodes
@@ -540,82 +390,10 @@ agent_run(Agent, Fun, Timeout) ->
 %%% tcpdump inside a namespace
 %%% ===================================================================
 
-%% @doc Starts `tcpdump -i If -c Count -w File Filter' inside the
-%% namespace NS (bounded by `timeout 20') and returns once it listens.
--spec tcpdump_start(string(), string(), pos_integer(), string()) -> {ok, map()} | {error, term()}.
-tcpdump_start(NS, If, Count, Filter) ->
-    File = filename:join("/tmp", "ewp_ct_rt_" ++
-                             integer_to_list(erlang:unique_integer([positive])) ++ ".pcap"),
-    Args = ["netns", "exec", NS, "timeout", "20", "tcpdump", "-n", "-U", "-Z", "root",
-            "-i", If, "-c", integer_to_list(Count), "-w", File, Filter],
-    Port = open_port({spawn_executable, os:find_executable("ip")},
-                     [{args, Args}, {line, 1024}, exit_status, binary, stderr_to_stdout, hide]),
-    T = #{port => Port, file => File},
-    Deadline = erlang:monotonic_time(millisecond) + 10000,
-    case tcpdump_wait(Port, Deadline, []) of
-        {listening, Lines} -> {ok, T#{lines => Lines}};
-        Other -> catch port_close(Port), {error, Other}
-    end.
-
-tcpdump_wait(Port, Deadline, Lines) ->
-    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
-    receive
-        {Port, {data, {_, L}}} ->
-            case binary:match(L, <<"listening on">>) of
-                nomatch -> tcpdump_wait(Port, Deadline, [L | Lines]);
-                _ -> {listening, [L | Lines]}
-            end;
-        {Port, {exit_status, S}} ->
-            {exit, S, lists:reverse(Lines)}
-    after Left ->
-        {timeout, lists:reverse(Lines)}
-    end.
-
-%% @doc Waits for tcpdump to exit and returns the frames it wrote
-%% `{ok, [Frame]}' or `{error, Why}'. The file is deleted.
-tcpdump_result(#{port := Port, file := File}, Timeout) ->
-    Deadline = erlang:monotonic_time(millisecond) + Timeout,
-    R = tcpdump_exit(Port, Deadline, []),
-    Result =
-        case R of
-            {0, _} ->
-                case file:read_file(File) of
-                    {ok, Bin} -> {ok, parse_pcap(Bin)};
-                    Error -> Error
-                end;
-            {Other, Lines} ->
-                {error, {tcpdump, Other, Lines}}
-        end,
-    _ = file:delete(File),
-    Result.
-
-tcpdump_exit(Port, Deadline, Lines) ->
-    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
-    receive
-        {Port, {data, {_, L}}} -> tcpdump_exit(Port, Deadline, [L | Lines]);
-        {Port, {exit_status, S}} -> {S, lists:reverse(Lines)}
-    after Left ->
-        case erlang:port_info(Port, os_pid) of
-            {os_pid, P} -> os_cmd("kill", ["-9", integer_to_list(P)]);
-            _ -> ok
-        end,
-        catch port_close(Port),
-        {timeout, lists:reverse(Lines)}
-    end.
-
-%% @doc The frames of a pcap file (microsecond or nanosecond, either byte
-%% order).
-parse_pcap(<<16#A1B2C3D4:32/little, _:20/binary, Rest/binary>>) -> records(little, Rest);
-parse_pcap(<<16#A1B23C4D:32/little, _:20/binary, Rest/binary>>) -> records(little, Rest);
-parse_pcap(<<16#A1B2C3D4:32/big, _:20/binary, Rest/binary>>) -> records(big, Rest);
-parse_pcap(<<16#A1B23C4D:32/big, _:20/binary, Rest/binary>>) -> records(big, Rest).
-
-records(_, <<>>) ->
-    [];
-records(little, <<_:64, Incl:32/little, _Orig:32/little, Frame:Incl/binary, Rest/binary>>) ->
-    [Frame | records(little, Rest)];
-records(big, <<_:64, Incl:32/big, _Orig:32/big, Frame:Incl/binary, Rest/binary>>) ->
-    [Frame | records(big, Rest)].
+%% tcpdump inside a namespace: ewpcap_tcpdump (see there).
+tcpdump_start(NS, If, Count, Filter) -> ewpcap_tcpdump:start(NS, If, Count, Filter).
+tcpdump_result(T, Timeout) -> ewpcap_tcpdump:result(T, Timeout).
+parse_pcap(Bin) -> ewpcap_tcpdump:parse_pcap(Bin).
 
 %%% ===================================================================
 %%% The janitor: what a test case started, stopped in end_per_testcase

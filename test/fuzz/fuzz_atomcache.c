@@ -1,8 +1,8 @@
 /*
  * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
  *
- * libFuzzer target for the distribution header (cnode/atomcache.c, linked
- * with decode_check.c). The input is a stream of frames, each behind a
+ * libFuzzer target for the distribution header (cnode/atomcache_in.c and
+ * atomcache_out.c, linked with decode_check.c). The input is a stream of frames, each behind a
  * 2-byte length, all read against one incoming cache as dist.c reads a
  * connection's (so later frames can refer to the entries of earlier ones):
  * ewp_ac_in_frame, then, as ctl.c does, ewp_decode_check on the rewritten

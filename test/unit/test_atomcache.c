@@ -1,10 +1,11 @@
 /*
  * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
  *
- * CUnit tests of cnode/atomcache.c: the distribution header parsed and its
- * frame rewritten into the pass-through form (ewp_ac_in_frame), our own
- * frames given a header (ewp_ac_plain) and packet heads by reference
- * (ewp_ac_tmpl_*), checked by reading them back through ewp_ac_in_frame.
+ * CUnit tests of cnode/atomcache_in.c and atomcache_out.c: the
+ * distribution header parsed and its frame rewritten into the
+ * pass-through form (ewp_ac_in_frame), our own frames given a header
+ * (ewp_ac_plain) and packet heads by reference (ewp_ac_tmpl_*), checked
+ * by reading them back through ewp_ac_in_frame.
  *
  * Incoming frames are written byte by byte, the terms after the header
  * with ei. Every parse runs on an exact-size heap copy, so a read past the
@@ -389,7 +390,7 @@ test_packet_head_by_reference(void)
     ewp_ac_in_free(in2);
 }
 
-/* FNV-1a into 2048 entries, as atomcache.c places atoms */
+/* FNV-1a into 2048 entries, as atomcache_out.c places atoms */
 static unsigned
 slot_of(const char *s)
 {
