@@ -300,8 +300,14 @@ rpc_handle_with_library(Config) ->
     ?assertEqual([], handles(A, ?D)),
     ?assert(lists:min([Us || {Us, _} <- Closes]) =< 5 * max(lists:max([Us || {Us, _} <- LibCloses]), 1000)).
 
+%% A daemon that waited on a bad client would stall until the client gave
+%% up (6 s here) or its handshake timed out (HANDSHAKE_SECS, 5 s, in
+%% cnode/listen.c): a gap under half of that is not such a stall, however
+%% slow a loaded machine makes the yardsticks measured before the clients
+-define(STALL_FLOOR_MS, 2500).
+
 handshake_cannot_stall() ->
-    [{doc, "Silent and garbage TCP clients on the daemon's port stall nothing: packets keep flowing (no gap over 10 times those before them), a new node connects and is answered within 5 times a connection before them"}].
+    [{doc, "Silent and garbage TCP clients on the daemon's port stall nothing: packets keep flowing (no gap over 10 times those before them, nor half the handshake timeout), a new node connects and is answered within 5 times a connection before them (or half the handshake timeout)"}].
 handshake_cannot_stall(Config) ->
     _D = daemon(Config),
     A = client(Config, "a"),
@@ -371,7 +377,7 @@ handshake_cannot_stall(Config) ->
     ?assertMatch({ok, _}, on(A, fun() -> ewpcap:dev(?D) end)),
     ct:pal("new node connected and answered in ~p ms (before the bad clients: ~p ms)",
            [Connect, IdleConnect]),
-    ?assert(Connect =< 5 * max(IdleConnect, 10)),
+    ?assert(Connect =< max(5 * max(IdleConnect, 10), ?STALL_FLOOR_MS)),
     % wait for the end of the stream (or no arrival for a second), then look
     % at the arrivals
     _ = ?TB:poll(fun() -> {Ts, Now} = Peek(),
@@ -387,7 +393,7 @@ handshake_cannot_stall(Config) ->
     ct:pal("~p of ~p packets, largest gap ~p ms (~p ms before the bad clients)",
            [length(Times), N, MaxGap, IdleGap]),
     ?assertEqual(N, length(Times)),
-    ?assert(MaxGap =< 10 * max(IdleGap, Interval)).
+    ?assert(MaxGap =< max(10 * max(IdleGap, Interval), ?STALL_FLOOR_MS)).
 
 max_gap(Times) ->
     lists:max([0 | [T2 - T1 || {T1, T2} <- lists:zip(lists:droplast(Times), tl(Times))]]).
