@@ -124,6 +124,11 @@ dialyzer: erl
 lint:
 	clang-tidy --quiet $(CNODE_SRC) -- $(EWP_CFLAGS) 
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c11 -I cnode $(CNODE_SRC)
+	@# the suites, test helpers and bench modules with every warning an error
+	@# (ct_run compiles suites without -Wall: an unexported doc function or an
+	@# unused helper passes unseen there)
+	mkdir -p _build/lint-erl && erlc -Wall +warnings_as_errors -I include -I test \
+	    -o _build/lint-erl test/*.erl bench/*.erl
 
 clean:
 	rm -f cnode/*.o test/unit/*.o test/unit/run priv/ewpcapd ebin/*.beam ebin/ewpcap.app

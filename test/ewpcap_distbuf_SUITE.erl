@@ -14,6 +14,8 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1, end_per_testcase/2]).
+% the cases' docs, which ct reads
+-export([embedded_daemon_only/0, reconnect/0, turned_off/0]).
 -export([embedded_daemon_only/1, reconnect/1, turned_off/1]).
 
 -define(DEFAULT, 1048576). % the documented default of dist_buffer

@@ -12,6 +12,8 @@
 -include("ewpcap.hrl").
 
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1]).
+% the cases' docs, which ct reads
+-export([stopped_client_does_not_slow_another/0, batch_read/0]).
 -export([stopped_client_does_not_slow_another/1, batch_read/1]).
 -export([counter/2]).
 

@@ -13,6 +13,8 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1]).
+% the cases' docs, which ct reads
+-export([sname_client_long_daemon/0, name_client_short_daemon/0, fqdn_host_part_from_sname/0, long_alive_part/0]).
 -export([sname_client_long_daemon/1, name_client_short_daemon/1,
          fqdn_host_part_from_sname/1, long_alive_part/1]).
 
