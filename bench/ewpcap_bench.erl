@@ -80,9 +80,9 @@ run() ->
         say("bench: WARNING: other processes are using the CPU; the numbers will be noisy", []),
     {LPort, LNode, LPid} = start_local_daemon(Cfg),
     {RPort, RPid} = start_remote_daemon(Cfg),
-    {BPorts, Before} = start_before_daemons(Cfg),
     Cli = start_client(Cfg),
     Tls = start_tls(Cfg),
+    {BPorts, Before} = start_before_daemons(Cfg, Tls),
     {ok, Peer, PNode} = start_peer(Cfg),
     Ctx = Cfg#{local_node => LNode, local_pid => LPid, remote_pid => RPid, tls => Tls,
                remote_node => remote_node(Cfg, "ewpcap"), before_ctx => Before,
@@ -1090,13 +1090,22 @@ remote_node(#{cap_addr := Addr}, Name) ->
 %% BENCH_EWPCAPD_BEFORE: the old binary, same-host and remote, beside the
 %% current ones. Returns the ports and the context keys that point a row
 %% at them (undefined when the variable is unset).
-start_before_daemons(#{ewpcapd_before := undefined}) ->
+%% With the TLS rows, a TLS daemon of the old binary too, reached by the
+%% same TLS client node.
+start_before_daemons(#{ewpcapd_before := undefined}, _Tls) ->
     {[], undefined};
-start_before_daemons(#{ewpcapd_before := Exe} = Ctx) ->
+start_before_daemons(#{ewpcapd_before := Exe} = Ctx, Tls) ->
     {LPort, LNode, LPid} = start_local_daemon(Exe, "ewp_bench_dbefore_", Ctx),
     {RPort, RPid} = start_remote_daemon(Exe, "ewpcap_before", Ctx),
-    {[RPort, LPort], #{local_node => LNode, local_pid => LPid, remote_pid => RPid,
-                       remote_node => remote_node(Ctx, "ewpcap_before")}}.
+    B = #{local_node => LNode, local_pid => LPid, remote_pid => RPid,
+          remote_node => remote_node(Ctx, "ewpcap_before")},
+    case Tls of
+        undefined ->
+            {[RPort, LPort], B};
+        #{optfile := Optfile} ->
+            {TPort, TPid, TNode} = start_tls_daemon(Exe, "ewpcap_tls_before", Optfile, Ctx),
+            {[TPort, RPort, LPort], B#{tls => Tls#{pid := TPid, node := TNode}}}
+    end.
 
 %% The client node: an Erlang node in the client namespace, driven over its
 %% standard input (this node cannot reach that namespace).
@@ -1140,7 +1149,7 @@ start_tls(#{modes := Modes} = Ctx) ->
     end.
 
 start_tls_nodes(Ctx) ->
-    #{out := Out, ewpcapd := Exe, cap_ns := NS, cookie := Cookie, cap_addr := Addr,
+    #{out := Out, ewpcapd := Exe, cookie := Cookie, cap_addr := Addr,
       cli_ns := CNS, cli_addr := CAddr, ebin := Ebin, bench_ebin := BEbin} = Ctx,
     Dir = filename:join(Out, "tls"),
     ok = filelib:ensure_path(Dir),
@@ -1159,10 +1168,7 @@ start_tls_nodes(Ctx) ->
     Optfile = F("optfile", ".conf"),
     ok = file:write_file(Optfile, io_lib:format("~tp.~n", [[{server, [{fail_if_no_peer_cert, true} | Opts]},
                                                             {client, Opts}]])),
-    DPort = ns_port(Ctx, NS, Exe, ["-name", "ewpcap_tls@" ++ Addr, "-cookie", Cookie, "--stdin",
-                                   "--tls-optfile", Optfile]),
-    {ok, _} = wait_line(DPort, "ready ", 30000),
-    {os_pid, DPid} = erlang:port_info(DPort, os_pid),
+    {DPort, DPid, DNode} = start_tls_daemon(Exe, "ewpcap_tls", Optfile, Ctx),
     Erl = os:find_executable("erl"),
     CPort = ns_port(Ctx, CNS, Erl, ["-noshell", "-name", "ewp_bench_clitls@" ++ CAddr,
                                     "-setcookie", Cookie, "+C", "multi_time_warp",
@@ -1173,8 +1179,17 @@ start_tls_nodes(Ctx) ->
     {ok, <<"hello ", P/binary>>} = wait_line(CPort, "hello ", 30000),
     say("bench: TLS ewpcapd ewpcap_tls@~s (os pid ~b), TLS client node (os pid ~s)",
         [Addr, DPid, P]),
-    #{daemon_port => DPort, pid => DPid, node => list_to_atom("ewpcap_tls@" ++ Addr),
+    #{daemon_port => DPort, pid => DPid, node => DNode, optfile => Optfile,
       client => #{port => CPort, pid => binary_to_integer(P)}}.
+
+%% A TLS ewpcapd (Exe) named Name@ the capture address: {Port, OsPid, Node}
+start_tls_daemon(Exe, Name, Optfile, Ctx) ->
+    #{cap_ns := NS, cookie := Cookie, cap_addr := Addr} = Ctx,
+    Port = ns_port(Ctx, NS, Exe, ["-name", Name ++ "@" ++ Addr, "-cookie", Cookie, "--stdin",
+                                  "--tls-optfile", Optfile]),
+    {ok, _} = wait_line(Port, "ready ", 30000),
+    {os_pid, Pid} = erlang:port_info(Port, os_pid),
+    {Port, Pid, list_to_atom(Name ++ "@" ++ Addr)}.
 
 stop_tls(undefined) ->
     ok;

@@ -525,26 +525,34 @@ write_cb(struct ev_loop *loop, ev_io *w, int revents)
     peer_write(w->data);
 }
 
-/* Send what the socket takes; watch for writable while anything is left. */
+/* Send what the socket takes; watch for writable while anything is left.
+ * A plain send takes all the socket can take at once; an xport's write
+ * may take less (TLS: one record, 16 KiB, per call), so it is called
+ * again until everything is written or it would block: one loop turn per
+ * record would also leave out_head mid-buffer for the next packet's
+ * out_reserve to move the whole queue down. */
 static void
 peer_write(struct ewp_peer *p)
 {
     struct ewp_dist *d = p->d;
     ssize_t n;
 
-    if (p->xp == NULL)
-        n = send(p->fd, p->out + p->out_head, p->out_len - p->out_head, MSG_NOSIGNAL);
-    else
-        n = p->xp->ops->write(p->xp, p->out + p->out_head, p->out_len - p->out_head);
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EINTR)
-            ewp_peer_drop(p, strerror(errno));
-        else if (!ev_is_active(&p->wio))
-            ev_io_start(d->loop, &p->wio);
+    for (;;) {
+        if (p->xp == NULL)
+            n = send(p->fd, p->out + p->out_head, p->out_len - p->out_head, MSG_NOSIGNAL);
+        else
+            n = p->xp->ops->write(p->xp, p->out + p->out_head, p->out_len - p->out_head);
+        if (n <= 0)
+            break;
+        p->out_head += (size_t)n;
+        d->out_total -= (size_t)n;
+        if (p->xp == NULL || p->out_head == p->out_len)
+            break;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        ewp_peer_drop(p, strerror(errno));
         return;
     }
-    p->out_head += (size_t)n;
-    d->out_total -= (size_t)n;
     if (p->out_head < p->out_len) {
         if (!ev_is_active(&p->wio))
             ev_io_start(d->loop, &p->wio);
