@@ -527,10 +527,10 @@ write_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* Send what the socket takes; watch for writable while anything is left.
  * A plain send takes all the socket can take at once; an xport's write
- * may take less (TLS: one record, 16 KiB, per call), so it is called
- * again until everything is written or it would block: one loop turn per
- * record would also leave out_head mid-buffer for the next packet's
- * out_reserve to move the whole queue down. */
+ * may take less (TLS: GATHER_MAX of tls.c per call), so it is called
+ * again until everything is written or it would block, and it may keep
+ * records of what it took for the socket (unsent): called with nothing
+ * new, it sends those. */
 static void
 peer_write(struct ewp_peer *p)
 {
@@ -553,17 +553,19 @@ peer_write(struct ewp_peer *p)
         ewp_peer_drop(p, strerror(errno));
         return;
     }
-    if (p->out_head < p->out_len) {
-        if (!ev_is_active(&p->wio))
-            ev_io_start(d->loop, &p->wio);
-    } else {
-        ev_io_stop(d->loop, &p->wio);
+    if (p->out_head == p->out_len) {
         p->out_head = p->out_len = 0;
         if (p->out_cap > OUT_KEEP) {
             free(p->out);
             p->out = NULL;
             p->out_cap = 0;
         }
+    }
+    if (p->out_head < p->out_len || (p->xp != NULL && p->xp->ops->unsent(p->xp) > 0)) {
+        if (!ev_is_active(&p->wio))
+            ev_io_start(d->loop, &p->wio);
+    } else {
+        ev_io_stop(d->loop, &p->wio);
     }
     if (p->congested && ewp_peer_queued(p) < EWP_OUT_LOW) {
         p->congested = 0;
