@@ -1167,9 +1167,10 @@ start_tls_nodes(Ctx) ->
             {cacertfile, F("ca", ".pem")}, {verify, verify_peer}],
     Optfile = F("optfile", ".conf"),
     ok = file:write_file(Optfile, io_lib:format("~tp.~n", [[{server, [{fail_if_no_peer_cert, true} | Opts]},
-                                                            {client, Opts}]])),
+                                                            {client, Opts ++ tls_client_opts()}]])),
     {DPort, DPid, DNode} = start_tls_daemon(Exe, "ewpcap_tls", Optfile, Ctx),
-    Erl = os:find_executable("erl"),
+    %% BENCH_TLS_ERL: another erl for the TLS client node (an OTP 27 root's)
+    Erl = env("BENCH_TLS_ERL", os:find_executable("erl")),
     CPort = ns_port(Ctx, CNS, Erl, ["-noshell", "-name", "ewp_bench_clitls@" ++ CAddr,
                                     "-setcookie", Cookie, "+C", "multi_time_warp",
                                     "-proto_dist", "inet_tls", "-ssl_dist_optfile", Optfile,
@@ -1181,6 +1182,14 @@ start_tls_nodes(Ctx) ->
         [Addr, DPid, P]),
     #{daemon_port => DPort, pid => DPid, node => DNode, optfile => Optfile,
       client => #{port => CPort, pid => binary_to_integer(P)}}.
+
+%% BENCH_TLS_CLIENT_OPTS: more ssl options of the TLS client node, an
+%% Erlang list, e.g. "[{versions, ['tlsv1.2']}]"
+tls_client_opts() ->
+    {ok, Toks, _} = erl_scan:string(env("BENCH_TLS_CLIENT_OPTS", "[]") ++ "."),
+    {ok, L} = erl_parse:parse_term(Toks),
+    true = is_list(L),
+    L.
 
 %% A TLS ewpcapd (Exe) named Name@ the capture address: {Port, OsPid, Node}
 start_tls_daemon(Exe, Name, Optfile, Ctx) ->
