@@ -316,13 +316,9 @@ $(BENCH_OUT)/pcapcount: bench/pcapcount.c
 	@mkdir -p $(@D)
 	$(c_verbose) $(CC) $(BENCH_CFLAGS) -o $@ $< $(LDFLAGS) -lpcap
 
-$(BENCH_OUT)/ebin/ewpcap_bench.beam: bench/ewpcap_bench.erl $(wildcard include/*.hrl)
+$(BENCH_OUT)/ebin/%.beam: bench/%.erl $(wildcard include/*.hrl) $(wildcard bench/*.hrl)
 	@mkdir -p $(@D)
 	$(erlc_verbose) erlc -Wall +warnings_as_errors -I include -o $(@D) $<
-
-$(BENCH_OUT)/ebin/%.beam: bench/%.erl
-	@mkdir -p $(@D)
-	$(erlc_verbose) erlc -Wall +warnings_as_errors -o $(@D) $<
 
 bench: all bench-build
 	bash bench/run.sh
