@@ -78,11 +78,11 @@ print(Rows) ->
         io:format("| size | rows | rate | untuned CPU us/pkt (daemon + node) | tuned | ratio | "
                   "untuned pps / drops | tuned pps / drops |~n|---|---|---|---:|---:|---:|---:|---:|~n"),
         [io:format("| ~b | ~s | ~s | ~s | ~s | ~.2fx | ~s / ~s | ~s / ~s |~n",
-                   [S, T, ewpcap_bench:rate_str(Rate), cpu_str(U), cpu_str(Tu),
-                    cpu(Tu) / cpu(U), ewpcap_bench:fmt_int(maps:get(delivered_pps, U)),
-                    ewpcap_bench:fmt_int(maps:get(drops, U)),
-                    ewpcap_bench:fmt_int(maps:get(delivered_pps, Tu)),
-                    ewpcap_bench:fmt_int(maps:get(drops, Tu))])
+                   [S, T, ewpcap_bench_report:rate_str(Rate), cpu_str(U), cpu_str(Tu),
+                    cpu(Tu) / cpu(U), ewpcap_bench_report:fmt_int(maps:get(delivered_pps, U)),
+                    ewpcap_bench_report:fmt_int(maps:get(drops, U)),
+                    ewpcap_bench_report:fmt_int(maps:get(delivered_pps, Tu)),
+                    ewpcap_bench_report:fmt_int(maps:get(drops, Tu))])
          || {S, T, Rate, Tu, U} <- Pairs],
         Ratios = [cpu(Tu) / cpu(U) || {_, _, _, Tu, U} <- Pairs],
         io:format("~nCPU per packet tuned/untuned: geometric mean ~.2fx over ~b pairs "
@@ -131,11 +131,11 @@ untuned_target(Find, Target, Size, Max) ->
             Target(Name, T =< Max * U andalso D =:= 0,
                    io_lib:format("~.2f vs ~.2f us/pkt: ~.2fx; ~s drops at ~s pps offered "
                                  "(untuned: ~s drops, ~s pps delivered of ~s offered)",
-                                 [float(T), float(U), T / U, ewpcap_bench:fmt_int(D),
-                                  ewpcap_bench:fmt_int(maps:get(offered_pps, Tu)),
-                                  ewpcap_bench:fmt_int(maps:get(drops, Un)),
-                                  ewpcap_bench:fmt_int(maps:get(delivered_pps, Un)),
-                                  ewpcap_bench:fmt_int(maps:get(offered_pps, Un))]));
+                                 [float(T), float(U), T / U, ewpcap_bench_report:fmt_int(D),
+                                  ewpcap_bench_report:fmt_int(maps:get(offered_pps, Tu)),
+                                  ewpcap_bench_report:fmt_int(maps:get(drops, Un)),
+                                  ewpcap_bench_report:fmt_int(maps:get(delivered_pps, Un)),
+                                  ewpcap_bench_report:fmt_int(maps:get(offered_pps, Un))]));
         _ ->
             Target(Name, false, "row missing")
     end.

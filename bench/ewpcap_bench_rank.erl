@@ -23,12 +23,12 @@ print(Rows) ->
          Sorted = lists:sort(fun(A, B) -> key(A) =< key(B) end,
                              [R || #{size := S} = R <- Ok, S =:= Size]),
          [io:format("| ~b | ~b | ~s | ~s | ~.2f | ~.2f | ~.2f | ~s | ~s |~n",
-                    [Size, I, maps:get(mode, R), ewpcap_bench:rate_str(maps:get(rate, R)),
+                    [Size, I, maps:get(mode, R), ewpcap_bench_report:rate_str(maps:get(rate, R)),
                      float(maps:get(cpu_us_per_pkt, R)),
                      float(maps:get(cpu_daemon_us_per_pkt, R)),
                      float(maps:get(cpu_beam_us_per_pkt, R)),
-                     ewpcap_bench:fmt_int(maps:get(delivered_pps, R)),
-                     ewpcap_bench:fmt_int(maps:get(drops, R))])
+                     ewpcap_bench_report:fmt_int(maps:get(delivered_pps, R)),
+                     ewpcap_bench_report:fmt_int(maps:get(drops, R))])
           || {I, R} <- lists:zip(lists:seq(1, length(Sorted)), Sorted)]
      end || Size <- lists:usort([S || #{size := S} <- Ok])],
     io:format("~n"),

@@ -29,12 +29,17 @@
 # TLS distribution, certificates made with openssl in bench/out/tls; also
 # snap1600: default options with {snaplen, 1600}), BENCH_TIMEOUT (seconds, 900),
 # BENCH_README=0 (do not write the table into README.md; bench/out/table.md
-# is written anyway). A target that fails makes the run exit 1.
+# is written anyway), BENCH_TLS_ERL (the erl of the TLS client node, e.g. a
+# wrapper that runs an OTP 27 root's in chroot with this tree bound at the
+# same path), BENCH_TLS_CLIENT_OPTS (more ssl options of that node, an
+# Erlang list: "[{versions, ['tlsv1.2']}]"). A target that fails makes the
+# run exit 1.
 #
 # Before/after: BENCH_EWPCAPD_BEFORE=/path/to/old/ewpcapd runs every row
-# that runs ewpcapd (default, batch64, snap1600, remote, remote_batch64)
-# also with that binary (a second same-host and remote daemon beside the
-# current ones), in the same run: BENCH_REPEAT runs of each binary per
+# that runs ewpcapd (default, batch64, snap1600, remote, remote_batch64,
+# remote_tls, remote_tls_batch64) also with that binary (a second
+# same-host, remote and TLS daemon beside the current ones; the TLS ones
+# share the TLS client node), in the same run: BENCH_REPEAT runs of each binary per
 # (mode, size, rate), paced rates too, interleaved current, before,
 # current, ... The main table and the targets are the current binary's;
 # then a before/after table (bench/out/before_after.md): delivered pps,

@@ -525,37 +525,47 @@ write_cb(struct ev_loop *loop, ev_io *w, int revents)
     peer_write(w->data);
 }
 
-/* Send what the socket takes; watch for writable while anything is left. */
+/* Send what the socket takes; watch for writable while anything is left.
+ * A plain send takes all the socket can take at once; an xport's write
+ * may take less (TLS: GATHER_MAX of tls.c per call), so it is called
+ * again until everything is written or it would block, and it may keep
+ * records of what it took for the socket (unsent): called with nothing
+ * new, it sends those. */
 static void
 peer_write(struct ewp_peer *p)
 {
     struct ewp_dist *d = p->d;
     ssize_t n;
 
-    if (p->xp == NULL)
-        n = send(p->fd, p->out + p->out_head, p->out_len - p->out_head, MSG_NOSIGNAL);
-    else
-        n = p->xp->ops->write(p->xp, p->out + p->out_head, p->out_len - p->out_head);
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EINTR)
-            ewp_peer_drop(p, strerror(errno));
-        else if (!ev_is_active(&p->wio))
-            ev_io_start(d->loop, &p->wio);
+    for (;;) {
+        if (p->xp == NULL)
+            n = send(p->fd, p->out + p->out_head, p->out_len - p->out_head, MSG_NOSIGNAL);
+        else
+            n = p->xp->ops->write(p->xp, p->out + p->out_head, p->out_len - p->out_head);
+        if (n <= 0)
+            break;
+        p->out_head += (size_t)n;
+        d->out_total -= (size_t)n;
+        if (p->xp == NULL || p->out_head == p->out_len)
+            break;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        ewp_peer_drop(p, strerror(errno));
         return;
     }
-    p->out_head += (size_t)n;
-    d->out_total -= (size_t)n;
-    if (p->out_head < p->out_len) {
-        if (!ev_is_active(&p->wio))
-            ev_io_start(d->loop, &p->wio);
-    } else {
-        ev_io_stop(d->loop, &p->wio);
+    if (p->out_head == p->out_len) {
         p->out_head = p->out_len = 0;
         if (p->out_cap > OUT_KEEP) {
             free(p->out);
             p->out = NULL;
             p->out_cap = 0;
         }
+    }
+    if (p->out_head < p->out_len || (p->xp != NULL && p->xp->ops->unsent(p->xp) > 0)) {
+        if (!ev_is_active(&p->wio))
+            ev_io_start(d->loop, &p->wio);
+    } else {
+        ev_io_stop(d->loop, &p->wio);
     }
     if (p->congested && ewp_peer_queued(p) < EWP_OUT_LOW) {
         p->congested = 0;

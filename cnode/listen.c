@@ -285,7 +285,8 @@ hs_read_cb(struct ev_loop *loop, ev_io *w, int revents)
         /* a fresh socket's buffer takes these few hundred bytes at once */
         if ((c->xp == NULL ? send(c->fd, c->hs.out, c->hs.out_len, MSG_NOSIGNAL)
                            : c->xp->ops->write(c->xp, c->hs.out, c->hs.out_len)) !=
-            (ssize_t)c->hs.out_len) {
+                (ssize_t)c->hs.out_len ||
+            (c->xp != NULL && c->xp->ops->unsent(c->xp) > 0)) {
             hs_close(c, "cannot write handshake");
             return;
         }

@@ -13,6 +13,10 @@
  * the start of the buffer, which may have moved, and at least as many).
  * pending tells how many bytes the xport already holds, decrypted, that
  * the socket's readiness will not announce: read them before waiting.
+ * write may take bytes it has not yet put on the socket (TLS: records in
+ * its gather buffer): unsent counts them; while it is not 0, call write
+ * again when the socket is writable (with len 0 when nothing else is to
+ * be written), as for bytes not taken.
  */
 #ifndef EWP_XPORT_H
 #define EWP_XPORT_H
@@ -26,6 +30,7 @@ struct ewp_xport_ops {
     ssize_t (*read)(struct ewp_xport *x, void *buf, size_t len);         /* as read(2) */
     ssize_t (*write)(struct ewp_xport *x, const void *buf, size_t len);  /* as send(2) */
     size_t (*pending)(struct ewp_xport *x);   /* bytes held that the fd will not signal */
+    size_t (*unsent)(struct ewp_xport *x);    /* bytes taken, not yet on the socket */
     void (*free)(struct ewp_xport *x);        /* frees it; the fd stays open */
 };
 

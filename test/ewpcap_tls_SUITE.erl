@@ -2,13 +2,8 @@
 %%%
 %%% The three-namespace bed of ewpcap_remote_SUITE (ewpcap_testbed): the
 %%% daemon `ewpcap@10.77.1.2' in B, client nodes `x@10.77.1.1' in A, the
-%%% traffic peer in C. Certificates are made at the start of the suite with
-%%% the `openssl' command in the suite's priv_dir (ECDSA P-256, valid two
-%%% days): a CA, a node certificate for every address of the bed (as IP and
-%%% as DNS entries of subjectAltName: OTP 25 checks the host part of the
-%%% node name against them), and a second, rogue CA with a certificate of
-%%% its own. Optfiles (`-ssl_dist_optfile') for the good client, a client
-%%% without certificate, and the rogue one.
+%%% traffic peer in C. Certificates and optfiles are made at the start of
+%%% the suite in its priv_dir (ewpcap_tls_certs).
 %%%
 %%% The IPv6 group enables IPv6 on lo of namespace A only (the bed disables
 %%% it on every link so that nothing else is captured), for `inet6_tcp'
@@ -45,7 +40,8 @@ groups() ->
             tls_optfile_daemon,
             tls_embedded_daemon,
             tls_dump_node,
-            tls_dist_buffer
+            tls_dist_buffer,
+            tls_stopped_reader_in_order
         ]},
         {ipv6, [], [
             inet6_embedded_daemon,
@@ -64,7 +60,7 @@ init_per_suite(Config) ->
             ct:pal("deleted leftover namespaces: ~p", [?TB:cleanup()]),
             Dir = filename:join(?config(priv_dir, Config), "tls"),
             ok = filelib:ensure_path(Dir),
-            Certs = make_certs(Dir),
+            Certs = ewpcap_tls_certs:make(Dir),
             ok = ?TB:janitor_start(),
             _ = [?TB:object_code(M) || M <- [?TB, ?MODULE]],
             {ok, Bed} = ?TB:setup(),
@@ -362,6 +358,53 @@ tls_dist_buffer(Config) ->
     ToDaemon = [B || {{ok, {{10, 77, 1, 2}, _}}, {ok, [{buffer, B}]}} <- Socks],
     ?assert(lists:member(1048576, ToDaemon)).
 
+tls_stopped_reader_in_order() ->
+    [{doc, "Over TLS, {batch, 64}: the client node stopped (SIGSTOP) while 6,000 numbered "
+           "1,400-byte datagrams (8 MB) are captured for it, more than the sockets hold, so "
+           "the daemon's records wait for a writable socket; continued, it gets every "
+           "datagram, whole and in order, with no further traffic to push the last ones out"}].
+tls_stopped_reader_in_order(Config) ->
+    % a long tick time: neither side gives up on the other while A is stopped,
+    % and no tick of the daemon's (every 15 s) flushes what waits
+    _D = daemon(Config, #{args => tls_args(Config), ticktime => 60}),
+    A = client(Config, "slow", #{ticktime => 60,
+                                 args => ["-proto_dist", "inet_tls",
+                                          "-ssl_dist_optfile", cert(Config, {optfile, good})]}),
+    Ag = ?TB:agent(A),
+    Port = 40451,
+    N = 6000,
+    {ok, S} = on(A, Ag, fun() ->
+        ewpcap:open(?D, <<"vethB">>, [{filter, udp_filter(Port)}, {batch, 64}])
+    end),
+    Sent = [<<I:32, (binary:copy(<<(I rem 251)>>, 1396))/binary>> || I <- lists:seq(1, N)],
+    ok = ?TB:signal_node(A, "STOP"),
+    try
+        % in bursts of 200 (35 ms apart): kept in the daemon's ring, none dropped
+        [begin send_udp(Config, Port, Burst), timer:sleep(35) end
+         || Burst <- chunks(Sent, 200)],
+        timer:sleep(1000)
+    after
+        ok = ?TB:signal_node(A, "CONT")
+    end,
+    Got = on(A, Ag, fun() -> recv_batches(S, N, 10000) end),
+    Payloads = payloads(Got),
+    ct:pal("~b of ~b datagrams back; first missing or out of order: ~p",
+           [length(Payloads), N, first_diff(Sent, Payloads, 1)]),
+    ?assertEqual(none, first_diff(Sent, Payloads, 1)),
+    ?assertEqual(ok, on(A, Ag, fun() -> ewpcap:close(S) end)).
+
+chunks([], _) -> [];
+chunks(L, K) when length(L) =< K -> [L];
+chunks(L, K) ->
+    {H, T} = lists:split(K, L),
+    [H | chunks(T, K)].
+
+first_diff([], [], _) -> none;
+first_diff([X | Xs], [X | Ys], I) -> first_diff(Xs, Ys, I + 1);
+first_diff(_, [], I) -> {missing_from, I};
+first_diff([], _, I) -> {extra_at, I};
+first_diff(_, _, I) -> {differs_at, I}.
+
 tls_dump_node() ->
     [{doc, "bin/ewpcap_dump -N over TLS (--tls-optfile): captures from the TLS daemon; without it, the TLS daemon refuses it"}].
 tls_dump_node(Config) ->
@@ -465,9 +508,12 @@ dist_ctrl(Node) ->
     Ctrl.
 
 tls_daemon(Config) ->
-    daemon(Config, ["--tls-cert", cert(Config, {pem, "node"}), "--tls-key", cert(Config, {key, "node"}),
-                    "--tls-cacert", cert(Config, {pem, "ca"}), "--tls-verify", "peer",
-                    "--tls-fail-if-no-peer-cert"]).
+    daemon(Config, tls_args(Config)).
+
+tls_args(Config) ->
+    ["--tls-cert", cert(Config, {pem, "node"}), "--tls-key", cert(Config, {key, "node"}),
+     "--tls-cacert", cert(Config, {pem, "ca"}), "--tls-verify", "peer",
+     "--tls-fail-if-no-peer-cert"].
 
 daemon(Config, Args) when is_list(Args) ->
     daemon(Config, #{args => Args});
@@ -533,52 +579,26 @@ recv_loop(Ref, N, Deadline, Acc) ->
         lists:reverse(Acc)
     end.
 
-%%% ===================================================================
-%%% Certificates (openssl) and optfiles
-%%% ===================================================================
+%% On a peer: the next N packets of a {batch, _} handle within Timeout ms,
+%% in the order of their batches.
+recv_batches(#ewpcap_resource{ref = Ref}, N, Timeout) ->
+    Deadline = erlang:monotonic_time(millisecond) + Timeout,
+    batch_loop(Ref, N, Deadline, []).
 
+batch_loop(_Ref, N, _Deadline, Acc) when N =< 0 ->
+    lists:append(lists:reverse(Acc));
+batch_loop(Ref, N, Deadline, Acc) ->
+    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
+    receive
+        {ewpcap_batch, Ref, Dlt, Batch} ->
+            Ps = [{Dlt, Len, P} || {_Time, Len, P} <- Batch],
+            batch_loop(Ref, N - length(Ps), Deadline, [Ps | Acc]);
+        {ewpcap, Ref, Dlt, _Time, Len, Packet} ->
+            batch_loop(Ref, N - 1, Deadline, [[{Dlt, Len, Packet}] | Acc])
+    after Left ->
+        lists:append(lists:reverse(Acc))
+    end.
+
+%% A file of the suite's certificates (ewpcap_tls_certs:make/1)
 cert(Config, What) ->
     maps:get(What, ?config(certs, Config)).
-
-make_certs(Dir) ->
-    F = fun(Name, Ext) -> filename:join(Dir, Name ++ Ext) end,
-    Sans = "subjectAltName=IP:10.77.1.1,IP:10.77.1.2,IP:127.0.0.1,IP:::1,"
-           "DNS:10.77.1.1,DNS:10.77.1.2,DNS:127.0.0.1,DNS:localhost",
-    [ca(F, Ca) || Ca <- ["ca", "rogue_ca"]],
-    leaf(F, "node", "ca", Sans),
-    leaf(F, "rogue", "rogue_ca", Sans),
-    Server = [{certfile, F("node", ".pem")}, {keyfile, F("node", ".key")},
-              {cacertfile, F("ca", ".pem")}, {verify, verify_peer},
-              {fail_if_no_peer_cert, true}, {secure_renegotiate, true}],
-    Client = fun(Leaf) ->
-        [O || Leaf =/= none, O <- [{certfile, F(Leaf, ".pem")}, {keyfile, F(Leaf, ".key")}]] ++
-            [{cacertfile, F("ca", ".pem")}, {verify, verify_peer}, {secure_renegotiate, true}]
-    end,
-    Optfile = fun(Kind, Leaf) ->
-        Path = F("optfile_" ++ atom_to_list(Kind), ".conf"),
-        ok = file:write_file(Path, io_lib:format("~tp.~n", [[{server, Server},
-                                                              {client, Client(Leaf)}]])),
-        {{optfile, Kind}, Path}
-    end,
-    maps:from_list([{{pem, N}, F(N, ".pem")} || N <- ["ca", "node", "rogue"]] ++
-                   [{{key, N}, F(N, ".key")} || N <- ["node", "rogue"]] ++
-                   [Optfile(good, "node"), Optfile(nocert, none), Optfile(rogue, "rogue")]).
-
-ca(F, Name) ->
-    openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-keyout", F(Name, ".key"), "-out", F(Name, ".pem"), "-days", "2",
-             "-subj", "/CN=ewpcap test " ++ Name]).
-
-leaf(F, Name, Ca, Sans) ->
-    openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", F(Name, ".key"), "-out", F(Name, ".csr"), "-subj", "/CN=" ++ Name,
-             "-addext", Sans]),
-    openssl(["x509", "-req", "-in", F(Name, ".csr"), "-CA", F(Ca, ".pem"), "-CAkey", F(Ca, ".key"),
-             "-set_serial", integer_to_list(rand:uniform(1 bsl 30)), "-days", "2",
-             "-copy_extensions", "copy", "-out", F(Name, ".pem")]).
-
-openssl(Args) ->
-    case ?TB:os_cmd("openssl", Args) of
-        {0, _} -> ok;
-        Other -> erlang:error({openssl, Args, Other})
-    end.
