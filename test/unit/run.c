@@ -22,6 +22,7 @@ extern CU_TestInfo ewp_teardown_tests[];
 extern CU_TestInfo ewp_handshake_tests[];
 extern CU_TestInfo ewp_handles_tests[];
 extern CU_TestInfo ewp_atomcache_tests[];
+extern CU_TestInfo ewp_source_tests[];
 
 int ewp_decode_suite_init(void);
 int ewp_decode_suite_clean(void);
@@ -44,6 +45,7 @@ main(void)
         {"handshake", NULL, NULL, NULL, NULL, ewp_handshake_tests},
         {"handles", NULL, NULL, NULL, NULL, ewp_handles_tests},
         {"atomcache", NULL, NULL, NULL, NULL, ewp_atomcache_tests},
+        {"source", NULL, NULL, NULL, NULL, ewp_source_tests},
         CU_SUITE_INFO_NULL,
     };
     /* tests that need root: skipped (inactive) when not root */
@@ -51,6 +53,7 @@ main(void)
         const char *suite, *test;
     } root_tests[] = {
         {"capture", "a live capture on lo sees our datagrams (root)"},
+        {"source", "members share one pcap_t and get their own (root)"},
         {NULL, NULL},
     };
     unsigned int failures, records, skipped = 0, i;
