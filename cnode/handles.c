@@ -228,6 +228,7 @@ ewp_handle_free(struct ewp_handle *h)
 {
     ewp_capture_close(&h->cap);
     free(h->prefix);
+    free(h->batch_buf);
     if (h->tmpl != NULL)
         ewp_ac_tmpl_free(h->tmpl);
     free(h->tmpl);

@@ -141,6 +141,7 @@ run_until(struct ev_loop *loop, const int *count, int want)
     ev_timer timer;
     int timed_out = 0;
 
+    ev_now_update(loop); /* 5 s from now, not from the loop's last time */
     ev_timer_init(&timer, stop_cb, 5.0, 0.0);
     timer.data = &timed_out;
     ev_timer_start(loop, &timer);
