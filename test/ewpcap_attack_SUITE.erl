@@ -578,8 +578,11 @@ cap_ring(_Config) ->
     with_daemon(["--max-node-ring-mb", "512", "--max-ring-mb", "2048"], fun(#{node := Node, os_pid := OsPid}) ->
         Rss0 = rss_kib(OsPid),
         Huge = ewpcap:open(Node, <<"lo">>, [{buffer, 2147483647}, {filter, "udp port 9 and udp port 10"}]),
-        Rs = [ewpcap:open(Node, <<"lo">>, [{buffer, 64 bsl 20}, {filter, "udp port 9 and udp port 10"}])
-              || _ <- lists:seq(1, 12)],
+        % a snaplen each: captures of their own, a ring each (handles with
+        % the same options share one capture, its ring counted once)
+        Rs = [ewpcap:open(Node, <<"lo">>, [{buffer, 64 bsl 20}, {snaplen, 65535 - I},
+                                           {filter, "udp port 9 and udp port 10"}])
+              || I <- lists:seq(1, 12)],
         Rss = rss_kib(OsPid),
         Ok = [S || {ok, S} <- Rs],
         ct:pal("{buffer, 2^31-1}: ~p; 12 x 64 MiB: ~p ok, then ~p; RSS ~p KiB before, ~p KiB after",
@@ -647,7 +650,9 @@ emfile_pause(_Config) ->
 
 emfile_pause_on(#{node := Node, os_pid := OsPid} = D) ->
     Port0 = 46000 + rand:uniform(1000),
-    Open = fun(K) -> ewpcap:open(Node, <<"lo">>, [{buffer, 1 bsl 20},
+    % a snaplen each: a capture and a packet socket each (the same options
+    % would share one capture, and fds would never run out)
+    Open = fun(K) -> ewpcap:open(Node, <<"lo">>, [{buffer, 1 bsl 20}, {snaplen, 65535 - K},
                                                  {filter, "udp dst port " ++ integer_to_list(Port0 + K)}]) end,
     {Handles, Last} = open_until_error(Open, 0, 100, []),
     ct:pal("~p handles open; then ~p", [length(Handles), Last]),
