@@ -23,6 +23,7 @@ extern CU_TestInfo ewp_handshake_tests[];
 extern CU_TestInfo ewp_handles_tests[];
 extern CU_TestInfo ewp_atomcache_tests[];
 extern CU_TestInfo ewp_source_tests[];
+extern CU_TestInfo ewp_caps_tests[];
 
 int ewp_decode_suite_init(void);
 int ewp_decode_suite_clean(void);
@@ -46,6 +47,7 @@ main(void)
         {"handles", NULL, NULL, NULL, NULL, ewp_handles_tests},
         {"atomcache", NULL, NULL, NULL, NULL, ewp_atomcache_tests},
         {"source", NULL, NULL, NULL, NULL, ewp_source_tests},
+        {"caps", NULL, NULL, NULL, NULL, ewp_caps_tests},
         CU_SUITE_INFO_NULL,
     };
     /* tests that need root: skipped (inactive) when not root */
@@ -54,6 +56,7 @@ main(void)
     } root_tests[] = {
         {"capture", "a live capture on lo sees our datagrams (root)"},
         {"source", "members share one pcap_t and get their own (root)"},
+        {"caps", "a shared ring is counted once (root)"},
         {NULL, NULL},
     };
     unsigned int failures, records, skipped = 0, i;
