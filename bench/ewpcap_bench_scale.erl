@@ -20,8 +20,9 @@
 %%% 6. All closed: fds equal the baseline, VmRSS within 4 MiB of it.
 %%%
 %%% Each handle asks for BENCH_SCALE_BUFFER bytes of kernel buffer (default
-%%% 1 MiB: 1,000 rings of the default 16 MiB pass the default caps while
-%%% every handle has its own). Traffic: UDP to 127.0.0.1 only.
+%%% 1 MiB, chosen when every handle had a ring of its own: 1,000 rings of
+%%% the default 16 MiB passed the default caps; the handles now share one
+%%% ring of that size, see README, Scale). Traffic: UDP to 127.0.0.1 only.
 %%% @end
 -module(ewpcap_bench_scale).
 

@@ -1,23 +1,18 @@
 /*
  * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
  *
- * libpcap driven from libev. The handle is non-blocking; its selectable fd
- * goes into the loop and each readiness runs pcap_dispatch(p, -1, ...),
- * which on Linux hands over what the ring holds and returns. pcap_loop is
- * never used: it does not return on buffer timeouts and would block every
- * other client. Where there is no selectable fd, or libpcap asks for a
- * select timeout, a timer polls instead.
- *
- * Activation warnings (PCAP_WARNING_*: promiscuous mode not supported, ...)
- * are not errors here, unlike in the original ewpcap NIF: the capture works,
- * so we log the warning and go on.
+ * A handle's capture. A live one is a member of a shared source
+ * (source.c: one pcap_t per device and options, its fd in the loop, each
+ * member's filter run there); this file gives each member its own
+ * callbacks, its {dump, Path} and the per-handle calls. A savefile has a
+ * pcap_t of its own, read from a timer in chunks of FILE_CHUNK records so
+ * that one file never starves the other clients, its filter run here.
+ * pcap_loop is never used: it does not return on buffer timeouts and would
+ * block every other client.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <net/if.h>
-#include <linux/if_packet.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,110 +22,65 @@
 
 #include "capture.h"
 #include "log.h"
+#include "source.h"
 
-#define POLL_INTERVAL 0.01  /* seconds, for handles without a selectable fd */
 #define FILE_INTERVAL 1e-4  /* seconds between two chunks of a savefile */
 #define FILE_CHUNK 256      /* packets of a savefile read per chunk */
 
-static void readable_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void reset(struct ev_loop *loop, struct ewp_capture *c, int offline);
+static void member_packet(void *who, const struct pcap_pkthdr *h, const unsigned char *bytes);
+static void member_flush(void *who);
+static void member_error(void *who, const char *reason);
 static void poll_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void dispatch(struct ewp_capture *c);
 static void handler(unsigned char *user, const struct pcap_pkthdr *h,
                     const unsigned char *bytes);
-static void set_error(pcap_t *p, int status, char *errbuf, size_t errlen);
-static int ifindex_of(struct ewp_capture *c);
-static void ignore_outgoing_on_loopback(struct ewp_capture *c);
-static int socket_error(struct ewp_capture *c, char *reason, size_t len);
+
+static const struct ewp_source_ops member_ops = {member_packet, member_flush, member_error};
 
 /*
- * Returns:
- *  0 - activated, non-blocking, datalink read; not yet watched (see
- *      ewp_capture_start)
+ * A live capture: a member of the source of (dev, o), which is activated
+ * here when it is the first (see source.h). Returns:
+ *  0 - ready, datalink read; not yet reading (see ewp_capture_start)
  * -1 - error in errbuf; nothing stays open
  */
 int
 ewp_capture_open(struct ev_loop *loop, struct ewp_capture *c, const char *dev,
                  const struct ewp_capture_opts *o, char *errbuf, size_t errlen)
 {
-    char pcap_err[PCAP_ERRBUF_SIZE];
-    const struct timeval *tmo;
-    pcap_t *p;
-    int status;
-
-    memset(&c->io, 0, sizeof(c->io));
-    c->p = NULL;
-    c->loop = loop;
-    c->fd = -1;
-    c->watching = 0;
-    c->dispatching = 0;
-    c->failed = 0;
-    c->offline = 0;
-    c->prog.bf_insns = NULL;
-    c->prog.bf_len = 0;
-    c->dumper = NULL;
-    c->share = NULL;
-
-    pcap_err[0] = '\0';
-    p = pcap_create(dev, pcap_err);
-    if (p == NULL) {
-        (void)snprintf(errbuf, errlen, "%s", pcap_err);
+    reset(loop, c, 0);
+    c->member.ops = &member_ops;
+    c->member.who = c;
+    if (ewp_source_join(loop, &c->member, dev, o, errbuf, errlen) < 0)
         return -1;
-    }
-
-    if ((status = pcap_set_snaplen(p, o->snaplen)) != 0)
-        goto err;
-    if ((status = pcap_set_promisc(p, o->promisc)) != 0)
-        goto err;
-    if ((status = pcap_set_immediate_mode(p, o->immediate)) != 0)
-        goto err;
-    if (!o->immediate && (status = pcap_set_timeout(p, o->timeout_ms)) != 0)
-        goto err;
-    if (o->buffer > 0 && (status = pcap_set_buffer_size(p, o->buffer)) != 0)
-        goto err;
-    if (o->monitor && pcap_can_set_rfmon(p) == 1 && (status = pcap_set_rfmon(p, 1)) != 0)
-        goto err;
-    /* PCAP_ERROR_TSTAMP_PRECISION_NOTSUP when the device cannot: set_error
-     * gives pcap_statustostr's text ("That device doesn't support that time
-     * stamp precision"), the open fails with it */
-    if (o->nano &&
-        (status = pcap_set_tstamp_precision(p, PCAP_TSTAMP_PRECISION_NANO)) != 0)
-        goto err;
-
-    status = pcap_activate(p);
-    if (status < 0)
-        goto err;
-    if (status > 0)
-        EWP_LOG(1, "%s: warning: %s: %s", dev, pcap_statustostr(status), pcap_geterr(p));
-
-    if (pcap_setnonblock(p, 1, pcap_err) < 0) {
-        (void)snprintf(errbuf, errlen, "%s", pcap_err);
-        pcap_close(p);
-        return -1;
-    }
-
-    c->p = p;
+    c->p = ewp_source_pcap(&c->member);
     c->device = dev;
-    c->ifindex = if_nametoindex(dev);
-    c->dlt = pcap_datalink(p);
-    c->fd = pcap_get_selectable_fd(p);
-    ignore_outgoing_on_loopback(c);
-    tmo = pcap_get_required_select_timeout(p);
-    ev_io_init(&c->io, readable_cb, c->fd < 0 ? 0 : c->fd, EV_READ);
-    c->io.data = c;
-    ev_timer_init(&c->timer, poll_cb, POLL_INTERVAL,
-                  tmo != NULL ? (double)tmo->tv_sec + tmo->tv_usec / 1e6 : POLL_INTERVAL);
-    c->timer.data = c;
+    c->dlt = pcap_datalink(c->p);
+    c->fd = pcap_get_selectable_fd(c->p);
     return 0;
+}
 
-err:
-    set_error(p, status, errbuf, errlen);
-    pcap_close(p);
-    return -1;
+/* Would an open of (dev, o) join a capture already open (costing no new
+ * kernel ring)? */
+int
+ewp_capture_joins(struct ev_loop *loop, const char *dev, const struct ewp_capture_opts *o)
+{
+    return ewp_source_would_join(loop, dev, o);
+}
+
+/* Another capture sharing c's pcap_t, or NULL */
+struct ewp_capture *
+ewp_capture_other(const struct ewp_capture *c)
+{
+    const struct ewp_source_member *m = ewp_source_other(&c->member);
+
+    return m != NULL ? m->who : NULL;
 }
 
 /* A savefile (fd, opened by files.c; ours from now on, closed on error
- * too), its stamps in nanoseconds when nano, read in chunks of FILE_CHUNK records from a timer so that one
- * file never starves the other clients; eof_cb at its end. */
+ * too), its stamps in nanoseconds when nano, read in chunks of FILE_CHUNK
+ * records from a timer so that one file never starves the other clients;
+ * eof_cb at its end. */
 int
 ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, int fd,
                          int nano, char *errbuf, size_t errlen)
@@ -138,18 +88,7 @@ ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, int fd,
     char pcap_err[PCAP_ERRBUF_SIZE];
     FILE *fp;
 
-    memset(&c->io, 0, sizeof(c->io));
-    c->p = NULL;
-    c->loop = loop;
-    c->fd = -1;
-    c->watching = 0;
-    c->dispatching = 0;
-    c->failed = 0;
-    c->offline = 1;
-    c->prog.bf_insns = NULL;
-    c->prog.bf_len = 0;
-    c->dumper = NULL;
-    c->share = NULL;
+    reset(loop, c, 1);
     fp = fdopen(fd, "rb");
     if (fp == NULL) {
         (void)snprintf(errbuf, errlen, "%s", strerror(errno));
@@ -167,16 +106,15 @@ ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, int fd,
         return -1;
     }
     c->dlt = pcap_datalink(c->p);
-    ev_io_init(&c->io, readable_cb, 0, EV_READ);
-    c->io.data = c;
     ev_timer_init(&c->timer, poll_cb, 0., FILE_INTERVAL);
     c->timer.data = c;
     return 0;
 }
 
 /* {dump, Path}: captured packets are written to a savefile on this host
- * instead of being sent to the owner. fd (opened by files.c) is ours from
- * now on, closed on error too. */
+ * instead of being sent to the owner (its source is exclusive: see
+ * request.c). fd (opened by files.c) is ours from now on, closed on error
+ * too. */
 int
 ewp_capture_dump_open(struct ewp_capture *c, int fd, char *errbuf, size_t errlen)
 {
@@ -196,15 +134,19 @@ ewp_capture_dump_open(struct ewp_capture *c, int fd, char *errbuf, size_t errlen
     return 0;
 }
 
-/* Compile and set a filter. The compiled program is freed on every path
- * (the original leaked it when pcap_setfilter failed). */
+/* Compile and set a filter (in the loop: tests, and what compiles at
+ * once). A member of a shared source compiles against a dead handle of
+ * its link type, as compile.c's jobs do for it (source.c says why). The
+ * compiled program is freed on every path (the original leaked it when
+ * pcap_setfilter failed). */
 int
 ewp_capture_filter(struct ewp_capture *c, const char *filter, size_t len, int optimize,
                    uint32_t netmask, char *errbuf, size_t errlen)
 {
     struct bpf_program fp;
+    pcap_t *dead = NULL, *cp = c->p;
     char *text;
-    int rv = 0;
+    int rv;
 
     text = malloc(len + 1);
     if (text == NULL) {
@@ -213,23 +155,32 @@ ewp_capture_filter(struct ewp_capture *c, const char *filter, size_t len, int op
     }
     memcpy(text, filter, len);
     text[len] = '\0';
-
-    if (pcap_compile(c->p, &fp, text, optimize, netmask) < 0) {
-        (void)snprintf(errbuf, errlen, "%s", pcap_geterr(c->p));
-        free(text);
-        return -1;
+    if (c->member.src != NULL && !ewp_source_exclusive(&c->member)) {
+        dead = pcap_open_dead(c->dlt, pcap_snapshot(c->p));
+        if (dead == NULL) {
+            (void)snprintf(errbuf, errlen, "out of memory");
+            free(text);
+            return -1;
+        }
+        cp = dead;
     }
-    if (pcap_setfilter(c->p, &fp) < 0) {
-        (void)snprintf(errbuf, errlen, "%s", pcap_geterr(c->p));
+    if (pcap_compile(cp, &fp, text, optimize, netmask) < 0) {
+        (void)snprintf(errbuf, errlen, "%s", pcap_geterr(cp));
         rv = -1;
+    } else {
+        rv = ewp_capture_setprog(c, &fp, errbuf, errlen);
+        pcap_freecode(&fp);
     }
-    pcap_freecode(&fp);
+    if (dead != NULL)
+        pcap_close(dead);
     free(text);
     return rv;
 }
 
 /*
  * Set a program compiled elsewhere (compile.c); the caller frees it. A
+ * live capture's goes to its source (demux.h: run on every packet the
+ * shared ring reads; an exclusive source's is its kernel filter). A
  * savefile's program is kept and run by handler, not given to libpcap:
  * libpcap's offline read counts only the records that match, so a filter
  * that matches nothing would read the whole file in one pcap_dispatch,
@@ -255,6 +206,8 @@ ewp_capture_setprog(struct ewp_capture *c, struct bpf_program *prog, char *errbu
         c->prog.bf_len = prog->bf_len;
         return 0;
     }
+    if (c->member.src != NULL)
+        return ewp_source_setprog(&c->member, prog, errbuf, errlen);
     if (pcap_setfilter(c->p, prog) < 0) {
         (void)snprintf(errbuf, errlen, "%s", pcap_geterr(c->p));
         return -1;
@@ -262,6 +215,7 @@ ewp_capture_setprog(struct ewp_capture *c, struct bpf_program *prog, char *errbu
     return 0;
 }
 
+/* A packet sent on the device (the shared pcap_t) */
 int
 ewp_capture_write(struct ewp_capture *c, const void *buf, size_t len, char *errbuf,
                   size_t errlen)
@@ -281,9 +235,13 @@ ewp_capture_write(struct ewp_capture *c, const void *buf, size_t len, char *errb
     return 0;
 }
 
+/* The capture's counts: a live capture's are its own share of its
+ * source's (ewp_source_stats) */
 int
 ewp_capture_stats(struct ewp_capture *c, struct pcap_stat *ps, char *errbuf, size_t errlen)
 {
+    if (c->member.src != NULL)
+        return ewp_source_stats(&c->member, ps, errbuf, errlen);
     memset(ps, 0, sizeof(*ps));
     if (pcap_stats(c->p, ps) < 0) {
         (void)snprintf(errbuf, errlen, "%s", pcap_geterr(c->p));
@@ -293,57 +251,62 @@ ewp_capture_stats(struct ewp_capture *c, struct pcap_stat *ps, char *errbuf, siz
 }
 
 /*
- * Is the interface still there? Checked from a timer (request.c, through deliver.c): libpcap
- * reports a vanished interface only when it reads the socket, and in block
- * mode with a filter that rejects every packet it never does. Returns -1
- * (and calls error_cb once) when the interface is gone.
+ * Is the interface still there? Checked from a timer (request.c, through
+ * deliver.c): libpcap reports a vanished interface only when it reads the
+ * socket. Returns -1 (and calls error_cb once) when the interface is gone;
+ * for a live capture the source tells every member at once.
  */
 int
 ewp_capture_check(struct ewp_capture *c)
 {
-    char reason[PCAP_ERRBUF_SIZE];
-    int idx;
+    unsigned idx;
 
-    if (c->p == NULL || c->failed || c->offline || c->ifindex == 0)
+    if (c->p == NULL || c->failed || c->offline)
         return 0;
-    idx = ifindex_of(c);
-    if (idx == (int)c->ifindex || (idx == 0 && (errno == EMFILE || errno == ENFILE)))
+    if (c->member.src != NULL)
+        return ewp_source_check(&c->member);
+    if (c->ifindex == 0 || c->device == NULL)
+        return 0;
+    idx = if_nametoindex(c->device);
+    if (idx == c->ifindex || (idx == 0 && (errno == EMFILE || errno == ENFILE)))
         return 0; /* there; or we cannot tell (out of descriptors): it stays */
-    if (socket_error(c, reason, sizeof(reason)) == 0)
-        (void)snprintf(reason, sizeof(reason), "The interface disappeared");
     ewp_capture_stop(c);
-    c->failed = 1;
-    if (c->error_cb != NULL)
-        c->error_cb(c, reason);
+    member_error(c, "The interface disappeared");
     return -1;
 }
 
-/* Watch the handle (again). A failed capture stays stopped. */
+/* Read (again). A failed capture stays stopped. */
 void
 ewp_capture_start(struct ewp_capture *c)
 {
     if (c->p == NULL || c->watching || c->failed)
         return;
-    if (c->fd >= 0)
-        ev_io_start(c->loop, &c->io);
-    if (c->fd < 0 || pcap_get_required_select_timeout(c->p) != NULL)
-        ev_timer_start(c->loop, &c->timer);
+    if (c->member.src != NULL) {
+        ewp_source_start(&c->member);
+        c->watching = c->member.active;
+        return;
+    }
+    ev_timer_start(c->loop, &c->timer);
     c->watching = 1;
-    /* Packets may already wait in the ring: a level-triggered fd reports
-     * them at the next loop iteration. */
 }
 
+/* Stop reading. Stopped from a packet callback (the node's output buffer
+ * is full): a savefile's chunk ends there; a live capture's packets from
+ * now on are missed (its source reads on for the others, or, when none
+ * reads, leaves the rest in the ring, libpcap resuming in the middle of
+ * the block at the next dispatch). */
 void
 ewp_capture_stop(struct ewp_capture *c)
 {
-    /* Stopped from a packet callback (the node's output buffer is full):
-     * the rest of the ring stays in the ring, not in our buffer; libpcap
-     * resumes in the middle of the block at the next dispatch. */
+    if (c->member.src != NULL) {
+        ewp_source_stop(&c->member);
+        c->watching = 0;
+        return;
+    }
     if (c->dispatching && c->p != NULL)
         pcap_breakloop(c->p);
     if (!c->watching)
         return;
-    ev_io_stop(c->loop, &c->io);
     ev_timer_stop(c->loop, &c->timer);
     c->watching = 0;
 }
@@ -355,7 +318,9 @@ ewp_capture_close(struct ewp_capture *c)
     if (c->dumper != NULL)
         pcap_dump_close(c->dumper);
     c->dumper = NULL;
-    if (c->share != NULL)
+    if (c->member.src != NULL)
+        ewp_source_leave(&c->member); /* the last one closes the pcap_t */
+    else if (c->share != NULL)
         ewp_pcapshare_close(c->share); /* now, or after a running compile */
     else if (c->p != NULL)
         pcap_close(c->p);
@@ -366,13 +331,16 @@ ewp_capture_close(struct ewp_capture *c)
     c->prog.bf_len = 0;
 }
 
-/* A reference to c's pcap_t for a compile job (pcapshare.h), or NULL
- * (closed, or out of memory: the job compiles against a dead handle) */
+/* A reference to c's pcap_t for a compile job (pcapshare.h), or NULL: the
+ * job compiles against a dead handle (closed; out of memory; a member of
+ * a shared source, see source.c) */
 struct ewp_pcapshare *
 ewp_capture_share(struct ewp_capture *c)
 {
     if (c->p == NULL)
         return NULL;
+    if (c->member.src != NULL)
+        return ewp_source_share(&c->member);
     if (c->share == NULL && (c->share = ewp_pcapshare_new(c->p)) == NULL)
         return NULL;
     return ewp_pcapshare_ref(c->share);
@@ -401,11 +369,53 @@ ewp_capture_default_dev(char *dev, size_t devlen, char *errbuf, size_t errlen)
 }
 
 static void
-readable_cb(struct ev_loop *loop, ev_io *w, int revents)
+reset(struct ev_loop *loop, struct ewp_capture *c, int offline)
 {
-    (void)loop;
-    (void)revents;
-    dispatch(w->data);
+    memset(&c->io, 0, sizeof(c->io));
+    memset(&c->member, 0, sizeof(c->member));
+    c->p = NULL;
+    c->loop = loop;
+    c->fd = -1;
+    c->watching = 0;
+    c->dispatching = 0;
+    c->failed = 0;
+    c->offline = offline;
+    c->prog.bf_insns = NULL;
+    c->prog.bf_len = 0;
+    c->dumper = NULL;
+    c->share = NULL;
+    c->ifindex = 0;
+}
+
+/* A packet of the source that this capture's filter accepts */
+static void
+member_packet(void *who, const struct pcap_pkthdr *h, const unsigned char *bytes)
+{
+    handler(who, h, bytes);
+}
+
+/* After a dispatch that gave it packets: the open batch, the dump */
+static void
+member_flush(void *who)
+{
+    struct ewp_capture *c = who;
+
+    if (c->dumper != NULL)
+        (void)pcap_dump_flush(c->dumper);
+    if (c->flush_cb != NULL)
+        c->flush_cb(c);
+}
+
+/* The capture is over (read error, interface gone): stays stopped */
+static void
+member_error(void *who, const char *reason)
+{
+    struct ewp_capture *c = who;
+
+    c->watching = 0;
+    c->failed = 1;
+    if (c->error_cb != NULL)
+        c->error_cb(c, reason);
 }
 
 static void
@@ -416,6 +426,7 @@ poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
     dispatch(w->data);
 }
 
+/* A chunk of a savefile */
 static void
 dispatch(struct ewp_capture *c)
 {
@@ -424,31 +435,15 @@ dispatch(struct ewp_capture *c)
     if (c->p == NULL)
         return;
     c->dispatching = 1;
-    n = pcap_dispatch(c->p, c->offline ? FILE_CHUNK : -1, handler, (unsigned char *)c);
+    n = pcap_dispatch(c->p, FILE_CHUNK, handler, (unsigned char *)c);
     c->dispatching = 0;
     if (c->flush_cb != NULL)
         c->flush_cb(c);
-    if (c->dumper != NULL && n > 0)
-        (void)pcap_dump_flush(c->dumper);
-    if (c->offline && n == 0) {
+    if (n == 0 && c->offline) {
         ewp_capture_stop(c);
         c->failed = 1; /* nothing more to read: stays stopped */
         if (c->eof_cb != NULL)
             c->eof_cb(c);
-        return;
-    }
-    if (n == 0 && !c->offline && c->fd >= 0) {
-        /* Readable with nothing to read: in block mode (TPACKET_V3)
-         * libpcap does not look at the socket's error, and the fd would
-         * stay readable for ever once the interface is gone. */
-        char reason[PCAP_ERRBUF_SIZE];
-
-        if (socket_error(c, reason, sizeof(reason)) < 0) {
-            ewp_capture_stop(c);
-            c->failed = 1;
-            if (c->error_cb != NULL)
-                c->error_cb(c, reason);
-        }
         return;
     }
     if (n == PCAP_ERROR) {
@@ -456,9 +451,7 @@ dispatch(struct ewp_capture *c)
 
         (void)snprintf(reason, sizeof(reason), "%s", pcap_geterr(c->p));
         ewp_capture_stop(c);
-        c->failed = 1;
-        if (c->error_cb != NULL)
-            c->error_cb(c, reason);
+        member_error(c, reason);
     }
 }
 
@@ -475,90 +468,4 @@ handler(unsigned char *user, const struct pcap_pkthdr *h, const unsigned char *b
         return;
     }
     c->packet_cb(c, h, bytes);
-}
-
-/*
- * The index of c's interface now, 0 when there is none by that name (errno
- * set). Asked on the capture's own packet socket when it has one: no new
- * descriptor (if_nametoindex opens a socket, which fails when we are out
- * of descriptors, and every capture would look gone), and the answer is
- * that of the socket's own network namespace.
- */
-static int
-ifindex_of(struct ewp_capture *c)
-{
-    struct ifreq ifr;
-
-    if (c->fd < 0)
-        return (int)if_nametoindex(c->device);
-    memset(&ifr, 0, sizeof(ifr));
-    if (strlen(c->device) >= sizeof(ifr.ifr_name)) {
-        errno = ENODEV;
-        return 0;
-    }
-    memcpy(ifr.ifr_name, c->device, strlen(c->device));
-    if (ioctl(c->fd, SIOCGIFINDEX, &ifr) < 0)
-        return 0;
-    errno = 0;
-    return ifr.ifr_ifindex;
-}
-
-/*
- * On a loopback device the kernel hands a packet socket each packet twice:
- * as it leaves and as it comes back. libpcap drops the outgoing copy, but
- * only after the kernel counted it in ps_recv and gave it a ring slot, or,
- * with the ring full, counted it in ps_drop: one lost packet was two drops
- * (53,642 "dropped by kernel" for 40,000 sent). The socket ignores outgoing
- * packets there instead (Linux 4.20): the same packets are delivered, each
- * counted once, and the ring holds twice as many. Not on "any", where the
- * outgoing packets of the other devices are wanted.
- */
-static void
-ignore_outgoing_on_loopback(struct ewp_capture *c)
-{
-#ifdef PACKET_IGNORE_OUTGOING
-    struct ifreq ifr;
-    int one = 1;
-
-    if (c->fd < 0 || strlen(c->device) >= sizeof(ifr.ifr_name))
-        return;
-    memset(&ifr, 0, sizeof(ifr));
-    memcpy(ifr.ifr_name, c->device, strlen(c->device));
-    if (ioctl(c->fd, SIOCGIFFLAGS, &ifr) < 0 || (ifr.ifr_flags & IFF_LOOPBACK) == 0)
-        return;
-    if (setsockopt(c->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one)) < 0)
-        EWP_LOG(1, "%s: PACKET_IGNORE_OUTGOING: %s (each packet counted twice)",
-                c->device, strerror(errno));
-#else
-    (void)c;
-#endif
-}
-
-/* -1 with libpcap's words for it when the socket has a pending error */
-static int
-socket_error(struct ewp_capture *c, char *reason, size_t len)
-{
-    socklen_t elen = sizeof(int);
-    int err = 0;
-
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0 || err == 0)
-        return 0;
-    if (err == ENETDOWN && c->device != NULL && if_nametoindex(c->device) == 0)
-        (void)snprintf(reason, len, "The interface disappeared");
-    else if (err == ENETDOWN)
-        (void)snprintf(reason, len, "The interface went down");
-    else
-        (void)snprintf(reason, len, "%s", strerror(err));
-    return -1;
-}
-
-static void
-set_error(pcap_t *p, int status, char *errbuf, size_t errlen)
-{
-    const char *detail = pcap_geterr(p);
-
-    if (detail != NULL && detail[0] != '\0')
-        (void)snprintf(errbuf, errlen, "%s", detail);
-    else
-        (void)snprintf(errbuf, errlen, "%s", pcap_statustostr(status));
 }

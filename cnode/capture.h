@@ -1,10 +1,11 @@
 /*
  * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
  *
- * A pcap_t in the event loop: create/activate, the selectable fd (or a timer
- * where there is none) watched by libev, pcap_dispatch on readiness, and
- * filter/write/stats. Knows nothing of Erlang: packets and errors leave
- * through the two callbacks.
+ * A handle's capture in the event loop: a live device through source.h
+ * (one pcap_t shared by the captures of a device with the same options,
+ * each with its own filter), or a savefile read in chunks from a timer;
+ * filter/write/stats, start and stop. Knows nothing of Erlang: packets and
+ * errors leave through the callbacks.
  */
 #ifndef EWP_CAPTURE_H
 #define EWP_CAPTURE_H
@@ -16,6 +17,7 @@
 #include <pcap/pcap.h>
 
 #include "pcapshare.h"
+#include "source.h"
 
 struct ewp_capture;
 
@@ -48,22 +50,12 @@ typedef void (*ewp_capture_eof_cb)(struct ewp_capture *c);
 #define EWP_DEFAULT_TIMEOUT_MS 1
 #define EWP_IMMEDIATE_BUFFER (32 << 20)
 
-struct ewp_capture_opts {
-    int snaplen;    /* pcap_set_snaplen */
-    int promisc;    /* pcap_set_promisc */
-    int immediate;  /* pcap_set_immediate_mode */
-    int timeout_ms; /* pcap_set_timeout when not immediate */
-    int buffer;     /* pcap_set_buffer_size when > 0 */
-    int monitor;    /* pcap_set_rfmon when pcap_can_set_rfmon */
-    int nano;       /* pcap_set_tstamp_precision(NANO) before activation */
-};
-
 struct ewp_capture {
     pcap_t *p;                       /* the pcap handle, NULL when closed */
     struct ev_loop *loop;            /* loop the watchers belong to */
-    ev_io io;                        /* readiness of the selectable fd */
-    ev_timer timer;                  /* polling where there is no fd */
-    int fd;                          /* pcap_get_selectable_fd, or -1 */
+    ev_io io;                        /* unused (a live capture's is its source's) */
+    ev_timer timer;                  /* a savefile's chunks */
+    int fd;                          /* the source's selectable fd, or -1 */
     int dlt;                         /* pcap_datalink, read once at open */
     int watching;                    /* watchers started */
     int dispatching;                 /* inside pcap_dispatch */
@@ -75,10 +67,11 @@ struct ewp_capture {
     int offline;                     /* reading a savefile */
     struct bpf_program prog;         /* a savefile's filter, run here (bf_len 0: none) */
     const char *device;              /* the interface name, for errors */
-    unsigned ifindex;                /* its index at open; 0: a pseudo device */
+    unsigned ifindex;                /* not a source's: checked by name when set */
     pcap_dumper_t *dumper;           /* {dump, Path}: packets go here instead */
     unsigned long long dumped;       /* packets written to the dump */
-    struct ewp_pcapshare *share;     /* p, as compile jobs hold it, or NULL */
+    struct ewp_pcapshare *share;     /* p, as compile jobs hold it, or NULL (savefile) */
+    struct ewp_source_member member; /* a live capture: its place in the shared one */
     void *data;                      /* the caller's */
 };
 
@@ -100,6 +93,8 @@ void ewp_capture_start(struct ewp_capture *c);
 void ewp_capture_stop(struct ewp_capture *c);
 void ewp_capture_close(struct ewp_capture *c);
 struct ewp_pcapshare *ewp_capture_share(struct ewp_capture *c);
+int ewp_capture_joins(struct ev_loop *loop, const char *dev, const struct ewp_capture_opts *o);
+struct ewp_capture *ewp_capture_other(const struct ewp_capture *c);
 int ewp_capture_default_dev(char *dev, size_t devlen, char *errbuf, size_t errlen);
 
 #endif /* EWP_CAPTURE_H */

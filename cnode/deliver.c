@@ -6,13 +6,15 @@
  * at open (ewp_deliver_attach). Per packet we reserve room in the owner
  * node's output buffer, copy that head, encode Time, Length and the binary
  * header into it and copy the packet bytes from the pcap ring: one copy, no
- * allocation, no system call. To a node with the atom cache the head is a
+ * allocation, no system call (a batch gathers its packets first: two
+ * copies, see batch_packet). To a node with the atom cache the head is a
  * template (atomcache.h): its atoms go as new cache entries in the first
  * message and as indexes after, the header written per message from the
  * connection's cache (a few bytes copied once the node has them all).
- * When the buffer passes its high-water mark,
- * every capture feeding that node is paused and the kernel ring absorbs the
- * burst (its drops show in stats/1); they resume when it drains.
+ * When the buffer passes its high-water mark, every handle feeding that
+ * node is paused (a shared capture reads on for the others, the paused
+ * ones count what they miss; one with no reader left lets the kernel ring
+ * absorb the burst, its drops in stats/1); they resume when it drains.
  *
  * Nothing here closes or frees a handle: a capture's read error or end of
  * file is a message to the owner, and the handle stays until closed.
@@ -32,6 +34,9 @@
 #include "encode.h"
 #include "handles.h"
 #include "log.h"
+
+#define BATCH_BYTES (1u << 20) /* a batch closes past this many bytes of elements */
+#define BATCH_KEEP (1u << 18)  /* a larger element buffer is freed at close */
 
 static void packet_cb(struct ewp_capture *c, const struct pcap_pkthdr *hdr,
                       const unsigned char *bytes);
@@ -143,69 +148,85 @@ packet_cb(struct ewp_capture *c, const struct pcap_pkthdr *hdr, const unsigned c
 }
 
 /*
- * {ewpcap_batch, Ref, DLT, [{Time, Length, Packet}, ...]}, built in place in
- * the output buffer: the head and a LIST_EXT header whose count is filled
- * in when the batch closes, then one 3-tuple per packet. A batch closes
- * when it holds h->batch packets and at the end of every pcap_dispatch
+ * {ewpcap_batch, Ref, DLT, [{Time, Length, Packet}, ...]}. The elements
+ * (one 3-tuple per packet) are gathered in the handle's own buffer and
+ * the message is written to the owner node's output buffer, head, list
+ * and elements, when the batch closes: when it holds h->batch packets or
+ * BATCH_BYTES of elements, and at the end of every pcap_dispatch
  * (flush_cb), so batching never delays a packet beyond what libpcap's own
- * timeout does. Nothing else writes to the buffer while a batch is open:
- * only this handle's callbacks run during its dispatch.
+ * timeout does. Not in place: handles of one node that share a capture
+ * get their packets interleaved in one dispatch, and each would cut the
+ * other's open frame short. One copy more per packet (the elements).
  */
 static void
 batch_packet(struct ewp_handle *h, const struct pcap_pkthdr *hdr, const unsigned char *bytes)
 {
     size_t elem = 2 + EWP_TAIL_MAX + hdr->caplen;
-    char *body;
+    char *e;
 
-    if (h->batch_count == 0) {
-        body = ewp_peer_reserve(h->peer, head_max(h) + 5 + elem + 1);
-        if (body == NULL) {
+    if (h->batch_used + elem > h->batch_room) {
+        size_t room = h->batch_room ? h->batch_room : 4096;
+        char *grown;
+
+        while (room < h->batch_used + elem)
+            room *= 2;
+        grown = realloc(h->batch_buf, room);
+        if (grown == NULL) {
             h->drops++;
             return;
         }
-        h->batch_list = put_head(h, body);
-        body[h->batch_list] = ERL_LIST_EXT; /* count at close */
-        h->batch_used = h->batch_list + 5;
-    } else {
-        body = ewp_peer_reserve_more(h->peer, h->batch_used, elem + 1);
-        if (body == NULL) {
-            batch_close(h);
-            h->drops++;
-            return;
-        }
+        h->batch_buf = grown;
+        h->batch_room = room;
     }
-    body[h->batch_used++] = ERL_SMALL_TUPLE_EXT;
-    body[h->batch_used++] = 3;
-    h->batch_used += ewp_encode_packet_tail(body + h->batch_used, h->time_unit,
-                                            (long)hdr->ts.tv_sec, time_frac(h, hdr),
-                                            hdr->len, hdr->caplen);
-    memcpy(body + h->batch_used, bytes, hdr->caplen);
-    h->batch_used += hdr->caplen;
+    e = h->batch_buf + h->batch_used;
+    e[0] = ERL_SMALL_TUPLE_EXT;
+    e[1] = 3;
+    elem = 2 + ewp_encode_packet_tail(e + 2, h->time_unit, (long)hdr->ts.tv_sec,
+                                      time_frac(h, hdr), hdr->len, hdr->caplen);
+    memcpy(e + elem, bytes, hdr->caplen);
+    h->batch_used += elem + hdr->caplen;
+    h->batch_bytes += hdr->caplen;
     h->batch_count++;
-    h->packets++;
-    h->bytes += hdr->caplen;
-    if (h->batch_count >= h->batch)
+    if (h->batch_count >= h->batch || h->batch_used >= BATCH_BYTES)
         batch_close(h);
 }
 
+/* The batch's message to the owner: the head, LIST_EXT with the count,
+ * the elements, NIL; no room in the node's buffer: its packets dropped */
 static void
 batch_close(struct ewp_handle *h)
 {
-    char *body;
     uint32_t n = (uint32_t)h->batch_count;
+    size_t used;
+    char *body;
 
     if (h->batch_count == 0)
         return;
-    /* room for the tail NIL was reserved with the last element */
-    body = ewp_peer_frame_body(h->peer);
-    body[h->batch_list + 1] = (char)(n >> 24);
-    body[h->batch_list + 2] = (char)(n >> 16);
-    body[h->batch_list + 3] = (char)(n >> 8);
-    body[h->batch_list + 4] = (char)n;
-    body[h->batch_used++] = ERL_NIL_EXT;
-    ewp_peer_commit(h->peer, h->batch_used);
+    body = ewp_peer_reserve(h->peer, head_max(h) + 5 + h->batch_used + 1);
+    if (body == NULL) {
+        h->drops += n;
+    } else {
+        used = put_head(h, body);
+        body[used++] = ERL_LIST_EXT;
+        body[used++] = (char)(n >> 24);
+        body[used++] = (char)(n >> 16);
+        body[used++] = (char)(n >> 8);
+        body[used++] = (char)n;
+        memcpy(body + used, h->batch_buf, h->batch_used);
+        used += h->batch_used;
+        body[used++] = ERL_NIL_EXT;
+        ewp_peer_commit(h->peer, used);
+        h->packets += n;
+        h->bytes += h->batch_bytes;
+    }
     h->batch_count = 0;
     h->batch_used = 0;
+    h->batch_bytes = 0;
+    if (h->batch_room > BATCH_KEEP) { /* a burst's buffer is not kept */
+        free(h->batch_buf);
+        h->batch_buf = NULL;
+        h->batch_room = 0;
+    }
     if (ewp_peer_congested(h->peer))
         pause_peer(h->table, h->peer);
 }

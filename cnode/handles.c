@@ -55,6 +55,7 @@ struct ewp_handles {
 };
 
 static void send_unlink(struct ewp_handle *h);
+static void pass_ring(struct ewp_handle *h);
 static size_t ref_hash(const erlang_ref *ref);
 static size_t pid_hash(const erlang_pid *pid);
 static size_t peer_hash(const struct ewp_peer *peer);
@@ -191,6 +192,7 @@ ewp_handle_close(struct ewp_handle *h, int unlink, const char *why)
     struct ewp_node *n = h->node;
 
     if (n != NULL) { /* in the table */
+        pass_ring(h);
         hash_remove(t, h);
         if (h->prev != NULL)
             h->prev->next = h->next;
@@ -226,6 +228,7 @@ ewp_handle_free(struct ewp_handle *h)
 {
     ewp_capture_close(&h->cap);
     free(h->prefix);
+    free(h->batch_buf);
     if (h->tmpl != NULL)
         ewp_ac_tmpl_free(h->tmpl);
     free(h->tmpl);
@@ -339,6 +342,26 @@ send_unlink(struct ewp_handle *h)
             (void)ewp_peer_send(h->peer, x.buff, (size_t)x.index);
     }
     ei_x_free(&x);
+}
+
+/*
+ * h's capture is shared (capture.h) and h counts its kernel ring: another
+ * handle of it counts it from now on, in the table's and its node's
+ * bytes, so that the ring is counted once for as long as it is open.
+ */
+static void
+pass_ring(struct ewp_handle *h)
+{
+    struct ewp_capture *c;
+    struct ewp_handle *o;
+
+    if (h->ring == 0 || (c = ewp_capture_other(&h->cap)) == NULL || (o = c->data) == NULL ||
+        o->node == NULL)
+        return;
+    o->ring += h->ring;
+    o->node->ring += h->ring;
+    h->node->ring -= h->ring; /* the table's total stays */
+    h->ring = 0;
 }
 
 /*

@@ -48,14 +48,16 @@ struct ewp_handle {
     char *prefix;                    /* encoded message head (deliver.c) */
     size_t prefix_len;               /* its length */
     struct ewp_ac_tmpl *tmpl;        /* the head with cached atoms, or NULL (deliver.c) */
-    size_t batch_list;               /* where the open batch's LIST_EXT is */
+    char *batch_buf;                 /* the open batch's elements (deliver.c) */
+    size_t batch_room;               /* bytes allocated there */
     int pending;                     /* open waits for its filter to compile */
     unsigned filter_gen;             /* filters asked for so far: a compile
                                         finished after a later one was asked
                                         for is not set (filter.c) */
     int batch;                       /* packets per message; 1: no batching */
     int batch_count;                 /* packets in the open batch */
-    size_t batch_used;               /* bytes of the open batch's frame body */
+    size_t batch_used;               /* bytes of its elements */
+    size_t batch_bytes;              /* packet bytes in them */
     unsigned long long packets;      /* messages queued to the owner */
     unsigned long long bytes;        /* packet bytes in them */
     unsigned long long drops;        /* packets the output buffer had no room for */

@@ -35,7 +35,10 @@ static int run(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *
 static int do_open(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
                    struct ewp_request *req, const struct ewp_call *call, ei_x_buff *x);
 static int open_capture(struct ewp_requests *r, struct ewp_handle *h,
-                        const struct ewp_request *req, char *errbuf);
+                        const struct ewp_request *req, const struct ewp_capture_opts *copts,
+                        char *errbuf);
+static void capture_opts(const struct ewp_requests *r, const struct ewp_opts *o,
+                         struct ewp_capture_opts *copts, char *self, size_t selflen);
 static const char *refuse_open(struct ewp_requests *r, struct ewp_peer *peer, const char *dev,
                                unsigned long long ring);
 static int ring_bytes(const struct ewp_opts *o);
@@ -180,8 +183,10 @@ do_open(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
         struct ewp_request *req, const struct ewp_call *call, ei_x_buff *x)
 {
     const struct ewp_opts *o = &req->opts;
+    struct ewp_capture_opts copts;
     char errbuf[EWP_ERRBUF_SIZE];
     char who[MAXATOMLEN_UTF8 + 64];
+    char self[32];
     const char *why;
     struct ewp_handle *h;
     int rv;
@@ -210,7 +215,10 @@ do_open(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
         h->device[req->dev_len] = '\0';
     }
 
-    if (req->type != EWP_REQ_OPEN_FILE)
+    capture_opts(r, o, &copts, self, sizeof(self));
+    /* a capture that joins one already open costs no kernel ring (the
+     * ring's bytes stay with a handle of it: handles.c) */
+    if (req->type != EWP_REQ_OPEN_FILE && !ewp_capture_joins(r->loop, h->device, &copts))
         h->ring = (unsigned long long)ring_bytes(o);
     why = refuse_open(r, peer, req->type == EWP_REQ_OPEN_FILE ? NULL : h->device, h->ring);
     if (why != NULL) {
@@ -218,7 +226,7 @@ do_open(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
         ewp_handle_free(h);
         return ewp_encode_error_atom(x, why);
     }
-    rv = open_capture(r, h, req, errbuf);
+    rv = open_capture(r, h, req, &copts, errbuf);
     if (rv > 0) { /* the path refused: an atom */
         ewp_handle_free(h);
         return ewp_encode_error_atom(x, errbuf);
@@ -266,10 +274,9 @@ err:
  * the reason in errbuf, or 1 with an error atom in errbuf (a path refused). */
 static int
 open_capture(struct ewp_requests *r, struct ewp_handle *h, const struct ewp_request *req,
-             char *errbuf)
+             const struct ewp_capture_opts *copts, char *errbuf)
 {
     const struct ewp_opts *o = &req->opts;
-    struct ewp_capture_opts copts;
     const char *why;
     int fd = -1;
 
@@ -279,17 +286,10 @@ open_capture(struct ewp_requests *r, struct ewp_handle *h, const struct ewp_requ
         if (fd < 0)
             goto refused;
     }
-    copts.snaplen = o->snaplen;
-    copts.promisc = o->promisc;
-    copts.immediate = o->timing_given ? o->immediate : 0;
-    copts.timeout_ms = o->timing_given ? o->timeout_ms : EWP_DEFAULT_TIMEOUT_MS;
-    copts.buffer = ring_bytes(o);
-    copts.monitor = o->monitor;
-    copts.nano = o->precision == EWP_TSTAMP_NANO;
     if ((req->type == EWP_REQ_OPEN_FILE
-             ? ewp_capture_open_offline(r->loop, &h->cap, fd, copts.nano, errbuf,
+             ? ewp_capture_open_offline(r->loop, &h->cap, fd, copts->nano, errbuf,
                                         EWP_ERRBUF_SIZE)
-             : ewp_capture_open(r->loop, &h->cap, h->device, &copts, errbuf,
+             : ewp_capture_open(r->loop, &h->cap, h->device, copts, errbuf,
                                 EWP_ERRBUF_SIZE)) < 0)
         return -1;
     if (o->dump_len > 0) {
@@ -307,6 +307,29 @@ refused:
     EWP_LOG(1, "%s: open refused: %s", ewp_peer_name(h->peer), why);
     (void)snprintf(errbuf, EWP_ERRBUF_SIZE, "%s", why);
     return 1;
+}
+
+/*
+ * The capture options of o. Live captures of one device with the same
+ * options share one pcap_t, each with its own filter (source.h), except a
+ * {dump, Path}, whose packets go to its file through a kernel filter of
+ * its own. The shared ring's kernel filter keeps our own distribution
+ * traffic out (filter.c composes the same exclusion into every filter).
+ */
+static void
+capture_opts(const struct ewp_requests *r, const struct ewp_opts *o,
+             struct ewp_capture_opts *copts, char *self, size_t selflen)
+{
+    copts->snaplen = o->snaplen;
+    copts->promisc = o->promisc;
+    copts->immediate = o->timing_given ? o->immediate : 0;
+    copts->timeout_ms = o->timing_given ? o->timeout_ms : EWP_DEFAULT_TIMEOUT_MS;
+    copts->buffer = ring_bytes(o);
+    copts->monitor = o->monitor;
+    copts->nano = o->precision == EWP_TSTAMP_NANO;
+    copts->exclusive = o->dump_len > 0;
+    (void)snprintf(self, selflen, "not tcp port %d", r->port);
+    copts->kernel_filter = self;
 }
 
 /* The kernel buffer a live capture with these options asks for */

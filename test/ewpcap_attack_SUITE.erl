@@ -327,7 +327,9 @@ emfile_pause(_Config) ->
 
 emfile_pause_on(#{node := Node, os_pid := OsPid} = D) ->
     Port0 = 46000 + rand:uniform(1000),
-    Open = fun(K) -> ewpcap:open(Node, <<"lo">>, [{buffer, 1 bsl 20},
+    % a snaplen each: a capture and a packet socket each (the same options
+    % would share one capture, and fds would never run out)
+    Open = fun(K) -> ewpcap:open(Node, <<"lo">>, [{buffer, 1 bsl 20}, {snaplen, 65535 - K},
                                                  {filter, "udp dst port " ++ integer_to_list(Port0 + K)}]) end,
     {Handles, Last} = open_until_error(Open, 0, 100, []),
     ct:pal("~p handles open; then ~p", [length(Handles), Last]),

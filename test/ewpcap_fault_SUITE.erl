@@ -89,7 +89,8 @@ end_per_testcase(_Case, Config) ->
 %%% ===================================================================
 
 interface_deleted() ->
-    [{doc, "The captured interface is deleted: {ewpcap_error, Ref, String}, close/1 is ok, the daemon lives"}].
+    [{doc, "The captured interface is deleted: {ewpcap_error, Ref, String}, once, to both handles "
+           "of its shared capture; close/1 is ok, the daemon lives"}].
 interface_deleted(Config) ->
     need_netns(),
     J = ?config(janitor, Config),
@@ -98,16 +99,19 @@ interface_deleted(Config) ->
     {ok, Holder, Node, OsPid} = start_daemon(J, "ewp_ct_ifdel_", ["--netns", NS], []),
     ct:pal("namespace ~s, ewpcapd ~p (os pid ~p)", [NS, Node, OsPid]),
     {ok, S0} = ewpcap:open(Node, <<"ewpv0">>, [{filter, ?NOMATCH}]),
+    % the same options: one capture shared with S0
+    {ok, S0b} = ewpcap:open(Node, <<"ewpv0">>, [{filter, "udp port 7"}]),
     {ok, S1} = ewpcap:open(Node, <<"ewpv1">>, []),
     {ok, Slo} = ewpcap:open(Node, <<"lo">>, [{filter, ?NOMATCH}]),
     #ewpcap_resource{ref = R0} = S0,
+    #ewpcap_resource{ref = R0b} = S0b,
     #ewpcap_resource{ref = R1} = S1,
     #ewpcap_resource{ref = Rlo} = Slo,
-    ?assertEqual(3, length(handles(Node))),
+    ?assertEqual(4, length(handles(Node))),
     T0 = erlang:monotonic_time(millisecond),
     % deleting one end of a veth pair deletes both
     ?assertMatch({0, _}, ewpcap_netns:run("ip", ["-n", NS, "link", "del", "ewpv0"])),
-    Errors = [{Ref, receive_error(Ref, T0 + ?IFERROR_MAX)} || Ref <- [R0, R1]],
+    Errors = [{Ref, receive_error(Ref, T0 + ?IFERROR_MAX)} || Ref <- [R0, R0b, R1]],
     Ms = erlang:monotonic_time(millisecond) - T0,
     ct:pal("after ~p ms: ~p", [Ms, Errors]),
     lists:foreach(
@@ -115,8 +119,12 @@ interface_deleted(Config) ->
             is_string(Reason) orelse ct:fail({no_error_string, Ref, Reason})
         end,
         Errors),
+    % once each: no second error after two more interface checks (1 s apart)
+    timer:sleep(2500),
+    ?assertEqual([], [M || {ewpcap_error, _, _} = M <- flush_list()]),
     % the handles stay open (in info) until close/1, and close/1 works
-    ?assertEqual(3, length(handles(Node))),
+    ?assertEqual(4, length(handles(Node))),
+    ?assertEqual(ok, ewpcap:close(S0b)),
     ?assertEqual(ok, ewpcap:close(S0)),
     ?assertEqual(ok, ewpcap:close(S1)),
     ?assertEqual([Rlo], [proplists:get_value(ref, H) || H <- handles(Node)]),

@@ -1277,6 +1277,24 @@ ewp_capture_share(struct ewp_capture *c)
     return NULL;
 }
 
+/* Every fake capture has a pcap_t of its own: none is shared, so every
+ * handle counts its ring (handles.c, request.c) */
+int
+ewp_capture_joins(struct ev_loop *loop, const char *dev, const struct ewp_capture_opts *o)
+{
+    (void)loop;
+    (void)o;
+    FUZZ_CHECK(dev != NULL, "joins of a NULL device");
+    return 0;
+}
+
+struct ewp_capture *
+ewp_capture_other(const struct ewp_capture *c)
+{
+    FUZZ_CHECK(c != NULL, "ewp_capture_other of NULL");
+    return NULL;
+}
+
 int
 ewp_capture_default_dev(char *dev, size_t devlen, char *errbuf, size_t errlen)
 {

@@ -23,6 +23,8 @@ extern CU_TestInfo ewp_handshake_tests[];
 extern CU_TestInfo ewp_handles_tests[];
 extern CU_TestInfo ewp_atomcache_tests[];
 extern CU_TestInfo ewp_xport_tests[];
+extern CU_TestInfo ewp_source_tests[];
+extern CU_TestInfo ewp_caps_tests[];
 
 int ewp_decode_suite_init(void);
 int ewp_decode_suite_clean(void);
@@ -46,6 +48,8 @@ main(void)
         {"handles", NULL, NULL, NULL, NULL, ewp_handles_tests},
         {"atomcache", NULL, NULL, NULL, NULL, ewp_atomcache_tests},
         {"xport", NULL, NULL, NULL, NULL, ewp_xport_tests},
+        {"source", NULL, NULL, NULL, NULL, ewp_source_tests},
+        {"caps", NULL, NULL, NULL, NULL, ewp_caps_tests},
         CU_SUITE_INFO_NULL,
     };
     /* tests that need root: skipped (inactive) when not root */
@@ -53,6 +57,8 @@ main(void)
         const char *suite, *test;
     } root_tests[] = {
         {"capture", "a live capture on lo sees our datagrams (root)"},
+        {"source", "members share one pcap_t and get their own (root)"},
+        {"caps", "a shared ring is counted once (root)"},
         {NULL, NULL},
     };
     unsigned int failures, records, skipped = 0, i;
