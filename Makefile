@@ -149,7 +149,7 @@ SAN_CC ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_MAX_LEN ?= 4096
 FUZZ_FLAGS ?=
-FUZZ_TARGETS = fuzz_decode fuzz_dispatch fuzz_handshake fuzz_atomcache
+FUZZ_TARGETS = fuzz_decode fuzz_dispatch fuzz_handshake fuzz_atomcache fuzz_demux
 FUZZ_DIR = _build/fuzz
 ASAN_DIR = _build/asan
 
@@ -196,6 +196,10 @@ $(FUZZ_DIR)/fuzz_atomcache: $(FUZZ_DIR)/test/fuzz_atomcache.o $(FUZZ_DIR)/cnode/
 
 $(FUZZ_DIR)/fuzz_handshake: $(FUZZ_DIR)/test/fuzz_handshake.o $(FUZZ_DIR)/cnode/handshake.o
 	$(ld_verbose) $(SAN_CC) $(FUZZ_SAN) -o $@ $^ -pthread $(shell pkg-config --libs nettle)
+
+# differential: every answer against pcap_offline_filter per member
+$(FUZZ_DIR)/fuzz_demux: $(FUZZ_DIR)/test/fuzz_demux.o $(FUZZ_DIR)/cnode/demux.o $(FUZZ_DIR)/cnode/demux_run.o
+	$(ld_verbose) $(SAN_CC) $(FUZZ_SAN) -o $@ $^ -lpcap -pthread
 
 # Each target fuzzes for its share of FUZZ_SECONDS into a work corpus under
 # _build/fuzz/corpus/ (seeded from test/fuzz/corpus/, which stays as it is).

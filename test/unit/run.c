@@ -22,6 +22,7 @@ extern CU_TestInfo ewp_teardown_tests[];
 extern CU_TestInfo ewp_handshake_tests[];
 extern CU_TestInfo ewp_handles_tests[];
 extern CU_TestInfo ewp_atomcache_tests[];
+extern CU_TestInfo ewp_demux_tests[];
 
 int ewp_decode_suite_init(void);
 int ewp_decode_suite_clean(void);
@@ -44,6 +45,7 @@ main(void)
         {"handshake", NULL, NULL, NULL, NULL, ewp_handshake_tests},
         {"handles", NULL, NULL, NULL, NULL, ewp_handles_tests},
         {"atomcache", NULL, NULL, NULL, NULL, ewp_atomcache_tests},
+        {"demux", NULL, NULL, NULL, NULL, ewp_demux_tests},
         CU_SUITE_INFO_NULL,
     };
     /* tests that need root: skipped (inactive) when not root */

@@ -1,0 +1,379 @@
+/*
+ * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
+ *
+ * A packet through a group of programs that differ only in the k of their
+ * jeq #k (see demux_int.h), with the answer libpcap's interpreter gives
+ * each of them (bpf_filter semantics: a load past caplen or a division by
+ * zero rejects, len is the wire length, ret non-zero accepts).
+ *
+ * The shape runs once, with one set of registers, carrying the set of
+ * variants still on that path. At a jeq #k where the group's variants
+ * differ, those whose k equals A take jt and the others jf: the run forks,
+ * each fork with its part and a copy of the registers. The first path
+ * carries "every variant but the excluded" without listing them: at a
+ * differing jeq it looks A up in that jeq's index (k -> variants), lists
+ * those not excluded for the jt fork and goes on to jf excluding (jeq, A).
+ * Later forks carry explicit lists, split in place. Lists are disjoint,
+ * so a packet costs one run of the shape, a lookup per differing jeq
+ * reached and the work of the variants that match there, not a run per
+ * member. Jumps are forward only (ewp_dm_mergeable), so a path reaches a
+ * jeq at most once.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include <pcap/pcap.h>
+
+#include "demux_int.h"
+
+struct regs {
+    uint32_t a, x;                 /* the accumulator and index */
+    uint32_t mem[BPF_MEMWORDS];    /* scratch memory */
+};
+
+/* One packet through one group */
+struct walk {
+    const struct ewp_dm_group *g; /* the group */
+    const unsigned char *p;       /* the packet */
+    uint32_t wirelen, buflen;     /* its len, its caplen */
+    struct ewp_dm_variant **buf;  /* room for the explicit lists */
+    size_t used;                  /* of buf */
+    size_t nexcl;                 /* the first path's exclusions (g->excl_*) */
+    void **out;                   /* the answer */
+    size_t got;                   /* its length */
+};
+
+static void walk(struct walk *w, u_int pc, struct regs *r, struct ewp_dm_variant **set, size_t n);
+static int load(const struct walk *w, uint64_t off, u_int size, uint32_t *to);
+static int excluded(const struct walk *w, const struct ewp_dm_variant *v);
+static void emit(struct walk *w, struct ewp_dm_variant **set, size_t n);
+static void emit_variant(struct walk *w, const struct ewp_dm_variant *v);
+
+size_t
+ewp_dm_run_group(struct ewp_demux *d, struct ewp_dm_group *g, const struct pcap_pkthdr *h,
+                 const unsigned char *pkt, void **out)
+{
+    struct walk w;
+    struct regs r;
+
+    memset(&r, 0, sizeof(r));
+    w.g = g;
+    w.p = pkt;
+    w.wirelen = h->len;
+    w.buflen = h->caplen;
+    w.buf = d->scratch;
+    w.used = 0;
+    w.nexcl = 0;
+    w.out = out;
+    w.got = 0;
+    walk(&w, 0, &r, NULL, 0);
+    return w.got;
+}
+
+int
+ewp_dm_mergeable(const struct bpf_insn *f, u_int len)
+{
+    u_int i;
+
+    for (i = 0; i < len; i++) {
+        switch (f[i].code) {
+        case BPF_JMP | BPF_JA:
+            if ((int32_t)f[i].k < 0)
+                return 0;
+            break;
+        case BPF_ALU | BPF_LSH | BPF_K:
+        case BPF_ALU | BPF_RSH | BPF_K:
+            if (f[i].k >= 32)
+                return 0;
+            break;
+        default:
+            break;
+        }
+    }
+    return 1;
+}
+
+/* The path from pc with registers r, carrying set[0..n) (set NULL: the
+ * first path's, every variant not excluded) */
+static void
+walk(struct walk *w, u_int pc, struct regs *r, struct ewp_dm_variant **set, size_t n)
+{
+    const struct ewp_dm_group *g = w->g;
+
+    for (;;) {
+        const struct bpf_insn *in = &g->shape[pc++];
+        const struct ewp_dm_jeq *jq;
+        struct ewp_dm_kclass *c;
+        struct regs copy;
+        size_t i, t, start;
+        int32_t j;
+
+        switch (in->code) {
+        case BPF_RET | BPF_K:
+            if (in->k != 0)
+                emit(w, set, n);
+            return;
+        case BPF_RET | BPF_A:
+            if (r->a != 0)
+                emit(w, set, n);
+            return;
+        case BPF_LD | BPF_W | BPF_ABS:
+            if (!load(w, in->k, 4, &r->a))
+                return;
+            continue;
+        case BPF_LD | BPF_H | BPF_ABS:
+            if (!load(w, in->k, 2, &r->a))
+                return;
+            continue;
+        case BPF_LD | BPF_B | BPF_ABS:
+            if (!load(w, in->k, 1, &r->a))
+                return;
+            continue;
+        case BPF_LD | BPF_W | BPF_IND:
+            if (!load(w, (uint64_t)r->x + in->k, 4, &r->a))
+                return;
+            continue;
+        case BPF_LD | BPF_H | BPF_IND:
+            if (!load(w, (uint64_t)r->x + in->k, 2, &r->a))
+                return;
+            continue;
+        case BPF_LD | BPF_B | BPF_IND:
+            if (!load(w, (uint64_t)r->x + in->k, 1, &r->a))
+                return;
+            continue;
+        case BPF_LDX | BPF_MSH | BPF_B:
+            if (!load(w, in->k, 1, &r->x))
+                return;
+            r->x = (r->x & 0xf) << 2;
+            continue;
+        case BPF_LD | BPF_W | BPF_LEN:
+            r->a = w->wirelen;
+            continue;
+        case BPF_LDX | BPF_W | BPF_LEN:
+            r->x = w->wirelen;
+            continue;
+        case BPF_LD | BPF_IMM:
+            r->a = in->k;
+            continue;
+        case BPF_LDX | BPF_IMM:
+            r->x = in->k;
+            continue;
+        case BPF_LD | BPF_MEM:
+            r->a = r->mem[in->k % BPF_MEMWORDS];
+            continue;
+        case BPF_LDX | BPF_MEM:
+            r->x = r->mem[in->k % BPF_MEMWORDS];
+            continue;
+        case BPF_ST:
+            r->mem[in->k % BPF_MEMWORDS] = r->a;
+            continue;
+        case BPF_STX:
+            r->mem[in->k % BPF_MEMWORDS] = r->x;
+            continue;
+        case BPF_JMP | BPF_JA:
+            pc += in->k;
+            continue;
+        case BPF_JMP | BPF_JGT | BPF_K:
+            pc += r->a > in->k ? in->jt : in->jf;
+            continue;
+        case BPF_JMP | BPF_JGE | BPF_K:
+            pc += r->a >= in->k ? in->jt : in->jf;
+            continue;
+        case BPF_JMP | BPF_JSET | BPF_K:
+            pc += (r->a & in->k) != 0 ? in->jt : in->jf;
+            continue;
+        case BPF_JMP | BPF_JGT | BPF_X:
+            pc += r->a > r->x ? in->jt : in->jf;
+            continue;
+        case BPF_JMP | BPF_JGE | BPF_X:
+            pc += r->a >= r->x ? in->jt : in->jf;
+            continue;
+        case BPF_JMP | BPF_JEQ | BPF_X:
+            pc += r->a == r->x ? in->jt : in->jf;
+            continue;
+        case BPF_JMP | BPF_JSET | BPF_X:
+            pc += (r->a & r->x) != 0 ? in->jt : in->jf;
+            continue;
+        case BPF_JMP | BPF_JEQ | BPF_K:
+            j = g->jeq_at[pc - 1];
+            jq = &g->jeq[j];
+            if (jq->cls.n == 1) { /* every variant has the same k */
+                pc += r->a == jq->k1 ? in->jt : in->jf;
+                continue;
+            }
+            if (set == NULL) { /* the first path: A looked up */
+                c = ewp_dm_kclass_find(jq, r->a);
+                if (c != NULL) {
+                    start = w->used;
+                    for (i = 0; i < c->n; i++)
+                        if (!excluded(w, c->v[i]))
+                            w->buf[w->used++] = c->v[i];
+                    if (w->used > start) {
+                        copy = *r;
+                        walk(w, pc + in->jt, &copy, w->buf + start, w->used - start);
+                    }
+                    g->excl_j[w->nexcl] = (uint32_t)j;
+                    g->excl_k[w->nexcl++] = r->a;
+                }
+                pc += in->jf;
+                continue;
+            }
+            for (i = 0, t = 0; i < n; i++) { /* a list: those equal to A first */
+                if (set[i]->k[j] == r->a) {
+                    struct ewp_dm_variant *v = set[i];
+
+                    set[i] = set[t];
+                    set[t++] = v;
+                }
+            }
+            if (t > 0 && t < n) {
+                copy = *r;
+                walk(w, pc + in->jt, &copy, set, t);
+                set += t;
+                n -= t;
+                t = 0;
+            }
+            pc += t > 0 ? in->jt : in->jf;
+            continue;
+        case BPF_ALU | BPF_ADD | BPF_X:
+            r->a += r->x;
+            continue;
+        case BPF_ALU | BPF_SUB | BPF_X:
+            r->a -= r->x;
+            continue;
+        case BPF_ALU | BPF_MUL | BPF_X:
+            r->a *= r->x;
+            continue;
+        case BPF_ALU | BPF_DIV | BPF_X:
+            if (r->x == 0)
+                return;
+            r->a /= r->x;
+            continue;
+        case BPF_ALU | BPF_MOD | BPF_X:
+            if (r->x == 0)
+                return;
+            r->a %= r->x;
+            continue;
+        case BPF_ALU | BPF_AND | BPF_X:
+            r->a &= r->x;
+            continue;
+        case BPF_ALU | BPF_OR | BPF_X:
+            r->a |= r->x;
+            continue;
+        case BPF_ALU | BPF_XOR | BPF_X:
+            r->a ^= r->x;
+            continue;
+        case BPF_ALU | BPF_LSH | BPF_X:
+            r->a = r->x < 32 ? r->a << r->x : 0;
+            continue;
+        case BPF_ALU | BPF_RSH | BPF_X:
+            r->a = r->x < 32 ? r->a >> r->x : 0;
+            continue;
+        case BPF_ALU | BPF_ADD: /* | BPF_K, which is 0 */
+            r->a += in->k;
+            continue;
+        case BPF_ALU | BPF_SUB | BPF_K:
+            r->a -= in->k;
+            continue;
+        case BPF_ALU | BPF_MUL | BPF_K:
+            r->a *= in->k;
+            continue;
+        case BPF_ALU | BPF_DIV | BPF_K: /* k 0: refused by bpf_validate */
+            if (in->k == 0)
+                return;
+            r->a /= in->k;
+            continue;
+        case BPF_ALU | BPF_MOD | BPF_K:
+            if (in->k == 0)
+                return;
+            r->a %= in->k;
+            continue;
+        case BPF_ALU | BPF_AND | BPF_K:
+            r->a &= in->k;
+            continue;
+        case BPF_ALU | BPF_OR | BPF_K:
+            r->a |= in->k;
+            continue;
+        case BPF_ALU | BPF_XOR | BPF_K:
+            r->a ^= in->k;
+            continue;
+        case BPF_ALU | BPF_LSH | BPF_K: /* k < 32: ewp_dm_mergeable */
+            r->a <<= in->k;
+            continue;
+        case BPF_ALU | BPF_RSH | BPF_K:
+            r->a >>= in->k;
+            continue;
+        case BPF_ALU | BPF_NEG:
+            r->a = 0U - r->a;
+            continue;
+        case BPF_MISC | BPF_TAX:
+            r->x = r->a;
+            continue;
+        case BPF_MISC | BPF_TXA:
+            r->a = r->x;
+            continue;
+        default: /* not a group's: refused in ewp_demux_set */
+            return;
+        }
+    }
+}
+
+/* A big-endian load of size bytes at off into to; 0 past caplen */
+static int
+load(const struct walk *w, uint64_t off, u_int size, uint32_t *to)
+{
+    const unsigned char *b;
+
+    if (off + size > w->buflen)
+        return 0;
+    b = w->p + off;
+    switch (size) {
+    case 4:
+        *to = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+        break;
+    case 2:
+        *to = (uint32_t)b[0] << 8 | b[1];
+        break;
+    default:
+        *to = b[0];
+        break;
+    }
+    return 1;
+}
+
+/* Whether the first path has left v behind at a jeq */
+static int
+excluded(const struct walk *w, const struct ewp_dm_variant *v)
+{
+    size_t e;
+
+    for (e = 0; e < w->nexcl; e++)
+        if (v->k[w->g->excl_j[e]] == w->g->excl_k[e])
+            return 1;
+    return 0;
+}
+
+/* The members of set[0..n) (set NULL: of every variant not excluded) */
+static void
+emit(struct walk *w, struct ewp_dm_variant **set, size_t n)
+{
+    size_t i;
+
+    if (set != NULL) {
+        for (i = 0; i < n; i++)
+            emit_variant(w, set[i]);
+        return;
+    }
+    for (i = 0; i < w->g->nv; i++)
+        if (!excluded(w, w->g->v[i]))
+            emit_variant(w, w->g->v[i]);
+}
+
+static void
+emit_variant(struct walk *w, const struct ewp_dm_variant *v)
+{
+    size_t i;
+
+    for (i = 0; i < v->nm; i++)
+        w->out[w->got++] = v->m[i]->who;
+}
