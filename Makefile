@@ -295,6 +295,9 @@ fuzz-clean:
 #                     open time, exact delivery, kernel rings, CPU per packet
 #                     with idle handles open, fds and RSS back (bench/scale.sh);
 #                     bench/out/scale.json; exit 1 on a missed target
+#   make bench-demux  ewp_demux_match's ns per packet for 1-1,000 members of one
+#                     filter shape and of a mix, beside each member's program run
+#                     by pcap_offline_filter, same run (bench/demux_bench.c; no root)
 #   make bench-build  only the bench programs
 #   make bench-clean  remove bench/out
 
@@ -302,7 +305,7 @@ BENCH_OUT = bench/out
 BENCH_BINS = $(BENCH_OUT)/pktgen $(BENCH_OUT)/pcapcount
 BENCH_CFLAGS = $(CFLAGS) $(WARN) -std=gnu11
 
-.PHONY: bench bench-build bench-clean bench-dump bench-atoms bench-scale
+.PHONY: bench bench-build bench-clean bench-dump bench-atoms bench-scale bench-demux
 
 BENCH_BEAMS = $(patsubst bench/%.erl,$(BENCH_OUT)/ebin/%.beam,$(wildcard bench/*.erl))
 
@@ -340,6 +343,14 @@ $(BENCH_OUT)/ebin/ewpcap_bench_scale.beam: bench/ewpcap_bench_scale.erl $(wildca
 # just the scale row (issue 13, section 3)
 bench-scale: all $(BENCH_OUT)/ebin/ewpcap_bench_scale.beam
 	bash bench/scale.sh
+
+# many filters on one shared capture (issue 13, section 3; no root needed)
+$(BENCH_OUT)/demux_bench: bench/demux_bench.c cnode/demux.c cnode/demux_run.c cnode/demux.h cnode/demux_int.h
+	@mkdir -p $(@D)
+	$(c_verbose) $(CC) $(BENCH_CFLAGS) -Icnode -o $@ bench/demux_bench.c cnode/demux.c cnode/demux_run.c $(LDFLAGS) -lpcap
+
+bench-demux: $(BENCH_OUT)/demux_bench
+	$(BENCH_OUT)/demux_bench
 
 # the atom cache's worth on the receiving node (issue 13; no root needed)
 bench-atoms: bench-build

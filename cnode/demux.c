@@ -28,6 +28,7 @@ static int grow(void *pp, size_t *cap, size_t want, size_t size);
 static struct ewp_dm_member *member_find(struct ewp_demux *d, const void *who);
 static void member_detach(struct ewp_demux *d, struct ewp_dm_member *m);
 static int known_insns(const struct bpf_program *prog);
+static int uses_mem(uint16_t code);
 static uint64_t prog_hash(const struct bpf_insn *f, u_int len, int shape);
 static struct ewp_dm_variant *variant_get(struct ewp_demux *d, const struct bpf_program *prog);
 static void variant_drop(struct ewp_demux *d, struct ewp_dm_variant *v);
@@ -36,8 +37,9 @@ static int group_same(const struct ewp_dm_group *g, const struct bpf_program *pr
 static void group_free(struct ewp_demux *d, struct ewp_dm_group *g);
 static int group_attach(struct ewp_dm_group *g, struct ewp_dm_variant *v);
 static void group_detach(struct ewp_dm_group *g, struct ewp_dm_variant *v, size_t njeq);
-static int jeq_add(struct ewp_dm_jeq *jq, struct ewp_dm_variant *v, uint32_t k);
-static void jeq_del(struct ewp_dm_jeq *jq, const struct ewp_dm_variant *v, uint32_t k);
+static int jeq_add(struct ewp_dm_jeq *jq, struct ewp_dm_variant *v, size_t j);
+static void jeq_del(struct ewp_dm_jeq *jq, const struct ewp_dm_variant *v, size_t j);
+static void jeq_sync(struct ewp_dm_group *g, size_t j);
 
 struct ewp_demux *
 ewp_demux_new(void)
@@ -114,6 +116,7 @@ ewp_demux_set(struct ewp_demux *d, void *member, const struct bpf_program *prog)
     m->v = v;
     m->slot = v->nm;
     v->m[v->nm++] = m;
+    v->who0 = v->m[0]->who;
     return 0;
 
 fail:
@@ -247,6 +250,7 @@ member_detach(struct ewp_demux *d, struct ewp_dm_member *m)
 
     v->m[m->slot] = v->m[--v->nm];
     v->m[m->slot]->slot = m->slot;
+    v->who0 = v->nm > 0 ? v->m[0]->who : NULL;
     if (v->nm == 0 && v != &d->every)
         variant_drop(d, v);
 }
@@ -283,6 +287,14 @@ known_insns(const struct bpf_program *prog)
             return 0;
     }
     return 1;
+}
+
+/* Whether an instruction reads or writes scratch memory */
+static int
+uses_mem(uint16_t code)
+{
+    return code == BPF_ST || code == BPF_STX || code == (BPF_LD | BPF_MEM) ||
+           code == (BPF_LDX | BPF_MEM);
 }
 
 /* The hash of a program; shape: with the k of its jeq #k left out */
@@ -330,7 +342,8 @@ variant_get(struct ewp_demux *d, const struct bpf_program *prog)
         goto nomem_group;
     v->prog.bf_insns = malloc(bytes);
     v->k = calloc(g->njeq > 0 ? g->njeq : 1, sizeof(*v->k));
-    if (v->prog.bf_insns == NULL || v->k == NULL)
+    v->at = calloc(g->njeq > 0 ? g->njeq : 1, sizeof(*v->at));
+    if (v->prog.bf_insns == NULL || v->k == NULL || v->at == NULL)
         goto nomem_variant;
     memcpy(v->prog.bf_insns, prog->bf_insns, bytes);
     v->prog.bf_len = prog->bf_len;
@@ -351,6 +364,7 @@ variant_get(struct ewp_demux *d, const struct bpf_program *prog)
 nomem_variant:
     free(v->prog.bf_insns);
     free(v->k);
+    free(v->at);
     free(v);
 nomem_group:
     if (g->nv == 0)
@@ -373,6 +387,7 @@ variant_drop(struct ewp_demux *d, struct ewp_dm_variant *v)
         group_free(d, g);
     free(v->prog.bf_insns);
     free(v->k);
+    free(v->at);
     free(v->m);
     free(v);
 }
@@ -403,8 +418,10 @@ group_get(struct ewp_demux *d, const struct bpf_program *prog)
         goto fail;
     memcpy(g->shape, prog->bf_insns, (size_t)prog->bf_len * sizeof(*g->shape));
     if (merge) {
-        for (i = 0; i < prog->bf_len; i++)
+        for (i = 0; i < prog->bf_len; i++) {
             g->njeq += IS_JEQ_K(prog->bf_insns[i].code);
+            g->mem |= uses_mem(prog->bf_insns[i].code);
+        }
         g->jeq_at = malloc((size_t)prog->bf_len * sizeof(*g->jeq_at));
         g->jeq = calloc(g->njeq + 1, sizeof(*g->jeq));
         g->excl_j = calloc(g->njeq + 1, sizeof(*g->excl_j));
@@ -412,8 +429,11 @@ group_get(struct ewp_demux *d, const struct bpf_program *prog)
         if (g->jeq_at == NULL || g->jeq == NULL || g->excl_j == NULL || g->excl_k == NULL)
             goto fail;
         g->njeq = 0;
-        for (i = 0; i < prog->bf_len; i++)
-            g->jeq_at[i] = IS_JEQ_K(prog->bf_insns[i].code) ? (int32_t)g->njeq++ : -1;
+        for (i = 0; i < prog->bf_len; i++) {
+            g->jeq_at[i] = IS_JEQ_K(prog->bf_insns[i].code) ? (int32_t)g->njeq : -1;
+            if (g->jeq_at[i] >= 0)
+                g->jeq[g->njeq++].pc = i;
+        }
     }
     if (htab_put(&d->groups, &g->node) < 0)
         goto fail;
@@ -441,9 +461,10 @@ group_same(const struct ewp_dm_group *g, const struct bpf_program *prog)
         return 0;
     for (i = 0; i < g->len; i++) {
         const struct bpf_insn *a = &g->shape[i], *b = &prog->bf_insns[i];
+        uint16_t code = a->code == EWP_DM_SPLIT ? BPF_JMP | BPF_JEQ | BPF_K : a->code;
 
-        if (a->code != b->code || a->jt != b->jt || a->jf != b->jf ||
-            (a->k != b->k && !(g->merge && IS_JEQ_K(a->code))))
+        if (code != b->code || a->jt != b->jt || a->jf != b->jf ||
+            (a->k != b->k && !(g->merge && IS_JEQ_K(code))))
             return 0;
     }
     return 1;
@@ -478,12 +499,13 @@ group_attach(struct ewp_dm_group *g, struct ewp_dm_variant *v)
     if (grow(&g->v, &g->vcap, g->nv + 1, sizeof(struct ewp_dm_variant *)) < 0)
         return -1;
     for (j = 0; j < g->njeq; j++) {
-        if (jeq_add(&g->jeq[j], v, v->k[j]) < 0) {
+        if (jeq_add(&g->jeq[j], v, j) < 0) {
             v->slot = g->nv;
             g->v[g->nv++] = v;
             group_detach(g, v, j);
             return -1;
         }
+        jeq_sync(g, j);
     }
     v->slot = g->nv;
     g->v[g->nv++] = v;
@@ -496,15 +518,19 @@ group_detach(struct ewp_dm_group *g, struct ewp_dm_variant *v, size_t njeq)
 {
     size_t j;
 
-    for (j = 0; j < njeq; j++)
-        jeq_del(&g->jeq[j], v, v->k[j]);
+    for (j = 0; j < njeq; j++) {
+        jeq_del(&g->jeq[j], v, j);
+        jeq_sync(g, j);
+    }
     g->v[v->slot] = g->v[--g->nv];
     g->v[v->slot]->slot = v->slot;
 }
 
+/* Adds v to jq's index under its k (jq is g->jeq[j]) */
 static int
-jeq_add(struct ewp_dm_jeq *jq, struct ewp_dm_variant *v, uint32_t k)
+jeq_add(struct ewp_dm_jeq *jq, struct ewp_dm_variant *v, size_t j)
 {
+    uint32_t k = v->k[j];
     struct ewp_dm_kclass *c = ewp_dm_kclass_find(jq, k);
 
     if (c == NULL) {
@@ -512,7 +538,7 @@ jeq_add(struct ewp_dm_jeq *jq, struct ewp_dm_variant *v, uint32_t k)
         if (c == NULL)
             return -1;
         c->k = k;
-        c->node.h = ewp_dm_mix(k);
+        c->node.h = ewp_dm_khash(k);
         if (htab_put(&jq->cls, &c->node) < 0) {
             free(c);
             return -1;
@@ -525,29 +551,41 @@ jeq_add(struct ewp_dm_jeq *jq, struct ewp_dm_variant *v, uint32_t k)
         }
         return -1;
     }
+    v->at[j] = c->n;
     c->v[c->n++] = v;
+    c->v0 = c->v[0];
     if (jq->cls.n == 1)
         jq->k1 = k;
     return 0;
 }
 
 static void
-jeq_del(struct ewp_dm_jeq *jq, const struct ewp_dm_variant *v, uint32_t k)
+jeq_del(struct ewp_dm_jeq *jq, const struct ewp_dm_variant *v, size_t j)
 {
-    struct ewp_dm_kclass *c = ewp_dm_kclass_find(jq, k);
-    size_t i;
+    struct ewp_dm_kclass *c = ewp_dm_kclass_find(jq, v->k[j]);
+    size_t i = v->at[j];
 
-    for (i = 0; c->v[i] != v; i++)
-        ;
     c->v[i] = c->v[--c->n];
-    if (c->n == 0) {
-        htab_del(&jq->cls, &c->node);
-        free(c->v);
-        free(c);
-    }
+    c->v[i]->at[j] = i;
+    c->v0 = c->n > 0 ? c->v[0] : NULL;
+    if (c->n > 0)
+        return;
+    htab_del(&jq->cls, &c->node);
+    free(c->v);
+    free(c);
     if (jq->cls.n == 1) { /* the k left */
         for (i = 0; jq->cls.b[i] == NULL; i++)
             ;
         jq->k1 = ((struct ewp_dm_kclass *)jq->cls.b[i])->k;
     }
+}
+
+/* The shape's jeq j: a plain jeq when its variants have one k, a split */
+static void
+jeq_sync(struct ewp_dm_group *g, size_t j)
+{
+    struct bpf_insn *in = &g->shape[g->jeq[j].pc];
+
+    in->code = g->jeq[j].cls.n == 1 ? BPF_JMP | BPF_JEQ | BPF_K : EWP_DM_SPLIT;
+    in->k = g->jeq[j].cls.n == 1 ? g->jeq[j].k1 : (uint32_t)j;
 }

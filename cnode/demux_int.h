@@ -16,7 +16,6 @@
 
 #include <pcap/pcap.h>
 
-#include "demux.h"
 
 /* A chained hash table of nodes embedded in their owners, keyed by h */
 struct ewp_hnode {
@@ -43,6 +42,7 @@ struct ewp_dm_member {
 struct ewp_dm_kclass {
     struct ewp_hnode node;     /* in its jeq's cls, by k */
     uint32_t k;                /* the constant */
+    struct ewp_dm_variant *v0; /* v[0], or NULL (one load less per packet) */
     struct ewp_dm_variant **v; /* the variants with it */
     size_t n, cap;             /* how many, room */
 };
@@ -51,7 +51,12 @@ struct ewp_dm_kclass {
 struct ewp_dm_jeq {
     struct ewp_htab cls; /* k -> struct ewp_dm_kclass */
     uint32_t k1;         /* the one k when cls.n == 1 */
+    u_int pc;            /* where it is */
 };
+
+/* In a group's shape, a jeq #k where its variants differ (k: the index of
+ * the jeq); where they all have the same k it is a plain jeq with that k */
+#define EWP_DM_SPLIT 0x8000
 
 /* One distinct program, and the members that have it */
 struct ewp_dm_variant {
@@ -59,6 +64,8 @@ struct ewp_dm_variant {
     struct bpf_program prog;   /* the program (bf_len 0: every packet) */
     struct ewp_dm_group *g;    /* its group (NULL: d->every) */
     uint32_t *k;               /* its k at each of g's jeqs */
+    size_t *at;                /* its index in each jeq's class of its k */
+    void *who0;                /* m[0]->who (one load less per packet) */
     struct ewp_dm_member **m;  /* the members */
     size_t nm, mcap;           /* how many, room */
     size_t slot;               /* its index in g->v */
@@ -66,9 +73,10 @@ struct ewp_dm_variant {
 
 struct ewp_dm_group {
     struct ewp_hnode node;     /* in d->groups, by shape */
-    struct bpf_insn *shape;    /* the program (a jeq's k: see jeq) */
+    struct bpf_insn *shape;    /* the program, each jeq #k as EWP_DM_SPLIT says */
     u_int len;                 /* its instructions */
     int merge;                 /* 0: one variant, run on pcap_offline_filter */
+    int mem;                   /* it stores to scratch memory */
     int32_t *jeq_at;           /* per instruction: its index in jeq, or -1 */
     struct ewp_dm_jeq *jeq;    /* the jeq #k of the shape (merge only) */
     size_t njeq;               /* how many */
@@ -102,11 +110,18 @@ ewp_dm_mix(uint64_t x)
     return x;
 }
 
+/* The hash of a jeq's k (one multiply: it is looked up per packet) */
+static inline uint64_t
+ewp_dm_khash(uint32_t k)
+{
+    return (k * 0x9e3779b97f4a7c15ULL) >> 29;
+}
+
 /* The variants of jeq j whose k is k, or NULL */
 static inline struct ewp_dm_kclass *
 ewp_dm_kclass_find(const struct ewp_dm_jeq *j, uint32_t k)
 {
-    uint64_t h = ewp_dm_mix(k);
+    uint64_t h = ewp_dm_khash(k);
     const struct ewp_hnode *n;
 
     if (j->cls.b == NULL)

@@ -44,6 +44,7 @@ struct walk {
 };
 
 static void walk(struct walk *w, u_int pc, struct regs *r, struct ewp_dm_variant **set, size_t n);
+static void fork_regs(const struct ewp_dm_group *g, const struct regs *r, struct regs *copy);
 static int load(const struct walk *w, uint64_t off, u_int size, uint32_t *to);
 static int excluded(const struct walk *w, const struct ewp_dm_variant *v);
 static void emit(struct walk *w, struct ewp_dm_variant **set, size_t n);
@@ -56,7 +57,9 @@ ewp_dm_run_group(struct ewp_demux *d, struct ewp_dm_group *g, const struct pcap_
     struct walk w;
     struct regs r;
 
-    memset(&r, 0, sizeof(r));
+    r.a = r.x = 0;
+    if (g->mem)
+        memset(r.mem, 0, sizeof(r.mem));
     w.g = g;
     w.p = pkt;
     w.wirelen = h->len;
@@ -194,22 +197,23 @@ walk(struct walk *w, u_int pc, struct regs *r, struct ewp_dm_variant **set, size
         case BPF_JMP | BPF_JSET | BPF_X:
             pc += (r->a & r->x) != 0 ? in->jt : in->jf;
             continue;
-        case BPF_JMP | BPF_JEQ | BPF_K:
-            j = g->jeq_at[pc - 1];
+        case BPF_JMP | BPF_JEQ | BPF_K: /* the same k in every variant */
+            pc += r->a == in->k ? in->jt : in->jf;
+            continue;
+        case EWP_DM_SPLIT: /* a jeq #k where the variants differ */
+            j = (int32_t)in->k;
             jq = &g->jeq[j];
-            if (jq->cls.n == 1) { /* every variant has the same k */
-                pc += r->a == jq->k1 ? in->jt : in->jf;
-                continue;
-            }
             if (set == NULL) { /* the first path: A looked up */
                 c = ewp_dm_kclass_find(jq, r->a);
                 if (c != NULL) {
                     start = w->used;
-                    for (i = 0; i < c->n; i++)
+                    if (c->n == 1 && !excluded(w, c->v0))
+                        w->buf[w->used++] = c->v0;
+                    for (i = 0; i < c->n && c->n > 1; i++)
                         if (!excluded(w, c->v[i]))
                             w->buf[w->used++] = c->v[i];
                     if (w->used > start) {
-                        copy = *r;
+                        fork_regs(g, r, &copy);
                         walk(w, pc + in->jt, &copy, w->buf + start, w->used - start);
                     }
                     g->excl_j[w->nexcl] = (uint32_t)j;
@@ -227,7 +231,7 @@ walk(struct walk *w, u_int pc, struct regs *r, struct ewp_dm_variant **set, size
                 }
             }
             if (t > 0 && t < n) {
-                copy = *r;
+                fork_regs(g, r, &copy);
                 walk(w, pc + in->jt, &copy, set, t);
                 set += t;
                 n -= t;
@@ -318,6 +322,16 @@ walk(struct walk *w, u_int pc, struct regs *r, struct ewp_dm_variant **set, size
     }
 }
 
+/* A copy of r for a fork (scratch memory only when the shape uses it) */
+static void
+fork_regs(const struct ewp_dm_group *g, const struct regs *r, struct regs *copy)
+{
+    copy->a = r->a;
+    copy->x = r->x;
+    if (g->mem)
+        memcpy(copy->mem, r->mem, sizeof(copy->mem));
+}
+
 /* A big-endian load of size bytes at off into to; 0 past caplen */
 static int
 load(const struct walk *w, uint64_t off, u_int size, uint32_t *to)
@@ -374,6 +388,7 @@ emit_variant(struct walk *w, const struct ewp_dm_variant *v)
 {
     size_t i;
 
-    for (i = 0; i < v->nm; i++)
+    w->out[w->got++] = v->who0;
+    for (i = 1; i < v->nm; i++)
         w->out[w->got++] = v->m[i]->who;
 }

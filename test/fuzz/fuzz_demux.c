@@ -44,8 +44,19 @@ struct slot {
 
 static struct slot slots[SLOTS];
 
+/* Compiled filters by link type, template and constants (pcap_compile is
+ * most of an input's time): direct-mapped, a failed compile kept too */
+#define CACHE 8192
+static struct {
+    uint64_t key;            /* 1 + the filter's key; 0: empty */
+    int ok;                  /* it compiled */
+    struct bpf_program prog; /* then its program */
+} cache[CACHE];
+
 static void slot_clear(struct slot *s);
-static void set_member(struct ewp_demux *d, pcap_t *p, size_t i, unsigned t, unsigned a, unsigned b);
+static void set_member(struct ewp_demux *d, pcap_t *p, int lt, size_t i, unsigned t, unsigned a,
+                       unsigned b);
+static int compiled(pcap_t *p, int lt, unsigned t, unsigned a, unsigned b, struct bpf_program *prog);
 static int render(char *buf, size_t len, unsigned t, unsigned a, unsigned b);
 static void check_packet(struct ewp_demux *d, const unsigned char *data, uint32_t caplen, uint32_t len);
 
@@ -55,6 +66,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const int linktypes[] = { DLT_EN10MB, DLT_LINUX_SLL, DLT_RAW };
+    static pcap_t *dead[3]; /* one per link type, for pcap_compile */
     struct ewp_demux *d;
     pcap_t *p;
     size_t pos = 1, i;
@@ -62,14 +74,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     d = ewp_demux_new();
-    p = pcap_open_dead(linktypes[data[0] % 3], 65535);
+    if (dead[data[0] % 3] == NULL)
+        dead[data[0] % 3] = pcap_open_dead(linktypes[data[0] % 3], 65535);
+    p = dead[data[0] % 3];
     if (d == NULL || p == NULL)
         abort();
     while (pos < size) {
         unsigned op = data[pos++] % 4;
 
         if (op == 0 && size - pos >= 5) {
-            set_member(d, p, data[pos] % 32, data[pos + 1], (unsigned)data[pos + 2] << 8 | data[pos + 3],
+            set_member(d, p, data[0] % 3, data[pos] % 32, data[pos + 1], (unsigned)data[pos + 2] << 8 | data[pos + 3],
                        data[pos + 4]);
             pos += 5;
         } else if (op == 1 && size - pos >= 1) {
@@ -90,14 +104,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             unsigned a = (unsigned)data[pos + 1] << 8 | data[pos + 2], n = data[pos + 4] % 64;
 
             for (i = 0; i < n; i++)
-                set_member(d, p, 32 + i, data[pos], (a + i) & 0xffff, data[pos + 3]);
+                set_member(d, p, data[0] % 3, 32 + i, data[pos], (a + i) & 0xffff, data[pos + 3]);
             pos += 5;
         } else {
             break;
         }
     }
     ewp_demux_free(d);
-    pcap_close(p);
     for (i = 0; i < SLOTS; i++)
         slot_clear(&slots[i]);
     return 0;
@@ -113,19 +126,45 @@ slot_clear(struct slot *s)
 
 /* Member i set to template t's filter, when it compiles */
 static void
-set_member(struct ewp_demux *d, pcap_t *p, size_t i, unsigned t, unsigned a, unsigned b)
+set_member(struct ewp_demux *d, pcap_t *p, int lt, size_t i, unsigned t, unsigned a, unsigned b)
 {
     struct bpf_program prog = { 0, NULL };
     char text[128];
     int every = render(text, sizeof(text), t, a, b);
 
-    if (!every && pcap_compile(p, &prog, text, 1, PCAP_NETMASK_UNKNOWN) < 0)
+    if (!every && compiled(p, lt, t, a, b, &prog) < 0)
         return;
     FUZZ_CHECK(ewp_demux_set(d, &slots[i], every ? NULL : &prog) == 0, "set %s", text);
     slot_clear(&slots[i]);
     slots[i].in = 1;
     slots[i].every = every;
     slots[i].prog = prog;
+}
+
+/* A copy of the program of template t with a and b for link type lt; -1
+ * when it does not compile */
+static int
+compiled(pcap_t *p, int lt, unsigned t, unsigned a, unsigned b, struct bpf_program *prog)
+{
+    uint64_t key = 1 + ((uint64_t)lt << 40 | (uint64_t)(t % 16) << 32 | (uint64_t)a << 8 | b);
+    size_t at = (size_t)((key * 0x9e3779b97f4a7c15ULL) >> 51) % CACHE;
+    char text[128];
+
+    if (cache[at].key != key) {
+        if (cache[at].ok)
+            pcap_freecode(&cache[at].prog);
+        (void)render(text, sizeof(text), t, a, b);
+        cache[at].key = key;
+        cache[at].ok = pcap_compile(p, &cache[at].prog, text, 1, PCAP_NETMASK_UNKNOWN) == 0;
+    }
+    if (!cache[at].ok)
+        return -1;
+    prog->bf_len = cache[at].prog.bf_len;
+    prog->bf_insns = malloc(prog->bf_len * sizeof(struct bpf_insn));
+    if (prog->bf_insns == NULL)
+        abort();
+    memcpy(prog->bf_insns, cache[at].prog.bf_insns, prog->bf_len * sizeof(struct bpf_insn));
+    return 0;
 }
 
 /* The filter of template t (mod 16) with constants a and b; 1 for none */
