@@ -16,7 +16,9 @@
 %%%                  by index, LongAtoms, segment 7, a packet head of ours
 %%% fuzz_demux/      runs of members of one filter shape and odd ones, then
 %%%                  packets that hit their constants (the operations of
-%%%                  fuzz_demux.c), on Ethernet, Linux SLL and raw IP
+%%%                  fuzz_demux.c), on Ethernet, Linux SLL and raw IP; the
+%%%                  found-* files beside them (inputs a fuzzing run found
+%%%                  that reach code the seeds do not) are kept
 %%%
 %%% No distribution is needed: the pids and refs of the client node
 %%% 'fuzz@host' and of the daemon 'ewpcap@host' are built from their
@@ -38,7 +40,8 @@ main([Dir]) ->
     Handshake = filename:join(Dir, "fuzz_handshake"),
     AtomCache = filename:join(Dir, "fuzz_atomcache"),
     Demux = filename:join(Dir, "fuzz_demux"),
-    [clean(D) || D <- [Decode, Dispatch, Handshake, AtomCache, Demux]],
+    [clean(D) || D <- [Decode, Dispatch, Handshake, AtomCache]],
+    clean(Demux, "found-"),
     [write(Decode, Name, call(Req)) || {Name, Req} <- requests()],
     [write(Dispatch, Name, Bin) || {Name, Bin} <- dispatch()],
     [write(Handshake, Name, Bin) || {Name, Bin} <- handshake()],
@@ -386,6 +389,13 @@ atom_ext(Name) -> <<119, (byte_size(Name)), Name/binary>>.
 clean(Dir) ->
     ok = filelib:ensure_dir(filename:join(Dir, "x")),
     [ok = file:delete(F) || F <- filelib:wildcard(filename:join(Dir, "*"))],
+    ok.
+
+%% As clean/1, but the files named Keep* stay (inputs a fuzzing run found)
+clean(Dir, Keep) ->
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    [ok = file:delete(F) || F <- filelib:wildcard(filename:join(Dir, "*")),
+                            not lists:prefix(Keep, filename:basename(F))],
     ok.
 
 write(Dir, Name, Bin) ->
