@@ -9,9 +9,12 @@
  *   shape  udp and src port 53 and dst port P_i (P_i = 1000 + i)
  *   mix    a third of those, a third host 10.0.x.y, a third tcp port P_i,
  *          and every 50th an odd one (vlan 10, len > 100, ip protochain 6)
+ *   idle   the members of shape, every packet member 0's (issue 13's "1,000
+ *          idle handles": one handle gets the traffic, the others none)
  *
- * The packets are UDP and TCP datagrams from 10.0.x.y, port 53, to ports
- * 1000-1999 (each hits at most a member or two). Each figure is the best
+ * The packets of shape and mix are UDP and TCP datagrams from 10.0.x.y,
+ * port 53, to ports 1000-1999 (each hits at most a member or two); those
+ * of idle UDP datagrams from port 53 to port 1000. Each figure is the best
  * of BENCH_REPS rounds (default 5) of BENCH_PACKETS packets (default
  * 200000). Then the time to add and remove 1,000 and 10,000 members of
  * the shape, per member (flat when set and remove do not grow with the
@@ -56,14 +59,14 @@ compile(pcap_t *p, const char *text, struct bpf_program *prog)
     }
 }
 
-/* Member i's filter of the set (0: shape, 1: mix) */
+/* Member i's filter of the set (0: shape, 1: mix, 2: idle) */
 static void
 filter(pcap_t *p, int mix, size_t i, struct bpf_program *prog)
 {
     static const char *const odd[] = { "vlan 10", "len > 100", "ip protochain 6" };
     char text[96];
 
-    if (!mix || i % 3 == 0)
+    if (mix != 1 || i % 3 == 0)
         (void)snprintf(text, sizeof(text), "udp and src port 53 and dst port %zu", 1000 + i);
     else if (i % 50 == 49)
         (void)snprintf(text, sizeof(text), "%s", odd[i / 50 % 3]);
@@ -74,9 +77,10 @@ filter(pcap_t *p, int mix, size_t i, struct bpf_program *prog)
     compile(p, text, prog);
 }
 
-/* Ethernet, IPv4, UDP or TCP from 10.0.x.y:53 to a port in 1000-1999 */
+/* Ethernet, IPv4, UDP or TCP from 10.0.x.y:53 to a port in 1000-1999;
+ * idle: all UDP to port 1000 */
 static void
-make_packets(void)
+make_packets(int idle)
 {
     uint64_t r = 88172645463325252ULL;
     size_t i;
@@ -87,8 +91,8 @@ make_packets(void)
         unsigned port, src;
 
         r ^= r << 13, r ^= r >> 7, r ^= r << 17;
-        tcp = (r >> 8) % 4 == 0;
-        port = 1000 + (unsigned)((r >> 16) % 1000);
+        tcp = !idle && (r >> 8) % 4 == 0;
+        port = idle ? 1000 : 1000 + (unsigned)((r >> 16) % 1000);
         src = (unsigned)((r >> 32) % 1000);
         memset(b, 0, sizeof(pkts[i]));
         b[12] = 0x08;
@@ -169,13 +173,14 @@ main(void)
 
     if (p == NULL)
         return 1;
-    make_packets();
     printf("%-6s %8s %14s %14s %12s\n", "set", "members", "demux ns/pkt", "plain ns/pkt",
            "plain/demux");
-    for (mix = 0; mix < 2; mix++) {
+    for (mix = 0; mix < 3; mix++) {
         struct ewp_demux *d[4];
         double best[4], plain[4];
-        const char *set = mix ? "mix" : "shape";
+        const char *set = mix == 0 ? "shape" : mix == 1 ? "mix" : "idle";
+
+        make_packets(mix == 2);
 
         for (s = 0; s < 4; s++) {
             d[s] = ewp_demux_new();

@@ -43,9 +43,12 @@ struct walk {
     size_t got;                   /* its length */
 };
 
-static void walk(struct walk *w, u_int pc, struct regs *r, struct ewp_dm_variant **set, size_t n);
-static void fork_regs(const struct ewp_dm_group *g, const struct regs *r, struct regs *copy);
-static int load(const struct walk *w, uint64_t off, u_int size, uint32_t *to);
+static void walk(struct walk *w, u_int pc, const struct regs *r0, struct ewp_dm_variant **set,
+                 size_t n);
+static int rejects(const struct bpf_insn *in);
+static void fork_regs(const struct ewp_dm_group *g, uint32_t a, uint32_t x, const uint32_t *mem,
+                      struct regs *copy);
+static inline int load(const struct walk *w, uint64_t off, u_int size, uint32_t *to);
 static int excluded(const struct walk *w, const struct ewp_dm_variant *v);
 static void emit(struct walk *w, struct ewp_dm_variant **set, size_t n);
 static void emit_variant(struct walk *w, const struct ewp_dm_variant *v);
@@ -99,9 +102,13 @@ ewp_dm_mergeable(const struct bpf_insn *f, u_int len)
 /* The path from pc with registers r, carrying set[0..n) (set NULL: the
  * first path's, every variant not excluded) */
 static void
-walk(struct walk *w, u_int pc, struct regs *r, struct ewp_dm_variant **set, size_t n)
+walk(struct walk *w, u_int pc, const struct regs *r0, struct ewp_dm_variant **set, size_t n)
 {
     const struct ewp_dm_group *g = w->g;
+    uint32_t a = r0->a, x = r0->x, mem[BPF_MEMWORDS]; /* locals: kept in registers */
+
+    if (g->mem)
+        memcpy(mem, r0->mem, sizeof(mem));
 
     for (;;) {
         const struct bpf_insn *in = &g->shape[pc++];
@@ -110,6 +117,7 @@ walk(struct walk *w, u_int pc, struct regs *r, struct ewp_dm_variant **set, size
         struct regs copy;
         size_t i, t, start;
         int32_t j;
+        int t_dead, f_dead;
 
         switch (in->code) {
         case BPF_RET | BPF_K:
@@ -117,204 +125,228 @@ walk(struct walk *w, u_int pc, struct regs *r, struct ewp_dm_variant **set, size
                 emit(w, set, n);
             return;
         case BPF_RET | BPF_A:
-            if (r->a != 0)
+            if (a != 0)
                 emit(w, set, n);
             return;
         case BPF_LD | BPF_W | BPF_ABS:
-            if (!load(w, in->k, 4, &r->a))
+            if (!load(w, in->k, 4, &a))
                 return;
             continue;
         case BPF_LD | BPF_H | BPF_ABS:
-            if (!load(w, in->k, 2, &r->a))
+            if (!load(w, in->k, 2, &a))
                 return;
             continue;
         case BPF_LD | BPF_B | BPF_ABS:
-            if (!load(w, in->k, 1, &r->a))
+            if (!load(w, in->k, 1, &a))
                 return;
             continue;
         case BPF_LD | BPF_W | BPF_IND:
-            if (!load(w, (uint64_t)r->x + in->k, 4, &r->a))
+            if (!load(w, (uint64_t)x + in->k, 4, &a))
                 return;
             continue;
         case BPF_LD | BPF_H | BPF_IND:
-            if (!load(w, (uint64_t)r->x + in->k, 2, &r->a))
+            if (!load(w, (uint64_t)x + in->k, 2, &a))
                 return;
             continue;
         case BPF_LD | BPF_B | BPF_IND:
-            if (!load(w, (uint64_t)r->x + in->k, 1, &r->a))
+            if (!load(w, (uint64_t)x + in->k, 1, &a))
                 return;
             continue;
         case BPF_LDX | BPF_MSH | BPF_B:
-            if (!load(w, in->k, 1, &r->x))
+            if (!load(w, in->k, 1, &x))
                 return;
-            r->x = (r->x & 0xf) << 2;
+            x = (x & 0xf) << 2;
             continue;
         case BPF_LD | BPF_W | BPF_LEN:
-            r->a = w->wirelen;
+            a = w->wirelen;
             continue;
         case BPF_LDX | BPF_W | BPF_LEN:
-            r->x = w->wirelen;
+            x = w->wirelen;
             continue;
         case BPF_LD | BPF_IMM:
-            r->a = in->k;
+            a = in->k;
             continue;
         case BPF_LDX | BPF_IMM:
-            r->x = in->k;
+            x = in->k;
             continue;
         case BPF_LD | BPF_MEM:
-            r->a = r->mem[in->k % BPF_MEMWORDS];
+            a = mem[in->k % BPF_MEMWORDS];
             continue;
         case BPF_LDX | BPF_MEM:
-            r->x = r->mem[in->k % BPF_MEMWORDS];
+            x = mem[in->k % BPF_MEMWORDS];
             continue;
         case BPF_ST:
-            r->mem[in->k % BPF_MEMWORDS] = r->a;
+            mem[in->k % BPF_MEMWORDS] = a;
             continue;
         case BPF_STX:
-            r->mem[in->k % BPF_MEMWORDS] = r->x;
+            mem[in->k % BPF_MEMWORDS] = x;
             continue;
         case BPF_JMP | BPF_JA:
             pc += in->k;
             continue;
         case BPF_JMP | BPF_JGT | BPF_K:
-            pc += r->a > in->k ? in->jt : in->jf;
+            pc += a > in->k ? in->jt : in->jf;
             continue;
         case BPF_JMP | BPF_JGE | BPF_K:
-            pc += r->a >= in->k ? in->jt : in->jf;
+            pc += a >= in->k ? in->jt : in->jf;
             continue;
         case BPF_JMP | BPF_JSET | BPF_K:
-            pc += (r->a & in->k) != 0 ? in->jt : in->jf;
+            pc += (a & in->k) != 0 ? in->jt : in->jf;
             continue;
         case BPF_JMP | BPF_JGT | BPF_X:
-            pc += r->a > r->x ? in->jt : in->jf;
+            pc += a > x ? in->jt : in->jf;
             continue;
         case BPF_JMP | BPF_JGE | BPF_X:
-            pc += r->a >= r->x ? in->jt : in->jf;
+            pc += a >= x ? in->jt : in->jf;
             continue;
         case BPF_JMP | BPF_JEQ | BPF_X:
-            pc += r->a == r->x ? in->jt : in->jf;
+            pc += a == x ? in->jt : in->jf;
             continue;
         case BPF_JMP | BPF_JSET | BPF_X:
-            pc += (r->a & r->x) != 0 ? in->jt : in->jf;
+            pc += (a & x) != 0 ? in->jt : in->jf;
             continue;
         case BPF_JMP | BPF_JEQ | BPF_K: /* the same k in every variant */
-            pc += r->a == in->k ? in->jt : in->jf;
+            pc += a == in->k ? in->jt : in->jf;
             continue;
         case EWP_DM_SPLIT: /* a jeq #k where the variants differ */
             j = (int32_t)in->k;
             jq = &g->jeq[j];
+            t_dead = rejects(&g->shape[pc + in->jt]);
+            f_dead = rejects(&g->shape[pc + in->jf]);
             if (set == NULL) { /* the first path: A looked up */
-                c = ewp_dm_kclass_find(jq, r->a);
-                if (c != NULL) {
-                    start = w->used;
-                    if (c->n == 1 && !excluded(w, c->v0))
-                        w->buf[w->used++] = c->v0;
-                    for (i = 0; i < c->n && c->n > 1; i++)
-                        if (!excluded(w, c->v[i]))
-                            w->buf[w->used++] = c->v[i];
-                    if (w->used > start) {
-                        fork_regs(g, r, &copy);
-                        walk(w, pc + in->jt, &copy, w->buf + start, w->used - start);
-                    }
-                    g->excl_j[w->nexcl] = (uint32_t)j;
-                    g->excl_k[w->nexcl++] = r->a;
+                c = ewp_dm_kclass_find(jq, a);
+                if (c == NULL) { /* nobody has k A */
+                    if (f_dead)
+                        return;
+                    pc += in->jf;
+                    continue;
                 }
+                start = w->used;
+                if (!t_dead && c->n == 1 && !excluded(w, c->v0))
+                    w->buf[w->used++] = c->v0;
+                for (i = 0; !t_dead && c->n > 1 && i < c->n; i++)
+                    if (!excluded(w, c->v[i]))
+                        w->buf[w->used++] = c->v[i];
+                if (f_dead) { /* only the jt side lives: on with its list, here */
+                    if (w->used == start)
+                        return;
+                    set = w->buf + start;
+                    n = w->used - start;
+                    pc += in->jt;
+                    continue;
+                }
+                if (w->used > start) {
+                    fork_regs(g, a, x, mem, &copy);
+                    walk(w, pc + in->jt, &copy, w->buf + start, w->used - start);
+                }
+                g->excl_j[w->nexcl] = (uint32_t)j;
+                g->excl_k[w->nexcl++] = a;
                 pc += in->jf;
                 continue;
             }
             for (i = 0, t = 0; i < n; i++) { /* a list: those equal to A first */
-                if (set[i]->k[j] == r->a) {
+                if (set[i]->k[j] == a) {
                     struct ewp_dm_variant *v = set[i];
 
                     set[i] = set[t];
                     set[t++] = v;
                 }
             }
-            if (t > 0 && t < n) {
-                fork_regs(g, r, &copy);
+            if (t > 0 && t < n && !t_dead && !f_dead) { /* both sides */
+                fork_regs(g, a, x, mem, &copy);
                 walk(w, pc + in->jt, &copy, set, t);
                 set += t;
                 n -= t;
-                t = 0;
+                pc += in->jf;
+                continue;
             }
-            pc += t > 0 ? in->jt : in->jf;
+            if (t > 0 && !t_dead) { /* the jt side only */
+                n = t;
+                pc += in->jt;
+                continue;
+            }
+            set += t; /* the jf side only */
+            n -= t;
+            if (n == 0 || f_dead)
+                return;
+            pc += in->jf;
             continue;
         case BPF_ALU | BPF_ADD | BPF_X:
-            r->a += r->x;
+            a += x;
             continue;
         case BPF_ALU | BPF_SUB | BPF_X:
-            r->a -= r->x;
+            a -= x;
             continue;
         case BPF_ALU | BPF_MUL | BPF_X:
-            r->a *= r->x;
+            a *= x;
             continue;
         case BPF_ALU | BPF_DIV | BPF_X:
-            if (r->x == 0)
+            if (x == 0)
                 return;
-            r->a /= r->x;
+            a /= x;
             continue;
         case BPF_ALU | BPF_MOD | BPF_X:
-            if (r->x == 0)
+            if (x == 0)
                 return;
-            r->a %= r->x;
+            a %= x;
             continue;
         case BPF_ALU | BPF_AND | BPF_X:
-            r->a &= r->x;
+            a &= x;
             continue;
         case BPF_ALU | BPF_OR | BPF_X:
-            r->a |= r->x;
+            a |= x;
             continue;
         case BPF_ALU | BPF_XOR | BPF_X:
-            r->a ^= r->x;
+            a ^= x;
             continue;
         case BPF_ALU | BPF_LSH | BPF_X:
-            r->a = r->x < 32 ? r->a << r->x : 0;
+            a = x < 32 ? a << x : 0;
             continue;
         case BPF_ALU | BPF_RSH | BPF_X:
-            r->a = r->x < 32 ? r->a >> r->x : 0;
+            a = x < 32 ? a >> x : 0;
             continue;
         case BPF_ALU | BPF_ADD: /* | BPF_K, which is 0 */
-            r->a += in->k;
+            a += in->k;
             continue;
         case BPF_ALU | BPF_SUB | BPF_K:
-            r->a -= in->k;
+            a -= in->k;
             continue;
         case BPF_ALU | BPF_MUL | BPF_K:
-            r->a *= in->k;
+            a *= in->k;
             continue;
         case BPF_ALU | BPF_DIV | BPF_K: /* k 0: refused by bpf_validate */
             if (in->k == 0)
                 return;
-            r->a /= in->k;
+            a /= in->k;
             continue;
         case BPF_ALU | BPF_MOD | BPF_K:
             if (in->k == 0)
                 return;
-            r->a %= in->k;
+            a %= in->k;
             continue;
         case BPF_ALU | BPF_AND | BPF_K:
-            r->a &= in->k;
+            a &= in->k;
             continue;
         case BPF_ALU | BPF_OR | BPF_K:
-            r->a |= in->k;
+            a |= in->k;
             continue;
         case BPF_ALU | BPF_XOR | BPF_K:
-            r->a ^= in->k;
+            a ^= in->k;
             continue;
         case BPF_ALU | BPF_LSH | BPF_K: /* k < 32: ewp_dm_mergeable */
-            r->a <<= in->k;
+            a <<= in->k;
             continue;
         case BPF_ALU | BPF_RSH | BPF_K:
-            r->a >>= in->k;
+            a >>= in->k;
             continue;
         case BPF_ALU | BPF_NEG:
-            r->a = 0U - r->a;
+            a = 0U - a;
             continue;
         case BPF_MISC | BPF_TAX:
-            r->x = r->a;
+            x = a;
             continue;
         case BPF_MISC | BPF_TXA:
-            r->a = r->x;
+            a = x;
             continue;
         default: /* not a group's: refused in ewp_demux_set */
             return;
@@ -322,18 +354,26 @@ walk(struct walk *w, u_int pc, struct regs *r, struct ewp_dm_variant **set, size
     }
 }
 
-/* A copy of r for a fork (scratch memory only when the shape uses it) */
-static void
-fork_regs(const struct ewp_dm_group *g, const struct regs *r, struct regs *copy)
+/* Whether in is "ret #0" (a side of a split that ends there needs no run) */
+static int
+rejects(const struct bpf_insn *in)
 {
-    copy->a = r->a;
-    copy->x = r->x;
+    return in->code == (BPF_RET | BPF_K) && in->k == 0;
+}
+
+/* The registers of a fork (scratch memory only when the shape uses it) */
+static void
+fork_regs(const struct ewp_dm_group *g, uint32_t a, uint32_t x, const uint32_t *mem,
+          struct regs *copy)
+{
+    copy->a = a;
+    copy->x = x;
     if (g->mem)
-        memcpy(copy->mem, r->mem, sizeof(copy->mem));
+        memcpy(copy->mem, mem, sizeof(copy->mem));
 }
 
 /* A big-endian load of size bytes at off into to; 0 past caplen */
-static int
+static inline int
 load(const struct walk *w, uint64_t off, u_int size, uint32_t *to)
 {
     const unsigned char *b;

@@ -173,7 +173,7 @@ render(char *buf, size_t len, unsigned t, unsigned a, unsigned b)
 {
     switch (t % 16) {
     case 0:
-        (void)snprintf(buf, len, "udp and src port 53 and dst port %u", a);
+        (void)snprintf(buf, len, "udp and src port %u and dst port %u", 53 + b % 4, a);
         break;
     case 1:
         (void)snprintf(buf, len, "host 10.0.%u.%u", b, a & 0xff);

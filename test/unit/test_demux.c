@@ -211,7 +211,7 @@ static const char *const odd[] = {
     "udp[8:2] = 7", "less 60", "ip[8] = 2",
 };
 
-/* A filter for slot i: mostly of one of seven shapes with constants the
+/* A filter for slot i: mostly of one of eight shapes with constants the
  * packets hit, every tenth an odd one */
 static const char *
 filter_for(size_t i, char *buf, size_t len)
@@ -220,7 +220,7 @@ filter_for(size_t i, char *buf, size_t len)
 
     if (i % 10 == 9)
         return odd[rnd() % (sizeof(odd) / sizeof(odd[0]))];
-    switch ((i / 10) % 7) {
+    switch ((i / 10) % 8) {
     case 0:
         (void)snprintf(buf, len, "udp and src port 53 and dst port %u", a);
         break;
@@ -239,6 +239,9 @@ filter_for(size_t i, char *buf, size_t len)
     case 5:
         (void)snprintf(buf, len, "port 53 or port %u", a);
         break;
+    case 6: /* lists of many at src port, split again at dst port */
+        (void)snprintf(buf, len, "udp and src port %u and dst port %u", 53 + b, a);
+        break;
     default:
         (void)snprintf(buf, len, "ip6 and udp dst port %u", a);
         break;
@@ -255,7 +258,7 @@ random_packet(unsigned char *b, int linktype, uint32_t *len)
     uint32_t net = rnd() % 3 == 0 ? 0x0a000000 : rnd() % 2 ? 0x0a010000 : 0x0a020000;
     uint32_t src = net | (rnd() % 4) << 8 | (1000 + rnd() % 300) % 256;
     uint32_t dst = net | (rnd() % 4) << 8 | (1000 + rnd() % 300) % 256;
-    uint16_t sport = rnd() % 3 == 0 ? 53 : (uint16_t)(1000 + rnd() % 300);
+    uint16_t sport = rnd() % 3 == 0 ? (uint16_t)(53 + rnd() % 4) : (uint16_t)(1000 + rnd() % 300);
     uint16_t dport = rnd() % 3 == 0 ? 53 : (uint16_t)(1000 + rnd() % 300);
     uint32_t n = packet(b, linktype, v6, vlan, proto, src, dst, sport, dport, rnd() % 120);
     uint32_t flips = rnd() % 3, i;
