@@ -171,7 +171,7 @@ htab_put(struct ewp_htab *t, struct ewp_hnode *n)
 {
     size_t nb = t->b != NULL ? t->mask + 1 : 0, i;
 
-    if (t->n >= nb) {
+    if (2 * t->n >= nb) { /* at most half full: short chains */
         size_t want = nb > 0 ? 2 * nb : 16;
         struct ewp_hnode **b = calloc(want, sizeof(struct ewp_hnode *));
 

@@ -9,7 +9,7 @@
  * The shape runs once, with one set of registers, carrying the set of
  * variants still on that path. At a jeq #k where the group's variants
  * differ, those whose k equals A take jt and the others jf: the run forks,
- * each fork with its part and a copy of the registers. The first path
+ * each fork with its part and its own registers. The first path
  * carries "every variant but the excluded" without listing them: at a
  * differing jeq it looks A up in that jeq's index (k -> variants), lists
  * those not excluded for the jt fork and goes on to jf excluding (jeq, A).
@@ -26,11 +26,6 @@
 
 #include "demux_int.h"
 
-struct regs {
-    uint32_t a, x;                 /* the accumulator and index */
-    uint32_t mem[BPF_MEMWORDS];    /* scratch memory */
-};
-
 /* One packet through one group */
 struct walk {
     const struct ewp_dm_group *g; /* the group */
@@ -43,12 +38,11 @@ struct walk {
     size_t got;                   /* its length */
 };
 
-static void walk(struct walk *w, u_int pc, const struct regs *r0, struct ewp_dm_variant **set,
-                 size_t n);
+static void walk(struct walk *w, u_int pc, uint32_t a, uint32_t x, const uint32_t *mem0,
+                 struct ewp_dm_variant **set, size_t n);
 static int rejects(const struct bpf_insn *in);
-static void fork_regs(const struct ewp_dm_group *g, uint32_t a, uint32_t x, const uint32_t *mem,
-                      struct regs *copy);
-static inline int load(const struct walk *w, uint64_t off, u_int size, uint32_t *to);
+static inline int load(const unsigned char *p, uint32_t buflen, uint64_t off, u_int size,
+                       uint32_t *to);
 static int excluded(const struct walk *w, const struct ewp_dm_variant *v);
 static void emit(struct walk *w, struct ewp_dm_variant **set, size_t n);
 static void emit_variant(struct walk *w, const struct ewp_dm_variant *v);
@@ -57,12 +51,9 @@ size_t
 ewp_dm_run_group(struct ewp_demux *d, struct ewp_dm_group *g, const struct pcap_pkthdr *h,
                  const unsigned char *pkt, void **out)
 {
+    static const uint32_t zero[BPF_MEMWORDS]; /* scratch memory starts 0 */
     struct walk w;
-    struct regs r;
 
-    r.a = r.x = 0;
-    if (g->mem)
-        memset(r.mem, 0, sizeof(r.mem));
     w.g = g;
     w.p = pkt;
     w.wirelen = h->len;
@@ -72,7 +63,7 @@ ewp_dm_run_group(struct ewp_demux *d, struct ewp_dm_group *g, const struct pcap_
     w.nexcl = 0;
     w.out = out;
     w.got = 0;
-    walk(&w, 0, &r, NULL, 0);
+    walk(&w, 0, 0, 0, zero, NULL, 0);
     return w.got;
 }
 
@@ -102,19 +93,22 @@ ewp_dm_mergeable(const struct bpf_insn *f, u_int len)
 /* The path from pc with registers r, carrying set[0..n) (set NULL: the
  * first path's, every variant not excluded) */
 static void
-walk(struct walk *w, u_int pc, const struct regs *r0, struct ewp_dm_variant **set, size_t n)
+walk(struct walk *w, u_int pc, uint32_t a, uint32_t x, const uint32_t *mem0,
+     struct ewp_dm_variant **set, size_t n)
 {
     const struct ewp_dm_group *g = w->g;
-    uint32_t a = r0->a, x = r0->x, mem[BPF_MEMWORDS]; /* locals: kept in registers */
+    const struct bpf_insn *shape = g->shape;            /* locals: kept in registers */
+    const unsigned char *p = w->p;
+    const uint32_t buflen = w->buflen;
+    uint32_t mem[BPF_MEMWORDS]; /* this path's own (only when the shape uses it) */
 
     if (g->mem)
-        memcpy(mem, r0->mem, sizeof(mem));
+        memcpy(mem, mem0, sizeof(mem));
 
     for (;;) {
-        const struct bpf_insn *in = &g->shape[pc++];
+        const struct bpf_insn *in = &shape[pc++];
         const struct ewp_dm_jeq *jq;
         struct ewp_dm_kclass *c;
-        struct regs copy;
         size_t i, t, start;
         int32_t j;
         int t_dead, f_dead;
@@ -129,31 +123,31 @@ walk(struct walk *w, u_int pc, const struct regs *r0, struct ewp_dm_variant **se
                 emit(w, set, n);
             return;
         case BPF_LD | BPF_W | BPF_ABS:
-            if (!load(w, in->k, 4, &a))
+            if (!load(p, buflen, in->k, 4, &a))
                 return;
             continue;
         case BPF_LD | BPF_H | BPF_ABS:
-            if (!load(w, in->k, 2, &a))
+            if (!load(p, buflen, in->k, 2, &a))
                 return;
             continue;
         case BPF_LD | BPF_B | BPF_ABS:
-            if (!load(w, in->k, 1, &a))
+            if (!load(p, buflen, in->k, 1, &a))
                 return;
             continue;
         case BPF_LD | BPF_W | BPF_IND:
-            if (!load(w, (uint64_t)x + in->k, 4, &a))
+            if (!load(p, buflen, (uint64_t)x + in->k, 4, &a))
                 return;
             continue;
         case BPF_LD | BPF_H | BPF_IND:
-            if (!load(w, (uint64_t)x + in->k, 2, &a))
+            if (!load(p, buflen, (uint64_t)x + in->k, 2, &a))
                 return;
             continue;
         case BPF_LD | BPF_B | BPF_IND:
-            if (!load(w, (uint64_t)x + in->k, 1, &a))
+            if (!load(p, buflen, (uint64_t)x + in->k, 1, &a))
                 return;
             continue;
         case BPF_LDX | BPF_MSH | BPF_B:
-            if (!load(w, in->k, 1, &x))
+            if (!load(p, buflen, in->k, 1, &x))
                 return;
             x = (x & 0xf) << 2;
             continue;
@@ -211,8 +205,8 @@ walk(struct walk *w, u_int pc, const struct regs *r0, struct ewp_dm_variant **se
         case EWP_DM_SPLIT: /* a jeq #k where the variants differ */
             j = (int32_t)in->k;
             jq = &g->jeq[j];
-            t_dead = rejects(&g->shape[pc + in->jt]);
-            f_dead = rejects(&g->shape[pc + in->jf]);
+            t_dead = rejects(&shape[pc + in->jt]);
+            f_dead = rejects(&shape[pc + in->jf]);
             if (set == NULL) { /* the first path: A looked up */
                 c = ewp_dm_kclass_find(jq, a);
                 if (c == NULL) { /* nobody has k A */
@@ -236,8 +230,7 @@ walk(struct walk *w, u_int pc, const struct regs *r0, struct ewp_dm_variant **se
                     continue;
                 }
                 if (w->used > start) {
-                    fork_regs(g, a, x, mem, &copy);
-                    walk(w, pc + in->jt, &copy, w->buf + start, w->used - start);
+                    walk(w, pc + in->jt, a, x, mem, w->buf + start, w->used - start);
                 }
                 g->excl_j[w->nexcl] = (uint32_t)j;
                 g->excl_k[w->nexcl++] = a;
@@ -253,8 +246,7 @@ walk(struct walk *w, u_int pc, const struct regs *r0, struct ewp_dm_variant **se
                 }
             }
             if (t > 0 && t < n && !t_dead && !f_dead) { /* both sides */
-                fork_regs(g, a, x, mem, &copy);
-                walk(w, pc + in->jt, &copy, set, t);
+                walk(w, pc + in->jt, a, x, mem, set, t);
                 set += t;
                 n -= t;
                 pc += in->jf;
@@ -361,26 +353,15 @@ rejects(const struct bpf_insn *in)
     return in->code == (BPF_RET | BPF_K) && in->k == 0;
 }
 
-/* The registers of a fork (scratch memory only when the shape uses it) */
-static void
-fork_regs(const struct ewp_dm_group *g, uint32_t a, uint32_t x, const uint32_t *mem,
-          struct regs *copy)
-{
-    copy->a = a;
-    copy->x = x;
-    if (g->mem)
-        memcpy(copy->mem, mem, sizeof(copy->mem));
-}
-
 /* A big-endian load of size bytes at off into to; 0 past caplen */
 static inline int
-load(const struct walk *w, uint64_t off, u_int size, uint32_t *to)
+load(const unsigned char *p, uint32_t buflen, uint64_t off, u_int size, uint32_t *to)
 {
     const unsigned char *b;
 
-    if (off + size > w->buflen)
+    if (off + size > buflen)
         return 0;
-    b = w->p + off;
+    b = p + off;
     switch (size) {
     case 4:
         *to = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
