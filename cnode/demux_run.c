@@ -44,8 +44,8 @@ static int rejects(const struct bpf_insn *in);
 static inline int load(const unsigned char *p, uint32_t buflen, uint64_t off, u_int size,
                        uint32_t *to);
 static int excluded(const struct walk *w, const struct ewp_dm_variant *v);
-static void emit(struct walk *w, struct ewp_dm_variant **set, size_t n);
-static void emit_variant(struct walk *w, const struct ewp_dm_variant *v);
+static inline void emit(struct walk *w, struct ewp_dm_variant **set, size_t n);
+static inline void emit_variant(struct walk *w, const struct ewp_dm_variant *v);
 
 size_t
 ewp_dm_run_group(struct ewp_demux *d, struct ewp_dm_group *g, const struct pcap_pkthdr *h,
@@ -389,7 +389,7 @@ excluded(const struct walk *w, const struct ewp_dm_variant *v)
 }
 
 /* The members of set[0..n) (set NULL: of every variant not excluded) */
-static void
+static inline void
 emit(struct walk *w, struct ewp_dm_variant **set, size_t n)
 {
     size_t i;
@@ -404,7 +404,7 @@ emit(struct walk *w, struct ewp_dm_variant **set, size_t n)
             emit_variant(w, w->g->v[i]);
 }
 
-static void
+static inline void
 emit_variant(struct walk *w, const struct ewp_dm_variant *v)
 {
     size_t i;
