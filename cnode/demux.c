@@ -348,9 +348,8 @@ variant_get(struct ewp_demux *d, const struct bpf_program *prog)
     memcpy(v->prog.bf_insns, prog->bf_insns, bytes);
     v->prog.bf_len = prog->bf_len;
     v->g = g;
-    for (j = 0; j < prog->bf_len; j++)
-        if (g->jeq_at != NULL && g->jeq_at[j] >= 0)
-            v->k[g->jeq_at[j]] = prog->bf_insns[j].k;
+    for (j = 0; j < g->njeq; j++)
+        v->k[j] = prog->bf_insns[g->jeq[j].pc].k;
     v->node.h = h;
     if (htab_put(&d->variants, &v->node) < 0)
         goto nomem_variant;
@@ -422,18 +421,15 @@ group_get(struct ewp_demux *d, const struct bpf_program *prog)
             g->njeq += IS_JEQ_K(prog->bf_insns[i].code);
             g->mem |= uses_mem(prog->bf_insns[i].code);
         }
-        g->jeq_at = malloc((size_t)prog->bf_len * sizeof(*g->jeq_at));
         g->jeq = calloc(g->njeq + 1, sizeof(*g->jeq));
         g->excl_j = calloc(g->njeq + 1, sizeof(*g->excl_j));
         g->excl_k = calloc(g->njeq + 1, sizeof(*g->excl_k));
-        if (g->jeq_at == NULL || g->jeq == NULL || g->excl_j == NULL || g->excl_k == NULL)
+        if (g->jeq == NULL || g->excl_j == NULL || g->excl_k == NULL)
             goto fail;
         g->njeq = 0;
-        for (i = 0; i < prog->bf_len; i++) {
-            g->jeq_at[i] = IS_JEQ_K(prog->bf_insns[i].code) ? (int32_t)g->njeq : -1;
-            if (g->jeq_at[i] >= 0)
+        for (i = 0; i < prog->bf_len; i++)
+            if (IS_JEQ_K(prog->bf_insns[i].code))
                 g->jeq[g->njeq++].pc = i;
-        }
     }
     if (htab_put(&d->groups, &g->node) < 0)
         goto fail;
@@ -443,7 +439,6 @@ group_get(struct ewp_demux *d, const struct bpf_program *prog)
 
 fail:
     free(g->shape);
-    free(g->jeq_at);
     free(g->jeq);
     free(g->excl_j);
     free(g->excl_k);
@@ -482,7 +477,6 @@ group_free(struct ewp_demux *d, struct ewp_dm_group *g)
     for (j = 0; j < g->njeq; j++)
         free(g->jeq[j].cls.b);
     free(g->shape);
-    free(g->jeq_at);
     free(g->jeq);
     free(g->excl_j);
     free(g->excl_k);

@@ -77,7 +77,6 @@ struct ewp_dm_group {
     u_int len;                 /* its instructions */
     int merge;                 /* 0: one variant, run on pcap_offline_filter */
     int mem;                   /* it stores to scratch memory */
-    int32_t *jeq_at;           /* per instruction: its index in jeq, or -1 */
     struct ewp_dm_jeq *jeq;    /* the jeq #k of the shape (merge only) */
     size_t njeq;               /* how many */
     struct ewp_dm_variant **v; /* the variants */

@@ -16,8 +16,10 @@
  * Later forks carry explicit lists, split in place. Lists are disjoint,
  * so a packet costs one run of the shape, a lookup per differing jeq
  * reached and the work of the variants that match there, not a run per
- * member. Jumps are forward only (ewp_dm_mergeable), so a path reaches a
- * jeq at most once.
+ * member. A side that goes straight to ret #0 is not run: the other goes
+ * on without a fork. Jumps are forward only (ewp_dm_mergeable), so a path
+ * reaches a jeq at most once. Scratch memory starts zeroed (libpcap 1.10
+ * leaves it unset; pcap_compile's programs store before they load).
  */
 #include <stdint.h>
 #include <string.h>
