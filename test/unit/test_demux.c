@@ -422,11 +422,115 @@ test_duplicates_refusals_and_no_filter(void)
     slots_reset();
 }
 
+/* A random valid program of len instructions using every opcode of the
+ * interpreter: scratch memory stored first (libpcap 1.10 leaves it
+ * unset), jumps forward only, no division by a constant 0, no shift by a
+ * constant of 32 or more; small constants, so packets of small bytes
+ * meet them */
+static void
+random_program(struct bpf_insn *f, u_int len)
+{
+    static const uint16_t codes[] = {
+        BPF_LD | BPF_W | BPF_ABS, BPF_LD | BPF_H | BPF_ABS, BPF_LD | BPF_B | BPF_ABS,
+        BPF_LD | BPF_W | BPF_IND, BPF_LD | BPF_H | BPF_IND, BPF_LD | BPF_B | BPF_IND,
+        BPF_LDX | BPF_MSH | BPF_B, BPF_LD | BPF_W | BPF_LEN, BPF_LDX | BPF_W | BPF_LEN,
+        BPF_LD | BPF_IMM, BPF_LDX | BPF_IMM, BPF_LD | BPF_MEM, BPF_LDX | BPF_MEM, BPF_ST, BPF_STX,
+        BPF_JMP | BPF_JA, BPF_JMP | BPF_JGT | BPF_K, BPF_JMP | BPF_JGE | BPF_K,
+        BPF_JMP | BPF_JSET | BPF_K, BPF_JMP | BPF_JGT | BPF_X, BPF_JMP | BPF_JGE | BPF_X,
+        BPF_JMP | BPF_JEQ | BPF_X, BPF_JMP | BPF_JSET | BPF_X, BPF_ALU | BPF_NEG,
+        BPF_MISC | BPF_TAX, BPF_MISC | BPF_TXA,
+    };
+    static const uint16_t alu[] = { BPF_ADD, BPF_SUB, BPF_MUL, BPF_DIV, BPF_MOD,
+                                    BPF_AND, BPF_OR,  BPF_XOR, BPF_LSH, BPF_RSH };
+    u_int i;
+
+    for (i = 0; i < 2 * BPF_MEMWORDS; i += 2) {
+        f[i] = (struct bpf_insn)BPF_STMT(BPF_LD | BPF_IMM, rnd() % 5);
+        f[i + 1] = (struct bpf_insn)BPF_STMT(BPF_ST, i / 2);
+    }
+    for (; i < len - 1; i++) {
+        u_int room = len - 2 - i, pick = rnd() % 4;
+        uint16_t code;
+
+        if (rnd() % 30 == 0)
+            code = rnd() % 2 ? BPF_RET | BPF_A : BPF_RET | BPF_K;
+        else if (pick == 0)
+            code = BPF_JMP | BPF_JEQ | BPF_K;
+        else if (pick == 1)
+            code = (uint16_t)(BPF_ALU | alu[rnd() % 10] | (rnd() % 2 ? BPF_X : BPF_K));
+        else
+            code = codes[rnd() % (sizeof(codes) / sizeof(codes[0]))];
+        f[i] = (struct bpf_insn)BPF_STMT(code, rnd() % 4 == 0 ? rnd() % 70 : rnd() % 4);
+        if (BPF_CLASS(code) == BPF_JMP) {
+            f[i].jt = (uint8_t)(rnd() % (room + 1 < 255 ? room + 1 : 255));
+            f[i].jf = (uint8_t)(rnd() % (room + 1 < 255 ? room + 1 : 255));
+            if (code == (BPF_JMP | BPF_JA))
+                f[i].k = rnd() % (room + 1);
+        } else if (BPF_CLASS(code) == BPF_ST || BPF_CLASS(code) == BPF_STX ||
+                   BPF_MODE(code) == BPF_MEM) {
+            f[i].k %= BPF_MEMWORDS;
+        } else if (code == (BPF_ALU | BPF_DIV | BPF_K) || code == (BPF_ALU | BPF_MOD | BPF_K)) {
+            f[i].k += f[i].k == 0;
+        } else if (code == (BPF_ALU | BPF_LSH | BPF_K) || code == (BPF_ALU | BPF_RSH | BPF_K)) {
+            f[i].k %= 32;
+        } else if (code == (BPF_RET | BPF_K)) {
+            f[i].k = rnd() % 2;
+        }
+    }
+    f[len - 1] = (struct bpf_insn)BPF_STMT(BPF_RET | BPF_A, 0); /* A decides, mostly */
+}
+
+/* Random programs over every opcode, 24 members each differing from the
+ * others in the k of their jeq #k: each answer pcap_offline_filter's */
+static void
+test_random_programs_every_opcode(void)
+{
+    struct bpf_insn base[80];
+    unsigned char b[96];
+    size_t round, i, bad = 0;
+    u_int j;
+
+    slots_reset();
+    for (round = 0; round < 400; round++) {
+        struct ewp_demux *d = ewp_demux_new();
+        u_int len = 2 * BPF_MEMWORDS + 8 + rnd() % 40;
+
+        CU_ASSERT_FATAL(d != NULL);
+        random_program(base, len);
+        CU_ASSERT_FATAL(bpf_validate(base, (int)len));
+        for (i = 0; i < 24; i++) {
+            struct slot *s = &slots[i];
+
+            s->prog.bf_len = len;
+            s->prog.bf_insns = malloc(len * sizeof(struct bpf_insn));
+            CU_ASSERT_FATAL(s->prog.bf_insns != NULL);
+            memcpy(s->prog.bf_insns, base, len * sizeof(struct bpf_insn));
+            for (j = 0; j < len; j++)
+                if (base[j].code == (BPF_JMP | BPF_JEQ | BPF_K) && rnd() % 2)
+                    s->prog.bf_insns[j].k = rnd() % 4;
+            s->in = 1;
+            (void)snprintf(s->text, sizeof(s->text), "random %zu/%zu", round, i);
+            CU_ASSERT(ewp_demux_set(d, s, &s->prog) == 0);
+        }
+        for (i = 0; i < 50; i++) {
+            uint32_t n = 20 + rnd() % 60, k;
+
+            for (k = 0; k < n; k++)
+                b[k] = (uint8_t)(rnd() % 3 == 0 ? rnd() : rnd() % 4);
+            bad += !same_answer(d, b, rnd() % 3 == 0 ? rnd() % (n + 1) : n, n + rnd() % 3);
+        }
+        ewp_demux_free(d);
+        slots_reset();
+    }
+    CHECK_CASE(bad == 0, "random programs: answers differed");
+}
+
 CU_TestInfo ewp_demux_tests[] = {
     {"1,000 of one shape: each datagram its port's members", test_one_shape_hand_made},
     {"many members on ethernet: every answer pcap_offline_filter's", test_many_members_ethernet},
     {"many members on linux sll and raw ip", test_many_members_sll_and_raw},
     {"set, replace and remove between packets", test_set_replace_remove_between_packets},
     {"duplicates, refused programs, no filter", test_duplicates_refusals_and_no_filter},
+    {"random programs of every opcode, differing in jeq #k", test_random_programs_every_opcode},
     CU_TEST_INFO_NULL,
 };
