@@ -14,6 +14,11 @@
 %%% fuzz_atomcache/  frames with the distribution header (each behind a
 %%%                  2-byte length): a call with new cache entries and then
 %%%                  by index, LongAtoms, segment 7, a packet head of ours
+%%% fuzz_demux/      runs of members of one filter shape and odd ones, then
+%%%                  packets that hit their constants (the operations of
+%%%                  fuzz_demux.c), on Ethernet, Linux SLL and raw IP; the
+%%%                  found-* files beside them (inputs a fuzzing run found
+%%%                  that reach code the seeds do not) are kept
 %%%
 %%% No distribution is needed: the pids and refs of the client node
 %%% 'fuzz@host' and of the daemon 'ewpcap@host' are built from their
@@ -34,11 +39,14 @@ main([Dir]) ->
     Dispatch = filename:join(Dir, "fuzz_dispatch"),
     Handshake = filename:join(Dir, "fuzz_handshake"),
     AtomCache = filename:join(Dir, "fuzz_atomcache"),
+    Demux = filename:join(Dir, "fuzz_demux"),
     [clean(D) || D <- [Decode, Dispatch, Handshake, AtomCache]],
+    clean(Demux, "found-"),
     [write(Decode, Name, call(Req)) || {Name, Req} <- requests()],
     [write(Dispatch, Name, Bin) || {Name, Bin} <- dispatch()],
     [write(Handshake, Name, Bin) || {Name, Bin} <- handshake()],
     [write(AtomCache, Name, Bin) || {Name, Bin} <- atomcache()],
+    [write(Demux, Name, Bin) || {Name, Bin} <- demux()],
     ok;
 main(_) ->
     io:format(standard_error, "usage: make_corpus.escript CorpusDir~n", []),
@@ -234,6 +242,66 @@ atomcache() ->
       packet(<<"p", (t2b({2, '', from()}))/binary, 131, 104, 6, (atom_ext(<<"ewpcap">>))/binary,
                (body(handle_ref()))/binary, 97, 1>>)}].
 
+%%% fuzz_demux: link type (0 Ethernet, 1 Linux SLL, 2 raw IP), then
+%%% operations: 0 set one member, 1 remove one, 2 a packet, 3 a run of
+%%% members of one template with constants A, A+1, ... (see fuzz_demux.c)
+
+demux() ->
+    Udp = fun(L, V6, S, D) -> dm_packet(L, V6, 17, 16#0a000001, 16#0a000002, S, D) end,
+    Tcp = fun(L, S, D) -> dm_packet(L, false, 6, 16#0a020005, 16#0a0103e9, S, D) end,
+    [{"udp_dst_ports_" ++ integer_to_list(L),
+      <<L, (dm_run(0, 1000, 0, 60))/binary, (dm_set(0, 0, 1010, 0))/binary,
+        (dm_pkt(Udp(L, false, 53, 1010)))/binary, (dm_pkt(Udp(L, true, 53, 1040)))/binary,
+        (dm_pkt(Udp(L, false, 54, 1010)))/binary, (dm_cut(Udp(L, false, 53, 1010), 40))/binary>>}
+     || L <- [0, 1, 2]] ++
+    [{"hosts_and_ports",
+      <<0, (dm_run(4, 1000, 5, 40))/binary, (dm_run(1, 1, 0, 10))/binary,
+        (dm_set(1, 3, 5, 1))/binary, (dm_set(2, 4, 1000, 6))/binary,
+        (dm_pkt(Tcp(0, 1020, 1005)))/binary,
+        (dm_pkt(Udp(0, false, 1, 2)))/binary>>},
+     {"odd_ones",
+      <<0, (dm_run(5, 1000, 0, 20))/binary,
+        << <<(dm_set(I, T, 100, 1))/binary>> || {I, T} <- [{0, 7}, {1, 8}, {2, 9}, {3, 10},
+                                                           {4, 11}, {5, 12}, {6, 13}, {7, 14},
+                                                           {8, 15}] >>/binary,
+        (dm_pkt(Udp(0, false, 53, 1005)))/binary, (dm_pkt(Tcp(0, 53, 1019)))/binary,
+        (dm_cut(Tcp(0, 53, 1019), 20))/binary>>},
+     {"src_and_dst_ports",
+      <<0, (dm_run(0, 1000, 0, 40))/binary, (dm_set(0, 0, 1005, 1))/binary,
+        (dm_set(1, 0, 1006, 2))/binary, (dm_pkt(Udp(0, false, 53, 1010)))/binary,
+        (dm_pkt(Udp(0, false, 54, 1005)))/binary, (dm_pkt(Udp(0, true, 55, 1006)))/binary>>},
+     {"set_remove_between",
+      <<0, (dm_run(2, 1000, 0, 30))/binary, (dm_pkt(Tcp(0, 1003, 80)))/binary,
+        1, 35, (dm_set(3, 2, 1003, 0))/binary, (dm_pkt(Tcp(0, 1003, 80)))/binary,
+        (dm_run(6, 1000, 0, 10))/binary, (dm_pkt(Udp(0, true, 7, 1003)))/binary>>}].
+
+dm_set(Slot, T, A, B) -> <<0, Slot, T, A:16, B>>.
+
+dm_run(T, A, B, N) -> <<3, T, A:16, B, N>>.
+
+dm_pkt(P) -> <<2, 255, 0, (byte_size(P)):16, P/binary>>.
+
+%% P cut to Caplen bytes, its wire length still all of it
+dm_cut(P, Caplen) -> <<2, Caplen, 0, (byte_size(P)):16, P/binary>>.
+
+%% IPv4 or IPv6 over Ethernet (0), Linux SLL (1) or nothing (2); ports, 8 bytes of payload
+dm_packet(Link, V6, Proto, Src, Dst, Sport, Dport) ->
+    L4 = case Proto of
+             17 -> <<Sport:16, Dport:16, 16:16, 0:16, 0:64>>;
+             6 -> <<Sport:16, Dport:16, 0:32, 0:32, 5:4, 0:4, 2, 1024:16, 0:16, 0:16, 0:64>>
+         end,
+    {Type, Ip} = case V6 of
+                     false -> {16#0800, <<16#45, 0, (20 + byte_size(L4)):16, 0:32, 64, Proto, 0:16,
+                                          Src:32, Dst:32, L4/binary>>};
+                     true -> {16#86dd, <<6:4, 0:28, (byte_size(L4)):16, Proto, 64, 0:96, Src:32,
+                                         0:96, Dst:32, L4/binary>>}
+                 end,
+    case Link of
+        0 -> <<2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, Type:16, Ip/binary>>;
+        1 -> <<0:16, 1:16, 6:16, 0:64, Type:16, Ip/binary>>;
+        2 -> Ip
+    end.
+
 %% Every atom of Ctl and Msg as a reference: entries Segment * 256 + 0..,
 %% all new or all old
 header_frame(Ctl, Msg, Segment, Kind) ->
@@ -325,6 +393,13 @@ atom_ext(Name) -> <<119, (byte_size(Name)), Name/binary>>.
 clean(Dir) ->
     ok = filelib:ensure_dir(filename:join(Dir, "x")),
     [ok = file:delete(F) || F <- filelib:wildcard(filename:join(Dir, "*"))],
+    ok.
+
+%% As clean/1, but the files named Keep* stay (inputs a fuzzing run found)
+clean(Dir, Keep) ->
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    [ok = file:delete(F) || F <- filelib:wildcard(filename:join(Dir, "*")),
+                            not lists:prefix(Keep, filename:basename(F))],
     ok.
 
 write(Dir, Name, Bin) ->

@@ -1,0 +1,146 @@
+/*
+ * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
+ *
+ * Private to demux.c (the members, their programs grouped by shape) and
+ * demux_run.c (a packet through a group). A group holds the distinct
+ * programs (variants) that are the same instruction for instruction but
+ * for the k of their jeq #k: one run of the group's shape answers for all
+ * of them (see demux_run.c). Programs that jump backward keep a group of
+ * their own and run on pcap_offline_filter.
+ */
+#ifndef EWP_DEMUX_INT_H
+#define EWP_DEMUX_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <pcap/pcap.h>
+
+
+/* A chained hash table of nodes embedded in their owners, keyed by h */
+struct ewp_hnode {
+    struct ewp_hnode *next; /* the next in its bucket */
+    uint64_t h;             /* its key's hash */
+};
+
+struct ewp_htab {
+    struct ewp_hnode **b; /* the buckets (NULL: none yet) */
+    size_t mask;          /* buckets - 1 */
+    size_t n;             /* how many nodes */
+};
+
+struct ewp_dm_variant;
+
+struct ewp_dm_member {
+    struct ewp_hnode node;     /* in d->members, by who */
+    void *who;                 /* the caller's pointer */
+    struct ewp_dm_variant *v;  /* its program */
+    size_t slot;               /* its index in v->m */
+};
+
+/* The variants whose k is k at one jeq of a group */
+struct ewp_dm_kclass {
+    struct ewp_hnode node;     /* in its jeq's cls, by k */
+    uint32_t k;                /* the constant */
+    struct ewp_dm_variant *v0; /* v[0], or NULL (one load less per packet) */
+    struct ewp_dm_variant **v; /* the variants with it */
+    size_t n, cap;             /* how many, room */
+};
+
+/* One jeq #k of a group's shape */
+struct ewp_dm_jeq {
+    struct ewp_htab cls; /* k -> struct ewp_dm_kclass */
+    uint32_t k1;         /* the one k when cls.n == 1 */
+    u_int pc;            /* where it is */
+};
+
+/* In a group's shape, a jeq #k where its variants differ (k: the index of
+ * the jeq); where they all have the same k it is a plain jeq with that k */
+#define EWP_DM_SPLIT 0x8000
+
+/* One distinct program, and the members that have it */
+struct ewp_dm_variant {
+    struct ewp_hnode node;     /* in d->variants, by the whole program */
+    struct bpf_program prog;   /* the program (bf_len 0: every packet) */
+    struct ewp_dm_group *g;    /* its group (NULL: d->every) */
+    uint32_t *k;               /* its k at each of g's jeqs */
+    size_t *at;                /* its index in each jeq's class of its k */
+    void *who0;                /* m[0]->who (one load less per packet) */
+    struct ewp_dm_member **m;  /* the members */
+    size_t nm, mcap;           /* how many, room */
+    size_t slot;               /* its index in g->v */
+};
+
+struct ewp_dm_group {
+    struct ewp_hnode node;     /* in d->groups, by shape */
+    struct bpf_insn *shape;    /* the program, each jeq #k as EWP_DM_SPLIT says */
+    u_int len;                 /* its instructions */
+    int merge;                 /* 0: one variant, run on pcap_offline_filter */
+    int mem;                   /* it stores to scratch memory */
+    struct ewp_dm_jeq *jeq;    /* the jeq #k of the shape (merge only) */
+    size_t njeq;               /* how many */
+    struct ewp_dm_variant **v; /* the variants */
+    size_t nv, vcap;           /* how many, room */
+    size_t slot;               /* its index in d->g */
+    uint32_t *excl_j, *excl_k; /* a run's exclusions (njeq each, demux_run.c) */
+};
+
+struct ewp_demux {
+    struct ewp_htab members;     /* who -> struct ewp_dm_member */
+    struct ewp_htab groups;      /* shape -> struct ewp_dm_group */
+    struct ewp_htab variants;    /* program -> struct ewp_dm_variant */
+    struct ewp_dm_variant every; /* the members with no program */
+    struct ewp_dm_group **g;     /* the groups */
+    size_t ng, gcap;             /* how many, room */
+    size_t nv;                   /* variants in all groups */
+    struct ewp_dm_variant **scratch; /* a run's variant lists (room for nv) */
+    size_t scratch_cap;          /* room in scratch */
+};
+
+/* Mixes x into a 64-bit hash */
+static inline uint64_t
+ewp_dm_mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+/* The hash of a jeq's k (one multiply: it is looked up per packet) */
+static inline uint64_t
+ewp_dm_khash(uint32_t k)
+{
+    return (k * 0x9e3779b97f4a7c15ULL) >> 29;
+}
+
+/* The variants of jeq j whose k is k, or NULL */
+static inline struct ewp_dm_kclass *
+ewp_dm_kclass_find(const struct ewp_dm_jeq *j, uint32_t k)
+{
+    uint64_t h = ewp_dm_khash(k);
+    const struct ewp_hnode *n;
+
+    if (j->cls.b == NULL)
+        return NULL;
+    for (n = j->cls.b[h & j->cls.mask]; n != NULL; n = n->next) {
+        const struct ewp_dm_kclass *c = (const struct ewp_dm_kclass *)n;
+
+        if (n->h == h && c->k == k)
+            return (struct ewp_dm_kclass *)c;
+    }
+    return NULL;
+}
+
+/* Whether a program can share a group: no backward jump (those run on
+ * pcap_offline_filter) and no shift by 32 or more (libpcap's is C's) */
+int ewp_dm_mergeable(const struct bpf_insn *f, u_int len);
+
+/* Writes to out the members of group g (g->merge, g->nv >= 2) whose
+ * program accepts the packet; returns how many */
+size_t ewp_dm_run_group(struct ewp_demux *d, struct ewp_dm_group *g, const struct pcap_pkthdr *h,
+                        const unsigned char *pkt, void **out);
+
+#endif /* EWP_DEMUX_INT_H */
