@@ -16,6 +16,7 @@
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -220,6 +221,8 @@ ewp_handle_close(struct ewp_handle *h, int unlink, const char *why)
     if (unlink)
         send_unlink(h);
     ewp_handle_free(h);
+    if (t->count == 0)
+        (void)malloc_trim(0);
 }
 
 /* The capture closed and the memory freed; h is in no table */
