@@ -41,13 +41,15 @@ new_printer(Numeric, Verbose, Absolute, Mode) ->
 
 %% @doc A printer with tcpdump's flags: `verbose' (-v, default 0),
 %% `absolute' (-S, false), `eflag' (-e, false), `hex' (none; x, xx, 'X',
-%% 'XX' for -x, -xx, -X, -XX).
+%% 'XX' for -x, -xx, -X, -XX), `precision' (micro; nano: the packets'
+%% times are nanoseconds, printed with 9 digits as tcpdump's `--nano').
 -spec new_printer(boolean(), sync | async,
                   #{verbose => non_neg_integer(), absolute => boolean(), eflag => boolean(),
-                    hex => none | x | xx | 'X' | 'XX'}) -> printer().
+                    hex => none | x | xx | 'X' | 'XX', precision => micro | nano}) -> printer().
 new_printer(Numeric, Mode, Flags) ->
     #printer{verbose = maps:get(verbose, Flags, 0), absolute = maps:get(absolute, Flags, false),
              eflag = maps:get(eflag, Flags, false), hex = maps:get(hex, Flags, none),
+             precision = maps:get(precision, Flags, micro),
              numeric = Numeric, names = ewpcap_dump_names:new(Numeric, Mode)}.
 
 %% @doc Takes the answer of a background name lookup,
@@ -60,7 +62,8 @@ resolved(IP, Name, #printer{names = N} = P) ->
 %% summary, then (-x, -X) the bytes. `Dlt' is the link type (1 Ethernet,
 %% 113 and 276 Linux cooked, 0 BSD loopback, 12/14/101 raw IP, 228 IPv4,
 %% 229 IPv6; others are printed as tcpdump prints a link type it does
-%% not know); `Time' microseconds since the epoch; `Len' the length on
+%% not know); `Time' micro- (or, for a printer made with `precision'
+%% `nano', nano-) seconds since the epoch; `Len' the length on
 %% the wire. The last argument `line' is reserved for other formats.
 %% Returns the text (without the last newline; several lines for hex
 %% dumps) and the printer to use for the next packet.
@@ -89,13 +92,18 @@ format_packet(Dlt, {Time, Len, Packet}, P, line) ->
               xx -> hex_dump(x, Packet);
               'XX' -> hex_dump('X', Packet)
           end,
-    {[format_time(Time), P1#printer.out, Hex], P1#printer{out = []}}.
+    {[format_time(Time, P1#printer.precision), P1#printer.out, Hex], P1#printer{out = []}}.
 
-%% The local time and a space; the conversion is done once a second
-%% (the cache is the process's: a printer is used by one process).
-format_time(Micro) ->
-    Sec = Micro div 1000000,
-    <<_, Us:6/binary>> = integer_to_binary(Micro rem 1000000 + 1000000),
+%% The local time and a space, the fraction in 6 or 9 digits; the
+%% conversion is done once a second (the cache is the process's: a
+%% printer is used by one process).
+format_time(Micro, micro) ->
+    second_time(Micro div 1000000, Micro rem 1000000 + 1000000);
+format_time(Nano, nano) ->
+    second_time(Nano div 1000000000, Nano rem 1000000000 + 1000000000).
+
+second_time(Sec, Fraction) ->
+    <<_, Us/binary>> = integer_to_binary(Fraction),
     case get(ewpcap_dump_fmt_second) of
         {Sec, Text} ->
             [Text, Us, $\s];

@@ -6,6 +6,7 @@
     verbose = 0 :: non_neg_integer(), % -v
     eflag = false :: boolean(),       % -e: the link-level header
     hex = none :: none | x | xx | 'X' | 'XX', % -x, -xx, -X, -XX
+    precision = micro :: micro | nano, % the unit of the time stamps (--nano)
     names :: ewpcap_dump_names:names(),
     numeric = false :: boolean(),     % -n (also known to names)
     tcp = #{} :: #{term() => {non_neg_integer(), non_neg_integer()}},
