@@ -6,12 +6,12 @@
 %%% ARP, IPv4, IPv6 (with its extension headers), TCP (relative sequence
 %%% numbers as tcpdump's, options), UDP, ICMP and ICMPv6; the text is
 %%% tcpdump's, byte for byte, for these. Names of hosts and ports come
-%%% from ewpcap_dump_names. Also the `-D' listing and the link type names.
+%%% from ewpcap_dump_names.
 %%% @end
 -module(ewpcap_dump_fmt).
 
--export([new_printer/2, new_printer/4, new_printer/3, format_packet/4, resolved/3,
-         format_ifaddrs/1]).
+-export([new_printer/2, new_printer/4, new_printer/3, format_packet/4, resolved/3, ether/3,
+         hex_dump/2]).
 
 -export_type([printer/0]).
 
@@ -119,6 +119,13 @@ two(N) -> integer_to_list(N).
 
 pr(P, Text) ->
     ewpcap_dump_fmt_ip:pr(P, Text).
+
+%% @doc An Ethernet frame inside another protocol (IPv6 next header 143).
+-spec ether(binary(), non_neg_integer(), printer()) -> printer().
+ether(Bin, Len, #printer{ll = LL} = P) ->
+    {_, P1} = link(1, Len, Bin, P),
+    P1#printer{ll = LL}.
+
 
 %%% ===================================================================
 %%% Link layers: each returns the length of its header (what -x skips)
@@ -514,6 +521,8 @@ arp_pro(P) ->
 
 %%% Hex dumps: -x (hex), -X and data not decoded (hex and ASCII)
 
+%% @doc Bytes as -x (`x') or -X (`X') prints them, each line after "\n\t".
+-spec hex_dump(x | 'X', binary()) -> iolist().
 hex_dump(Kind, Bin) ->
     hex_lines(Kind, Bin, 0).
 
@@ -546,53 +555,3 @@ hex4(N) -> ewpcap_dump_fmt_ip:pad(integer_to_list(N, 16), 4).
 
 mac(Bin) ->
     lists:join($:, [hex2(B) || <<B>> <= Bin]).
-
-%%% -D
-
-%% @doc The `-D' listing: each interface numbered, with its flags and
-%% description, then one line per address.
--spec format_ifaddrs([{string(), [term()]}]) -> iolist().
-format_ifaddrs(Ifs) ->
-    {Lines, _} = lists:mapfoldl(
-                   fun({Name, Attrs}, N) ->
-                           {[integer_to_list(N), $., Name, if_flags(Name, Attrs), $\n,
-                             [["\t", A, $\n] || A <- if_addrs(Attrs)]], N + 1}
-                   end, 1, Ifs),
-    Lines.
-
-if_flags(Name, Attrs) ->
-    Desc = case proplists:get_value(description, Attrs) of
-               undefined -> [];
-               D -> [" (", D, ")"]
-           end,
-    Loop = case proplists:get_value(flag, Attrs, []) of
-               Flags when is_list(Flags) ->
-                   [" [Loopback]" || lists:member(loopback, Flags)];
-               _ ->
-                   []
-           end,
-    _ = Name,
-    [Desc, Loop].
-
-%% Each {addr, A} starts an address; netmask, broadaddr and dstaddr
-%% belong to the address before them.
-if_addrs(Attrs) ->
-    Groups = lists:foldl(
-               fun({addr, A}, Acc) -> [[{addr, A}] | Acc];
-                  ({K, V}, [G | Acc]) when K =:= netmask; K =:= broadaddr; K =:= dstaddr ->
-                       [[{K, V} | G] | Acc];
-                  (_, Acc) -> Acc
-               end, [], Attrs),
-    [if_addr(lists:reverse(G)) || G <- lists:reverse(Groups)].
-
-if_addr([{addr, A} | More]) ->
-    Family = case tuple_size(A) of
-                 4 -> "inet ";
-                 _ -> "inet6 "
-             end,
-    [Family, inet:ntoa(A),
-     [[" ", key_word(K), " ", inet:ntoa(V)] || {K, V} <- More]].
-
-key_word(netmask) -> "netmask";
-key_word(broadaddr) -> "broadcast";
-key_word(dstaddr) -> "destination".

@@ -17,7 +17,7 @@
 
 -include("ewpcap_dump_fmt.hrl").
 
--export([ipv4/3, ipv6/3, pr/2, host/2, port/3, ip4/1, ip6/1]).
+-export([ipv4/3, ipv6/3, demux/6, pr/2, host/2, port/3, ip4/1, ip6/1]).
 -export([cksum/1, should_be/2, hex/1, pad/2, hex2/1, hex4/1, ports/6, pseudo_cksum/5,
          addr_bin/1, cut/2]).
 
@@ -89,7 +89,8 @@ ipv4_body(Bin, HLen, {Tos, TotLen, Id, Frag, TTL, Proto, Sum}, Src, Dst, P0) ->
                  end,
             case Bin of
                 <<_:HLen/binary, Payload/binary>> ->
-                    demux(Proto, Payload, PayLen, {4, SrcA, DstA, Frag band 16#2000 =/= 0}, P1);
+                    demux(Proto, Payload, PayLen, {4, SrcA, DstA, Frag band 16#2000 =/= 0, TTL},
+                          P1);
                 _ ->
                     P2 = pr(P1, [" [remaining caplen(", integer_to_list(byte_size(Bin)),
                                  ") < header length(", integer_to_list(HLen), ")]"]),
@@ -214,7 +215,7 @@ ipv6(Bin, Len, P0) ->
                          end,
                     Cut = cut(Bin, min(Len, Total)),
                     <<_:40/binary, Rest/binary>> = Cut,
-                    Ctx = {6, ip6(Src), ip6(Dst), false},
+                    Ctx = {6, ip6(Src), ip6(Dst), false, HLim},
                     P3 = case lists:member(Next, [6, 17, 33, 132]) of
                              true -> P2;
                              false -> addrs(element(2, Ctx), element(3, Ctx), P2)
@@ -245,7 +246,7 @@ ipv6_next(Next, Bin, Len, Ctx, P) when Next =:= 0; Next =:= 60 ->
         _ ->
             ?TRUNC_RET(Proto, P)
     end;
-ipv6_next(44, Bin, Len, {_, _, _, _} = Ctx, P) ->
+ipv6_next(44, Bin, Len, Ctx, P) ->
     case Bin of
         <<Nh, _, Off:13, _:2, M:1, Id:32, Rest/binary>> ->
             P1 = pr(P, ["frag (0x", pad(integer_to_list(Id, 16), 8), ":",
@@ -275,17 +276,25 @@ ipv6_more(_Next, _Bin, _Len, _Adv, _Ctx, P) ->
 %%% Upper layers
 %%% ===================================================================
 
-demux(6, Bin, Len, Ctx, P) -> ewpcap_dump_fmt_tcp:tcp(Bin, Len, Ctx, P);
-demux(17, Bin, Len, Ctx, P) -> udp(Bin, Len, Ctx, P);
-demux(1, Bin, Len, Ctx, P) -> ewpcap_dump_fmt_icmp:icmp(Bin, Len, Ctx, P);
-demux(58, Bin, Len, Ctx, P) -> ewpcap_dump_fmt_icmp:icmp6(Bin, Len, Ctx, P);
-demux(108, <<_:16, Cpi:16, _/binary>>, _Len, _Ctx, P) ->
+%% Ctx: {Version, Src, Dst, Fragmented, TTL or hop limit}; the printers
+%% of TCP, UDP, ICMP and ICMPv6 take it without the TTL.
+demux(Proto, Bin, Len, {V, Src, Dst, Frag, Ttl}, P) ->
+    demux(Proto, Bin, Len, {V, Src, Dst, Frag}, Ttl, P).
+
+demux(6, Bin, Len, Ctx, _Ttl, P) -> ewpcap_dump_fmt_tcp:tcp(Bin, Len, Ctx, P);
+demux(17, Bin, Len, Ctx, _Ttl, P) -> udp(Bin, Len, Ctx, P);
+demux(1, Bin, Len, {4, _, _, _} = Ctx, _Ttl, P) -> ewpcap_dump_fmt_icmp:icmp(Bin, Len, Ctx, P);
+demux(58, Bin, Len, {6, _, _, _} = Ctx, _Ttl, P) -> ewpcap_dump_fmt_icmp:icmp6(Bin, Len, Ctx, P);
+demux(108, <<_:16, Cpi:16, _/binary>>, _Len, _Ctx, _Ttl, P) ->
     % IPComp: the parameter index (tcpdump does not decompress either)
     pr(P, ["IPComp(cpi=0x", hex4(Cpi), ")"]);
-demux(108, _Bin, _Len, _Ctx, P) ->
+demux(108, _Bin, _Len, _Ctx, _Ttl, P) ->
     ?TRUNC("ipcomp", P);
-demux(Proto, _Bin, Len, _Ctx, P) ->
-    pr(P, [$\s, proto_word(Proto, P), $\s, integer_to_list(Len)]).
+demux(Proto, Bin, Len, Ctx, Ttl, P) ->
+    case ewpcap_dump_fmt_ipx:demux(Proto, Bin, Len, Ctx, Ttl, P) of
+        false -> pr(P, [$\s, proto_word(Proto, P), $\s, integer_to_list(Len)]);
+        P1 -> P1
+    end.
 
 %%% UDP
 
@@ -375,21 +384,28 @@ proto_name(2) -> "IGMP";
 proto_name(4) -> "IPIP";
 proto_name(6) -> "TCP";
 proto_name(8) -> "EGP";
+proto_name(9) -> "IGRP";
 proto_name(17) -> "UDP";
 proto_name(33) -> "DCCP";
 proto_name(41) -> "IPv6";
+proto_name(43) -> "Routing";
+proto_name(44) -> "Fragment";
 proto_name(46) -> "RSVP";
 proto_name(47) -> "GRE";
 proto_name(50) -> "ESP";
 proto_name(51) -> "AH";
 proto_name(55) -> "Mobile IP";
 proto_name(58) -> "ICMPv6";
+proto_name(62) -> "Mobile IP (old)";
+proto_name(88) -> "EIGRP";
+proto_name(89) -> "OSPF";
 proto_name(103) -> "PIM";
 proto_name(108) -> "Compressed IP";
 proto_name(112) -> "VRRP";
 proto_name(113) -> "PGM";
 proto_name(132) -> "SCTP";
 proto_name(135) -> "Mobility";
+proto_name(143) -> "Ethernet";
 proto_name(_) -> "unknown".
 
 %% A protocol as a word: its /etc/protocols name, or ip-proto-N (-n).

@@ -1,0 +1,178 @@
+%%% @doc The protocols over IPv4 and IPv6 other than TCP, UDP, ICMP and
+%%% ICMPv6, as tcpdump 4.99 prints them: IP and IPv6 in IP, Ethernet
+%%% over IPv6, EGP, IGRP, EIGRP, RSVP, GRE, ESP, AH, Mobile IP, PIM,
+%%% VRRP, PGM, SCTP, DCCP, ND, `no next header' and the protocols that
+%%% need the other IP version (`[ICMP requires IPv4] (invalid)').
+%%%
+%%% tcpdump decodes some of these deeply (RSVP objects, PIM messages,
+%%% SCTP chunks, GRE payloads, ...); here each prints its header as
+%%% tcpdump does, with the same length checks, version checks and
+%%% truncation markers, which is what malformed and random packets
+%%% show. Written from tcpdump's behaviour (its printers were read, not
+%%% copied); test/ewpcap_dump_diff_SUITE.erl compares the two.
+%%%
+%%% Each printer takes the captured bytes from its header on (`Bin', cut
+%%% to the IP payload) and the payload's length (`Len'), as the other
+%%% printers of ewpcap_dump_fmt_ip; `Ctx' is `{Version, Src, Dst, Frag}',
+%%% `Ttl' the IP TTL or hop limit.
+%%% @end
+-module(ewpcap_dump_fmt_ipx).
+
+-include("ewpcap_dump_fmt.hrl").
+
+-export([demux/6]).
+
+-import(ewpcap_dump_fmt_ip, [pr/2, host/2, ip4/1, cksum/1, hex/1, hex2/1, pad/2]).
+
+%% @doc The upper layer `Proto', or `false' when tcpdump prints it as
+%% `ip-proto-N LEN' (ewpcap_dump_fmt_ip does).
+-spec demux(byte(), binary(), non_neg_integer(), tuple(), byte(), #printer{}) ->
+    #printer{} | false.
+demux(1, _Bin, _Len, {6, _, _, _}, _Ttl, P) -> needs("ICMP", 4, P);
+demux(2, _Bin, _Len, {6, _, _, _}, _Ttl, P) -> needs("IGMP", 4, P);
+demux(58, _Bin, _Len, {4, _, _, _}, _Ttl, P) -> needs("ICMPv6", 6, P);
+demux(143, _Bin, _Len, {4, _, _, _}, _Ttl, P) -> needs("Ethernet", 6, P);
+demux(143, Bin, Len, _Ctx, _Ttl, P) -> ewpcap_dump_fmt:ether(Bin, Len, P);
+demux(4, Bin, Len, _Ctx, _Ttl, P) -> ewpcap_dump_fmt_ip:ipv4(Bin, Len, P);
+demux(41, Bin, Len, _Ctx, _Ttl, P) -> ewpcap_dump_fmt_ip:ipv6(Bin, Len, P);
+demux(59, _Bin, _Len, _Ctx, _Ttl, P) -> pr(P, "no next header");
+demux(77, _Bin, Len, _Ctx, _Ttl, P) -> pr(P, [" nd ", integer_to_list(Len)]);
+demux(55, Bin, Len, _Ctx, _Ttl, P) -> mobile(Bin, Len, P);
+demux(8, Bin, Len, _Ctx, _Ttl, P) -> egp(Bin, Len, P);
+demux(112, Bin, Len, _Ctx, Ttl, P) -> vrrp(Bin, Len, Ttl, P);
+demux(51, <<>>, _Len, _Ctx, _Ttl, P) -> ?TRUNC_RET("ah", P);
+demux(51, Bin, Len, Ctx, Ttl, P) -> ah(Bin, Len, Ctx, Ttl, P);
+demux(50, <<Spi:32, Seq:32, _, _/binary>>, Len, _Ctx, _Ttl, P) ->
+    pr(P, ["ESP(spi=0x", hex8(Spi), ",seq=0x", hex(Seq), "), length ", integer_to_list(Len)]);
+demux(50, _Bin, _Len, _Ctx, _Ttl, P) -> ?TRUNC_RET("esp", P);
+demux(_Proto, _Bin, _Len, _Ctx, _Ttl, _P) -> false.
+
+%% "[ICMP requires IPv4] (invalid)"
+needs(Name, V, P) ->
+    pr(P, ["[", Name, " requires IPv", integer_to_list(V), "] (invalid)"]).
+
+%%% AH: its fields, the ICV as far as it is captured, then what it
+%%% protects
+
+ah(Bin, Len, Ctx, Ttl, P0) ->
+    P = pr(P0, "AH"),
+    case Bin of
+        <<Nh, AhLen, Rest/binary>> ->
+            SumLen = (AhLen + 2) * 4,
+            P1 = pr(P, ["(", [["length=", integer_to_list(AhLen), "(", integer_to_list(SumLen),
+                               "-bytes),"] || P#printer.verbose > 0]]),
+            P2 = case Rest of
+                     <<0:16, _/binary>> -> P1;
+                     <<Res:16, _/binary>> -> pr(P1, ["reserved=0x", hex(Res), "[MustBeZero],"]);
+                     _ -> ?TRUNC("ah", P1)
+                 end,
+            P3 = case Rest of
+                     <<_:16, Spi:32, _/binary>> -> pr(P2, ["spi=0x", hex8(Spi), ","]);
+                     _ -> ?TRUNC("ah", P2)
+                 end,
+            P4 = case Rest of
+                     <<_:48, Seq:32, _/binary>> -> pr(P3, ["seq=0x", hex(Seq), ",icv=0x"]);
+                     _ -> ?TRUNC("ah", P3)
+                 end,
+            IcvLen = max(0, SumLen - 12),
+            case Rest of
+                <<_:80, Icv:IcvLen/binary, _/binary>> ->
+                    P5 = pr(P4, [[hex2(B) || <<B>> <= Icv], "): "]),
+                    More = binary:part(Bin, min(SumLen, byte_size(Bin)),
+                                       byte_size(Bin) - min(SumLen, byte_size(Bin))),
+                    ewpcap_dump_fmt_ip:demux(Nh, More, Len - SumLen, Ctx, Ttl, P5);
+                <<_:80, Part/binary>> ->
+                    ?TRUNC("ah", pr(P4, [hex2(B) || <<B>> <= Part]))
+            end;
+        _ ->
+            ?TRUNC("ah", P)
+    end.
+
+%%% Mobile IP (RFC 2004 minimal encapsulation)
+
+mobile(<<Proto:16, Sum:16, ODst:4/binary, OSrc:4/binary, _/binary>> = Bin, Len, P) when Len >= 8 ->
+    Osp = Proto band 16#80 =/= 0,
+    V = P#printer.verbose > 0,
+    P1 = pr(P, "mobile: "),
+    P2 = case Osp of
+             true ->
+                 P1a = pr(P1, "[S] "),
+                 case V of
+                     true -> {H, P1b} = host(ip4(OSrc), P1a), pr(P1b, [H, " "]);
+                     false -> P1a
+                 end;
+             false ->
+                 pr(P1, "[] ")
+         end,
+    P3 = case V of
+             true ->
+                 {D, P2a} = host(ip4(ODst), P2),
+                 pr(P2a, ["> ", D, " (oproto=", integer_to_list(Proto bsr 8), ")"]);
+             false ->
+                 P2
+         end,
+    N = case Osp of true -> 12; false -> 8 end,
+    case cksum(binary:part(Bin, 0, N)) of
+        0 -> P3;
+        _ -> pr(P3, [" (bad checksum ", integer_to_list(Sum), ")"])
+    end;
+mobile(_Bin, _Len, P) ->
+    ?TRUNC_RET("mobile", P).
+
+%%% EGP
+
+egp(<<Ver, _Type, _Code, _Status, _Sum:16, As:16, Seq:16, _/binary>> = Bin, Len, P)
+  when Len >= 16, byte_size(Bin) >= 16 ->
+    L = integer_to_list(Len),
+    case P#printer.verbose of
+        0 ->
+            pr(P, ["EGPv", integer_to_list(Ver), ", AS ", integer_to_list(As), ", seq ",
+                   integer_to_list(Seq), ", length ", L]);
+        _ when Ver =/= 2 ->
+            pr(P, ["EGPv", integer_to_list(Ver), ", length ", L, "[version ",
+                   integer_to_list(Ver), "]"]);
+        _ ->
+            pr(P, ["EGPv", integer_to_list(Ver), ", length ", L])
+    end;
+egp(_Bin, _Len, P) ->
+    ?TRUNC_RET("egp", P).
+
+%%% VRRP
+
+vrrp(<<Ver:4, Type:4, Rest/binary>>, Len, Ttl, P) ->
+    P1 = pr(P, ["VRRPv", integer_to_list(Ver), ", ",
+                case Type of
+                    1 -> "Advertisement";
+                    _ -> ["unknown type (", integer_to_list(Type), ")"]
+                end,
+                [[", (ttl ", integer_to_list(Ttl), ")"] || Ttl =/= 255]]),
+    case Ver >= 2 andalso Ver =< 3 andalso Type =:= 1 of
+        false -> P1;
+        true -> vrrp_adv(Ver, Rest, Len, P1)
+    end;
+vrrp(_Bin, _Len, _Ttl, P) ->
+    ?TRUNC("vrrp", P).
+
+vrrp_adv(Ver, <<Vrid, Prio, _NAddrs, A4, A5, _/binary>>, Len, P) ->
+    P1 = pr(P, [", vrid ", integer_to_list(Vrid), ", prio ", integer_to_list(Prio)]),
+    case Ver of
+        2 ->
+            pr(P1, [", authtype ", case A4 of
+                                       0 -> "none";
+                                       1 -> "simple";
+                                       2 -> "ah";
+                                       _ -> ["#", integer_to_list(A4)]
+                                   end,
+                    ", intvl ", integer_to_list(A5), "s, length ", integer_to_list(Len)]);
+        3 ->
+            pr(P1, [", intvl ", integer_to_list(((A4 band 16#0F) bsl 8) bor A5), "cs, length ",
+                    integer_to_list(Len)])
+    end;
+vrrp_adv(_Ver, <<Vrid, Prio, _/binary>>, _Len, P) ->
+    ?TRUNC("vrrp", pr(P, [", vrid ", integer_to_list(Vrid), ", prio ", integer_to_list(Prio)]));
+vrrp_adv(_Ver, _Bin, _Len, P) ->
+    ?TRUNC("vrrp", P).
+
+%%% Helpers
+
+hex8(N) -> pad(integer_to_list(N, 16), 8).
