@@ -22,7 +22,7 @@
 
 -export([demux/6]).
 
--import(ewpcap_dump_fmt_ip, [pr/2, host/2, ip4/1, cksum/1, hex/1, hex2/1, pad/2]).
+-import(ewpcap_dump_fmt_ip, [pr/2, host/2, ip4/1, ip6/1, cksum/1, hex/1, hex2/1, pad/2]).
 
 %% @doc The upper layer `Proto', or `false' when tcpdump prints it as
 %% `ip-proto-N LEN' (ewpcap_dump_fmt_ip does).
@@ -39,7 +39,7 @@ demux(59, _Bin, _Len, _Ctx, _Ttl, P) -> pr(P, "no next header");
 demux(77, _Bin, Len, _Ctx, _Ttl, P) -> pr(P, [" nd ", integer_to_list(Len)]);
 demux(55, Bin, Len, _Ctx, _Ttl, P) -> mobile(Bin, Len, P);
 demux(8, Bin, Len, _Ctx, _Ttl, P) -> egp(Bin, Len, P);
-demux(112, Bin, Len, _Ctx, Ttl, P) -> vrrp(Bin, Len, Ttl, P);
+demux(112, Bin, Len, Ctx, Ttl, P) -> vrrp(Bin, Len, Ctx, Ttl, P);
 demux(51, <<>>, _Len, _Ctx, _Ttl, P) -> ?TRUNC_RET("ah", P);
 demux(51, Bin, Len, Ctx, Ttl, P) -> ah(Bin, Len, Ctx, Ttl, P);
 demux(50, <<Spi:32, Seq:32, _, _/binary>>, Len, _Ctx, _Ttl, P) ->
@@ -139,7 +139,7 @@ egp(_Bin, _Len, P) ->
 
 %%% VRRP
 
-vrrp(<<Ver:4, Type:4, Rest/binary>>, Len, Ttl, P) ->
+vrrp(<<Ver:4, Type:4, _/binary>> = Bin, Len, Ctx, Ttl, P) ->
     P1 = pr(P, ["VRRPv", integer_to_list(Ver), ", ",
                 case Type of
                     1 -> "Advertisement";
@@ -148,30 +148,96 @@ vrrp(<<Ver:4, Type:4, Rest/binary>>, Len, Ttl, P) ->
                 [[", (ttl ", integer_to_list(Ttl), ")"] || Ttl =/= 255]]),
     case Ver >= 2 andalso Ver =< 3 andalso Type =:= 1 of
         false -> P1;
-        true -> vrrp_adv(Ver, Rest, Len, P1)
+        true -> vrrp_adv(Ver, Bin, Len, Ctx, P1)
     end;
-vrrp(_Bin, _Len, _Ttl, P) ->
-    ?TRUNC("vrrp", P).
+vrrp(_Bin, _Len, _Ctx, _Ttl, P) ->
+    ?TRUNC("vrrp", pr(P, "VRRP")).
 
-vrrp_adv(Ver, <<Vrid, Prio, _NAddrs, A4, A5, _/binary>>, Len, P) ->
-    P1 = pr(P, [", vrid ", integer_to_list(Vrid), ", prio ", integer_to_list(Prio)]),
-    case Ver of
-        2 ->
-            pr(P1, [", authtype ", case A4 of
-                                       0 -> "none";
-                                       1 -> "simple";
-                                       2 -> "ah";
-                                       _ -> ["#", integer_to_list(A4)]
-                                   end,
-                    ", intvl ", integer_to_list(A5), "s, length ", integer_to_list(Len)]);
-        3 ->
-            pr(P1, [", intvl ", integer_to_list(((A4 band 16#0F) bsl 8) bor A5), "cs, length ",
-                    integer_to_list(Len)])
-    end;
-vrrp_adv(_Ver, <<Vrid, Prio, _/binary>>, _Len, P) ->
-    ?TRUNC("vrrp", pr(P, [", vrid ", integer_to_list(Vrid), ", prio ", integer_to_list(Prio)]));
-vrrp_adv(_Ver, _Bin, _Len, P) ->
-    ?TRUNC("vrrp", P).
+vrrp_adv(Ver, Bin, Len, Ctx, P) ->
+    P1 = case Bin of
+             <<_, Vrid, Prio, _/binary>> ->
+                 pr(P, [", vrid ", integer_to_list(Vrid), ", prio ", integer_to_list(Prio)]);
+             _ ->
+                 ?TRUNC("vrrp", P)
+         end,
+    P2 = case {Ver, Bin} of
+             {2, <<_:32, Auth, _/binary>>} ->
+                 P1a = pr(P1, [", authtype ", case Auth of
+                                                  0 -> "none";
+                                                  1 -> "simple";
+                                                  2 -> "ah";
+                                                  _ -> ["#", integer_to_list(Auth)]
+                                              end]),
+                 case Bin of
+                     <<_:40, Intvl, _/binary>> ->
+                         pr(P1a, [", intvl ", integer_to_list(Intvl), "s, length ",
+                                  integer_to_list(Len)]);
+                     _ ->
+                         ?TRUNC("vrrp", P1a)
+                 end;
+             {3, <<_:36, Intvl:12, _/binary>>} ->
+                 pr(P1, [", intvl ", integer_to_list(Intvl), "cs, length ", integer_to_list(Len)]);
+             _ ->
+                 ?TRUNC("vrrp", P1)
+         end,
+    case P2#printer.verbose of
+        0 -> P2;
+        _ -> vrrp_verbose(Ver, Bin, Len, Ctx, P2)
+    end.
+
+%% -v: a bad checksum, the addresses, a simple password
+vrrp_verbose(Ver, Bin, Len, Ctx, P) ->
+    <<_:24, NAddrs, Auth, _/binary>> = Bin,
+    Bad = case Bin of
+              <<Msg:Len/binary, _/binary>> ->
+                  case {vrrp_cksum(Ver, Msg, Ctx), Bin} of
+                      {0, _} -> [];
+                      {_, <<_:48, Sum:16, _/binary>>} -> [", (bad vrrp cksum ", hex(Sum), ")"];
+                      _ -> ?TRUNC("vrrp", P)
+                  end;
+              _ -> []
+          end,
+    P1 = pr(P, [Bad, ", addrs", [["(", integer_to_list(NAddrs), ")"] || NAddrs > 1], ":"]),
+    ASize = case element(1, Ctx) of 4 -> 4; 6 -> 16 end,
+    P2 = vrrp_addrs(NAddrs, $\s, Bin, {8, ASize}, P1),
+    case Ver =:= 2 andalso Auth =:= 1 of
+        false ->
+            P2;
+        true ->
+            case Bin of
+                <<_:(8 + ASize * NAddrs)/binary, Pw:8/binary, _/binary>> ->
+                    pr(P2, [" auth \"", printable(Pw), "\""]);
+                _ ->
+                    ?TRUNC_RET("vrrp", P2)
+            end
+    end.
+
+vrrp_cksum(2, Msg, _Ctx) -> cksum(Msg);
+vrrp_cksum(3, Msg, {V, Src, Dst, _}) -> ewpcap_dump_fmt_ip:pseudo_cksum(V, Src, Dst, 112, Msg).
+
+vrrp_addrs(0, _C, _Bin, _Off, P) ->
+    P;
+vrrp_addrs(N, C, Bin, {Off, Size}, P) ->
+    case Bin of
+        <<_:Off/binary, A:Size/binary, _/binary>> ->
+            {H, P1} = host(case Size of 4 -> ip4(A); 16 -> ip6(A) end, P),
+            vrrp_addrs(N - 1, $,, Bin, {Off + Size, Size}, pr(P1, [C, H]));
+        _ ->
+            ?TRUNC_RET("vrrp", P)
+    end.
+
+%% tcpdump's fn_printn: up to a NUL, other control bytes as ^X, 8-bit
+%% bytes as M-
+printable(Bin) ->
+    printable_chars(Bin).
+
+printable_chars(<<0, _/binary>>) -> [];
+printable_chars(<<C, Rest/binary>>) -> [char(C) | printable_chars(Rest)];
+printable_chars(<<>>) -> [].
+
+char(C) when C >= 16#80 -> ["M-" | char(C band 16#7F)];
+char(C) when C < 16#20; C =:= 16#7F -> [$^, C bxor 16#40];
+char(C) -> [C].
 
 %%% Helpers
 
