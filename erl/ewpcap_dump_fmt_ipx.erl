@@ -132,10 +132,59 @@ egp(<<Ver, _Type, _Code, _Status, _Sum:16, As:16, Seq:16, _/binary>> = Bin, Len,
             pr(P, ["EGPv", integer_to_list(Ver), ", length ", L, "[version ",
                    integer_to_list(Ver), "]"]);
         _ ->
-            pr(P, ["EGPv", integer_to_list(Ver), ", length ", L])
+            egp_v2(Bin, pr(P, ["EGPv", integer_to_list(Ver), ", length ", L]))
     end;
 egp(_Bin, _Len, P) ->
     ?TRUNC_RET("egp", P).
+
+%% -v, version 2: the message (an update's reachability list is not
+%% decoded: tcpdump's is)
+egp_v2(<<_, 3, Code, Status, _:48, Hello:16, Poll:16, _/binary>>, P) ->
+    Codes = {"request", "confirm", "refuse", "cease", "cease_ack"},
+    St = {"unspecified", "active_mode", "passive_mode", "insufficient_resources",
+          "administratively_prohibited", "going_down", "parameter_violation", "protocol_violation"},
+    pr(P, [" acquire",
+           if
+               Code =< 1 ->
+                   [" ", element(Code + 1, Codes),
+                    if
+                        Status =< 2 -> [" ", element(Status + 1, St)];
+                        true -> [" [status ", integer_to_list(Status), "]"]
+                    end,
+                    " hello:", integer_to_list(Hello), " poll:", integer_to_list(Poll)];
+               Code =< 4 ->
+                   [" ", element(Code + 1, Codes),
+                    case Status of
+                        0 -> " unspecified";
+                        _ when Status >= 3, Status =< 7 -> [" ", element(Status + 1, St)];
+                        _ -> ["[status ", integer_to_list(Status), "]"]
+                    end];
+               true ->
+                   ["[code ", integer_to_list(Code), "]"]
+           end]);
+egp_v2(<<_, 5, Code, Status, _/binary>>, P) when Code =< 1 ->
+    pr(P, [" ", element(Code + 1, {"hello", "i-h-u"}), egp_state(Status)]);
+egp_v2(<<_, 5, Code, _/binary>>, P) ->
+    pr(P, ["[reach code ", integer_to_list(Code), "]"]);
+egp_v2(<<_, 2, _, Status, _:64, Net:4/binary, _/binary>>, P) ->
+    {H, P1} = host(ip4(Net), P),
+    pr(P1, [" poll", egp_state(Status), " net:", H]);
+egp_v2(<<_, 8, _, Status, _:48, Reason:16, _/binary>>, P) ->
+    Reasons = {"unspecified", "bad_EGP_header_format", "bad_EGP_data_field_format",
+               "reachability_info_unavailable", "excessive_polling_rate", "no_response",
+               "unsupported_version"},
+    pr(P, [" error", egp_state(Status),
+           case Reason =< 6 of
+               true -> [" ", element(Reason + 1, Reasons)];
+               false -> [" [reason ", integer_to_list(Reason), "]"]
+           end]);
+egp_v2(<<_, 1, _/binary>>, P) ->
+    P;
+egp_v2(<<_, Type, _/binary>>, P) ->
+    pr(P, ["[type ", integer_to_list(Type), "]"]).
+
+egp_state(S) when S =< 2 -> [" state:", element(S + 1, {"indeterminate", "up", "down"})];
+egp_state(S) -> [" [status ", integer_to_list(S), "]"].
 
 %%% VRRP
 
