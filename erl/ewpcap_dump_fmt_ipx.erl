@@ -40,6 +40,7 @@ demux(77, _Bin, Len, _Ctx, _Ttl, P) -> pr(P, [" nd ", integer_to_list(Len)]);
 demux(55, Bin, Len, _Ctx, _Ttl, P) -> mobile(Bin, Len, P);
 demux(8, Bin, Len, _Ctx, _Ttl, P) -> egp(Bin, Len, P);
 demux(112, Bin, Len, Ctx, Ttl, P) -> vrrp(Bin, Len, Ctx, Ttl, P);
+demux(47, Bin, Len, _Ctx, _Ttl, P) -> gre(Bin, Len, P);
 demux(51, <<>>, _Len, _Ctx, _Ttl, P) -> ?TRUNC_RET("ah", P);
 demux(51, Bin, Len, Ctx, Ttl, P) -> ah(Bin, Len, Ctx, Ttl, P);
 demux(50, <<Spi:32, Seq:32, _, _/binary>>, Len, _Ctx, _Ttl, P) ->
@@ -87,6 +88,126 @@ ah(Bin, Len, Ctx, Ttl, P0) ->
         _ ->
             ?TRUNC("ah", P)
     end.
+
+%%% GRE: versions 0 and 1 (PPTP); source routes print their address
+%%% family only
+
+gre(<<Flags:16, _/binary>> = Bin, Len, P) when Len >= 2 ->
+    Ver = Flags band 7,
+    P1 = pr(P, ["GREv", integer_to_list(Ver)]),
+    case Ver of
+        0 -> gre0(Flags, Bin, Len, P1);
+        1 -> gre1(Flags, Bin, Len, P1);
+        _ -> pr(P1, " ERROR: unknown-version")
+    end;
+gre(_Bin, _Len, P) ->
+    ?TRUNC_RET("gre", P).
+
+gre_flags(Flags, #printer{verbose = V} = P) when V > 0 ->
+    Names = [N || {B, N} <- [{16#8000, "checksum present"}, {16#4000, "routing present"},
+                             {16#2000, "key present"}, {16#1000, "sequence# present"},
+                             {16#0800, "source routing present"}, {16#0080, "ack present"}],
+                  Flags band B =/= 0],
+    pr(P, [", Flags [", case Names of [] -> "none"; _ -> lists:join(", ", Names) end, "]"]);
+gre_flags(_Flags, P) ->
+    P.
+
+%% Fields: {Bits, Bytes, Printer}; each needs its bytes captured and
+%% within the length, else " [|gre]"
+gre_field(Size, Bin, Off, Len, P) ->
+    case Bin of
+        <<_:Off/binary, V:Size/unit:8, _/binary>> when Len - Off >= Size -> V;
+        _ -> throw({gre_trunc, P})
+    end.
+
+gre0(Flags, Bin, Len, P0) ->
+    P = gre_flags(Flags, P0),
+    try
+        Prot = gre_field(2, Bin, 2, Len, P),
+        {Off1, P1} = case Flags band 16#C000 of
+                         0 ->
+                             {4, P};
+                         _ ->
+                             Sum = gre_field(2, Bin, 4, Len, P),
+                             Pa = pr(P, [[", sum 0x", hex(Sum)] || P#printer.verbose > 0]),
+                             Off = gre_field(2, Bin, 6, Len, Pa),
+                             {8, pr(Pa, [", off 0x", hex(Off)])}
+                     end,
+        {Off2, P2} = gre_opt(Flags band 16#2000, ", key=0x", Bin, Off1, Len, P1),
+        {Off3, P3} = gre_opt(Flags band 16#1000, ", seq ", Bin, Off2, Len, P2),
+        {Off4, P4} = case Flags band 16#4000 of
+                         0 -> {Off3, P3};
+                         _ -> gre_routes(Bin, Off3, Len, P3)
+                     end,
+        P5 = pr(P4, [[", proto ", gre_proto_name(Prot), " (0x", pad(integer_to_list(Prot, 16), 4),
+                      ")"] || P4#printer.eflag]),
+        gre_payload(Prot, Bin, Off4, Len, P5)
+    catch
+        throw:{gre_trunc, PT} -> ?TRUNC_RET("gre", PT)
+    end.
+
+gre_opt(0, _Text, _Bin, Off, _Len, P) ->
+    {Off, P};
+gre_opt(_, Text, Bin, Off, Len, P) ->
+    V = gre_field(4, Bin, Off, Len, P),
+    {Off + 4, pr(P, [Text, case Text of ", key=0x" -> hex(V); _ -> integer_to_list(V) end])}.
+
+%% Source route entries until the last (family 0, length 0)
+gre_routes(Bin, Off, Len, P) ->
+    Sre = gre_field(4, Bin, Off, Len, P),
+    Af = Sre bsr 16,
+    SreLen = Sre band 16#FF,
+    case Af =:= 0 andalso SreLen =:= 0 of
+        true ->
+            {Off + 4, P};
+        false ->
+            P1 = pr(P, [", (rtaf=0x", hex(Af), ")"]),
+            case Len - Off - 4 >= SreLen of
+                true -> gre_routes(Bin, Off + 4 + SreLen, Len, P1);
+                false -> throw({gre_trunc, P1})
+            end
+    end.
+
+gre1(Flags, Bin, Len, P0) ->
+    P = gre_flags(Flags, P0),
+    try
+        Prot = gre_field(2, Bin, 2, Len, P),
+        {Off1, P1} = case Flags band 16#2000 of
+                         0 -> {4, P};
+                         _ -> K = gre_field(4, Bin, 4, Len, P),
+                              {8, pr(P, [", call ", integer_to_list(K band 16#FFFF)])}
+                     end,
+        {Off2, P2} = gre_opt(Flags band 16#1000, ", seq ", Bin, Off1, Len, P1),
+        {_, P3} = gre_opt(Flags band 16#0080, ", ack ", Bin, Off2, Len, P2),
+        P4 = pr(P3, [[", no-payload" || Flags band 16#1000 =:= 0],
+                     [[", proto ", gre_proto_name(Prot), " (0x", pad(integer_to_list(Prot, 16), 4), ")"]
+                      || P3#printer.eflag],
+                     ", length ", integer_to_list(Len)]),
+        case Flags band 16#1000 of
+            0 -> P4;
+            _ -> pr(P4, [gre_demarc(P4), "gre-proto-0x", hex(Prot)])
+        end
+    catch
+        throw:{gre_trunc, PT} -> ?TRUNC_RET("gre", PT)
+    end.
+
+gre_payload(Prot, Bin, Off, Len, P) ->
+    P1 = pr(P, [", length ", integer_to_list(Len), gre_demarc(P)]),
+    Rest = binary:part(Bin, min(Off, byte_size(Bin)), byte_size(Bin) - min(Off, byte_size(Bin))),
+    case Prot of
+        16#0800 -> ewpcap_dump_fmt_ip:ipv4(Rest, Len - Off, P1);
+        16#86DD -> ewpcap_dump_fmt_ip:ipv6(Rest, Len - Off, P1);
+        16#6558 -> ewpcap_dump_fmt:ether(Rest, Len - Off, P1);
+        _ -> pr(P1, ["gre-proto-0x", hex(Prot)])
+    end.
+
+gre_demarc(#printer{verbose = 0}) -> ": ";
+gre_demarc(_) -> "\n\t".
+
+gre_proto_name(16#0800) -> "IPv4";
+gre_proto_name(16#86DD) -> "IPv6";
+gre_proto_name(16#6558) -> "Transparent Ethernet bridging";
+gre_proto_name(_) -> "unknown".
 
 %%% Mobile IP (RFC 2004 minimal encapsulation)
 
