@@ -41,6 +41,9 @@ demux(55, Bin, Len, _Ctx, _Ttl, P) -> mobile(Bin, Len, P);
 demux(8, Bin, Len, _Ctx, _Ttl, P) -> egp(Bin, Len, P);
 demux(112, Bin, Len, Ctx, Ttl, P) -> vrrp(Bin, Len, Ctx, Ttl, P);
 demux(47, Bin, Len, _Ctx, _Ttl, P) -> gre(Bin, Len, P);
+demux(46, Bin, Len, _Ctx, _Ttl, P) -> rsvp(Bin, Len, P);
+demux(103, Bin, Len, _Ctx, _Ttl, P) -> pim(Bin, Len, P);
+demux(88, Bin, Len, _Ctx, _Ttl, P) -> eigrp(Bin, Len, P);
 demux(51, <<>>, _Len, _Ctx, _Ttl, P) -> ?TRUNC_RET("ah", P);
 demux(51, Bin, Len, Ctx, Ttl, P) -> ah(Bin, Len, Ctx, Ttl, P);
 demux(50, <<Spi:32, Seq:32, _, _/binary>>, Len, _Ctx, _Ttl, P) ->
@@ -208,6 +211,92 @@ gre_proto_name(16#0800) -> "IPv4";
 gre_proto_name(16#86DD) -> "IPv6";
 gre_proto_name(16#6558) -> "Transparent Ethernet bridging";
 gre_proto_name(_) -> "unknown".
+
+%%% RSVP: the common header; with -v its fields and, for the message
+%%% types tcpdump does not decode, the bytes (the objects of the others
+%%% are not decoded)
+
+rsvp(<<Ver:4, Flags:4, Type, Sum:16, Ttl, _, HLen:16, Rest/binary>>, Len, P) ->
+    Name = rsvp_type(Type),
+    if
+        Ver =/= 1 ->
+            pr(P, ["ERROR: RSVP version ", integer_to_list(Ver), " packet not supported"]);
+        P#printer.verbose =:= 0 ->
+            pr(P, ["RSVPv1 ", case Name of
+                                  false -> ["unknown (", integer_to_list(Type), ")"];
+                                  _ -> Name
+                              end, " Message, length: ", integer_to_list(Len)]);
+        true ->
+            P1 = pr(P, ["\n\tRSVPv1 ", case Name of
+                                           false -> ["unknown, type: ", integer_to_list(Type)];
+                                           _ -> Name
+                                       end,
+                        " Message (", integer_to_list(Type), "), Flags: [",
+                        case Flags band 1 of 1 -> "Refresh reduction capable"; 0 -> "none" end,
+                        "], length: ", integer_to_list(HLen), ", ttl: ", integer_to_list(Ttl),
+                        ", checksum: 0x", pad(integer_to_list(Sum, 16), 4)]),
+            if
+                HLen < 8 ->
+                    pr(P1, ["ERROR: common header too short ", integer_to_list(HLen), " < 8"]);
+                Name =:= false ->
+                    pr(P1, unknown_data("\n\t    ", Rest, HLen - 8));
+                true ->
+                    P1
+            end
+    end;
+rsvp(_Bin, _Len, P) ->
+    ?TRUNC_RET("rsvp", P).
+
+rsvp_type(T) ->
+    case lists:keyfind(T, 1, [{1, "Path"}, {2, "Resv"}, {3, "PathErr"}, {4, "ResvErr"},
+                              {5, "PathTear"}, {6, "ResvTear"}, {7, "ResvConf"}, {12, "Bundle"},
+                              {13, "Acknowledgement"}, {14, "Hello (Old)"}, {15, "Refresh"},
+                              {20, "Hello"}]) of
+        {_, N} -> N;
+        false -> false
+    end.
+
+%%% PIM: the version, version 2's message type (with -v its fields
+%%% are not decoded)
+
+pim(<<Ver:4, Type:4, _/binary>>, Len, P) ->
+    L = integer_to_list(Len),
+    case Ver of
+        2 ->
+            Name = case Type < 12 of
+                       true -> element(Type + 1, {"Hello", "Register", "Register Stop",
+                                                  "Join / Prune", "Bootstrap", "Assert", "Graft",
+                                                  "Graft Acknowledgement",
+                                                  "Candidate RP Advertisement", "Prune Refresh",
+                                                  "DF Election", "ECMP Redirect"});
+                       false -> "Unknown Type"
+                   end,
+            case P#printer.verbose of
+                0 -> pr(P, ["PIMv2, ", Name, ", length ", L]);
+                _ -> pr(P, ["PIMv2, length ", L, "\n\t", Name])
+            end;
+        _ ->
+            pr(P, ["PIMv", integer_to_list(Ver), ", length ", L])
+    end;
+pim(_Bin, _Len, P) ->
+    ?TRUNC("pim", P).
+
+%%% EIGRP: the header (with -v its TLVs are not decoded)
+
+eigrp(<<Ver, Op, _:18/binary, _/binary>>, Len, P) ->
+    case Ver of
+        2 ->
+            pr(P, ["EIGRP ", case lists:keyfind(Op, 1, [{1, "Update"}, {3, "Query"}, {4, "Reply"},
+                                                      {5, "Hello"}, {6, "IPX SAP"},
+                                                      {7, "Probe"}]) of
+                                 {_, N} -> N;
+                                 false -> ["unknown (", integer_to_list(Op), ")"]
+                             end, ", length: ", integer_to_list(Len)]);
+        _ ->
+            pr(P, ["EIGRP version ", integer_to_list(Ver), " packet not supported"])
+    end;
+eigrp(_Bin, _Len, P) ->
+    ?TRUNC_RET("eigrp", P).
 
 %%% Mobile IP (RFC 2004 minimal encapsulation)
 
@@ -410,5 +499,12 @@ char(C) when C < 16#20; C =:= 16#7F -> [$^, C bxor 16#40];
 char(C) -> [C].
 
 %%% Helpers
+
+%% tcpdump's print_unknown_data: up to Len of the captured bytes, each
+%% line after Ident
+unknown_data(Ident, Bin, Len) ->
+    Part = binary:part(Bin, 0, max(0, min(Len, byte_size(Bin)))),
+    binary:replace(iolist_to_binary(ewpcap_dump_fmt:hex_dump(x, Part)), <<"\n\t">>,
+                   iolist_to_binary(Ident), [global]).
 
 hex8(N) -> pad(integer_to_list(N, 16), 8).
