@@ -44,6 +44,7 @@ demux(47, Bin, Len, _Ctx, _Ttl, P) -> gre(Bin, Len, P);
 demux(46, Bin, Len, _Ctx, _Ttl, P) -> rsvp(Bin, Len, P);
 demux(103, Bin, Len, _Ctx, _Ttl, P) -> pim(Bin, Len, P);
 demux(88, Bin, Len, _Ctx, _Ttl, P) -> eigrp(Bin, Len, P);
+demux(9, Bin, Len, _Ctx, _Ttl, P) -> igrp(Bin, Len, P);
 demux(51, <<>>, _Len, _Ctx, _Ttl, P) -> ?TRUNC_RET("ah", P);
 demux(51, Bin, Len, Ctx, Ttl, P) -> ah(Bin, Len, Ctx, Ttl, P);
 demux(50, <<Spi:32, Seq:32, _, _/binary>>, Len, _Ctx, _Ttl, P) ->
@@ -297,6 +298,69 @@ eigrp(<<Ver, Op, _:18/binary, _/binary>>, Len, P) ->
     end;
 eigrp(_Bin, _Len, P) ->
     ?TRUNC_RET("eigrp", P).
+
+%%% IGRP: the header and the routing entries
+
+igrp(<<VOp, Ed, As:16, NInt:16, NSys:16, NExt:16, Rest/binary>>, Len, P) ->
+    Op = case VOp band 16#0F of
+             1 -> "update";
+             2 -> "request";
+             O -> ["op-#", integer_to_list(O)]
+         end,
+    P1 = pr(P, ["igrp: ", Op, " V", integer_to_list(VOp bsr 4), " edit=", integer_to_list(Ed),
+                " AS=", integer_to_list(As), " (", integer_to_list(NInt), "/",
+                integer_to_list(NSys), "/", integer_to_list(NExt), ")"]),
+    case Rest of
+        <<Sum:16, Entries/binary>> ->
+            P2 = pr(P1, [[" checksum=0x", pad(integer_to_list(Sum, 16), 4)]
+                         || P1#printer.verbose > 0]),
+            % the length left is unsigned in tcpdump: below the header's
+            % 12 bytes it wraps, and the entries run to the captured end
+            igrp_entries(Entries, (Len - 12) band 16#FFFFFFFF, {NInt, NSys, NExt}, P2);
+        _ ->
+            ?TRUNC("igrp", P1)
+    end;
+igrp(_Bin, _Len, P) ->
+    ?TRUNC("igrp", pr(P, "igrp:")).
+
+igrp_entries(Bin, Len, {NInt, NSys, NExt} = N, P) when Len >= 14 ->
+    case Bin of
+        <<A, B, C, _/binary>> ->
+            {Prefix, N1} = if
+                               NInt > 0 -> {[" *.", dotted([A, B, C])], {NInt - 1, NSys, NExt}};
+                               NSys > 0 -> {[" ", dotted([A, B, C, 0])], {NInt, NSys - 1, NExt}};
+                               NExt > 0 -> {[" X", dotted([A, B, C, 0])], {NInt, NSys, NExt - 1}};
+                               true -> {done, N}
+                           end,
+            case Prefix of
+                done ->
+                    pr(P, [" [extra bytes ", integer_to_list(Len), "] (invalid)"]);
+                _ ->
+                    P1 = pr(P, Prefix),
+                    case Bin of
+                        <<_:3/binary, Dly:24, Bw:24, Mtu:16, Rel, Ld, Hct, Rest/binary>> ->
+                            P2 = pr(P1, [" d=", integer_to_list(10 * Dly), " b=",
+                                         integer_to_list(case Bw of 0 -> 0; _ -> 10000000 div Bw end),
+                                         " r=", integer_to_list(Rel), " l=", integer_to_list(Ld),
+                                         " M=", integer_to_list(min(Bw + Dly, 16#FFFFFF)),
+                                         " mtu=", integer_to_list(Mtu), " in ",
+                                         integer_to_list(Hct), " hops"]),
+                            igrp_entries(Rest, Len - 14, N1, P2);
+                        _ ->
+                            ?TRUNC("igrp", P1)
+                    end
+            end;
+        _ ->
+            ?TRUNC("igrp", P)
+    end;
+igrp_entries(_Bin, Len, {NInt, NSys, NExt}, P) ->
+    case NInt + NSys + NExt + Len of
+        0 -> P;
+        _ -> pr(P, " (invalid)")
+    end.
+
+dotted(Bytes) ->
+    lists:join($., [integer_to_list(B) || B <- Bytes]).
 
 %%% Mobile IP (RFC 2004 minimal encapsulation)
 
