@@ -261,6 +261,8 @@ ipv6_next(44, Bin, Len, Ctx, P) ->
         _ ->
             ?TRUNC("frag6", P)
     end;
+ipv6_next(Next, Bin, _Len, _Ctx, P) when Next =:= 135; Next =:= 62 ->
+    ewpcap_dump_fmt_ipx:mobility(Bin, P);
 ipv6_next(Next, Bin, Len, Ctx, P) ->
     demux(Next, Bin, Len, Ctx, P).
 

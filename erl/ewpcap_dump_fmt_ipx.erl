@@ -20,7 +20,7 @@
 
 -include("ewpcap_dump_fmt.hrl").
 
--export([demux/6]).
+-export([demux/6, mobility/2]).
 
 -import(ewpcap_dump_fmt_ip, [pr/2, host/2, ip4/1, ip6/1, cksum/1, hex/1, hex2/1, pad/2]).
 
@@ -361,6 +361,125 @@ igrp_entries(_Bin, Len, {NInt, NSys, NExt}, P) ->
 
 dotted(Bytes) ->
     lists:join($., [integer_to_list(B) || B <- Bytes]).
+
+%%% IPv6 mobility (next header 135 and the old 62)
+
+%% @doc A mobility header: tcpdump prints no more of the packet.
+-spec mobility(binary(), #printer{}) -> #printer{}.
+mobility(<<_, HLen, Rest/binary>>, P) ->
+    MhLen = (HLen + 1) * 8,
+    case Rest of
+        <<Type, _/binary>> ->
+            Min = case Type of
+                      0 -> 8; 1 -> 16; 2 -> 16; 3 -> 24; 4 -> 24; 5 -> 12; 6 -> 12; 7 -> 24;
+                      _ -> 0
+                  end,
+            case MhLen < Min of
+                true ->
+                    ?TRUNC_RET("mobility", pr(P, ["(header length ", integer_to_list(MhLen),
+                                                  " is too small for type ",
+                                                  integer_to_list(Type), ")"]));
+                false ->
+                    Names = {"BRR", "HoTI", "CoTI", "HoT", "CoT", "BU", "BA", "BE"},
+                    P1 = pr(P, ["mobility: ", case Type =< 7 of
+                                                   true -> element(Type + 1, Names);
+                                                   false -> ["type-#", integer_to_list(Type)]
+                                               end]),
+                    Bin = <<0, HLen, Rest/binary>>,
+                    mobility_body(Type, Bin, MhLen, P1)
+            end;
+        _ ->
+            ?TRUNC("mobility", P)
+    end;
+mobility(_Bin, P) ->
+    ?TRUNC_RET("mobility", P).
+
+mobility_body(Type, Bin, MhLen, P) when Type > 7 ->
+    <<_, HLen, _/binary>> = Bin,
+    _ = MhLen,
+    pr(P, [" len=", integer_to_list(HLen)]);
+mobility_body(Type, Bin, MhLen, P) ->
+    V = P#printer.verbose > 0,
+    Who = case Type of 1 -> "Home"; 3 -> "Home"; _ -> "Care-of" end,
+    Get = fun(Off, Size, PT) ->
+                  case Bin of
+                      <<_:Off/binary, X:Size/unit:8, _/binary>> -> X;
+                      _ -> ?TRUNC("mobility", PT)
+                  end
+          end,
+    Cookie = fun(Off, Text, PT) ->
+                     A = Get(Off, 4, PT),
+                     B = Get(Off + 4, 4, PT),
+                     pr(PT, [" ", Who, Text, hex8(A), ":", hex8(B)])
+             end,
+    {HLen, P1} =
+        case Type of
+            0 ->
+                {8, P};
+            T when T =:= 1; T =:= 2 ->
+                {16, case V of true -> Cookie(8, " Init Cookie=", P); false -> P end};
+            T when T =:= 3; T =:= 4 ->
+                Pa = pr(P, [" nonce id=0x", hex(Get(6, 2, P))]),
+                Pb = case V of true -> Cookie(8, " Init Cookie=", Pa); false -> Pa end,
+                {24, case V of true -> Cookie(16, " Keygen Token=", Pb); false -> Pb end};
+            5 ->
+                Pa = pr(P, [" seq#=", integer_to_list(Get(6, 2, P))]),
+                F = Get(8, 1, Pa),
+                Pb = pr(Pa, [[[" " || F band 16#F0 =/= 0],
+                              [C || {Bit, C} <- [{16#80, $A}, {16#40, $H}, {16#20, $L}, {16#10, $K}],
+                                    F band Bit =/= 0]]]),
+                {12, pr(Pb, [" lifetime=", integer_to_list(Get(10, 2, Pb) bsl 2)])};
+            6 ->
+                Pa = pr(P, [" status=", integer_to_list(Get(6, 1, P))]),
+                Pb = pr(Pa, [" K" || Get(7, 1, Pa) band 16#80 =/= 0]),
+                Pc = pr(Pb, [" seq#=", integer_to_list(Get(8, 2, Pb))]),
+                {12, pr(Pc, [" lifetime=", integer_to_list(Get(10, 2, Pc) bsl 2)])};
+            7 ->
+                Pa = pr(P, [" status=", integer_to_list(Get(6, 1, P))]),
+                case Bin of
+                    <<_:8/binary, A:16/binary, _/binary>> ->
+                        {H, Pb} = host(ip6(A), Pa),
+                        {24, pr(Pb, [" homeaddr ", H])};
+                    _ ->
+                        ?TRUNC("mobility", Pa)
+                end
+        end,
+    case V of
+        true -> mobility_opts(Bin, HLen, MhLen, P1);
+        false -> P1
+    end.
+
+%% -v: the options after the fixed fields, up to the header's length
+mobility_opts(_Bin, I, MhLen, P) when I >= MhLen ->
+    P;
+mobility_opts(Bin, I, MhLen, P) ->
+    case Bin of
+        <<_:I/binary, 0, _/binary>> ->
+            mobility_opts(Bin, I + 1, MhLen, P);
+        <<_:I/binary, _>> ->
+            ?TRUNC_RET("mobility", P);
+        <<_:I/binary, _, OL, _/binary>> when I + 1 >= MhLen; I + OL + 2 > MhLen ->
+            _ = OL,
+            ?TRUNC_RET("mobility", P);
+        <<_:I/binary, T, OL, _/binary>> ->
+            OptLen = OL + 2,
+            case byte_size(Bin) > I + OptLen of
+                false -> ?TRUNC_RET("mobility", P);
+                true -> mobility_opts(Bin, I + OptLen, MhLen, mobility_opt(T, OL, Bin, I, MhLen, P))
+            end;
+        _ ->
+            ?TRUNC("mobility", P)
+    end.
+
+mobility_opt(1, _OL, _Bin, _I, _MhLen, P) ->
+    pr(P, "(padn)");
+mobility_opt(2, _OL, Bin, I, _MhLen, P) ->
+    <<_:I/binary, _:16, R:16, _/binary>> = Bin,
+    pr(P, ["(refresh: ", integer_to_list(R bsl 2), ")"]);
+mobility_opt(5, _OL, _Bin, _I, _MhLen, P) ->
+    pr(P, "(auth)");
+mobility_opt(T, OL, _Bin, _I, _MhLen, P) ->
+    pr(P, ["(type-0x", hex2(T), ": len=", integer_to_list(OL), ")"]).
 
 %%% Mobile IP (RFC 2004 minimal encapsulation)
 
