@@ -79,7 +79,7 @@ format_packet(_Dlt, {_Time, Len, Packet}, P, line)
     {["[Invalid header: ", lists:join(", ", [I || I <- Items, I =/= []]), "]"], P};
 format_packet(Dlt, {Time, Len, Packet}, P, line) ->
     {HdrLen, P1} =
-        try link(Dlt, Len, Packet, P#printer{out = [], ll = 0}) of
+        try link(Dlt, Len, Packet, P#printer{out = [], ll = 0, ip_proto = 0}) of
             {H, P0} -> {H, P0}
         catch
             throw:{ewp_trunc, Proto, PT} -> {0, pr(PT, [" [|", Proto, "]"])}

@@ -192,7 +192,14 @@ icmp6(Bin, Len, _Ctx, P) ->
     case Bin of
         <<Type, Code, _Sum:16, Rest/binary>> ->
             {Text, P1} = icmp6_text(Type, Code, Rest, P),
-            pr(P1, ["ICMP6, ", Text, ", length ", integer_to_list(Len)]);
+            P2 = pr(P1, ["ICMP6, ", Text, ", length ", integer_to_list(Len)]),
+            case Text of
+                ["unknown icmp6 type (" | _] when P#printer.verbose =< 1 ->
+                    % the message's bytes, as tcpdump's print_unknown_data
+                    pr(P2, ewpcap_dump_fmt_ipx:unknown_data("\n\t", Bin, Len));
+                _ ->
+                    P2
+            end;
         _ ->
             ?TRUNC("icmp6", P)
     end.

@@ -1,8 +1,10 @@
 %%% @doc The protocols over IPv4 and IPv6 other than TCP, UDP, ICMP and
-%%% ICMPv6, as tcpdump 4.99 prints them: IP and IPv6 in IP, Ethernet
-%%% over IPv6, EGP, IGRP, EIGRP, RSVP, GRE, ESP, AH, Mobile IP, PIM,
-%%% VRRP, PGM, SCTP, DCCP, ND, `no next header' and the protocols that
-%%% need the other IP version (`[ICMP requires IPv4] (invalid)').
+%%% ICMPv6, as tcpdump 4.99 prints them: the choice of printer, and IP
+%%% and IPv6 in IP, Ethernet over IPv6, GRE, ESP, AH, Mobile IP, VRRP,
+%%% ND, `no next header' and the protocols that need the other IP
+%%% version (`[ICMP requires IPv4] (invalid)'); the routing protocols
+%%% are in ewpcap_dump_fmt_routing, the transports in
+%%% ewpcap_dump_fmt_l4x.
 %%%
 %%% tcpdump decodes some of these deeply (RSVP objects, PIM messages,
 %%% SCTP chunks, GRE payloads, ...); here each prints its header as
@@ -20,7 +22,8 @@
 
 -include("ewpcap_dump_fmt.hrl").
 
--export([demux/6, mobility/2]).
+-export([demux/6]).
+-export([unknown_data/3, hex8/1, dotted/1]).
 
 -import(ewpcap_dump_fmt_ip, [pr/2, host/2, ip4/1, ip6/1, cksum/1, hex/1, hex2/1, pad/2]).
 
@@ -38,13 +41,13 @@ demux(41, Bin, Len, _Ctx, _Ttl, P) -> ewpcap_dump_fmt_ip:ipv6(Bin, Len, P);
 demux(59, _Bin, _Len, _Ctx, _Ttl, P) -> pr(P, "no next header");
 demux(77, _Bin, Len, _Ctx, _Ttl, P) -> pr(P, [" nd ", integer_to_list(Len)]);
 demux(55, Bin, Len, _Ctx, _Ttl, P) -> mobile(Bin, Len, P);
-demux(8, Bin, Len, _Ctx, _Ttl, P) -> egp(Bin, Len, P);
+demux(8, Bin, Len, _Ctx, _Ttl, P) -> ewpcap_dump_fmt_routing:egp(Bin, Len, P);
 demux(112, Bin, Len, Ctx, Ttl, P) -> vrrp(Bin, Len, Ctx, Ttl, P);
 demux(47, Bin, Len, _Ctx, _Ttl, P) -> gre(Bin, Len, P);
-demux(46, Bin, Len, _Ctx, _Ttl, P) -> rsvp(Bin, Len, P);
-demux(103, Bin, Len, _Ctx, _Ttl, P) -> pim(Bin, Len, P);
-demux(88, Bin, Len, _Ctx, _Ttl, P) -> eigrp(Bin, Len, P);
-demux(9, Bin, Len, _Ctx, _Ttl, P) -> igrp(Bin, Len, P);
+demux(46, Bin, Len, _Ctx, _Ttl, P) -> ewpcap_dump_fmt_routing:rsvp(Bin, Len, P);
+demux(103, Bin, Len, _Ctx, _Ttl, P) -> ewpcap_dump_fmt_routing:pim(Bin, Len, P);
+demux(88, Bin, Len, _Ctx, _Ttl, P) -> ewpcap_dump_fmt_routing:eigrp(Bin, Len, P);
+demux(9, Bin, Len, _Ctx, _Ttl, P) -> ewpcap_dump_fmt_routing:igrp(Bin, Len, P);
 demux(51, <<>>, _Len, _Ctx, _Ttl, P) -> ?TRUNC_RET("ah", P);
 demux(51, Bin, Len, Ctx, Ttl, P) -> ah(Bin, Len, Ctx, Ttl, P);
 demux(50, <<Spi:32, Seq:32, _, _/binary>>, Len, _Ctx, _Ttl, P) ->
@@ -213,274 +216,6 @@ gre_proto_name(16#86DD) -> "IPv6";
 gre_proto_name(16#6558) -> "Transparent Ethernet bridging";
 gre_proto_name(_) -> "unknown".
 
-%%% RSVP: the common header; with -v its fields and, for the message
-%%% types tcpdump does not decode, the bytes (the objects of the others
-%%% are not decoded)
-
-rsvp(<<Ver:4, Flags:4, Type, Sum:16, Ttl, _, HLen:16, Rest/binary>>, Len, P) ->
-    Name = rsvp_type(Type),
-    if
-        Ver =/= 1 ->
-            pr(P, ["ERROR: RSVP version ", integer_to_list(Ver), " packet not supported"]);
-        P#printer.verbose =:= 0 ->
-            pr(P, ["RSVPv1 ", case Name of
-                                  false -> ["unknown (", integer_to_list(Type), ")"];
-                                  _ -> Name
-                              end, " Message, length: ", integer_to_list(Len)]);
-        true ->
-            P1 = pr(P, ["\n\tRSVPv1 ", case Name of
-                                           false -> ["unknown, type: ", integer_to_list(Type)];
-                                           _ -> Name
-                                       end,
-                        " Message (", integer_to_list(Type), "), Flags: [",
-                        case Flags band 1 of 1 -> "Refresh reduction capable"; 0 -> "none" end,
-                        "], length: ", integer_to_list(HLen), ", ttl: ", integer_to_list(Ttl),
-                        ", checksum: 0x", pad(integer_to_list(Sum, 16), 4)]),
-            if
-                HLen < 8 ->
-                    pr(P1, ["ERROR: common header too short ", integer_to_list(HLen), " < 8"]);
-                Name =:= false ->
-                    pr(P1, unknown_data("\n\t    ", Rest, HLen - 8));
-                true ->
-                    P1
-            end
-    end;
-rsvp(_Bin, _Len, P) ->
-    ?TRUNC_RET("rsvp", P).
-
-rsvp_type(T) ->
-    case lists:keyfind(T, 1, [{1, "Path"}, {2, "Resv"}, {3, "PathErr"}, {4, "ResvErr"},
-                              {5, "PathTear"}, {6, "ResvTear"}, {7, "ResvConf"}, {12, "Bundle"},
-                              {13, "Acknowledgement"}, {14, "Hello (Old)"}, {15, "Refresh"},
-                              {20, "Hello"}]) of
-        {_, N} -> N;
-        false -> false
-    end.
-
-%%% PIM: the version, version 2's message type (with -v its fields
-%%% are not decoded)
-
-pim(<<Ver:4, Type:4, _/binary>>, Len, P) ->
-    L = integer_to_list(Len),
-    case Ver of
-        2 ->
-            Name = case Type < 12 of
-                       true -> element(Type + 1, {"Hello", "Register", "Register Stop",
-                                                  "Join / Prune", "Bootstrap", "Assert", "Graft",
-                                                  "Graft Acknowledgement",
-                                                  "Candidate RP Advertisement", "Prune Refresh",
-                                                  "DF Election", "ECMP Redirect"});
-                       false -> "Unknown Type"
-                   end,
-            case P#printer.verbose of
-                0 -> pr(P, ["PIMv2, ", Name, ", length ", L]);
-                _ -> pr(P, ["PIMv2, length ", L, "\n\t", Name])
-            end;
-        _ ->
-            pr(P, ["PIMv", integer_to_list(Ver), ", length ", L])
-    end;
-pim(_Bin, _Len, P) ->
-    ?TRUNC("pim", P).
-
-%%% EIGRP: the header (with -v its TLVs are not decoded)
-
-eigrp(<<Ver, Op, _:18/binary, _/binary>>, Len, P) ->
-    case Ver of
-        2 ->
-            pr(P, ["EIGRP ", case lists:keyfind(Op, 1, [{1, "Update"}, {3, "Query"}, {4, "Reply"},
-                                                      {5, "Hello"}, {6, "IPX SAP"},
-                                                      {7, "Probe"}]) of
-                                 {_, N} -> N;
-                                 false -> ["unknown (", integer_to_list(Op), ")"]
-                             end, ", length: ", integer_to_list(Len)]);
-        _ ->
-            pr(P, ["EIGRP version ", integer_to_list(Ver), " packet not supported"])
-    end;
-eigrp(_Bin, _Len, P) ->
-    ?TRUNC_RET("eigrp", P).
-
-%%% IGRP: the header and the routing entries
-
-igrp(<<VOp, Ed, As:16, NInt:16, NSys:16, NExt:16, Rest/binary>>, Len, P) ->
-    Op = case VOp band 16#0F of
-             1 -> "update";
-             2 -> "request";
-             O -> ["op-#", integer_to_list(O)]
-         end,
-    P1 = pr(P, ["igrp: ", Op, " V", integer_to_list(VOp bsr 4), " edit=", integer_to_list(Ed),
-                " AS=", integer_to_list(As), " (", integer_to_list(NInt), "/",
-                integer_to_list(NSys), "/", integer_to_list(NExt), ")"]),
-    case Rest of
-        <<Sum:16, Entries/binary>> ->
-            P2 = pr(P1, [[" checksum=0x", pad(integer_to_list(Sum, 16), 4)]
-                         || P1#printer.verbose > 0]),
-            % the length left is unsigned in tcpdump: below the header's
-            % 12 bytes it wraps, and the entries run to the captured end
-            igrp_entries(Entries, (Len - 12) band 16#FFFFFFFF, {NInt, NSys, NExt}, P2);
-        _ ->
-            ?TRUNC("igrp", P1)
-    end;
-igrp(_Bin, _Len, P) ->
-    ?TRUNC("igrp", pr(P, "igrp:")).
-
-igrp_entries(Bin, Len, {NInt, NSys, NExt} = N, P) when Len >= 14 ->
-    case Bin of
-        <<A, B, C, _/binary>> ->
-            {Prefix, N1} = if
-                               NInt > 0 -> {[" *.", dotted([A, B, C])], {NInt - 1, NSys, NExt}};
-                               NSys > 0 -> {[" ", dotted([A, B, C, 0])], {NInt, NSys - 1, NExt}};
-                               NExt > 0 -> {[" X", dotted([A, B, C, 0])], {NInt, NSys, NExt - 1}};
-                               true -> {done, N}
-                           end,
-            case Prefix of
-                done ->
-                    pr(P, [" [extra bytes ", integer_to_list(Len), "] (invalid)"]);
-                _ ->
-                    P1 = pr(P, Prefix),
-                    case Bin of
-                        <<_:3/binary, Dly:24, Bw:24, Mtu:16, Rel, Ld, Hct, Rest/binary>> ->
-                            P2 = pr(P1, [" d=", integer_to_list(10 * Dly), " b=",
-                                         integer_to_list(case Bw of 0 -> 0; _ -> 10000000 div Bw end),
-                                         " r=", integer_to_list(Rel), " l=", integer_to_list(Ld),
-                                         " M=", integer_to_list(min(Bw + Dly, 16#FFFFFF)),
-                                         " mtu=", integer_to_list(Mtu), " in ",
-                                         integer_to_list(Hct), " hops"]),
-                            igrp_entries(Rest, Len - 14, N1, P2);
-                        _ ->
-                            ?TRUNC("igrp", P1)
-                    end
-            end;
-        _ ->
-            ?TRUNC("igrp", P)
-    end;
-igrp_entries(_Bin, Len, {NInt, NSys, NExt}, P) ->
-    case NInt + NSys + NExt + Len of
-        0 -> P;
-        _ -> pr(P, " (invalid)")
-    end.
-
-dotted(Bytes) ->
-    lists:join($., [integer_to_list(B) || B <- Bytes]).
-
-%%% IPv6 mobility (next header 135 and the old 62)
-
-%% @doc A mobility header: tcpdump prints no more of the packet.
--spec mobility(binary(), #printer{}) -> #printer{}.
-mobility(<<_, HLen, Rest/binary>>, P) ->
-    MhLen = (HLen + 1) * 8,
-    case Rest of
-        <<Type, _/binary>> ->
-            Min = case Type of
-                      0 -> 8; 1 -> 16; 2 -> 16; 3 -> 24; 4 -> 24; 5 -> 12; 6 -> 12; 7 -> 24;
-                      _ -> 0
-                  end,
-            case MhLen < Min of
-                true ->
-                    ?TRUNC_RET("mobility", pr(P, ["(header length ", integer_to_list(MhLen),
-                                                  " is too small for type ",
-                                                  integer_to_list(Type), ")"]));
-                false ->
-                    Names = {"BRR", "HoTI", "CoTI", "HoT", "CoT", "BU", "BA", "BE"},
-                    P1 = pr(P, ["mobility: ", case Type =< 7 of
-                                                   true -> element(Type + 1, Names);
-                                                   false -> ["type-#", integer_to_list(Type)]
-                                               end]),
-                    Bin = <<0, HLen, Rest/binary>>,
-                    mobility_body(Type, Bin, MhLen, P1)
-            end;
-        _ ->
-            ?TRUNC("mobility", P)
-    end;
-mobility(_Bin, P) ->
-    ?TRUNC_RET("mobility", P).
-
-mobility_body(Type, Bin, MhLen, P) when Type > 7 ->
-    <<_, HLen, _/binary>> = Bin,
-    _ = MhLen,
-    pr(P, [" len=", integer_to_list(HLen)]);
-mobility_body(Type, Bin, MhLen, P) ->
-    V = P#printer.verbose > 0,
-    Who = case Type of 1 -> "Home"; 3 -> "Home"; _ -> "Care-of" end,
-    Get = fun(Off, Size, PT) ->
-                  case Bin of
-                      <<_:Off/binary, X:Size/unit:8, _/binary>> -> X;
-                      _ -> ?TRUNC("mobility", PT)
-                  end
-          end,
-    Cookie = fun(Off, Text, PT) ->
-                     A = Get(Off, 4, PT),
-                     B = Get(Off + 4, 4, PT),
-                     pr(PT, [" ", Who, Text, hex8(A), ":", hex8(B)])
-             end,
-    {HLen, P1} =
-        case Type of
-            0 ->
-                {8, P};
-            T when T =:= 1; T =:= 2 ->
-                {16, case V of true -> Cookie(8, " Init Cookie=", P); false -> P end};
-            T when T =:= 3; T =:= 4 ->
-                Pa = pr(P, [" nonce id=0x", hex(Get(6, 2, P))]),
-                Pb = case V of true -> Cookie(8, " Init Cookie=", Pa); false -> Pa end,
-                {24, case V of true -> Cookie(16, " Keygen Token=", Pb); false -> Pb end};
-            5 ->
-                Pa = pr(P, [" seq#=", integer_to_list(Get(6, 2, P))]),
-                F = Get(8, 1, Pa),
-                Pb = pr(Pa, [[[" " || F band 16#F0 =/= 0],
-                              [C || {Bit, C} <- [{16#80, $A}, {16#40, $H}, {16#20, $L}, {16#10, $K}],
-                                    F band Bit =/= 0]]]),
-                {12, pr(Pb, [" lifetime=", integer_to_list(Get(10, 2, Pb) bsl 2)])};
-            6 ->
-                Pa = pr(P, [" status=", integer_to_list(Get(6, 1, P))]),
-                Pb = pr(Pa, [" K" || Get(7, 1, Pa) band 16#80 =/= 0]),
-                Pc = pr(Pb, [" seq#=", integer_to_list(Get(8, 2, Pb))]),
-                {12, pr(Pc, [" lifetime=", integer_to_list(Get(10, 2, Pc) bsl 2)])};
-            7 ->
-                Pa = pr(P, [" status=", integer_to_list(Get(6, 1, P))]),
-                case Bin of
-                    <<_:8/binary, A:16/binary, _/binary>> ->
-                        {H, Pb} = host(ip6(A), Pa),
-                        {24, pr(Pb, [" homeaddr ", H])};
-                    _ ->
-                        ?TRUNC("mobility", Pa)
-                end
-        end,
-    case V of
-        true -> mobility_opts(Bin, HLen, MhLen, P1);
-        false -> P1
-    end.
-
-%% -v: the options after the fixed fields, up to the header's length
-mobility_opts(_Bin, I, MhLen, P) when I >= MhLen ->
-    P;
-mobility_opts(Bin, I, MhLen, P) ->
-    case Bin of
-        <<_:I/binary, 0, _/binary>> ->
-            mobility_opts(Bin, I + 1, MhLen, P);
-        <<_:I/binary, _>> ->
-            ?TRUNC_RET("mobility", P);
-        <<_:I/binary, _, OL, _/binary>> when I + 1 >= MhLen; I + OL + 2 > MhLen ->
-            _ = OL,
-            ?TRUNC_RET("mobility", P);
-        <<_:I/binary, T, OL, _/binary>> ->
-            OptLen = OL + 2,
-            case byte_size(Bin) > I + OptLen of
-                false -> ?TRUNC_RET("mobility", P);
-                true -> mobility_opts(Bin, I + OptLen, MhLen, mobility_opt(T, OL, Bin, I, MhLen, P))
-            end;
-        _ ->
-            ?TRUNC("mobility", P)
-    end.
-
-mobility_opt(1, _OL, _Bin, _I, _MhLen, P) ->
-    pr(P, "(padn)");
-mobility_opt(2, _OL, Bin, I, _MhLen, P) ->
-    <<_:I/binary, _:16, R:16, _/binary>> = Bin,
-    pr(P, ["(refresh: ", integer_to_list(R bsl 2), ")"]);
-mobility_opt(5, _OL, _Bin, _I, _MhLen, P) ->
-    pr(P, "(auth)");
-mobility_opt(T, OL, _Bin, _I, _MhLen, P) ->
-    pr(P, ["(type-0x", hex2(T), ": len=", integer_to_list(OL), ")"]).
-
 %%% Mobile IP (RFC 2004 minimal encapsulation)
 
 mobile(<<Proto:16, Sum:16, ODst:4/binary, OSrc:4/binary, _/binary>> = Bin, Len, P) when Len >= 8 ->
@@ -511,73 +246,6 @@ mobile(<<Proto:16, Sum:16, ODst:4/binary, OSrc:4/binary, _/binary>> = Bin, Len, 
     end;
 mobile(_Bin, _Len, P) ->
     ?TRUNC_RET("mobile", P).
-
-%%% EGP
-
-egp(<<Ver, _Type, _Code, _Status, _Sum:16, As:16, Seq:16, _/binary>> = Bin, Len, P)
-  when Len >= 16, byte_size(Bin) >= 16 ->
-    L = integer_to_list(Len),
-    case P#printer.verbose of
-        0 ->
-            pr(P, ["EGPv", integer_to_list(Ver), ", AS ", integer_to_list(As), ", seq ",
-                   integer_to_list(Seq), ", length ", L]);
-        _ when Ver =/= 2 ->
-            pr(P, ["EGPv", integer_to_list(Ver), ", length ", L, "[version ",
-                   integer_to_list(Ver), "]"]);
-        _ ->
-            egp_v2(Bin, pr(P, ["EGPv", integer_to_list(Ver), ", length ", L]))
-    end;
-egp(_Bin, _Len, P) ->
-    ?TRUNC_RET("egp", P).
-
-%% -v, version 2: the message (an update's reachability list is not
-%% decoded: tcpdump's is)
-egp_v2(<<_, 3, Code, Status, _:48, Hello:16, Poll:16, _/binary>>, P) ->
-    Codes = {"request", "confirm", "refuse", "cease", "cease_ack"},
-    St = {"unspecified", "active_mode", "passive_mode", "insufficient_resources",
-          "administratively_prohibited", "going_down", "parameter_violation", "protocol_violation"},
-    pr(P, [" acquire",
-           if
-               Code =< 1 ->
-                   [" ", element(Code + 1, Codes),
-                    if
-                        Status =< 2 -> [" ", element(Status + 1, St)];
-                        true -> [" [status ", integer_to_list(Status), "]"]
-                    end,
-                    " hello:", integer_to_list(Hello), " poll:", integer_to_list(Poll)];
-               Code =< 4 ->
-                   [" ", element(Code + 1, Codes),
-                    case Status of
-                        0 -> " unspecified";
-                        _ when Status >= 3, Status =< 7 -> [" ", element(Status + 1, St)];
-                        _ -> ["[status ", integer_to_list(Status), "]"]
-                    end];
-               true ->
-                   ["[code ", integer_to_list(Code), "]"]
-           end]);
-egp_v2(<<_, 5, Code, Status, _/binary>>, P) when Code =< 1 ->
-    pr(P, [" ", element(Code + 1, {"hello", "i-h-u"}), egp_state(Status)]);
-egp_v2(<<_, 5, Code, _/binary>>, P) ->
-    pr(P, ["[reach code ", integer_to_list(Code), "]"]);
-egp_v2(<<_, 2, _, Status, _:64, Net:4/binary, _/binary>>, P) ->
-    {H, P1} = host(ip4(Net), P),
-    pr(P1, [" poll", egp_state(Status), " net:", H]);
-egp_v2(<<_, 8, _, Status, _:48, Reason:16, _/binary>>, P) ->
-    Reasons = {"unspecified", "bad_EGP_header_format", "bad_EGP_data_field_format",
-               "reachability_info_unavailable", "excessive_polling_rate", "no_response",
-               "unsupported_version"},
-    pr(P, [" error", egp_state(Status),
-           case Reason =< 6 of
-               true -> [" ", element(Reason + 1, Reasons)];
-               false -> [" [reason ", integer_to_list(Reason), "]"]
-           end]);
-egp_v2(<<_, 1, _/binary>>, P) ->
-    P;
-egp_v2(<<_, Type, _/binary>>, P) ->
-    pr(P, ["[type ", integer_to_list(Type), "]"]).
-
-egp_state(S) when S =< 2 -> [" state:", element(S + 1, {"indeterminate", "up", "down"})];
-egp_state(S) -> [" [status ", integer_to_list(S), "]"].
 
 %%% VRRP
 
@@ -683,11 +351,19 @@ char(C) -> [C].
 
 %%% Helpers
 
-%% tcpdump's print_unknown_data: up to Len of the captured bytes, each
-%% line after Ident
+%% @doc tcpdump's print_unknown_data: up to Len of the captured bytes,
+%% each line after Ident.
+-spec unknown_data(iodata(), binary(), integer()) -> binary().
 unknown_data(Ident, Bin, Len) ->
     Part = binary:part(Bin, 0, max(0, min(Len, byte_size(Bin)))),
     binary:replace(iolist_to_binary(ewpcap_dump_fmt:hex_dump(x, Part)), <<"\n\t">>,
                    iolist_to_binary(Ident), [global]).
 
+%% @doc 32 bits in hexadecimal, 8 digits.
+-spec hex8(non_neg_integer()) -> string().
 hex8(N) -> pad(integer_to_list(N, 16), 8).
+
+%% @doc Bytes as a dotted decimal.
+-spec dotted([byte()]) -> iolist().
+dotted(Bytes) ->
+    lists:join($., [integer_to_list(B) || B <- Bytes]).
