@@ -121,7 +121,7 @@ pr(P, Text) ->
     ewpcap_dump_fmt_ip:pr(P, Text).
 
 %% @doc An Ethernet frame inside another protocol (IPv6 next header 143).
--spec ether(binary(), non_neg_integer(), printer()) -> printer().
+-spec ether(binary(), integer(), #printer{}) -> #printer{}.
 ether(Bin, Len, #printer{ll = LL} = P) ->
     {_, P1} = link(1, Len, Bin, P),
     P1#printer{ll = LL}.
