@@ -100,7 +100,7 @@ options(Opts, I, Acc, P) ->
     V = P#printer.verbose > 0,
     case Opts of
         <<_:I/binary, 0, _/binary>> ->
-            options(Opts, I + 1, Acc, P);
+            options(Opts, I + 1, Acc, pr(P, ["(pad1)" || V]));
         <<_:I/binary, _>> ->
             {trunc, P};
         <<_:I/binary, _, OL, _/binary>> when I + OL + 2 > Len ->
@@ -111,12 +111,12 @@ options(Opts, I, Acc, P) ->
                 1 ->
                     Next("(padn)", Acc);
                 5 when OL =/= 2 ->
-                    {trunc, pr(P, [["(rtalert: invalid len ", integer_to_list(OL), ")"] || V])};
+                    {trunc, pr(P, ["(rtalert: invalid len ", integer_to_list(OL), ")"])};
                 5 ->
                     <<A:16, _/binary>> = Data,
                     Next(["(rtalert: 0x", hex4(A), ") "], Acc);
                 16#C2 when OL =/= 4 ->
-                    {trunc, pr(P, [["(jumbo: invalid len ", integer_to_list(OL), ")"] || V])};
+                    {trunc, pr(P, ["(jumbo: invalid len ", integer_to_list(OL), ")"])};
                 16#C2 ->
                     <<J:32, _/binary>> = Data,
                     {Hdr, St, Seen} = Acc,
@@ -129,7 +129,7 @@ options(Opts, I, Acc, P) ->
                         true -> Next(["(jumbo: ", JT, ") "], {Hdr, St, true})
                     end;
                 16#C9 when Len - I < 18 ->
-                    {trunc, pr(P, ["(homeaddr: trunc)" || V])};
+                    {trunc, pr(P, "(homeaddr: trunc)")};
                 16#C9 ->
                     <<A:16/binary, _/binary>> = Data,
                     {H, P1} = host(ip6(A), P),
@@ -294,8 +294,10 @@ mobility_opts(_Bin, I, MhLen, P) when I >= MhLen ->
     P;
 mobility_opts(Bin, I, MhLen, P) ->
     case Bin of
-        <<_:I/binary, 0, _/binary>> ->
-            mobility_opts(Bin, I + 1, MhLen, P);
+        <<_:I/binary, 0, _, _/binary>> ->
+            mobility_opts(Bin, I + 1, MhLen, pr(P, "(pad1)"));
+        <<_:I/binary, 0>> ->
+            ?TRUNC_RET("mobility", P);
         <<_:I/binary, _>> ->
             ?TRUNC_RET("mobility", P);
         <<_:I/binary, _, OL, _/binary>> when I + 1 >= MhLen; I + OL + 2 > MhLen ->

@@ -217,6 +217,7 @@ gre_demarc(_) -> "\n\t".
 gre_proto_name(16#0800) -> "IPv4";
 gre_proto_name(16#86DD) -> "IPv6";
 gre_proto_name(16#6558) -> "Transparent Ethernet bridging";
+gre_proto_name(16#880B) -> "PPP";
 gre_proto_name(_) -> "unknown".
 
 %%% Mobile IP (RFC 2004 minimal encapsulation)

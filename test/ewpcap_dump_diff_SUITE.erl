@@ -6,7 +6,10 @@
 %%% `randpkt -b 120 -c 300 -t TYPE rand_TYPE.pcap' for TYPE in arp, eth,
 %%% icmp, ip, ipv6, tcp, udp; rand_ipv6b.pcap and rand_ipv6c.pcap are two
 %%% more runs of type ipv6 (its random next headers reach many protocols,
-%%% one file alone would be fitted to). randpkt writes its tcp packets on Token Ring
+%%% one file alone would be fitted to). ipv6_full.pcap is not random: 29
+%%% well-formed, whole packets over those protocols (checksums right and
+%%% wrong, options, extension headers before TCP and UDP), written by
+%%% mk_ipv6_full.py beside it. randpkt writes its tcp packets on Token Ring
 %%% (DLT 6), which we do not decode: rand_tcp.pcap is that file with each
 %%% 22-byte Token Ring + SNAP header replaced by an Ethernet header
 %%% (type IPv4), the IP and TCP bytes unchanged.
@@ -27,7 +30,7 @@
 
 -define(RUN_TIMEOUT, 60).
 
--define(TYPES, [arp, eth, icmp, ip, ipv6, ipv6b, ipv6c, tcp, udp]).
+-define(TYPES, [arp, eth, icmp, ip, ipv6, ipv6b, ipv6c, ipv6_full, tcp, udp]).
 -define(FLAGS, [["-n"], ["-n", "-v"], ["-n", "-e"], ["-n", "-x"], ["-n", "-X"], ["-n", "-vv"]]).
 
 suite() ->
@@ -199,7 +202,11 @@ is_first(<<"[Invalid header", _/binary>>) -> true;
 is_first(_) -> false.
 
 run(Config, Prog, Type, Flags) ->
-    File = filename:join(?config(data_dir, Config), "rand_" ++ atom_to_list(Type) ++ ".pcap"),
+    Name = case Type of
+               ipv6_full -> "ipv6_full.pcap";
+               _ -> "rand_" ++ atom_to_list(Type) ++ ".pcap"
+           end,
+    File = filename:join(?config(data_dir, Config), Name),
     Exe = case Prog of
               tcpdump -> os:find_executable("tcpdump");
               ewpcap_dump -> ?config(dump, Config)
