@@ -188,6 +188,8 @@ icmp_port_unreach(<<_:4/binary, _:4, IHL:4, _:8/binary, Proto, _/binary>> = R, D
 
 %% @doc An ICMPv6 message of `Len' bytes.
 -spec icmp6(binary(), non_neg_integer(), ctx(), #printer{}) -> #printer{}.
+icmp6(_Bin, 0, _Ctx, P) ->
+    pr(P, "ICMP6, length 0 (invalid)");
 icmp6(Bin, Len, Ctx, P0) ->
     case Bin of
         <<Type, Code, Sum:16, Rest/binary>> ->

@@ -277,6 +277,9 @@ udp(Bin, Len, {V, Src, Dst, Frag} = Ctx, P) ->
                             if
                                 ULen < 8 ->
                                     pr(P2, ["truncated-udplength ", integer_to_list(ULen)]);
+                                ULen > Len, Frag ->
+                                    % a fragment: the rest is in the others
+                                    pr(P2, [<<"UDP, length ">>, integer_to_binary(ULen - 8)]);
                                 ULen > Len ->
                                     % the checksum first, over what the IP length gives
                                     P3 = udp_cksum(Bin, Len, Sum, Ctx, Frag, P2),

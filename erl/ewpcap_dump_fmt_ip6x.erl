@@ -65,10 +65,11 @@ next(44, Bin, Len, Ctx, St, P, _) ->
              _ ->
                  ?TRUNC("frag6", P)
          end,
-    <<Nh, _, Off1:13, _:2, M:1, _/binary>> = Bin,
+    <<Nh, _, Off1:13, _:3, _/binary>> = Bin,
     case {Off1, Bin} of
         {0, <<_:8/binary, Rest/binary>>} when Rest =/= <<>> ->
-            more(Nh, Rest, Len, 8, setelement(4, Ctx, M =:= 1), St, pr(P1, " "));
+            % any fragment header makes the packet "fragmented" for tcpdump
+            more(Nh, Rest, Len, 8, setelement(4, Ctx, true), St, pr(P1, " "));
         {0, _} ->
             pr(P1, " ");
         _ ->
@@ -177,7 +178,8 @@ routing(Bin, Len, Ctx, St, P) ->
                             P2 = pr(P1, [", last-entry=", integer_to_list(Last),
                                          [[", flags=0x", hex(Flags)] || Flags =/= 0 orelse P1#printer.verbose > 0],
                                          ", tag=", hex(Tag)]),
-                            P3 = route_addrs(Addrs, 0, Last + 1, P2),
+                            % as many as the header's length holds
+                            P3 = route_addrs(Addrs, 0, min(Last + 1, HL div 2), P2),
                             rt_more(Nh, Bin, Adv, Len, Ctx, St, pr(P3, ") "));
                         <<Last, _/binary>> ->
                             ?TRUNC("rt6", pr(P1, [", last-entry=", integer_to_list(Last)]));

@@ -80,6 +80,11 @@ pk.append(ip6(9, igrp))
 pk.append(ip6(46, bytes([0x20, 1, 0, 0, 64, 0, 0, 8])))
 pk.append(ip6(103, bytes([0x30, 0, 0, 0])))
 pk.append(ip6(88, bytes([3]) + bytes(19)))
+# a first fragment whose UDP length runs past it (no bad length in a fragment),
+# a segment routing header whose last entry is past its length, ICMPv6 of length 0
+pk.append(ip6(44, bytes([17, 0, 0, 1]) + struct.pack('>I', 5) + struct.pack('>HHHH', 9, 10, 900, 0) + b'part'))
+pk.append(ip6(43, bytes([59, 2, 4, 0, 5, 0, 0, 1]) + DST))
+pk.append(ip6(0, bytes([58, 0, 1, 4, 0, 0, 0, 0])))
 # ND, no next header, ICMP over IPv6
 pk.append(ip6(77, b'nd'))
 pk.append(ip6(59, b''))
