@@ -1,7 +1,8 @@
 %%% @doc Transports over IP other than TCP and UDP as tcpdump 4.99 prints
 %%% them, for ewpcap_dump_fmt_ipx: DCCP (its header, packet types, -v
-%%% checksum, -vv sequence number and options), SCTP (its header and
-%%% chunk descriptors; the chunks' contents are not decoded) and PGM (its
+%%% checksum, -vv sequence number and options), SCTP (its header, the
+%%% chunks' names, DATA chunks; the fields of the other chunks are not
+%%% decoded, and a chunk that has some ends the line) and PGM (its
 %%% header; options are not decoded). Written from tcpdump's behaviour;
 %%% test/ewpcap_dump_diff_SUITE.erl compares the two.
 %%% @end
@@ -232,9 +233,9 @@ forces(6700) -> "ForCES HP";
 forces(6701) -> "ForCES MP";
 forces(6702) -> "ForCES LP".
 
-sctp_chunks(_Bin, 0, _N, _Sep, P) ->
+sctp_chunks(_Bin, Left, _N, _Sep, P) when Left =< 0 ->
     P;
-sctp_chunks(_Bin, Left, N, Sep, P) when Left < 4 ->
+sctp_chunks(_Bin, Left, N, Sep, P) when Left < 4, Left > 0 ->
     pr(P, [Sep, integer_to_list(N), ") [chunk descriptor cut off at end of packet]"]);
 sctp_chunks(<<_:16, CLen:16, _/binary>>, _Left, N, Sep, P) when CLen < 4 ->
     pr(P, [Sep, integer_to_list(N), ") [Bad chunk length ", integer_to_list(CLen),
@@ -246,10 +247,25 @@ sctp_chunks(<<Id, _, CLen:16, _/binary>> = Bin, Left, N, Sep, P) when byte_size(
             pr(P, [Sep, integer_to_list(N), ") [Bad chunk length ", integer_to_list(CLen),
                    ", > remaining data in packet]"]);
         false ->
-            % the chunk's contents are not decoded: its name, then the
-            % bytes tcpdump would print are left out
-            _ = Id,
-            ?TRUNC_RET("sctp", pr(P, [Sep, integer_to_list(N), ") "]))
+            P1 = pr(P, [Sep, integer_to_list(N), ") [", sctp_chunk_name(Id), "] "]),
+            if
+                Id =:= 0 ->
+                    sctp_data(Bin, CLen, P1);
+                Id =< 3, CLen =:= 4 ->
+                    pr(P1, ["bogus chunk length ", integer_to_list(CLen), "]"]);
+                CLen =:= 4; Id > 14, Id < 16#C0; Id > 16#C2 ->
+                    % nothing in it that tcpdump prints: on to the next
+                    <<_:CLen/binary, Rest/binary>> = Bin,
+                    Next = case byte_size(Rest) >= Align of
+                               true -> binary:part(Rest, Align, byte_size(Rest) - Align);
+                               false -> <<>>
+                           end,
+                    More = case P1#printer.verbose >= 2 of true -> Sep; false -> ", (" end,
+                    sctp_chunks(Next, Left - CLen - Align, N + 1, More, P1);
+                true ->
+                    % the chunk's fields are not decoded (tcpdump's are)
+                    P1
+            end
     end;
 sctp_chunks(<<_:32, _/binary>>, _Left, _N, _Sep, P) ->
     ?TRUNC_RET("sctp", P);
@@ -323,4 +339,37 @@ pgm_first_option({Opts, First}, Len, P) ->
             P;
         0 ->
             pr(P, [" [", integer_to_list(Len), "]"])
+    end.
+
+sctp_chunk_name(Id) when Id =< 14 ->
+    element(Id + 1, {"DATA", "INIT", "INIT ACK", "SACK", "HB REQ", "HB ACK", "ABORT", "SHUTDOWN",
+                     "SHUTDOWN ACK", "OP ERR", "COOKIE ECHO", "COOKIE ACK", "ECN ECHO", "ECN CWR",
+                     "SHUTDOWN COMPLETE"});
+sctp_chunk_name(16#C0) -> "FOR CUM TSN";
+sctp_chunk_name(16#C1) -> "REL CTRL";
+sctp_chunk_name(16#C2) -> "REL CTRL ACK";
+sctp_chunk_name(Id) -> ["Unknown chunk type: 0x", ewpcap_dump_fmt_ip:hex(Id)].
+
+%% A DATA chunk: its flags, TSN, stream, sequence and payload protocol
+%% (as a number: tcpdump names some), -vv its payload; the chunks after
+%% it are not printed
+sctp_data(<<_, Flags, _:16, Rest/binary>>, CLen, P) ->
+    Fs = [T || {B, T} <- [{4, "(U)"}, {2, "(B)"}, {1, "(E)"}], Flags band B =/= 0],
+    P1 = pr(P, [Fs, [" " || Fs =/= []]]),
+    case Rest of
+        _ when CLen < 16 ->
+            pr(P1, ["bogus chunk length ", integer_to_list(CLen), "]"]);
+        <<Tsn:32, Sid:16, SSeq:16, Ppid:32, Data/binary>> when CLen > 16 ->
+            P2 = pr(P1, ["[TSN: ", integer_to_list(Tsn), "] [SID: ", integer_to_list(Sid),
+                         "] [SSEQ ", integer_to_list(SSeq), "] [PPID 0x", ewpcap_dump_fmt_ip:hex(Ppid),
+                         "] "]),
+            case P2#printer.verbose >= 2 of
+                true ->
+                    Payload = binary:part(Data, 0, CLen - 16),
+                    pr(P2, ["[Payload:", ewpcap_dump_fmt:hex_dump('X', Payload), "]"]);
+                false ->
+                    P2
+            end;
+        _ ->
+            P1
     end.

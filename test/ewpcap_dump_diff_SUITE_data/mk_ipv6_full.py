@@ -85,6 +85,11 @@ pk.append(ip6(88, bytes([3]) + bytes(19)))
 pk.append(ip6(44, bytes([17, 0, 0, 1]) + struct.pack('>I', 5) + struct.pack('>HHHH', 9, 10, 900, 0) + b'part'))
 pk.append(ip6(43, bytes([59, 2, 4, 0, 5, 0, 0, 1]) + DST))
 pk.append(ip6(0, bytes([58, 0, 1, 4, 0, 0, 0, 0])))
+# SCTP: two chunks with nothing more to print, a DATA chunk with its payload, an unknown chunk
+sctp = struct.pack('>HHII', 5000, 6000, 0x11223344, 0)
+pk.append(ip6(132, sctp + bytes([11, 0, 0, 4]) + bytes([14, 0, 0, 4])))
+pk.append(ip6(132, sctp + bytes([0, 3, 0, 21]) + struct.pack('>IHHI', 1, 2, 3, 0) + b'abcde\0\0\0'))
+pk.append(ip6(132, sctp + bytes([200, 0, 0, 4])))
 # ND, no next header, ICMP over IPv6
 pk.append(ip6(77, b'nd'))
 pk.append(ip6(59, b''))
