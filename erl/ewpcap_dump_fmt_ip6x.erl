@@ -142,13 +142,13 @@ options(Opts, I, Acc, P) ->
 
 %%% Routing header
 
-routing(<<_, HL, _/binary>> = Bin, Len, Ctx, St, P) when byte_size(Bin) < 4 ->
+routing(<<_, HL, _/binary>> = Bin, _Len, _Ctx, _St, P) when byte_size(Bin) < 4 ->
+    % the fields as far as they are captured
     P1 = pr(P, [" (len=", integer_to_list(HL)]),
     case Bin of
         <<_, _, Type>> ->
             ?TRUNC("rt6", pr(P1, [", type=", integer_to_list(Type), [" [Deprecated]" || Type =:= 0]]));
         _ ->
-            _ = {Len, Ctx, St},
             ?TRUNC("rt6", P1)
     end;
 routing(Bin, Len, Ctx, St, P) ->
@@ -236,9 +236,8 @@ mobility(<<_, HLen, Rest/binary>>, P) ->
 mobility(_Bin, P) ->
     ?TRUNC_RET("mobility", P).
 
-mobility_body(Type, Bin, MhLen, P) when Type > 7 ->
+mobility_body(Type, Bin, _MhLen, P) when Type > 7 ->
     <<_, HLen, _/binary>> = Bin,
-    _ = MhLen,
     pr(P, [" len=", integer_to_list(HLen)]);
 mobility_body(Type, Bin, MhLen, P) ->
     V = P#printer.verbose > 0,
@@ -303,7 +302,7 @@ mobility_opts(Bin, I, MhLen, P) ->
         <<_:I/binary, _>> ->
             ?TRUNC_RET("mobility", P);
         <<_:I/binary, _, OL, _/binary>> when I + 1 >= MhLen; I + OL + 2 > MhLen ->
-            _ = OL,
+            % the option runs past the header
             ?TRUNC_RET("mobility", P);
         <<_:I/binary, T, OL, _/binary>> ->
             OptLen = OL + 2,
