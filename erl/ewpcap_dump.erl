@@ -112,7 +112,7 @@ run(#opts{list = true} = O) ->
     Node = daemon(O),
     case ewpcap:getifaddrs(Node) of
         {ok, Ifs} ->
-            io:put_chars(ewpcap_dump_fmt:format_ifaddrs(Ifs)),
+            io:put_chars(ewpcap_dump_ifaddrs:format_ifaddrs(Ifs)),
             0;
         {error, Reason} ->
             fatal("getifaddrs: ~ts", [reason(Reason)])

@@ -6,12 +6,12 @@
 %%% ARP, IPv4, IPv6 (with its extension headers), TCP (relative sequence
 %%% numbers as tcpdump's, options), UDP, ICMP and ICMPv6; the text is
 %%% tcpdump's, byte for byte, for these. Names of hosts and ports come
-%%% from ewpcap_dump_names. Also the `-D' listing and the link type names.
+%%% from ewpcap_dump_names.
 %%% @end
 -module(ewpcap_dump_fmt).
 
--export([new_printer/2, new_printer/4, new_printer/3, format_packet/4, resolved/3,
-         format_ifaddrs/1]).
+-export([new_printer/2, new_printer/4, new_printer/3, format_packet/4, resolved/3, ether/3,
+         hex_dump/2]).
 
 -export_type([printer/0]).
 
@@ -41,13 +41,15 @@ new_printer(Numeric, Verbose, Absolute, Mode) ->
 
 %% @doc A printer with tcpdump's flags: `verbose' (-v, default 0),
 %% `absolute' (-S, false), `eflag' (-e, false), `hex' (none; x, xx, 'X',
-%% 'XX' for -x, -xx, -X, -XX).
+%% 'XX' for -x, -xx, -X, -XX), `precision' (micro; nano: the packets'
+%% times are nanoseconds, printed with 9 digits as tcpdump's `--nano').
 -spec new_printer(boolean(), sync | async,
                   #{verbose => non_neg_integer(), absolute => boolean(), eflag => boolean(),
-                    hex => none | x | xx | 'X' | 'XX'}) -> printer().
+                    hex => none | x | xx | 'X' | 'XX', precision => micro | nano}) -> printer().
 new_printer(Numeric, Mode, Flags) ->
     #printer{verbose = maps:get(verbose, Flags, 0), absolute = maps:get(absolute, Flags, false),
              eflag = maps:get(eflag, Flags, false), hex = maps:get(hex, Flags, none),
+             precision = maps:get(precision, Flags, micro),
              numeric = Numeric, names = ewpcap_dump_names:new(Numeric, Mode)}.
 
 %% @doc Takes the answer of a background name lookup,
@@ -60,7 +62,8 @@ resolved(IP, Name, #printer{names = N} = P) ->
 %% summary, then (-x, -X) the bytes. `Dlt' is the link type (1 Ethernet,
 %% 113 and 276 Linux cooked, 0 BSD loopback, 12/14/101 raw IP, 228 IPv4,
 %% 229 IPv6; others are printed as tcpdump prints a link type it does
-%% not know); `Time' microseconds since the epoch; `Len' the length on
+%% not know); `Time' micro- (or, for a printer made with `precision'
+%% `nano', nano-) seconds since the epoch; `Len' the length on
 %% the wire. The last argument `line' is reserved for other formats.
 %% Returns the text (without the last newline; several lines for hex
 %% dumps) and the printer to use for the next packet.
@@ -76,7 +79,7 @@ format_packet(_Dlt, {_Time, Len, Packet}, P, line)
     {["[Invalid header: ", lists:join(", ", [I || I <- Items, I =/= []]), "]"], P};
 format_packet(Dlt, {Time, Len, Packet}, P, line) ->
     {HdrLen, P1} =
-        try link(Dlt, Len, Packet, P#printer{out = [], ll = 0}) of
+        try link(Dlt, Len, Packet, P#printer{out = [], ll = 0, ip_proto = 0}) of
             {H, P0} -> {H, P0}
         catch
             throw:{ewp_trunc, Proto, PT} -> {0, pr(PT, [" [|", Proto, "]"])}
@@ -89,13 +92,18 @@ format_packet(Dlt, {Time, Len, Packet}, P, line) ->
               xx -> hex_dump(x, Packet);
               'XX' -> hex_dump('X', Packet)
           end,
-    {[format_time(Time), P1#printer.out, Hex], P1#printer{out = []}}.
+    {[format_time(Time, P1#printer.precision), P1#printer.out, Hex], P1#printer{out = []}}.
 
-%% The local time and a space; the conversion is done once a second
-%% (the cache is the process's: a printer is used by one process).
-format_time(Micro) ->
-    Sec = Micro div 1000000,
-    <<_, Us:6/binary>> = integer_to_binary(Micro rem 1000000 + 1000000),
+%% The local time and a space, the fraction in 6 or 9 digits; the
+%% conversion is done once a second (the cache is the process's: a
+%% printer is used by one process).
+format_time(Micro, micro) ->
+    second_time(Micro div 1000000, Micro rem 1000000 + 1000000);
+format_time(Nano, nano) ->
+    second_time(Nano div 1000000000, Nano rem 1000000000 + 1000000000).
+
+second_time(Sec, Fraction) ->
+    <<_, Us/binary>> = integer_to_binary(Fraction),
     case get(ewpcap_dump_fmt_second) of
         {Sec, Text} ->
             [Text, Us, $\s];
@@ -111,6 +119,13 @@ two(N) -> integer_to_list(N).
 
 pr(P, Text) ->
     ewpcap_dump_fmt_ip:pr(P, Text).
+
+%% @doc An Ethernet frame inside another protocol (IPv6 next header 143).
+-spec ether(binary(), integer(), #printer{}) -> #printer{}.
+ether(Bin, Len, #printer{ll = LL} = P) ->
+    {_, P1} = link(1, Len, Bin, P),
+    P1#printer{ll = LL}.
+
 
 %%% ===================================================================
 %%% Link layers: each returns the length of its header (what -x skips)
@@ -506,6 +521,8 @@ arp_pro(P) ->
 
 %%% Hex dumps: -x (hex), -X and data not decoded (hex and ASCII)
 
+%% @doc Bytes as -x (`x') or -X (`X') prints them, each line after "\n\t".
+-spec hex_dump(x | 'X', binary()) -> iolist().
 hex_dump(Kind, Bin) ->
     hex_lines(Kind, Bin, 0).
 
@@ -538,53 +555,3 @@ hex4(N) -> ewpcap_dump_fmt_ip:pad(integer_to_list(N, 16), 4).
 
 mac(Bin) ->
     lists:join($:, [hex2(B) || <<B>> <= Bin]).
-
-%%% -D
-
-%% @doc The `-D' listing: each interface numbered, with its flags and
-%% description, then one line per address.
--spec format_ifaddrs([{string(), [term()]}]) -> iolist().
-format_ifaddrs(Ifs) ->
-    {Lines, _} = lists:mapfoldl(
-                   fun({Name, Attrs}, N) ->
-                           {[integer_to_list(N), $., Name, if_flags(Name, Attrs), $\n,
-                             [["\t", A, $\n] || A <- if_addrs(Attrs)]], N + 1}
-                   end, 1, Ifs),
-    Lines.
-
-if_flags(Name, Attrs) ->
-    Desc = case proplists:get_value(description, Attrs) of
-               undefined -> [];
-               D -> [" (", D, ")"]
-           end,
-    Loop = case proplists:get_value(flag, Attrs, []) of
-               Flags when is_list(Flags) ->
-                   [" [Loopback]" || lists:member(loopback, Flags)];
-               _ ->
-                   []
-           end,
-    _ = Name,
-    [Desc, Loop].
-
-%% Each {addr, A} starts an address; netmask, broadaddr and dstaddr
-%% belong to the address before them.
-if_addrs(Attrs) ->
-    Groups = lists:foldl(
-               fun({addr, A}, Acc) -> [[{addr, A}] | Acc];
-                  ({K, V}, [G | Acc]) when K =:= netmask; K =:= broadaddr; K =:= dstaddr ->
-                       [[{K, V} | G] | Acc];
-                  (_, Acc) -> Acc
-               end, [], Attrs),
-    [if_addr(lists:reverse(G)) || G <- lists:reverse(Groups)].
-
-if_addr([{addr, A} | More]) ->
-    Family = case tuple_size(A) of
-                 4 -> "inet ";
-                 _ -> "inet6 "
-             end,
-    [Family, inet:ntoa(A),
-     [[" ", key_word(K), " ", inet:ntoa(V)] || {K, V} <- More]].
-
-key_word(netmask) -> "netmask";
-key_word(broadaddr) -> "broadcast";
-key_word(dstaddr) -> "destination".

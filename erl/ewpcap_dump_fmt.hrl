@@ -6,10 +6,13 @@
     verbose = 0 :: non_neg_integer(), % -v
     eflag = false :: boolean(),       % -e: the link-level header
     hex = none :: none | x | xx | 'X' | 'XX', % -x, -xx, -X, -XX
+    precision = micro :: micro | nano, % the unit of the time stamps (--nano)
     names :: ewpcap_dump_names:names(),
     numeric = false :: boolean(),     % -n (also known to names)
     tcp = #{} :: #{term() => {non_neg_integer(), non_neg_integer()}},
     ll = 0 :: non_neg_integer(),      % the link-level header's length
+    ip_proto = 0 :: byte(),           % the innermost IP header's protocol (or first
+                                      % next header): TCP and UDP under another print bare ports
     out = [] :: iodata()              % the text of the packet so far
 }).
 

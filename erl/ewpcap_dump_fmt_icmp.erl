@@ -9,7 +9,7 @@
 -export([icmp/4, icmp6/4]).
 
 -import(ewpcap_dump_fmt_ip, [pr/2, host/2, port/3, ip4/1, ip6/1, cksum/1, should_be/2,
-                             hex/1, pad/2]).
+                             hex/1, pad/2, hex4/1, pseudo_cksum/5]).
 
 -type ctx() :: {4 | 6, inet:ip_address(), inet:ip_address(), boolean()}.
 %% The IP version, the addresses, whether the packet is a fragment.
@@ -188,14 +188,43 @@ icmp_port_unreach(<<_:4/binary, _:4, IHL:4, _:8/binary, Proto, _/binary>> = R, D
 
 %% @doc An ICMPv6 message of `Len' bytes.
 -spec icmp6(binary(), non_neg_integer(), ctx(), #printer{}) -> #printer{}.
-icmp6(Bin, Len, _Ctx, P) ->
+icmp6(_Bin, 0, _Ctx, P) ->
+    pr(P, "ICMP6, length 0 (invalid)");
+icmp6(Bin, Len, Ctx, P0) ->
     case Bin of
-        <<Type, Code, _Sum:16, Rest/binary>> ->
+        <<Type, Code, Sum:16, Rest/binary>> ->
+            P = icmp6_cksum(Bin, Len, Sum, Ctx, P0),
             {Text, P1} = icmp6_text(Type, Code, Rest, P),
-            pr(P1, ["ICMP6, ", Text, ", length ", integer_to_list(Len)]);
+            Unknown = case Text of
+                          ["unknown icmp6 type (" | _] -> true;
+                          _ -> false
+                      end,
+            % -v: tcpdump prints a known type's length only in its
+            % neighbour-discovery decoding (not done here: those keep it)
+            Nd = lists:member(Type, [133, 134, 135, 136, 137, 145, 147]),
+            P2 = pr(P1, ["ICMP6, ", Text,
+                         [[", length ", integer_to_list(Len)]
+                          || Unknown orelse Nd orelse P#printer.verbose =:= 0]]),
+            case Text of
+                _ when Unknown, P#printer.verbose =< 1 ->
+                    % the message's bytes, as tcpdump's print_unknown_data
+                    pr(P2, ewpcap_dump_fmt_ipx:unknown_data("\n\t", Bin, Len));
+                _ ->
+                    P2
+            end;
         _ ->
-            ?TRUNC("icmp6", P)
+            ?TRUNC("icmp6", P0)
     end.
+
+%% -v: the checksum of a whole, unfragmented message, before its text
+icmp6_cksum(Bin, Len, Sum, {6, Src, Dst, false}, #printer{verbose = V} = P)
+  when V > 0, byte_size(Bin) >= Len ->
+    case pseudo_cksum(6, Src, Dst, 58, binary:part(Bin, 0, Len)) of
+        0 -> pr(P, "[icmp6 sum ok] ");
+        S -> pr(P, ["[bad icmp6 cksum 0x", hex4(Sum), " -> 0x", hex4(should_be(Sum, S)), "!] "])
+    end;
+icmp6_cksum(_Bin, _Len, _Sum, _Ctx, P) ->
+    P.
 
 icmp6_text(128, _, <<Id:16, Seq:16, _/binary>>, P) ->
     {["echo request, id ", integer_to_list(Id), ", seq ", integer_to_list(Seq)], P};

@@ -1,6 +1,7 @@
 %%% @doc The network and transport layers of ewpcap_dump's lines: IPv4,
-%%% IPv6 (with its extension headers) and UDP (TCP in ewpcap_dump_fmt_tcp,
-%%% ICMP and ICMPv6 in ewpcap_dump_fmt_icmp), as
+%%% IPv6 (its extension headers in ewpcap_dump_fmt_ip6x) and UDP (TCP in
+%%% ewpcap_dump_fmt_tcp, ICMP and ICMPv6 in ewpcap_dump_fmt_icmp, the
+%%% other protocols in ewpcap_dump_fmt_ipx), as
 %%% tcpdump 4.99 prints them, broken packets included: the same length
 %%% checks, in the same order, the same truncation markers (`[|proto]'),
 %%% `bad length', `truncated-ip', `(invalid)' and `-v' header lines and
@@ -17,7 +18,7 @@
 
 -include("ewpcap_dump_fmt.hrl").
 
--export([ipv4/3, ipv6/3, pr/2, host/2, port/3, ip4/1, ip6/1]).
+-export([ipv4/3, ipv6/3, demux/5, demux/6, pr/2, host/2, port/3, ip4/1, ip6/1]).
 -export([cksum/1, should_be/2, hex/1, pad/2, hex2/1, hex4/1, ports/6, pseudo_cksum/5,
          addr_bin/1, cut/2]).
 
@@ -89,7 +90,8 @@ ipv4_body(Bin, HLen, {Tos, TotLen, Id, Frag, TTL, Proto, Sum}, Src, Dst, P0) ->
                  end,
             case Bin of
                 <<_:HLen/binary, Payload/binary>> ->
-                    demux(Proto, Payload, PayLen, {4, SrcA, DstA, Frag band 16#2000 =/= 0}, P1);
+                    demux(Proto, Payload, PayLen, {4, SrcA, DstA, Frag band 16#2000 =/= 0, TTL},
+                          P1#printer{ip_proto = Proto});
                 _ ->
                     P2 = pr(P1, [" [remaining caplen(", integer_to_list(byte_size(Bin)),
                                  ") < header length(", integer_to_list(HLen), ")]"]),
@@ -214,12 +216,13 @@ ipv6(Bin, Len, P0) ->
                          end,
                     Cut = cut(Bin, min(Len, Total)),
                     <<_:40/binary, Rest/binary>> = Cut,
-                    Ctx = {6, ip6(Src), ip6(Dst), false},
+                    Ctx = {6, ip6(Src), ip6(Dst), false, HLim},
                     P3 = case lists:member(Next, [6, 17, 33, 132]) of
                              true -> P2;
                              false -> addrs(element(2, Ctx), element(3, Ctx), P2)
                          end,
-                    ipv6_next(Next, Rest, Total - 40, Ctx, P3)
+                    ewpcap_dump_fmt_ip6x:next(Next, Rest, Total - 40, Ctx, PayLen,
+                                              P3#printer{ip_proto = Next})
             end;
         _ ->
             % (the header is checked before "IP6 " is printed; tcpdump
@@ -227,65 +230,29 @@ ipv6(Bin, Len, P0) ->
             ?TRUNC_RET("ip6", P0)
     end.
 
-%% The extension headers, then the upper layer.
-ipv6_next(Next, Bin, Len, Ctx, P) when Next =:= 0; Next =:= 60 ->
-    {Name, Proto} = case Next of
-                        0 -> {"HBH ", "hbhopt"};
-                        60 -> {"DSTOPT ", "dstopt"}
-                    end,
-    case Bin of
-        <<Nh, HL, _/binary>> ->
-            N = (HL + 1) * 8,
-            case Bin of
-                <<_:N/binary, Rest/binary>> ->
-                    ipv6_more(Nh, Rest, Len - N, N, Ctx, pr(P, Name));
-                _ ->
-                    ?TRUNC_RET(Proto, P)
-            end;
-        _ ->
-            ?TRUNC_RET(Proto, P)
-    end;
-ipv6_next(44, Bin, Len, {_, _, _, _} = Ctx, P) ->
-    case Bin of
-        <<Nh, _, Off:13, _:2, M:1, Id:32, Rest/binary>> ->
-            P1 = pr(P, ["frag (0x", pad(integer_to_list(Id, 16), 8), ":",
-                        integer_to_list(Off * 8), "|", integer_to_list(Len - 8), ")",
-                        [" " || Off =:= 0]]),
-            case Off of
-                0 when Rest =/= <<>> ->
-                    ipv6_more(Nh, Rest, Len - 8, 8, setelement(4, Ctx, M =:= 1), P1);
-                _ ->
-                    P1
-            end;
-        _ ->
-            ?TRUNC("frag6", P)
-    end;
-ipv6_next(Next, Bin, Len, Ctx, P) ->
-    demux(Next, Bin, Len, Ctx, P).
-
-ipv6_more(_Next, <<>>, _Len, _Adv, _Ctx, P) ->
-    P;
-ipv6_more(Next, Bin, Len, Adv, Ctx, P) when Len >= 0 ->
-    _ = Adv,
-    ipv6_next(Next, Bin, Len, Ctx, P);
-ipv6_more(_Next, _Bin, _Len, _Adv, _Ctx, P) ->
-    pr(P, " [|ip6]").
-
 %%% ===================================================================
 %%% Upper layers
 %%% ===================================================================
 
-demux(6, Bin, Len, Ctx, P) -> ewpcap_dump_fmt_tcp:tcp(Bin, Len, Ctx, P);
-demux(17, Bin, Len, Ctx, P) -> udp(Bin, Len, Ctx, P);
-demux(1, Bin, Len, Ctx, P) -> ewpcap_dump_fmt_icmp:icmp(Bin, Len, Ctx, P);
-demux(58, Bin, Len, Ctx, P) -> ewpcap_dump_fmt_icmp:icmp6(Bin, Len, Ctx, P);
-demux(108, <<_:16, Cpi:16, _/binary>>, _Len, _Ctx, P) ->
+%% Ctx: {Version, Src, Dst, Fragmented, TTL or hop limit}; the printers
+%% of TCP, UDP, ICMP and ICMPv6 take it without the TTL.
+demux(Proto, Bin, Len, {V, Src, Dst, Frag, Ttl}, P) ->
+    demux(Proto, Bin, Len, {V, Src, Dst, Frag}, Ttl, P).
+
+demux(6, Bin, Len, Ctx, _Ttl, P) -> ewpcap_dump_fmt_tcp:tcp(Bin, Len, Ctx, P);
+demux(17, Bin, Len, Ctx, _Ttl, P) -> udp(Bin, Len, Ctx, P);
+demux(1, Bin, Len, {4, _, _, _} = Ctx, _Ttl, P) -> ewpcap_dump_fmt_icmp:icmp(Bin, Len, Ctx, P);
+demux(58, Bin, Len, {6, _, _, _} = Ctx, _Ttl, P) -> ewpcap_dump_fmt_icmp:icmp6(Bin, Len, Ctx, P);
+demux(108, <<_:16, Cpi:16, _/binary>>, _Len, _Ctx, _Ttl, P) ->
     % IPComp: the parameter index (tcpdump does not decompress either)
     pr(P, ["IPComp(cpi=0x", hex4(Cpi), ")"]);
-demux(108, _Bin, _Len, _Ctx, P) ->
+demux(108, _Bin, _Len, _Ctx, _Ttl, P) ->
     ?TRUNC("ipcomp", P);
-demux(Proto, _Bin, Len, _Ctx, P) ->
-    pr(P, [$\s, proto_word(Proto, P), $\s, integer_to_list(Len)]).
+demux(Proto, Bin, Len, Ctx, Ttl, P) ->
+    case ewpcap_dump_fmt_ipx:demux(Proto, Bin, Len, Ctx, Ttl, P) of
+        false -> pr(P, [$\s, proto_word(Proto, P), $\s, integer_to_list(Len)]);
+        P1 -> P1
+    end.
 
 %%% UDP
 
@@ -310,6 +277,9 @@ udp(Bin, Len, {V, Src, Dst, Frag} = Ctx, P) ->
                             if
                                 ULen < 8 ->
                                     pr(P2, ["truncated-udplength ", integer_to_list(ULen)]);
+                                ULen > Len, Frag ->
+                                    % a fragment: the rest is in the others
+                                    pr(P2, [<<"UDP, length ">>, integer_to_binary(ULen - 8)]);
                                 ULen > Len ->
                                     % the checksum first, over what the IP length gives
                                     P3 = udp_cksum(Bin, Len, Sum, Ctx, Frag, P2),
@@ -326,7 +296,10 @@ udp(Bin, Len, {V, Src, Dst, Frag} = Ctx, P) ->
                     end
             end;
         _ ->
-            ?TRUNC_RET("udp", addrs(Src, Dst, P))
+            case bare(udp, P) of
+                true -> ?TRUNC_RET("udp", P);
+                false -> ?TRUNC_RET("udp", addrs(Src, Dst, P))
+            end
     end.
 
 udp_cksum(_Bin, _L, _Sum, _Ctx, true, P) -> P;
@@ -363,11 +336,20 @@ addrs(Src, Dst, P) ->
 -spec ports(tcp | udp, inet:ip_address(), 0..65535, inet:ip_address(), 0..65535, #printer{}) ->
     #printer{}.
 ports(Proto, Src, SP, Dst, DP, P) ->
-    {SH, P1} = host(Src, P),
-    {DH, P2} = host(Dst, P1),
-    {SPs, P3} = port(Proto, SP, P2),
-    {DPs, P4} = port(Proto, DP, P3),
-    pr(P4, [SH, $., SPs, <<" > ">>, DH, $., DPs, <<": ">>]).
+    {SPs, P1} = port(Proto, SP, P),
+    {DPs, P2} = port(Proto, DP, P1),
+    case bare(Proto, P2) of
+        true ->
+            % under an extension header or AH: the addresses are printed
+            pr(P2, [SPs, <<" > ">>, DPs, <<": ">>]);
+        false ->
+            {SH, P3} = host(Src, P2),
+            {DH, P4} = host(Dst, P3),
+            pr(P4, [SH, $., SPs, <<" > ">>, DH, $., DPs, <<": ">>])
+    end.
+
+bare(tcp, #printer{ip_proto = N}) -> N =/= 6;
+bare(udp, #printer{ip_proto = N}) -> N =/= 17.
 
 proto_name(0) -> "Options";
 proto_name(1) -> "ICMP";
@@ -375,21 +357,28 @@ proto_name(2) -> "IGMP";
 proto_name(4) -> "IPIP";
 proto_name(6) -> "TCP";
 proto_name(8) -> "EGP";
+proto_name(9) -> "IGRP";
 proto_name(17) -> "UDP";
 proto_name(33) -> "DCCP";
 proto_name(41) -> "IPv6";
+proto_name(43) -> "Routing";
+proto_name(44) -> "Fragment";
 proto_name(46) -> "RSVP";
 proto_name(47) -> "GRE";
 proto_name(50) -> "ESP";
 proto_name(51) -> "AH";
 proto_name(55) -> "Mobile IP";
 proto_name(58) -> "ICMPv6";
+proto_name(62) -> "Mobile IP (old)";
+proto_name(88) -> "EIGRP";
+proto_name(89) -> "OSPF";
 proto_name(103) -> "PIM";
 proto_name(108) -> "Compressed IP";
 proto_name(112) -> "VRRP";
 proto_name(113) -> "PGM";
 proto_name(132) -> "SCTP";
 proto_name(135) -> "Mobility";
+proto_name(143) -> "Ethernet";
 proto_name(_) -> "unknown".
 
 %% A protocol as a word: its /etc/protocols name, or ip-proto-N (-n).

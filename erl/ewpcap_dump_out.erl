@@ -5,7 +5,7 @@
 %%% The file format: pcapng with `--pcapng' or a name ending in `.pcapng',
 %%% else pcap. The precision (`--time-stamp-precision', `--nano'): pcap
 %%% files get the nanosecond magic `0xa1b23c4d', pcapng interfaces
-%%% `if_tsresol' 9; text lines show microseconds either way. A pcapng
+%%% `if_tsresol' 9; text lines show 6 or 9 digits, as tcpdump. A pcapng
 %%% file describes the capture's interface (`if_name' `Node:Device',
 %%% `if_description', `if_filter', `if_os', `if_tsresol') and ends with
 %%% its statistics (`isb_ifrecv', `isb_ifdrop' = kernel and interface
@@ -46,7 +46,8 @@ open(#opts{write = undefined} = O, _Link, _Source, Mode) ->
           end,
     {text, ewpcap_dump_fmt:new_printer(O#opts.numeric, Mode,
                                        #{verbose => O#opts.verbose, absolute => O#opts.absolute,
-                                         eflag => O#opts.eflag, hex => Hex}),
+                                         eflag => O#opts.eflag, hex => Hex,
+                                         precision => O#opts.precision}),
      O#opts.precision};
 open(#opts{write = Name, unbuffered = U, precision = P} = O, {Dlt, Snaplen}, Source, _Mode) ->
     case format(O) of
@@ -99,11 +100,8 @@ emit(Dlt, Batch, Out) ->
 %% interface).
 -spec emit(non_neg_integer(), [ewpcap_pcap_file:packet()], out(), binary()) -> out().
 emit(Dlt, Batch, {text, P, Precision}, Prefix) ->
-    Micro = case Precision of
-                micro -> Batch;
-                nano -> [{T div 1000, L, B} || {T, L, B} <- Batch]
-            end,
-    {Lines, P1} = lines(Dlt, Micro, P, Prefix, []),
+    % the printer prints the times in the batch's unit (Precision)
+    {Lines, P1} = lines(Dlt, Batch, P, Prefix, []),
     % one binary: the io server gets a reference, not a deep list to copy
     case catch io:put_chars(standard_io, iolist_to_binary(Lines)) of
         ok -> {text, P1, Precision};

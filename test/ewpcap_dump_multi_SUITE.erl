@@ -23,6 +23,9 @@
 
 -compile([export_all, nowarn_export_all]).
 
+-import(ewpcap_dump_helpers, [dump/2, cmd/1, start/2, start_cmd/1, quote/1, wait_until/2,
+                              wait_exit/2, stop/2, stop_proc/1, get_procs/0, lines/1]).
+
 -define(RUN_MS, 60000).
 -define(ETHERTYPE, 16#88B5).        % IEEE local experimental
 -define(FILTER, ["ether", "proto", "0x88b5"]).
@@ -78,8 +81,9 @@ init_per_testcase(_Case, Config) ->
     Config.
 
 end_per_testcase(_Case, _Config) ->
-    _ = [catch port_close(P) || P <- get_ports()],
-    erase(ports),
+    % a case that failed may leave a capture running: end it
+    [stop_proc(P) || P <- get_procs()],
+    erase(procs),
     ok.
 
 %%% ===================================================================
@@ -170,10 +174,10 @@ bad_interface_values(Config) ->
 merged_pcapng_in_order(Config) ->
     Hosts = ?config(hosts, Config),
     File = filename:join(?config(priv_dir, Config), "merged.pcapng"),
-    P = start_dump(Config, ifaces(Hosts) ++ ?WINDOW ++ ["-c", "30", "-w", File | ?FILTER]),
+    P = start(Config, ifaces(Hosts) ++ ?WINDOW ++ ["-c", "30", "-w", File | ?FILTER]),
     ok = wait_listening(P, 3),
     Sent = send_rounds(Hosts, 1, 10),
-    {0, <<>>, Err} = wait_exit(P),
+    {0, <<>>, Err} = wait_exit(P, ?RUN_MS),
     ct:pal("~ts", [Err]),
     Got = tshark_fields(File, ["frame.interface_name", "eth.src", "frame.time_epoch"]),
     ?assertEqual(Sent, [{Name, Src} || [Name, Src, _] <- Got]),
@@ -190,10 +194,10 @@ merged_pcapng_in_order(Config) ->
 %% the packets of all.
 merged_text_prefixed(Config) ->
     Hosts = ?config(hosts, Config),
-    P = start_dump(Config, ifaces(Hosts) ++ ?WINDOW ++ ["-n", "-e", "-c", "12" | ?FILTER]),
+    P = start(Config, ifaces(Hosts) ++ ?WINDOW ++ ["-n", "-e", "-c", "12" | ?FILTER]),
     ok = wait_listening(P, 3),
     Sent = send_rounds(Hosts, 1, 5),
-    {0, Out, _Err} = wait_exit(P),
+    {0, Out, _Err} = wait_exit(P, ?RUN_MS),
     Names = [iface(H) || H <- Hosts],
     % every line (the hex dump's too) after its interface
     Split = [binary:split(L, <<" ">>, [global]) || L <- lines(Out)],
@@ -208,7 +212,7 @@ merged_text_prefixed(Config) ->
 host_down_others_go_on(Config) ->
     [H1, H2, H3] = Hosts = ?config(hosts, Config),
     File = filename:join(?config(priv_dir, Config), "down.pcapng"),
-    P = start_dump(Config, ifaces(Hosts) ++ ["-U", "-w", File | ?FILTER]),
+    P = start(Config, ifaces(Hosts) ++ ["-U", "-w", File | ?FILTER]),
     ok = wait_listening(P, 3),
     Before = send_rounds(Hosts, 1, 5),
     ok = wait_file(File, 15),                        % held ones are written on the loss
@@ -217,7 +221,7 @@ host_down_others_go_on(Config) ->
     ok = wait_until(fun() -> binary:match(read(maps:get(err, P)), Lost) =/= nomatch end, 20000),
     After = send_rounds([H1, H2], 6, 10),
     ok = wait_file(File, 15 + 10),
-    {1, <<>>, Err} = stop_dump(P),
+    {1, <<>>, Err} = stop(P, "TERM"),
     ct:pal("~ts", [Err]),
     [LostLine] = [L || L <- lines(Err), binary:match(L, Lost) =/= nomatch],
     {match, [Said]} = re:run(LostLine, <<"^ewpcap_dump: (.*: capture lost at \\S+: ewpcapd \\S+ is down"
@@ -268,7 +272,7 @@ options(<<>>) ->
 late_host_reordered(Config) ->
     [H1 | _] = Hosts = ?config(hosts, Config),
     File = filename:join(?config(priv_dir, Config), "late.pcapng"),
-    P = start_dump(Config, ifaces(Hosts) ++ ?WINDOW ++ ["-c", "15", "-w", File,
+    P = start(Config, ifaces(Hosts) ++ ?WINDOW ++ ["-c", "15", "-w", File,
                                              "udp", "portrange", "7000-7999"]),
     ok = wait_listening(P, 3),
     Pid = integer_to_list(maps:get(os_pid, H1)),
@@ -279,7 +283,7 @@ late_host_reordered(Config) ->
                timer:sleep(300),
                os:cmd("kill -CONT " ++ Pid)
            end,
-    {0, <<>>, Err} = wait_exit(P),
+    {0, <<>>, Err} = wait_exit(P, ?RUN_MS),
     ct:pal("~ts", [Err]),
     Got = tshark_fields(File, ["frame.interface_name", "udp.dstport", "frame.time_epoch"]),
     ?assertEqual(Sent, [{Name, Port} || [Name, Port, _] <- Got]),
@@ -294,7 +298,7 @@ late_host_reordered(Config) ->
 late_beyond_window_counted(Config) ->
     [H1 | _] = Hosts = ?config(hosts, Config),
     File = filename:join(?config(priv_dir, Config), "later.pcapng"),
-    P = start_dump(Config, ifaces(Hosts) ++ ["--merge-window", "100", "-c", "15", "-w", File,
+    P = start(Config, ifaces(Hosts) ++ ["--merge-window", "100", "-c", "15", "-w", File,
                                              "udp", "portrange", "7000-7999"]),
     ok = wait_listening(P, 3),
     Pid = integer_to_list(maps:get(os_pid, H1)),
@@ -306,7 +310,7 @@ late_beyond_window_counted(Config) ->
                         timer:sleep(1500),
                         os:cmd("kill -CONT " ++ Pid)
                     end,
-    {0, <<>>, Err} = wait_exit(P),
+    {0, <<>>, Err} = wait_exit(P, ?RUN_MS),
     ct:pal("~ts", [Err]),
     Got = [{Name, Port} || [Name, Port] <- tshark_fields(File, ["frame.interface_name", "udp.dstport"])],
     ?assertEqual(Rest ++ First, Got),
@@ -442,49 +446,6 @@ host() ->
     [_, H] = string:split(atom_to_list(node()), "@"),
     H.
 
-dump(Config, Args) ->
-    wait_exit(start_dump(Config, Args)).
-
-start_dump(Config, Args) ->
-    start_cmd([?config(dump, Config) | Args]).
-
-cmd(Argv) ->
-    wait_exit(start_cmd(Argv)).
-
-start_cmd(Argv) ->
-    Dir = filename:join("/tmp", "ewpcap_multi_ct"),
-    ok = filelib:ensure_dir(filename:join(Dir, "x")),
-    N = os:getpid() ++ "-" ++ integer_to_list(erlang:unique_integer([positive])),
-    Out = filename:join(Dir, N ++ ".out"),
-    Err = filename:join(Dir, N ++ ".err"),
-    Full = lists:flatten(["TZ=UTC; export TZ; exec ", lists:join(" ", [quote(A) || A <- Argv]),
-                          " </dev/null >", quote(Out), " 2>", quote(Err)]),
-    Port = open_port({spawn_executable, "/bin/sh"}, [{args, ["-c", Full]}, exit_status, binary]),
-    {os_pid, Pid} = erlang:port_info(Port, os_pid),
-    put(ports, [Port | get_ports()]),
-    #{port => Port, pid => Pid, out => Out, err => Err}.
-
-get_ports() ->
-    case get(ports) of
-        undefined -> [];
-        L -> L
-    end.
-
-quote(S) ->
-    "'" ++ lists:flatmap(fun($') -> "'\\''"; (C) -> [C] end, lists:flatten(S)) ++ "'".
-
-wait_exit(#{port := Port, out := Out, err := Err, pid := Pid}) ->
-    receive
-        {Port, {exit_status, Status}} -> {Status, read(Out), read(Err)}
-    after ?RUN_MS ->
-        os:cmd("kill -KILL " ++ integer_to_list(Pid)),
-        ct:fail({timeout, read(Out), read(Err)})
-    end.
-
-stop_dump(#{pid := Pid} = P) ->
-    os:cmd("kill -TERM " ++ integer_to_list(Pid)),
-    wait_exit(P).
-
 wait_listening(#{err := Err}, N) ->
     wait_until(fun() -> count(read(Err), <<"listening on">>) >= N end, 30000).
 
@@ -497,17 +458,6 @@ wait_file(File, N) ->
                        end
                end, 20000).
 
-wait_until(Fun, Ms) when Ms =< 0 ->
-    case Fun() of
-        true -> ok;
-        false -> {error, timeout}
-    end;
-wait_until(Fun, Ms) ->
-    case Fun() of
-        true -> ok;
-        false -> timer:sleep(100), wait_until(Fun, Ms - 100)
-    end.
-
 tshark_fields(File, Fields) ->
     {0, Out, _} = cmd(["tshark", "-r", File, "-T", "fields", "-E", "separator=/t"
                        | lists:append([["-e", F] || F <- Fields])]),
@@ -518,9 +468,6 @@ read(File) ->
         {ok, B} -> B;
         {error, _} -> <<>>
     end.
-
-lines(Bin) ->
-    binary:split(Bin, <<"\n">>, [global, trim_all]).
 
 count(Bin, Pat) ->
     length(binary:matches(Bin, Pat)).

@@ -19,6 +19,9 @@
 
 -compile([export_all, nowarn_export_all]).
 
+-import(ewpcap_dump_helpers, [root/0, get_procs/0, quote/1, stop_proc/1, wait_until/2,
+                              udp_receiver/0]).
+
 -define(RUN_MS, 120000).      % the most one tshark or extcap run may take (a hang guard)
 -define(READY_MS, 20000).
 
@@ -73,7 +76,7 @@ init_per_testcase(_Case, Config) ->
     Config.
 
 end_per_testcase(_Case, Config) ->
-    [kill_tree(P) || P <- get_procs()],
+    [stop_proc(P) || P <- get_procs()],
     erase(procs),
     Config.
 
@@ -241,7 +244,7 @@ sigterm_closes_capture(Config) ->
 reader_gone_closes_capture(Config) ->
     {Ext, Reader, _Out, Sender} = direct_capture(Config),
     Closed0 = closes(Config),
-    kill_tree(Reader),
+    stop_proc(Reader),
     {0, _, _} = wait_exit(Ext, ?RUN_MS),
     Sender ! stop,
     ok = wait_until(fun() -> closes(Config) > Closed0 end, ?READY_MS).
@@ -335,9 +338,6 @@ extcap_path() ->
     Ebin = filename:dirname(code:which(ewpcap)),
     filename:join([filename:dirname(Ebin), "bin", "ewpcap_extcap"]).
 
-root() ->
-    string:trim(os:cmd("id -u")) =:= "0".
-
 %% Where tshark looks for a user's extcap programs: its "Personal Extcap
 %% path" (Wireshark 4.1 and later), else the extcap folder under its
 %% personal configuration folder (4.0 and before).
@@ -383,44 +383,19 @@ start(Argv, Env, Out0) ->
     put(procs, [P | get_procs()]),
     P.
 
-get_procs() ->
-    case get(procs) of
-        undefined -> [];
-        L -> L
-    end.
-
 wait_exit(#{port := Port, out := Out, err := Err} = P, Ms) ->
     receive
         {Port, {exit_status, Status}} ->
             put(procs, [Q || Q <- get_procs(), Q =/= P]),
             {Status, read(Out), read(Err)}
     after Ms ->
-        kill_tree(P),
+        stop_proc(P),
         ct:fail({timeout, read(Out), read(Err)})
     end.
 
 signal(#{pid := Pid}, Sig) ->
     _ = os:cmd("kill -" ++ Sig ++ " " ++ integer_to_list(Pid)),
     ok.
-
-%% The process and those below it (the wrapper's emulator), by pid.
-kill_tree(#{pid := Pid, port := Port}) ->
-    Pairs = [{list_to_integer(C), list_to_integer(PP)}
-             || L <- string:split(os:cmd("ps -eo pid=,ppid="), "\n", all),
-                [C, PP] <- [string:lexemes(L, " ")]],
-    Tree = [integer_to_list(X) || X <- [Pid | descendants([Pid], Pairs, [])]],
-    _ = os:cmd("kill -KILL " ++ lists:join(" ", Tree)),
-    catch port_close(Port),
-    ok.
-
-descendants([], _Pairs, Acc) ->
-    Acc;
-descendants([P | Rest], Pairs, Acc) ->
-    Kids = [C || {C, PP} <- Pairs, PP =:= P],
-    descendants(Kids ++ Rest, Pairs, Kids ++ Acc).
-
-quote(S) ->
-    "'" ++ lists:flatmap(fun($') -> "'\\''"; (C) -> [C] end, lists:flatten(S)) ++ "'".
 
 read(File) ->
     case file:read_file(File) of
@@ -432,25 +407,9 @@ lines(Bin) ->
     [L || L <- binary:split(Bin, <<"\n">>, [global, trim_all]),
           binary:match(L, <<"Running as user \"root\"">>) =:= nomatch].
 
-wait_until(Fun, Ms) when Ms =< 0 ->
-    case Fun() of
-        true -> ok;
-        false -> {error, timeout}
-    end;
-wait_until(Fun, Ms) ->
-    case Fun() of
-        true -> ok;
-        false -> timer:sleep(100), wait_until(Fun, Ms - 100)
-    end.
-
 %%% ===================================================================
 %%% Traffic on lo
 %%% ===================================================================
-
-udp_receiver() ->
-    {ok, S} = gen_udp:open(0, [{ip, {127, 0, 0, 1}}, binary, {active, false}]),
-    {ok, Port} = inet:port(S),
-    {S, Port}.
 
 %% A datagram to 127.0.0.1:Port every 100 ms until told to stop.
 sender(Port) ->

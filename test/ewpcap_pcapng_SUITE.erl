@@ -29,6 +29,11 @@
 
 -compile([export_all, nowarn_export_all]).
 
+-import(ewpcap_dump_helpers, [root/0, dump_path/0, data_dir/0, data/2, lines/1, dump/2, cmd/1,
+                              start/2, start_cmd/1, start_sh/2, get_procs/0, quote/1,
+                              wait_listening/1, wait_until/2, wait_exit/2, stop_proc/1,
+                              udp_receiver/0, send_udp/3]).
+
 -define(SHB, 16#0A0D0D0A).
 -define(NS_EXTRA, 123).   % nanoseconds added to known.pcap's microsecond times
 
@@ -503,107 +508,3 @@ file_times(#ewpcap_resource{ref = Ref} = S) ->
 
 strip_root_warning(Err) ->
     iolist_to_binary(re:replace(Err, "Running as user \"root\" and group \"root\". This could be dangerous.\\n?", "")).
-
-%%% ===================================================================
-%%% Commands (as ewpcap_dump_SUITE runs them)
-%%% ===================================================================
-
-root() ->
-    string:trim(os:cmd("id -u")) =:= "0".
-
-dump_path() ->
-    Ebin = filename:dirname(code:which(ewpcap)),
-    filename:join([filename:dirname(Ebin), "bin", "ewpcap_dump"]).
-
-data_dir() ->
-    Ebin = filename:dirname(code:which(ewpcap)),
-    filename:join([filename:dirname(Ebin), "test", "data"]).
-
-data(Config, Name) ->
-    filename:join(?config(data, Config), Name).
-
-lines(Bin) ->
-    binary:split(Bin, <<"\n">>, [global, trim_all]).
-
-%% ewpcap_dump run to its end: {Status, Stdout, Stderr}.
-dump(Config, Args) ->
-    wait_exit(start(Config, Args), 60000).
-
-cmd(Argv) ->
-    wait_exit(start_cmd(Argv), 60000).
-
-start(Config, Args) ->
-    start_cmd([?config(dump, Config) | Args]).
-
-start_cmd(Argv) ->
-    start_sh(["exec ", lists:join(" ", [quote(A) || A <- Argv]), " </dev/null"], "/tmp").
-
-%% sh -c Cmd, stdout and stderr to files in Dir
-start_sh(Cmd, Dir) ->
-    N = os:getpid() ++ "-" ++ integer_to_list(erlang:unique_integer([positive])),
-    Out = filename:join(Dir, "ewpcap_pcapng_ct-" ++ N ++ ".out"),
-    Err = filename:join(Dir, "ewpcap_pcapng_ct-" ++ N ++ ".err"),
-    Full = lists:flatten(["TZ=UTC; export TZ; { ", Cmd, "; } >", quote(Out), " 2>", quote(Err)]),
-    Port = open_port({spawn_executable, "/bin/sh"},
-                     [{args, ["-c", Full]}, exit_status, binary, stderr_to_stdout]),
-    {os_pid, Pid} = erlang:port_info(Port, os_pid),
-    P = #{port => Port, pid => Pid, out => Out, err => Err},
-    put(procs, [P | get_procs()]),
-    P.
-
-get_procs() ->
-    case get(procs) of
-        undefined -> [];
-        L -> L
-    end.
-
-quote(S) ->
-    "'" ++ lists:flatmap(fun($') -> "'\\''"; (C) -> [C] end, lists:flatten(S)) ++ "'".
-
-wait_listening(#{err := Err, port := Port}) ->
-    wait_until(fun() ->
-                       case file:read_file(Err) of
-                           {ok, B} -> binary:match(B, <<"listening on">>) =/= nomatch
-                                          orelse erlang:port_info(Port) =:= undefined;
-                           _ -> false
-                       end
-               end, 20000).
-
-wait_until(Fun, Ms) ->
-    case Fun() of
-        true -> ok;
-        false when Ms =< 0 -> {error, timeout};
-        false -> timer:sleep(50), wait_until(Fun, Ms - 50)
-    end.
-
-wait_exit(#{port := Port, out := Out, err := Err} = P, Ms) ->
-    receive
-        {Port, {exit_status, Status}} ->
-            put(procs, [Q || Q <- get_procs(), Q =/= P]),
-            {ok, O} = file:read_file(Out),
-            {ok, E} = file:read_file(Err),
-            _ = file:delete(Out),
-            _ = file:delete(Err),
-            {Status, O, E}
-    after Ms ->
-        stop_proc(P),
-        ct:fail({timeout, file:read_file(Out), file:read_file(Err)})
-    end.
-
-%% The process and its children (the escript wrapper's emulator)
-stop_proc(#{pid := Pid, port := Port}) ->
-    Kids = string:lexemes(os:cmd("pgrep -P " ++ integer_to_list(Pid)), "\n"),
-    _ = os:cmd("kill -KILL " ++ lists:join(" ", [integer_to_list(Pid) | Kids])),
-    catch port_close(Port),
-    ok.
-
-udp_receiver() ->
-    {ok, S} = gen_udp:open(0, [{ip, {127, 0, 0, 1}}, binary, {active, false}]),
-    {ok, Port} = inet:port(S),
-    {S, Port}.
-
-send_udp(Port, N, Payload) ->
-    {ok, S} = gen_udp:open(0, [{ip, {127, 0, 0, 1}}, binary]),
-    [begin ok = gen_udp:send(S, {127, 0, 0, 1}, Port, Payload), timer:sleep(20) end
-     || _ <- lists:seq(1, N)],
-    gen_udp:close(S).
