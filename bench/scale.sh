@@ -3,7 +3,7 @@
 # (bench/ewpcap_bench_scale.erl says what is measured and the targets).
 # Run as root from the top of the tree after `make`. Environment:
 # BENCH_SCALE_PACKETS (datagrams for the CPU per packet rows, 10000),
-# BENCH_SCALE_BUFFER (each handle's kernel buffer, bytes, 1048576),
+# BENCH_SCALE_BUFFER (each handle's kernel buffer, bytes, 16777216),
 # BENCH_TIMEOUT (seconds, 600). Exit status 1 when a target is missed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
