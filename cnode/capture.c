@@ -4,7 +4,9 @@
  * A handle's capture. A live one is a member of a shared source
  * (source.c: one pcap_t per device and options, its fd in the loop, each
  * member's filter run there); this file gives each member its own
- * callbacks, its {dump, Path} and the per-handle calls. A savefile has a
+ * callbacks, its {dump, Path} and the per-handle calls, and refuses a
+ * shared member a filter of the kernel's metadata ({share, false} gets a
+ * source of its own, whose filter the kernel runs). A savefile has a
  * pcap_t of its own, read from a timer in chunks of FILE_CHUNK records so
  * that one file never starves the other clients, its filter run here.
  * pcap_loop is never used: it does not return on buffer timeouts and would
@@ -27,7 +29,18 @@
 #define FILE_INTERVAL 1e-4  /* seconds between two chunks of a savefile */
 #define FILE_CHUNK 256      /* packets of a savefile read per chunk */
 
+/* Linux's SKF_AD_OFF (linux/filter.h) as BPF's unsigned k: a load at
+ * k >= it reads the kernel's packet metadata (the packet type of
+ * inbound/outbound, ifindex, the VLAN tag, ...), not the packet */
+#define SKF_AD_OFF_K 0xfffff000u
+
+/* Why a shared capture refuses such a program */
+static const char needs_own_capture[] =
+    "inbound, outbound, ifindex and other filters of kernel metadata need a capture of its "
+    "own: open with {share, false}";
+
 static void reset(struct ev_loop *loop, struct ewp_capture *c, int offline);
+static int reads_metadata(const struct bpf_program *prog);
 static void member_packet(void *who, const struct pcap_pkthdr *h, const unsigned char *bytes);
 static void member_flush(void *who);
 static void member_error(void *who, const char *reason);
@@ -181,6 +194,8 @@ ewp_capture_filter(struct ewp_capture *c, const char *filter, size_t len, int op
  * Set a program compiled elsewhere (compile.c); the caller frees it. A
  * live capture's goes to its source (demux.h: run on every packet the
  * shared ring reads; an exclusive source's is its kernel filter). A
+ * shared one refuses a program that reads the kernel's metadata: there it
+ * would run on libpcap's bytes, where such a load matches nothing. A
  * savefile's program is kept and run by handler, not given to libpcap:
  * libpcap's offline read counts only the records that match, so a filter
  * that matches nothing would read the whole file in one pcap_dispatch,
@@ -205,6 +220,11 @@ ewp_capture_setprog(struct ewp_capture *c, struct bpf_program *prog, char *errbu
         c->prog.bf_insns = insns;
         c->prog.bf_len = prog->bf_len;
         return 0;
+    }
+    if (c->member.src != NULL && !ewp_source_exclusive(&c->member) &&
+        reads_metadata(prog)) {
+        (void)snprintf(errbuf, errlen, "%s", needs_own_capture);
+        return -1;
     }
     if (c->member.src != NULL)
         return ewp_source_setprog(&c->member, prog, errbuf, errlen);
@@ -385,6 +405,24 @@ reset(struct ev_loop *loop, struct ewp_capture *c, int offline)
     c->dumper = NULL;
     c->share = NULL;
     c->ifindex = 0;
+}
+
+/* Does prog load from the kernel's metadata (a Linux ancillary load:
+ * BPF_LD or BPF_LDX, BPF_ABS or BPF_IND, at k >= SKF_AD_OFF)? */
+static int
+reads_metadata(const struct bpf_program *prog)
+{
+    u_int i;
+
+    for (i = 0; prog->bf_insns != NULL && i < prog->bf_len; i++) {
+        const struct bpf_insn *in = &prog->bf_insns[i];
+
+        if ((BPF_CLASS(in->code) == BPF_LD || BPF_CLASS(in->code) == BPF_LDX) &&
+            (BPF_MODE(in->code) == BPF_ABS || BPF_MODE(in->code) == BPF_IND) &&
+            in->k >= SKF_AD_OFF_K)
+            return 1;
+    }
+    return 0;
 }
 
 /* A packet of the source that this capture's filter accepts */

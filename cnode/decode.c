@@ -44,7 +44,8 @@ enum {
     OPT_LIMIT = 1 << 10,    /* {limit, N} */
     OPT_BATCH = 1 << 11,    /* {batch, N} */
     OPT_DUMP = 1 << 12,     /* {dump, Path} */
-    OPT_PRECISION = 1 << 13 /* {tstamp_precision, P} */
+    OPT_PRECISION = 1 << 13, /* {tstamp_precision, P} */
+    OPT_SHARE = 1 << 14      /* {share, B} */
 };
 
 #define OPTS_FILTER (OPT_OPTIMIZE | OPT_NETMASK | OPT_LIMIT)
@@ -228,6 +229,7 @@ ewp_decode_opts_default(struct ewp_opts *o)
     o->netmask = 0xffffffffU;
     o->limit = EWP_FILTER_LIMIT;
     o->batch = 1;
+    o->share = 1;
 }
 
 /* The original library's rule: iolist_size(F) < Limit orelse Limit < 0 */
@@ -293,7 +295,7 @@ decode_opt(const char *buf, int *index, struct ewp_opts *o, int allowed, int *se
         {"filter", OPT_FILTER},       {"optimize", OPT_OPTIMIZE},
         {"netmask", OPT_NETMASK},     {"limit", OPT_LIMIT},
         {"batch", OPT_BATCH},         {"dump", OPT_DUMP},
-        {"tstamp_precision", OPT_PRECISION},
+        {"tstamp_precision", OPT_PRECISION}, {"share", OPT_SHARE},
     };
     char key[MAXATOMLEN];
     char val[MAXATOMLEN];
@@ -365,6 +367,7 @@ decode_opt(const char *buf, int *index, struct ewp_opts *o, int allowed, int *se
     case OPT_IMMEDIATE: /* {immediate, boolean()} */
     case OPT_MONITOR:   /* {monitor, boolean()} */
     case OPT_OPTIMIZE:  /* {optimize, boolean()} */
+    case OPT_SHARE:     /* {share, boolean()} */
         if (ei_decode_boolean(buf, &i, &b) < 0)
             return -1;
         if (!first)
@@ -375,6 +378,8 @@ decode_opt(const char *buf, int *index, struct ewp_opts *o, int allowed, int *se
             *immediate_override = b;
         else if (bit == OPT_MONITOR)
             o->monitor = b;
+        else if (bit == OPT_SHARE)
+            o->share = b;
         else
             o->optimize = b;
         break;

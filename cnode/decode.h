@@ -65,6 +65,7 @@ struct ewp_opts {
     int batch;                /* packets per message, 1: {ewpcap, ...} each */
     const char *dump;         /* {dump, Path}: record to this savefile */
     size_t dump_len;          /* its length, 0: no dump */
+    int share;                /* {share, B}: may join a shared capture (1) */
 };
 
 struct ewp_request {

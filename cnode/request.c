@@ -313,7 +313,9 @@ refused:
  * The capture options of o. Live captures of one device with the same
  * options share one pcap_t, each with its own filter (source.h), except a
  * {dump, Path}, whose packets go to its file through a kernel filter of
- * its own. The shared ring's kernel filter keeps our own distribution
+ * its own, and a {share, false}, which asks for one (the kernel's filter,
+ * compiled against its live pcap_t: inbound, outbound, ifindex and VLAN
+ * tags as the classic NIF had them). The shared ring's kernel filter keeps our own distribution
  * traffic out (filter.c composes the same exclusion into every filter).
  */
 static void
@@ -327,7 +329,7 @@ capture_opts(const struct ewp_requests *r, const struct ewp_opts *o,
     copts->buffer = ring_bytes(o);
     copts->monitor = o->monitor;
     copts->nano = o->precision == EWP_TSTAMP_NANO;
-    copts->exclusive = o->dump_len > 0;
+    copts->exclusive = o->dump_len > 0 || !o->share;
     (void)snprintf(self, selflen, "not tcp port %d", r->port);
     copts->kernel_filter = self;
 }

@@ -459,7 +459,7 @@ static int
 unknown_option(const struct span *opts, int filter_only, struct span *key)
 {
     static const char *const open_keys[] = {
-        "snaplen", "promisc", "timeout", "to_ms", "immediate", "buffer", "monitor",
+        "snaplen", "promisc", "timeout", "to_ms", "immediate", "buffer", "monitor", "share",
         "time_unit", "tstamp_precision", "filter", "batch", "dump", "optimize", "netmask",
         "limit", NULL};
     static const char *const filter_keys[] = {"optimize", "netmask", "limit", NULL};

@@ -7,7 +7,8 @@
  * refuses (our own distribution traffic: o->kernel_filter); each member's
  * own program runs here, through demux.h, and each packet goes to the
  * members whose program accepts it. An exclusive source ({dump, Path}:
- * kernel filtering, packets to a file) has one member and is never joined.
+ * kernel filtering, packets to a file; {share, false}: kernel filtering)
+ * has one member and is never joined.
  *
  * Backpressure: a member that stops (its node congested) stays a member;
  * what its program accepts meanwhile is counted as missed (drops in its

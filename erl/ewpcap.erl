@@ -159,6 +159,7 @@
     | {immediate, boolean()}
     | {buffer, -16#80000000..?INT_MAX}
     | {monitor, boolean()}
+    | {share, boolean()}
     | {time_unit, timestamp | microsecond | nanosecond}
     | {tstamp_precision, micro | nano}
     | {batch, 1..65536}
@@ -184,6 +185,16 @@
 %%     ewpcapd asks for 16 MiB, 32 MiB in immediate mode.</li>
 %% <li>`{monitor, Bool}': monitor mode (rfmon) on wireless devices that
 %%     support it; default `false'.</li>
+%% <li>`{share, Bool}': `true' (the default): a live handle joins the
+%%     capture of an open handle of the same device and options (one
+%%     kernel ring; its filter runs in ewpcapd on the packets libpcap
+%%     hands over, see the README's Shared captures). `false': a capture
+%%     of its own, its filter the kernel's, compiled against its live
+%%     `pcap_t', as in the classic NIF: the only way to `inbound',
+%%     `outbound', `ifindex' and the other filters that read kernel
+%%     metadata (refused in a shared capture with `{error, Text}'), and
+%%     `udp' matching 802.1Q-tagged frames. Its ring counts against
+%%     `--max-ring-mb' and `--max-node-ring-mb'.</li>
 %% <li>`{time_unit, timestamp | microsecond | nanosecond}': format of
 %%     `Time' in packet messages: `{MegaSecs, Secs, MicroSecs}',
 %%     `Secs * 1000000 + MicroSecs' or `Secs * 1000000000 + NanoSecs';
@@ -210,7 +221,7 @@
 %% <li>the filter options, see filter_option().</li>
 %% </ul>
 
--type options() :: [open_option() | promisc | immediate | monitor | optimize].
+-type options() :: [open_option() | promisc | immediate | monitor | share | optimize].
 %% Options of open/2,3. As with proplists, a bare atom `Key' stands for
 %% `{Key, true}' and the first occurrence of an option counts.
 

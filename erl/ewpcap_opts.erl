@@ -203,6 +203,7 @@ expected(promisc) -> "a boolean";
 expected(immediate) -> "a boolean";
 expected(monitor) -> "a boolean";
 expected(optimize) -> "a boolean";
+expected(share) -> "a boolean";
 expected(snaplen) -> "an integer in 0..2147483647";
 expected(timeout) -> "immediate, infinity or an integer in 0..2147483647 (ms)";
 expected(to_ms) -> "immediate, infinity or an integer in 0..2147483647 (ms)";
@@ -264,6 +265,8 @@ open_opt({buffer, N} = Opt) when ?is_int(N, ?INT_MIN, ?INT_MAX) ->
     {ok, Opt};
 open_opt({monitor, B} = Opt) when is_boolean(B) ->
     {ok, Opt};
+open_opt({share, B} = Opt) when is_boolean(B) ->
+    {ok, Opt};
 open_opt({time_unit, U} = Opt) when U =:= timestamp; U =:= microsecond; U =:= nanosecond ->
     {ok, Opt};
 open_opt({tstamp_precision, P} = Opt) when P =:= micro; P =:= nano ->
@@ -288,6 +291,7 @@ open_opt({Key, _}) when
     Key =:= immediate;
     Key =:= buffer;
     Key =:= monitor;
+    Key =:= share;
     Key =:= time_unit;
     Key =:= tstamp_precision;
     Key =:= batch;

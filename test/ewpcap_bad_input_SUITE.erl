@@ -29,6 +29,8 @@
                             lo_mtu/0, deep/1, long_atom/0, summary/1, receive_all/1, flush/0]).
 
 -define(SYNTAX_ERROR, "can't parse filter expression: syntax error").
+-define(METADATA_ERROR, "inbound, outbound, ifindex and other filters of kernel metadata "
+                        "need a capture of its own: open with {share, false}").
 
 %% One case per row: Name(Config) runs row Name of rows/0.
 -define(ROW(Name), Name(Config) -> row(Name, Config)).
@@ -78,6 +80,7 @@ rows() ->
         {open_buffer_string, {open, <<"lo">>, [{buffer, "big"}]}, {error, badarg}},
         {open_buffer_2p31, {open, <<"lo">>, [{buffer, 16#80000000}]}, {error, badarg}},
         {open_monitor_atom, {open, <<"lo">>, [{monitor, no}]}, {error, badarg}},
+        {open_share_integer, {open, <<"lo">>, [{share, 1}]}, {error, badarg}},
         {open_time_unit_atom, {open, <<"lo">>, [{time_unit, seconds}]}, {error, badarg}},
         {open_tstamp_precision_atom, {open, <<"lo">>, [{tstamp_precision, pico}]}, {error, badarg}},
         {open_filter_integer, {open, <<"lo">>, [{filter, 42}]}, {error, badarg}},
@@ -97,6 +100,8 @@ rows() ->
         {open_filter_over_limit, {open, <<"lo">>, [{filter, '$filter_8192'}]}, {error, enomem}},
         {open_filter_syntax, {open, <<"lo">>, [{filter, <<"not a filter">>}]},
          {error, ?SYNTAX_ERROR}},
+        {open_filter_metadata, {open, <<"lo">>, [{filter, <<"inbound">>}]},
+         {error, ?METADATA_ERROR}},
         %% close
         {close_bare_atom, close, {error, badarg}},
         {close_arity1, {close}, {error, badarg}},
@@ -118,6 +123,7 @@ rows() ->
          {error, badarg}},
         {filter_over_limit, {filter, '$ref', <<"ip">>, [{limit, 2}]}, {error, enomem}},
         {filter_syntax, {filter, '$ref', <<"udp port">>, []}, {error, ?SYNTAX_ERROR}},
+        {filter_metadata, {filter, '$ref', <<"outbound">>, []}, {error, ?METADATA_ERROR}},
         {filter_closed_ref, {filter, '$closed', <<"ip">>, []}, {error, ebadf}},
         %% write
         {write_arity2, {write, '$ref'}, {error, badarg}},
@@ -194,6 +200,7 @@ rows() ->
 ?ROW(open_buffer_string).
 ?ROW(open_buffer_2p31).
 ?ROW(open_monitor_atom).
+?ROW(open_share_integer).
 ?ROW(open_time_unit_atom).
 ?ROW(open_tstamp_precision_atom).
 ?ROW(open_filter_integer).
@@ -211,6 +218,7 @@ rows() ->
 ?ROW(open_owner_not_pid).
 ?ROW(open_filter_over_limit).
 ?ROW(open_filter_syntax).
+?ROW(open_filter_metadata).
 ?ROW(close_bare_atom).
 ?ROW(close_arity1).
 ?ROW(close_not_ref).
@@ -228,6 +236,7 @@ rows() ->
 ?ROW(filter_optimize_atom).
 ?ROW(filter_over_limit).
 ?ROW(filter_syntax).
+?ROW(filter_metadata).
 ?ROW(filter_closed_ref).
 ?ROW(write_arity2).
 ?ROW(write_integer).

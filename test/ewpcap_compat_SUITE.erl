@@ -161,7 +161,8 @@ filter_takes_open_options() ->
     [{doc, "filter/3 given open's option list is ok (the original ignored open options); unknown keys are still {bad_option, K}, wrong values badarg"}].
 filter_takes_open_options(_Config) ->
     Opts = [{snaplen, 200}, promisc, {timeout, 10}, {to_ms, infinity}, {buffer, 0},
-            {filter, "udp"}, {time_unit, microsecond}, {batch, 4}, {optimize, false}],
+            {filter, "udp"}, {time_unit, microsecond}, {batch, 4}, {optimize, false},
+            {share, false}],
     {ok, S} = ewpcap:open(<<"lo">>, Opts),
     ?assertEqual(ok, ewpcap:filter(S, "udp port 9", Opts)),
     ?assertEqual({ok, <<"udp port 9">>, [{optimize, false}]}, ewpcap_opts:filter("udp port 9", Opts)),

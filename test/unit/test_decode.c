@@ -1398,6 +1398,7 @@ test_opts_default_values(void)
     CU_ASSERT(o.netmask == 0xffffffffU);
     CU_ASSERT(o.limit == 8192 && o.limit == EWP_FILTER_LIMIT);
     CU_ASSERT(o.batch == 1);
+    CU_ASSERT(o.share == 1);
     CU_ASSERT(o.dump == NULL && o.dump_len == 0);
 }
 
@@ -1434,6 +1435,10 @@ test_opts_each_valid_value_sets_its_field(void)
     CU_ASSERT(open_with(&r, "[{buffer, -2147483648}]") == 0 && r.opts.buffer == INT_MIN);
     CU_ASSERT(open_with(&r, "[{monitor, true}]") == 0 && r.opts.monitor == 1);
     CU_ASSERT(open_with(&r, "[{monitor, false}]") == 0 && r.opts.monitor == 0);
+    CU_ASSERT(open_with(&r, "[{share, false}]") == 0 && r.opts.share == 0);
+    CU_ASSERT(open_with(&r, "[{share, true}]") == 0 && r.opts.share == 1);
+    CU_ASSERT(open_with(&r, "[{share, false}, {share, true}]") == 0 && r.opts.share == 0);
+    CU_ASSERT(open_with(&r, "[]") == 0 && r.opts.share == 1);
     CU_ASSERT(open_with(&r, "[{time_unit, microsecond}]") == 0 &&
               r.opts.time_unit == EWP_TIME_MICROSECOND);
     CU_ASSERT(open_with(&r, "[{time_unit, timestamp}]") == 0 &&
@@ -1560,7 +1565,7 @@ test_opts_of_the_wrong_type_are_badarg(void)
         /* booleans */
         "[{promisc, 1}]", "[{promisc, yes}]", "[{promisc, \"true\"}]", "[{immediate, 1}]",
         "[{immediate, immediate}]", "[{monitor, 0}]", "[{monitor, []}]", "[{optimize, 1}]",
-        "[{optimize, 'True'}]",
+        "[{optimize, 'True'}]", "[{share, 1}]", "[{share, yes}]", "[{share, \"false\"}]",
         /* timeout: immediate | infinity | 0..2147483647 */
         "[{timeout, -1}]", "[{timeout, 2147483648}]", "[{timeout, foo}]", "[{timeout, \"10\"}]",
         "[{timeout, ~d}]", "[{timeout, 'Infinity'}]", "[{timeout, {5}}]",
@@ -1627,7 +1632,7 @@ test_filter_request_takes_only_filter_options(void)
         "[{buffer, 1}]",       "[{monitor, false}]",      "[{time_unit, microsecond}]",
         "[{filter, \"tcp\"}]", "[{batch, 2}]",            "[{limit, 1}, {snaplen, 1}]",
         "[{foo, 1}]",          "[{optimize, 1}]",         "[{netmask, foo}]",
-        "[{limit, foo}]",      "[{optimize, true} | foo]",
+        "[{limit, foo}]",      "[{optimize, true} | foo]", "[{share, false}]",
     };
     struct ewp_request r;
     size_t n;
