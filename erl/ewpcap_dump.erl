@@ -235,10 +235,7 @@ capture(O) ->
     % Without --immediate, ewpcapd's default timing: 1 ms kernel blocks,
     % which lose nothing on bursts where immediate mode drops (see the
     % README), and still deliver within milliseconds, to a terminal too.
-    Base = [{snaplen, O#opts.snaplen}, {promisc, O#opts.promisc}, {batch, ?BATCH}
-            | time_opts(O)]
-        ++ [{timeout, immediate} || O#opts.immediate]
-        ++ [{buffer, O#opts.buffer * 1024} || O#opts.buffer =/= undefined],
+    Base = ewpcap_dump_args:live_opts(O, ?BATCH),
     S = open_live(Node, Dev, Base, O#opts.filter),
     #ewpcap_resource{ref = Ref} = S,
     {DevName, Dlt} = handle_info(Node, Ref, Dev),
@@ -317,10 +314,6 @@ open_live(Node, Dev, Base, Filter) ->
 
 dev_name(<<>>) -> "default device";
 dev_name(Dev) -> Dev.
-
-%% -w's precision (--time-stamp-precision): Time in that unit
-time_opts(#opts{precision = micro}) -> [{time_unit, microsecond}];
-time_opts(#opts{precision = nano}) -> [{tstamp_precision, nano}, {time_unit, nanosecond}].
 
 %% pcap's description of the device (getifaddrs), for pcapng's
 %% if_description; else which daemon captured it.
@@ -489,7 +482,7 @@ read_file_filtered(O) ->
     #{linktype := Dlt, snaplen := Snaplen} = ewpcap_pcap_file:info(F),
     Node = daemon(O#opts{node = undefined}),
     Path = filename:absname(Name),
-    Base = [{batch, ?BATCH} | time_opts(O)],
+    Base = [{batch, ?BATCH} | ewpcap_dump_args:time_opts(O)],
     S = try ewpcap:open(Node, {file, Path}, Base ++ [{filter, O#opts.filter}]) of
             {ok, S0} ->
                 S0;

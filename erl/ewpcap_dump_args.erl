@@ -6,7 +6,7 @@
 
 -include("ewpcap_dump.hrl").
 
--export([parse_args/1, usage/2, usage_text/0]).
+-export([parse_args/1, usage/2, usage_text/0, live_opts/2, time_opts/1]).
 
 -export_type([opts/0]).
 
@@ -273,3 +273,21 @@ tls_optfile(File) ->
         usage("--tls-optfile: TLS distribution is not running: start " ?PROG
               " through its wrapper, or set ERL_FLAGS=\"-proto_dist inet_tls"
               " -ssl_dist_optfile ~ts\"", [filename:absname(File)]).
+
+%% @doc The open options of a live capture for O (-s, -p, --immediate,
+%% -B, the time stamps' precision), Batch packets a message. A capture of
+%% its own ({share, false}): its filter is the kernel's, as tcpdump's is
+%% (802.1Q-tagged frames match `udp', `inbound' and `outbound' work),
+%% never run in ewpcapd on libpcap's bytes as a shared capture's is.
+-spec live_opts(opts(), pos_integer()) -> [ewpcap:open_option()].
+live_opts(O, Batch) ->
+    [{snaplen, O#opts.snaplen}, {promisc, O#opts.promisc}, {batch, Batch}, {share, false}
+     | time_opts(O)]
+        ++ [{timeout, immediate} || O#opts.immediate]
+        ++ [{buffer, O#opts.buffer * 1024} || O#opts.buffer =/= undefined].
+
+%% @doc The time unit of packets for -w's precision
+%% (--time-stamp-precision), and nanosecond stamps asked of libpcap
+-spec time_opts(opts()) -> [ewpcap:open_option()].
+time_opts(#opts{precision = micro}) -> [{time_unit, microsecond}];
+time_opts(#opts{precision = nano}) -> [{tstamp_precision, nano}, {time_unit, nanosecond}].

@@ -52,10 +52,7 @@
 -spec capture(#opts{}) -> 0 | 1.
 capture(#opts{ifaces = Ifaces} = O) ->
     Nodes = daemons(O),
-    Opts = [{snaplen, O#opts.snaplen}, {promisc, O#opts.promisc}, {batch, ?BATCH}
-            | time_opts(O)]
-        ++ [{timeout, immediate} || O#opts.immediate]
-        ++ [{buffer, O#opts.buffer * 1024} || O#opts.buffer =/= undefined],
+    Opts = ewpcap_dump_args:live_opts(O, ?BATCH),
     Opened = [open(maps:get(N, Nodes), Dev, Opts, O#opts.filter, Id)
               || {Id, {N, Dev}} <- lists:enumerate(0, Ifaces)],
     _ = [err_line("listening on ~ts, link-type ~ts, snapshot length ~b bytes",
@@ -82,9 +79,6 @@ capture(#opts{ifaces = Ifaces} = O) ->
 daemons(#opts{ifaces = Ifaces} = O) ->
     maps:from_list([{N, ewpcap_dump:daemon(O#opts{node = N})}
                     || N <- lists:usort([N || {N, _} <- Ifaces])]).
-
-time_opts(#opts{precision = micro}) -> [{time_unit, microsecond}];
-time_opts(#opts{precision = nano}) -> [{tstamp_precision, nano}, {time_unit, nanosecond}].
 
 ref(#iface{socket = #ewpcap_resource{ref = Ref}}) -> Ref.
 

@@ -275,7 +275,9 @@ capture(#{"fifo" := Fifo} = A) ->
                      value(A, "extcap-capture-filter", undefined)]),
     Daemon = ewpcap_dump:daemon(#opts{node = Node, cookie = Cookie}),
     DevBin = unicode:characters_to_binary(Dev),
-    Base = [{snaplen, Snaplen}, {promisc, Promisc}, {time_unit, microsecond}, {batch, ?BATCH}],
+    % a capture of its own, its filter the kernel's (as ewpcap_dump's)
+    Base = [{snaplen, Snaplen}, {promisc, Promisc}, {time_unit, microsecond}, {batch, ?BATCH},
+            {share, false}],
     S = ewpcap_dump:open_live(Daemon, DevBin, Base, Filter),
     #ewpcap_resource{ref = Ref} = S,
     {_, Dlt} = ewpcap_dump:handle_info(Daemon, Ref, DevBin),

@@ -53,6 +53,7 @@ groups() ->
             list_interfaces,
             count_udp,
             bad_filter_live,
+            metadata_filter_own_capture,
             bad_device,
             snaplen,
             buffer,
@@ -171,6 +172,15 @@ bad_filter_live(Config) ->
 bad_device(Config) ->
     {1, <<>>, Err} = dump(Config, ["-i", "ewpnosuchdev0", "-c", "1"]),
     ?assertMatch([<<"ewpcap_dump: ewpnosuchdev0: ", _/binary>>], lines(Err)).
+
+%% ewpcap_dump's capture is its own ({share, false}): its filter runs in
+%% the kernel, as tcpdump's, so a filter of kernel metadata (`inbound'),
+%% which a shared capture refuses, opens and runs until stopped.
+metadata_filter_own_capture(Config) ->
+    P = start(Config, ["-i", "lo", "-n", "inbound"]),
+    ok = wait_listening(P),
+    {0, <<>>, Err} = stop(P, "TERM"),
+    ?assertMatch({match, _}, re:run(Err, <<"packets captured">>)).
 
 %% -s 64: records of 64 bytes, the length on the wire kept.
 snaplen(Config) ->
