@@ -15,6 +15,10 @@
 %%%     replacement answered, no datagram sent afterwards that only the
 %%%     old filter accepts reaches it, and the other member only ever gets
 %%%     its own.</li>
+%%% <li>`protochain_loop_packet': a member's filter is `ip6 protochain 6'
+%%%     and a frame comes whose AH header leads back to itself, on which
+%%%     libpcap's interpreter loops for ever: the daemon goes on, the other
+%%%     member of the capture gets its datagrams.</li>
 %%% </ul>
 %%%
 %%% Traffic: UDP on 127.0.0.1 only, to ports of sockets this suite binds.
@@ -37,7 +41,7 @@ suite() ->
     [{timetrap, {minutes, 3}}].
 
 all() ->
-    [peer_killed_mid_dispatch, filter_replaced_under_traffic].
+    [peer_killed_mid_dispatch, filter_replaced_under_traffic, protochain_loop_packet].
 
 init_per_suite(Config) ->
     case ?DH:root() of
@@ -138,6 +142,33 @@ filter_replaced_under_traffic(Config) ->
         stop_sender(Sender),
         gen_udp:close(Tx),
         [gen_udp:close(S) || S <- [Sock1, Sock2, Sock3]]
+    end.
+
+protochain_loop_packet() ->
+    [{doc, "A shared capture with an `ip6 protochain 6' member gets a frame on which libpcap's "
+           "protochain code loops for ever (AH naming AH, its length leading back): the "
+           "daemon answers and the other member gets its datagrams"}].
+protochain_loop_packet(Config) ->
+    #{node := D} = ?config(daemon, Config),
+    {Sock, P} = udp_sink(),
+    {ok, S1} = ewpcap:open(D, <<"lo">>, [{filter, "ip6 protochain 6"} | ?OPTS]),
+    {ok, S2} = ewpcap:open(D, <<"lo">>, [{filter, "udp dst port " ++ integer_to_list(P)} | ?OPTS]),
+    #ewpcap_resource{ref = R2} = S2,
+    {ok, Tx} = gen_udp:open(0, [binary]),
+    try
+        % Ethernet, IPv6 with next header AH (51); the AH: next header AH,
+        % length 8, which libpcap's code turns into the same offset again
+        Ip6 = <<6:4, 0:28, 16:16, 51, 64, 0:128, 0:128>>,
+        Frame = <<0:48, 0:48, 16#86dd:16, Ip6/binary, 51, 8, 0:(14 * 8)>>,
+        ok = ewpcap:write(S1, Frame),
+        ok = gen_udp:send(Tx, {127, 0, 0, 1}, P, <<"after">>),
+        ?assertEqual(1, count_own(R2, P, 1, ?WAIT)),
+        ?assertEqual(2, length(?DH:handles(D))),
+        ok = ewpcap:close(S1),
+        ok = ewpcap:close(S2)
+    after
+        gen_udp:close(Tx),
+        gen_udp:close(Sock)
     end.
 
 %%% ===================================================================

@@ -26,6 +26,7 @@ extern CU_TestInfo ewp_xport_tests[];
 extern CU_TestInfo ewp_source_tests[];
 extern CU_TestInfo ewp_caps_tests[];
 extern CU_TestInfo ewp_demux_tests[];
+extern CU_TestInfo ewp_demux_loop_tests[];
 
 int ewp_decode_suite_init(void);
 int ewp_decode_suite_clean(void);
@@ -52,6 +53,7 @@ main(void)
         {"source", NULL, NULL, NULL, NULL, ewp_source_tests},
         {"caps", NULL, NULL, NULL, NULL, ewp_caps_tests},
         {"demux", NULL, NULL, NULL, NULL, ewp_demux_tests},
+        {"demux_loop", NULL, NULL, NULL, NULL, ewp_demux_loop_tests},
         CU_SUITE_INFO_NULL,
     };
     /* tests that need root: skipped (inactive) when not root */
