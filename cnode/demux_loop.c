@@ -1,19 +1,34 @@
 /*
  * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
  *
- * The programs of a shared capture that jump backward (protochain), each
- * run alone with a bound of steps (see ewp_dm_run_bounded); the others
- * run in demux_run.c or on pcap_offline_filter.
+ * The programs that jump backward (protochain), each run alone with a
+ * bound of steps (see ewp_dm_run_bounded): a shared capture's member's
+ * (the others run in demux_run.c or on pcap_offline_filter), and an
+ * exclusive capture's, which the kernel refuses (source.c).
  */
 #include <stdint.h>
 #include <string.h>
 
 #include <pcap/pcap.h>
 
+#include "demux.h"
 #include "demux_int.h"
 
 static u_int size(uint16_t code);
 static int alu(const struct bpf_insn *in, uint32_t v, int by_x, uint32_t *a);
+
+int
+ewp_demux_loops(const struct bpf_program *prog)
+{
+    return prog != NULL && ewp_dm_loops(prog->bf_insns, prog->bf_len);
+}
+
+int
+ewp_demux_run_one(const struct bpf_program *prog, const struct pcap_pkthdr *h,
+                  const unsigned char *pkt)
+{
+    return ewp_dm_run_bounded(prog, h, pkt);
+}
 
 int
 ewp_dm_loops(const struct bpf_insn *f, u_int len)

@@ -62,6 +62,7 @@ main(void)
     } root_tests[] = {
         {"capture", "a live capture on lo sees our datagrams (root)"},
         {"source", "members share one pcap_t and get their own (root)"},
+        {"source", "an exclusive member's protochain on a frame where libpcap loops (root)"},
         {"caps", "a shared ring is counted once (root)"},
         {NULL, NULL},
     };
