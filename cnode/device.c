@@ -88,7 +88,8 @@ err:
  * itself inside pcap_dispatch, where its code for `ip6 protochain' never
  * ends on some packets. Then the kernel passes every packet and *own is a
  * copy of prog, for the caller to run on each (ewp_demux_run_one,
- * bounded). Returns 0, or -1 with the reason in errbuf, *own as it was.
+ * bounded). NULL or empty: every packet. Returns 0, or -1 with the
+ * reason in errbuf, *own as it was.
  */
 int
 ewp_device_setprog(pcap_t *p, const struct bpf_program *prog, struct bpf_program *own_prog,
@@ -97,8 +98,11 @@ ewp_device_setprog(pcap_t *p, const struct bpf_program *prog, struct bpf_program
     struct bpf_insn every = BPF_STMT(BPF_RET | BPF_K, 262144);
     struct bpf_program all = {1, &every};
     struct bpf_insn *own = NULL;
-    int loops = ewp_demux_loops(prog);
+    int loops;
 
+    if (prog == NULL || prog->bf_len == 0) /* none: every packet */
+        prog = &all;
+    loops = ewp_demux_loops(prog);
     if (loops) {
         if (!bpf_validate(prog->bf_insns, (int)prog->bf_len)) {
             (void)snprintf(errbuf, errlen, "invalid BPF program");
