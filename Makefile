@@ -204,7 +204,7 @@ $(FUZZ_DIR)/fuzz_handshake: $(FUZZ_DIR)/test/fuzz_handshake.o $(FUZZ_DIR)/cnode/
 	$(ld_verbose) $(SAN_CC) $(FUZZ_SAN) -o $@ $^ -pthread $(shell pkg-config --libs nettle)
 
 # differential: every answer against pcap_offline_filter per member
-$(FUZZ_DIR)/fuzz_demux: $(FUZZ_DIR)/test/fuzz_demux.o $(FUZZ_DIR)/cnode/demux.o $(FUZZ_DIR)/cnode/demux_run.o
+$(FUZZ_DIR)/fuzz_demux: $(FUZZ_DIR)/test/fuzz_demux.o $(FUZZ_DIR)/cnode/demux.o $(FUZZ_DIR)/cnode/demux_run.o $(FUZZ_DIR)/cnode/demux_loop.o
 	$(ld_verbose) $(SAN_CC) $(FUZZ_SAN) -o $@ $^ -lpcap -pthread
 
 # Each target fuzzes for its share of FUZZ_SECONDS into a work corpus under
@@ -347,9 +347,9 @@ bench-scale: all $(BENCH_OUT)/ebin/ewpcap_bench_scale.beam
 	bash bench/scale.sh
 
 # many filters on one shared capture (issue 13, section 3; no root needed)
-$(BENCH_OUT)/demux_bench: bench/demux_bench.c cnode/demux.c cnode/demux_run.c cnode/demux.h cnode/demux_int.h
+$(BENCH_OUT)/demux_bench: bench/demux_bench.c cnode/demux.c cnode/demux_run.c cnode/demux_loop.c cnode/demux.h cnode/demux_int.h
 	@mkdir -p $(@D)
-	$(c_verbose) $(CC) $(BENCH_CFLAGS) -Icnode -o $@ bench/demux_bench.c cnode/demux.c cnode/demux_run.c $(LDFLAGS) -lpcap
+	$(c_verbose) $(CC) $(BENCH_CFLAGS) -Icnode -o $@ bench/demux_bench.c cnode/demux.c cnode/demux_run.c cnode/demux_loop.c $(LDFLAGS) -lpcap
 
 bench-demux: $(BENCH_OUT)/demux_bench
 	$(BENCH_OUT)/demux_bench
@@ -387,7 +387,7 @@ bench-clean:
 # 0 cases run, or a skip not listed in test/skips.allow.
 SAN_DIR = $(CURDIR)/_build/san
 CT_SNAME ?=
-CT_ASAN_MIN_CASES ?= 332
+CT_ASAN_MIN_CASES ?= 335
 CT_MEMCHECK_MIN_CASES ?= 22
 CT_ASAN_SOAK_CYCLES ?= 200
 CT_ASAN_SOAK_OWNERS ?= 100

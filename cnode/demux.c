@@ -5,8 +5,9 @@
  * distinct program is a variant (members with the same program share it);
  * variants that are the same but for the k of their jeq #k are a group,
  * indexed per jeq by k, and run together in one pass (demux_run.c). A
- * group of one variant, and a program that jumps backward (protochain),
- * run on libpcap's own interpreter (pcap_offline_filter). Members, groups
+ * group of one variant runs on libpcap's own interpreter
+ * (pcap_offline_filter); a program that jumps backward (protochain) on
+ * ours with a bound of steps (demux_run.c says why). Members, groups
  * and variants are found by hash, so set and remove cost about the
  * program's length, not the number of members.
  */
@@ -157,7 +158,8 @@ ewp_demux_match(struct ewp_demux *d, const struct pcap_pkthdr *h,
 
         if (g->nv >= 2) {
             got += ewp_dm_run_group(d, g, h, pkt, out + got);
-        } else if (pcap_offline_filter(&g->v[0]->prog, h, pkt) != 0) {
+        } else if (g->loops ? ewp_dm_run_bounded(&g->v[0]->prog, h, pkt)
+                            : pcap_offline_filter(&g->v[0]->prog, h, pkt) != 0) {
             for (j = 0; j < g->v[0]->nm; j++)
                 out[got++] = g->v[0]->m[j]->who;
         }
@@ -411,6 +413,7 @@ group_get(struct ewp_demux *d, const struct bpf_program *prog)
         return NULL;
     g->node.h = h;
     g->merge = merge;
+    g->loops = ewp_dm_loops(prog->bf_insns, prog->bf_len);
     g->len = prog->bf_len;
     g->shape = malloc((size_t)prog->bf_len * sizeof(*g->shape));
     if (g->shape == NULL)

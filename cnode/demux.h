@@ -37,4 +37,13 @@ size_t ewp_demux_count(const struct ewp_demux *d);
 size_t ewp_demux_match(struct ewp_demux *d, const struct pcap_pkthdr *h,
                        const unsigned char *pkt, void **out);
 
+/* Whether prog jumps backward (protochain): the kernel refuses such a
+ * program, and libpcap's own interpreter may never end on one */
+int ewp_demux_loops(const struct bpf_program *prog);
+
+/* prog (one bpf_validate takes) on one packet with a bound of steps
+ * (demux_loop.c): non-zero when it accepts */
+int ewp_demux_run_one(const struct bpf_program *prog, const struct pcap_pkthdr *h,
+                      const unsigned char *pkt);
+
 #endif /* EWP_DEMUX_H */

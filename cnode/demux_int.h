@@ -1,12 +1,12 @@
 /*
  * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
  *
- * Private to demux.c (the members, their programs grouped by shape) and
- * demux_run.c (a packet through a group). A group holds the distinct
+ * Private to demux.c (the members, their programs grouped by shape),
+ * demux_run.c (a packet through a group) and demux_loop.c. A group holds the distinct
  * programs (variants) that are the same instruction for instruction but
  * for the k of their jeq #k: one run of the group's shape answers for all
  * of them (see demux_run.c). Programs that jump backward keep a group of
- * their own and run on pcap_offline_filter.
+ * their own and run with a bound of steps (demux_loop.c).
  */
 #ifndef EWP_DEMUX_INT_H
 #define EWP_DEMUX_INT_H
@@ -76,6 +76,7 @@ struct ewp_dm_group {
     struct bpf_insn *shape;    /* the program, each jeq #k as EWP_DM_SPLIT says */
     u_int len;                 /* its instructions */
     int merge;                 /* 0: one variant, run on pcap_offline_filter */
+    int loops;                 /* it jumps backward: run by ewp_dm_run_bounded */
     int mem;                   /* it stores to scratch memory */
     struct ewp_dm_jeq *jeq;    /* the jeq #k of the shape (merge only) */
     size_t njeq;               /* how many */
@@ -134,9 +135,40 @@ ewp_dm_kclass_find(const struct ewp_dm_jeq *j, uint32_t k)
     return NULL;
 }
 
+/* A big-endian load of size bytes at off into to; 0 past caplen */
+static inline int
+ewp_dm_load(const unsigned char *p, uint32_t buflen, uint64_t off, u_int size, uint32_t *to)
+{
+    const unsigned char *b;
+
+    if (off + size > buflen)
+        return 0;
+    b = p + off;
+    switch (size) {
+    case 4:
+        *to = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+        break;
+    case 2:
+        *to = (uint32_t)b[0] << 8 | b[1];
+        break;
+    default:
+        *to = b[0];
+        break;
+    }
+    return 1;
+}
+
 /* Whether a program can share a group: no backward jump (those run on
- * pcap_offline_filter) and no shift by 32 or more (libpcap's is C's) */
+ * ewp_dm_run_bounded) and no shift by 32 or more (libpcap's is C's) */
 int ewp_dm_mergeable(const struct bpf_insn *f, u_int len);
+
+/* Whether a program jumps backward (ja with a negative k) */
+int ewp_dm_loops(const struct bpf_insn *f, u_int len);
+
+/* Whether prog (one that may jump backward) accepts the packet: libpcap's
+ * answer wherever libpcap's run ends, a refusal past a bound of steps */
+int ewp_dm_run_bounded(const struct bpf_program *prog, const struct pcap_pkthdr *h,
+                       const unsigned char *pkt);
 
 /* Writes to out the members of group g (g->merge, g->nv >= 2) whose
  * program accepts the packet; returns how many */

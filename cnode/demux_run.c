@@ -43,8 +43,6 @@ struct walk {
 static void walk(struct walk *w, u_int pc, uint32_t a, uint32_t x, const uint32_t *mem0,
                  struct ewp_dm_variant **set, size_t n);
 static int rejects(const struct bpf_insn *in);
-static inline int load(const unsigned char *p, uint32_t buflen, uint64_t off, u_int size,
-                       uint32_t *to);
 static int excluded(const struct walk *w, const struct ewp_dm_variant *v);
 static inline void emit(struct walk *w, struct ewp_dm_variant **set, size_t n);
 static inline void emit_variant(struct walk *w, const struct ewp_dm_variant *v);
@@ -125,31 +123,31 @@ walk(struct walk *w, u_int pc, uint32_t a, uint32_t x, const uint32_t *mem0,
                 emit(w, set, n);
             return;
         case BPF_LD | BPF_W | BPF_ABS:
-            if (!load(p, buflen, in->k, 4, &a))
+            if (!ewp_dm_load(p, buflen, in->k, 4, &a))
                 return;
             continue;
         case BPF_LD | BPF_H | BPF_ABS:
-            if (!load(p, buflen, in->k, 2, &a))
+            if (!ewp_dm_load(p, buflen, in->k, 2, &a))
                 return;
             continue;
         case BPF_LD | BPF_B | BPF_ABS:
-            if (!load(p, buflen, in->k, 1, &a))
+            if (!ewp_dm_load(p, buflen, in->k, 1, &a))
                 return;
             continue;
         case BPF_LD | BPF_W | BPF_IND:
-            if (!load(p, buflen, (uint64_t)x + in->k, 4, &a))
+            if (!ewp_dm_load(p, buflen, (uint64_t)x + in->k, 4, &a))
                 return;
             continue;
         case BPF_LD | BPF_H | BPF_IND:
-            if (!load(p, buflen, (uint64_t)x + in->k, 2, &a))
+            if (!ewp_dm_load(p, buflen, (uint64_t)x + in->k, 2, &a))
                 return;
             continue;
         case BPF_LD | BPF_B | BPF_IND:
-            if (!load(p, buflen, (uint64_t)x + in->k, 1, &a))
+            if (!ewp_dm_load(p, buflen, (uint64_t)x + in->k, 1, &a))
                 return;
             continue;
         case BPF_LDX | BPF_MSH | BPF_B:
-            if (!load(p, buflen, in->k, 1, &x))
+            if (!ewp_dm_load(p, buflen, in->k, 1, &x))
                 return;
             x = (x & 0xf) << 2;
             continue;
@@ -353,29 +351,6 @@ static int
 rejects(const struct bpf_insn *in)
 {
     return in->code == (BPF_RET | BPF_K) && in->k == 0;
-}
-
-/* A big-endian load of size bytes at off into to; 0 past caplen */
-static inline int
-load(const unsigned char *p, uint32_t buflen, uint64_t off, u_int size, uint32_t *to)
-{
-    const unsigned char *b;
-
-    if (off + size > buflen)
-        return 0;
-    b = p + off;
-    switch (size) {
-    case 4:
-        *to = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-        break;
-    case 2:
-        *to = (uint32_t)b[0] << 8 | b[1];
-        break;
-    default:
-        *to = b[0];
-        break;
-    }
-    return 1;
 }
 
 /* Whether the first path has left v behind at a jeq */

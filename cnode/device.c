@@ -13,10 +13,12 @@
 #include <linux/if_packet.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <pcap/pcap.h>
 
+#include "demux.h"
 #include "device.h"
 #include "log.h"
 
@@ -76,6 +78,52 @@ err:
     set_error(p, status, errbuf, errlen);
     pcap_close(p);
     return NULL;
+}
+
+/*
+ * prog as p's kernel filter (an exclusive capture's: its program filters
+ * in the kernel, as a capture of its own always did); *own (the caller's,
+ * freed here when replaced) is then empty. Except a program that loops
+ * (protochain): the kernel refuses it, and libpcap would then run it
+ * itself inside pcap_dispatch, where its code for `ip6 protochain' never
+ * ends on some packets. Then the kernel passes every packet and *own is a
+ * copy of prog, for the caller to run on each (ewp_demux_run_one,
+ * bounded). NULL or empty: every packet. Returns 0, or -1 with the
+ * reason in errbuf, *own as it was.
+ */
+int
+ewp_device_setprog(pcap_t *p, const struct bpf_program *prog, struct bpf_program *own_prog,
+                   char *errbuf, size_t errlen)
+{
+    struct bpf_insn every = BPF_STMT(BPF_RET | BPF_K, 262144);
+    struct bpf_program all = {1, &every};
+    struct bpf_insn *own = NULL;
+    int loops;
+
+    if (prog == NULL || prog->bf_len == 0) /* none: every packet */
+        prog = &all;
+    loops = ewp_demux_loops(prog);
+    if (loops) {
+        if (!bpf_validate(prog->bf_insns, (int)prog->bf_len)) {
+            (void)snprintf(errbuf, errlen, "invalid BPF program");
+            return -1;
+        }
+        own = malloc((size_t)prog->bf_len * sizeof(*own));
+        if (own == NULL) {
+            (void)snprintf(errbuf, errlen, "out of memory");
+            return -1;
+        }
+        memcpy(own, prog->bf_insns, (size_t)prog->bf_len * sizeof(*own));
+    }
+    if (pcap_setfilter(p, loops ? &all : (struct bpf_program *)prog) < 0) {
+        (void)snprintf(errbuf, errlen, "%s", pcap_geterr(p));
+        free(own);
+        return -1;
+    }
+    free(own_prog->bf_insns);
+    own_prog->bf_insns = own;
+    own_prog->bf_len = loops ? prog->bf_len : 0;
+    return 0;
 }
 
 /*

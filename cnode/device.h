@@ -31,6 +31,8 @@ struct ewp_capture_opts {
 
 pcap_t *ewp_device_open(const char *dev, const struct ewp_capture_opts *o, char *errbuf,
                         size_t errlen);
+int ewp_device_setprog(pcap_t *p, const struct bpf_program *prog, struct bpf_program *own_prog,
+                       char *errbuf, size_t errlen);
 int ewp_device_ifindex(int fd, const char *dev);
 int ewp_device_error(int fd, const char *dev, char *reason, size_t len);
 

@@ -55,6 +55,8 @@ struct ewp_source {
     struct ewp_source_member **touched; /* members given packets this dispatch */
     size_t ntouched;                    /* how many */
     struct ewp_pcapshare *share;        /* p, as compile jobs hold it, or NULL */
+    struct bpf_program own;             /* exclusive: a program that loops, run
+                                           here (bf_len 0: the kernel filters) */
     int listed;                         /* in the registry (shared, not failed) */
     struct ewp_source *next;            /* the registry */
     struct ewp_source *prev;            /* ... (NULL: the first) */
@@ -184,13 +186,8 @@ ewp_source_setprog(struct ewp_source_member *m, const struct bpf_program *prog, 
         (void)snprintf(errbuf, errlen, "capture closed");
         return -1;
     }
-    if (s->o.exclusive) {
-        if (pcap_setfilter(s->p, (struct bpf_program *)prog) < 0) {
-            (void)snprintf(errbuf, errlen, "%s", pcap_geterr(s->p));
-            return -1;
-        }
-        return 0;
-    }
+    if (s->o.exclusive)
+        return ewp_device_setprog(s->p, prog, &s->own, errbuf, errlen);
     if (ewp_demux_set(s->demux, m, prog) < 0) {
         (void)snprintf(errbuf, errlen, "%s",
                        errno == EINVAL ? "invalid BPF program" : "out of memory");
@@ -396,6 +393,7 @@ destroy(struct ewp_source *s)
     else if (s->p != NULL)
         pcap_close(s->p);
     ewp_demux_free(s->demux);
+    free(s->own.bf_insns);
     free(s->match);
     free(s->touched);
     free(s->device);
@@ -559,8 +557,9 @@ handler(unsigned char *user, const struct pcap_pkthdr *h, const unsigned char *b
     struct ewp_source *s = (struct ewp_source *)user;
     size_t i, n;
 
-    if (s->o.exclusive) { /* the kernel filtered it */
-        if (s->members != NULL)
+    if (s->o.exclusive) { /* the kernel filtered it, or its program here */
+        if (s->members != NULL &&
+            (s->own.bf_len == 0 || ewp_demux_run_one(&s->own, h, bytes)))
             give(s, s->members, h, bytes);
         return;
     }

@@ -27,6 +27,7 @@ extern CU_TestInfo ewp_source_tests[];
 extern CU_TestInfo ewp_caps_tests[];
 extern CU_TestInfo ewp_demux_tests[];
 extern CU_TestInfo ewp_share_tests[];
+extern CU_TestInfo ewp_demux_loop_tests[];
 
 int ewp_decode_suite_init(void);
 int ewp_decode_suite_clean(void);
@@ -54,6 +55,7 @@ main(void)
         {"caps", NULL, NULL, NULL, NULL, ewp_caps_tests},
         {"demux", NULL, NULL, NULL, NULL, ewp_demux_tests},
         {"share", NULL, NULL, NULL, NULL, ewp_share_tests},
+        {"demux_loop", NULL, NULL, NULL, NULL, ewp_demux_loop_tests},
         CU_SUITE_INFO_NULL,
     };
     /* tests that need root: skipped (inactive) when not root */
@@ -62,6 +64,7 @@ main(void)
     } root_tests[] = {
         {"capture", "a live capture on lo sees our datagrams (root)"},
         {"source", "members share one pcap_t and get their own (root)"},
+        {"source", "an exclusive member's protochain on a frame where libpcap loops (root)"},
         {"caps", "a shared ring is counted once (root)"},
         {"share", "a shared capture refuses kernel metadata, an exclusive one takes it (root)"},
         {NULL, NULL},
