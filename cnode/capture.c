@@ -23,6 +23,7 @@
 #include <pcap/pcap.h>
 
 #include "capture.h"
+#include "demux.h"
 #include "log.h"
 #include "source.h"
 
@@ -219,6 +220,7 @@ ewp_capture_setprog(struct ewp_capture *c, struct bpf_program *prog, char *errbu
         free(c->prog.bf_insns);
         c->prog.bf_insns = insns;
         c->prog.bf_len = prog->bf_len;
+        c->prog_loops = prog->bf_len > 0 && ewp_demux_loops(prog);
         return 0;
     }
     if (c->member.src != NULL && !ewp_source_exclusive(&c->member) &&
@@ -498,7 +500,12 @@ handler(unsigned char *user, const struct pcap_pkthdr *h, const unsigned char *b
 {
     struct ewp_capture *c = (struct ewp_capture *)user;
 
-    if (c->offline && c->prog.bf_len > 0 && pcap_offline_filter(&c->prog, h, bytes) == 0)
+    /* libpcap's interpreter may never end on a program that jumps
+     * backward (ip6 protochain on an AH header naming itself): ours, with
+     * a bound of steps, runs those (demux_loop.c) */
+    if (c->offline && c->prog.bf_len > 0 &&
+        (c->prog_loops ? ewp_demux_run_one(&c->prog, h, bytes)
+                       : pcap_offline_filter(&c->prog, h, bytes)) == 0)
         return; /* read, counted by pcap_dispatch, not matched */
     if (c->dumper != NULL) {
         pcap_dump((unsigned char *)c->dumper, h, bytes);

@@ -66,6 +66,7 @@ struct ewp_capture {
     ewp_capture_eof_cb eof_cb;       /* a savefile is read to its end */
     int offline;                     /* reading a savefile */
     struct bpf_program prog;         /* a savefile's filter, run here (bf_len 0: none) */
+    int prog_loops;                  /* ... jumps backward: run with a bound of steps */
     const char *device;              /* the interface name, for errors */
     unsigned ifindex;                /* not a source's: checked by name when set */
     pcap_dumper_t *dumper;           /* {dump, Path}: packets go here instead */

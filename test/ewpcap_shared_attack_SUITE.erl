@@ -41,7 +41,8 @@ suite() ->
     [{timetrap, {minutes, 3}}].
 
 all() ->
-    [peer_killed_mid_dispatch, filter_replaced_under_traffic, protochain_loop_packet].
+    [peer_killed_mid_dispatch, filter_replaced_under_traffic, protochain_loop_packet,
+     savefile_protochain_loop].
 
 init_per_suite(Config) ->
     case ?DH:root() of
@@ -320,3 +321,27 @@ settled_fds(OsPid, Want, Last, Tries) ->
         Last when Want =:= undefined -> Last;
         N -> settled_fds(OsPid, Want, N, Tries - 1)
     end.
+
+savefile_protochain_loop() ->
+    [{doc, "A savefile holding the frame on which libpcap's ip6 protochain never ends, then a "
+           "UDP datagram, read with `ip6 protochain 6 or udp': the daemon reads on, the UDP "
+           "record arrives, then ewpcap_eof (before: the daemon spun in pcap_offline_filter)"}].
+savefile_protochain_loop(Config) ->
+    Path = filename:join(?config(priv_dir, Config), "protochain.pcap"),
+    Ip6 = <<6:4, 0:28, 16:16, 51, 64, 0:128, 0:128>>,
+    Bad = <<0:48, 0:48, 16#86dd:16, Ip6/binary, 51, 8, 0:(14 * 8)>>,
+    Udp = <<0:48, 0:48, 16#0800:16, 4:4, 5:4, 0, 33:16, 0:16, 0:16, 64, 17, 0:16,
+            127, 0, 0, 1, 127, 0, 0, 1, 40000:16, 40001:16, 13:16, 0:16, "hello">>,
+    Rec = fun(Sec, F) -> <<Sec:32/little, 0:32, (byte_size(F)):32/little,
+                           (byte_size(F)):32/little, F/binary>> end,
+    ok = file:write_file(Path, [<<16#a1b2c3d4:32/little, 2:16/little, 4:16/little, 0:32, 0:32,
+                                  65535:32/little, 1:32/little>>,
+                                Rec(1, Bad), Rec(2, Udp)]),
+    {ok, S} = ewpcap:open({file, Path}, [{filter, "ip6 protochain 6 or udp"}]),
+    Ref = S#ewpcap_resource.ref,
+    Got = receive {ewpcap, Ref, _, _, _, P} -> P after ?WAIT -> ct:fail(no_udp_record) end,
+    ?assertEqual(Udp, Got),
+    receive {ewpcap_eof, Ref} -> ok after ?WAIT -> ct:fail(no_eof) end,
+    ok = ewpcap:close(S),
+    % the daemon still answers
+    ?assertMatch({ok, _}, ewpcap:dev()).
