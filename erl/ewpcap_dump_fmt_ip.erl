@@ -242,7 +242,7 @@ demux(Proto, Bin, Len, {V, Src, Dst, Frag, Ttl}, P) ->
 demux(6, Bin, Len, Ctx, _Ttl, P) -> ewpcap_dump_fmt_tcp:tcp(Bin, Len, Ctx, P);
 demux(17, Bin, Len, Ctx, _Ttl, P) -> udp(Bin, Len, Ctx, P);
 demux(1, Bin, Len, {4, _, _, _} = Ctx, _Ttl, P) -> ewpcap_dump_fmt_icmp:icmp(Bin, Len, Ctx, P);
-demux(58, Bin, Len, {6, _, _, _} = Ctx, _Ttl, P) -> ewpcap_dump_fmt_icmp:icmp6(Bin, Len, Ctx, P);
+demux(58, Bin, Len, {6, _, _, _} = Ctx, _Ttl, P) -> ewpcap_dump_fmt_icmp6:icmp6(Bin, Len, Ctx, P);
 demux(108, <<_:16, Cpi:16, _/binary>>, _Len, _Ctx, _Ttl, P) ->
     % IPComp: the parameter index (tcpdump does not decompress either)
     pr(P, ["IPComp(cpi=0x", hex4(Cpi), ")"]);

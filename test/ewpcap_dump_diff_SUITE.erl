@@ -6,9 +6,11 @@
 %%% `randpkt -b 120 -c 300 -t TYPE rand_TYPE.pcap' for TYPE in arp, eth,
 %%% icmp, ip, ipv6, tcp, udp; rand_ipv6b.pcap and rand_ipv6c.pcap are two
 %%% more runs of type ipv6 (its random next headers reach many protocols,
-%%% one file alone would be fitted to). ipv6_full.pcap is not random: 35
-%%% well-formed, whole packets over those protocols (checksums right and
-%%% wrong, options, extension headers before TCP and UDP), written by
+%%% one file alone would be fitted to). ipv6_full.pcap is not random: 70
+%%% whole packets over those protocols (checksums right and wrong,
+%%% options, extension headers before TCP and UDP, ICMPv6 of every type
+%%% tcpdump names, neighbour discovery with well-formed and malformed
+%%% options, messages cut short), written by
 %%% mk_ipv6_full.py beside it. randpkt writes its tcp packets on Token Ring
 %%% (DLT 6), which we do not decode: rand_tcp.pcap is that file with each
 %%% 22-byte Token Ring + SNAP header replaced by an Ethernet header

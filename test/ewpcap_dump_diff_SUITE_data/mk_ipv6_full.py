@@ -1,5 +1,5 @@
-# Writes ipv6_full.pcap (python3 mk_ipv6_full.py ipv6_full.pcap): well-formed, fully captured IPv6 packets
-# over the protocols ewpcap_dump_fmt_ipx, _ip6x, _l4x and _routing decode (ewpcap_dump_diff_SUITE).
+# Writes ipv6_full.pcap (python3 mk_ipv6_full.py ipv6_full.pcap): fully captured IPv6 packets, most well-formed,
+# over the protocols ewpcap_dump_fmt_ipx, _ip6x, _l4x, _routing, _icmp6 and _ndopt decode (ewpcap_dump_diff_SUITE).
 import struct, sys
 def csum(b):
     if len(b) % 2: b += b'\0'
@@ -94,6 +94,62 @@ pk.append(ip6(132, sctp + bytes([200, 0, 0, 4])))
 pk.append(ip6(77, b'nd'))
 pk.append(ip6(59, b''))
 pk.append(ip6(1, bytes([8, 0, 0, 0])))
+# ICMPv6 (ewpcap_dump_fmt_icmp6, _ndopt): neighbour discovery with every option tcpdump
+# decodes and an unknown one, malformed options (length 0, past the end, bad lengths),
+# messages of 1-3 bytes and cut short, errors quoting packets, MLD, MLDv2, mobile IPv6, mtrace
+def icmp6(t, code, body, bad=False, hl=255):
+    return ip6(58, with_sum(58, bytes([t, code, 0, 0]) + body, 2, bad), hlim=hl)
+MAC = bytes.fromhex('020000000001')
+sll = bytes([1, 1]) + MAC
+tll = bytes([2, 1]) + MAC
+pfx = bytes([3, 4, 64, 0xc0]) + struct.pack('>III', 86400, 0xffffffff, 0) + bytes.fromhex('20010db8000000010000000000000000')
+mtu = bytes([5, 1, 0, 0]) + struct.pack('>I', 1500)
+rdnss = bytes([25, 5, 0, 0]) + struct.pack('>I', 600) + DST + SRC
+dnssl = bytes([31, 3, 0, 0]) + struct.pack('>I', 300) + b'\x07example\x03com\x00' + b'\0\0\0'
+unk = bytes([200, 1, 1, 2, 3, 4, 5, 6])
+advi = bytes([7, 1, 0, 0]) + struct.pack('>I', 5000)
+hai = bytes([8, 1, 0, 0]) + struct.pack('>HH', 10, 1800)
+rti = bytes([24, 2, 48, 0x08]) + struct.pack('>I', 3600) + bytes.fromhex('20010db800010000')
+rh = bytes([4, 3, 0, 0, 0, 0, 0, 0]) + ip6(59, b'')[:16]
+# RS, RA, NS, NA, redirect
+pk.append(icmp6(133, 0, bytes(4) + sll))
+pk.append(icmp6(134, 0, bytes([64, 0xc8]) + struct.pack('>HII', 1800, 30000, 1000) + sll + pfx + mtu + rdnss + dnssl + advi + hai + rti + unk))
+pk.append(icmp6(135, 0, bytes(4) + DST + sll))
+pk.append(icmp6(136, 0, struct.pack('>I', 0xe0000000) + DST + tll))
+pk.append(icmp6(137, 0, bytes(4) + SRC + DST + tll + rh))
+# malformed: option of length 0, option past the end, prefix of bad length, MTU of bad length, unknown option then more
+pk.append(icmp6(135, 0, bytes(4) + DST + bytes([1, 0, 0, 0, 0, 0, 0, 0])))
+pk.append(icmp6(135, 0, bytes(4) + DST + bytes([1, 2]) + MAC))
+pk.append(icmp6(134, 0, bytes([64, 0]) + struct.pack('>HII', 0, 0, 0) + bytes([3, 3, 64, 0x80]) + bytes(20) + bytes([5, 2]) + bytes(14)))
+pk.append(icmp6(133, 0, bytes(4) + unk + sll))
+pk.append(icmp6(134, 0, bytes([64, 0x3a]) + struct.pack(">HII", 0, 0, 0) + bytes([24, 4]) + bytes(30)))
+# short messages
+pk.append(ip6(58, bytes([135])))
+pk.append(ip6(58, bytes([128, 0])))
+pk.append(ip6(58, bytes([1, 4, 0])))
+pk.append(icmp6(135, 0, bytes(4) + DST[:8]))
+# rarer types
+pk.append(icmp6(1, 4, bytes(4) + ip6(60, bytes([17, 0, 1, 4, 0, 0, 0, 0]) + struct.pack('>HHHH', 5, 53, 8, 0))))
+pk.append(icmp6(1, 4, bytes(4) + ip6(132, bytes(12))))
+pk.append(icmp6(1, 2, bytes(4) + ip6(59, b'')))
+pk.append(icmp6(1, 9, bytes(4) + ip6(59, b'')))
+pk.append(icmp6(3, 0, bytes(4) + ip6(59, b'')))
+pk.append(icmp6(3, 1, bytes(4) + ip6(59, b'')))
+pk.append(icmp6(4, 1, struct.pack('>I', 40) + ip6(59, b'')))
+pk.append(icmp6(4, 7, struct.pack('>I', 40) + ip6(59, b'')))
+pk.append(icmp6(130, 0, struct.pack('>HH', 1000, 0) + bytes(16)))
+pk.append(icmp6(130, 0, struct.pack('>HH', 40000, 0) + bytes(16) + bytes([0x0a, 200]) + struct.pack('>H', 2) + DST + SRC))
+pk.append(icmp6(131, 0, struct.pack('>HH', 0, 0) + DST))
+pk.append(icmp6(132, 0, struct.pack('>HH', 0, 0) + DST))
+pk.append(icmp6(143, 0, struct.pack('>HH', 0, 2) + bytes([4, 0, 0, 0]) + DST + bytes([1, 0, 0, 1]) + DST + SRC))
+pk.append(icmp6(143, 0, struct.pack('>HH', 0, 3) + bytes([9, 0, 0, 0]) + DST))
+pk.append(icmp6(144, 0, struct.pack('>HH', 0x1234, 0)))
+pk.append(icmp6(145, 0, struct.pack('>HH', 0x1234, 0) + DST + SRC))
+pk.append(icmp6(146, 0, struct.pack('>HH', 0x1234, 0)))
+pk.append(icmp6(147, 0, struct.pack('>HH', 0x1234, 0xc000) + pfx))
+pk.append(icmp6(141, 0, bytes(4) + sll))
+pk.append(icmp6(200, 0, bytes(20)))
+pk.append(icmp6(201, 0, bytes(20), bad=True))
 out = open(sys.argv[1], 'wb')
 out.write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 262144, 1))
 for i, p in enumerate(pk):
