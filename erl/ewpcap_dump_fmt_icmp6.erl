@@ -48,7 +48,7 @@ icmp6(Bin0, Len, Ctx, #printer{verbose = V} = P0) ->
 cksum(Bin, Len, {6, Src, Dst, false}, #printer{verbose = V} = P)
   when V > 0, byte_size(Bin) >= Len ->
     Sum = u16(Bin, 2, P),
-    case pseudo_cksum(6, Src, Dst, 58, Bin) of
+    case pseudo_cksum(6, Src, ewpcap_dump_fmt_ip:csum_dst(Dst, P), 58, Bin) of
         0 -> pr(P, "[icmp6 sum ok] ");
         S -> pr(P, ["[bad icmp6 cksum 0x", hex4(Sum), " -> 0x", hex4(should_be(Sum, S)), "!] "])
     end;
@@ -96,11 +96,10 @@ body(1, Code, Bin, Len, P) ->
         Code =:= 4 ->
             {Prot, DPort} = upper_layer(Bin, P1),
             {D, P2} = addr(Bin, 32, P1),
+            % (tcpdump finds only TCP and UDP)
             case Prot of
                 6 -> {S, P3} = port(tcp, DPort, P2), pr(P3, [", ", D, " tcp port ", S]);
-                17 -> {S, P3} = port(udp, DPort, P2), pr(P3, [", ", D, " udp port ", S]);
-                _ -> pr(P2, [", ", D, " protocol ", integer_to_list(Prot), " port ",
-                             integer_to_list(DPort), " unreachable"])
+                17 -> {S, P3} = port(udp, DPort, P2), pr(P3, [", ", D, " udp port ", S])
             end;
         P1#printer.verbose =< 1 ->
             {done, pr(P1, unknown_data("\n\t", Bin, Len))};
@@ -342,4 +341,5 @@ u32(Bin, Off, P) -> binary:decode_unsigned(need(Bin, Off, 4, P)).
 
 addr(Bin, Off, P) -> host(ip6(need(Bin, Off, 16, P)), P).
 
+-spec ret(#printer{}) -> no_return().
 ret(P) -> throw({ewp_icmp6_ret, P}).

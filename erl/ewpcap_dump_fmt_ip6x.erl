@@ -10,7 +10,7 @@
 
 -include("ewpcap_dump_fmt.hrl").
 
--export([next/6]).
+-export([next/6, final_dst/3]).
 
 -import(ewpcap_dump_fmt_ip, [pr/2, host/2, ip6/1, hex/1, hex2/1, hex4/1]).
 -import(ewpcap_dump_fmt_ipx, [hex8/1]).
@@ -141,6 +141,31 @@ options(Opts, I, Acc, P) ->
     end.
 
 %%% Routing header
+
+%% @doc The destination tcpdump's checksums use (its ip6_finddst): the
+%% last address of a routing header of type 0 or 2 (as far as captured),
+%% the first segment of type 4, found through hop-by-hop, destination,
+%% fragment and mobility headers; else `Dst'.
+-spec final_dst(byte(), binary(), inet:ip6_address()) -> inet:ip6_address().
+final_dst(Nh, <<Next, HL, _/binary>> = Bin, Dst) when Nh =:= 0; Nh =:= 60; Nh =:= 62;
+                                                      Nh =:= 135 ->
+    final_dst(Next, skip(Bin, (HL + 1) * 8), Dst);
+final_dst(44, <<Next, _/binary>> = Bin, Dst) ->
+    final_dst(Next, skip(Bin, 8), Dst);
+final_dst(43, <<_, HL, Type, _, _:32, Addrs/binary>>, Dst) when (Type =:= 0 orelse Type =:= 2),
+                                                               HL rem 2 =:= 0 ->
+    case [A || <<A:16/binary>> <= binary:part(Addrs, 0, min(byte_size(Addrs) div 16,
+                                                              HL div 2) * 16)] of
+        [] -> Dst;
+        As -> ip6(lists:last(As))
+    end;
+final_dst(43, <<_, HL, 4, _, _:32, First:16/binary, _/binary>>, _Dst) when HL rem 2 =:= 0 ->
+    ip6(First);
+final_dst(_Nh, _Bin, Dst) ->
+    Dst.
+
+skip(Bin, N) when byte_size(Bin) > N -> binary:part(Bin, N, byte_size(Bin) - N);
+skip(_Bin, _N) -> <<>>.
 
 routing(<<_, HL, _/binary>> = Bin, _Len, _Ctx, _St, P) when byte_size(Bin) < 4 ->
     % the fields as far as they are captured

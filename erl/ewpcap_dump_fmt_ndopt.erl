@@ -124,7 +124,7 @@ labels(Bin, Off, P, Acc) ->
     end.
 
 %% @doc tcpdump's bittok2str: the names of the bits set, or "none".
--spec bits(non_neg_integer(), [{non_neg_integer(), string()}]) -> iodata().
+-spec bits(non_neg_integer(), [{non_neg_integer(), string()}]) -> iolist().
 bits(V, Names) ->
     case [N || {B, N} <- Names, V band B =/= 0] of
         [] -> "none";
@@ -152,4 +152,5 @@ addr(Bin, Off, P) -> host(ip6(need(Bin, Off, 16, P)), P).
 
 %% tcpdump's goto trunc (a return, not its longjmp): ewpcap_dump_fmt_icmp6
 %% prints the marker
+-spec ret(#printer{}) -> no_return().
 ret(P) -> throw({ewp_icmp6_ret, P}).

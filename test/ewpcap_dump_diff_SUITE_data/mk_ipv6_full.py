@@ -150,6 +150,22 @@ pk.append(icmp6(147, 0, struct.pack('>HH', 0x1234, 0xc000) + pfx))
 pk.append(icmp6(141, 0, bytes(4) + sll))
 pk.append(icmp6(200, 0, bytes(20)))
 pk.append(icmp6(201, 0, bytes(20), bad=True))
+# checksums after a routing header (tcpdump's over its last address, type 0 and 2; the first
+# segment, type 4): right by the route, then right by the header's destination only
+FIN = bytes.fromhex('fd000000000000000000000000000009')
+def sum_to(nh, data, off, dst):
+    data = bytearray(data); data[off:off+2] = b'\0\0'
+    c = csum(SRC + dst + struct.pack('>IxxxB', len(data), nh) + bytes(data))
+    data[off:off+2] = struct.pack('>H', c); return bytes(data)
+def rt(nh, typ, addrs): return bytes([nh, 2 * len(addrs), typ, len(addrs)]) + bytes(4) + b''.join(addrs)
+u = struct.pack('>HHHH', 4000, 5000, 13, 0) + b'hello'
+for d in (FIN, DST):
+    pk.append(ip6(43, rt(17, 0, [SRC, FIN]) + sum_to(17, u, 6, d)))
+    pk.append(ip6(43, rt(58, 2, [FIN]) + sum_to(58, echo, 2, d)))
+    pk.append(ip6(60, bytes([43, 0, 1, 4, 0, 0, 0, 0]) + rt(6, 0, [FIN]) + sum_to(6, tcp, 16, d)))
+pk.append(ip6(43, bytes([17, 2, 4, 0, 0, 0, 0, 0]) + FIN + sum_to(17, u, 6, FIN)))
+pk.append(ip6(43, rt(112, 0, [FIN]) + sum_to(112, v3, 6, FIN), hlim=255))
+pk.append(ip6(43, rt(33, 0, [FIN]) + sum_to(33, dccp, 6, FIN)))
 out = open(sys.argv[1], 'wb')
 out.write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 262144, 1))
 for i, p in enumerate(pk):
