@@ -166,6 +166,23 @@ for d in (FIN, DST):
 pk.append(ip6(43, bytes([17, 2, 4, 0, 0, 0, 0, 0]) + FIN + sum_to(17, u, 6, FIN)))
 pk.append(ip6(43, rt(112, 0, [FIN]) + sum_to(112, v3, 6, FIN), hlim=255))
 pk.append(ip6(43, rt(33, 0, [FIN]) + sum_to(33, dccp, 6, FIN)))
+# a payload length of 0: a Jumbo Payload option (valid, past the capture, too small, of a bad
+# length, with a payload length, shorter than the headers), none, after other headers
+def ip6z(nh, payload, hlim=64):
+    return struct.pack('>IHBB', 6 << 28, 0, nh, hlim) + SRC + DST + payload
+u = udp(4000, 5000, b'jumbo!')
+def jopt(n): return bytes([0xc2, 4]) + struct.pack('>I', n)
+pk.append(ip6z(0, bytes([17, 0]) + jopt(8 + len(u)) + u))          # jumbo: length = all after IPv6
+pk.append(ip6z(0, bytes([17, 0]) + jopt(70000) + u))               # jumbo past the capture
+pk.append(ip6z(0, bytes([17, 0]) + jopt(1000) + u))                # jumbo < 65536
+pk.append(ip6z(0, bytes([17, 0, 1, 4, 0, 0, 0, 0]) + u))           # hop-by-hop, no jumbo
+pk.append(ip6z(17, u))                                             # no extension header
+pk.append(ip6z(60, bytes([17, 0, 1, 4, 0, 0, 0, 0]) + u))          # destination options, no jumbo
+pk.append(ip6(0, bytes([17, 0]) + jopt(8 + len(u)) + u))           # jumbo with a payload length
+pk.append(ip6z(0, bytes([58, 0]) + jopt(8 + 12) + with_sum(58, echo, 2)))  # jumbo, ICMPv6
+pk.append(ip6z(0, bytes([17, 0, 0xc2, 2, 0, 0, 0, 0]) + u))        # jumbo option of bad length
+pk.append(ip6z(0, bytes([17, 0]) + jopt(4) + u))                   # jumbo shorter than the headers
+pk.append(ip6z(59, b''))
 out = open(sys.argv[1], 'wb')
 out.write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 262144, 1))
 for i, p in enumerate(pk):
