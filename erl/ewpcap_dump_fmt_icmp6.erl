@@ -1,8 +1,9 @@
 %%% @doc ICMPv6 in ewpcap_dump's lines, as tcpdump 4.99 prints it
 %%% (ewpcap_dump_fmt_ip calls it for next header 58): every type tcpdump
 %%% names, the errors with the packet they quote, MLD and MLDv2, and the
-%%% neighbour-discovery messages with their options (-v). Router
-%%% renumbering, node information and RPL print their name only. A field
+%%% neighbour-discovery messages with their options (-v); node
+%%% information and router renumbering in ewpcap_dump_fmt_icmp6x. RPL
+%%% prints its name only. A field
 %%% past the captured bytes ends the line with ` [|icmp6]', as tcpdump's
 %%% GET_ macros do. Written from tcpdump's behaviour;
 %%% test/ewpcap_dump_diff_SUITE.erl compares the two.
@@ -177,6 +178,10 @@ body(137, _Code, Bin, Len, #printer{verbose = V} = P) ->
     end;
 body(T, _Code, _Bin, _Len, P) when T =:= 141; T =:= 142 ->
     P;
+body(T, _Code, Bin, Len, P) when T =:= 139; T =:= 140 ->
+    ewpcap_dump_fmt_icmp6x:nodeinfo(Bin, Len, P);
+body(138, _Code, Bin, _Len, P) ->
+    ewpcap_dump_fmt_icmp6x:rrenum(Bin, P);
 body(143, _Code, Bin, Len, P) ->
     mldv2_report(Bin, Len, P);
 body(T, _Code, Bin, _Len, P) when T =:= 144; T =:= 146 ->
@@ -191,8 +196,7 @@ body(147, _Code, Bin, Len, #printer{verbose = V} = P) when V > 0 ->
                  ["O" || Flags band 16#4000 =/= 0]]),
     ewpcap_dump_fmt_ndopt:options(Bin, 8, Len - 8, P2);
 body(T, _Code, _Bin, _Len, P) when T >= 133, T =< 147 ->
-    % the ND messages without -v; router renumbering and node
-    % information, not decoded further
+    % the ND messages without -v
     P;
 body(155, _Code, _Bin, _Len, P) ->
     P;

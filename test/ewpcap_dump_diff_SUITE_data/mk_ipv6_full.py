@@ -183,6 +183,43 @@ pk.append(ip6z(0, bytes([58, 0]) + jopt(8 + 12) + with_sum(58, echo, 2)))  # jum
 pk.append(ip6z(0, bytes([17, 0, 0xc2, 2, 0, 0, 0, 0]) + u))        # jumbo option of bad length
 pk.append(ip6z(0, bytes([17, 0]) + jopt(4) + u))                   # jumbo shorter than the headers
 pk.append(ip6z(59, b''))
+# node information queries and replies (every qtype, subject and code; names cut short,
+# of odd bytes), router renumbering (each code, flags, a match with and without its use, cut short)
+N = bytes(range(8))
+for qt, fl in [(0,0),(1,0),(1,1),(2,0),(3,0),(3,0x3e),(3,0x7f),(9,0)]:
+    pk.append(icmp6(139, 0, struct.pack('>HH', qt, fl) + N + DST))
+pk.append(icmp6(139, 0, struct.pack('>HH', 2, 0) + N))           # 03 draft
+pk.append(icmp6(139, 1, struct.pack('>HH', 2, 0) + N + b'\x07example\x03com\x00'))
+pk.append(icmp6(139, 2, struct.pack('>HH', 2, 0) + N + bytes([10,0,0,1])))
+pk.append(icmp6(139, 0, struct.pack('>HH', 2, 0)))               # who-are-you (12 bytes)
+for code in (0,1,2,5):
+  for qt, fl in [(0,0),(1,1),(2,1),(3,0x7f),(7,0)]:
+    body = struct.pack('>HH', qt, fl) + N
+    if qt == 2: body += struct.pack('>I', 300) + b'\x07example\x03com\x00'
+    if qt == 3: body += struct.pack('>I', 60) + DST + struct.pack('>I', 70) + SRC
+    pk.append(icmp6(140, code, body))
+# router renumbering
+match = bytes([1, 3, 5, 64, 48, 64]) + bytes(2) + bytes.fromhex('20010db8000000000000000000000000')
+use = bytes([64, 48, 0xff, 0xc0]) + struct.pack('>III', 3600, 0xffffffff, 0xc0000000) + bytes.fromhex('20010db8000100000000000000000000')
+for code, flags in [(0, 0xf8), (1, 0), (255, 0), (2, 0x40)]:
+    pk.append(icmp6(138, code, struct.pack('>I', 7) + bytes([1, flags]) + struct.pack('>HI', 100, 0) + match + use))
+pk.append(icmp6(139, 0, struct.pack('>HH', 2, 0) + N + DST + b'xx'))                 # subject of a bad length
+pk.append(icmp6(139, 2, struct.pack('>HH', 3, 0) + N + bytes([10, 0, 0, 1, 9])))
+pk.append(icmp6(139, 1, struct.pack('>HH', 2, 0) + N + b'\x05hello'))                # 03 draft subject
+pk.append(icmp6(139, 1, struct.pack('>HH', 2, 0) + N + b'\x03a\x01b\x00\x00\x07'))    # ??? after the end
+pk.append(icmp6(139, 1, struct.pack('>HH', 2, 0) + N + b'\x09ab'))                    # label past the end
+pk.append(icmp6(139, 7, struct.pack('>HH', 2, 0) + N + b'abcd'))                      # unknown subject
+pk.append(icmp6(140, 0, struct.pack('>HH', 2, 1) + N + struct.pack('>I', 9) + b'\x04\x80\x01x\x7f'))  # pascal, odd chars
+pk.append(icmp6(140, 0, struct.pack('>HH', 2, 0) + N + struct.pack('>I', 9) + b'\x03www\x00\x00'))
+pk.append(icmp6(140, 0, struct.pack('>HH', 2, 0) + N + b'\x00\x00'))                  # no name
+pk.append(icmp6(140, 0, struct.pack('>HH', 3, 0) + N + struct.pack('>I', 60) + DST + b'abc'))
+pk.append(icmp6(140, 1, struct.pack('>HH', 0, 0)))                                    # reply cut short
+match1 = bytes([2, 7, 5, 64, 48, 64]) + bytes(2) + bytes.fromhex('20010db8000000000000000000000000')
+pk.append(icmp6(138, 0, struct.pack('>I', 8) + bytes([2, 0]) + struct.pack('>HI', 5, 0xabc) + match1 + use))
+pk.append(icmp6(138, 0, struct.pack('>I', 8) + bytes([2, 0]) + struct.pack('>HI', 5, 0) + match1))  # its use missing
+pk.append(icmp6(138, 0, struct.pack('>I', 8) + bytes([2, 0]) + struct.pack('>HI', 5, 0) + bytes([9, 4]) + match1[2:] + use))  # bad match length
+pk.append(icmp6(138, 0, struct.pack('>I', 8) + bytes([2, 0]) + struct.pack('>HI', 5, 0) + match1[:20]))  # match cut short
+pk.append(icmp6(138, 1, struct.pack('>I', 8)))                                        # shorter than its header
 out = open(sys.argv[1], 'wb')
 out.write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 262144, 1))
 for i, p in enumerate(pk):
