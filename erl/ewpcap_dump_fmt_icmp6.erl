@@ -2,8 +2,8 @@
 %%% (ewpcap_dump_fmt_ip calls it for next header 58): every type tcpdump
 %%% names, the errors with the packet they quote, MLD and MLDv2, and the
 %%% neighbour-discovery messages with their options (-v); node
-%%% information and router renumbering in ewpcap_dump_fmt_icmp6x. RPL
-%%% prints its name only. A field
+%%% information, router renumbering and RPL in ewpcap_dump_fmt_icmp6x.
+%%% A field
 %%% past the captured bytes ends the line with ` [|icmp6]', as tcpdump's
 %%% GET_ macros do. Written from tcpdump's behaviour;
 %%% test/ewpcap_dump_diff_SUITE.erl compares the two.
@@ -198,8 +198,8 @@ body(147, _Code, Bin, Len, #printer{verbose = V} = P) when V > 0 ->
 body(T, _Code, _Bin, _Len, P) when T >= 133, T =< 147 ->
     % the ND messages without -v
     P;
-body(155, _Code, _Bin, _Len, P) ->
-    P;
+body(155, Code, Bin, Len, P) ->
+    ewpcap_dump_fmt_icmp6x:rpl(Code, {rest(Bin, 4), Len - 4}, P);
 body(_Type, _Code, Bin, Len, #printer{verbose = V} = P) ->
     P1 = pr(P, [", length ", integer_to_list(Len)]),
     case V =< 1 of
@@ -347,3 +347,6 @@ addr(Bin, Off, P) -> host(ip6(need(Bin, Off, 16, P)), P).
 
 -spec ret(#printer{}) -> no_return().
 ret(P) -> throw({ewp_icmp6_ret, P}).
+
+rest(Bin, N) when byte_size(Bin) > N -> binary:part(Bin, N, byte_size(Bin) - N);
+rest(_Bin, _N) -> <<>>.

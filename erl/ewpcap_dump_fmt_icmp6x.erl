@@ -1,6 +1,8 @@
 %%% @doc The rarer ICMPv6 messages ewpcap_dump_fmt_icmp6 hands on, as
 %%% tcpdump 4.99 prints them: node information queries and replies (RFC
-%%% 4620, with KAME's who-are-you) and router renumbering (RFC 2894).
+%%% 4620, with KAME's who-are-you), router renumbering (RFC 2894) and
+%%% RPL's control messages (RFC 6550; with -v their fields, -vv their
+%%% options' names and lengths).
 %%% Where tcpdump checks the captured bytes and returns, the marker
 %%% ` [|icmp6]' ends their text and the message's line goes on.
 %%% @end
@@ -8,7 +10,7 @@
 
 -include("ewpcap_dump_fmt.hrl").
 
--export([nodeinfo/3, rrenum/2]).
+-export([nodeinfo/3, rrenum/2, rpl/3]).
 
 -import(ewpcap_dump_fmt_ip, [pr/2, host/2, ip4/1, ip6/1, hex/1]).
 
@@ -203,3 +205,111 @@ uses(<<UseLen, KeepLen, Mask, RaFlags, VL:32, PL:32, F, _:24, Prefix:16/binary, 
     uses(Rest, N - 1, P1);
 uses(_Bin, _N, P) ->
     pr(P, ?MARK).
+
+%%% RPL
+
+%% @doc An RPL control message of code `Code', `Bin' the bytes captured
+%% after the ICMPv6 header's first 4, `Len' its length from there.
+-spec rpl(byte(), {binary(), integer()}, #printer{}) -> #printer{}.
+rpl(Code, _Body, P) when Code band 16#80 =/= 0 ->
+    pr(P, ", (SEC) [worktodo]");
+rpl(Code, {Bin, Len}, #printer{verbose = V} = P) ->
+    P1 = pr(P, [", (CLR)", case Code of
+                              0 -> "DODAG Information Solicitation";
+                              1 -> "DODAG Information Object";
+                              2 -> "Destination Advertisement Object";
+                              3 -> "Destination Advertisement Object Ack";
+                              _ -> ["RPL message, unknown code ", integer_to_list(Code)]
+                          end]),
+    case Code of
+        _ when V =:= 0; Code =:= 0; Code > 3 -> P1;
+        1 -> dio(Bin, Len, P1);
+        2 -> dao(Bin, Len, P1);
+        3 -> daoack(Bin, Len, P1)
+    end.
+
+dio(_Bin, Len, P) when Len < 24 ->
+    pr(P, [" [length ", integer_to_list(Len), " < 24] (invalid)"]);
+dio(<<Inst, _, Rank:16, MopPrf, Dtsn, _:16, Dag:16/binary, Opts/binary>>, Len, P) ->
+    {D, P1} = host(ip6(Dag), P),
+    Mop = case (MopPrf bsr 3) band 7 of
+              0 -> "nonstoring";
+              1 -> "storing";
+              2 -> "nonstoring-multicast";
+              3 -> "storing-multicast";
+              M -> ["mop", integer_to_list(M)]
+          end,
+    P2 = pr(P1, [" [dagid:", D, ",seq:", integer_to_list(Dtsn), ",instance:", integer_to_list(Inst),
+                 ",rank:", integer_to_list(Rank), ",", ["grounded," || MopPrf band 16#80 =/= 0],
+                 "mop:", Mop, ",prf:", integer_to_list(MopPrf band 7), "]"]),
+    rpl_opts(Opts, Len - 24, P2);
+dio(_Bin, _Len, P) ->
+    throw({ewp_trunc, "icmp6", P}).
+
+dao(Bin, _Len, P) when byte_size(Bin) < 20 ->
+    pr(P, ?MARK);
+dao(_Bin, Len, P) when Len < 4 ->
+    pr(P, " [|length too short]");
+dao(<<Inst, Flags, _, Seq, Rest/binary>>, Len, P) ->
+    case Flags band 16#40 of
+        0 ->
+            dao_text("<elided>", Inst, Flags, Seq, Rest, Len - 4, P);
+        _ when Len - 4 < 16 ->
+            pr(P, " [|length too short]");
+        _ ->
+            <<Dag:16/binary, Opts/binary>> = Rest,
+            {D, P1} = host(ip6(Dag), P),
+            dao_text(D, Inst, Flags, Seq, Opts, Len - 20, P1)
+    end.
+
+dao_text(D, Inst, Flags, Seq, Opts, Left, P) ->
+    P1 = pr(P, [" [dagid:", D, ",seq:", integer_to_list(Seq), ",instance:", integer_to_list(Inst),
+                [",acK" || Flags band 16#80 =/= 0], [",Dagid" || Flags band 16#40 =/= 0],
+                ",", ewpcap_dump_fmt_ip:hex2(Flags), "]"]),
+    rpl_opts(Opts, Left, P1).
+
+daoack(Bin, _Len, P) when byte_size(Bin) < 4 ->
+    pr(P, ?MARK);
+daoack(_Bin, Len, P) when Len < 4 ->
+    pr(P, " [|dao-length too short]");
+daoack(<<Inst, Flags, Seq, Status, Rest/binary>>, Len, P) ->
+    Text = fun(D, Opts, Left, P0) ->
+                   rpl_opts(Opts, Left, pr(P0, [" [dagid:", D, ",seq:", integer_to_list(Seq),
+                                                ",instance:", integer_to_list(Inst), ",status:",
+                                                integer_to_list(Status), "]"]))
+           end,
+    case {Flags band 16#80, Rest} of
+        {0, _} -> Text("<elided>", Rest, Len - 4, P);
+        {_, <<Dag:16/binary, Opts/binary>>} when Len - 4 >= 16 ->
+            {D, P1} = host(ip6(Dag), P),
+            Text(D, Opts, Len - 20, P1);
+        {_, <<_:16/binary, _/binary>>} -> pr(P, " [|dao-length too short]");
+        _ -> pr(P, ?MARK)
+    end.
+
+%% -vv: the options' names and lengths
+rpl_opts(_Bin, _Left, #printer{verbose = V} = P) when V < 2 ->
+    P;
+rpl_opts(_Bin, 0, P) ->
+    P;
+rpl_opts(<<0, Rest/binary>>, Left, P) ->
+    rpl_opts(Rest, Left - 1, pr(P, " opt:pad1"));
+rpl_opts(<<T, _/binary>>, Left, P) when Left < 2 ->
+    _ = T,
+    pr(P, ?MARK);
+rpl_opts(<<T, L, _/binary>> = Bin, Left, P) ->
+    Names = [{1, "padN"}, {2, "metrics"}, {3, "routinginfo"}, {4, "config"}, {5, "rpltarget"},
+             {6, "transitinfo"}, {8, "destprefix"}, {9, "rpltargetdesc"}],
+    P1 = pr(P, [" opt:", case lists:keyfind(T, 1, Names) of
+                             {_, N} -> N;
+                             false -> ["subopt:", integer_to_list(T)]
+                         end, " len:", integer_to_list(L + 2), " "]),
+    if
+        byte_size(Bin) < L + 2; Left < L + 2 ->
+            pr(P1, ?MARK);
+        true ->
+            <<_:(L + 2)/binary, Rest/binary>> = Bin,
+            rpl_opts(Rest, Left - L - 2, P1)
+    end;
+rpl_opts(_Bin, _Left, P) ->
+    throw({ewp_trunc, "icmp6", P}).

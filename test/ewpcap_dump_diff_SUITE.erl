@@ -6,11 +6,11 @@
 %%% `randpkt -b 120 -c 300 -t TYPE rand_TYPE.pcap' for TYPE in arp, eth,
 %%% icmp, ip, ipv6, tcp, udp; rand_ipv6b.pcap and rand_ipv6c.pcap are two
 %%% more runs of type ipv6 (its random next headers reach many protocols,
-%%% one file alone would be fitted to). ipv6_full.pcap is not random: 142
+%%% one file alone would be fitted to). ipv6_full.pcap is not random: 158
 %%% whole packets over those protocols (checksums right and wrong,
 %%% options, extension headers before TCP and UDP, ICMPv6 of every type
 %%% tcpdump names, neighbour discovery with well-formed and malformed
-%%% options, node information, router renumbering, messages cut short, checksums after routing headers,
+%%% options, node information, router renumbering, RPL, messages cut short, checksums after routing headers,
 %%% payload lengths of 0 with and without a Jumbo Payload option),
 %%% written by mk_ipv6_full.py beside it; ipv4_opts.pcap, 27 IPv4 packets
 %%% with options (routes, timestamps, RA; malformed and cut short;

@@ -220,6 +220,25 @@ pk.append(icmp6(138, 0, struct.pack('>I', 8) + bytes([2, 0]) + struct.pack('>HI'
 pk.append(icmp6(138, 0, struct.pack('>I', 8) + bytes([2, 0]) + struct.pack('>HI', 5, 0) + bytes([9, 4]) + match1[2:] + use))  # bad match length
 pk.append(icmp6(138, 0, struct.pack('>I', 8) + bytes([2, 0]) + struct.pack('>HI', 5, 0) + match1[:20]))  # match cut short
 pk.append(icmp6(138, 1, struct.pack('>I', 8)))                                        # shorter than its header
+# RPL: DIS, DIO (with options, cut short, too short), DAO (with and without its DODAG id, cut
+# short), DAO-ACK, an unknown code, a secured message
+dio = bytes([1, 2]) + struct.pack('>H', 256) + bytes([0x80 | (1 << 3) | 2, 9, 0, 0]) + DST
+pk.append(icmp6(155, 0, bytes([0, 0]) + bytes([0, 1, 2, 3])))
+pk.append(icmp6(155, 1, dio))
+pk.append(icmp6(155, 1, dio + bytes([0, 1, 2, 0, 0, 4, 3, 1, 2, 3])))
+pk.append(icmp6(155, 1, dio[:10]))
+pk.append(icmp6(155, 2, bytes([7, 0xc0, 0, 5]) + DST + bytes([5, 2, 0, 0])))
+pk.append(icmp6(155, 2, bytes([7, 0x80, 0, 5])))
+pk.append(icmp6(155, 2, bytes([7, 0x40, 0, 5]) + DST[:6]))
+pk.append(icmp6(155, 2, bytes([7])))
+pk.append(icmp6(155, 3, bytes([7, 0x80, 5, 0]) + DST))
+pk.append(icmp6(155, 3, bytes([7, 0, 5, 1]) + bytes([0, 1, 0])))
+pk.append(icmp6(155, 3, bytes([7, 0x80, 5, 1])))
+pk.append(icmp6(155, 9, bytes(4)))
+pk.append(icmp6(155, 0x81, bytes(4)))
+pk.append(icmp6(155, 1, dio + bytes([0, 4, 9])))                 # option past the end
+pk.append(icmp6(155, 1, dio + bytes([2])))                       # option of one byte
+pk.append(icmp6(155, 1, bytes([1, 2, 1, 0, 0x38, 9, 0, 0]) + DST))  # mop 7, not grounded
 out = open(sys.argv[1], 'wb')
 out.write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 262144, 1))
 for i, p in enumerate(pk):
