@@ -29,7 +29,7 @@ icmp6(Bin0, Len, Ctx, #printer{verbose = V} = P0) ->
     Bin = ewpcap_dump_fmt_ip:cut(Bin0, Len),
     P1 = cksum(Bin, Len, Ctx, P0),
     Type = u8(Bin, 0, P1),
-    P2 = pr(P1, ["ICMP6, ", type_name(Type)]),
+    P2 = pr(P1, [<<"ICMP6, ">>, type_name(Type)]),
     % -v: the length comes before the text for these types
     P3 = case V > 0 andalso lists:member(Type, [133, 134, 135, 136, 137, 145, 147]) of
              true -> pr(P2, [", length ", integer_to_list(Len)]);
@@ -56,25 +56,34 @@ cksum(Bin, Len, {6, Src, Dst, false}, #printer{verbose = V} = P)
 cksum(_Bin, _Len, _Ctx, P) ->
     P.
 
-type_name(T) ->
-    case lists:keyfind(T, 1, types()) of
-        {_, N} -> N;
-        false -> ["unknown icmp6 type (", integer_to_list(T), ")"]
-    end.
-
-types() ->
-    [{1, "destination unreachable"}, {2, "packet too big"}, {3, "time exceeded in-transit"},
-     {4, "parameter problem"}, {128, "echo request"}, {129, "echo reply"},
-     {130, "multicast listener query"}, {131, "multicast listener report"},
-     {132, "multicast listener done"}, {133, "router solicitation"},
-     {134, "router advertisement"}, {135, "neighbor solicitation"},
-     {136, "neighbor advertisement"}, {137, "redirect"}, {138, "router renumbering"},
-     {141, "inverse neighbor solicitation"}, {142, "inverse neighbor advertisement"},
-     {143, "multicast listener report v2"}, {144, "ha discovery request"},
-     {145, "ha discovery reply"}, {146, "mobile router solicitation"},
-     {147, "mobile router advertisement"}, {139, "who-are-you request"},
-     {140, "who-are-you reply"}, {201, "mtrace message"}, {200, "mtrace response"},
-     {155, "RPL"}].
+type_name(1) -> <<"destination unreachable">>;
+type_name(2) -> <<"packet too big">>;
+type_name(3) -> <<"time exceeded in-transit">>;
+type_name(4) -> <<"parameter problem">>;
+type_name(128) -> <<"echo request">>;
+type_name(129) -> <<"echo reply">>;
+type_name(130) -> <<"multicast listener query">>;
+type_name(131) -> <<"multicast listener report">>;
+type_name(132) -> <<"multicast listener done">>;
+type_name(133) -> <<"router solicitation">>;
+type_name(134) -> <<"router advertisement">>;
+type_name(135) -> <<"neighbor solicitation">>;
+type_name(136) -> <<"neighbor advertisement">>;
+type_name(137) -> <<"redirect">>;
+type_name(138) -> <<"router renumbering">>;
+type_name(139) -> <<"who-are-you request">>;  % tcpdump's table names 139 and 140 so
+type_name(140) -> <<"who-are-you reply">>;    % before node information's names
+type_name(141) -> <<"inverse neighbor solicitation">>;
+type_name(142) -> <<"inverse neighbor advertisement">>;
+type_name(143) -> <<"multicast listener report v2">>;
+type_name(144) -> <<"ha discovery request">>;
+type_name(145) -> <<"ha discovery reply">>;
+type_name(146) -> <<"mobile router solicitation">>;
+type_name(147) -> <<"mobile router advertisement">>;
+type_name(155) -> <<"RPL">>;
+type_name(200) -> <<"mtrace response">>;
+type_name(201) -> <<"mtrace message">>;
+type_name(T) -> ["unknown icmp6 type (", integer_to_list(T), ")"].
 
 %%% The text after the type's name: a printer, or {done, P} when tcpdump
 %%% returns before the length it prints without -v
@@ -339,9 +348,12 @@ upper_layer(_Bin, _Off, _NH, _HLen, P) ->
 need(Bin, Off, N, P) when byte_size(Bin) < Off + N -> ?TRUNC("icmp6", P);
 need(Bin, Off, N, _P) -> binary:part(Bin, Off, N).
 
-u8(Bin, Off, P) -> binary:first(need(Bin, Off, 1, P)).
-u16(Bin, Off, P) -> binary:decode_unsigned(need(Bin, Off, 2, P)).
-u32(Bin, Off, P) -> binary:decode_unsigned(need(Bin, Off, 4, P)).
+u8(Bin, Off, _P) when byte_size(Bin) > Off -> binary:at(Bin, Off);
+u8(_Bin, _Off, P) -> ?TRUNC("icmp6", P).
+u16(Bin, Off, _P) when byte_size(Bin) >= Off + 2 -> <<_:Off/binary, V:16, _/binary>> = Bin, V;
+u16(_Bin, _Off, P) -> ?TRUNC("icmp6", P).
+u32(Bin, Off, _P) when byte_size(Bin) >= Off + 4 -> <<_:Off/binary, V:32, _/binary>> = Bin, V;
+u32(_Bin, _Off, P) -> ?TRUNC("icmp6", P).
 
 addr(Bin, Off, P) -> host(ip6(need(Bin, Off, 16, P)), P).
 

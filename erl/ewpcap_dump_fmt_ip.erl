@@ -100,10 +100,13 @@ ipv4_demux(Bin, HLen, {Off, PayLen, Frag, TTL, Proto}, SrcA, DstA, P) ->
                  end,
             case Bin of
                 <<_:HLen/binary, Payload/binary>> ->
-                    <<_:20/binary, Opts:(HLen - 20)/binary, _/binary>> = Bin,
+                    CDst = case HLen of
+                               20 -> none;
+                               _ -> <<_:20/binary, Opts:(HLen - 20)/binary, _/binary>> = Bin,
+                                    ewpcap_dump_fmt_ipopt:final_dst(Opts, DstA)
+                           end,
                     demux(Proto, Payload, PayLen, {4, SrcA, DstA, Frag band 16#2000 =/= 0, TTL},
-                          P1#printer{ip_proto = Proto,
-                                     csum_dst = ewpcap_dump_fmt_ipopt:final_dst(Opts, DstA)});
+                          P1#printer{ip_proto = Proto, csum_dst = CDst});
                 _ ->
                     P2 = pr(P1, [" [remaining caplen(", integer_to_list(byte_size(Bin)),
                                  ") < header length(", integer_to_list(HLen), ")]"]),
@@ -212,7 +215,10 @@ ipv6(Bin, Len, P0) ->
                              true -> P2;
                              false -> addrs(element(2, Ctx), element(3, Ctx), P2)
                          end,
-                    CDst = ewpcap_dump_fmt_ip6x:final_dst(Next, Rest, element(3, Ctx)),
+                    CDst = case Next of
+                               _ when Next =:= 6; Next =:= 17 -> none;
+                               _ -> ewpcap_dump_fmt_ip6x:final_dst(Next, Rest, element(3, Ctx))
+                           end,
                     ewpcap_dump_fmt_ip6x:next(Next, Rest, Total - 40, Ctx, PayLen,
                                               P3#printer{ip_proto = Next, csum_dst = CDst})
             end;
