@@ -1,5 +1,5 @@
 # Writes ipv6_full.pcap (python3 mk_ipv6_full.py ipv6_full.pcap): fully captured IPv6 packets, most well-formed,
-# over the protocols ewpcap_dump_fmt_ipx, _ip6x, _l4x, _routing, _icmp6 and _ndopt decode (ewpcap_dump_diff_SUITE).
+# over the protocols ewpcap_dump_fmt_ipx, _ip6x, _l4x, _routing, _icmp6, _icmp6x and _ndopt decode (ewpcap_dump_diff_SUITE).
 import struct, sys
 def csum(b):
     if len(b) % 2: b += b'\0'
