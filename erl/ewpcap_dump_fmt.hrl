@@ -11,6 +11,8 @@
     numeric = false :: boolean(),     % -n (also known to names)
     tcp = #{} :: #{term() => {non_neg_integer(), non_neg_integer()}},
     ll = 0 :: non_neg_integer(),      % the link-level header's length
+    csum_dst = none :: none | inet:ip_address(), % the destination of the pseudo-header
+                                      % when a source route's last address is (tcpdump's finddst)
     ip_proto = 0 :: byte(),           % the innermost IP header's protocol (or first
                                       % next header): TCP and UDP under another print bare ports
     out = [] :: iodata()              % the text of the packet so far

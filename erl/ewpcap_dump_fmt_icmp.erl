@@ -1,12 +1,12 @@
-%%% @doc ICMP and ICMPv6 in ewpcap_dump's lines, as tcpdump 4.99 prints
-%%% them (see ewpcap_dump_fmt_ip, which calls these for protocols 1 and 58,
-%%% and prints the packet an ICMP error quotes, with -v).
+%%% @doc ICMP in ewpcap_dump's lines, as tcpdump 4.99 prints it (see
+%%% ewpcap_dump_fmt_ip, which calls this for protocol 1 and prints the
+%%% packet an ICMP error quotes, with -v; ICMPv6 is ewpcap_dump_fmt_icmp6's).
 %%% @end
 -module(ewpcap_dump_fmt_icmp).
 
 -include("ewpcap_dump_fmt.hrl").
 
--export([icmp/4, icmp6/4]).
+-export([icmp/4]).
 
 -import(ewpcap_dump_fmt_ip, [pr/2, host/2, port/3, ip4/1, ip6/1, cksum/1, should_be/2,
                              hex/1, pad/2, hex4/1, pseudo_cksum/5]).
@@ -185,75 +185,3 @@ icmp_port_unreach(<<_:4/binary, _:4, IHL:4, _:8/binary, Proto, _/binary>> = R, D
         _ ->
             ?TRUNC("icmp", P)
     end.
-
-%% @doc An ICMPv6 message of `Len' bytes.
--spec icmp6(binary(), non_neg_integer(), ctx(), #printer{}) -> #printer{}.
-icmp6(_Bin, 0, _Ctx, P) ->
-    pr(P, "ICMP6, length 0 (invalid)");
-icmp6(Bin, Len, Ctx, P0) ->
-    case Bin of
-        <<Type, Code, Sum:16, Rest/binary>> ->
-            P = icmp6_cksum(Bin, Len, Sum, Ctx, P0),
-            {Text, P1} = icmp6_text(Type, Code, Rest, P),
-            Unknown = case Text of
-                          ["unknown icmp6 type (" | _] -> true;
-                          _ -> false
-                      end,
-            % -v: tcpdump prints a known type's length only in its
-            % neighbour-discovery decoding (not done here: those keep it)
-            Nd = lists:member(Type, [133, 134, 135, 136, 137, 145, 147]),
-            P2 = pr(P1, ["ICMP6, ", Text,
-                         [[", length ", integer_to_list(Len)]
-                          || Unknown orelse Nd orelse P#printer.verbose =:= 0]]),
-            case Text of
-                _ when Unknown, P#printer.verbose =< 1 ->
-                    % the message's bytes, as tcpdump's print_unknown_data
-                    pr(P2, ewpcap_dump_fmt_ipx:unknown_data("\n\t", Bin, Len));
-                _ ->
-                    P2
-            end;
-        _ ->
-            ?TRUNC("icmp6", P0)
-    end.
-
-%% -v: the checksum of a whole, unfragmented message, before its text
-icmp6_cksum(Bin, Len, Sum, {6, Src, Dst, false}, #printer{verbose = V} = P)
-  when V > 0, byte_size(Bin) >= Len ->
-    case pseudo_cksum(6, Src, Dst, 58, binary:part(Bin, 0, Len)) of
-        0 -> pr(P, "[icmp6 sum ok] ");
-        S -> pr(P, ["[bad icmp6 cksum 0x", hex4(Sum), " -> 0x", hex4(should_be(Sum, S)), "!] "])
-    end;
-icmp6_cksum(_Bin, _Len, _Sum, _Ctx, P) ->
-    P.
-
-icmp6_text(128, _, <<Id:16, Seq:16, _/binary>>, P) ->
-    {["echo request, id ", integer_to_list(Id), ", seq ", integer_to_list(Seq)], P};
-icmp6_text(129, _, <<Id:16, Seq:16, _/binary>>, P) ->
-    {["echo reply, id ", integer_to_list(Id), ", seq ", integer_to_list(Seq)], P};
-icmp6_text(135, _, <<_:32, Tgt:16/binary, _/binary>>, P) ->
-    {H, P1} = host(ip6(Tgt), P),
-    {["neighbor solicitation, who has ", H], P1};
-icmp6_text(136, _, <<_:32, Tgt:16/binary, _/binary>>, P) ->
-    {H, P1} = host(ip6(Tgt), P),
-    {["neighbor advertisement, tgt is ", H], P1};
-icmp6_text(2, _, <<Mtu:32, _/binary>>, P) ->
-    {["packet too big, mtu ", integer_to_list(Mtu)], P};
-icmp6_text(143, _, <<_:16, N:16, _/binary>>, P) ->
-    {["multicast listener report v2, ", integer_to_list(N), " group record(s)"], P};
-icmp6_text(1, 4, <<_:32, 6:4, _:28, _:16, NH, _, _:16/binary, Dst:16/binary, _SP:16, DP:16,
-                   _/binary>>, P) when NH =:= 17; NH =:= 6 ->
-    PT = case NH of 17 -> udp; 6 -> tcp end,
-    {H, P1} = host(ip6(Dst), P),
-    {DPs, P2} = port(PT, DP, P1),
-    {["destination unreachable, unreachable port, ", H, " ", atom_to_list(PT), " port ", DPs], P2};
-icmp6_text(Type, _, _, P) ->
-    Names = [{1, "destination unreachable"}, {3, "time exceeded in-transit"},
-             {4, "parameter problem"}, {130, "multicast listener query"},
-             {131, "multicast listener report"}, {132, "multicast listener done"},
-             {133, "router solicitation"}, {134, "router advertisement"},
-             {137, "redirect"}],
-    case lists:keyfind(Type, 1, Names) of
-        {_, N} -> {N, P};
-        false -> {["unknown icmp6 type (", integer_to_list(Type), ")"], P}
-    end.
-

@@ -20,7 +20,7 @@
 
 -export([ipv4/3, ipv6/3, demux/5, demux/6, pr/2, host/2, port/3, ip4/1, ip6/1]).
 -export([cksum/1, should_be/2, hex/1, pad/2, hex2/1, hex4/1, ports/6, pseudo_cksum/5,
-         addr_bin/1, cut/2]).
+         addr_bin/1, cut/2, csum_dst/2]).
 
 %% -n: the text of this many addresses is kept (host/2)
 -define(ADDR_CACHE, 4096).
@@ -76,12 +76,22 @@ ipv4(Bin, Len, P0) ->
 ipv4_body(Bin, HLen, {Tos, TotLen, Id, Frag, TTL, Proto, Sum}, Src, Dst, P0) ->
     Off = Frag band 16#1FFF,
     PayLen = TotLen - HLen,
-    P = case P0#printer.verbose of
+    V = case P0#printer.verbose of
             0 -> P0;
             _ -> ipv4_verbose(Bin, HLen, {Tos, TotLen, Id, Frag, TTL, Proto, Sum}, P0)
         end,
     SrcA = ip4(Src),
     DstA = ip4(Dst),
+    case V of
+        {opt_trunc, PT} ->
+            % an option past the captured bytes: tcpdump's addresses and
+            % marker, and a return (no longjmp)
+            ?TRUNC_RET("ip", addrs(SrcA, DstA, PT));
+        P ->
+            ipv4_demux(Bin, HLen, {Off, PayLen, Frag, TTL, Proto}, SrcA, DstA, P)
+    end.
+
+ipv4_demux(Bin, HLen, {Off, PayLen, Frag, TTL, Proto}, SrcA, DstA, P) ->
     case Off of
         0 ->
             P1 = case lists:member(Proto, [6, 17, 33, 132]) of
@@ -90,8 +100,13 @@ ipv4_body(Bin, HLen, {Tos, TotLen, Id, Frag, TTL, Proto, Sum}, Src, Dst, P0) ->
                  end,
             case Bin of
                 <<_:HLen/binary, Payload/binary>> ->
+                    CDst = case HLen of
+                               20 -> none;
+                               _ -> <<_:20/binary, Opts:(HLen - 20)/binary, _/binary>> = Bin,
+                                    ewpcap_dump_fmt_ipopt:final_dst(Opts, DstA)
+                           end,
                     demux(Proto, Payload, PayLen, {4, SrcA, DstA, Frag band 16#2000 =/= 0, TTL},
-                          P1#printer{ip_proto = Proto});
+                          P1#printer{ip_proto = Proto, csum_dst = CDst});
                 _ ->
                     P2 = pr(P1, [" [remaining caplen(", integer_to_list(byte_size(Bin)),
                                  ") < header length(", integer_to_list(HLen), ")]"]),
@@ -127,12 +142,16 @@ ipv4_verbose(Bin, HLen, {Tos, TotLen, Id, Frag, TTL, Proto, Sum}, P) ->
                _ ->
                    % option by option, as far as the bytes go
                    <<_:20/binary, O/binary>> = Bin,
-                   case ip_options(O, OptLen) of
-                       {ok, Done} -> {ok, [", options (", Done, ")"]};
-                       {trunc, Part} -> ?TRUNC("ip", pr(P, [Head, ", options (", Part]))
+                   case ewpcap_dump_fmt_ipopt:options(O, OptLen, P) of
+                       {ok, Done, _} -> {ok, [", options (", Done, ")"]};
+                       {trunc_opt, Part, _} -> {opt_trunc, [", options (", Part,
+                                                            " [truncated-option])"]};
+                       {trunc, Part, PT} -> ?TRUNC("ip", pr(PT, [Head, ", options (", Part]))
                    end
            end,
     case Opts of
+        {opt_trunc, OT} ->
+            {opt_trunc, cksum_ip(Bin, HLen, Sum, pr(P, [Head, OT]))};
         {ok, OT} ->
             cksum_ip(Bin, HLen, Sum, pr(P, [Head, OT]));
         [] ->
@@ -150,31 +169,6 @@ cksum_ip(Bin, HLen, Sum, P) ->
                   _ -> []
               end,
     pr(P, [string:lowercase(iolist_to_binary(Checked)), ")\n    "]).
-
-%% The options in Bin (the captured bytes from the first option on), Len
-%% bytes of them by the header: {ok, Text}, or {trunc, Text} where the
-%% bytes end first.
-ip_options(_Bin, Len) when Len =< 0 -> {ok, []};
-ip_options(<<0, _/binary>>, _Len) -> {ok, "EOL"};
-ip_options(<<1, Rest/binary>>, Len) -> more("NOP", ip_options(Rest, Len - 1));
-ip_options(<<T, L, _/binary>>, Len) when L < 2; L > Len ->
-    {ok, [ip_option_name(T), " [bad length ", integer_to_list(L), "]"]};
-ip_options(<<T, L, _/binary>> = B, Len) when byte_size(B) >= L ->
-    <<_:L/binary, Rest/binary>> = B,
-    more(ip_option_name(T), ip_options(Rest, Len - L));
-ip_options(<<T, _/binary>>, _Len) -> {trunc, ip_option_name(T)};
-ip_options(<<>>, _Len) -> {trunc, []}.
-
-more(Text, {Kind, []}) -> {Kind, Text};
-more(Text, {Kind, More}) -> {Kind, [Text, ",", More]}.
-
-ip_option_name(7) -> "RR";
-ip_option_name(68) -> "TS";
-ip_option_name(130) -> "security";
-ip_option_name(131) -> "LSRR";
-ip_option_name(137) -> "SSRR";
-ip_option_name(148) -> "RA";
-ip_option_name(T) -> ["unknown ", integer_to_list(T)].
 
 %%% ===================================================================
 %%% IPv6
@@ -221,8 +215,12 @@ ipv6(Bin, Len, P0) ->
                              true -> P2;
                              false -> addrs(element(2, Ctx), element(3, Ctx), P2)
                          end,
+                    CDst = case Next of
+                               _ when Next =:= 6; Next =:= 17 -> none;
+                               _ -> ewpcap_dump_fmt_ip6x:final_dst(Next, Rest, element(3, Ctx))
+                           end,
                     ewpcap_dump_fmt_ip6x:next(Next, Rest, Total - 40, Ctx, PayLen,
-                                              P3#printer{ip_proto = Next})
+                                              P3#printer{ip_proto = Next, csum_dst = CDst})
             end;
         _ ->
             % (the header is checked before "IP6 " is printed; tcpdump
@@ -242,7 +240,7 @@ demux(Proto, Bin, Len, {V, Src, Dst, Frag, Ttl}, P) ->
 demux(6, Bin, Len, Ctx, _Ttl, P) -> ewpcap_dump_fmt_tcp:tcp(Bin, Len, Ctx, P);
 demux(17, Bin, Len, Ctx, _Ttl, P) -> udp(Bin, Len, Ctx, P);
 demux(1, Bin, Len, {4, _, _, _} = Ctx, _Ttl, P) -> ewpcap_dump_fmt_icmp:icmp(Bin, Len, Ctx, P);
-demux(58, Bin, Len, {6, _, _, _} = Ctx, _Ttl, P) -> ewpcap_dump_fmt_icmp:icmp6(Bin, Len, Ctx, P);
+demux(58, Bin, Len, {6, _, _, _} = Ctx, _Ttl, P) -> ewpcap_dump_fmt_icmp6:icmp6(Bin, Len, Ctx, P);
 demux(108, <<_:16, Cpi:16, _/binary>>, _Len, _Ctx, _Ttl, P) ->
     % IPComp: the parameter index (tcpdump does not decompress either)
     pr(P, ["IPComp(cpi=0x", hex4(Cpi), ")"]);
@@ -307,7 +305,7 @@ udp_cksum(_Bin, _L, _Sum, _Ctx, _, #printer{verbose = 0} = P) -> P;
 udp_cksum(_Bin, _L, _Sum, {4, _, _, _}, _, #printer{verbose = 1} = P) -> P;
 udp_cksum(_Bin, _L, 0, {4, _, _, _}, _, P) -> pr(P, "[no cksum] ");
 udp_cksum(Bin, L, Sum, {V, Src, Dst, _}, _, P) when byte_size(Bin) >= L ->
-    case pseudo_cksum(V, Src, Dst, 17, binary:part(Bin, 0, L)) of
+    case pseudo_cksum(V, Src, csum_dst(Dst, P), 17, binary:part(Bin, 0, L)) of
         0 -> pr(P, "[udp sum ok] ");
         S -> pr(P, ["[bad udp cksum 0x", hex4(Sum), " -> 0x", hex4(should_be(Sum, S)), "!] "])
     end;
@@ -321,6 +319,12 @@ udp_cksum(_Bin, _L, _Sum, _Ctx, _, P) -> P.
 -spec pr(#printer{}, iodata()) -> #printer{}.
 pr(#printer{out = O} = P, Text) ->
     P#printer{out = [O | Text]}.
+
+%% @doc The destination of a checksum's pseudo-header: a source route's
+%% last address, or the header's.
+-spec csum_dst(inet:ip_address(), #printer{}) -> inet:ip_address().
+csum_dst(Dst, #printer{csum_dst = none}) -> Dst;
+csum_dst(_Dst, #printer{csum_dst = D}) -> D.
 
 %% @doc The captured bytes, cut to a layer's length (tcpdump's snapend).
 -spec cut(binary(), non_neg_integer()) -> binary().

@@ -1,6 +1,7 @@
 %%% @doc IPv6 extension headers as tcpdump 4.99 prints them, for
 %%% ewpcap_dump_fmt_ip: hop-by-hop and destination options (their
-%%% options with -v, as tcpdump checks them for a jumbo payload),
+%%% options with -v, as tcpdump checks them for a jumbo payload, whose
+%%% length replaces a payload length of 0),
 %%% fragments, routing headers (types 0, 2 and 4) and mobility headers,
 %%% then the upper layer (ewpcap_dump_fmt_ip:demux/5). Written from
 %%% tcpdump's behaviour; test/ewpcap_dump_diff_SUITE.erl compares the
@@ -10,7 +11,7 @@
 
 -include("ewpcap_dump_fmt.hrl").
 
--export([next/6]).
+-export([next/6, final_dst/3]).
 
 -import(ewpcap_dump_fmt_ip, [pr/2, host/2, ip6/1, hex/1, hex2/1, hex4/1]).
 -import(ewpcap_dump_fmt_ipx, [hex8/1]).
@@ -20,7 +21,8 @@
 %% the upper layers' context (with the hop limit), `PayLen' the header's payload length.
 -spec next(byte(), binary(), integer(), tuple(), non_neg_integer(), #printer{}) -> #printer{}.
 next(Next, Bin, Len, Ctx, PayLen, P) ->
-    next(Next, Bin, Len, Ctx, #{plen => PayLen, hbh => false}, P, first).
+    next(Next, Bin, Len, Ctx, #{plen => PayLen, hbh => false, start => Len, jumbo => none}, P,
+         first).
 
 next(0, _Bin, _Len, _Ctx, #{hbh := true}, P, _) ->
     pr(P, "[The Hop-by-Hop Options header was already found] (invalid)");
@@ -41,10 +43,14 @@ next(Next, Bin, Len, Ctx, St, P, _) when Next =:= 0; Next =:= 60 ->
                                    false -> {ok, P1}
                                end,
                     if
-                        Next =:= 0, Ok =/= jumbo, map_get(plen, St) =:= 0 ->
-                            pr(P2, "[No valid Jumbo Payload Hop-by-Hop option found] (invalid)");
+                        Next =:= 0, not is_integer(Ok), map_get(plen, St) =:= 0 ->
+                            % (after the marker of options cut short)
+                            pr(P2, [[[" [|", Proto, "]"] || Ok =:= trunc],
+                                    "[No valid Jumbo Payload Hop-by-Hop option found] (invalid)"]);
                         Ok =:= trunc ->
                             ?TRUNC_RET(Proto, P2);
+                        is_integer(Ok) ->
+                            more(Nh, Rest, Len, N, Ctx, St#{hbh := true, jumbo := Ok}, P2);
                         true ->
                             more(Nh, Rest, Len, N, Ctx, St#{hbh := map_get(hbh, St) orelse Next =:= 0}, P2)
                     end;
@@ -81,6 +87,25 @@ next(43, Bin, Len, Ctx, St, P, _) ->
     routing(Bin, Len, Ctx, St, pr(P, "RT6"));
 next(Next, Bin, _Len, _Ctx, _St, P, _) when Next =:= 135; Next =:= 62 ->
     mobility(Bin, P);
+next(Next, Bin, Len, Ctx, #{plen := 0, start := Start, jumbo := J}, P, _) ->
+    % a payload length of 0: the upper layer's length from a Jumbo
+    % Payload option; without one, none (and a header before it is cut
+    % short)
+    Advance = 40 + Start - Len,
+    if
+        J =:= none, Advance =:= 40 ->
+            ewpcap_dump_fmt_ip:demux(Next, <<>>, 0, Ctx, P);
+        J =:= none; J + 40 < Advance ->
+            ?TRUNC_RET("ip6", P);
+        true ->
+            P1 = case Start + 40 < J + 40 of
+                     true -> pr(P, ["truncated-ip6 - ", integer_to_list(J - Start),
+                                    " bytes missing!"]);
+                     false -> P
+                 end,
+            ewpcap_dump_fmt_ip:demux(Next, ewpcap_dump_fmt_ip:cut(Bin, J + 40 - Advance),
+                                     J + 40 - Advance, Ctx, P1)
+    end;
 next(Next, Bin, Len, Ctx, _St, P, _) ->
     ewpcap_dump_fmt_ip:demux(Next, Bin, Len, Ctx, P).
 
@@ -91,10 +116,11 @@ more(Next, Bin, Len, Adv, Ctx, St, P) when Len >= Adv ->
 more(_Next, _Bin, _Len, _Adv, _Ctx, _St, P) ->
     pr(P, " [|ip6]").
 
-%%% Options of hop-by-hop and destination headers: {ok | jumbo | trunc, P}
+%%% Options of hop-by-hop and destination headers: {ok | trunc, P}, or
+%%% {Length, P} after a valid Jumbo Payload option
 
-options(Opts, I, _Acc, P) when I >= byte_size(Opts) ->
-    {case _Acc of {_, _, true} -> jumbo; _ -> ok end,
+options(Opts, I, Acc, P) when I >= byte_size(Opts) ->
+    {case Acc of {_, _, {valid, J}} -> J; _ -> ok end,
      pr(P, [" " || P#printer.verbose > 0])};
 options(Opts, I, Acc, P) ->
     Len = byte_size(Opts),
@@ -123,11 +149,11 @@ options(Opts, I, Acc, P) ->
                     {Hdr, St, Seen} = Acc,
                     JT = integer_to_list(J),
                     if
-                        Seen -> Next(["(jumbo: ", JT, " - already seen) "], Acc);
+                        Seen =/= false -> Next(["(jumbo: ", JT, " - already seen) "], Acc);
                         Hdr =:= 60 -> Next(["(jumbo: ", JT, " - not a hop-by-hop option) "], {Hdr, St, true});
                         map_get(plen, St) =/= 0 -> Next(["(jumbo: ", JT, " - payload len != 0) "], {Hdr, St, true});
                         J < 65536 -> Next(["(jumbo: ", JT, " - < 65536) "], {Hdr, St, true});
-                        true -> Next(["(jumbo: ", JT, ") "], {Hdr, St, true})
+                        true -> Next(["(jumbo: ", JT, ") "], {Hdr, St, {valid, J}})
                     end;
                 16#C9 when Len - I < 18 ->
                     {trunc, pr(P, "(homeaddr: trunc)")};
@@ -141,6 +167,31 @@ options(Opts, I, Acc, P) ->
     end.
 
 %%% Routing header
+
+%% @doc The destination tcpdump's checksums use (its ip6_finddst): the
+%% last address of a routing header of type 0 or 2 (as far as captured),
+%% the first segment of type 4, found through hop-by-hop, destination,
+%% fragment and mobility headers; else `Dst'.
+-spec final_dst(byte(), binary(), inet:ip6_address()) -> inet:ip6_address().
+final_dst(Nh, <<Next, HL, _/binary>> = Bin, Dst) when Nh =:= 0; Nh =:= 60; Nh =:= 62;
+                                                      Nh =:= 135 ->
+    final_dst(Next, skip(Bin, (HL + 1) * 8), Dst);
+final_dst(44, <<Next, _/binary>> = Bin, Dst) ->
+    final_dst(Next, skip(Bin, 8), Dst);
+final_dst(43, <<_, HL, Type, _, _:32, Addrs/binary>>, Dst) when (Type =:= 0 orelse Type =:= 2),
+                                                               HL rem 2 =:= 0 ->
+    case [A || <<A:16/binary>> <= binary:part(Addrs, 0, min(byte_size(Addrs) div 16,
+                                                              HL div 2) * 16)] of
+        [] -> Dst;
+        As -> ip6(lists:last(As))
+    end;
+final_dst(43, <<_, HL, 4, _, _:32, First:16/binary, _/binary>>, _Dst) when HL rem 2 =:= 0 ->
+    ip6(First);
+final_dst(_Nh, _Bin, Dst) ->
+    Dst.
+
+skip(Bin, N) when byte_size(Bin) > N -> binary:part(Bin, N, byte_size(Bin) - N);
+skip(_Bin, _N) -> <<>>.
 
 routing(<<_, HL, _/binary>> = Bin, _Len, _Ctx, _St, P) when byte_size(Bin) < 4 ->
     % the fields as far as they are captured

@@ -304,7 +304,7 @@ vrrp_verbose(Ver, Bin, Len, Ctx, P) ->
     <<_:24, NAddrs, Auth, _/binary>> = Bin,
     Bad = case Bin of
               <<Msg:Len/binary, _/binary>> ->
-                  case {vrrp_cksum(Ver, Msg, Ctx), Bin} of
+                  case {vrrp_cksum(Ver, Msg, Ctx, P), Bin} of
                       {0, _} -> [];
                       {_, <<_:48, Sum:16, _/binary>>} -> [", (bad vrrp cksum ", hex(Sum), ")"];
                       _ -> ?TRUNC("vrrp", P)
@@ -326,8 +326,9 @@ vrrp_verbose(Ver, Bin, Len, Ctx, P) ->
             end
     end.
 
-vrrp_cksum(2, Msg, _Ctx) -> cksum(Msg);
-vrrp_cksum(3, Msg, {V, Src, Dst, _}) -> ewpcap_dump_fmt_ip:pseudo_cksum(V, Src, Dst, 112, Msg).
+vrrp_cksum(2, Msg, _Ctx, _P) -> cksum(Msg);
+vrrp_cksum(3, Msg, {V, Src, Dst, _}, P) ->
+    ewpcap_dump_fmt_ip:pseudo_cksum(V, Src, ewpcap_dump_fmt_ip:csum_dst(Dst, P), 112, Msg).
 
 vrrp_addrs(0, _C, _Bin, _Off, P) ->
     P;

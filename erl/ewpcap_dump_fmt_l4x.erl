@@ -39,7 +39,8 @@ dccp(<<SP:16, DP:16, DOff, CcCs, Sum:16, Xtr, _/binary>> = Bin, Len, {V, Src, Ds
                      0 -> P3;
                      _ -> pr(P3, [" (CCVal ", integer_to_list(CcCs bsr 4), ", CsCov ",
                                   integer_to_list(CcCs band 15),
-                                  dccp_cksum(Bin, Len, {V, Src, Dst}, DOff, CcCs band 15, Sum),
+                                  dccp_cksum(Bin, Len, {V, Src, ewpcap_dump_fmt_ip:csum_dst(Dst, P3)},
+                                             DOff, CcCs band 15, Sum),
                                   ")"])
                  end,
             dccp_type((Xtr bsr 1) band 15, Bin, Len, {X, Fixed, DOff * 4}, pr(P4, " "))

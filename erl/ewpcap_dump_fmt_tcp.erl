@@ -53,7 +53,7 @@ tcp(Bin, Len, {V, Src, Dst, Frag}, P) ->
 tcp_cksum(_Bin, _Len, _Sum, {_, _, _, true}, P) -> P;
 tcp_cksum(_Bin, _Len, _Sum, _Ctx, #printer{verbose = 0} = P) -> P;
 tcp_cksum(Bin, Len, Sum, {V, Src, Dst, _}, P) when byte_size(Bin) >= Len ->
-    case pseudo_cksum(V, Src, Dst, 6, binary:part(Bin, 0, Len)) of
+    case pseudo_cksum(V, Src, ewpcap_dump_fmt_ip:csum_dst(Dst, P), 6, binary:part(Bin, 0, Len)) of
         0 -> pr(P, [", cksum 0x", hex4(Sum), " (correct)"]);
         S -> pr(P, [", cksum 0x", hex4(Sum), " (incorrect -> 0x", hex4(should_be(Sum, S)), ")"])
     end;

@@ -6,10 +6,16 @@
 %%% `randpkt -b 120 -c 300 -t TYPE rand_TYPE.pcap' for TYPE in arp, eth,
 %%% icmp, ip, ipv6, tcp, udp; rand_ipv6b.pcap and rand_ipv6c.pcap are two
 %%% more runs of type ipv6 (its random next headers reach many protocols,
-%%% one file alone would be fitted to). ipv6_full.pcap is not random: 35
-%%% well-formed, whole packets over those protocols (checksums right and
-%%% wrong, options, extension headers before TCP and UDP), written by
-%%% mk_ipv6_full.py beside it. randpkt writes its tcp packets on Token Ring
+%%% one file alone would be fitted to). ipv6_full.pcap is not random: 158
+%%% whole packets over those protocols (checksums right and wrong,
+%%% options, extension headers before TCP and UDP, ICMPv6 of every type
+%%% tcpdump names, neighbour discovery with well-formed and malformed
+%%% options, node information, router renumbering, RPL, messages cut short, checksums after routing headers,
+%%% payload lengths of 0 with and without a Jumbo Payload option),
+%%% written by mk_ipv6_full.py beside it; ipv4_opts.pcap, 27 IPv4 packets
+%%% with options (routes, timestamps, RA; malformed and cut short;
+%%% checksums after a source route), by mk_ipv4_opts.py. randpkt writes
+%%% its tcp packets on Token Ring
 %%% (DLT 6), which we do not decode: rand_tcp.pcap is that file with each
 %%% 22-byte Token Ring + SNAP header replaced by an Ethernet header
 %%% (type IPv4), the IP and TCP bytes unchanged.
@@ -30,7 +36,7 @@
 
 -define(RUN_TIMEOUT, 60).
 
--define(TYPES, [arp, eth, icmp, ip, ipv6, ipv6b, ipv6c, ipv6_full, tcp, udp]).
+-define(TYPES, [arp, eth, icmp, ip, ipv4_opts, ipv6, ipv6b, ipv6c, ipv6_full, tcp, udp]).
 -define(FLAGS, [["-n"], ["-n", "-v"], ["-n", "-e"], ["-n", "-x"], ["-n", "-X"], ["-n", "-vv"]]).
 
 suite() ->
@@ -204,6 +210,7 @@ is_first(_) -> false.
 run(Config, Prog, Type, Flags) ->
     Name = case Type of
                ipv6_full -> "ipv6_full.pcap";
+               ipv4_opts -> "ipv4_opts.pcap";
                _ -> "rand_" ++ atom_to_list(Type) ++ ".pcap"
            end,
     File = filename:join(?config(data_dir, Config), Name),
