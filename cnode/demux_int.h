@@ -158,6 +158,170 @@ ewp_dm_load(const unsigned char *p, uint32_t buflen, uint64_t off, u_int size, u
     return 1;
 }
 
+/*
+ * One instruction of a run, as libpcap's bpf_filter runs it, for both
+ * interpreters (demux_run.c's groups, demux_loop.c's bounded runs):
+ * everything but a ret and a group's split. 1: go on (*pc moved past a
+ * jump); 0: the packet is refused (a load past caplen, a division by 0,
+ * an instruction ewp_demux_set refuses). A shift by a constant takes
+ * k & 31, as libpcap's C shift does on this machine (groups never hold
+ * one of 32 or more: ewp_dm_mergeable); by X of 32 or more gives 0.
+ */
+static inline int
+ewp_dm_step(const struct bpf_insn *in, u_int *pc, uint32_t *a, uint32_t *x, uint32_t *mem,
+            const unsigned char *p, uint32_t buflen, uint32_t wirelen)
+{
+    switch (in->code) {
+    case BPF_LD | BPF_W | BPF_ABS:
+        return ewp_dm_load(p, buflen, in->k, 4, a);
+    case BPF_LD | BPF_H | BPF_ABS:
+        return ewp_dm_load(p, buflen, in->k, 2, a);
+    case BPF_LD | BPF_B | BPF_ABS:
+        return ewp_dm_load(p, buflen, in->k, 1, a);
+    case BPF_LD | BPF_W | BPF_IND:
+        return ewp_dm_load(p, buflen, (uint64_t)*x + in->k, 4, a);
+    case BPF_LD | BPF_H | BPF_IND:
+        return ewp_dm_load(p, buflen, (uint64_t)*x + in->k, 2, a);
+    case BPF_LD | BPF_B | BPF_IND:
+        return ewp_dm_load(p, buflen, (uint64_t)*x + in->k, 1, a);
+    case BPF_LDX | BPF_MSH | BPF_B:
+        if (!ewp_dm_load(p, buflen, in->k, 1, x))
+            return 0;
+        *x = (*x & 0xf) << 2;
+        return 1;
+    case BPF_LD | BPF_W | BPF_LEN:
+        *a = wirelen;
+        return 1;
+    case BPF_LDX | BPF_W | BPF_LEN:
+        *x = wirelen;
+        return 1;
+    case BPF_LD | BPF_IMM:
+        *a = in->k;
+        return 1;
+    case BPF_LDX | BPF_IMM:
+        *x = in->k;
+        return 1;
+    case BPF_LD | BPF_MEM:
+        *a = mem[in->k % BPF_MEMWORDS];
+        return 1;
+    case BPF_LDX | BPF_MEM:
+        *x = mem[in->k % BPF_MEMWORDS];
+        return 1;
+    case BPF_ST:
+        mem[in->k % BPF_MEMWORDS] = *a;
+        return 1;
+    case BPF_STX:
+        mem[in->k % BPF_MEMWORDS] = *x;
+        return 1;
+    case BPF_JMP | BPF_JA: /* backward (bounded runs only): k wraps, as libpcap's */
+        *pc += in->k;
+        return 1;
+    case BPF_JMP | BPF_JGT | BPF_K:
+        *pc += *a > in->k ? in->jt : in->jf;
+        return 1;
+    case BPF_JMP | BPF_JGE | BPF_K:
+        *pc += *a >= in->k ? in->jt : in->jf;
+        return 1;
+    case BPF_JMP | BPF_JEQ | BPF_K:
+        *pc += *a == in->k ? in->jt : in->jf;
+        return 1;
+    case BPF_JMP | BPF_JSET | BPF_K:
+        *pc += (*a & in->k) != 0 ? in->jt : in->jf;
+        return 1;
+    case BPF_JMP | BPF_JGT | BPF_X:
+        *pc += *a > *x ? in->jt : in->jf;
+        return 1;
+    case BPF_JMP | BPF_JGE | BPF_X:
+        *pc += *a >= *x ? in->jt : in->jf;
+        return 1;
+    case BPF_JMP | BPF_JEQ | BPF_X:
+        *pc += *a == *x ? in->jt : in->jf;
+        return 1;
+    case BPF_JMP | BPF_JSET | BPF_X:
+        *pc += (*a & *x) != 0 ? in->jt : in->jf;
+        return 1;
+    case BPF_ALU | BPF_ADD | BPF_X:
+        *a += *x;
+        return 1;
+    case BPF_ALU | BPF_SUB | BPF_X:
+        *a -= *x;
+        return 1;
+    case BPF_ALU | BPF_MUL | BPF_X:
+        *a *= *x;
+        return 1;
+    case BPF_ALU | BPF_DIV | BPF_X:
+        if (*x == 0)
+            return 0;
+        *a /= *x;
+        return 1;
+    case BPF_ALU | BPF_MOD | BPF_X:
+        if (*x == 0)
+            return 0;
+        *a %= *x;
+        return 1;
+    case BPF_ALU | BPF_AND | BPF_X:
+        *a &= *x;
+        return 1;
+    case BPF_ALU | BPF_OR | BPF_X:
+        *a |= *x;
+        return 1;
+    case BPF_ALU | BPF_XOR | BPF_X:
+        *a ^= *x;
+        return 1;
+    case BPF_ALU | BPF_LSH | BPF_X:
+        *a = *x < 32 ? *a << *x : 0;
+        return 1;
+    case BPF_ALU | BPF_RSH | BPF_X:
+        *a = *x < 32 ? *a >> *x : 0;
+        return 1;
+    case BPF_ALU | BPF_ADD: /* | BPF_K, which is 0 */
+        *a += in->k;
+        return 1;
+    case BPF_ALU | BPF_SUB | BPF_K:
+        *a -= in->k;
+        return 1;
+    case BPF_ALU | BPF_MUL | BPF_K:
+        *a *= in->k;
+        return 1;
+    case BPF_ALU | BPF_DIV | BPF_K:
+        if (in->k == 0)
+            return 0;
+        *a /= in->k;
+        return 1;
+    case BPF_ALU | BPF_MOD | BPF_K:
+        if (in->k == 0)
+            return 0;
+        *a %= in->k;
+        return 1;
+    case BPF_ALU | BPF_AND | BPF_K:
+        *a &= in->k;
+        return 1;
+    case BPF_ALU | BPF_OR | BPF_K:
+        *a |= in->k;
+        return 1;
+    case BPF_ALU | BPF_XOR | BPF_K:
+        *a ^= in->k;
+        return 1;
+    case BPF_ALU | BPF_LSH | BPF_K:
+        *a <<= in->k & 31;
+        return 1;
+    case BPF_ALU | BPF_RSH | BPF_K:
+        *a >>= in->k & 31;
+        return 1;
+    case BPF_ALU | BPF_NEG:
+        *a = 0U - *a;
+        return 1;
+    case BPF_MISC | BPF_TAX:
+        *x = *a;
+        return 1;
+    case BPF_MISC | BPF_TXA:
+        *a = *x;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* Whether a program can share a group: no backward jump (those run on
  * ewp_dm_run_bounded) and no shift by 32 or more (libpcap's is C's) */
 int ewp_dm_mergeable(const struct bpf_insn *f, u_int len);

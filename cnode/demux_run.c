@@ -113,96 +113,18 @@ walk(struct walk *w, u_int pc, uint32_t a, uint32_t x, const uint32_t *mem0,
         int32_t j;
         int t_dead, f_dead;
 
-        switch (in->code) {
-        case BPF_RET | BPF_K:
-            if (in->k != 0)
+        /* the common case first: one jump table, ewp_dm_step's */
+        if (in->code != EWP_DM_SPLIT && BPF_CLASS(in->code) != BPF_RET) {
+            if (!ewp_dm_step(in, &pc, &a, &x, mem, p, buflen, w->wirelen))
+                return;
+            continue;
+        }
+        if (BPF_CLASS(in->code) == BPF_RET) { /* ret #k or ret a */
+            if ((BPF_RVAL(in->code) == BPF_A ? a : in->k) != 0)
                 emit(w, set, n);
             return;
-        case BPF_RET | BPF_A:
-            if (a != 0)
-                emit(w, set, n);
-            return;
-        case BPF_LD | BPF_W | BPF_ABS:
-            if (!ewp_dm_load(p, buflen, in->k, 4, &a))
-                return;
-            continue;
-        case BPF_LD | BPF_H | BPF_ABS:
-            if (!ewp_dm_load(p, buflen, in->k, 2, &a))
-                return;
-            continue;
-        case BPF_LD | BPF_B | BPF_ABS:
-            if (!ewp_dm_load(p, buflen, in->k, 1, &a))
-                return;
-            continue;
-        case BPF_LD | BPF_W | BPF_IND:
-            if (!ewp_dm_load(p, buflen, (uint64_t)x + in->k, 4, &a))
-                return;
-            continue;
-        case BPF_LD | BPF_H | BPF_IND:
-            if (!ewp_dm_load(p, buflen, (uint64_t)x + in->k, 2, &a))
-                return;
-            continue;
-        case BPF_LD | BPF_B | BPF_IND:
-            if (!ewp_dm_load(p, buflen, (uint64_t)x + in->k, 1, &a))
-                return;
-            continue;
-        case BPF_LDX | BPF_MSH | BPF_B:
-            if (!ewp_dm_load(p, buflen, in->k, 1, &x))
-                return;
-            x = (x & 0xf) << 2;
-            continue;
-        case BPF_LD | BPF_W | BPF_LEN:
-            a = w->wirelen;
-            continue;
-        case BPF_LDX | BPF_W | BPF_LEN:
-            x = w->wirelen;
-            continue;
-        case BPF_LD | BPF_IMM:
-            a = in->k;
-            continue;
-        case BPF_LDX | BPF_IMM:
-            x = in->k;
-            continue;
-        case BPF_LD | BPF_MEM:
-            a = mem[in->k % BPF_MEMWORDS];
-            continue;
-        case BPF_LDX | BPF_MEM:
-            x = mem[in->k % BPF_MEMWORDS];
-            continue;
-        case BPF_ST:
-            mem[in->k % BPF_MEMWORDS] = a;
-            continue;
-        case BPF_STX:
-            mem[in->k % BPF_MEMWORDS] = x;
-            continue;
-        case BPF_JMP | BPF_JA:
-            pc += in->k;
-            continue;
-        case BPF_JMP | BPF_JGT | BPF_K:
-            pc += a > in->k ? in->jt : in->jf;
-            continue;
-        case BPF_JMP | BPF_JGE | BPF_K:
-            pc += a >= in->k ? in->jt : in->jf;
-            continue;
-        case BPF_JMP | BPF_JSET | BPF_K:
-            pc += (a & in->k) != 0 ? in->jt : in->jf;
-            continue;
-        case BPF_JMP | BPF_JGT | BPF_X:
-            pc += a > x ? in->jt : in->jf;
-            continue;
-        case BPF_JMP | BPF_JGE | BPF_X:
-            pc += a >= x ? in->jt : in->jf;
-            continue;
-        case BPF_JMP | BPF_JEQ | BPF_X:
-            pc += a == x ? in->jt : in->jf;
-            continue;
-        case BPF_JMP | BPF_JSET | BPF_X:
-            pc += (a & x) != 0 ? in->jt : in->jf;
-            continue;
-        case BPF_JMP | BPF_JEQ | BPF_K: /* the same k in every variant */
-            pc += a == in->k ? in->jt : in->jf;
-            continue;
-        case EWP_DM_SPLIT: /* a jeq #k where the variants differ */
+        }
+        { /* a jeq #k where the variants differ */
             j = (int32_t)in->k;
             jq = &g->jeq[j];
             t_dead = rejects(&shape[pc + in->jt]);
@@ -263,85 +185,6 @@ walk(struct walk *w, u_int pc, uint32_t a, uint32_t x, const uint32_t *mem0,
                 return;
             pc += in->jf;
             continue;
-        case BPF_ALU | BPF_ADD | BPF_X:
-            a += x;
-            continue;
-        case BPF_ALU | BPF_SUB | BPF_X:
-            a -= x;
-            continue;
-        case BPF_ALU | BPF_MUL | BPF_X:
-            a *= x;
-            continue;
-        case BPF_ALU | BPF_DIV | BPF_X:
-            if (x == 0)
-                return;
-            a /= x;
-            continue;
-        case BPF_ALU | BPF_MOD | BPF_X:
-            if (x == 0)
-                return;
-            a %= x;
-            continue;
-        case BPF_ALU | BPF_AND | BPF_X:
-            a &= x;
-            continue;
-        case BPF_ALU | BPF_OR | BPF_X:
-            a |= x;
-            continue;
-        case BPF_ALU | BPF_XOR | BPF_X:
-            a ^= x;
-            continue;
-        case BPF_ALU | BPF_LSH | BPF_X:
-            a = x < 32 ? a << x : 0;
-            continue;
-        case BPF_ALU | BPF_RSH | BPF_X:
-            a = x < 32 ? a >> x : 0;
-            continue;
-        case BPF_ALU | BPF_ADD: /* | BPF_K, which is 0 */
-            a += in->k;
-            continue;
-        case BPF_ALU | BPF_SUB | BPF_K:
-            a -= in->k;
-            continue;
-        case BPF_ALU | BPF_MUL | BPF_K:
-            a *= in->k;
-            continue;
-        case BPF_ALU | BPF_DIV | BPF_K: /* k 0: refused by bpf_validate */
-            if (in->k == 0)
-                return;
-            a /= in->k;
-            continue;
-        case BPF_ALU | BPF_MOD | BPF_K:
-            if (in->k == 0)
-                return;
-            a %= in->k;
-            continue;
-        case BPF_ALU | BPF_AND | BPF_K:
-            a &= in->k;
-            continue;
-        case BPF_ALU | BPF_OR | BPF_K:
-            a |= in->k;
-            continue;
-        case BPF_ALU | BPF_XOR | BPF_K:
-            a ^= in->k;
-            continue;
-        case BPF_ALU | BPF_LSH | BPF_K: /* k < 32: ewp_dm_mergeable */
-            a <<= in->k;
-            continue;
-        case BPF_ALU | BPF_RSH | BPF_K:
-            a >>= in->k;
-            continue;
-        case BPF_ALU | BPF_NEG:
-            a = 0U - a;
-            continue;
-        case BPF_MISC | BPF_TAX:
-            x = a;
-            continue;
-        case BPF_MISC | BPF_TXA:
-            a = x;
-            continue;
-        default: /* not a group's: refused in ewp_demux_set */
-            return;
         }
     }
 }
