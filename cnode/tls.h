@@ -15,16 +15,8 @@
 #include <limits.h>
 #include <stddef.h>
 
+#include "tls_conf.h"
 #include "xport.h"
-
-/* The server options of an -ssl_dist_optfile, as ewpcapd's flags */
-struct ewp_tls_config {
-    char cert[PATH_MAX];          /* --tls-cert: PEM certificate (chain) */
-    char key[PATH_MAX];           /* --tls-key: PEM private key; empty: in cert */
-    char cacert[PATH_MAX];        /* --tls-cacert: PEM CAs that sign client certificates */
-    int verify_peer;              /* --tls-verify peer (1) | none (0) */
-    int fail_if_no_peer_cert;     /* --tls-fail-if-no-peer-cert */
-};
 
 struct ewp_tls;
 
@@ -32,9 +24,5 @@ struct ewp_tls *ewp_tls_new(const struct ewp_tls_config *cfg, char *errbuf, size
 void ewp_tls_free(struct ewp_tls *t);
 struct ewp_xport *ewp_tls_conn_new(struct ewp_tls *t, int fd);
 int ewp_tls_handshake(struct ewp_xport *x, int *want_write, char *errbuf, size_t errlen);
-int ewp_tls_config_from_etf(struct ewp_tls_config *cfg, const char *buf, size_t len,
-                            char *errbuf, size_t errlen);
-int ewp_tls_read_optfile(struct ewp_tls_config *cfg, const char *path, char *errbuf,
-                         size_t errlen);
 
 #endif /* EWP_TLS_H */
