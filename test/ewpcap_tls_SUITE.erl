@@ -49,52 +49,24 @@ groups() ->
         ]}
     ].
 
+%% The bed and its traffic peer are ewpcap_remote's (init_suite/2), with
+%% certificates made here first
 init_per_suite(Config) ->
-    case {os:cmd("id -u"), ewpcap_netns:available(), os:find_executable("tcpdump"),
-          os:find_executable("openssl")} of
-        {Id, _, _, _} when Id =/= "0\n" -> {skip, "needs root"};
-        {_, false, _, _} -> {skip, "no ip command"};
-        {_, _, false, _} -> {skip, "no tcpdump"};
-        {_, _, _, false} -> {skip, "no openssl command"};
+    case os:find_executable("openssl") of
+        false ->
+            {skip, "no openssl command"};
         _ ->
-            ct:pal("deleted leftover namespaces: ~p", [?TB:cleanup()]),
             Dir = filename:join(?config(priv_dir, Config), "tls"),
             ok = filelib:ensure_path(Dir),
             Certs = ewpcap_tls_certs:make(Dir),
-            ok = ?TB:janitor_start(),
-            _ = [?TB:object_code(M) || M <- [?TB, ?MODULE]],
-            {ok, Bed} = ?TB:setup(),
-            Cookie = "ewptls" ++ integer_to_list(rand:uniform(1 bsl 40)),
-            try
-                {ok, C} = ?TB:start_node(Bed, c, #{code => false, load => [?MODULE],
-                                                   janitor => false}),
-                CAgent = ?TB:agent(C),
-                [{bed, Bed}, {cookie, Cookie}, {cnode, C}, {cagent, CAgent}, {certs, Certs}
-                 | Config]
-            catch
-                Class:Reason:Stack ->
-                    _ = ?TB:janitor_stop(),
-                    _ = ?TB:teardown(Bed),
-                    erlang:raise(Class, Reason, Stack)
+            case ewpcap_remote:init_suite(Config, ?MODULE) of
+                {skip, _} = Skip -> Skip;
+                Config1 -> [{certs, Certs} | Config1]
             end
     end.
 
 end_per_suite(Config) ->
-    _ = ?TB:janitor_stop(),
-    case ?config(cnode, Config) of
-        undefined -> ok;
-        C -> catch ?TB:stop_node(C)
-    end,
-    case ?config(bed, Config) of
-        undefined ->
-            ok;
-        Bed ->
-            ct:pal("teardown: killed ~p", [?TB:teardown(Bed)]),
-            Left = [NS || R <- [a, b, c], NS <- [?TB:ns(Bed, R)],
-                          lists:member(NS, ewpcap_netns:list())],
-            ?assertEqual([], Left)
-    end,
-    ok.
+    ewpcap_remote:end_suite(Config).
 
 init_per_group(ipv6, Config) ->
     % IPv6 on lo of A only: nothing else of the bed gets IPv6 traffic
