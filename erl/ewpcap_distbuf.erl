@@ -48,6 +48,8 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(DEFAULT, 1048576).
+-define(UP_WAIT, 2000). % ms: longest wait for net_kernel to mark a connection up
+-define(UP_POLL, 5).    % ms between two asks
 
 -record(state, {
     daemons = #{} :: #{node() => term()}  % daemon node => controller tuned (or none)
@@ -73,7 +75,7 @@ ensure(Node) when Node =:= node() ->
 ensure(Node) ->
     case whereis(?MODULE) of
         undefined ->
-            _ = tune(Node, setting()),
+            _ = tune_up(Node, controller(Node)),
             ok;
         Pid ->
             try
@@ -160,9 +162,34 @@ retune(#state{daemons = Daemons} = State) ->
 tuned(_Node, none) ->
     none;
 tuned(Node, Ctrl) ->
-    case tune(Node, setting()) of
+    case tune_up(Node, Ctrl) of
         noconnection -> none;
         _ -> Ctrl
+    end.
+
+%% tune/2 on the connection Ctrl. The runtime announces a connection
+%% (nodeup, and a send that connected returns) a moment before net_kernel
+%% marks it up, and net_kernel:getopts/2 says noconnection until then:
+%% while Ctrl is still the connection's controller, ask again, for at most
+%% ?UP_WAIT ms.
+tune_up(_Node, none) ->
+    noconnection;
+tune_up(Node, Ctrl) ->
+    tune_up(Node, Ctrl, erlang:monotonic_time(millisecond) + ?UP_WAIT).
+
+tune_up(Node, Ctrl, Deadline) ->
+    case tune(Node, setting()) of
+        noconnection ->
+            case controller(Node) =:= Ctrl andalso
+                erlang:monotonic_time(millisecond) < Deadline of
+                true ->
+                    timer:sleep(?UP_POLL),
+                    tune_up(Node, Ctrl, Deadline);
+                false ->
+                    noconnection
+            end;
+        Result ->
+            Result
     end.
 
 %% The connection's controller (an inet port, or the TLS sender's pid):
