@@ -288,11 +288,13 @@ row(ceiling, Size, Rate, Ctx) ->
 row(default, Size, Rate, Ctx) ->
     local_row([], Size, Rate, Ctx);
 row(default_untuned, Size, Rate, #{local_node := Node} = Ctx) ->
-    ewpcap_bench_dist:untuned(Node, fun() -> local_row([], Size, Rate, Ctx) end);
+    ewpcap_bench_dist:untuned(Node, fun() -> local_row([{relay, false}], Size, Rate, Ctx) end);
+row(default_norelay, Size, Rate, Ctx) ->
+    local_row([{relay, false}], Size, Rate, Ctx);
 row(remote_untuned, Size, Rate, #{client := Cli} = Ctx) ->
     Buf = ewpcap_bench_nodes:client_call(Cli, {dist_buffer, false}, 30000),
     try
-        (remote_row([], Size, Rate, Ctx))#{dist_buffer => Buf}
+        (remote_row([{relay, false}], Size, Rate, Ctx))#{dist_buffer => Buf}
     after
         ewpcap_bench_nodes:client_call(Cli, {dist_buffer, default}, 30000)
     end;

@@ -45,7 +45,8 @@ enum {
     OPT_BATCH = 1 << 11,    /* {batch, N} */
     OPT_DUMP = 1 << 12,     /* {dump, Path} */
     OPT_PRECISION = 1 << 13, /* {tstamp_precision, P} */
-    OPT_SHARE = 1 << 14      /* {share, B} */
+    OPT_SHARE = 1 << 14,     /* {share, B} */
+    OPT_RELAY = 1 << 15      /* {relay, Pid}: send the packets there; {relay, B}: ignored */
 };
 
 #define OPTS_FILTER (OPT_OPTIMIZE | OPT_NETMASK | OPT_LIMIT)
@@ -296,6 +297,7 @@ decode_opt(const char *buf, int *index, struct ewp_opts *o, int allowed, int *se
         {"netmask", OPT_NETMASK},     {"limit", OPT_LIMIT},
         {"batch", OPT_BATCH},         {"dump", OPT_DUMP},
         {"tstamp_precision", OPT_PRECISION}, {"share", OPT_SHARE},
+        {"relay", OPT_RELAY},
     };
     char key[MAXATOMLEN];
     char val[MAXATOMLEN];
@@ -345,6 +347,21 @@ decode_opt(const char *buf, int *index, struct ewp_opts *o, int allowed, int *se
         if (first) {
             o->dump = d;
             o->dump_len = dlen;
+        }
+        break;
+    }
+
+    case OPT_RELAY: { /* {relay, Pid}: the receiver; {relay, boolean()}: the
+                       * library's own switch, ignored (over rpc) */
+        erlang_pid pid;
+
+        if (ei_decode_boolean(buf, &i, &b) == 0)
+            break;
+        if (ei_decode_pid(buf, &i, &pid) < 0)
+            return -1;
+        if (first) {
+            o->has_relay = 1;
+            o->relay = pid;
         }
         break;
     }

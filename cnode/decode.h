@@ -66,6 +66,8 @@ struct ewp_opts {
     const char *dump;         /* {dump, Path}: record to this savefile */
     size_t dump_len;          /* its length, 0: no dump */
     int share;                /* {share, B}: may join a shared capture (1) */
+    int has_relay;            /* {relay, Pid}: the packets go to Pid */
+    erlang_pid relay;         /* ... that pid (the library's guard) */
 };
 
 struct ewp_request {

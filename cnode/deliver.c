@@ -61,8 +61,8 @@ ewp_deliver_attach(struct ewp_handle *h)
 
     if (ei_x_new(&px) < 0)
         return -1;
-    if ((h->batch > 1 ? ewp_encode_batch_prefix(&px, &h->owner, &h->ref, h->cap.dlt)
-                      : ewp_encode_packet_prefix(&px, &h->owner, &h->ref, h->cap.dlt)) < 0) {
+    if ((h->batch > 1 ? ewp_encode_batch_prefix(&px, &h->to, &h->ref, h->cap.dlt)
+                      : ewp_encode_packet_prefix(&px, &h->to, &h->ref, h->cap.dlt)) < 0) {
         ei_x_free(&px);
         return -1;
     }
@@ -258,7 +258,7 @@ eof_cb(struct ewp_capture *c)
     batch_close(h);
     if (ei_x_new(&x) < 0)
         return;
-    if (ewp_encode_message_eof(&x, &h->owner, &h->ref) == 0)
+    if (ewp_encode_message_eof(&x, &h->to, &h->ref) == 0)
         send_frame(h->peer, &x);
     ei_x_free(&x);
 }
@@ -273,7 +273,7 @@ error_cb(struct ewp_capture *c, const char *reason)
     EWP_LOG(1, "%s: capture on %s failed: %s", ewp_peer_name(h->peer), h->device, reason);
     if (ei_x_new(&x) < 0)
         return;
-    if (ewp_encode_message_error(&x, &h->owner, &h->ref, reason) == 0)
+    if (ewp_encode_message_error(&x, &h->to, &h->ref, reason) == 0)
         send_frame(h->peer, &x);
     ei_x_free(&x);
 }

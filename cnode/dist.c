@@ -64,10 +64,11 @@
 #include "atomcache.h"
 #include "be.h"
 #include "log.h"
+#include "outq.h"
 #include "xport.h"
 
 #define READ_CHUNK (64u << 10)  /* bytes read per readiness */
-#define OUT_KEEP (1u << 20)     /* an idle output buffer larger than this is freed */
+#define WRITE_IOV 64            /* chunks per sendmsg */
 
 struct ewp_peer {
     struct ewp_dist *d;             /* the transport it belongs to */
@@ -83,10 +84,7 @@ struct ewp_peer {
     char *in;                       /* input buffer */
     size_t in_len;                  /* bytes in it */
     size_t in_cap;                  /* its size */
-    char *out;                      /* output buffer */
-    size_t out_head;                /* first unwritten byte */
-    size_t out_len;                 /* end of queued bytes */
-    size_t out_cap;                 /* its size */
+    struct ewp_outq out;            /* output queue */
     int congested;                  /* above EWP_OUT_HIGH, not yet below EWP_OUT_LOW */
     int dead;                       /* dropped, waiting for ewp_dist_reap */
     int in_pending;                 /* in holds frames not yet handed over */
@@ -117,8 +115,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void peer_write(struct ewp_peer *p);
 static void peer_free(struct ewp_peer *p);
 static int frames(struct ewp_peer *p);
-static int out_reserve(struct ewp_peer *p, size_t need);
-static int out_reserve_keep(struct ewp_peer *p, size_t need, size_t keep);
+static char *out_reserve(struct ewp_peer *p, size_t need, size_t keep);
+static void out_commit(struct ewp_peer *p, size_t n);
 static void out_queued(struct ewp_peer *p);
 
 /* No peers yet; NULL when out of memory */
@@ -200,6 +198,7 @@ ewp_dist_adopt_xport(struct ewp_dist *d, int fd, struct ewp_xport *xp, const cha
         p->in_len = p->in_cap = rest_len;
         p->in_pending = 1;
     }
+    ewp_outq_init(&p->out);
     p->d = d;
     p->fd = fd;
     p->xp = xp;
@@ -258,7 +257,7 @@ ewp_dist_reap(struct ewp_dist *d)
     d->flushing = 1;
     for (p = d->peers; p != NULL; p = next) {
         next = p->next;    /* a dropped peer moves to the dead list */
-        if (p->out_len > p->out_head && !ev_is_active(&p->wio))
+        if (ewp_peer_queued(p) > 0 && !ev_is_active(&p->wio))
             peer_write(p);
     }
     while ((p = d->dead) != NULL) {
@@ -292,35 +291,32 @@ ewp_dist_peer_next(struct ewp_dist *d, struct ewp_peer *prev)
 int
 ewp_peer_send(struct ewp_peer *p, const char *body, size_t len)
 {
+    char *o;
+
     if (p->dead)
         return -1;
     if (ewp_peer_queued(p) + len + 4 > p->d->out_max) {
         ewp_peer_drop(p, "output buffer full");
         return -1;
     }
-    if (out_reserve(p, len + 4) < 0) {
+    /* with the atom cache: the same frame with a header of no refs (+1) */
+    if ((o = out_reserve(p, len + 4 + (p->ac_out != NULL), 0)) == NULL) {
         ewp_peer_drop(p, "out of memory");
         return -1;
     }
-    if (p->ac_out != NULL) { /* the same frame with a header of no refs */
+    if (p->ac_out != NULL) {
         long n;
 
-        if (out_reserve(p, len + 5) < 0) {
-            ewp_peer_drop(p, "out of memory");
-            return -1;
-        }
-        if ((n = ewp_ac_plain(p->out + p->out_len + 4, body, len)) < 0) {
+        if ((n = ewp_ac_plain(o + 4, body, len)) < 0) {
             EWP_LOG(0, "%s: a frame of ours not sent: not in pass-through form", p->name);
             return -1;
         }
         len = (size_t)n;
     } else {
-        memcpy(p->out + p->out_len + 4, body, len);
+        memcpy(o + 4, body, len);
     }
-    ewp_put_be32(p->out + p->out_len, (uint32_t)len);
-    p->out_len += len + 4;
-    p->d->out_total += len + 4;
-    out_queued(p);
+    ewp_put_be32(o, (uint32_t)len);
+    out_commit(p, len + 4);
     return 0;
 }
 
@@ -340,25 +336,24 @@ ewp_peer_reserve_more(struct ewp_peer *p, size_t have, size_t more)
     if (p->dead || ewp_peer_queued(p) + have + more + 4 > p->d->packet_max ||
         p->d->out_total + have + more + 4 > EWP_OUT_TOTAL_PACKET_MAX)
         return NULL;
-    if (out_reserve_keep(p, 4 + have + more, 4 + have) < 0)
+    /* the length in front is written at the commit: kept only with a body */
+    if (out_reserve(p, 4 + have + more, have > 0 ? 4 + have : 0) == NULL)
         return NULL;
-    return p->out + p->out_len + 4;
+    return ewp_outq_tail(&p->out) + 4;
 }
 
 /* The frame being filled in place (after ewp_peer_reserve*) */
 char *
 ewp_peer_frame_body(struct ewp_peer *p)
 {
-    return p->out + p->out_len + 4;
+    return ewp_outq_tail(&p->out) + 4;
 }
 
 void
 ewp_peer_commit(struct ewp_peer *p, size_t used)
 {
-    ewp_put_be32(p->out + p->out_len, (uint32_t)used);
-    p->out_len += used + 4;
-    p->d->out_total += used + 4;
-    out_queued(p);
+    ewp_put_be32(ewp_outq_tail(&p->out), (uint32_t)used);
+    out_commit(p, used + 4);
 }
 
 /* Stop the peer now; ewp_dist_reap tears it down. Safe anywhere, twice. */
@@ -399,7 +394,7 @@ ewp_peer_dead(const struct ewp_peer *p)
 size_t
 ewp_peer_queued(const struct ewp_peer *p)
 {
-    return p->out_len - p->out_head;
+    return ewp_outq_queued(&p->out);
 }
 
 const char *
@@ -477,11 +472,11 @@ frames(struct ewp_peer *p)
         uint32_t len = ewp_get_be32(p->in + pos);
 
         if (len == 0) { /* tick: answer it, unless output waits anyway */
-            if (ewp_peer_queued(p) == 0 && out_reserve(p, 4) == 0) {
-                memset(p->out + p->out_len, 0, 4);
-                p->out_len += 4;
-                d->out_total += 4;
-                out_queued(p);
+            char *o;
+
+            if (ewp_peer_queued(p) == 0 && (o = out_reserve(p, 4, 0)) != NULL) {
+                memset(o, 0, 4);
+                out_commit(p, 4);
             }
             pos += 4;
             continue;
@@ -535,33 +530,38 @@ static void
 peer_write(struct ewp_peer *p)
 {
     struct ewp_dist *d = p->d;
-    ssize_t n;
+    struct iovec iov[WRITE_IOV];
+    struct msghdr msg;
+    ssize_t n = 0;
+    int k;
 
     for (;;) {
-        if (p->xp == NULL)
-            n = send(p->fd, p->out + p->out_head, p->out_len - p->out_head, MSG_NOSIGNAL);
-        else
-            n = p->xp->ops->write(p->xp, p->out + p->out_head, p->out_len - p->out_head);
+        k = ewp_outq_iov(&p->out, iov, p->xp == NULL ? WRITE_IOV : 1);
+        if (p->xp == NULL) {
+            if (k == 0)
+                break;
+            memset(&msg, 0, sizeof(msg));
+            msg.msg_iov = iov;
+            msg.msg_iovlen = (size_t)k;
+            n = sendmsg(p->fd, &msg, MSG_NOSIGNAL);
+        } else {
+            n = p->xp->ops->write(p->xp, k > 0 ? iov[0].iov_base : NULL,
+                                  k > 0 ? iov[0].iov_len : 0);
+        }
         if (n <= 0)
             break;
-        p->out_head += (size_t)n;
+        ewp_outq_consume(&p->out, (size_t)n);
         d->out_total -= (size_t)n;
-        if (p->xp == NULL || p->out_head == p->out_len)
+        /* plain: the socket took what it could; TLS: on while it takes */
+        if ((p->xp == NULL && (k < WRITE_IOV || ewp_outq_queued(&p->out) == 0)) ||
+            ewp_outq_queued(&p->out) == 0)
             break;
     }
     if (n < 0 && errno != EAGAIN && errno != EINTR) {
         ewp_peer_drop(p, strerror(errno));
         return;
     }
-    if (p->out_head == p->out_len) {
-        p->out_head = p->out_len = 0;
-        if (p->out_cap > OUT_KEEP) {
-            free(p->out);
-            p->out = NULL;
-            p->out_cap = 0;
-        }
-    }
-    if (p->out_head < p->out_len || (p->xp != NULL && p->xp->ops->unsent(p->xp) > 0)) {
+    if (ewp_peer_queued(p) > 0 || (p->xp != NULL && p->xp->ops->unsent(p->xp) > 0)) {
         if (!ev_is_active(&p->wio))
             ev_io_start(d->loop, &p->wio);
     } else {
@@ -584,11 +584,13 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         ewp_peer_drop(p, "net tick timeout");
         return;
     }
-    if (p->sent == p->sent_at_tick && ewp_peer_queued(p) == 0 && out_reserve(p, 4) == 0) {
-        memset(p->out + p->out_len, 0, 4);
-        p->out_len += 4;
-        p->d->out_total += 4;
-        out_queued(p);
+    if (p->sent == p->sent_at_tick && ewp_peer_queued(p) == 0) {
+        char *o = out_reserve(p, 4, 0);
+
+        if (o != NULL) {
+            memset(o, 0, 4);
+            out_commit(p, 4);
+        }
     }
     p->sent_at_tick = p->sent;
 }
@@ -604,43 +606,25 @@ peer_free(struct ewp_peer *p)
     ewp_ac_out_free(p->ac_out);
     ewp_ac_buf_free(&p->ac_frame);
     free(p->in);
-    free(p->out);
+    ewp_outq_free(&p->out);
     free(p);
 }
 
-/* Make room for need more bytes at out_len. */
-static int
-out_reserve(struct ewp_peer *p, size_t need)
+/* Room for need bytes at the queue's tail, keeping the keep bytes of a
+ * frame already written there; NULL when memory is short. */
+static char *
+out_reserve(struct ewp_peer *p, size_t need, size_t keep)
 {
-    return out_reserve_keep(p, need, 0);
+    return ewp_outq_reserve(&p->out, need, keep);
 }
 
-/* ... keeping the keep bytes already written past out_len. */
-static int
-out_reserve_keep(struct ewp_peer *p, size_t need, size_t keep)
+/* n bytes written at the tail are queued */
+static void
+out_commit(struct ewp_peer *p, size_t n)
 {
-    size_t queued = p->out_len - p->out_head;
-    size_t cap;
-    char *out;
-
-    if (p->out_cap - p->out_len >= need)
-        return 0;
-    if (p->out_head > 0) {
-        memmove(p->out, p->out + p->out_head, queued + keep);
-        p->out_head = 0;
-        p->out_len = queued;
-        if (p->out_cap - p->out_len >= need)
-            return 0;
-    }
-    cap = p->out_cap < 65536 ? 65536 : p->out_cap;
-    while (cap - p->out_len < need)
-        cap *= 2;
-    out = realloc(p->out, cap);
-    if (out == NULL)
-        return -1;
-    p->out = out;
-    p->out_cap = cap;
-    return 0;
+    ewp_outq_commit(&p->out, n);
+    p->d->out_total += n;
+    out_queued(p);
 }
 
 static void

@@ -32,7 +32,9 @@ struct ewp_handle {
     struct ewp_handles *table;       /* the table it is in (or will be) */
     erlang_ref ref;                  /* the handle's name in every message */
     erlang_pid pid;                  /* our end of the link */
-    erlang_pid owner;                /* receives the packets */
+    erlang_pid owner;                /* the owner (info); its exit closes */
+    erlang_pid to;                   /* receives the packets: owner, or its relay */
+    int relayed;                     /* to is a relay ({relay, Pid}), not the owner */
     erlang_pid link;                 /* linked: its exit closes the handle */
     int monitored;                   /* the owner is monitored, not linked */
     erlang_ref mon_ref;              /* ... with this monitor reference */

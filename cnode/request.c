@@ -195,11 +195,15 @@ do_open(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
         return ewp_encode_error_atom(x, "enomem");
     if (req->has_owner && strcmp(req->owner.node, ewp_peer_name(peer)) != 0)
         return ewp_encode_error_atom(x, "badarg");
+    if (o->has_relay && strcmp(o->relay.node, ewp_peer_name(peer)) != 0)
+        return ewp_encode_error_atom(x, "badarg");
 
     h = ewp_handle_new(r->handles, peer);
     if (h == NULL)
         return ewp_encode_error_atom(x, "enomem");
     h->owner = req->has_owner ? req->owner : *from;
+    h->to = o->has_relay ? o->relay : h->owner;
+    h->relayed = o->has_relay;
     h->link = *from;
     h->snaplen = o->snaplen;
     h->time_unit = o->time_unit;
@@ -454,13 +458,15 @@ do_info(struct ewp_requests *r, ei_x_buff *x)
 static int
 encode_handle_info(ei_x_buff *x, const struct ewp_handle *h)
 {
-    if (ei_x_encode_list_header(x, 11) < 0 ||
+    if (ei_x_encode_list_header(x, 12) < 0 ||
         ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "ref") < 0 ||
         ei_x_encode_ref(x, &h->ref) < 0 ||
         ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "owner") < 0 ||
         ei_x_encode_pid(x, &h->owner) < 0 ||
         ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "link") < 0 ||
         ei_x_encode_pid(x, &h->link) < 0 ||
+        ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "relay") < 0 ||
+        (h->relayed ? ei_x_encode_pid(x, &h->to) : ei_x_encode_atom(x, "false")) < 0 ||
         ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "device") < 0 ||
         ei_x_encode_string(x, h->device) < 0 ||
         ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "filter") < 0 ||

@@ -461,7 +461,7 @@ unknown_option(const struct span *opts, int filter_only, struct span *key)
     static const char *const open_keys[] = {
         "snaplen", "promisc", "timeout", "to_ms", "immediate", "buffer", "monitor", "share",
         "time_unit", "tstamp_precision", "filter", "batch", "dump", "optimize", "netmask",
-        "limit", NULL};
+        "limit", "relay", NULL};
     static const char *const filter_keys[] = {"optimize", "netmask", "limit", NULL};
     const char *const *keys = filter_only ? filter_keys : open_keys;
     char atom[MAXATOMLEN];

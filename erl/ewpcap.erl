@@ -163,6 +163,7 @@
     | {time_unit, timestamp | microsecond | nanosecond}
     | {tstamp_precision, micro | nano}
     | {batch, 1..65536}
+    | {relay, boolean()}
     | {dump, iodata()}
     | {filter, iodata()}
     | filter_option().
@@ -213,6 +214,16 @@
 %%     `{ewpcap_batch, Ref, DatalinkType, [{Time, Length, Packet}]}', sent
 %%     when full and after each read from the kernel ring (so it adds no
 %%     delay); default 1: one `{ewpcap, ...}' message per packet.</li>
+%% <li>`{relay, Bool}': with one packet per message, `true' (the default,
+%%     except in immediate mode) has ewpcapd send the packets in batches to
+%%     the handle's guard process on this node, which hands them to the
+%%     owner one `{ewpcap, ...}' message each, in order: the owner sees the
+%%     same messages, the node reads a few large distribution messages
+%%     instead of one per packet (a third to a half of the CPU per packet;
+%%     README, The relay). `false': ewpcapd sends each packet to the owner
+%%     itself. The application environment's `relay' sets the default
+%%     (`{timeout, immediate}' handles go without unless given
+%%     `{relay, true}'). Not sent to ewpcapd, which ignores it over rpc.</li>
 %% <li>`{dump, Path}': record the packets to a pcap savefile on the
 %%     daemon's host instead of sending them (the daemon's `--files DIR'
 %%     confines `Path'; relative paths are taken in DIR).</li>
@@ -221,7 +232,7 @@
 %% <li>the filter options, see filter_option().</li>
 %% </ul>
 
--type options() :: [open_option() | promisc | immediate | monitor | share | optimize].
+-type options() :: [open_option() | promisc | immediate | monitor | share | relay | optimize].
 %% Options of open/2,3. As with proplists, a bare atom `Key' stands for
 %% `{Key, true}' and the first occurrence of an option counts.
 

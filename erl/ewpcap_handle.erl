@@ -22,6 +22,9 @@
 
 -define(CLOSE_WAIT, 5000).
 
+%% Packets per batch between ewpcapd and a handle's relay (see guard/6).
+-define(RELAY_BATCH, 64).
+
 %%% ===================================================================
 %%% API
 %%% ===================================================================
@@ -207,13 +210,25 @@ stop_guard(Guard, Ref) ->
 %% is the guard, so that the owner is never killed by a link it did not
 %% ask for. The guard monitors the owner first, so an owner that exits
 %% during the call still closes the handle.
+%%
+%% The relay (see relay/2): a handle that delivers one packet per message
+%% is opened with `{batch, ?RELAY_BATCH}' and the guard as the receiver;
+%% the guard hands the owner each packet of a batch as its own
+%% `{ewpcap, ...}' message, in order, and passes every other message of
+%% the daemon on as it came. Everything the daemon sent before a reply is
+%% in the guard's mailbox before that reply reaches the owner, and the
+%% guard works through its mailbox in order before it ends (close/1 waits
+%% for that), so the owner sees the same messages in the same order as
+%% without it.
 guard(Owner, Tag, Node, Dev, Options, State) ->
     process_flag(trap_exit, true),
     OwnerMRef = erlang:monitor(process, Owner),
+    {To, Sent} = relay(Options, Owner),
+    To =:= Owner orelse process_flag(message_queue_data, off_heap),
     Request =
         case Dev of
-            {file, Path} -> {open_file, Path, Options, Owner};
-            _ -> {open, Dev, Options, Owner}
+            {file, Path} -> {open_file, Path, Sent, Owner};
+            _ -> {open, Dev, Sent, Owner}
         end,
     case call(Node, Request) of
         {ok, Ref} = Reply when is_reference(Ref) ->
@@ -224,15 +239,50 @@ guard(Owner, Tag, Node, Dev, Options, State) ->
             Owner ! {Tag, Reply}
     end.
 
+%% Who the daemon sends the packets to, and the options it gets: the
+%% guard (`{relay, self()}', the owner staying the owner in the daemon's
+%% info) with a batch when the relay applies, else the owner; the
+%% caller's `{relay, Bool}' is the library's, never sent. The relay applies to a handle of one packet
+%% per message (no `{batch, N}' above 1) unless `{relay, false}'; without
+%% a `relay' option, the application environment's `relay' (default
+%% `true') decides, and immediate mode, which asks for the least latency,
+%% goes without (the relay's hop costs a scheduling round, tens of
+%% microseconds on a busy node).
+relay(Options, Owner) ->
+    Default =
+        case lists:keyfind(timeout, 1, Options) of
+            {timeout, immediate} -> false;
+            _ -> application:get_env(ewpcap, relay, true)
+        end,
+    Relay = proplists:get_value(relay, Options, Default),
+    Batch = proplists:get_value(batch, Options, 1),
+    Rest = [Opt || {Key, _} = Opt <- Options, Key =/= relay],
+    case Relay =:= true andalso Batch =:= 1 of
+        true ->
+            {self(), [{relay, self()}, {batch, ?RELAY_BATCH} | [O || {K, _} = O <- Rest, K =/= batch]]};
+        false ->
+            {Owner, Rest}
+    end.
+
 -spec guard_loop(pid(), reference(), node(), reference(), atomics:atomics_ref()) ->
     no_return().
 guard_loop(Owner, OwnerMRef, Node, Ref, State) ->
     receive
+        {ewpcap_batch, Ref, Dlt, Packets} ->
+            relay_batch(Owner, Ref, Dlt, Packets),
+            guard_loop(Owner, OwnerMRef, Node, Ref, State);
+        {ewpcap_error, Ref, _} = Msg ->
+            Owner ! Msg,
+            guard_loop(Owner, OwnerMRef, Node, Ref, State);
+        {ewpcap_eof, Ref} = Msg ->
+            Owner ! Msg,
+            guard_loop(Owner, OwnerMRef, Node, Ref, State);
         {'DOWN', OwnerMRef, process, Owner, _} ->
             % ewpcapd sees the link break and closes the handle
             exit(normal);
         {close, Ref} ->
-            % closed by close/1; ewpcapd has already unlinked
+            % closed by close/1; ewpcapd has already unlinked, and what it
+            % sent before is relayed (it came first)
             exit(normal);
         {'EXIT', Pid, _} when node(Pid) =:= Node ->
             lost(Owner, Ref, State);
@@ -246,6 +296,12 @@ guard_loop(Owner, OwnerMRef, Node, Ref, State) ->
         _ ->
             guard_loop(Owner, OwnerMRef, Node, Ref, State)
     end.
+
+relay_batch(Owner, Ref, Dlt, [{Time, Length, Packet} | Rest]) ->
+    Owner ! {ewpcap, Ref, Dlt, Time, Length, Packet},
+    relay_batch(Owner, Ref, Dlt, Rest);
+relay_batch(_Owner, _Ref, _Dlt, _) ->
+    ok.
 
 %% The connection to the daemon is gone, and with it the handle. A close/1
 %% that raced with the loss needs no message.

@@ -204,6 +204,7 @@ expected(immediate) -> "a boolean";
 expected(monitor) -> "a boolean";
 expected(optimize) -> "a boolean";
 expected(share) -> "a boolean";
+expected(relay) -> "a boolean";
 expected(snaplen) -> "an integer in 0..2147483647";
 expected(timeout) -> "immediate, infinity or an integer in 0..2147483647 (ms)";
 expected(to_ms) -> "immediate, infinity or an integer in 0..2147483647 (ms)";
@@ -273,6 +274,8 @@ open_opt({tstamp_precision, P} = Opt) when P =:= micro; P =:= nano ->
     {ok, Opt};
 open_opt({batch, N} = Opt) when ?is_int(N, 1, 65536) ->
     {ok, Opt};
+open_opt({relay, B} = Opt) when is_boolean(B) ->
+    {ok, Opt};
 open_opt({dump, Path}) ->
     case is_iodata(Path) andalso iolist_size(Path) > 0 of
         true -> {ok, {dump, iolist_to_binary(Path)}};
@@ -295,6 +298,7 @@ open_opt({Key, _}) when
     Key =:= time_unit;
     Key =:= tstamp_precision;
     Key =:= batch;
+    Key =:= relay;
     Key =:= dump
 ->
     badarg;

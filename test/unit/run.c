@@ -28,6 +28,7 @@ extern CU_TestInfo ewp_caps_tests[];
 extern CU_TestInfo ewp_demux_tests[];
 extern CU_TestInfo ewp_share_tests[];
 extern CU_TestInfo ewp_demux_loop_tests[];
+extern CU_TestInfo ewp_outq_tests[];
 
 int ewp_decode_suite_init(void);
 int ewp_decode_suite_clean(void);
@@ -56,6 +57,7 @@ main(void)
         {"demux", NULL, NULL, NULL, NULL, ewp_demux_tests},
         {"share", NULL, NULL, NULL, NULL, ewp_share_tests},
         {"demux_loop", NULL, NULL, NULL, NULL, ewp_demux_loop_tests},
+        {"outq", NULL, NULL, NULL, NULL, ewp_outq_tests},
         CU_SUITE_INFO_NULL,
     };
     /* tests that need root: skipped (inactive) when not root */
