@@ -17,7 +17,10 @@
 %%% <li>`remote', `remote_batch64': the owner on another "host", a node in
 %%%     a third namespace that reaches an ewpcapd running inside the capture
 %%%     namespace over a veth pair;</li>
-%%% <li>`default_untuned', `remote_untuned': `default' and `remote' on a
+%%% <li>`default_norelay': `default' with `{relay, false}': ewpcapd sends
+%%%     each packet to the owner itself (the relay's before/after);</li>
+%%% <li>`default_untuned', `remote_untuned': `default' and `remote' with
+%%%     `{relay, false}' on a
 %%%     connection made with `{dist_buffer, false}' (ewpcap_bench_dist),
 %%%     the before of the distribution buffer's before/after.</li>
 %%% </ul>
@@ -136,7 +139,7 @@ config() ->
       count => list_to_integer(env("BENCH_COUNT", "400000")),
       rates => [list_to_integer(R) || R <- string:lexemes(env("BENCH_RATES", "20000,50000,100000,250000,500000,0"), ",")],
       sizes => [list_to_integer(S) || S <- string:lexemes(env("BENCH_SIZES", "64,1000"), ",")],
-      modes => [list_to_atom(M) || M <- string:lexemes(env("BENCH_MODES", "ceiling,default,default_untuned,batch64,remote,remote_untuned,remote_batch64,remote_tls,remote_tls_batch64"), ",")],
+      modes => [list_to_atom(M) || M <- string:lexemes(env("BENCH_MODES", "ceiling,default,default_norelay,default_untuned,batch64,remote,remote_untuned,remote_batch64,remote_tls,remote_tls_batch64"), ",")],
       row_secs => list_to_integer(env("BENCH_ROW_SECS", "5")),
       repeat => list_to_integer(env("BENCH_REPEAT", "3")),
       lat_count => list_to_integer(env("BENCH_LAT_COUNT", "3000")),

@@ -171,6 +171,7 @@ plot_script(Cfg, Rows) ->
     Styles = #{ceiling => "lw 2 lc rgb '#000000' pt 7",
                default => "lw 2 lc rgb '#d62728' pt 5",
                default_untuned => "lw 1 dt 4 lc rgb '#d62728' pt 5",
+               default_norelay => "lw 1 dt 2 lc rgb '#9467bd' pt 3",
                remote_untuned => "lw 1 dt 4 lc rgb '#ff7f0e' pt 4",
                batch64 => "lw 2 lc rgb '#1f77b4' pt 9",
                remote => "lw 2 dt 2 lc rgb '#ff7f0e' pt 4",

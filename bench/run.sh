@@ -23,7 +23,7 @@
 # Environment: BENCH_COUNT (packets per row, 400000; paced rows send at most
 # BENCH_ROW_SECS (5) seconds worth), BENCH_RATES
 # (20000,50000,100000,250000,500000,0; 0 = unpaced), BENCH_SIZES (64,1000), BENCH_MODES
-# (ceiling,default,default_untuned,batch64,remote,remote_untuned,remote_batch64,
+# (ceiling,default,default_norelay,default_untuned,batch64,remote,remote_untuned,remote_batch64,
 # remote_tls,remote_tls_batch64 -- the *_untuned rows on a connection made with
 # {dist_buffer, false}, the before of the distribution buffer; the tls rows over
 # TLS distribution, certificates made with openssl in bench/out/tls; also

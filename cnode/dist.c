@@ -545,7 +545,8 @@ peer_write(struct ewp_peer *p)
             msg.msg_iovlen = (size_t)k;
             n = sendmsg(p->fd, &msg, MSG_NOSIGNAL);
         } else {
-            n = p->xp->ops->write(p->xp, k > 0 ? iov[0].iov_base : NULL,
+            /* nothing queued: a write of 0 bytes sends what it holds */
+            n = p->xp->ops->write(p->xp, k > 0 ? (const void *)iov[0].iov_base : "",
                                   k > 0 ? iov[0].iov_len : 0);
         }
         if (n <= 0)
