@@ -241,18 +241,19 @@ guard(Owner, Tag, Node, Dev, Options, State) ->
 
 %% Who the daemon sends the packets to, and the options it gets: the
 %% guard (`{relay, self()}', the owner staying the owner in the daemon's
-%% info) with a batch when the relay applies, else the owner; the
-%% caller's `{relay, Bool}' is the library's, never sent. The relay applies to a handle of one packet
-%% per message (no `{batch, N}' above 1) unless `{relay, false}'; without
-%% a `relay' option, the application environment's `relay' (default
-%% `true') decides, and immediate mode, which asks for the least latency,
-%% goes without (the relay's hop costs a scheduling round, tens of
-%% microseconds on a busy node).
+%% info) with a batch when the relay applies, else the owner; the caller's
+%% `{relay, Bool}' is the library's, never sent. The relay applies to a
+%% handle of one packet per message (no `{batch, N}' above 1) unless
+%% `{relay, false}'; without a `relay' option, the application
+%% environment's `relay' decides (default `true'; a value that is not a
+%% boolean is logged and counts as `true'), and immediate mode, which asks
+%% for the least latency, goes without (the hop through the guard is one
+%% more scheduling round).
 relay(Options, Owner) ->
     Default =
         case lists:keyfind(timeout, 1, Options) of
             {timeout, immediate} -> false;
-            _ -> application:get_env(ewpcap, relay, true)
+            _ -> env_relay()
         end,
     Relay = proplists:get_value(relay, Options, Default),
     Batch = proplists:get_value(batch, Options, 1),
@@ -262,6 +263,15 @@ relay(Options, Owner) ->
             {self(), [{relay, self()}, {batch, ?RELAY_BATCH} | [O || {K, _} = O <- Rest, K =/= batch]]};
         false ->
             {Owner, Rest}
+    end.
+
+env_relay() ->
+    case application:get_env(ewpcap, relay, true) of
+        B when is_boolean(B) ->
+            B;
+        Other ->
+            logger:warning("ewpcap: relay ~tp is not a boolean: the relay stays on", [Other]),
+            true
     end.
 
 -spec guard_loop(pid(), reference(), node(), reference(), atomics:atomics_ref()) ->
