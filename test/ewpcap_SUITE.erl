@@ -85,13 +85,7 @@ end_per_suite(_Config) ->
 
 init_per_group(lo, Config) ->
     % Skip (rather than fail every case) when this user may not capture.
-    case ewpcap:open(<<"lo">>, [{filter, "udp port 9 and udp port 10"}]) of
-        {ok, S} ->
-            ok = ewpcap:close(S),
-            Config;
-        {error, Reason} ->
-            {skip, lists:flatten(io_lib:format("cannot capture on lo: ~tp", [Reason]))}
-    end.
+    ewpcap_live:if_lo_captures(Config).
 
 end_per_group(_, _Config) ->
     ok.

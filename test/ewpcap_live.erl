@@ -7,7 +7,7 @@
 
 -export([
     %% the host and the UDP traffic on lo
-    root/0, udp_receiver/0, udp_sender/0, udp_filter/1, marker/1, ethernet_frame/1,
+    root/0, if_lo_captures/1, udp_receiver/0, udp_sender/0, udp_filter/1, marker/1, ethernet_frame/1,
     %% packets
     expect_payload/3, unexpected/3, is_udp_to/2, decode_udp/1, assert_near_now/1,
     %% replies
@@ -27,6 +27,17 @@
 
 root() ->
     os:cmd("id -u") =:= "0\n".
+
+%% Config when this node can capture on lo, else a skip that says why
+%% (an init_per_suite or init_per_group: rather than every case failing).
+if_lo_captures(Config) ->
+    case ewpcap:open(<<"lo">>, [{filter, "udp port 9 and udp port 10"}]) of
+        {ok, S} ->
+            ok = ewpcap:close(S),
+            Config;
+        {error, Reason} ->
+            {skip, lists:flatten(io_lib:format("cannot capture on lo: ~tp", [Reason]))}
+    end.
 
 %% A UDP socket bound to 127.0.0.1 on a free port, receiving what we send
 %% (so no ICMP port unreachable is generated).

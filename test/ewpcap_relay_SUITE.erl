@@ -45,13 +45,7 @@ all() ->
 
 init_per_suite(Config) ->
     _ = application:load(ewpcap),
-    case ewpcap:open(<<"lo">>, [{filter, "udp port 9 and udp port 10"}]) of
-        {ok, S} ->
-            ok = ewpcap:close(S),
-            Config;
-        {error, Reason} ->
-            {skip, lists:flatten(io_lib:format("cannot capture on lo: ~tp", [Reason]))}
-    end.
+    ewpcap_live:if_lo_captures(Config).
 
 end_per_suite(_Config) ->
     ok.

@@ -49,13 +49,7 @@ all() ->
      share_not_boolean].
 
 init_per_suite(Config) ->
-    case ewpcap:open(<<"lo">>, [{filter, "udp port 9 and udp port 10"}]) of
-        {ok, S} ->
-            ok = ewpcap:close(S),
-            Config;
-        {error, Reason} ->
-            {skip, lists:flatten(io_lib:format("cannot capture on lo: ~tp", [Reason]))}
-    end.
+    ewpcap_live:if_lo_captures(Config).
 
 end_per_suite(_Config) ->
     _ = application:stop(ewpcap),
