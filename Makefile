@@ -84,7 +84,7 @@ ebin/ewpcap.app: erl/ewpcap.app.src $(ERL_SRC)
 	$(Q) $(ERL) -noshell -eval '$(APP_EVAL)'
 
 # CUnit: the C modules linked without main.c, run under valgrind.
-test/unit/%.o: test/unit/%.c $(wildcard cnode/*.h)
+test/unit/%.o: test/unit/%.c $(wildcard cnode/*.h) $(wildcard test/unit/*.h)
 	$(c_verbose) $(CC) $(EWP_CFLAGS) -Wno-strict-prototypes -c -o $@ $<
 
 test/unit/run: $(UNIT_OBJ) $(CNODE_LIB_OBJ)

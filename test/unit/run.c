@@ -17,6 +17,7 @@
 extern CU_TestInfo ewp_decode_tests[];
 extern CU_TestInfo ewp_encode_tests[];
 extern CU_TestInfo ewp_capture_tests[];
+extern CU_TestInfo ewp_capture_live_tests[];
 extern CU_TestInfo ewp_compile_tests[];
 extern CU_TestInfo ewp_teardown_tests[];
 extern CU_TestInfo ewp_handshake_tests[];
@@ -45,6 +46,8 @@ main(void)
         {"encode", NULL, NULL, NULL, NULL, ewp_encode_tests},
         {"capture", ewp_capture_suite_init, ewp_capture_suite_clean, NULL, NULL,
          ewp_capture_tests},
+        {"capture_live", ewp_capture_suite_init, ewp_capture_suite_clean, NULL, NULL,
+         ewp_capture_live_tests},
         {"compile", ewp_compile_suite_init, ewp_compile_suite_clean, NULL, NULL,
          ewp_compile_tests},
         {"teardown", NULL, NULL, NULL, NULL, ewp_teardown_tests},
