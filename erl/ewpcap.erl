@@ -383,7 +383,7 @@ filter(#ewpcap_resource{ref = Ref, res = Res}, Filter, Options) when
 ->
     Node = element(1, Res),
     case ewpcap_opts:filter(Filter, Options) of
-        {ok, Bin, Norm} -> reply(call(Node, {filter, Ref, Bin, Norm}));
+        {ok, Bin, Norm} -> reply(ewpcap_handle:synced(Res, call(Node, {filter, Ref, Bin, Norm})));
         {error, _} = Error -> Error
     end;
 filter(_, _, _) ->
@@ -451,7 +451,7 @@ write(_, _) ->
 stats(#ewpcap_resource{ref = Ref, res = Res}) when
     is_reference(Ref), is_tuple(Res), is_atom(element(1, Res))
 ->
-    reply(call(element(1, Res), {stats, Ref}));
+    reply(ewpcap_handle:synced(Res, call(element(1, Res), {stats, Ref})));
 stats(_) ->
     erlang:error(badarg).
 

@@ -12,7 +12,7 @@
 
 -include("ewpcap.hrl").
 
--export([open/3, close/4, read/3, call/2, reply/1]).
+-export([open/3, close/4, read/3, call/2, reply/1, synced/2]).
 
 %% The handle's state, in the atomic of its socket.
 -define(ST_OPEN, 0).      % open, as far as this node knows
@@ -93,6 +93,30 @@ call_node(Node, Request) ->
         exit:{{nodedown, _}, _} -> {error, nodedown};
         exit:{noconnection, _} -> {error, nodedown};
         exit:{noproc, _} -> {error, {no_ewpcapd, Node}}
+    end.
+
+%% @doc Reply, once the handle's guard has handed the owner everything
+%% ewpcapd sent it before Reply (a relayed handle's packets, see guard/6):
+%% as without the relay, what was captured before a stats/1 or filter/3
+%% answer is in the owner's mailbox when the call returns. The guard works
+%% through its mailbox in order, and ewpcapd's messages to it came before
+%% the reply, so its answer to a sync comes after them. Nothing to wait
+%% for when the guard is on another node (rpc) or gone.
+-spec synced(tuple(), term()) -> term().
+synced(Res, Reply) ->
+    case Res of
+        {_Node, Guard, _State} when is_pid(Guard), node(Guard) =:= node() -> sync(Guard);
+        {_Node, Guard} when is_pid(Guard), node(Guard) =:= node() -> sync(Guard);
+        _ -> ok
+    end,
+    Reply.
+
+sync(Guard) ->
+    MRef = erlang:monitor(process, Guard),
+    Guard ! {sync, self(), MRef},
+    receive
+        {MRef, synced} -> erlang:demonitor(MRef, [flush]);
+        {'DOWN', MRef, process, Guard, _} -> ok
     end.
 
 %% @doc ebadf (closed handle) and badarg (a request the daemon refused)
@@ -286,6 +310,9 @@ guard_loop(Owner, OwnerMRef, Node, Ref, State) ->
             guard_loop(Owner, OwnerMRef, Node, Ref, State);
         {ewpcap_eof, Ref} = Msg ->
             Owner ! Msg,
+            guard_loop(Owner, OwnerMRef, Node, Ref, State);
+        {sync, From, Tag} ->
+            From ! {Tag, synced},
             guard_loop(Owner, OwnerMRef, Node, Ref, State);
         {'DOWN', OwnerMRef, process, Owner, _} ->
             % ewpcapd sees the link break and closes the handle

@@ -28,6 +28,7 @@
          same_as_direct_file/0, same_as_direct_file/1,
          same_as_direct_cut_file/0, same_as_direct_cut_file/1,
          nothing_after_close/0, nothing_after_close/1,
+         calls_after_packets/0, calls_after_packets/1,
          owner_exit_closes/0, owner_exit_closes/1,
          which_handles/0, which_handles/1,
          bad_value/0, bad_value/1]).
@@ -41,7 +42,7 @@ suite() ->
 
 all() ->
     [same_as_direct_live, same_as_direct_file, same_as_direct_cut_file,
-     nothing_after_close, owner_exit_closes, which_handles, bad_value].
+     nothing_after_close, calls_after_packets, owner_exit_closes, which_handles, bad_value].
 
 init_per_suite(Config) ->
     _ = application:load(ewpcap),
@@ -122,6 +123,58 @@ nothing_after_close(Config) ->
     ?assertEqual(lists:seq(1, length(Seqs)), Seqs),
     ?assert(length(Seqs) >= 1),
     assert_no_batch().
+
+calls_after_packets() ->
+    [{doc, "stats/1 and filter/2 return once the guard has handed the owner every packet "
+           "ewpcapd sent before their reply, as without the relay: with the guard held "
+           "(suspended) while ewpcapd sends it 50 packets, the call does not return until it "
+           "is let go, and then all 50 are in the owner's mailbox"}].
+calls_after_packets(_Config) ->
+    {Rx, Port} = ewpcap_live:udp_receiver(),
+    Tx = ewpcap_live:udp_sender(),
+    {ok, S} = ewpcap:open(<<"lo">>, [{filter, ewpcap_live:udp_filter(Port)}]),
+    #ewpcap_resource{ref = Ref} = S,
+    try
+        H = ewpcap_live:find_handle(Ref, handles()),
+        Guard = proplists:get_value(relay, H),
+        ?assert(is_pid(Guard)),
+        Self = self(),
+        [begin
+             % a process of its own holds the guard: only the suspender may
+             % resume it
+             Holder = spawn_link(fun() ->
+                                         true = erlang:suspend_process(Guard),
+                                         Self ! {held, self()},
+                                         receive go -> ok end,
+                                         timer:sleep(?FLUSH_WAIT),
+                                         Self ! {released, erlang:monotonic_time(millisecond)},
+                                         true = erlang:resume_process(Guard)
+                                 end),
+             receive {held, Holder} -> ok after ?WAIT -> ct:fail(not_held) end,
+             Sent0 = proplists:get_value(packets, ewpcap_live:find_handle(Ref, handles())),
+             [ok = gen_udp:send(Tx, {127, 0, 0, 1}, Port, <<"call ", (integer_to_binary(I))/binary>>)
+              || I <- lists:seq(1, 50)],
+             % ewpcapd has sent the guard all 50
+             ?assert(ewpcap_live:poll(fun() ->
+                                              H1 = ewpcap_live:find_handle(Ref, handles()),
+                                              proplists:get_value(packets, H1) >= Sent0 + 50
+                                      end, ?WAIT)),
+             Holder ! go,
+             ?assertEqual(Want, Call(S)),
+             Returned = erlang:monotonic_time(millisecond),
+             ReleasedAt = receive {released, T} -> T after ?WAIT -> ct:fail(not_released) end,
+             ?assert(Returned >= ReleasedAt),
+             Got = drain(Ref, []),
+             ?assertEqual([<<"call ", (integer_to_binary(I))/binary>> || I <- lists:seq(1, 50)],
+                          [udp_payload(P) || {ewpcap, _, _, _, _, P} <- Got])
+         end || {Call, Want} <- [{fun(X) -> element(1, ewpcap:stats(X)) end, ok},
+                                 {fun(X) -> ewpcap:filter(X, ewpcap_live:udp_filter(Port)) end, ok}]],
+        ok
+    after
+        ok = ewpcap:close(S),
+        gen_udp:close(Tx),
+        gen_udp:close(Rx)
+    end.
 
 owner_exit_closes() ->
     [{doc, "The owner of a relayed handle exits: the daemon closes the handle and its relay "
