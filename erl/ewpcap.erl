@@ -23,6 +23,8 @@
 %%% <ul>
 %%% <li>exits when the owner exits, and ewpcapd closes the handle;</li>
 %%% <li>exits when close/1 is called;</li>
+%%% <li>relays the packets of a handle of one packet per message (see the
+%%%     option `relay' of open/2);</li>
 %%% <li>sends `{ewpcap_error, Ref, nodedown}' to the owner and exits when
 %%%     the connection to the daemon is lost.</li>
 %%% </ul>
@@ -490,7 +492,7 @@ getifaddrs(_) ->
 %% @doc The default daemon's description of itself:
 %% `{ok, [{node, Node}, {os_pid, Pid}, {handles, Handles}, {nodes, Nodes}]}'
 %% where each handle is a property list with `ref', `owner', `link',
-%% `device', `filter', `snaplen', `datalink', `packets', `bytes', `drops'
+%% `relay' (the guard that relays its packets, or `false'), `device', `filter', `snaplen', `datalink', `packets', `bytes', `drops'
 %% and `queue' (see docs/PROTOCOL.md), or `{error, nodedown}'.
 -spec info() -> {ok, info()} | {error, reason()}.
 info() ->

@@ -247,21 +247,38 @@ stop_guard(Guard, Ref) ->
 guard(Owner, Tag, Node, Dev, Options, State) ->
     process_flag(trap_exit, true),
     OwnerMRef = erlang:monitor(process, Owner),
+    % (the message queue stays on the heap: off_heap may let signals of
+    % different senders be taken in another order than they were sent,
+    % and the relay's order rests on ewpcapd's batches being ahead of a
+    % close or sync that follows a reply)
     {To, Sent} = relay(Options, Owner),
-    To =:= Owner orelse process_flag(message_queue_data, off_heap),
+    Reply =
+        case open_call(Node, Dev, Sent, Owner) of
+            {error, badarg} when To =/= Owner ->
+                % an ewpcapd from before the relay refuses {relay, Pid}:
+                % the handle goes without (its options were checked here)
+                logger:notice("ewpcap: ~p does not relay: its packets go to the owner", [Node]),
+                {Owner, Plain} = relay([{relay, false} | Options], Owner),
+                open_call(Node, Dev, Plain, Owner);
+            Other ->
+                Other
+        end,
+    case Reply of
+        {ok, Ref} when is_reference(Ref) ->
+            Owner ! {Tag, Reply},
+            true = erlang:monitor_node(Node, true),
+            guard_loop(Owner, OwnerMRef, Node, Ref, State);
+        _ ->
+            Owner ! {Tag, Reply}
+    end.
+
+open_call(Node, Dev, Sent, Owner) ->
     Request =
         case Dev of
             {file, Path} -> {open_file, Path, Sent, Owner};
             _ -> {open, Dev, Sent, Owner}
         end,
-    case call(Node, Request) of
-        {ok, Ref} = Reply when is_reference(Ref) ->
-            Owner ! {Tag, Reply},
-            true = erlang:monitor_node(Node, true),
-            guard_loop(Owner, OwnerMRef, Node, Ref, State);
-        Reply ->
-            Owner ! {Tag, Reply}
-    end.
+    call(Node, Request).
 
 %% Who the daemon sends the packets to, and the options it gets: the
 %% guard (`{relay, self()}', the owner staying the owner in the daemon's

@@ -24,12 +24,14 @@
 -include("ewpcap.hrl").
 
 -export([suite/0, all/0, init_per_suite/1, end_per_suite/1, end_per_testcase/2]).
+-export([old_ewpcapd/1]).
 -export([same_as_direct_live/0, same_as_direct_live/1,
          same_as_direct_file/0, same_as_direct_file/1,
          same_as_direct_cut_file/0, same_as_direct_cut_file/1,
          nothing_after_close/0, nothing_after_close/1,
          calls_after_packets/0, calls_after_packets/1,
          owner_exit_closes/0, owner_exit_closes/1,
+         older_daemon/0, older_daemon/1,
          which_handles/0, which_handles/1,
          bad_value/0, bad_value/1]).
 
@@ -42,7 +44,8 @@ suite() ->
 
 all() ->
     [same_as_direct_live, same_as_direct_file, same_as_direct_cut_file,
-     nothing_after_close, calls_after_packets, owner_exit_closes, which_handles, bad_value].
+     nothing_after_close, calls_after_packets, owner_exit_closes, older_daemon, which_handles,
+     bad_value].
 
 init_per_suite(Config) ->
     _ = application:load(ewpcap),
@@ -198,6 +201,71 @@ owner_exit_closes(_Config) ->
     receive {'DOWN', MRef, process, Owner, _} -> ok after ?WAIT -> ct:fail(owner_alive) end,
     ?assert(ewpcap_live:poll(fun() -> not ewpcap_live:has_handle(Ref) end, ?WAIT)),
     ?assert(ewpcap_live:poll(fun() -> not is_process_alive(Relay) end, ?WAIT)).
+
+older_daemon() ->
+    [{doc, "An ewpcapd from before the relay answers {relay, Pid} with {error, badarg} (here a "
+           "node whose registered ewpcap answers as that daemon did): open/3 opens again "
+           "without the relay and the owner gets the packets from the daemon itself"}].
+older_daemon(_Config) ->
+    Dir = filename:dirname(code:which(?MODULE)),
+    {ok, Peer, PNode} = peer:start(#{name => "ewp_relay_old_" ++ os:getpid(),
+                                     args => ["-setcookie", atom_to_list(erlang:get_cookie()),
+                                              "-pa", Dir]}),
+    try
+        Self = self(),
+        Old = erpc:call(PNode, erlang, spawn, [?MODULE, old_ewpcapd, [Self]]),
+        receive {Old, registered} -> ok after ?WAIT -> ct:fail(no_fake_daemon) end,
+        {ok, #ewpcap_resource{ref = Ref} = S} = ewpcap:open(PNode, <<"lo">>, []),
+        receive
+            {ewpcap, Ref, 1, {1, 2, 3}, 3, <<1, 2, 3>>} -> ok
+        after ?WAIT ->
+            ct:fail(no_packet)
+        end,
+        ok = ewpcap:close(S),
+        Old ! {opens, self()},
+        Opens = receive {Old, opens, O} -> O after ?WAIT -> ct:fail(no_opens) end,
+        ct:pal("the opens the old daemon saw: ~p", [Opens]),
+        % first with the relay (refused), then as an open without it
+        [First, Second] = Opens,
+        ?assertMatch({relay, P} when is_pid(P), lists:keyfind(relay, 1, First)),
+        ?assertEqual({batch, 64}, lists:keyfind(batch, 1, First)),
+        ?assertEqual(false, lists:keyfind(relay, 1, Second)),
+        ?assertEqual(false, lists:keyfind(batch, 1, Second)),
+        assert_no_batch()
+    after
+        peer:stop(Peer)
+    end.
+
+%% On the peer: answers ewpcap's calls as an ewpcapd from before the
+%% relay: {relay, Pid} is an unknown option (badarg); an open without it
+%% sends the owner one packet.
+old_ewpcapd(Parent) ->
+    true = register(ewpcap, self()),
+    Parent ! {self(), registered},
+    old_ewpcapd_loop([]).
+
+old_ewpcapd_loop(Opens) ->
+    receive
+        {'$gen_call', From, {open, _Dev, Opts, Owner}} ->
+            case lists:keyfind(relay, 1, Opts) of
+                {relay, P} when is_pid(P) ->
+                    gen_server:reply(From, {error, badarg});
+                _ ->
+                    Ref = make_ref(),
+                    gen_server:reply(From, {ok, Ref}),
+                    Owner ! {ewpcap, Ref, 1, {1, 2, 3}, 3, <<1, 2, 3>>}
+            end,
+            old_ewpcapd_loop([Opts | Opens]);
+        {'$gen_call', From, {close, _Ref}} ->
+            gen_server:reply(From, ok),
+            old_ewpcapd_loop(Opens);
+        {'$gen_call', From, _} ->
+            gen_server:reply(From, {error, unknown_request}),
+            old_ewpcapd_loop(Opens);
+        {opens, From} ->
+            From ! {self(), opens, lists:reverse(Opens)},
+            old_ewpcapd_loop(Opens)
+    end.
 
 which_handles() ->
     [{doc, "Relayed: the default, `relay', {relay, true}, {batch, 1}, a savefile, immediate "
