@@ -48,7 +48,7 @@ close(Node, Guard, Ref, State) ->
             close_handle(Node, Guard, Ref);
         _ ->
             _ = call(Node, {close, Ref}),
-            stop_guard(Guard, Ref)
+            stop_guard(Node, Guard, Ref)
     end.
 
 %% @doc The next packet of the handle in the caller's mailbox (see
@@ -148,8 +148,8 @@ open_handle(Node, Dev, Options) ->
 %% A socket without a usable state: the daemon's answer decides.
 close_handle(Node, Guard, Ref) ->
     case call(Node, {close, Ref}) of
-        ok -> stop_guard(Guard, Ref);
-        {error, nodedown} -> stop_guard(Guard, Ref);
+        ok -> stop_guard(Node, Guard, Ref);
+        {error, nodedown} -> stop_guard(Node, Guard, Ref);
         _ -> badarg
     end.
 
@@ -212,11 +212,14 @@ read_done(State, Ref, Reason) ->
         Result -> Result
     end.
 
-stop_guard(Guard, _Ref) when node(Guard) =/= erlang:node() ->
+stop_guard(Node, Guard, _Ref) when node(Guard) =:= Node ->
     %% a handle opened through rpc: "Guard" is the handle's pid on the
     %% daemon node, and the close call has already ended it
     ok;
-stop_guard(Guard, Ref) ->
+stop_guard(_Node, Guard, Ref) ->
+    %% here or on the node of an owner that passed the socket on: the
+    %% guard hands over what it has and ends (a guard left would tell its
+    %% owner nodedown for a closed handle when the connection drops)
     MRef = erlang:monitor(process, Guard),
     Guard ! {close, Ref},
     receive

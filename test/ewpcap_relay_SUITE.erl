@@ -32,6 +32,7 @@
          calls_after_packets/0, calls_after_packets/1,
          owner_exit_closes/0, owner_exit_closes/1,
          older_daemon/0, older_daemon/1,
+         close_from_another_node/0, close_from_another_node/1,
          which_handles/0, which_handles/1,
          bad_value/0, bad_value/1]).
 
@@ -44,7 +45,8 @@ suite() ->
 
 all() ->
     [same_as_direct_live, same_as_direct_file, same_as_direct_cut_file,
-     nothing_after_close, calls_after_packets, owner_exit_closes, older_daemon, which_handles,
+     nothing_after_close, calls_after_packets, owner_exit_closes, older_daemon,
+     close_from_another_node, which_handles,
      bad_value].
 
 init_per_suite(Config) ->
@@ -232,6 +234,35 @@ older_daemon(_Config) ->
         ?assertEqual(false, lists:keyfind(relay, 1, Second)),
         ?assertEqual(false, lists:keyfind(batch, 1, Second)),
         assert_no_batch()
+    after
+        peer:stop(Peer)
+    end.
+
+close_from_another_node() ->
+    [{doc, "A socket opened on a peer node and closed on this one: when close/1 returns, the "
+           "handle and its guard on the peer are gone (a guard left behind would tell its "
+           "owner nodedown for a closed handle when the connection drops)"}].
+close_from_another_node(_Config) ->
+    D = ewpcap:node(),
+    Paths = [filename:dirname(code:which(M)) || M <- [ewpcap, ?MODULE]],
+    {ok, Peer, PNode} = peer:start(#{name => "ewp_relay_close_" ++ os:getpid(),
+                                     args => ["-setcookie", atom_to_list(erlang:get_cookie()),
+                                              "-pa" | Paths]}),
+    try
+        Self = self(),
+        Owner = erlang:spawn(PNode, fun() ->
+                                            Self ! {socket, ewpcap:open(D, <<"lo">>, [{filter, "udp port 9 and udp port 10"}])},
+                                            receive stop -> ok end
+                                    end),
+        S = receive {socket, {ok, S0}} -> S0 after ?WAIT -> ct:fail(no_socket) end,
+        #ewpcap_resource{ref = Ref, res = {D, Guard, _}} = S,
+        ?assertEqual(PNode, node(Guard)),
+        ?assert(erpc:call(PNode, erlang, is_process_alive, [Guard])),
+        ?assert(ewpcap_live:has_handle(Ref)),
+        ok = ewpcap:close(S),
+        ?assertNot(ewpcap_live:has_handle(Ref)),
+        ?assertNot(erpc:call(PNode, erlang, is_process_alive, [Guard])),
+        Owner ! stop
     after
         peer:stop(Peer)
     end.
