@@ -275,7 +275,7 @@ cap_ticks(_Config) ->
         T = ewpcap_rawdist:call(C, ewpcap, {open, <<"lo">>, [{filter, "udp port 9 and udp port 10"}]}),
         {ok, {ok, Ref}} = ewpcap_rawdist:recv(C, T, ?WAIT),
         ok = ewpcap_rawdist:stop_reading(C),
-        Rss0 = rss_kib(OsPid),
+        Rss0 = ewpcap_testbed:rss_kib(OsPid),
         Max = max_rss_while(OsPid, fun() ->
             Sock = maps:get(sock, C),
             Ticks = binary:copy(<<0>>, 1 bsl 20),
@@ -304,12 +304,12 @@ cap_compile_queue(_Config) ->
                                                     || K <- lists:seq(1, 300)])),
         TSlow = ewpcap_rawdist:call(C, ewpcap, {filter, Ref, Slow, [{limit, -1}]}),
         Big = <<"ip", (binary:copy(<<" ">>, 128 * 1024))/binary>>,
-        Rss0 = rss_kib(OsPid),
+        Rss0 = ewpcap_testbed:rss_kib(OsPid),
         Tags = [ewpcap_rawdist:call(C, ewpcap, {filter, Ref, Big, [{limit, -1}]}) || _ <- lists:seq(1, 300)],
         % read after the 300: its reply comes after every refusal
         Last = ewpcap_rawdist:call(C, ewpcap, info),
         {ok, {ok, _}} = ewpcap_rawdist:recv(C, Last, 60000),
-        Rss = rss_kib(OsPid),
+        Rss = ewpcap_testbed:rss_kib(OsPid),
         SlowDone = ewpcap_rawdist:recv(C, TSlow, 0),
         Full = length([Tg || Tg <- Tags, ewpcap_rawdist:recv(C, Tg, 0) =:= {ok, {error, compile_queue_full}}]),
         ct:pal("ewpcapd RSS ~p KiB before, ~p KiB with 300 x 128 KiB filters asked for; ~p refused; "
@@ -329,14 +329,14 @@ cap_ring() ->
            "under --max-node-ring-mb 512: past it, {error, buffer_limit}; RSS grows < 576 MiB (before: 768 MiB of rings)"}].
 cap_ring(_Config) ->
     with_daemon(["--max-node-ring-mb", "512", "--max-ring-mb", "2048"], fun(#{node := Node, os_pid := OsPid}) ->
-        Rss0 = rss_kib(OsPid),
+        Rss0 = ewpcap_testbed:rss_kib(OsPid),
         Huge = ewpcap:open(Node, <<"lo">>, [{buffer, 2147483647}, {filter, "udp port 9 and udp port 10"}]),
         % a snaplen each: captures of their own, a ring each (handles with
         % the same options share one capture, its ring counted once)
         Rs = [ewpcap:open(Node, <<"lo">>, [{buffer, 64 bsl 20}, {snaplen, 65535 - I},
                                            {filter, "udp port 9 and udp port 10"}])
               || I <- lists:seq(1, 12)],
-        Rss = rss_kib(OsPid),
+        Rss = ewpcap_testbed:rss_kib(OsPid),
         Ok = [S || {ok, S} <- Rs],
         ct:pal("{buffer, 2^31-1}: ~p; 12 x 64 MiB: ~p ok, then ~p; RSS ~p KiB before, ~p KiB after",
                [Huge, length(Ok), lists:usort([E || {error, _} = E <- Rs]), Rss0, Rss]),
@@ -353,10 +353,10 @@ cap_handles() ->
            "RSS grows < 320 MiB (before: 400 handles, 1 MiB buffer each)"}].
 cap_handles(_Config) ->
     with_daemon([], fun(#{node := Node, os_pid := OsPid}) ->
-        Rss0 = rss_kib(OsPid),
+        Rss0 = ewpcap_testbed:rss_kib(OsPid),
         Rs = [ewpcap:open(Node, <<"lo">>, [{buffer, 1 bsl 20}, {filter, "udp port 9 and udp port 10"}])
               || _ <- lists:seq(1, 400)],
-        Rss = rss_kib(OsPid),
+        Rss = ewpcap_testbed:rss_kib(OsPid),
         Ok = [S || {ok, S} <- Rs],
         Errors = lists:usort([E || {error, _} = E <- Rs]),
         ct:pal("400 opens: ~p ok, then ~p; RSS ~p KiB before, ~p KiB after", [length(Ok), Errors, Rss0, Rss]),
@@ -371,11 +371,6 @@ with_daemon(Args, F) ->
     D = start_daemon(Args),
     try F(D) after stop_daemon(D) end.
 
-rss_kib(OsPid) ->
-    {ok, B} = file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/status"),
-    {match, [K]} = re:run(B, "VmRSS:\\s+(\\d+)", [{capture, all_but_first, list}]),
-    list_to_integer(K).
-
 %% The largest RSS of OsPid, sampled every 20 ms while F() runs
 max_rss_while(OsPid, F) ->
     Self = self(),
@@ -385,7 +380,7 @@ max_rss_while(OsPid, F) ->
     receive {max_rss, Sampler, M} -> M after ?WAIT -> ct:fail(rss_sampler_stuck) end.
 
 rss_sample(OsPid, Parent, Max) ->
-    M = max(Max, rss_kib(OsPid)),
+    M = max(Max, ewpcap_testbed:rss_kib(OsPid)),
     receive stop -> Parent ! {max_rss, self(), M}
     after 20 -> rss_sample(OsPid, Parent, M)
     end.

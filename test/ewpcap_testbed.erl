@@ -33,7 +33,7 @@
 -export([
     %% namespaces
     setup/0, teardown/1, cleanup/0, ns/2, ns_pids/1, ensure_names/1,
-    addr/1,
+    addr/1, rss_kib/1,
     %% ewpcapd in a namespace
     start_daemon/2, stop_daemon/1, kill_daemon/1, signal_daemon/2, daemon_log/1, daemon_os_pid/1,
     daemon_node/1,
@@ -313,6 +313,13 @@ object_code(Mod) ->
 
 node_name(#{node := Node}) -> Node.
 node_os_pid(#{os_pid := OsPid}) -> OsPid.
+
+%% @doc VmRSS of an OS process, in KiB.
+-spec rss_kib(pos_integer()) -> non_neg_integer().
+rss_kib(OsPid) ->
+    {ok, B} = file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/status"),
+    {match, [K]} = re:run(B, "VmRSS:\\s+(\\d+)", [{capture, all_but_first, list}]),
+    list_to_integer(K).
 
 %% @doc Stops a peer node; a node already gone is fine. Waits until its OS
 %% process is gone (kill -9 after 5 s).

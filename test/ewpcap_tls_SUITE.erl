@@ -392,7 +392,7 @@ tls_never_reading_peer_bounded(Config) ->
                                  proplists:get_value(ref, H) =:= RefA],
                      proplists:get_value(queue, H)
              end,
-    Rss0 = rss_kib(OsPid),
+    Rss0 = ewpcap_testbed:rss_kib(OsPid),
     Sent = [<<I:32, (binary:copy(<<(I rem 251)>>, 1396))/binary>> || I <- lists:seq(1, N)],
     ok = ?TB:signal_node(A, "STOP"),
     {RssMax, QueueMax} =
@@ -401,7 +401,7 @@ tls_never_reading_peer_bounded(Config) ->
             lists:foldl(fun(Burst, {R, Q}) ->
                                 send_udp(Config, Port, Burst),
                                 timer:sleep(35),
-                                {max(R, rss_kib(OsPid)), max(Q, QueueA())}
+                                {max(R, ewpcap_testbed:rss_kib(OsPid)), max(Q, QueueA())}
                         end, {Rss0, 0}, chunks(Sent, 200))
         after
             ok = ?TB:signal_node(A, "CONT")
@@ -462,11 +462,6 @@ numbered(Payloads, First, Want) ->
                             {I + 1, Bad, Last}
                     end, {First, none, 0}, Payloads),
     {Count - First, Bad}.
-
-rss_kib(OsPid) ->
-    {ok, Bin} = file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/status"),
-    {match, [K]} = re:run(Bin, "VmRSS:\\s+(\\d+)", [{capture, all_but_first, list}]),
-    list_to_integer(K).
 
 %% On a peer: the handle's packets until none came for Quiet ms.
 recv_quiet(#ewpcap_resource{ref = Ref}, Quiet) ->
