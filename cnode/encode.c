@@ -290,6 +290,17 @@ ewp_encode_message_eof(ei_x_buff *x, const erlang_pid *to, const erlang_ref *ref
     return 0;
 }
 
+/* 'p', 131, {SEND, '', To}, 131, {ewpcap_closed, Ref} */
+int
+ewp_encode_message_closed(ei_x_buff *x, const erlang_pid *to, const erlang_ref *ref)
+{
+    TRY(ewp_encode_send_header(x, to));
+    TRY(ei_x_encode_tuple_header(x, 2));
+    TRY(ei_x_encode_atom(x, "ewpcap_closed"));
+    TRY(ei_x_encode_ref(x, ref));
+    return 0;
+}
+
 /* 'p', 131, {SEND, '', To}, 131, {ewpcap_error, Ref, Reason :: string()} */
 int
 ewp_encode_message_error(ei_x_buff *x, const erlang_pid *to, const erlang_ref *ref,

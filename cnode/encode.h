@@ -79,6 +79,7 @@ int ewp_encode_ok_ref(ei_x_buff *x, const erlang_ref *ref);
 int ewp_encode_stats(ei_x_buff *x, const struct pcap_stat *ps);
 int ewp_encode_ifaddrs(ei_x_buff *x, const pcap_if_t *devs);
 int ewp_encode_message_eof(ei_x_buff *x, const erlang_pid *to, const erlang_ref *ref);
+int ewp_encode_message_closed(ei_x_buff *x, const erlang_pid *to, const erlang_ref *ref);
 int ewp_encode_message_error(ei_x_buff *x, const erlang_pid *to,
                              const erlang_ref *ref, const char *reason);
 

@@ -34,6 +34,7 @@ static int run(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *
                struct ewp_request *req, const struct ewp_call *call, ei_x_buff *x);
 static int do_open(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
                    struct ewp_request *req, const struct ewp_call *call, ei_x_buff *x);
+static void tell_link(struct ewp_handle *h, const erlang_pid *from);
 static int open_capture(struct ewp_requests *r, struct ewp_handle *h,
                         const struct ewp_request *req, const struct ewp_capture_opts *copts,
                         char *errbuf);
@@ -126,6 +127,7 @@ run(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
         break;
 
     case EWP_REQ_CLOSE:
+        tell_link(h, from);
         ewp_handle_close(h, 1, "closed");
         rv = ei_x_encode_atom(x, "ok");
         break;
@@ -178,6 +180,30 @@ run(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
 }
 
 /* {open, Dev, Opts} | {open, Dev, Opts, Owner} | {open_file, Path, Opts} */
+/*
+ * A handle closed by another process than the one linked to it (an rpc
+ * close, a socket passed on, the library's close/1 made by the owner):
+ * {ewpcap_closed, Ref} to the linked process (the library's guard, which
+ * ends on it instead of waiting for the connection to drop). It follows
+ * every message of the handle already queued, on the link's connection.
+ * A handle whose owner is monitored (opened through rpc) has no linked
+ * process to tell.
+ */
+static void
+tell_link(struct ewp_handle *h, const erlang_pid *from)
+{
+    erlang_pid closer = *from;
+    ei_x_buff x;
+
+    if (h->monitored || ei_cmp_pids(&closer, &h->link) == 0)
+        return;
+    if (ei_x_new(&x) < 0)
+        return;
+    if (ewp_encode_message_closed(&x, &h->link, &h->ref) == 0)
+        (void)ewp_peer_send(h->peer, x.buff, (size_t)x.index);
+    ei_x_free(&x);
+}
+
 static int
 do_open(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
         struct ewp_request *req, const struct ewp_call *call, ei_x_buff *x)

@@ -341,6 +341,12 @@ guard_loop(Owner, OwnerMRef, Node, Ref, State) ->
             % closed by close/1; ewpcapd has already unlinked, and what it
             % sent before is relayed (it came first)
             exit(normal);
+        {ewpcap_closed, Ref} ->
+            % ewpcapd closed the handle for another process (an rpc
+            % close, the owner's close/1), after what it sent before; a
+            % close/1 after an rpc close is a second close (badarg)
+            mark(State, ?ST_CLOSED),
+            exit(normal);
         {'EXIT', Pid, _} when node(Pid) =:= Node ->
             lost(Owner, Ref, State);
         {nodedown, Node} ->

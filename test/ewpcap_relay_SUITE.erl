@@ -33,6 +33,7 @@
          owner_exit_closes/0, owner_exit_closes/1,
          older_daemon/0, older_daemon/1,
          close_from_another_node/0, close_from_another_node/1,
+         close_through_rpc/0, close_through_rpc/1,
          which_handles/0, which_handles/1,
          bad_value/0, bad_value/1]).
 
@@ -46,7 +47,7 @@ suite() ->
 all() ->
     [same_as_direct_live, same_as_direct_file, same_as_direct_cut_file,
      nothing_after_close, calls_after_packets, owner_exit_closes, older_daemon,
-     close_from_another_node, which_handles,
+     close_from_another_node, close_through_rpc, which_handles,
      bad_value].
 
 init_per_suite(Config) ->
@@ -265,6 +266,50 @@ close_from_another_node(_Config) ->
         Owner ! stop
     after
         peer:stop(Peer)
+    end.
+
+close_through_rpc() ->
+    [{doc, "A socket closed through ewpcapd's rpc by another process (rpc:call(D, ewpcap, "
+           "close, [S]), which the library never sees): ewpcapd tells the handle's guard "
+           "({ewpcap_closed, Ref}), which hands the owner the 50 packets sent before and ends "
+           "(a guard left behind would tell its owner nodedown for a closed handle when the "
+           "connection drops); the owner's own close/1 is then a second close (badarg). "
+           "Relayed and not"}].
+close_through_rpc(_Config) ->
+    {Rx, Port} = ewpcap_live:udp_receiver(),
+    Tx = ewpcap_live:udp_sender(),
+    D = ewpcap:node(),
+    try
+        [begin
+             {ok, S} = ewpcap:open(<<"lo">>, [{filter, ewpcap_live:udp_filter(Port)} | Opts]),
+             #ewpcap_resource{ref = Ref, res = {D, Guard, _}} = S,
+             ?assertEqual(node(), node(Guard)),
+             Sent0 = proplists:get_value(packets, ewpcap_live:find_handle(Ref, handles())),
+             [ok = gen_udp:send(Tx, {127, 0, 0, 1}, Port, <<"rpc ", (integer_to_binary(I))/binary>>)
+              || I <- lists:seq(1, 50)],
+             ?assert(ewpcap_live:poll(fun() ->
+                                              H = ewpcap_live:find_handle(Ref, handles()),
+                                              proplists:get_value(packets, H) >= Sent0 + 50
+                                      end, ?WAIT)),
+             MRef = erlang:monitor(process, Guard),
+             Self = self(),
+             Closer = spawn_link(fun() -> Self ! {closed, self(), rpc:call(D, ewpcap, close, [S])} end),
+             ?assertEqual(ok, receive {closed, Closer, R} -> R after ?WAIT -> ct:fail(no_close) end),
+             ?assertNot(ewpcap_live:has_handle(Ref)),
+             receive
+                 {'DOWN', MRef, process, Guard, Why} -> ?assertEqual(normal, Why)
+             after ?WAIT ->
+                 ct:fail({guard_left, Opts})
+             end,
+             Got = drain(Ref, []),
+             ?assertEqual([<<"rpc ", (integer_to_binary(I))/binary>> || I <- lists:seq(1, 50)],
+                          [udp_payload(P) || {ewpcap, _, _, _, _, P} <- Got]),
+             ?assertError(badarg, ewpcap:close(S))
+         end || Opts <- [[], [{relay, false}]]],
+        ok
+    after
+        gen_udp:close(Tx),
+        gen_udp:close(Rx)
     end.
 
 %% On the peer: answers ewpcap's calls as an ewpcapd from before the

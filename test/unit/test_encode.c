@@ -451,6 +451,9 @@ test_message_error_and_eof_are_sent_to_the_owner(void)
     CU_ASSERT(ewp_encode_message_eof(&x, &to, &ref) == 0);
     expect_message(&x, &to, "{ewpcap_eof, ~r}", &ref);
     x.index = 0;
+    CU_ASSERT(ewp_encode_message_closed(&x, &to, &ref) == 0);
+    expect_message(&x, &to, "{ewpcap_closed, ~r}", &ref);
+    x.index = 0;
     CU_ASSERT(ewp_encode_send_header(&x, &to) == 0);
     CU_ASSERT(ei_x_encode_atom(&x, "hello") == 0);
     expect_message(&x, &to, "hello");
@@ -675,7 +678,7 @@ CU_TestInfo ewp_encode_tests[] = {
     {"ewp_encode_reply_begin echoes the tag bytes verbatim",
      test_reply_begin_echoes_the_tag_bytes_verbatim},
     {"reply bodies have the documented shapes", test_reply_bodies_have_the_documented_shapes},
-    {"ewpcap_error and ewpcap_eof are sent to the owner", test_message_error_and_eof_are_sent_to_the_owner},
+    {"ewpcap_error, ewpcap_eof and ewpcap_closed are sent to their pid", test_message_error_and_eof_are_sent_to_the_owner},
     {"controls have the documented shapes", test_controls_have_the_documented_shapes},
     {"getifaddrs gives names and attributes in documented order",
      test_ifaddrs_gives_name_and_attributes_in_order},
