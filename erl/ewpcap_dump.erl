@@ -239,13 +239,15 @@ capture(O) ->
     S = open_live(Node, Dev, Base, O#opts.filter),
     #ewpcap_resource{ref = Ref} = S,
     {DevName, Dlt} = handle_info(Node, Ref, Dev),
-    err_line("listening on ~ts, link-type ~ts, snapshot length ~b bytes",
-             [DevName, ewpcap_dump_dlt:desc(Dlt), O#opts.snaplen]),
-    install_signals(),
+    % the output first (its interface description asks the daemon): as
+    % tcpdump's, "listening on" means that the packets are being taken
     Out = ewpcap_dump_out:open(O, {Dlt, O#opts.snaplen},
                                #{node => Node, device => DevName, filter => O#opts.filter,
                                  description => dev_description(Node, DevName)},
                                async),
+    err_line("listening on ~ts, link-type ~ts, snapshot length ~b bytes",
+             [DevName, ewpcap_dump_dlt:desc(Dlt), O#opts.snaplen]),
+    install_signals(),
     Status = case {O#opts.write, is_tty(2)} of
                  {Name, true} when Name =/= undefined ->
                      erlang:send_after(?STATUS_MS, self(), status),

@@ -55,6 +55,11 @@ capture(#opts{ifaces = Ifaces} = O) ->
     Opts = ewpcap_dump_args:live_opts(O, ?BATCH),
     Opened = [open(maps:get(N, Nodes), Dev, Opts, O#opts.filter, Id)
               || {Id, {N, Dev}} <- lists:enumerate(0, Ifaces)],
+    % the output first: its interface descriptions ask each daemon, and a
+    % daemon that is slow to answer (stopped, far away) must not hold the
+    % others' packets in the mailbox past "listening on", where the merge
+    % would take them all as arriving at once when it answers
+    Out = output(O, Opened),
     _ = [err_line("listening on ~ts, link-type ~ts, snapshot length ~b bytes",
                               [Name, ewpcap_dump_dlt:desc(Dlt), O#opts.snaplen])
          || #iface{name = Name, dlt = Dlt} <- Opened],
@@ -62,7 +67,7 @@ capture(#opts{ifaces = Ifaces} = O) ->
     St0 = #st{ifs = maps:from_list([{ref(I), I} || I <- Opened]),
               byid = maps:from_list([{I#iface.id, ref(I)} || I <- Opened]),
               merge = ewpcap_merge:new([I#iface.id || I <- Opened], O#opts.merge_window),
-              out = output(O, Opened), left = O#opts.count},
+              out = Out, left = O#opts.count},
     St = try
              loop(St0)
          catch
