@@ -30,6 +30,8 @@ static int encode_sockaddr(ei_x_buff *x, const char *key, const struct sockaddr 
 static int count_addr_attrs(const pcap_addr_t *a);
 static int is_inet(const struct sockaddr *sa);
 static int encode_nanoseconds(char *buf, int *index, __int128 ns);
+static int message_of_ref(ei_x_buff *x, const erlang_pid *to, const char *tag,
+                          const erlang_ref *ref);
 
 /* 'p', 131, {SEND, '', To}, 131: a message to To follows */
 int
@@ -279,26 +281,29 @@ ewp_encode_stats(ei_x_buff *x, const struct pcap_stat *ps)
     return 0;
 }
 
-/* 'p', 131, {SEND, '', To}, 131, {ewpcap_eof, Ref} */
-int
-ewp_encode_message_eof(ei_x_buff *x, const erlang_pid *to, const erlang_ref *ref)
+/* 'p', 131, {SEND, '', To}, 131, {Tag, Ref} */
+static int
+message_of_ref(ei_x_buff *x, const erlang_pid *to, const char *tag, const erlang_ref *ref)
 {
     TRY(ewp_encode_send_header(x, to));
     TRY(ei_x_encode_tuple_header(x, 2));
-    TRY(ei_x_encode_atom(x, "ewpcap_eof"));
+    TRY(ei_x_encode_atom(x, tag));
     TRY(ei_x_encode_ref(x, ref));
     return 0;
 }
 
-/* 'p', 131, {SEND, '', To}, 131, {ewpcap_closed, Ref} */
+/* {ewpcap_eof, Ref} */
+int
+ewp_encode_message_eof(ei_x_buff *x, const erlang_pid *to, const erlang_ref *ref)
+{
+    return message_of_ref(x, to, "ewpcap_eof", ref);
+}
+
+/* {ewpcap_closed, Ref} */
 int
 ewp_encode_message_closed(ei_x_buff *x, const erlang_pid *to, const erlang_ref *ref)
 {
-    TRY(ewp_encode_send_header(x, to));
-    TRY(ei_x_encode_tuple_header(x, 2));
-    TRY(ei_x_encode_atom(x, "ewpcap_closed"));
-    TRY(ei_x_encode_ref(x, ref));
-    return 0;
+    return message_of_ref(x, to, "ewpcap_closed", ref);
 }
 
 /* 'p', 131, {SEND, '', To}, 131, {ewpcap_error, Ref, Reason :: string()} */

@@ -157,14 +157,8 @@ calls_after_packets(_Config) ->
                                          true = erlang:resume_process(Guard)
                                  end),
              receive {held, Holder} -> ok after ?WAIT -> ct:fail(not_held) end,
-             Sent0 = proplists:get_value(packets, ewpcap_live:find_handle(Ref, handles())),
-             [ok = gen_udp:send(Tx, {127, 0, 0, 1}, Port, <<"call ", (integer_to_binary(I))/binary>>)
-              || I <- lists:seq(1, 50)],
              % ewpcapd has sent the guard all 50
-             ?assert(ewpcap_live:poll(fun() ->
-                                              H1 = ewpcap_live:find_handle(Ref, handles()),
-                                              proplists:get_value(packets, H1) >= Sent0 + 50
-                                      end, ?WAIT)),
+             send_sent(Tx, Port, Ref, <<"call ">>, 50),
              Holder ! go,
              ?assertEqual(Want, Call(S)),
              Returned = erlang:monotonic_time(millisecond),
@@ -284,13 +278,7 @@ close_through_rpc(_Config) ->
              {ok, S} = ewpcap:open(<<"lo">>, [{filter, ewpcap_live:udp_filter(Port)} | Opts]),
              #ewpcap_resource{ref = Ref, res = {D, Guard, _}} = S,
              ?assertEqual(node(), node(Guard)),
-             Sent0 = proplists:get_value(packets, ewpcap_live:find_handle(Ref, handles())),
-             [ok = gen_udp:send(Tx, {127, 0, 0, 1}, Port, <<"rpc ", (integer_to_binary(I))/binary>>)
-              || I <- lists:seq(1, 50)],
-             ?assert(ewpcap_live:poll(fun() ->
-                                              H = ewpcap_live:find_handle(Ref, handles()),
-                                              proplists:get_value(packets, H) >= Sent0 + 50
-                                      end, ?WAIT)),
+             send_sent(Tx, Port, Ref, <<"rpc ">>, 50),
              MRef = erlang:monitor(process, Guard),
              Self = self(),
              Closer = spawn_link(fun() -> Self ! {closed, self(), rpc:call(D, ewpcap, close, [S])} end),
@@ -436,6 +424,17 @@ collect(Ref, N, Acc) ->
     after ?WAIT ->
         ct:fail({missing, N, length(Acc)})
     end.
+
+%% N datagrams to Port, payloads Prefix 1 to Prefix N, once ewpcapd has
+%% sent them on (the handle Ref's packet count in its info).
+send_sent(Tx, Port, Ref, Prefix, N) ->
+    Sent0 = proplists:get_value(packets, ewpcap_live:find_handle(Ref, handles())),
+    [ok = gen_udp:send(Tx, {127, 0, 0, 1}, Port, <<Prefix/binary, (integer_to_binary(I))/binary>>)
+     || I <- lists:seq(1, N)],
+    ?assert(ewpcap_live:poll(fun() ->
+                                     H = ewpcap_live:find_handle(Ref, handles()),
+                                     proplists:get_value(packets, H) >= Sent0 + N
+                             end, ?WAIT)).
 
 %% What of Ref is in the mailbox now.
 drain(Ref, Acc) ->
