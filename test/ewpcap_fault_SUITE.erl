@@ -3,6 +3,9 @@
 %%% <ul>
 %%% <li>`interface_deleted': the captured interface disappears (a veth pair
 %%%     in a namespace `ewp_ct_*', daemon started with `--netns').</li>
+%%% <li>`failed_capture_members': the members of a shared capture whose
+%%%     interface went away leave it while a new capture of the same
+%%%     device and options runs (frames written on the veth's other end).</li>
 %%% <li>`daemon_killed': the embedded daemon dies of SIGKILL.</li>
 %%% <li>`epmd_restarted': epmd dies and comes back; the daemon registers
 %%%     again. This uses a private epmd on a port of its own (`epmd -port
@@ -17,7 +20,8 @@
 %%% Everything a case starts (daemons, epmd, client nodes, namespaces) is
 %%% registered with a janitor process and undone in end_per_testcase, also
 %%% after a failure or a timetrap. Traffic: none but lo (filters that match
-%%% nothing). Every wait is bounded.
+%%% nothing, and frames that ewpcapd writes on a veth inside a namespace).
+%%% Every wait is bounded.
 %%% @end
 -module(ewpcap_fault_SUITE).
 
@@ -49,6 +53,7 @@ suite() ->
 all() ->
     [
         interface_deleted,
+        failed_capture_members,
         daemon_killed,
         epmd_restarted,
         epmd_restarted_netns_user,
@@ -135,6 +140,60 @@ interface_deleted(Config) ->
     ?assertEqual(OsPid, os_pid(Node)),
     ?assertEqual(ok, ewpcap:close(Slo)),
     ?assertEqual([], handles(Node)),
+    stop_daemon(Holder).
+
+failed_capture_members() ->
+    [{doc, "Two handles of one shared capture lose their interface (a veth deleted): an open "
+           "while it is gone fails and leaves nothing; once the veth is back, an open with the "
+           "same options gets a capture of its own (it does not join the failed one) and its "
+           "frames; the failed members' filter/2 answers, and their closes (the last one ends "
+           "the failed pcap_t) leave the new capture reading; the daemon lives"}].
+failed_capture_members(Config) ->
+    need_netns(),
+    J = ?config(janitor, Config),
+    {ok, NS} = ewpcap_netns:create(),
+    ?DH:janitor_add(J, {netns, NS}, fun() -> ewpcap_netns:delete(NS) end),
+    {ok, Holder, Node, OsPid} = start_daemon(J, "ewp_ct_ifgone_", ["--netns", NS], []),
+    Mine = fun(Tag) -> "ether proto 0x88b5 and ether[14] = " ++ integer_to_list(Tag) end,
+    {ok, A} = ewpcap:open(Node, <<"ewpv0">>, [{filter, Mine(1)}]),
+    {ok, B} = ewpcap:open(Node, <<"ewpv0">>, [{filter, Mine(2)}]),
+    #ewpcap_resource{ref = RA} = A,
+    #ewpcap_resource{ref = RB} = B,
+    T0 = erlang:monotonic_time(millisecond),
+    ?assertMatch({0, _}, ewpcap_netns:run("ip", ["-n", NS, "link", "del", "ewpv0"])),
+    [?assert(is_list(receive_error(Ref, T0 + ?IFERROR_MAX))) || Ref <- [RA, RB]],
+    ?assertMatch({error, _}, ewpcap:open(Node, <<"ewpv0">>, [{filter, Mine(1)}])),
+    ?assertEqual(2, length(handles(Node))),
+    [?assertMatch({0, _}, ewpcap_netns:run("ip", ["-n", NS | Step]))
+     || Step <- [["link", "add", "ewpv0", "type", "veth", "peer", "name", "ewpv1"],
+                 ["link", "set", "ewpv0", "up"], ["link", "set", "ewpv1", "up"]]],
+    % the same options as A and B: were it to join their capture, it
+    % would read the deleted interface's ring and get nothing
+    {ok, C} = ewpcap:open(Node, <<"ewpv0">>, [{filter, Mine(1)}]),
+    #ewpcap_resource{ref = RC} = C,
+    {ok, W} = ewpcap:open(Node, <<"ewpv1">>, [{filter, ?NOMATCH}]),
+    Frames = fun(First) ->
+                     [begin
+                          ok = ewpcap:write(W, ewpcap_live:ethernet_frame(<<1, I>>)),
+                          ewpcap_live:ethernet_frame(<<1, I>>)
+                      end || I <- lists:seq(First, First + 4)]
+             end,
+    Got = fun(Sent) -> ?assertEqual(Sent, [receive {ewpcap, RC, _, _, _, P} -> P
+                                           after ?IFERROR_MAX -> ct:fail({missing, Sent})
+                                           end || _ <- Sent])
+          end,
+    Got(Frames(1)),
+    % the failed members still answer, one at a time, and leave
+    ?assertEqual(ok, ewpcap:filter(A, Mine(3))),
+    ?assertEqual(ok, ewpcap:close(A)),
+    Got(Frames(10)),
+    ?assertEqual(ok, ewpcap:close(B)),
+    Got(Frames(20)),
+    ?assertEqual([], [M || M <- flush_list(), element(2, M) =:= RA orelse element(2, M) =:= RB]),
+    ?assertEqual(ok, ewpcap:close(C)),
+    ?assertEqual(ok, ewpcap:close(W)),
+    ?assertEqual([], handles(Node)),
+    ?assertEqual(OsPid, os_pid(Node)),
     stop_daemon(Holder).
 
 daemon_killed() ->
