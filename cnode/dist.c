@@ -14,7 +14,8 @@
  * ewp_peer_send gives ours a header of no refs (atomcache.h).
  *
  * Input is read into a per-peer buffer and each complete frame is handed
- * to ops->frame (ctl.c checks and decodes it). Output goes into a per-peer
+ * to ops->frame (ctl.c checks and decodes it): dist_in.c, which shares the
+ * peer's structure (dist_int.h) and this rule. Output goes into a per-peer
  * buffer written from the loop: nobody ever blocks on a slow peer. Above
  * EWP_OUT_HIGH queued bytes a peer counts as congested (the layer above
  * pauses the captures that feed it); below EWP_OUT_LOW, ops->drained.
@@ -60,61 +61,18 @@
 #include <ei.h>
 #include <ev.h>
 
-#include "dist.h"
-#include "atomcache.h"
 #include "be.h"
+#include "dist_int.h"
 #include "log.h"
-#include "outq.h"
-#include "xport.h"
 
-#define READ_CHUNK (64u << 10)  /* bytes read per readiness */
 #define WRITE_IOV 64            /* chunks per sendmsg */
 
-struct ewp_peer {
-    struct ewp_dist *d;             /* the transport it belongs to */
-    int fd;                         /* the connection, O_NONBLOCK */
-    struct ewp_xport *xp;           /* TLS (owned), or NULL: plain read/send on fd */
-    char name[MAXNODELEN + 1];      /* the peer's node name */
-    ev_io rio;                      /* readable */
-    ev_io wio;                      /* writable, started while output waits */
-    ev_timer tick;                  /* liveness and our own ticks */
-    ev_tstamp last_rx;              /* when a byte last arrived */
-    unsigned long sent;             /* frames queued, for the tick check */
-    unsigned long sent_at_tick;     /* ... as seen by the last tick check */
-    char *in;                       /* input buffer */
-    size_t in_len;                  /* bytes in it */
-    size_t in_cap;                  /* its size */
-    struct ewp_outq out;            /* output queue */
-    int congested;                  /* above EWP_OUT_HIGH, not yet below EWP_OUT_LOW */
-    int dead;                       /* dropped, waiting for ewp_dist_reap */
-    int in_pending;                 /* in holds frames not yet handed over */
-    struct ewp_ac_in *ac_in;        /* with the atom cache: the peer's entries */
-    struct ewp_ac_out *ac_out;      /* ... and ours; NULL: pass-through frames */
-    struct ewp_ac_buf ac_frame;     /* an incoming frame rewritten (atomcache.h) */
-    struct ewp_peer *next;          /* all live peers, or the dead list */
-};
-
-struct ewp_dist {
-    struct ev_loop *loop;             /* the one loop */
-    const struct ewp_dist_ops *ops;   /* calls up */
-    void *ctx;                        /* ... with this */
-    ev_prepare reap_w;                /* ewp_dist_reap */
-    double ticktime;                  /* --ticktime */
-    size_t out_max;                   /* drop a peer whose queue would pass this */
-    size_t packet_max;                /* refuse packets past this */
-    size_t out_total;                 /* bytes queued for all live peers */
-    struct ewp_peer *peers;           /* live peers */
-    struct ewp_peer *dead;            /* peers to tear down */
-    int flushing;                     /* in ewp_dist_reap: queue, then watch */
-};
 
 static void reap_cb(struct ev_loop *loop, ev_prepare *w, int revents);
-static void read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void write_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void peer_write(struct ewp_peer *p);
 static void peer_free(struct ewp_peer *p);
-static int frames(struct ewp_peer *p);
 static char *out_reserve(struct ewp_peer *p, size_t need, size_t keep);
 static void out_commit(struct ewp_peer *p, size_t n);
 static void out_queued(struct ewp_peer *p);
@@ -205,7 +163,7 @@ ewp_dist_adopt_xport(struct ewp_dist *d, int fd, struct ewp_xport *xp, const cha
     (void)snprintf(p->name, sizeof(p->name), "%s", name);
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     p->last_rx = ev_now(d->loop);
-    ev_io_init(&p->rio, read_cb, fd, EV_READ);
+    ev_io_init(&p->rio, ewp_dist_read_cb, fd, EV_READ);
     p->rio.data = p;
     ev_io_init(&p->wio, write_cb, fd, EV_WRITE);
     p->wio.data = p;
@@ -411,106 +369,6 @@ reap_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     ewp_dist_reap(w->data);
 }
 
-static void
-read_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct ewp_peer *p = w->data;
-    ssize_t n;
-
-    (void)revents;
-    if (p->in_pending) { /* bytes that came with the handshake */
-        p->in_pending = 0;
-        if (frames(p) < 0) {
-            ewp_peer_drop(p, "bad frame");
-            return;
-        }
-        if (p->dead)
-            return;
-    }
-    if (p->in_cap - p->in_len < READ_CHUNK) {
-        size_t cap = p->in_len + READ_CHUNK;
-        char *in = realloc(p->in, cap);
-
-        if (in == NULL) {
-            ewp_peer_drop(p, "out of memory");
-            return;
-        }
-        p->in = in;
-        p->in_cap = cap;
-    }
-    if (p->xp == NULL)
-        n = read(p->fd, p->in + p->in_len, p->in_cap - p->in_len);
-    else
-        n = p->xp->ops->read(p->xp, p->in + p->in_len, p->in_cap - p->in_len);
-    if (n == 0) {
-        ewp_peer_drop(p, "connection closed");
-        return;
-    }
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EINTR)
-            ewp_peer_drop(p, strerror(errno));
-        return;
-    }
-    p->last_rx = ev_now(loop);
-    p->in_len += (size_t)n;
-    if (frames(p) < 0)
-        ewp_peer_drop(p, "bad frame");
-    else if (p->xp != NULL && !p->dead && p->xp->ops->pending(p->xp) > 0)
-        ev_feed_event(loop, &p->rio, EV_READ); /* decrypted, not signalled by the fd */
-}
-
-/* Hand over every complete frame in the input buffer; keep the rest. The
- * peer may be dropped by a frame's handler: it stays valid (see the rule),
- * and its remaining input is ignored. */
-static int
-frames(struct ewp_peer *p)
-{
-    struct ewp_dist *d = p->d;
-    size_t pos = 0;
-
-    while (!p->dead && p->in_len - pos >= 4) {
-        uint32_t len = ewp_get_be32(p->in + pos);
-
-        if (len == 0) { /* tick: answer it, unless output waits anyway */
-            char *o;
-
-            if (ewp_peer_queued(p) == 0 && (o = out_reserve(p, 4, 0)) != NULL) {
-                memset(o, 0, 4);
-                out_commit(p, 4);
-            }
-            pos += 4;
-            continue;
-        }
-        if (len > EWP_FRAME_MAX)
-            return -1;
-        if (p->in_len - pos - 4 < len)
-            break;
-        if (p->ac_in != NULL) { /* spelled out for the layer above */
-            if (ewp_ac_in_frame(p->ac_in, p->in + pos + 4, len,
-                                ewp_ac_in_max(len, EWP_FRAME_MAX + (1u << 20)),
-                                &p->ac_frame) < 0)
-                return -1;
-            if (d->ops != NULL && d->ops->frame != NULL)
-                d->ops->frame(d->ctx, p, p->ac_frame.b, p->ac_frame.len);
-        } else if (d->ops != NULL && d->ops->frame != NULL) {
-            d->ops->frame(d->ctx, p, p->in + pos + 4, len);
-        }
-        pos += 4 + (size_t)len;
-    }
-    if (p->ac_frame.cap > 4 * READ_CHUNK)
-        ewp_ac_buf_free(&p->ac_frame);
-    if (p->dead)
-        return 0;
-    memmove(p->in, p->in + pos, p->in_len - pos);
-    p->in_len -= pos;
-    /* a large buffer left behind by one large frame is given back */
-    if (p->in_len == 0 && p->in_cap > 4 * READ_CHUNK) {
-        free(p->in);
-        p->in = NULL;
-        p->in_cap = 0;
-    }
-    return 0;
-}
 
 static void
 write_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -585,14 +443,8 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         ewp_peer_drop(p, "net tick timeout");
         return;
     }
-    if (p->sent == p->sent_at_tick && ewp_peer_queued(p) == 0) {
-        char *o = out_reserve(p, 4, 0);
-
-        if (o != NULL) {
-            memset(o, 0, 4);
-            out_commit(p, 4);
-        }
-    }
+    if (p->sent == p->sent_at_tick && ewp_peer_queued(p) == 0)
+        ewp_dist_queue_tick(p);
     p->sent_at_tick = p->sent;
 }
 
@@ -617,6 +469,17 @@ static char *
 out_reserve(struct ewp_peer *p, size_t need, size_t keep)
 {
     return ewp_outq_reserve(&p->out, need, keep);
+}
+
+void
+ewp_dist_queue_tick(struct ewp_peer *p)
+{
+    char *o = out_reserve(p, 4, 0);
+
+    if (o != NULL) {
+        memset(o, 0, 4);
+        out_commit(p, 4);
+    }
 }
 
 /* n bytes written at the tail are queued */
