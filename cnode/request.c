@@ -179,23 +179,24 @@ run(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
     return rv;
 }
 
-/* {open, Dev, Opts} | {open, Dev, Opts, Owner} | {open_file, Path, Opts} */
 /*
- * A handle closed by another process than the one linked to it (an rpc
- * close, a socket passed on, the library's close/1 made by the owner):
- * {ewpcap_closed, Ref} to the linked process (the library's guard, which
- * ends on it instead of waiting for the connection to drop). It follows
- * every message of the handle already queued, on the link's connection.
- * A handle whose owner is monitored (opened through rpc) has no linked
- * process to tell.
+ * A handle opened for another owner ({open, Dev, Opts, Owner}: the
+ * library's guard opens so) and closed by another process than its opener
+ * (an rpc close, a socket passed on, the library's close/1 made by the
+ * owner): {ewpcap_closed, Ref} to the opener, linked to the handle (the
+ * guard, which ends on it instead of waiting for the connection to drop).
+ * It follows every message of the handle already queued, on the opener's
+ * connection. An opener that is the owner itself (the 3-tuple open) is
+ * not told: a raw client never asked for it. A handle whose owner is
+ * monitored (opened through rpc) has no linked process to tell.
  */
 static void
 tell_link(struct ewp_handle *h, const erlang_pid *from)
 {
-    erlang_pid closer = *from;
+    erlang_pid closer = *from, link = h->link, owner = h->owner;
     ei_x_buff x;
 
-    if (h->monitored || ei_cmp_pids(&closer, &h->link) == 0)
+    if (h->monitored || ei_cmp_pids(&closer, &link) == 0 || ei_cmp_pids(&link, &owner) == 0)
         return;
     if (ei_x_new(&x) < 0)
         return;
@@ -204,6 +205,7 @@ tell_link(struct ewp_handle *h, const erlang_pid *from)
     ei_x_free(&x);
 }
 
+/* {open, Dev, Opts} | {open, Dev, Opts, Owner} | {open_file, Path, Opts} */
 static int
 do_open(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
         struct ewp_request *req, const struct ewp_call *call, ei_x_buff *x)

@@ -22,7 +22,8 @@
 %%% to the guard, never to the owner), monitors the owner and:
 %%% <ul>
 %%% <li>exits when the owner exits, and ewpcapd closes the handle;</li>
-%%% <li>exits when close/1 is called;</li>
+%%% <li>exits when close/1 is called, and when the daemon tells it that
+%%%     another process closed the handle (an rpc close);</li>
 %%% <li>relays the packets of a handle of one packet per message (see the
 %%%     option `relay' of open/2);</li>
 %%% <li>sends `{ewpcap_error, Ref, nodedown}' to the owner and exits when
@@ -334,9 +335,11 @@ open(_, _, _) ->
 %% The first close/1 of a handle returns `ok', from any process, whatever
 %% happened to the handle before: open, or already closed because its
 %% owner exited or its daemon was lost (`nodedown'). A second close/1
-%% raises `badarg', in every case, as in the original. (A socket sent to
-%% another node, or opened through rpc without this library, is closed
-%% by the daemon's word alone: `badarg' when it does not know the handle.)
+%% raises `badarg', in every case, as in the original; a close made
+%% through the daemon's rpc (`rpc:call(Node, ewpcap, close, [Socket])')
+%% counts as the first. (A socket sent to another node, or opened through
+%% rpc without this library, is closed by the daemon's word alone:
+%% `badarg' when it does not know the handle.)
 -spec close(socket()) -> ok.
 close(#ewpcap_resource{ref = Ref, res = {Node, Guard, State}}) when
     is_reference(Ref), is_atom(Node), is_pid(Guard), State =/= undefined

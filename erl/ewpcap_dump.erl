@@ -245,9 +245,9 @@ capture(O) ->
                                #{node => Node, device => DevName, filter => O#opts.filter,
                                  description => dev_description(Node, DevName)},
                                async),
+    install_signals(),
     err_line("listening on ~ts, link-type ~ts, snapshot length ~b bytes",
              [DevName, ewpcap_dump_dlt:desc(Dlt), O#opts.snaplen]),
-    install_signals(),
     Status = case {O#opts.write, is_tty(2)} of
                  {Name, true} when Name =/= undefined ->
                      erlang:send_after(?STATUS_MS, self(), status),

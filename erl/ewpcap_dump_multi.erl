@@ -60,10 +60,10 @@ capture(#opts{ifaces = Ifaces} = O) ->
     % others' packets in the mailbox past "listening on", where the merge
     % would take them all as arriving at once when it answers
     Out = output(O, Opened),
+    ewpcap_dump:install_signals(),
     _ = [err_line("listening on ~ts, link-type ~ts, snapshot length ~b bytes",
                               [Name, ewpcap_dump_dlt:desc(Dlt), O#opts.snaplen])
          || #iface{name = Name, dlt = Dlt} <- Opened],
-    ewpcap_dump:install_signals(),
     St0 = #st{ifs = maps:from_list([{ref(I), I} || I <- Opened]),
               byid = maps:from_list([{I#iface.id, ref(I)} || I <- Opened]),
               merge = ewpcap_merge:new([I#iface.id || I <- Opened], O#opts.merge_window),

@@ -14,11 +14,13 @@
 
 -export([open/3, close/4, read/3, call/2, reply/1, synced/2]).
 
-%% The handle's state, in the atomic of its socket.
+%% The handle's state, in the first atomic of its socket.
 -define(ST_OPEN, 0).      % open, as far as this node knows
--define(ST_CLOSED, 1).    % close/1 was called
+-define(ST_CLOSED, 1).    % close/1 was called (or ewpcapd closed it for another process)
 -define(ST_EOF, 2).       % read/1,2 returned {error, eof}
 -define(ST_NODEDOWN, 3).  % the daemon was lost
+%% The second atomic: 1 once the guard was told {ewpcap_closed, Ref}.
+-define(TOLD_CLOSED, 2).
 
 -define(CLOSE_WAIT, 5000).
 
@@ -47,8 +49,16 @@ close(Node, Guard, Ref, State) ->
             % no state, or the atomic of another node: the daemon decides
             close_handle(Node, Guard, Ref);
         _ ->
-            _ = call(Node, {close, Ref}),
-            stop_guard(Node, Guard, Ref)
+            Reply = call(Node, {close, Ref}),
+            stop_guard(Node, Guard, Ref),
+            % ebadf: closed already. By a close made for another process
+            % (an rpc close: the guard, ended now, was told so first on
+            % the same connection), this one is the second close; else by
+            % the owner's exit or a daemon lost, and this is the first.
+            case Reply =:= {error, ebadf} andalso told_closed(State) of
+                true -> badarg;
+                false -> ok
+            end
     end.
 
 %% @doc The next packet of the handle in the caller's mailbox (see
@@ -131,7 +141,7 @@ reply(Reply) -> Reply.
 open_handle(Node, Dev, Options) ->
     Owner = self(),
     Tag = make_ref(),
-    State = atomics:new(1, [{signed, false}]),
+    State = atomics:new(2, [{signed, false}]),
     {Guard, MRef} =
         spawn_monitor(fun() -> guard(Owner, Tag, Node, Dev, Options, State) end),
     receive
@@ -175,6 +185,21 @@ set_state(State, New) ->
         atomics:exchange(State, 1, New)
     catch
         error:badarg -> unknown
+    end.
+
+%% The guard was told {ewpcap_closed, Ref} (see close/4).
+told(State) ->
+    try
+        atomics:put(State, ?TOLD_CLOSED, 1)
+    catch
+        error:badarg -> ok
+    end.
+
+told_closed(State) ->
+    try
+        atomics:get(State, ?TOLD_CLOSED) =:= 1
+    catch
+        error:badarg -> false
     end.
 
 %% eof and nodedown are kept unless close/1 came first.
@@ -345,6 +370,7 @@ guard_loop(Owner, OwnerMRef, Node, Ref, State) ->
             % ewpcapd closed the handle for another process (an rpc
             % close, the owner's close/1), after what it sent before; a
             % close/1 after an rpc close is a second close (badarg)
+            told(State),
             mark(State, ?ST_CLOSED),
             exit(normal);
         {'EXIT', Pid, _} when node(Pid) =:= Node ->

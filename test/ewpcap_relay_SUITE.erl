@@ -34,6 +34,7 @@
          older_daemon/0, older_daemon/1,
          close_from_another_node/0, close_from_another_node/1,
          close_through_rpc/0, close_through_rpc/1,
+         second_close_after_rpc/0, second_close_after_rpc/1,
          which_handles/0, which_handles/1,
          bad_value/0, bad_value/1]).
 
@@ -47,7 +48,7 @@ suite() ->
 all() ->
     [same_as_direct_live, same_as_direct_file, same_as_direct_cut_file,
      nothing_after_close, calls_after_packets, owner_exit_closes, older_daemon,
-     close_from_another_node, close_through_rpc, which_handles,
+     close_from_another_node, close_through_rpc, second_close_after_rpc, which_handles,
      bad_value].
 
 init_per_suite(Config) ->
@@ -299,6 +300,52 @@ close_through_rpc(_Config) ->
         gen_udp:close(Tx),
         gen_udp:close(Rx)
     end.
+
+second_close_after_rpc() ->
+    [{doc, "After a close made through ewpcapd's rpc, the owner's close/1 is a second close "
+           "(badarg) however things fall: when the guard has not yet taken ewpcapd's word "
+           "(held, suspended, while the rpc close and close/1 are made: close/1 returns once "
+           "it is let go) and after read/2 returned eof (a savefile read to its end); a close/1 "
+           "after the owner's exit closed the handle is still the first (ok)"}].
+second_close_after_rpc(Config) ->
+    D = ewpcap:node(),
+    RpcClose = fun(S) -> ?assertEqual(ok, rpc:call(D, ewpcap, close, [S])) end,
+    % the guard held
+    {ok, S1} = ewpcap:open(<<"lo">>, [{filter, "udp port 9 and udp port 10"}]),
+    #ewpcap_resource{ref = Ref1, res = {D, Guard, _}} = S1,
+    Self = self(),
+    Holder = spawn_link(fun() ->
+                                true = erlang:suspend_process(Guard),
+                                Self ! {held, self()},
+                                receive go -> ok end,
+                                timer:sleep(?FLUSH_WAIT),
+                                true = erlang:resume_process(Guard)
+                        end),
+    receive {held, Holder} -> ok after ?WAIT -> ct:fail(not_held) end,
+    RpcClose(S1),
+    Holder ! go,
+    ?assertError(badarg, ewpcap:close(S1)),
+    ?assertNot(is_process_alive(Guard)),
+    ?assertEqual([], drain(Ref1, [])),
+    % after eof
+    Path = savefile(Config, "relay_eof.pcap", records(5), <<>>),
+    {ok, S2} = ewpcap:open({file, Path}, []),
+    [?assertMatch({ok, _}, ewpcap:read(S2, ?WAIT)) || _ <- lists:seq(1, 5)],
+    ?assertEqual({error, eof}, ewpcap:read(S2, ?WAIT)),
+    RpcClose(S2),
+    ?assertError(badarg, ewpcap:close(S2)),
+    % the owner's exit closed it: the first close/1 from elsewhere is ok
+    {Owner, MRef} = spawn_monitor(fun() ->
+                                          {ok, S3} = ewpcap:open(<<"lo">>, [{filter, "udp port 9 and udp port 10"}]),
+                                          Self ! {socket, S3},
+                                          receive stop -> ok end
+                                  end),
+    S3 = receive {socket, S} -> S after ?WAIT -> ct:fail(no_socket) end,
+    Owner ! stop,
+    receive {'DOWN', MRef, process, Owner, _} -> ok after ?WAIT -> ct:fail(owner_left) end,
+    ?assert(ewpcap_live:poll(fun() -> not ewpcap_live:has_handle(S3#ewpcap_resource.ref) end, ?WAIT)),
+    ?assertEqual(ok, ewpcap:close(S3)),
+    ?assertError(badarg, ewpcap:close(S3)).
 
 %% On the peer: answers ewpcap's calls as an ewpcapd from before the
 %% relay: {relay, Pid} is an unknown option (badarg); an open without it

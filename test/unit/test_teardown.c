@@ -14,6 +14,11 @@
  *
  * Savefiles from test/data stand for captures (no root needed); the
  * interface check is driven through a savefile handle made to look live.
+ *
+ * The same harness, with fds[1] read, checks what a close sends the
+ * handle's opener ({ewpcap_closed, Ref}, request.c's tell_link): to an
+ * opener that opened for another owner, when a third process closes; not
+ * when the opener closes, nor to an opener that is its own owner.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -48,9 +53,10 @@ static struct {
     struct ewp_requests req;
     struct ewp_router router;
     char files[PATH_MAX];
-    int fds[2];               /* [0] the daemon's end, [1] ours, never read */
+    int fds[2];               /* [0] the daemon's end, [1] ours (read by sent_kinds only) */
     struct ewp_peer *peer;
     erlang_pid from;          /* a process of the peer's node */
+    const erlang_pid *as;     /* who calls: t.from unless set */
     unsigned tag;             /* call tags */
 } t;
 
@@ -88,6 +94,7 @@ setup(void)
     (void)snprintf(t.from.node, sizeof(t.from.node), "a@host");
     t.from.num = 42;
     t.from.creation = 7;
+    t.as = &t.from;
 }
 
 static void
@@ -100,7 +107,7 @@ teardown(void)
     ev_loop_destroy(t.loop);
 }
 
-/* A call to ewpcap from t.from, as dist.c hands it to the router: 'p',
+/* A call to ewpcap from *t.as, as dist.c hands it to the router: 'p',
  * 131, {6, From, '', ewpcap}, 131, {'$gen_call', {From, Tag}, Request};
  * the request is encoded by enc into x */
 static void
@@ -112,11 +119,11 @@ call(void (*enc)(ei_x_buff *x, const void *arg), const void *arg)
     CU_ASSERT_FATAL(ei_x_append_buf(&x, "p", 1) == 0);
     CU_ASSERT_FATAL(ei_x_encode_version(&x) == 0);
     CU_ASSERT(ei_x_encode_tuple_header(&x, 4) == 0 && ei_x_encode_long(&x, 6) == 0 &&
-              ei_x_encode_pid(&x, &t.from) == 0 && ei_x_encode_atom(&x, "") == 0 &&
+              ei_x_encode_pid(&x, t.as) == 0 && ei_x_encode_atom(&x, "") == 0 &&
               ei_x_encode_atom(&x, "ewpcap") == 0);
     CU_ASSERT_FATAL(ei_x_encode_version(&x) == 0);
     CU_ASSERT(ei_x_encode_tuple_header(&x, 3) == 0 && ei_x_encode_atom(&x, "$gen_call") == 0 &&
-              ei_x_encode_tuple_header(&x, 2) == 0 && ei_x_encode_pid(&x, &t.from) == 0 &&
+              ei_x_encode_tuple_header(&x, 2) == 0 && ei_x_encode_pid(&x, t.as) == 0 &&
               ei_x_encode_long(&x, (long)++t.tag) == 0);
     enc(&x, arg);
     ewp_router_dist_ops.frame(&t.router, t.peer, x.buff, (size_t)x.index);
@@ -134,6 +141,15 @@ enc_open_file(ei_x_buff *x, const void *filter)
                   ei_x_encode_atom(x, "filter") == 0 &&
                   ei_x_encode_binary(x, filter, (long)strlen(filter)) == 0);
     CU_ASSERT(ei_x_encode_empty_list(x) == 0);
+}
+
+/* {open_file, <<"known.pcap">>, [], Owner} */
+static void
+enc_open_file_for(ei_x_buff *x, const void *owner)
+{
+    CU_ASSERT(ei_x_encode_tuple_header(x, 4) == 0 && ei_x_encode_atom(x, "open_file") == 0 &&
+              ei_x_encode_binary(x, "known.pcap", 10) == 0 && ei_x_encode_empty_list(x) == 0 &&
+              ei_x_encode_pid(x, owner) == 0);
 }
 
 /* {close, Ref} */
@@ -308,11 +324,144 @@ test_dead_peer_until_reaped(void)
     teardown();
 }
 
+/* ---- what a close tells the opener ---- */
+
+/* A pid of the peer's node */
+static erlang_pid
+peer_pid(unsigned num)
+{
+    erlang_pid p = t.from;
+
+    p.num = num;
+    return p;
+}
+
+/* What the daemon sent the peer until now, flushed through the loop and
+ * read from fds[1], one letter a frame in order: 'L' LINK, 'U' UNLINK_ID,
+ * 'C' {ewpcap_closed, Ref} to t.from (with Ref = *ref), 'c' an
+ * ewpcap_closed to anyone else or of another Ref, 'M' any other message,
+ * '?' any other control. The letters are NUL-terminated in kinds. */
+static void
+sent_kinds(const erlang_ref *ref, char *kinds, size_t max)
+{
+    static char in[1 << 16];
+    size_t have = 0, pos = 0, k = 0;
+    int i;
+
+    (void)fcntl(t.fds[1], F_SETFL, O_NONBLOCK);
+    for (i = 0; i < 20; i++) {
+        ssize_t n;
+
+        (void)ev_run(t.loop, EVRUN_NOWAIT);
+        while ((n = read(t.fds[1], in + have, sizeof(in) - have)) > 0)
+            have += (size_t)n;
+    }
+    while (pos + 4 <= have && k + 1 < max) {
+        uint32_t len = ((uint32_t)(unsigned char)in[pos] << 24) |
+                       ((uint32_t)(unsigned char)in[pos + 1] << 16) |
+                       ((uint32_t)(unsigned char)in[pos + 2] << 8) | (unsigned char)in[pos + 3];
+        const char *b = in + pos + 4;
+        int idx = 1, ver, arity;
+        long op;
+
+        CU_ASSERT_FATAL(pos + 4 + len <= have);
+        pos += 4 + len;
+        if (len == 0)
+            continue;
+        CU_ASSERT_FATAL(b[0] == 'p');
+        CU_ASSERT_FATAL(ei_decode_version(b, &idx, &ver) == 0 &&
+                        ei_decode_tuple_header(b, &idx, &arity) == 0 &&
+                        ei_decode_long(b, &idx, &op) == 0);
+        if (op == EWP_DOP_LINK) {
+            kinds[k++] = 'L';
+        } else if (op == EWP_DOP_UNLINK_ID) {
+            kinds[k++] = 'U';
+        } else if (op == EWP_DOP_SEND) {
+            erlang_pid to;
+            erlang_ref r;
+            char atom[MAXATOMLEN];
+            int m;
+
+            CU_ASSERT_FATAL(ei_skip_term(b, &idx) == 0 && ei_decode_pid(b, &idx, &to) == 0 &&
+                            ei_decode_version(b, &idx, &ver) == 0);
+            m = idx;
+            if (ei_decode_tuple_header(b, &m, &arity) == 0 && arity == 2 &&
+                ei_decode_atom(b, &m, atom) == 0 && strcmp(atom, "ewpcap_closed") == 0) {
+                CU_ASSERT_FATAL(ei_decode_ref(b, &m, &r) == 0);
+                kinds[k++] = ei_cmp_pids(&to, &t.from) == 0 && ei_cmp_refs(&r, (erlang_ref *)ref) == 0
+                                 ? 'C'
+                                 : 'c';
+            } else {
+                kinds[k++] = 'M';
+            }
+        } else {
+            kinds[k++] = '?';
+        }
+    }
+    kinds[k] = '\0';
+}
+
+/* Opened by t.from for another owner, closed by a third process: the
+ * opener is told, before the UNLINK_ID and the reply; closed by the
+ * opener itself: not told */
+static void
+test_close_tells_the_opener(void)
+{
+    erlang_pid owner = peer_pid(43), third = peer_pid(44);
+    struct ewp_handle *h;
+    erlang_ref ref;
+    char kinds[64];
+
+    setup();
+    call(enc_open_file_for, &owner);
+    h = ewp_handles_first(t.req.handles);
+    CU_ASSERT_FATAL(h != NULL);
+    ref = h->ref;
+    t.as = &third; /* no loop turn in between: no packet of the file is read */
+    call(enc_close, &ref);
+    CU_ASSERT(ewp_handles_count(t.req.handles) == 0);
+    sent_kinds(&ref, kinds, sizeof(kinds));
+    CU_ASSERT_STRING_EQUAL(kinds, "LMCUM"); /* LINK, reply; closed, UNLINK_ID, reply */
+
+    t.as = &t.from;
+    call(enc_open_file_for, &owner);
+    h = ewp_handles_first(t.req.handles);
+    CU_ASSERT_FATAL(h != NULL);
+    ref = h->ref;
+    call(enc_close, &ref);
+    sent_kinds(&ref, kinds, sizeof(kinds));
+    CU_ASSERT_STRING_EQUAL(kinds, "LMUM");
+    teardown();
+}
+
+/* Opened by t.from for itself (the 3-tuple open), closed by a third
+ * process: nothing new for the opener, which never asked */
+static void
+test_close_spares_a_raw_opener(void)
+{
+    erlang_pid third = peer_pid(44);
+    struct ewp_handle *h;
+    erlang_ref ref;
+    char kinds[64];
+
+    setup();
+    h = open_one(NULL);
+    ref = h->ref;
+    t.as = &third;
+    call(enc_close, &ref);
+    CU_ASSERT(ewp_handles_count(t.req.handles) == 0);
+    sent_kinds(&ref, kinds, sizeof(kinds));
+    CU_ASSERT_STRING_EQUAL(kinds, "LMUM");
+    teardown();
+}
+
 CU_TestInfo ewp_teardown_tests[] = {
     {"close: UNLINK_ID past the cap", test_close_send_fails},
     {"open: LINK past the cap", test_open_link_fails},
     {"compiled filter: reply past the cap", test_compile_reply_fails},
     {"interface check: errors past the cap", test_check_error_fails},
     {"a dead peer lives until reaped", test_dead_peer_until_reaped},
+    {"close by a third process tells the opener, before UNLINK_ID", test_close_tells_the_opener},
+    {"close does not tell an opener that is its own owner", test_close_spares_a_raw_opener},
     CU_TEST_INFO_NULL,
 };
