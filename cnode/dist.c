@@ -62,6 +62,7 @@
 #include <ev.h>
 
 #include "be.h"
+#include "dist.h"
 #include "dist_int.h"
 #include "log.h"
 

@@ -19,6 +19,7 @@
 #include <ev.h>
 
 #include "be.h"
+#include "dist.h"
 #include "dist_int.h"
 
 static int frames(struct ewp_peer *p);

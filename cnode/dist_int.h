@@ -3,7 +3,8 @@
  *
  * The transport's own structures, shared by dist.c (peers, output, ticks,
  * the rule) and dist_in.c (input: reading and framing). Nothing else
- * includes this: the layers above see dist.h only.
+ * includes this: the layers above see dist.h only. Below dist.h in the
+ * include layers (.ci/check-layers): it names struct ewp_dist_ops only.
  */
 #ifndef EWP_DIST_INT_H
 #define EWP_DIST_INT_H
@@ -12,9 +13,10 @@
 #include <ev.h>
 
 #include "atomcache.h"
-#include "dist.h"
 #include "outq.h"
 #include "xport.h"
+
+struct ewp_dist_ops; /* dist.h, which includes nothing of this */
 
 #define READ_CHUNK (64u << 10)  /* bytes read per readiness */
 
