@@ -444,8 +444,10 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         ewp_peer_drop(p, "net tick timeout");
         return;
     }
-    if (p->sent == p->sent_at_tick && ewp_peer_queued(p) == 0)
+    if (p->sent == p->sent_at_tick && ewp_peer_queued(p) == 0) {
+        ewp_outq_trim(&p->out); /* idle: no output memory but the tick's */
         ewp_dist_queue_tick(p);
+    }
     p->sent_at_tick = p->sent;
 }
 

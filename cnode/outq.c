@@ -28,6 +28,9 @@ chunk_new(struct ewp_outq *q, size_t need)
     struct ewp_outq_chunk *c;
     size_t cap = need > OUTQ_CHUNK ? need : OUTQ_CHUNK;
 
+    if (q->head == NULL && q->spare == NULL && need <= OUTQ_FIRST)
+        cap = OUTQ_FIRST; /* a queue starting from nothing: a tick, a reply */
+
     if (cap == OUTQ_CHUNK && q->spare != NULL) {
         c = q->spare;
         q->spare = NULL;
@@ -161,4 +164,31 @@ ewp_outq_consume(struct ewp_outq *q, size_t n)
     } else if (c != NULL) {
         c->off = c->len = 0;
     }
+}
+
+void
+ewp_outq_trim(struct ewp_outq *q)
+{
+    struct ewp_outq_chunk *c;
+
+    if (q->queued != 0)
+        return;
+    while ((c = q->head) != NULL) {
+        q->head = c->next;
+        free(c);
+    }
+    q->tail = NULL;
+    free(q->spare);
+    q->spare = NULL;
+}
+
+size_t
+ewp_outq_held(const struct ewp_outq *q)
+{
+    const struct ewp_outq_chunk *c;
+    size_t n = q->spare != NULL ? q->spare->cap : 0;
+
+    for (c = q->head; c != NULL; c = c->next)
+        n += c->cap;
+    return n;
 }

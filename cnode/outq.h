@@ -20,6 +20,7 @@
 #include <sys/uio.h>
 
 #define OUTQ_CHUNK (256u << 10) /* bytes per chunk, unless a frame needs more */
+#define OUTQ_FIRST (4u << 10)   /* the first chunk of a queue that holds none */
 
 struct ewp_outq_chunk;
 
@@ -58,6 +59,14 @@ int ewp_outq_iov(const struct ewp_outq *q, struct iovec *iov, int max);
  * emptied are freed, one of OUTQ_CHUNK kept; an emptied queue keeps no
  * chunk larger than OUTQ_CHUNK. */
 void ewp_outq_consume(struct ewp_outq *q, size_t n);
+
+/* Nothing queued: give back every chunk, the spare too (an idle peer holds
+ * no output memory; its next frame starts an OUTQ_FIRST chunk). Nothing
+ * is done while bytes are queued. Not between a reserve and its commit. */
+void ewp_outq_trim(struct ewp_outq *q);
+
+/* The bytes of the chunks held (the spare included) */
+size_t ewp_outq_held(const struct ewp_outq *q);
 
 static inline size_t
 ewp_outq_queued(const struct ewp_outq *q)

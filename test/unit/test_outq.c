@@ -5,7 +5,8 @@
  * partial consumes; queued bytes never move (the copy the contiguous
  * buffer made); a frame built in place survives a reserve that needs a new
  * chunk; a failed allocation leaves the queue as it was; drained chunks
- * are freed (valgrind and ASan check the rest).
+ * are freed, and an idle queue gives back what it held (valgrind and ASan
+ * check the rest).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -97,7 +98,8 @@ test_queued_bytes_never_move(void)
         put(&q, OUTQ_CHUNK / 4 - 1, &in);
     CU_ASSERT_FATAL(ewp_outq_iov(&q, iov, 1) == 1);
     CU_ASSERT_PTR_EQUAL(iov[0].iov_base, first + 60);
-    CU_ASSERT_EQUAL(iov[0].iov_len, 40 + (OUTQ_CHUNK - 100) / (OUTQ_CHUNK / 4 - 1) *
+    /* the rest of the first chunk (OUTQ_FIRST: it started the queue) */
+    CU_ASSERT_EQUAL(iov[0].iov_len, 40 + (OUTQ_FIRST - 100) / (OUTQ_CHUNK / 4 - 1) *
                                              (OUTQ_CHUNK / 4 - 1));
     while (ewp_outq_queued(&q) > 0)
         (void)take(&q, 65536, &out);
@@ -198,11 +200,47 @@ test_large_frame_freed(void)
     ewp_outq_free(&q);
 }
 
+/* An idle queue gives its chunks back (dist.c trims a peer's on an idle
+ * tick); a queue that starts from nothing starts small, and grows into
+ * standard chunks; nothing is given back while bytes are queued */
+static void
+test_idle_queue_trimmed(void)
+{
+    struct ewp_outq q;
+    unsigned in = 0, out = 0;
+    int i;
+
+    ewp_outq_init(&q);
+    CU_ASSERT_EQUAL(ewp_outq_held(&q), 0);
+    put(&q, 4, &in); /* a tick */
+    CU_ASSERT_EQUAL(ewp_outq_held(&q), OUTQ_FIRST);
+    for (i = 0; i < 12; i++) /* a burst, in standard chunks */
+        put(&q, OUTQ_CHUNK / 4 - 1, &in);
+    CU_ASSERT(ewp_outq_held(&q) >= 3 * OUTQ_CHUNK);
+    ewp_outq_trim(&q); /* queued: kept */
+    CU_ASSERT(ewp_outq_held(&q) >= 3 * OUTQ_CHUNK);
+    CU_ASSERT(take(&q, OUTQ_CHUNK, &out) == OUTQ_CHUNK);
+    while (ewp_outq_queued(&q) > 0)
+        (void)take(&q, OUTQ_CHUNK, &out);
+    CU_ASSERT_EQUAL(in, out);
+    CU_ASSERT(ewp_outq_held(&q) >= OUTQ_CHUNK); /* the last chunk and the spare */
+    ewp_outq_trim(&q);
+    CU_ASSERT_EQUAL(ewp_outq_held(&q), 0);
+    CU_ASSERT_PTR_NULL(q.head);
+    CU_ASSERT_PTR_NULL(q.tail);
+    put(&q, 4, &in);
+    CU_ASSERT_EQUAL(ewp_outq_held(&q), OUTQ_FIRST);
+    CU_ASSERT(take(&q, 4, &out) == 4);
+    CU_ASSERT_EQUAL(in, out);
+    ewp_outq_free(&q);
+}
+
 CU_TestInfo ewp_outq_tests[] = {
     {"bytes in order across chunks and partial writes", test_order_across_chunks},
     {"queued bytes are never moved", test_queued_bytes_never_move},
     {"a frame built in place is carried to a new chunk", test_frame_in_place_carried},
     {"a failed allocation changes nothing", test_alloc_failure},
     {"a large frame's chunk is freed once drained", test_large_frame_freed},
+    {"an idle queue gives its chunks back, and starts small", test_idle_queue_trimmed},
     CU_TEST_INFO_NULL,
 };
