@@ -356,6 +356,12 @@ ewp_peer_queued(const struct ewp_peer *p)
     return ewp_outq_queued(&p->out);
 }
 
+size_t
+ewp_peer_held(const struct ewp_peer *p)
+{
+    return ewp_outq_held(&p->out);
+}
+
 const char *
 ewp_peer_name(const struct ewp_peer *p)
 {
@@ -444,10 +450,12 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         ewp_peer_drop(p, "net tick timeout");
         return;
     }
-    if (p->sent == p->sent_at_tick && ewp_peer_queued(p) == 0) {
-        ewp_outq_trim(&p->out); /* idle: no output memory but the tick's */
+    /* nothing waits: the queue's chunks go back (outq.h); a busy peer pays
+     * one small allocation a tick for it, an idle one holds nothing */
+    if (ewp_peer_queued(p) == 0)
+        ewp_outq_trim(&p->out);
+    if (p->sent == p->sent_at_tick && ewp_peer_queued(p) == 0)
         ewp_dist_queue_tick(p);
-    }
     p->sent_at_tick = p->sent;
 }
 

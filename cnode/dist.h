@@ -70,6 +70,9 @@ void ewp_peer_drop(struct ewp_peer *p, const char *why);
 int ewp_peer_congested(const struct ewp_peer *p);
 int ewp_peer_dead(const struct ewp_peer *p);
 size_t ewp_peer_queued(const struct ewp_peer *p);
+/* Bytes of output memory the peer holds (outq's chunks): given back at
+ * each tick that finds nothing queued (see dist.c) */
+size_t ewp_peer_held(const struct ewp_peer *p);
 const char *ewp_peer_name(const struct ewp_peer *p);
 
 #endif /* EWP_DIST_H */

@@ -8,6 +8,9 @@
  * dist.c must keep watching for writable while the xport holds bytes,
  * with nothing of its own left to write, and call it again: the reader
  * then gets every frame, whole and in order, from the loop alone.
+ *
+ * And on a plain peer: a peer's output memory is given back at its tick
+ * (a short tick time here) when nothing is queued.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,6 +25,7 @@
 
 #include "be.h"
 #include "dist.h"
+#include "outq.h"
 #include "xport.h"
 
 #define PER_CALL 1000u        /* bytes the fake puts on the socket per call */
@@ -176,7 +180,59 @@ test_unsent_sent_from_loop(void)
     ev_loop_destroy(loop);
 }
 
+/* A 100,000-byte frame is written; then only ticks go either way (the
+ * other end ticks all the while, so the peer is not dropped for silence,
+ * and the daemon answers each): at its first tick (0.05 s) with nothing
+ * queued the chunk is given back, and what it holds after is at most the
+ * small chunk of a tick. */
+static void
+test_idle_peer_gives_back(void)
+{
+    struct ewp_dist_config cfg = {.ticktime = 0.2, .out_max = 1u << 20, .packet_max = 1u << 19};
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    static char frame[100000], got[1u << 18];
+    struct ewp_dist *d;
+    struct ewp_peer *p;
+    size_t have = 0, held_busy;
+    ev_tstamp t0;
+    int fds[2];
+
+    CU_ASSERT_FATAL(loop != NULL);
+    d = ewp_dist_new(loop, &cfg, NULL, NULL);
+    CU_ASSERT_FATAL(d != NULL);
+    CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+    (void)fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    (void)fcntl(fds[1], F_SETFL, O_NONBLOCK);
+    p = ewp_dist_adopt(d, fds[0], "b@host", NULL, 0);
+    CU_ASSERT_FATAL(p != NULL);
+    memset(frame, 'x', sizeof(frame));
+    frame[0] = 'p';
+    CU_ASSERT(ewp_peer_send(p, frame, sizeof(frame)) == 0);
+    while (have < 4 + sizeof(frame) && !ewp_peer_dead(p)) {
+        (void)ev_run(loop, EVRUN_NOWAIT);
+        have = drain(fds[1], got, have, sizeof(got));
+    }
+    CU_ASSERT_FATAL(ewp_peer_queued(p) == 0);
+    held_busy = ewp_peer_held(p);
+    CU_ASSERT(held_busy >= OUTQ_CHUNK); /* kept for the next frame */
+    t0 = ev_time();
+    while (ev_time() - t0 < 0.15 && !ewp_peer_dead(p)) {
+        static const char tick[4];
+
+        CU_ASSERT(write(fds[1], tick, sizeof(tick)) == (ssize_t)sizeof(tick));
+        (void)ev_run(loop, EVRUN_ONCE);
+        (void)drain(fds[1], got, 0, sizeof(got));
+    }
+    CU_ASSERT(!ewp_peer_dead(p));
+    CU_ASSERT(ewp_peer_held(p) <= OUTQ_FIRST);
+
+    ewp_dist_free(d);
+    (void)close(fds[1]);
+    ev_loop_destroy(loop);
+}
+
 CU_TestInfo ewp_xport_tests[] = {
     {"bytes an xport holds are sent from the loop, in order", test_unsent_sent_from_loop},
+    {"an idle peer gives its output memory back at its tick", test_idle_peer_gives_back},
     CU_TEST_INFO_NULL,
 };
