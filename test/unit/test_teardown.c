@@ -361,8 +361,8 @@ sent_kinds(const erlang_ref *ref, char *kinds, size_t max)
                        ((uint32_t)(unsigned char)in[pos + 1] << 16) |
                        ((uint32_t)(unsigned char)in[pos + 2] << 8) | (unsigned char)in[pos + 3];
         const char *b = in + pos + 4;
-        int idx = 1, ver, arity;
-        long op;
+        int idx = 1, ver = 0, arity = 0;
+        long op = -1;
 
         CU_ASSERT_FATAL(pos + 4 + len <= have);
         pos += 4 + len;

@@ -122,6 +122,21 @@ drain(int fd, char *got, size_t have, size_t cap)
     return have;
 }
 
+/* A transport on loop with cfg, and a non-blocking socketpair for a peer */
+static struct ewp_dist *
+transport(struct ev_loop *loop, const struct ewp_dist_config *cfg, int fds[2])
+{
+    struct ewp_dist *d;
+
+    CU_ASSERT_FATAL(loop != NULL);
+    d = ewp_dist_new(loop, cfg, NULL, NULL);
+    CU_ASSERT_FATAL(d != NULL);
+    CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+    (void)fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    (void)fcntl(fds[1], F_SETFL, O_NONBLOCK);
+    return d;
+}
+
 /* Frames of 10,000 and 5,000 bytes (the second queued while the fake still
  * holds most of the first) reach the reader whole and in order through the
  * loop's writable watcher alone */
@@ -137,12 +152,7 @@ test_unsent_sent_from_loop(void)
     size_t have = 0;
     int fds[2], i;
 
-    CU_ASSERT_FATAL(loop != NULL);
-    d = ewp_dist_new(loop, &cfg, NULL, NULL);
-    CU_ASSERT_FATAL(d != NULL);
-    CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
-    (void)fcntl(fds[0], F_SETFL, O_NONBLOCK);
-    (void)fcntl(fds[1], F_SETFL, O_NONBLOCK);
+    d = transport(loop, &cfg, fds);
     fake = calloc(1, sizeof(*fake));
     CU_ASSERT_FATAL(fake != NULL);
     fake->x.ops = &fake_ops;
@@ -197,12 +207,7 @@ test_idle_peer_gives_back(void)
     ev_tstamp t0;
     int fds[2];
 
-    CU_ASSERT_FATAL(loop != NULL);
-    d = ewp_dist_new(loop, &cfg, NULL, NULL);
-    CU_ASSERT_FATAL(d != NULL);
-    CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
-    (void)fcntl(fds[0], F_SETFL, O_NONBLOCK);
-    (void)fcntl(fds[1], F_SETFL, O_NONBLOCK);
+    d = transport(loop, &cfg, fds);
     p = ewp_dist_adopt(d, fds[0], "b@host", NULL, 0);
     CU_ASSERT_FATAL(p != NULL);
     memset(frame, 'x', sizeof(frame));
