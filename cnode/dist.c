@@ -68,7 +68,6 @@
 
 #define WRITE_IOV 64            /* chunks per sendmsg */
 
-
 static void reap_cb(struct ev_loop *loop, ev_prepare *w, int revents);
 static void write_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents);

@@ -169,17 +169,8 @@ ewp_outq_consume(struct ewp_outq *q, size_t n)
 void
 ewp_outq_trim(struct ewp_outq *q)
 {
-    struct ewp_outq_chunk *c;
-
-    if (q->queued != 0)
-        return;
-    while ((c = q->head) != NULL) {
-        q->head = c->next;
-        free(c);
-    }
-    q->tail = NULL;
-    free(q->spare);
-    q->spare = NULL;
+    if (q->queued == 0)
+        ewp_outq_free(q); /* which leaves it empty and usable */
 }
 
 size_t

@@ -168,47 +168,35 @@ close_handle(Node, Guard, Ref) ->
 res_state({_Node, _Guard, State}) -> State;
 res_state(_) -> none.
 
-get_state(none) ->
-    unknown;
 get_state(State) ->
-    try
-        atomics:get(State, 1)
-    catch
-        error:badarg -> unknown
-    end.
+    atomic(State, fun(A) -> atomics:get(A, 1) end, unknown).
 
 %% Sets the state and returns the one before.
-set_state(none, _) ->
-    unknown;
 set_state(State, New) ->
-    try
-        atomics:exchange(State, 1, New)
-    catch
-        error:badarg -> unknown
-    end.
+    atomic(State, fun(A) -> atomics:exchange(A, 1, New) end, unknown).
 
 %% The guard was told {ewpcap_closed, Ref} (see close/4).
+-spec told(atomics:atomics_ref()) -> ok.
 told(State) ->
-    try
-        atomics:put(State, ?TOLD_CLOSED, 1)
-    catch
-        error:badarg -> ok
-    end.
+    atomic(State, fun(A) -> atomics:put(A, ?TOLD_CLOSED, 1) end, ok).
 
 told_closed(State) ->
-    try
-        atomics:get(State, ?TOLD_CLOSED) =:= 1
-    catch
-        error:badarg -> false
-    end.
+    atomic(State, fun(A) -> atomics:get(A, ?TOLD_CLOSED) =:= 1 end, false).
 
 %% eof and nodedown are kept unless close/1 came first.
+-spec mark(atomics:atomics_ref() | none, non_neg_integer()) -> ok.
 mark(State, New) ->
+    atomic(State, fun(A) -> _ = atomics:compare_exchange(A, 1, ?ST_OPEN, New), ok end, ok).
+
+%% Fun on the socket's atomics, or Default where they cannot be used: a
+%% socket without them (`none': opened through rpc), or another node's.
+atomic(none, _Fun, Default) ->
+    Default;
+atomic(State, Fun, Default) ->
     try
-        _ = atomics:compare_exchange(State, 1, ?ST_OPEN, New),
-        ok
+        Fun(State)
     catch
-        error:badarg -> ok
+        error:badarg -> Default
     end.
 
 read_mailbox(State, Ref, Timeout) ->
