@@ -6,8 +6,8 @@
  * at open (ewp_deliver_attach). Per packet we reserve room in the owner
  * node's output buffer, copy that head, encode Time, Length and the binary
  * header into it and copy the packet bytes from the pcap ring: one copy, no
- * allocation, no system call (a batch gathers its packets first: two
- * copies, see batch_packet). To a node with the atom cache the head is a
+ * allocation, no system call (a batch is built in place too, in the
+ * common case, see batch_packet). To a node with the atom cache the head is a
  * template (atomcache.h): its atoms go as new cache entries in the first
  * message and as indexes after, the header written per message from the
  * connection's cache (a few bytes copied once the node has them all).
@@ -37,12 +37,19 @@
 
 #define BATCH_BYTES (1u << 20) /* a batch closes past this many bytes of elements */
 #define BATCH_KEEP (1u << 18)  /* a larger element buffer is freed at close */
+#define FRAME_FIRST (1u << 17) /* at most this much reserved when a frame opens */
 
 static void packet_cb(struct ewp_capture *c, const struct pcap_pkthdr *hdr,
                       const unsigned char *bytes);
 static void batch_packet(struct ewp_handle *h, const struct pcap_pkthdr *hdr,
                          const unsigned char *bytes);
+static int frame_packet(struct ewp_handle *h, const struct pcap_pkthdr *hdr,
+                        const unsigned char *bytes);
+static size_t put_element(struct ewp_handle *h, char *e, const struct pcap_pkthdr *hdr,
+                          const unsigned char *bytes);
 static void batch_close(struct ewp_handle *h);
+static void frame_close(struct ewp_handle *h);
+static void yield_peer(struct ewp_handle *h);
 static void flush_cb(struct ewp_capture *c);
 static void pause_peer(struct ewp_handles *t, struct ewp_peer *peer);
 static void error_cb(struct ewp_capture *c, const char *reason);
@@ -129,6 +136,7 @@ packet_cb(struct ewp_capture *c, const struct pcap_pkthdr *hdr, const unsigned c
         batch_packet(h, hdr, bytes);
         return;
     }
+    yield_peer(h);
     dst = ewp_peer_reserve(h->peer, head_max(h) + EWP_TAIL_MAX + hdr->caplen);
     if (dst == NULL) {
         h->drops++;
@@ -148,22 +156,39 @@ packet_cb(struct ewp_capture *c, const struct pcap_pkthdr *hdr, const unsigned c
 }
 
 /*
- * {ewpcap_batch, Ref, DLT, [{Time, Length, Packet}, ...]}. The elements
- * (one 3-tuple per packet) are gathered in the handle's own buffer and
- * the message is written to the owner node's output buffer, head, list
- * and elements, when the batch closes: when it holds h->batch packets or
+ * {ewpcap_batch, Ref, DLT, [{Time, Length, Packet}, ...]}, one 3-tuple
+ * per packet. The batch closes when it holds h->batch packets or
  * BATCH_BYTES of elements, and at the end of every pcap_dispatch
  * (flush_cb), so batching never delays a packet beyond what libpcap's own
- * timeout does. Not in place: handles of one node that share a capture
- * get their packets interleaved in one dispatch, and each would cut the
- * other's open frame short. One copy more per packet (the elements).
+ * timeout does.
+ *
+ * In place (frame_packet): the message is written straight into the
+ * owner node's output buffer, head first, each packet copied once from
+ * the pcap ring, the list's length and the frame's committed at the close.
+ * Only one handle of a node can have a frame open there: handles of one
+ * node that share a capture get their packets interleaved in one dispatch,
+ * and whatever else is written to the node first closes the open frame
+ * (yield_peer). So a handle that finds another one building, or whose
+ * frame was cut short in this dispatch, gathers its batch in its own
+ * buffer (below), copied into the node's at the close: one copy more per
+ * packet, and batches as full as without sharing. No frame stays open
+ * past the dispatch: the flush closes it, before any other watcher can
+ * write to the node.
  */
 static void
 batch_packet(struct ewp_handle *h, const struct pcap_pkthdr *hdr, const unsigned char *bytes)
 {
     size_t elem = 2 + EWP_TAIL_MAX + hdr->caplen;
-    char *e;
 
+    if (h->frame_used > 0 || (h->batch_count == 0 && !h->contended &&
+                              ewp_handles_building(h) == NULL &&
+                              ewp_handles_set_building(h, h) == 0)) {
+        if (frame_packet(h, hdr, bytes) < 0)
+            h->drops++;
+        else if (h->batch_count >= h->batch || h->frame_used >= BATCH_BYTES)
+            batch_close(h);
+        return;
+    }
     if (h->batch_used + elem > h->batch_room) {
         size_t room = h->batch_room ? h->batch_room : 4096;
         char *grown;
@@ -178,21 +203,81 @@ batch_packet(struct ewp_handle *h, const struct pcap_pkthdr *hdr, const unsigned
         h->batch_buf = grown;
         h->batch_room = room;
     }
-    e = h->batch_buf + h->batch_used;
-    e[0] = ERL_SMALL_TUPLE_EXT;
-    e[1] = 3;
-    elem = 2 + ewp_encode_packet_tail(e + 2, h->time_unit, (long)hdr->ts.tv_sec,
-                                      time_frac(h, hdr), hdr->len, hdr->caplen);
-    memcpy(e + elem, bytes, hdr->caplen);
-    h->batch_used += elem + hdr->caplen;
-    h->batch_bytes += hdr->caplen;
-    h->batch_count++;
+    h->batch_used += put_element(h, h->batch_buf + h->batch_used, hdr, bytes);
     if (h->batch_count >= h->batch || h->batch_used >= BATCH_BYTES)
         batch_close(h);
 }
 
-/* The batch's message to the owner: the head, LIST_EXT with the count,
- * the elements, NIL; no room in the node's buffer: its packets dropped */
+/* One packet into the frame built in place (h is the node's building
+ * handle), opened first if none is: room for the head, LIST_EXT and the
+ * batch's elements as large as this one (at most FRAME_FIRST), then for
+ * each element and the closing NIL. -1: no room in the node's buffer (an
+ * open frame stays open; none opened: h is building no more). */
+static int
+frame_packet(struct ewp_handle *h, const struct pcap_pkthdr *hdr, const unsigned char *bytes)
+{
+    size_t elem = 2 + EWP_TAIL_MAX + hdr->caplen;
+    char *body;
+
+    if (h->frame_used == 0) {
+        size_t first = head_max(h) + 5 + elem + 1;
+        size_t want = first + elem * (size_t)(h->batch - 1);
+
+        if (want > FRAME_FIRST)
+            want = first > FRAME_FIRST ? first : FRAME_FIRST;
+        body = ewp_peer_reserve(h->peer, want);
+        if (body == NULL && want > first)
+            body = ewp_peer_reserve(h->peer, want = first);
+        if (body == NULL) {
+            (void)ewp_handles_set_building(h, NULL);
+            return -1;
+        }
+        h->frame_room = want;
+        /* with the atom cache, what the head puts in the cache is the
+         * node's now: this frame is committed, whatever comes */
+        h->frame_list = put_head(h, body);
+        h->frame_used = h->frame_list + 5;
+    } else if (h->frame_used + elem + 1 <= h->frame_room) {
+        body = ewp_peer_frame_body(h->peer); /* reserved at the open */
+    } else if ((body = ewp_peer_reserve_more(h->peer, h->frame_used, elem + 1)) != NULL) {
+        h->frame_room = h->frame_used + elem + 1;
+    } else {
+        return -1;
+    }
+    h->frame_used += put_element(h, body + h->frame_used, hdr, bytes);
+    return 0;
+}
+
+/* {Time, Length, Packet} at e; returns its length */
+static size_t
+put_element(struct ewp_handle *h, char *e, const struct pcap_pkthdr *hdr,
+            const unsigned char *bytes)
+{
+    size_t n;
+
+    e[0] = ERL_SMALL_TUPLE_EXT;
+    e[1] = 3;
+    n = 2 + ewp_encode_packet_tail(e + 2, h->time_unit, (long)hdr->ts.tv_sec,
+                                   time_frac(h, hdr), hdr->len, hdr->caplen);
+    memcpy(e + n, bytes, hdr->caplen);
+    h->batch_bytes += hdr->caplen;
+    h->batch_count++;
+    return n + hdr->caplen;
+}
+
+static void
+put_list_len(char *at, uint32_t n)
+{
+    at[0] = ERL_LIST_EXT;
+    at[1] = (char)(n >> 24);
+    at[2] = (char)(n >> 16);
+    at[3] = (char)(n >> 8);
+    at[4] = (char)n;
+}
+
+/* The batch's message to the owner. From its own buffer: the head, the
+ * list, the elements, NIL, and no room in the node's buffer drops its
+ * packets. */
 static void
 batch_close(struct ewp_handle *h)
 {
@@ -200,18 +285,20 @@ batch_close(struct ewp_handle *h)
     size_t used;
     char *body;
 
+    if (h->frame_used > 0) {
+        frame_close(h);
+        return;
+    }
     if (h->batch_count == 0)
         return;
+    yield_peer(h);
     body = ewp_peer_reserve(h->peer, head_max(h) + 5 + h->batch_used + 1);
     if (body == NULL) {
         h->drops += n;
     } else {
         used = put_head(h, body);
-        body[used++] = ERL_LIST_EXT;
-        body[used++] = (char)(n >> 24);
-        body[used++] = (char)(n >> 16);
-        body[used++] = (char)(n >> 8);
-        body[used++] = (char)n;
+        put_list_len(body + used, n);
+        used += 5;
         memcpy(body + used, h->batch_buf, h->batch_used);
         used += h->batch_used;
         body[used++] = ERL_NIL_EXT;
@@ -231,10 +318,51 @@ batch_close(struct ewp_handle *h)
         pause_peer(h->table, h->peer);
 }
 
+/* The frame built in place: its list's length, NIL (room for it was
+ * reserved with each element), committed; to a node dropped since it was
+ * opened (dead: its output goes nowhere), its packets are drops */
+static void
+frame_close(struct ewp_handle *h)
+{
+    char *body = ewp_peer_frame_body(h->peer);
+
+    if (ewp_peer_dead(h->peer)) {
+        h->drops += (unsigned long long)h->batch_count;
+    } else {
+        put_list_len(body + h->frame_list, (uint32_t)h->batch_count);
+        body[h->frame_used++] = ERL_NIL_EXT;
+        ewp_peer_commit(h->peer, h->frame_used);
+        h->packets += (unsigned long long)h->batch_count;
+        h->bytes += h->batch_bytes;
+    }
+    h->frame_used = 0;
+    h->batch_count = 0;
+    h->batch_bytes = 0;
+    (void)ewp_handles_set_building(h, NULL);
+    if (ewp_peer_congested(h->peer))
+        pause_peer(h->table, h->peer);
+}
+
+/* h is about to write to its node: a frame another handle is building
+ * there is closed first */
+static void
+yield_peer(struct ewp_handle *h)
+{
+    struct ewp_handle *b = ewp_handles_building(h);
+
+    if (b != NULL && b != h) {
+        frame_close(b);
+        b->contended = 1;
+    }
+}
+
 static void
 flush_cb(struct ewp_capture *c)
 {
-    batch_close(c->data);
+    struct ewp_handle *h = c->data;
+
+    batch_close(h);
+    h->contended = 0;
 }
 
 /* The node's output buffer is past its high-water mark: stop reading every
@@ -256,6 +384,7 @@ eof_cb(struct ewp_capture *c)
     ei_x_buff x;
 
     batch_close(h);
+    yield_peer(h);
     if (ei_x_new(&x) < 0)
         return;
     if (ewp_encode_message_eof(&x, &h->to, &h->ref) == 0)
@@ -271,6 +400,8 @@ error_cb(struct ewp_capture *c, const char *reason)
     ei_x_buff x;
 
     EWP_LOG(1, "%s: capture on %s failed: %s", ewp_peer_name(h->peer), h->device, reason);
+    batch_close(h);
+    yield_peer(h);
     if (ei_x_new(&x) < 0)
         return;
     if (ewp_encode_message_error(&x, &h->to, &h->ref, reason) == 0)

@@ -39,6 +39,7 @@ struct ewp_node {
     struct ewp_handle *head;        /* its handles, newest first */
     int count;                      /* how many */
     unsigned long long ring;        /* their kernel buffer bytes */
+    struct ewp_handle *building;    /* its batch built in place (deliver.c) */
     struct ewp_node *next;          /* the bucket's chain */
 };
 
@@ -211,6 +212,8 @@ ewp_handle_close(struct ewp_handle *h, int unlink, const char *why)
             h->node_next->node_prev = h->node_prev;
         n->count--;
         n->ring -= h->ring;
+        if (n->building == h) /* only inside a dispatch, which closes no handle */
+            n->building = NULL;
         if (n->count == 0)
             node_put(t, n);
         h->node = NULL;
@@ -223,6 +226,24 @@ ewp_handle_close(struct ewp_handle *h, int unlink, const char *why)
     ewp_handle_free(h);
     if (t->count == 0)
         (void)malloc_trim(0);
+}
+
+/* The handle of h's node whose batch is being built in place in the
+ * node's output buffer, or NULL (also when h is in no table) */
+struct ewp_handle *
+ewp_handles_building(const struct ewp_handle *h)
+{
+    return h->node != NULL ? h->node->building : NULL;
+}
+
+/* Record b (h or NULL) as that handle; -1 when h is in no table */
+int
+ewp_handles_set_building(struct ewp_handle *h, struct ewp_handle *b)
+{
+    if (h->node == NULL)
+        return -1;
+    h->node->building = b;
+    return 0;
 }
 
 /* The capture closed and the memory freed; h is in no table */

@@ -60,6 +60,11 @@ struct ewp_handle {
     int batch_count;                 /* packets in the open batch */
     size_t batch_used;               /* bytes of its elements */
     size_t batch_bytes;              /* packet bytes in them */
+    size_t frame_used;               /* body bytes of the batch built in place
+                                        in the node's output (deliver.c); 0: none */
+    size_t frame_list;               /* ... where its LIST_EXT is */
+    size_t frame_room;               /* ... body bytes reserved for it */
+    int contended;                   /* its frame was cut short this dispatch */
     unsigned long long packets;      /* messages queued to the owner */
     unsigned long long bytes;        /* packet bytes in them */
     unsigned long long drops;        /* packets the output buffer had no room for */
@@ -89,6 +94,10 @@ int ewp_handles_count_peer(const struct ewp_handles *t, const struct ewp_peer *p
 struct ewp_handle *ewp_handles_first_of(const struct ewp_handles *t,
                                         const struct ewp_peer *peer);
 unsigned long long ewp_handles_ring(const struct ewp_handles *t);
+/* The handle of h's node that is building a batch in place in the node's
+ * output buffer (deliver.c), or NULL; set, -1 when h is in no table */
+struct ewp_handle *ewp_handles_building(const struct ewp_handle *h);
+int ewp_handles_set_building(struct ewp_handle *h, struct ewp_handle *b);
 unsigned long long ewp_handles_ring_peer(const struct ewp_handles *t,
                                          const struct ewp_peer *peer);
 void ewp_format_pid(const erlang_pid *pid, char *buf, size_t len);

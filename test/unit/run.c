@@ -30,6 +30,7 @@ extern CU_TestInfo ewp_demux_tests[];
 extern CU_TestInfo ewp_share_tests[];
 extern CU_TestInfo ewp_demux_loop_tests[];
 extern CU_TestInfo ewp_outq_tests[];
+extern CU_TestInfo ewp_deliver_tests[];
 
 int ewp_decode_suite_init(void);
 int ewp_decode_suite_clean(void);
@@ -61,6 +62,7 @@ main(void)
         {"share", NULL, NULL, NULL, NULL, ewp_share_tests},
         {"demux_loop", NULL, NULL, NULL, NULL, ewp_demux_loop_tests},
         {"outq", NULL, NULL, NULL, NULL, ewp_outq_tests},
+        {"deliver", NULL, NULL, NULL, NULL, ewp_deliver_tests},
         CU_SUITE_INFO_NULL,
     };
     /* tests that need root: skipped (inactive) when not root */

@@ -41,107 +41,11 @@
 #include "handles.h"
 #include "request.h"
 #include "router.h"
+#include "stack.h"
 
 #define OUT_MAX (1u << 20)    /* the peer's cap in these tests */
 #define ROOM 8                /* bytes left under it: less than any control frame */
 #define REPLY_MIN 40          /* a reply frame is longer than this */
-
-static struct {
-    struct ev_loop *loop;
-    ei_cnode ec;
-    struct ewp_dist *dist;
-    struct ewp_requests req;
-    struct ewp_router router;
-    char files[PATH_MAX];
-    int fds[2];               /* [0] the daemon's end, [1] ours (read by sent_kinds only) */
-    struct ewp_peer *peer;
-    erlang_pid from;          /* a process of the peer's node */
-    const erlang_pid *as;     /* who calls: t.from unless set */
-    unsigned tag;             /* call tags */
-} t;
-
-static void
-setup(void)
-{
-    struct ewp_dist_config dcfg = {.ticktime = 60, .out_max = OUT_MAX,
-                                   .packet_max = OUT_MAX / 2};
-    int small = 4096;
-
-    memset(&t.req, 0, sizeof(t.req));
-    t.loop = ev_loop_new(EVFLAG_AUTO);
-    CU_ASSERT_FATAL(t.loop != NULL);
-    CU_ASSERT_FATAL(ei_connect_xinit(&t.ec, "host", "ewpcap", "ewpcap@host", NULL, "cookie",
-                                     5) == 0);
-    t.router.req = &t.req;
-    t.dist = ewp_dist_new(t.loop, &dcfg, &ewp_router_dist_ops, &t.router);
-    CU_ASSERT_FATAL(t.dist != NULL);
-    CU_ASSERT_FATAL(realpath("test/data", t.files) != NULL);
-    t.req.loop = t.loop;
-    t.req.ec = &t.ec;
-    t.req.dist = t.dist;
-    t.req.port = 4370;
-    t.req.policy.files_dir = t.files;
-    t.req.policy.files_fd = open(t.files, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    CU_ASSERT_FATAL(t.req.policy.files_fd >= 0);
-    CU_ASSERT_FATAL(ewp_request_init(&t.req) == 0);
-
-    CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, t.fds) == 0);
-    (void)setsockopt(t.fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    (void)fcntl(t.fds[0], F_SETFL, O_NONBLOCK);
-    t.peer = ewp_dist_adopt(t.dist, t.fds[0], "a@host", NULL, 0);
-    CU_ASSERT_FATAL(t.peer != NULL);
-    memset(&t.from, 0, sizeof(t.from));
-    (void)snprintf(t.from.node, sizeof(t.from.node), "a@host");
-    t.from.num = 42;
-    t.from.creation = 7;
-    t.as = &t.from;
-}
-
-static void
-teardown(void)
-{
-    ewp_dist_free(t.dist); /* the fd of the peer is closed there */
-    ewp_request_shutdown(&t.req);
-    (void)close(t.req.policy.files_fd);
-    (void)close(t.fds[1]);
-    ev_loop_destroy(t.loop);
-}
-
-/* A call to ewpcap from *t.as, as dist.c hands it to the router: 'p',
- * 131, {6, From, '', ewpcap}, 131, {'$gen_call', {From, Tag}, Request};
- * the request is encoded by enc into x */
-static void
-call(void (*enc)(ei_x_buff *x, const void *arg), const void *arg)
-{
-    ei_x_buff x;
-
-    CU_ASSERT_FATAL(ei_x_new(&x) == 0);
-    CU_ASSERT_FATAL(ei_x_append_buf(&x, "p", 1) == 0);
-    CU_ASSERT_FATAL(ei_x_encode_version(&x) == 0);
-    CU_ASSERT(ei_x_encode_tuple_header(&x, 4) == 0 && ei_x_encode_long(&x, 6) == 0 &&
-              ei_x_encode_pid(&x, t.as) == 0 && ei_x_encode_atom(&x, "") == 0 &&
-              ei_x_encode_atom(&x, "ewpcap") == 0);
-    CU_ASSERT_FATAL(ei_x_encode_version(&x) == 0);
-    CU_ASSERT(ei_x_encode_tuple_header(&x, 3) == 0 && ei_x_encode_atom(&x, "$gen_call") == 0 &&
-              ei_x_encode_tuple_header(&x, 2) == 0 && ei_x_encode_pid(&x, t.as) == 0 &&
-              ei_x_encode_long(&x, (long)++t.tag) == 0);
-    enc(&x, arg);
-    ewp_router_dist_ops.frame(&t.router, t.peer, x.buff, (size_t)x.index);
-    ei_x_free(&x);
-}
-
-/* {open_file, <<"known.pcap">>, [] | [{filter, Filter}]} */
-static void
-enc_open_file(ei_x_buff *x, const void *filter)
-{
-    CU_ASSERT(ei_x_encode_tuple_header(x, 3) == 0 && ei_x_encode_atom(x, "open_file") == 0 &&
-              ei_x_encode_binary(x, "known.pcap", 10) == 0);
-    if (filter != NULL)
-        CU_ASSERT(ei_x_encode_list_header(x, 1) == 0 && ei_x_encode_tuple_header(x, 2) == 0 &&
-                  ei_x_encode_atom(x, "filter") == 0 &&
-                  ei_x_encode_binary(x, filter, (long)strlen(filter)) == 0);
-    CU_ASSERT(ei_x_encode_empty_list(x) == 0);
-}
 
 /* {open_file, <<"known.pcap">>, [], Owner} */
 static void
@@ -172,24 +76,20 @@ fill(size_t room)
 
     memset(body, 0, sizeof(body));
     body[0] = 'p';
-    CU_ASSERT_FATAL(ewp_peer_send(t.peer, body, 256 << 10) == 0);
+    CU_ASSERT_FATAL(ewp_peer_send(ewp_stack.peer, body, 256 << 10) == 0);
     for (i = 0; i < 50; i++)
-        (void)ev_run(t.loop, EVRUN_NOWAIT);
-    q = ewp_peer_queued(t.peer);
+        (void)ev_run(ewp_stack.loop, EVRUN_NOWAIT);
+    q = ewp_peer_queued(ewp_stack.peer);
     CU_ASSERT_FATAL(q > 0 && q < OUT_MAX - room - 4);
-    CU_ASSERT_FATAL(ewp_peer_send(t.peer, body, OUT_MAX - room - 4 - q) == 0);
-    CU_ASSERT_FATAL(ewp_peer_queued(t.peer) == OUT_MAX - room);
-    CU_ASSERT_FATAL(!ewp_peer_dead(t.peer));
+    CU_ASSERT_FATAL(ewp_peer_send(ewp_stack.peer, body, OUT_MAX - room - 4 - q) == 0);
+    CU_ASSERT_FATAL(ewp_peer_queued(ewp_stack.peer) == OUT_MAX - room);
+    CU_ASSERT_FATAL(!ewp_peer_dead(ewp_stack.peer));
 }
 
 static struct ewp_handle *
 open_one(const char *filter)
 {
-    int n = ewp_handles_count(t.req.handles);
-
-    call(enc_open_file, filter);
-    CU_ASSERT_FATAL(ewp_handles_count(t.req.handles) == n + 1);
-    return ewp_handles_first(t.req.handles);
+    return ewp_stack_open(ewp_stack_enc_open_file, filter);
 }
 
 /* close: the UNLINK_ID does not fit */
@@ -199,19 +99,19 @@ test_close_send_fails(void)
     struct ewp_handle *h;
     erlang_ref ref;
 
-    setup();
+    ewp_stack_setup(OUT_MAX, 4096);
     h = open_one(NULL);
     (void)open_one(NULL); /* a second handle of the same node */
     ref = h->ref;
     fill(ROOM);
-    call(enc_close, &ref);
-    CU_ASSERT(ewp_peer_dead(t.peer));
-    CU_ASSERT(ewp_handles_count(t.req.handles) == 1);
-    CU_ASSERT(ewp_handles_find_ref(t.req.handles, &ref) == NULL);
-    ewp_dist_reap(t.dist); /* the node's other handle goes with it */
-    CU_ASSERT(ewp_handles_count(t.req.handles) == 0);
-    CU_ASSERT(ewp_dist_peer_next(t.dist, NULL) == NULL);
-    teardown();
+    ewp_stack_call(enc_close, &ref);
+    CU_ASSERT(ewp_peer_dead(ewp_stack.peer));
+    CU_ASSERT(ewp_handles_count(ewp_stack.req.handles) == 1);
+    CU_ASSERT(ewp_handles_find_ref(ewp_stack.req.handles, &ref) == NULL);
+    ewp_dist_reap(ewp_stack.dist); /* the node's other handle goes with it */
+    CU_ASSERT(ewp_handles_count(ewp_stack.req.handles) == 0);
+    CU_ASSERT(ewp_dist_peer_next(ewp_stack.dist, NULL) == NULL);
+    ewp_stack_teardown();
 }
 
 /* open: the LINK to the caller does not fit */
@@ -220,30 +120,30 @@ test_open_link_fails(void)
 {
     struct ewp_handle *h;
 
-    setup();
+    ewp_stack_setup(OUT_MAX, 4096);
     fill(ROOM);
-    call(enc_open_file, NULL);
-    CU_ASSERT(ewp_peer_dead(t.peer));
+    ewp_stack_call(ewp_stack_enc_open_file, NULL);
+    CU_ASSERT(ewp_peer_dead(ewp_stack.peer));
     /* the handle is in the table, so the node's teardown finds it */
-    h = ewp_handles_first(t.req.handles);
+    h = ewp_handles_first(ewp_stack.req.handles);
     CU_ASSERT_FATAL(h != NULL);
-    CU_ASSERT(h->peer == t.peer);
-    ewp_dist_reap(t.dist);
-    CU_ASSERT(ewp_handles_count(t.req.handles) == 0);
-    teardown();
+    CU_ASSERT(h->peer == ewp_stack.peer);
+    ewp_dist_reap(ewp_stack.dist);
+    CU_ASSERT(ewp_handles_count(ewp_stack.req.handles) == 0);
+    ewp_stack_teardown();
 }
 
 /* The frame of LINK {OurPid, From}: what an open sends before its reply */
 static size_t
 link_frame_size(void)
 {
-    erlang_pid ours = t.from;
+    erlang_pid ours = ewp_stack.from;
     ei_x_buff x;
     size_t n;
 
     (void)snprintf(ours.node, sizeof(ours.node), "ewpcap@host");
     CU_ASSERT_FATAL(ei_x_new(&x) == 0);
-    CU_ASSERT_FATAL(ewp_encode_control(&x, EWP_DOP_LINK, &ours, &t.from) == 0);
+    CU_ASSERT_FATAL(ewp_encode_control(&x, EWP_DOP_LINK, &ours, &ewp_stack.from) == 0);
     n = (size_t)x.index + 4;
     ei_x_free(&x);
     return n;
@@ -257,24 +157,24 @@ test_compile_reply_fails(void)
     size_t n = 0;
     int i;
 
-    setup();
+    ewp_stack_setup(OUT_MAX, 4096);
     while (n + 16 < sizeof(filter))
         n += (size_t)snprintf(filter + n, sizeof(filter) - n, "%sudp port %d",
                               n == 0 ? "" : " or ", (int)(n % 60000) + 1);
     fill(link_frame_size() + REPLY_MIN / 2);
-    call(enc_open_file, filter); /* deferred: the LINK now, the reply later */
-    CU_ASSERT_FATAL(!ewp_peer_dead(t.peer));
-    CU_ASSERT_FATAL(ewp_handles_count(t.req.handles) == 1);
-    CU_ASSERT_FATAL(ewp_handles_first(t.req.handles)->pending);
-    for (i = 0; i < 2000 && !ewp_peer_dead(t.peer); i++)
-        (void)ev_run(t.loop, EVRUN_ONCE); /* the worker wakes the loop */
-    CU_ASSERT(ewp_peer_dead(t.peer));
+    ewp_stack_call(ewp_stack_enc_open_file, filter); /* deferred: the LINK now, the reply later */
+    CU_ASSERT_FATAL(!ewp_peer_dead(ewp_stack.peer));
+    CU_ASSERT_FATAL(ewp_handles_count(ewp_stack.req.handles) == 1);
+    CU_ASSERT_FATAL(ewp_handles_first(ewp_stack.req.handles)->pending);
+    for (i = 0; i < 2000 && !ewp_peer_dead(ewp_stack.peer); i++)
+        (void)ev_run(ewp_stack.loop, EVRUN_ONCE); /* the worker wakes the loop */
+    CU_ASSERT(ewp_peer_dead(ewp_stack.peer));
     /* compiled_cb set the filter before its reply failed */
-    CU_ASSERT_FATAL(ewp_handles_count(t.req.handles) == 1);
-    CU_ASSERT(!ewp_handles_first(t.req.handles)->pending);
-    ewp_dist_reap(t.dist);
-    CU_ASSERT(ewp_handles_count(t.req.handles) == 0);
-    teardown();
+    CU_ASSERT_FATAL(ewp_handles_count(ewp_stack.req.handles) == 1);
+    CU_ASSERT(!ewp_handles_first(ewp_stack.req.handles)->pending);
+    ewp_dist_reap(ewp_stack.dist);
+    CU_ASSERT(ewp_handles_count(ewp_stack.req.handles) == 0);
+    ewp_stack_teardown();
 }
 
 /* the interface check: a vanished interface's ewpcap_error does not fit,
@@ -284,24 +184,24 @@ test_check_error_fails(void)
 {
     struct ewp_handle *h;
 
-    setup();
+    ewp_stack_setup(OUT_MAX, 4096);
     (void)open_one(NULL);
     (void)open_one(NULL);
     (void)open_one(NULL);
-    for (h = ewp_handles_first(t.req.handles); h != NULL; h = h->next) {
+    for (h = ewp_handles_first(ewp_stack.req.handles); h != NULL; h = h->next) {
         h->cap.offline = 0;            /* looks live, on an interface */
         h->cap.device = "ewp-gone0";   /* that is gone */
         h->cap.ifindex = 0x7ffffff0u;
     }
     fill(ROOM);
-    ewp_deliver_check(t.req.handles);
-    CU_ASSERT(ewp_peer_dead(t.peer));
-    CU_ASSERT(ewp_handles_count(t.req.handles) == 3); /* errors close nothing */
-    for (h = ewp_handles_first(t.req.handles); h != NULL; h = h->next)
+    ewp_deliver_check(ewp_stack.req.handles);
+    CU_ASSERT(ewp_peer_dead(ewp_stack.peer));
+    CU_ASSERT(ewp_handles_count(ewp_stack.req.handles) == 3); /* errors close nothing */
+    for (h = ewp_handles_first(ewp_stack.req.handles); h != NULL; h = h->next)
         CU_ASSERT(h->cap.failed);
-    ewp_dist_reap(t.dist);
-    CU_ASSERT(ewp_handles_count(t.req.handles) == 0);
-    teardown();
+    ewp_dist_reap(ewp_stack.dist);
+    CU_ASSERT(ewp_handles_count(ewp_stack.req.handles) == 0);
+    ewp_stack_teardown();
 }
 
 /* A send that fails never frees: the peer stays readable until reaped, a
@@ -309,53 +209,34 @@ test_check_error_fails(void)
 static void
 test_dead_peer_until_reaped(void)
 {
-    setup();
+    ewp_stack_setup(OUT_MAX, 4096);
     (void)open_one(NULL);
-    ewp_peer_drop(t.peer, "test");
-    ewp_peer_drop(t.peer, "test again");
-    CU_ASSERT(ewp_peer_dead(t.peer));
-    CU_ASSERT(ewp_peer_send(t.peer, "p", 1) == -1);
-    CU_ASSERT(ewp_peer_reserve(t.peer, 100) == NULL);
-    CU_ASSERT(strcmp(ewp_peer_name(t.peer), "a@host") == 0);
-    CU_ASSERT(ewp_dist_peer_by_name(t.dist, "a@host") == NULL);
-    CU_ASSERT(ewp_handles_count(t.req.handles) == 1);
-    ewp_dist_reap(t.dist);
-    CU_ASSERT(ewp_handles_count(t.req.handles) == 0);
-    teardown();
+    ewp_peer_drop(ewp_stack.peer, "test");
+    ewp_peer_drop(ewp_stack.peer, "test again");
+    CU_ASSERT(ewp_peer_dead(ewp_stack.peer));
+    CU_ASSERT(ewp_peer_send(ewp_stack.peer, "p", 1) == -1);
+    CU_ASSERT(ewp_peer_reserve(ewp_stack.peer, 100) == NULL);
+    CU_ASSERT(strcmp(ewp_peer_name(ewp_stack.peer), "a@host") == 0);
+    CU_ASSERT(ewp_dist_peer_by_name(ewp_stack.dist, "a@host") == NULL);
+    CU_ASSERT(ewp_handles_count(ewp_stack.req.handles) == 1);
+    ewp_dist_reap(ewp_stack.dist);
+    CU_ASSERT(ewp_handles_count(ewp_stack.req.handles) == 0);
+    ewp_stack_teardown();
 }
 
 /* ---- what a close tells the opener ---- */
 
-/* A pid of the peer's node */
-static erlang_pid
-peer_pid(unsigned num)
-{
-    erlang_pid p = t.from;
-
-    p.num = num;
-    return p;
-}
-
 /* What the daemon sent the peer until now, flushed through the loop and
  * read from fds[1], one letter a frame in order: 'L' LINK, 'U' UNLINK_ID,
- * 'C' {ewpcap_closed, Ref} to t.from (with Ref = *ref), 'c' an
+ * 'C' {ewpcap_closed, Ref} to ewp_stack.from (with Ref = *ref), 'c' an
  * ewpcap_closed to anyone else or of another Ref, 'M' any other message,
  * '?' any other control. The letters are NUL-terminated in kinds. */
 static void
 sent_kinds(const erlang_ref *ref, char *kinds, size_t max)
 {
     static char in[1 << 16];
-    size_t have = 0, pos = 0, k = 0;
-    int i;
+    size_t have = ewp_stack_read(in, sizeof(in)), pos = 0, k = 0;
 
-    (void)fcntl(t.fds[1], F_SETFL, O_NONBLOCK);
-    for (i = 0; i < 20; i++) {
-        ssize_t n;
-
-        (void)ev_run(t.loop, EVRUN_NOWAIT);
-        while ((n = read(t.fds[1], in + have, sizeof(in) - have)) > 0)
-            have += (size_t)n;
-    }
     while (pos + 4 <= have && k + 1 < max) {
         uint32_t len = ((uint32_t)(unsigned char)in[pos] << 24) |
                        ((uint32_t)(unsigned char)in[pos + 1] << 16) |
@@ -388,7 +269,7 @@ sent_kinds(const erlang_ref *ref, char *kinds, size_t max)
             if (ei_decode_tuple_header(b, &m, &arity) == 0 && arity == 2 &&
                 ei_decode_atom(b, &m, atom) == 0 && strcmp(atom, "ewpcap_closed") == 0) {
                 CU_ASSERT_FATAL(ei_decode_ref(b, &m, &r) == 0);
-                kinds[k++] = ei_cmp_pids(&to, &t.from) == 0 && ei_cmp_refs(&r, (erlang_ref *)ref) == 0
+                kinds[k++] = ei_cmp_pids(&to, &ewp_stack.from) == 0 && ei_cmp_refs(&r, (erlang_ref *)ref) == 0
                                  ? 'C'
                                  : 'c';
             } else {
@@ -401,58 +282,58 @@ sent_kinds(const erlang_ref *ref, char *kinds, size_t max)
     kinds[k] = '\0';
 }
 
-/* Opened by t.from for another owner, closed by a third process: the
+/* Opened by ewp_stack.from for another owner, closed by a third process: the
  * opener is told, before the UNLINK_ID and the reply; closed by the
  * opener itself: not told */
 static void
 test_close_tells_the_opener(void)
 {
-    erlang_pid owner = peer_pid(43), third = peer_pid(44);
+    erlang_pid owner = ewp_stack_pid(43), third = ewp_stack_pid(44);
     struct ewp_handle *h;
     erlang_ref ref;
     char kinds[64];
 
-    setup();
-    call(enc_open_file_for, &owner);
-    h = ewp_handles_first(t.req.handles);
+    ewp_stack_setup(OUT_MAX, 4096);
+    ewp_stack_call(enc_open_file_for, &owner);
+    h = ewp_handles_first(ewp_stack.req.handles);
     CU_ASSERT_FATAL(h != NULL);
     ref = h->ref;
-    t.as = &third; /* no loop turn in between: no packet of the file is read */
-    call(enc_close, &ref);
-    CU_ASSERT(ewp_handles_count(t.req.handles) == 0);
+    ewp_stack.as = &third; /* no loop turn in between: no packet of the file is read */
+    ewp_stack_call(enc_close, &ref);
+    CU_ASSERT(ewp_handles_count(ewp_stack.req.handles) == 0);
     sent_kinds(&ref, kinds, sizeof(kinds));
     CU_ASSERT_STRING_EQUAL(kinds, "LMCUM"); /* LINK, reply; closed, UNLINK_ID, reply */
 
-    t.as = &t.from;
-    call(enc_open_file_for, &owner);
-    h = ewp_handles_first(t.req.handles);
+    ewp_stack.as = &ewp_stack.from;
+    ewp_stack_call(enc_open_file_for, &owner);
+    h = ewp_handles_first(ewp_stack.req.handles);
     CU_ASSERT_FATAL(h != NULL);
     ref = h->ref;
-    call(enc_close, &ref);
+    ewp_stack_call(enc_close, &ref);
     sent_kinds(&ref, kinds, sizeof(kinds));
     CU_ASSERT_STRING_EQUAL(kinds, "LMUM");
-    teardown();
+    ewp_stack_teardown();
 }
 
-/* Opened by t.from for itself (the 3-tuple open), closed by a third
+/* Opened by ewp_stack.from for itself (the 3-tuple open), closed by a third
  * process: nothing new for the opener, which never asked */
 static void
 test_close_spares_a_raw_opener(void)
 {
-    erlang_pid third = peer_pid(44);
+    erlang_pid third = ewp_stack_pid(44);
     struct ewp_handle *h;
     erlang_ref ref;
     char kinds[64];
 
-    setup();
+    ewp_stack_setup(OUT_MAX, 4096);
     h = open_one(NULL);
     ref = h->ref;
-    t.as = &third;
-    call(enc_close, &ref);
-    CU_ASSERT(ewp_handles_count(t.req.handles) == 0);
+    ewp_stack.as = &third;
+    ewp_stack_call(enc_close, &ref);
+    CU_ASSERT(ewp_handles_count(ewp_stack.req.handles) == 0);
     sent_kinds(&ref, kinds, sizeof(kinds));
     CU_ASSERT_STRING_EQUAL(kinds, "LMUM");
-    teardown();
+    ewp_stack_teardown();
 }
 
 CU_TestInfo ewp_teardown_tests[] = {

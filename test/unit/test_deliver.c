@@ -1,0 +1,332 @@
+/*
+ * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
+ *
+ * Batches built in place in the node's output buffer (deliver.c). The
+ * handles are savefile handles of the real stack (stack.h) with their
+ * captures stopped; the tests hand them packets through their capture's
+ * callbacks, as a dispatch of a shared capture does (interleaved, then one
+ * flush each), and decode every frame the daemon wrote to the socketpair:
+ * each handle's packets must arrive whole, in order, once, in batches of
+ * at most its size, and what had no room must be counted as drops.
+ */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <CUnit/CUnit.h>
+#include <ei.h>
+#include <pcap/pcap.h>
+
+#include "capture.h"
+#include "handles.h"
+#include "stack.h"
+
+#define MAX_HANDLES 4
+#define MAX_SEEN 256
+#define IN_MAX (8u << 20)
+
+/* what the frames read back held, per handle */
+static struct {
+    const struct ewp_handle *h;
+    unsigned seen[MAX_SEEN];   /* sequence numbers, in arrival order */
+    size_t nseen;
+    size_t messages;           /* messages (a batch counts once) */
+    size_t largest;            /* most packets in one message */
+} got[MAX_HANDLES];
+static size_t ngot;
+
+/* {open_file, <<"known.pcap">>, [{batch, N}]} */
+static void
+enc_open_batch(ei_x_buff *x, const void *batch)
+{
+    CU_ASSERT(ei_x_encode_tuple_header(x, 3) == 0 && ei_x_encode_atom(x, "open_file") == 0 &&
+              ei_x_encode_binary(x, "known.pcap", 10) == 0 &&
+              ei_x_encode_list_header(x, 1) == 0 && ei_x_encode_tuple_header(x, 2) == 0 &&
+              ei_x_encode_atom(x, "batch") == 0 &&
+              ei_x_encode_long(x, (long)*(const int *)batch) == 0 &&
+              ei_x_encode_empty_list(x) == 0);
+}
+
+/* A handle of batch n whose capture reads nothing by itself */
+static struct ewp_handle *
+open_batch(int n)
+{
+    struct ewp_handle *h = ewp_stack_open(enc_open_batch, &n);
+
+    CU_ASSERT_FATAL(h->batch == n);
+    ewp_capture_stop(&h->cap);
+    CU_ASSERT_FATAL(ngot < MAX_HANDLES);
+    memset(&got[ngot], 0, sizeof(got[ngot]));
+    got[ngot++].h = h;
+    return h;
+}
+
+/* Packet seq of handle h: byte 0 the handle's index, 1-2 seq, then a
+ * pattern of both; len bytes */
+static void
+feed(struct ewp_handle *h, unsigned idx, unsigned seq, size_t len)
+{
+    static unsigned char pkt[16384];
+    struct pcap_pkthdr hdr;
+    size_t i;
+
+    CU_ASSERT_FATAL(len >= 3 && len <= sizeof(pkt));
+    pkt[0] = (unsigned char)idx;
+    pkt[1] = (unsigned char)(seq >> 8);
+    pkt[2] = (unsigned char)seq;
+    for (i = 3; i < len; i++)
+        pkt[i] = (unsigned char)(i * 7 + seq + idx);
+    memset(&hdr, 0, sizeof(hdr));
+    hdr.ts.tv_sec = 1700000000 + (time_t)seq;
+    hdr.ts.tv_usec = (suseconds_t)seq;
+    hdr.caplen = (bpf_u_int32)len;
+    hdr.len = (bpf_u_int32)len + 4;
+    h->cap.packet_cb(&h->cap, &hdr, pkt);
+}
+
+static void
+flush(struct ewp_handle *h)
+{
+    if (h->cap.flush_cb != NULL)
+        h->cap.flush_cb(&h->cap);
+}
+
+/* One {Time, Length, Packet} or the last three of {ewpcap, ...} */
+static void
+check_packet(const char *b, int *idx, size_t who)
+{
+    char pkt[16384];
+    long len, plen;
+    unsigned seq;
+    int type, size;
+    long i;
+
+    CU_ASSERT_FATAL(ei_skip_term(b, idx) == 0); /* Time */
+    CU_ASSERT_FATAL(ei_decode_long(b, idx, &len) == 0);
+    CU_ASSERT_FATAL(ei_get_type(b, idx, &type, &size) == 0 && type == ERL_BINARY_EXT &&
+                    (size_t)size <= sizeof(pkt));
+    CU_ASSERT_FATAL(ei_decode_binary(b, idx, pkt, &plen) == 0);
+    CU_ASSERT_FATAL(plen >= 3 && len == plen + 4);
+    CU_ASSERT_FATAL((unsigned char)pkt[0] == who);
+    seq = ((unsigned)(unsigned char)pkt[1] << 8) | (unsigned char)pkt[2];
+    for (i = 3; i < plen; i++)
+        if ((unsigned char)pkt[i] != (unsigned char)(i * 7 + seq + who))
+            break;
+    CU_ASSERT(i == plen);
+    CU_ASSERT_FATAL(got[who].nseen < MAX_SEEN);
+    got[who].seen[got[who].nseen++] = seq;
+}
+
+/* Every frame written so far, decoded into got[] */
+static void
+read_back(void)
+{
+    static char in[IN_MAX];
+    size_t have = ewp_stack_read(in, sizeof(in)), pos = 0;
+
+    CU_ASSERT_FATAL(have < sizeof(in));
+    while (pos + 4 <= have) {
+        uint32_t len = ((uint32_t)(unsigned char)in[pos] << 24) |
+                       ((uint32_t)(unsigned char)in[pos + 1] << 16) |
+                       ((uint32_t)(unsigned char)in[pos + 2] << 8) | (unsigned char)in[pos + 3];
+        const char *b = in + pos + 4;
+        char atom[MAXATOMLEN];
+        erlang_ref ref;
+        int idx = 1, ver, arity, n, i, nil;
+        long op, dlt;
+        size_t who;
+
+        CU_ASSERT_FATAL(pos + 4 + len <= have);
+        pos += 4 + len;
+        if (len == 0)
+            continue;
+        CU_ASSERT_FATAL(b[0] == 'p');
+        CU_ASSERT_FATAL(ei_decode_version(b, &idx, &ver) == 0 &&
+                        ei_decode_tuple_header(b, &idx, &arity) == 0 &&
+                        ei_decode_long(b, &idx, &op) == 0);
+        if (op != 2) /* SEND: a packet message or a reply; else LINK */
+            continue;
+        CU_ASSERT_FATAL(ei_skip_term(b, &idx) == 0 && ei_skip_term(b, &idx) == 0 &&
+                        ei_decode_version(b, &idx, &ver) == 0 &&
+                        ei_decode_tuple_header(b, &idx, &arity) == 0);
+        if (ei_decode_atom(b, &idx, atom) != 0 ||
+            (strcmp(atom, "ewpcap") != 0 && strcmp(atom, "ewpcap_batch") != 0))
+            continue; /* a reply */
+        CU_ASSERT_FATAL(ei_decode_ref(b, &idx, &ref) == 0 &&
+                        ei_decode_long(b, &idx, &dlt) == 0);
+        for (who = 0; who < ngot; who++)
+            if (ei_cmp_refs(&ref, (erlang_ref *)&got[who].h->ref) == 0)
+                break;
+        CU_ASSERT_FATAL(who < ngot);
+        got[who].messages++;
+        if (strcmp(atom, "ewpcap") == 0) {
+            check_packet(b, &idx, who);
+            n = 1;
+        } else {
+            CU_ASSERT_FATAL(ei_decode_list_header(b, &idx, &n) == 0 && n > 0);
+            for (i = 0; i < n; i++) {
+                CU_ASSERT_FATAL(ei_decode_tuple_header(b, &idx, &arity) == 0 && arity == 3);
+                check_packet(b, &idx, who);
+            }
+            CU_ASSERT_FATAL(ei_decode_list_header(b, &idx, &nil) == 0 && nil == 0);
+        }
+        CU_ASSERT_FATAL((size_t)idx == len); /* nothing after the message */
+        if ((size_t)n > got[who].largest)
+            got[who].largest = (size_t)n;
+    }
+    CU_ASSERT(pos == have);
+}
+
+/* got[who] holds the sequence numbers 0..n-1, in order */
+static void
+assert_all(size_t who, unsigned n)
+{
+    unsigned i;
+
+    CU_ASSERT_EQUAL(got[who].nseen, n);
+    for (i = 0; i < got[who].nseen && i < n; i++)
+        CU_ASSERT_EQUAL(got[who].seen[i], i);
+}
+
+static void
+start(size_t out_max)
+{
+    ngot = 0;
+    ewp_stack_setup(out_max, 0);
+}
+
+/* One handle alone: every batch is written where it is sent from (its own
+ * buffer is never used), full but the last */
+static void
+test_lone_batch_in_place(void)
+{
+    struct ewp_handle *h;
+    unsigned i;
+
+    start(8u << 20);
+    h = open_batch(4);
+    for (i = 0; i < 10; i++)
+        feed(h, 0, i, 60 + i * 100);
+    flush(h);
+    CU_ASSERT(h->batch_buf == NULL);
+    CU_ASSERT_EQUAL(h->packets, 10);
+    CU_ASSERT_EQUAL(h->drops, 0);
+    read_back();
+    assert_all(0, 10);
+    CU_ASSERT_EQUAL(got[0].messages, 3); /* 4, 4, 2 */
+    CU_ASSERT_EQUAL(got[0].largest, 4);
+    ewp_stack_teardown();
+}
+
+/* Three handles of one node given packets in turn, as a shared capture
+ * does: a batch of 4, a batch of 3 and one packet per message. Each
+ * one's packets arrive whole and in order; a batch cut short by another
+ * handle's write leaves the rest of that dispatch's batches full. */
+static void
+test_interleaved_handles(void)
+{
+    struct ewp_handle *a, *b, *c;
+    unsigned i;
+
+    start(8u << 20);
+    a = open_batch(4);
+    b = open_batch(3);
+    c = open_batch(1);
+    for (i = 0; i < 24; i++) {
+        feed(a, 0, i, 100 + (i * 37) % 1400);
+        feed(b, 1, i, 64 + (i * 53) % 1500);
+        feed(c, 2, i, 80);
+    }
+    flush(a);
+    flush(b);
+    flush(c);
+    read_back();
+    assert_all(0, 24);
+    assert_all(1, 24);
+    assert_all(2, 24);
+    CU_ASSERT(got[0].largest == 4 && got[1].largest == 3 && got[2].largest == 1);
+    /* at most one batch cut short in the dispatch, and the last */
+    CU_ASSERT(got[0].messages <= 24 / 4 + 2);
+    CU_ASSERT(got[1].messages <= 24 / 3 + 2);
+    CU_ASSERT_EQUAL(got[2].messages, 24);
+    CU_ASSERT(a->packets == 24 && b->packets == 24 && c->packets == 24);
+    CU_ASSERT(a->drops + b->drops + c->drops == 0);
+    /* the flush ends the dispatch: in place again at the next */
+    CU_ASSERT(!a->contended && !b->contended);
+    ewp_stack_teardown();
+}
+
+/* A batch larger than the frame's first reservation and than a chunk of
+ * the output queue: it grows, and moves to a larger chunk, whole */
+static void
+test_frame_grows_across_chunks(void)
+{
+    struct ewp_handle *h;
+    unsigned i;
+
+    start(8u << 20);
+    h = open_batch(64);
+    for (i = 0; i < 60; i++)
+        feed(h, 0, i, 9000 + i);
+    flush(h);
+    CU_ASSERT_EQUAL(h->packets, 60);
+    read_back();
+    assert_all(0, 60);
+    CU_ASSERT_EQUAL(got[0].messages, 1);
+    ewp_stack_teardown();
+}
+
+/* The node's buffer has room for part of a batch: the packets past it
+ * are drops, those before it arrive in a whole frame */
+static void
+test_frame_without_room(void)
+{
+    struct ewp_handle *h;
+    unsigned i;
+
+    start(1u << 20); /* packets: at most 512 KiB queued */
+    h = open_batch(64);
+    for (i = 0; i < 64; i++)
+        feed(h, 0, i, 12000);
+    flush(h);
+    CU_ASSERT(h->drops > 0 && h->packets > 0);
+    CU_ASSERT_EQUAL(h->packets + h->drops, 64);
+    read_back();
+    assert_all(0, (unsigned)h->packets);
+    ewp_stack_teardown();
+}
+
+/* The node is dropped while a frame is open: its packets are drops,
+ * nothing is committed to the dead peer, and the reap frees it all */
+static void
+test_frame_open_when_node_drops(void)
+{
+    struct ewp_handle *h;
+    size_t before;
+    unsigned i;
+
+    start(8u << 20);
+    h = open_batch(8);
+    for (i = 0; i < 3; i++)
+        feed(h, 0, i, 500);
+    before = ewp_peer_queued(ewp_stack.peer);
+    ewp_peer_drop(ewp_stack.peer, "test");
+    flush(h);
+    CU_ASSERT_EQUAL(h->drops, 3);
+    CU_ASSERT_EQUAL(h->packets, 0);
+    CU_ASSERT_EQUAL(ewp_peer_queued(ewp_stack.peer), before);
+    ewp_dist_reap(ewp_stack.dist);
+    CU_ASSERT_EQUAL(ewp_handles_count(ewp_stack.req.handles), 0);
+    ewp_stack_teardown();
+}
+
+CU_TestInfo ewp_deliver_tests[] = {
+    {"a lone batch handle builds its batches in place", test_lone_batch_in_place},
+    {"handles of one node interleaved in a dispatch", test_interleaved_handles},
+    {"a batch grows past its reservation and a chunk", test_frame_grows_across_chunks},
+    {"a batch with room for part of it", test_frame_without_room},
+    {"a node dropped while a batch is open", test_frame_open_when_node_drops},
+    CU_TEST_INFO_NULL,
+};
