@@ -47,6 +47,7 @@ static int frame_packet(struct ewp_handle *h, const struct pcap_pkthdr *hdr,
                         const unsigned char *bytes);
 static size_t put_element(struct ewp_handle *h, char *e, const struct pcap_pkthdr *hdr,
                           const unsigned char *bytes);
+static char *grow(struct ewp_handle *h, size_t more);
 static void batch_close(struct ewp_handle *h);
 static void frame_close(struct ewp_handle *h);
 static void yield_peer(struct ewp_handle *h);
@@ -221,10 +222,12 @@ frame_packet(struct ewp_handle *h, const struct pcap_pkthdr *hdr, const unsigned
 
     if (h->frame_used == 0) {
         size_t first = head_max(h) + 5 + elem + 1;
-        size_t want = first + elem * (size_t)(h->batch - 1);
+        size_t want = first;
 
-        if (want > FRAME_FIRST)
-            want = first > FRAME_FIRST ? first : FRAME_FIRST;
+        if (first < FRAME_FIRST) /* first + the rest, at most FRAME_FIRST */
+            want += (size_t)(h->batch - 1) < (FRAME_FIRST - first) / elem
+                        ? elem * (size_t)(h->batch - 1)
+                        : FRAME_FIRST - first;
         body = ewp_peer_reserve(h->peer, want);
         if (body == NULL && want > first)
             body = ewp_peer_reserve(h->peer, want = first);
@@ -239,13 +242,28 @@ frame_packet(struct ewp_handle *h, const struct pcap_pkthdr *hdr, const unsigned
         h->frame_used = h->frame_list + 5;
     } else if (h->frame_used + elem + 1 <= h->frame_room) {
         body = ewp_peer_frame_body(h->peer); /* reserved at the open */
-    } else if ((body = ewp_peer_reserve_more(h->peer, h->frame_used, elem + 1)) != NULL) {
-        h->frame_room = h->frame_used + elem + 1;
-    } else {
+    } else if ((body = grow(h, elem + 1)) == NULL) {
         return -1;
     }
     h->frame_used += put_element(h, body + h->frame_used, hdr, bytes);
     return 0;
+}
+
+/* Room for more bytes after the frame's frame_used: as much again as it
+ * holds if the node's buffer allows (a frame that outgrows its chunk moves
+ * to a new one, and doubling keeps the moves of a large batch to a few),
+ * else just that */
+static char *
+grow(struct ewp_handle *h, size_t more)
+{
+    size_t twice = h->frame_used + more;
+    char *body = ewp_peer_reserve_more(h->peer, h->frame_used, twice);
+
+    if (body == NULL)
+        body = ewp_peer_reserve_more(h->peer, h->frame_used, twice = more);
+    if (body != NULL)
+        h->frame_room = h->frame_used + twice;
+    return body;
 }
 
 /* {Time, Length, Packet} at e; returns its length */

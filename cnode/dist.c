@@ -24,7 +24,8 @@
  * are answered and, when we have sent nothing for a quarter of the tick
  * time, we tick too; either only when nothing is queued for it (a peer
  * that sends ticks and reads nothing must not make us queue 4 bytes each).
- * Packets for all peers together stop at EWP_OUT_TOTAL_PACKET_MAX queued.
+ * Packets for all peers together stop at EWP_OUT_TOTAL_PACKET_MAX queued,
+ * counting the room reserved for frames being built in place.
  *
  * THE RULE: a send never frees anything and never calls up. A peer that
  * fails (its output would pass out_max, a socket error, EOF, a tick
@@ -50,6 +51,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +78,7 @@ static void peer_free(struct ewp_peer *p);
 static char *out_reserve(struct ewp_peer *p, size_t need, size_t keep);
 static void out_commit(struct ewp_peer *p, size_t n);
 static void out_queued(struct ewp_peer *p);
+static void unbuild(struct ewp_peer *p);
 
 /* No peers yet; NULL when out of memory */
 struct ewp_dist *
@@ -93,6 +96,7 @@ ewp_dist_new(struct ev_loop *loop, const struct ewp_dist_config *cfg,
     d->ticktime = cfg->ticktime > 0 ? cfg->ticktime : 60;
     d->out_max = cfg->out_max > 0 ? cfg->out_max : EWP_OUT_MAX;
     d->packet_max = cfg->packet_max > 0 ? cfg->packet_max : EWP_OUT_PACKET_MAX;
+    d->total_max = cfg->total_max > 0 ? cfg->total_max : EWP_OUT_TOTAL_PACKET_MAX;
     ev_prepare_init(&d->reap_w, reap_cb);
     d->reap_w.data = d;
     if (loop != NULL)
@@ -291,12 +295,20 @@ ewp_peer_reserve(struct ewp_peer *p, size_t max)
 char *
 ewp_peer_reserve_more(struct ewp_peer *p, size_t have, size_t more)
 {
-    if (p->dead || ewp_peer_queued(p) + have + more + 4 > p->d->packet_max ||
-        p->d->out_total + have + more + 4 > EWP_OUT_TOTAL_PACKET_MAX)
+    struct ewp_dist *d = p->d;
+    size_t frame = 4 + have + more;
+
+    /* other peers' frames being built count against the total: a shared
+     * capture's dispatch may build one for each of its members' nodes */
+    if (p->dead || have > SIZE_MAX / 2 || more > SIZE_MAX / 2 ||
+        ewp_peer_queued(p) + frame > d->packet_max ||
+        d->out_total + d->out_building - p->building + frame > d->total_max)
         return NULL;
     /* the length in front is written at the commit: kept only with a body */
-    if (out_reserve(p, 4 + have + more, have > 0 ? 4 + have : 0) == NULL)
+    if (out_reserve(p, frame, have > 0 ? 4 + have : 0) == NULL)
         return NULL;
+    d->out_building += frame - p->building;
+    p->building = frame;
     return ewp_outq_tail(&p->out) + 4;
 }
 
@@ -311,7 +323,16 @@ void
 ewp_peer_commit(struct ewp_peer *p, size_t used)
 {
     ewp_put_be32(ewp_outq_tail(&p->out), (uint32_t)used);
+    unbuild(p);
     out_commit(p, used + 4);
+}
+
+/* The frame being built is committed, or will never be */
+static void
+unbuild(struct ewp_peer *p)
+{
+    p->d->out_building -= p->building;
+    p->building = 0;
 }
 
 /* Stop the peer now; ewp_dist_reap tears it down. Safe anywhere, twice. */
@@ -464,6 +485,7 @@ peer_free(struct ewp_peer *p)
     if (p->xp != NULL)
         p->xp->ops->free(p->xp);
     p->d->out_total -= ewp_peer_queued(p);
+    unbuild(p);
     (void)close(p->fd);
     ewp_ac_in_free(p->ac_in);
     ewp_ac_out_free(p->ac_out);

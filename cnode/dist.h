@@ -46,6 +46,7 @@ struct ewp_dist_config {
     double ticktime;       /* seconds of silence before a peer counts as dead */
     size_t out_max;        /* 0: EWP_OUT_MAX; tests set less */
     size_t packet_max;     /* 0: EWP_OUT_PACKET_MAX */
+    size_t total_max;      /* 0: EWP_OUT_TOTAL_PACKET_MAX */
 };
 
 struct ewp_dist *ewp_dist_new(struct ev_loop *loop, const struct ewp_dist_config *cfg,

@@ -35,6 +35,8 @@ struct ewp_peer {
     size_t in_len;                  /* bytes in it */
     size_t in_cap;                  /* its size */
     struct ewp_outq out;            /* output queue */
+    size_t building;                /* bytes reserved for the frame being built
+                                       in place (counted in d->out_building) */
     int congested;                  /* above EWP_OUT_HIGH, not yet below EWP_OUT_LOW */
     int dead;                       /* dropped, waiting for ewp_dist_reap */
     int in_pending;                 /* in holds frames not yet handed over */
@@ -52,7 +54,9 @@ struct ewp_dist {
     double ticktime;                  /* --ticktime */
     size_t out_max;                   /* drop a peer whose queue would pass this */
     size_t packet_max;                /* refuse packets past this */
+    size_t total_max;                 /* ... and packets for all peers past this */
     size_t out_total;                 /* bytes queued for all live peers */
+    size_t out_building;              /* ... and reserved for frames being built */
     struct ewp_peer *peers;           /* live peers */
     struct ewp_peer *dead;            /* peers to tear down */
     int flushing;                     /* in ewp_dist_reap: queue, then watch */

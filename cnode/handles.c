@@ -212,8 +212,11 @@ ewp_handle_close(struct ewp_handle *h, int unlink, const char *why)
             h->node_next->node_prev = h->node_prev;
         n->count--;
         n->ring -= h->ring;
-        if (n->building == h) /* only inside a dispatch, which closes no handle */
+        if (n->building == h) { /* only inside a dispatch, which closes no handle */
+            EWP_LOG(0, "%s: internal: %s closed with a batch open", ewp_peer_name(h->peer),
+                    h->device);
             n->building = NULL;
+        }
         if (n->count == 0)
             node_put(t, n);
         h->node = NULL;

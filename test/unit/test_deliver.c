@@ -10,21 +10,26 @@
  * at most its size, and what had no room must be counted as drops.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <CUnit/CUnit.h>
 #include <ei.h>
 #include <pcap/pcap.h>
 
 #include "capture.h"
+#include "dist.h"
 #include "handles.h"
+#include "outq.h"
 #include "stack.h"
 
 #define MAX_HANDLES 4
-#define MAX_SEEN 256
+#define MAX_SEEN 1024
 #define IN_MAX (8u << 20)
 
 /* what the frames read back held, per handle */
@@ -322,11 +327,86 @@ test_frame_open_when_node_drops(void)
     ewp_stack_teardown();
 }
 
+/* The output queue's allocations, counted */
+static size_t allocs, alloc_bytes;
+
+static void *
+counting_malloc(size_t size)
+{
+    allocs++;
+    alloc_bytes += size;
+    return malloc(size);
+}
+
+/* A batch of about 1 MiB (BATCH_BYTES) behind a message already queued:
+ * its frame outgrows chunk after chunk, and is moved a few times, not once
+ * a packet (which had cost hundreds of allocations and copies) */
+static void
+test_large_batch_moves_few_times(void)
+{
+    struct ewp_handle *h;
+    unsigned i;
+
+    start(64u << 20);
+    h = open_batch(2000);
+    feed(h, 0, 0, 1500); /* a first message, so the queue is not empty */
+    h->cap.flush_cb(&h->cap);
+    allocs = alloc_bytes = 0;
+    ewp_outq_malloc = counting_malloc;
+    for (i = 1; i < 700; i++)
+        feed(h, 0, i, 1500);
+    flush(h);
+    ewp_outq_malloc = malloc;
+    CU_ASSERT(allocs <= 8);
+    CU_ASSERT(alloc_bytes <= (4u << 20));
+    CU_ASSERT(ewp_peer_held(ewp_stack.peer) <= (5u << 20));
+    CU_ASSERT_EQUAL(h->drops, 0);
+    read_back();
+    assert_all(0, 700);
+    ewp_stack_teardown();
+}
+
+/* Two nodes' frames being built at once, as one dispatch of a capture
+ * shared by their handles builds them: the room reserved for the first
+ * counts against the packets' total for all peers */
+static void
+test_frames_count_against_the_total(void)
+{
+    struct ewp_dist_config cfg = {.ticktime = 60, .total_max = 1u << 20};
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct ewp_dist_ops ops = {0};
+    struct ewp_dist *d = ewp_dist_new(loop, &cfg, &ops, NULL);
+    struct ewp_peer *p1, *p2;
+    int a[2], b[2];
+
+    CU_ASSERT_FATAL(d != NULL);
+    CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, a) == 0 &&
+                    socketpair(AF_UNIX, SOCK_STREAM, 0, b) == 0);
+    (void)fcntl(a[0], F_SETFL, O_NONBLOCK);
+    (void)fcntl(b[0], F_SETFL, O_NONBLOCK);
+    p1 = ewp_dist_adopt(d, a[0], "a@host", NULL, 0);
+    p2 = ewp_dist_adopt(d, b[0], "b@host", NULL, 0);
+    CU_ASSERT_FATAL(p1 != NULL && p2 != NULL);
+    CU_ASSERT_FATAL(ewp_peer_reserve(p1, 600u << 10) != NULL);
+    CU_ASSERT(ewp_peer_reserve(p2, 600u << 10) == NULL);
+    CU_ASSERT(ewp_peer_reserve(p2, 300u << 10) != NULL);
+    /* the first one committed smaller: its room is given back */
+    ewp_peer_commit(p1, 100u << 10);
+    CU_ASSERT(ewp_peer_reserve_more(p2, 0, 800u << 10) != NULL);
+    CU_ASSERT(ewp_peer_reserve(p1, 300u << 10) == NULL);
+    ewp_dist_free(d);
+    (void)close(a[1]);
+    (void)close(b[1]);
+    ev_loop_destroy(loop);
+}
+
 CU_TestInfo ewp_deliver_tests[] = {
     {"a lone batch handle builds its batches in place", test_lone_batch_in_place},
     {"handles of one node interleaved in a dispatch", test_interleaved_handles},
     {"a batch grows past its reservation and a chunk", test_frame_grows_across_chunks},
     {"a batch with room for part of it", test_frame_without_room},
     {"a node dropped while a batch is open", test_frame_open_when_node_drops},
+    {"a batch of 1 MiB moves a few times, not once a packet", test_large_batch_moves_few_times},
+    {"frames being built count against the total", test_frames_count_against_the_total},
     CU_TEST_INFO_NULL,
 };
