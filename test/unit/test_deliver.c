@@ -22,6 +22,7 @@
 #include <ei.h>
 #include <pcap/pcap.h>
 
+#include "atomcache.h"
 #include "capture.h"
 #include "dist.h"
 #include "handles.h"
@@ -124,12 +125,14 @@ check_packet(const char *b, int *idx, size_t who)
     got[who].seen[got[who].nseen++] = seq;
 }
 
-/* Every frame written so far, decoded into got[] */
+/* Every frame written so far, decoded into got[]; with ac (a peer that
+ * took the atom cache), each is spelled out first as dist.c does */
 static void
-read_back(void)
+read_back_ac(struct ewp_ac_in *ac)
 {
     static char in[IN_MAX];
     size_t have = ewp_stack_read(in, sizeof(in)), pos = 0;
+    struct ewp_ac_buf plain = {NULL, 0, 0};
 
     CU_ASSERT_FATAL(have < sizeof(in));
     while (pos + 4 <= have) {
@@ -147,6 +150,11 @@ read_back(void)
         pos += 4 + len;
         if (len == 0)
             continue;
+        if (ac != NULL) {
+            CU_ASSERT_FATAL(ewp_ac_in_frame(ac, b, len, ewp_ac_in_max(len, IN_MAX), &plain) == 0);
+            b = plain.b;
+            len = (uint32_t)plain.len;
+        }
         CU_ASSERT_FATAL(b[0] == 'p');
         CU_ASSERT_FATAL(ei_decode_version(b, &idx, &ver) == 0 &&
                         ei_decode_tuple_header(b, &idx, &arity) == 0 &&
@@ -182,6 +190,13 @@ read_back(void)
             got[who].largest = (size_t)n;
     }
     CU_ASSERT(pos == have);
+    ewp_ac_buf_free(&plain);
+}
+
+static void
+read_back(void)
+{
+    read_back_ac(NULL);
 }
 
 /* got[who] holds the sequence numbers 0..n-1, in order */
@@ -260,6 +275,39 @@ test_interleaved_handles(void)
     CU_ASSERT(a->drops + b->drops + c->drops == 0);
     /* the flush ends the dispatch: in place again at the next */
     CU_ASSERT(!a->contended && !b->contended);
+    ewp_stack_teardown();
+}
+
+/* The same to a node that took the atom cache: a head written when a
+ * frame opens puts its atoms in the cache, and every frame, committed in
+ * the order the heads were written, reads back against it */
+static void
+test_interleaved_atom_cache(void)
+{
+    struct ewp_ac_in *ac = ewp_ac_in_new();
+    struct ewp_handle *a, *b, *c;
+    unsigned i;
+
+    CU_ASSERT_FATAL(ac != NULL);
+    start(8u << 20);
+    CU_ASSERT_FATAL(ewp_peer_use_atom_cache(ewp_stack.peer) == 0);
+    a = open_batch(4);
+    b = open_batch(3);
+    c = open_batch(1);
+    CU_ASSERT_FATAL(a->tmpl != NULL && c->tmpl != NULL);
+    for (i = 0; i < 24; i++) {
+        feed(a, 0, i, 100 + (i * 37) % 1400);
+        feed(b, 1, i, 64 + (i * 53) % 1500);
+        feed(c, 2, i, 80);
+    }
+    flush(a);
+    flush(b);
+    flush(c);
+    read_back_ac(ac);
+    assert_all(0, 24);
+    assert_all(1, 24);
+    assert_all(2, 24);
+    ewp_ac_in_free(ac);
     ewp_stack_teardown();
 }
 
@@ -403,6 +451,7 @@ test_frames_count_against_the_total(void)
 CU_TestInfo ewp_deliver_tests[] = {
     {"a lone batch handle builds its batches in place", test_lone_batch_in_place},
     {"handles of one node interleaved in a dispatch", test_interleaved_handles},
+    {"... to a node with the atom cache", test_interleaved_atom_cache},
     {"a batch grows past its reservation and a chunk", test_frame_grows_across_chunks},
     {"a batch with room for part of it", test_frame_without_room},
     {"a node dropped while a batch is open", test_frame_open_when_node_drops},
