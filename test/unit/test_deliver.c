@@ -217,18 +217,28 @@ start(size_t out_max)
     ewp_stack_setup(out_max, 0);
 }
 
+/* A stack whose node may queue out_max bytes, and one handle of batch
+ * given n packets, of size + i * step bytes (not flushed) */
+static struct ewp_handle *
+fed(size_t out_max, int batch, unsigned n, size_t size, size_t step)
+{
+    struct ewp_handle *h;
+    unsigned i;
+
+    start(out_max);
+    h = open_batch(batch);
+    for (i = 0; i < n; i++)
+        feed(h, 0, i, size + i * step);
+    return h;
+}
+
 /* One handle alone: every batch is written where it is sent from (its own
  * buffer is never used), full but the last */
 static void
 test_lone_batch_in_place(void)
 {
-    struct ewp_handle *h;
-    unsigned i;
+    struct ewp_handle *h = fed(8u << 20, 4, 10, 60, 100);
 
-    start(8u << 20);
-    h = open_batch(4);
-    for (i = 0; i < 10; i++)
-        feed(h, 0, i, 60 + i * 100);
     flush(h);
     CU_ASSERT(h->batch_buf == NULL);
     CU_ASSERT_EQUAL(h->packets, 10);
@@ -241,40 +251,48 @@ test_lone_batch_in_place(void)
 }
 
 /* Three handles of one node given packets in turn, as a shared capture
- * does: a batch of 4, a batch of 3 and one packet per message. Each
- * one's packets arrive whole and in order; a batch cut short by another
- * handle's write leaves the rest of that dispatch's batches full. */
+ * does: a batch of 4, a batch of 3 and one packet per message, 24 each,
+ * then each flushed; the frames read back (against ac, if the node took
+ * the atom cache). Each one's packets arrive whole and in order. */
+static void
+interleave(struct ewp_ac_in *ac, struct ewp_handle *hs[3])
+{
+    static const int batch[3] = {4, 3, 1};
+    unsigned i, k;
+
+    for (k = 0; k < 3; k++)
+        hs[k] = open_batch(batch[k]);
+    for (i = 0; i < 24; i++) {
+        feed(hs[0], 0, i, 100 + (i * 37) % 1400);
+        feed(hs[1], 1, i, 64 + (i * 53) % 1500);
+        feed(hs[2], 2, i, 80);
+    }
+    for (k = 0; k < 3; k++)
+        flush(hs[k]);
+    read_back_ac(ac);
+    for (k = 0; k < 3; k++) {
+        assert_all(k, 24);
+        CU_ASSERT_EQUAL(got[k].largest, (size_t)batch[k]);
+        CU_ASSERT_EQUAL(hs[k]->packets, 24);
+        CU_ASSERT_EQUAL(hs[k]->drops, 0);
+    }
+}
+
+/* A batch cut short by another handle's write leaves the rest of that
+ * dispatch's batches full */
 static void
 test_interleaved_handles(void)
 {
-    struct ewp_handle *a, *b, *c;
-    unsigned i;
+    struct ewp_handle *hs[3];
 
     start(8u << 20);
-    a = open_batch(4);
-    b = open_batch(3);
-    c = open_batch(1);
-    for (i = 0; i < 24; i++) {
-        feed(a, 0, i, 100 + (i * 37) % 1400);
-        feed(b, 1, i, 64 + (i * 53) % 1500);
-        feed(c, 2, i, 80);
-    }
-    flush(a);
-    flush(b);
-    flush(c);
-    read_back();
-    assert_all(0, 24);
-    assert_all(1, 24);
-    assert_all(2, 24);
-    CU_ASSERT(got[0].largest == 4 && got[1].largest == 3 && got[2].largest == 1);
+    interleave(NULL, hs);
     /* at most one batch cut short in the dispatch, and the last */
     CU_ASSERT(got[0].messages <= 24 / 4 + 2);
     CU_ASSERT(got[1].messages <= 24 / 3 + 2);
     CU_ASSERT_EQUAL(got[2].messages, 24);
-    CU_ASSERT(a->packets == 24 && b->packets == 24 && c->packets == 24);
-    CU_ASSERT(a->drops + b->drops + c->drops == 0);
     /* the flush ends the dispatch: in place again at the next */
-    CU_ASSERT(!a->contended && !b->contended);
+    CU_ASSERT(!hs[0]->contended && !hs[1]->contended);
     ewp_stack_teardown();
 }
 
@@ -285,28 +303,13 @@ static void
 test_interleaved_atom_cache(void)
 {
     struct ewp_ac_in *ac = ewp_ac_in_new();
-    struct ewp_handle *a, *b, *c;
-    unsigned i;
+    struct ewp_handle *hs[3];
 
     CU_ASSERT_FATAL(ac != NULL);
     start(8u << 20);
     CU_ASSERT_FATAL(ewp_peer_use_atom_cache(ewp_stack.peer) == 0);
-    a = open_batch(4);
-    b = open_batch(3);
-    c = open_batch(1);
-    CU_ASSERT_FATAL(a->tmpl != NULL && c->tmpl != NULL);
-    for (i = 0; i < 24; i++) {
-        feed(a, 0, i, 100 + (i * 37) % 1400);
-        feed(b, 1, i, 64 + (i * 53) % 1500);
-        feed(c, 2, i, 80);
-    }
-    flush(a);
-    flush(b);
-    flush(c);
-    read_back_ac(ac);
-    assert_all(0, 24);
-    assert_all(1, 24);
-    assert_all(2, 24);
+    interleave(ac, hs);
+    CU_ASSERT(hs[0]->tmpl != NULL && hs[2]->tmpl != NULL);
     ewp_ac_in_free(ac);
     ewp_stack_teardown();
 }
@@ -316,13 +319,8 @@ test_interleaved_atom_cache(void)
 static void
 test_frame_grows_across_chunks(void)
 {
-    struct ewp_handle *h;
-    unsigned i;
+    struct ewp_handle *h = fed(8u << 20, 64, 60, 9000, 1);
 
-    start(8u << 20);
-    h = open_batch(64);
-    for (i = 0; i < 60; i++)
-        feed(h, 0, i, 9000 + i);
     flush(h);
     CU_ASSERT_EQUAL(h->packets, 60);
     read_back();
@@ -336,13 +334,9 @@ test_frame_grows_across_chunks(void)
 static void
 test_frame_without_room(void)
 {
-    struct ewp_handle *h;
-    unsigned i;
+    /* packets: at most 512 KiB queued */
+    struct ewp_handle *h = fed(1u << 20, 64, 64, 12000, 0);
 
-    start(1u << 20); /* packets: at most 512 KiB queued */
-    h = open_batch(64);
-    for (i = 0; i < 64; i++)
-        feed(h, 0, i, 12000);
     flush(h);
     CU_ASSERT(h->drops > 0 && h->packets > 0);
     CU_ASSERT_EQUAL(h->packets + h->drops, 64);
@@ -356,15 +350,9 @@ test_frame_without_room(void)
 static void
 test_frame_open_when_node_drops(void)
 {
-    struct ewp_handle *h;
-    size_t before;
-    unsigned i;
+    struct ewp_handle *h = fed(8u << 20, 8, 3, 500, 0);
+    size_t before = ewp_peer_queued(ewp_stack.peer);
 
-    start(8u << 20);
-    h = open_batch(8);
-    for (i = 0; i < 3; i++)
-        feed(h, 0, i, 500);
-    before = ewp_peer_queued(ewp_stack.peer);
     ewp_peer_drop(ewp_stack.peer, "test");
     flush(h);
     CU_ASSERT_EQUAL(h->drops, 3);
@@ -392,13 +380,10 @@ counting_malloc(size_t size)
 static void
 test_large_batch_moves_few_times(void)
 {
-    struct ewp_handle *h;
+    struct ewp_handle *h = fed(64u << 20, 2000, 1, 1500, 0);
     unsigned i;
 
-    start(64u << 20);
-    h = open_batch(2000);
-    feed(h, 0, 0, 1500); /* a first message, so the queue is not empty */
-    h->cap.flush_cb(&h->cap);
+    flush(h); /* a first message, so the queue is not empty */
     allocs = alloc_bytes = 0;
     ewp_outq_malloc = counting_malloc;
     for (i = 1; i < 700; i++)
