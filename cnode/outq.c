@@ -33,7 +33,8 @@ chunk_new(struct ewp_outq *q, size_t need)
 
     if (cap == OUTQ_CHUNK && q->spare != NULL) {
         c = q->spare;
-        q->spare = NULL;
+        q->spare = c->next;
+        q->nspare--;
     } else {
         if (cap > SIZE_MAX - sizeof(*c))
             return NULL;
@@ -47,21 +48,25 @@ chunk_new(struct ewp_outq *q, size_t need)
     return c;
 }
 
-/* A drained chunk: kept as the spare when it is a standard one and there
- * is none, else freed. */
+/* A drained chunk: kept as a spare when it is a standard one and there
+ * are fewer than OUTQ_SPARES, else freed. */
 static void
 chunk_drop(struct ewp_outq *q, struct ewp_outq_chunk *c)
 {
-    if (c->cap == OUTQ_CHUNK && q->spare == NULL)
+    if (c->cap == OUTQ_CHUNK && q->nspare < OUTQ_SPARES) {
+        c->next = q->spare;
         q->spare = c;
-    else
+        q->nspare++;
+    } else {
         free(c);
+    }
 }
 
 void
 ewp_outq_init(struct ewp_outq *q)
 {
     q->head = q->tail = q->spare = NULL;
+    q->nspare = 0;
     q->queued = 0;
 }
 
@@ -74,7 +79,10 @@ ewp_outq_free(struct ewp_outq *q)
         next = c->next;
         free(c);
     }
-    free(q->spare);
+    for (c = q->spare; c != NULL; c = next) {
+        next = c->next;
+        free(c);
+    }
     ewp_outq_init(q);
 }
 
@@ -177,9 +185,11 @@ size_t
 ewp_outq_held(const struct ewp_outq *q)
 {
     const struct ewp_outq_chunk *c;
-    size_t n = q->spare != NULL ? q->spare->cap : 0;
+    size_t n = 0;
 
     for (c = q->head; c != NULL; c = c->next)
+        n += c->cap;
+    for (c = q->spare; c != NULL; c = c->next)
         n += c->cap;
     return n;
 }

@@ -21,13 +21,15 @@
 
 #define OUTQ_CHUNK (256u << 10) /* bytes per chunk, unless a frame needs more */
 #define OUTQ_FIRST (4u << 10)   /* the first chunk of a queue that holds none */
+#define OUTQ_SPARES 8           /* drained OUTQ_CHUNK chunks a queue keeps */
 
 struct ewp_outq_chunk;
 
 struct ewp_outq {
     struct ewp_outq_chunk *head;  /* oldest chunk, written from */
     struct ewp_outq_chunk *tail;  /* newest, appended to */
-    struct ewp_outq_chunk *spare; /* one drained OUTQ_CHUNK chunk kept for reuse */
+    struct ewp_outq_chunk *spare; /* drained OUTQ_CHUNK chunks kept for reuse */
+    int nspare;                   /* ... how many (at most OUTQ_SPARES) */
     size_t queued;                /* committed bytes not yet consumed */
 };
 
@@ -56,8 +58,11 @@ void ewp_outq_commit(struct ewp_outq *q, size_t n);
 int ewp_outq_iov(const struct ewp_outq *q, struct iovec *iov, int max);
 
 /* Drop n bytes from the head (n <= queued): the socket took them. Chunks
- * emptied are freed, one of OUTQ_CHUNK kept; an emptied queue keeps no
- * chunk larger than OUTQ_CHUNK. */
+ * emptied are kept for reuse, up to OUTQ_SPARES of OUTQ_CHUNK (a queue
+ * that rises and falls by a few MiB in a flood would otherwise give them
+ * to malloc, which gives them to the kernel, and fault them in again:
+ * page faults were 7% of ewpcapd's CPU there), the others freed; an
+ * emptied queue keeps no chunk larger than OUTQ_CHUNK. */
 void ewp_outq_consume(struct ewp_outq *q, size_t n);
 
 /* Nothing queued: give back every chunk, the spare too (an idle peer holds

@@ -5,8 +5,8 @@
  * partial consumes; queued bytes never move (the copy the contiguous
  * buffer made); a frame built in place survives a reserve that needs a new
  * chunk; a failed allocation leaves the queue as it was; drained chunks
- * are freed, and an idle queue gives back what it held (valgrind and ASan
- * check the rest).
+ * are kept for reuse up to OUTQ_SPARES, the rest freed, and an idle queue
+ * gives back what it held (valgrind and ASan check the rest).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -223,7 +223,7 @@ test_idle_queue_trimmed(void)
     while (ewp_outq_queued(&q) > 0)
         (void)take(&q, OUTQ_CHUNK, &out);
     CU_ASSERT_EQUAL(in, out);
-    CU_ASSERT(ewp_outq_held(&q) >= OUTQ_CHUNK); /* the last chunk and the spare */
+    CU_ASSERT(ewp_outq_held(&q) >= OUTQ_CHUNK); /* the last chunk and the spares */
     ewp_outq_trim(&q);
     CU_ASSERT_EQUAL(ewp_outq_held(&q), 0);
     CU_ASSERT_PTR_NULL(q.head);
@@ -235,6 +235,49 @@ test_idle_queue_trimmed(void)
     ewp_outq_free(&q);
 }
 
+/* A queue that rises and falls by a few MiB, as in a flood: the chunks
+ * drained are taken again, no allocation after the first rise; past
+ * OUTQ_SPARES of them the rest are freed */
+static unsigned long allocs;
+
+static void *
+counting_malloc(size_t size)
+{
+    allocs++;
+    return malloc(size);
+}
+
+static void
+test_spares_reused(void)
+{
+    struct ewp_outq q;
+    unsigned in = 0, out = 0;
+    int round, i;
+
+    ewp_outq_malloc = counting_malloc;
+    ewp_outq_init(&q);
+    for (round = 0; round < 3; round++) {
+        if (round == 1)
+            allocs = 0;
+        for (i = 0; i < 4 * OUTQ_SPARES / 2; i++) /* OUTQ_SPARES chunks */
+            put(&q, OUTQ_CHUNK / 2 - 1, &in);
+        while (ewp_outq_queued(&q) > 0)
+            (void)take(&q, OUTQ_CHUNK, &out);
+    }
+    CU_ASSERT_EQUAL(allocs, 0);
+    CU_ASSERT_EQUAL(in, out);
+    for (i = 0; i < 8 * OUTQ_SPARES; i++) /* a higher rise: 4 x OUTQ_SPARES chunks */
+        put(&q, OUTQ_CHUNK / 2 - 1, &in);
+    while (ewp_outq_queued(&q) > 0)
+        (void)take(&q, OUTQ_CHUNK, &out);
+    CU_ASSERT(q.nspare <= OUTQ_SPARES);
+    CU_ASSERT(ewp_outq_held(&q) <= (OUTQ_SPARES + 1) * OUTQ_CHUNK);
+    ewp_outq_malloc = malloc;
+    ewp_outq_trim(&q);
+    CU_ASSERT_EQUAL(ewp_outq_held(&q), 0);
+    ewp_outq_free(&q);
+}
+
 CU_TestInfo ewp_outq_tests[] = {
     {"bytes in order across chunks and partial writes", test_order_across_chunks},
     {"queued bytes are never moved", test_queued_bytes_never_move},
@@ -242,5 +285,6 @@ CU_TestInfo ewp_outq_tests[] = {
     {"a failed allocation changes nothing", test_alloc_failure},
     {"a large frame's chunk is freed once drained", test_large_frame_freed},
     {"an idle queue gives its chunks back, and starts small", test_idle_queue_trimmed},
+    {"a queue that rises and falls reuses its chunks", test_spares_reused},
     CU_TEST_INFO_NULL,
 };
