@@ -257,6 +257,11 @@ ewp_peer_send(struct ewp_peer *p, const char *body, size_t len)
 
     if (p->dead)
         return -1;
+    if (p->building > 0) { /* deliver.c closes a frame it builds before any send */
+        EWP_ERR("%s: internal: a frame sent while one is being built", p->name);
+        ewp_peer_drop(p, "internal error");
+        return -1;
+    }
     if (ewp_peer_queued(p) + len + 4 > p->d->out_max) {
         ewp_peer_drop(p, "output buffer full");
         return -1;
@@ -300,7 +305,7 @@ ewp_peer_reserve_more(struct ewp_peer *p, size_t have, size_t more)
 
     /* other peers' frames being built count against the total: a shared
      * capture's dispatch may build one for each of its members' nodes */
-    if (p->dead || have > SIZE_MAX / 2 || more > SIZE_MAX / 2 ||
+    if (p->dead || have > SIZE_MAX / 4 || more > SIZE_MAX / 4 ||
         ewp_peer_queued(p) + frame > d->packet_max ||
         d->out_total + d->out_building - p->building + frame > d->total_max)
         return NULL;
@@ -506,7 +511,7 @@ out_reserve(struct ewp_peer *p, size_t need, size_t keep)
 void
 ewp_dist_queue_tick(struct ewp_peer *p)
 {
-    char *o = out_reserve(p, 4, 0);
+    char *o = p->building > 0 ? NULL : out_reserve(p, 4, 0);
 
     if (o != NULL) {
         memset(o, 0, 4);

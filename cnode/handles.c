@@ -213,7 +213,7 @@ ewp_handle_close(struct ewp_handle *h, int unlink, const char *why)
         n->count--;
         n->ring -= h->ring;
         if (n->building == h) { /* only inside a dispatch, which closes no handle */
-            EWP_LOG(0, "%s: internal: %s closed with a batch open", ewp_peer_name(h->peer),
+            EWP_ERR("%s: internal: %s closed with a batch open", ewp_peer_name(h->peer),
                     h->device);
             n->building = NULL;
         }

@@ -65,12 +65,12 @@ int ewp_outq_iov(const struct ewp_outq *q, struct iovec *iov, int max);
  * emptied queue keeps no chunk larger than OUTQ_CHUNK. */
 void ewp_outq_consume(struct ewp_outq *q, size_t n);
 
-/* Nothing queued: give back every chunk, the spare too (an idle peer holds
+/* Nothing queued: give back every chunk, the spares too (an idle peer holds
  * no output memory; its next frame starts an OUTQ_FIRST chunk). Nothing
  * is done while bytes are queued. Not between a reserve and its commit. */
 void ewp_outq_trim(struct ewp_outq *q);
 
-/* The bytes of the chunks held (the spare included) */
+/* The bytes of the chunks held (the spares included) */
 size_t ewp_outq_held(const struct ewp_outq *q);
 
 static inline size_t

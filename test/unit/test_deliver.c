@@ -433,6 +433,19 @@ test_frames_count_against_the_total(void)
     ev_loop_destroy(loop);
 }
 
+/* A frame sent while another is being built would be written over it:
+ * the peer is dropped instead (deliver.c never does this; the guard keeps
+ * a mistake from corrupting the stream) */
+static void
+test_send_while_building(void)
+{
+    start(8u << 20);
+    CU_ASSERT_FATAL(ewp_peer_reserve(ewp_stack.peer, 1000) != NULL);
+    CU_ASSERT_EQUAL(ewp_peer_send(ewp_stack.peer, "p", 1), -1);
+    CU_ASSERT(ewp_peer_dead(ewp_stack.peer));
+    ewp_stack_teardown();
+}
+
 CU_TestInfo ewp_deliver_tests[] = {
     {"a lone batch handle builds its batches in place", test_lone_batch_in_place},
     {"handles of one node interleaved in a dispatch", test_interleaved_handles},
@@ -442,5 +455,6 @@ CU_TestInfo ewp_deliver_tests[] = {
     {"a node dropped while a batch is open", test_frame_open_when_node_drops},
     {"a batch of 1 MiB moves a few times, not once a packet", test_large_batch_moves_few_times},
     {"frames being built count against the total", test_frames_count_against_the_total},
+    {"a send while a frame is being built drops the peer", test_send_while_building},
     CU_TEST_INFO_NULL,
 };
