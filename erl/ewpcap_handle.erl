@@ -3,10 +3,11 @@
 %%% documentation of ewpcap for the guard's job and the call's bound).
 %%%
 %%% A socket made here is `#ewpcap_resource{ref = Ref, res = {Node, Guard,
-%%% State}}': `State' is a one-element atomics array shared by every copy
-%%% of the socket on this node (it is garbage collected with the last
-%%% one), so close/1 knows whether close/1 came before, and read/1,2
-%%% whether the handle can still deliver (eof, daemon lost).
+%%% State}}': `State' is an atomics array shared by every copy of the
+%%% socket on this node (it is garbage collected with the last one), so
+%%% close/1 knows whether close/1 came before, read/1,2 whether the handle
+%%% can still deliver (eof, daemon lost), and stats/1 and filter/2,3
+%%% whether there is a relay to wait for.
 %%% @end
 -module(ewpcap_handle).
 
@@ -21,6 +22,8 @@
 -define(ST_NODEDOWN, 3).  % the daemon was lost
 %% The second atomic: 1 once the guard was told {ewpcap_closed, Ref}.
 -define(TOLD_CLOSED, 2).
+%% The third: 1 when the guard relays the packets (see guard/6).
+-define(RELAYED, 3).
 
 -define(CLOSE_WAIT, 5000).
 
@@ -111,11 +114,17 @@ call_node(Node, Request) ->
 %% answer is in the owner's mailbox when the call returns. The guard works
 %% through its mailbox in order, and ewpcapd's messages to it came before
 %% the reply, so its answer to a sync comes after them. Nothing to wait
-%% for when the guard is on another node (rpc) or gone.
+%% for when the handle is not relayed (ewpcapd's packets and its reply
+%% come to the owner in order on one connection), or the guard is on
+%% another node (rpc) or gone.
 -spec synced(tuple(), term()) -> term().
 synced(Res, Reply) ->
     case Res of
-        {_Node, Guard, _State} when is_pid(Guard), node(Guard) =:= node() -> sync(Guard);
+        {_Node, Guard, State} when is_pid(Guard), node(Guard) =:= node() ->
+            case relayed(State) of
+                true -> sync(Guard);
+                false -> ok
+            end;
         {_Node, Guard} when is_pid(Guard), node(Guard) =:= node() -> sync(Guard);
         _ -> ok
     end,
@@ -141,7 +150,7 @@ reply(Reply) -> Reply.
 open_handle(Node, Dev, Options) ->
     Owner = self(),
     Tag = make_ref(),
-    State = atomics:new(2, [{signed, false}]),
+    State = atomics:new(3, [{signed, false}]),
     {Guard, MRef} =
         spawn_monitor(fun() -> guard(Owner, Tag, Node, Dev, Options, State) end),
     receive
@@ -182,6 +191,14 @@ told(State) ->
 
 told_closed(State) ->
     atomic(State, fun(A) -> atomics:get(A, ?TOLD_CLOSED) =:= 1 end, false).
+
+%% The guard relays: set before the owner has the socket. Unknown (an
+%% array without it): a sync, which is always right.
+relaying(State) ->
+    atomic(State, fun(A) -> atomics:put(A, ?RELAYED, 1) end, ok).
+
+relayed(State) ->
+    atomic(State, fun(A) -> atomics:get(A, ?RELAYED) =:= 1 end, true).
 
 %% eof and nodedown are kept unless close/1 came first.
 -spec mark(atomics:atomics_ref() | none, non_neg_integer()) -> ok.
@@ -268,19 +285,23 @@ guard(Owner, Tag, Node, Dev, Options, State) ->
     % and the relay's order rests on ewpcapd's batches being ahead of a
     % close or sync that follows a reply)
     {To, Sent} = relay(Options, Owner),
-    Reply =
+    {Relayed, Reply} =
         case open_call(Node, Dev, Sent, Owner) of
             {error, badarg} when To =/= Owner ->
                 % an ewpcapd from before the relay refuses {relay, Pid}:
                 % the handle goes without (its options were checked here)
                 logger:notice("ewpcap: ~p does not relay: its packets go to the owner", [Node]),
                 {Owner, Plain} = relay([{relay, false} | Options], Owner),
-                open_call(Node, Dev, Plain, Owner);
+                {false, open_call(Node, Dev, Plain, Owner)};
             Other ->
-                Other
+                {To =/= Owner, Other}
         end,
     case Reply of
         {ok, Ref} when is_reference(Ref) ->
+            ok = case Relayed of
+                     true -> relaying(State);
+                     false -> ok
+                 end,
             Owner ! {Tag, Reply},
             true = erlang:monitor_node(Node, true),
             guard_loop(Owner, OwnerMRef, Node, Ref, State);

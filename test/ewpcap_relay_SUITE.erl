@@ -382,7 +382,8 @@ which_handles() ->
     [{doc, "Relayed: the default, `relay', {relay, true}, {batch, 1}, a savefile, immediate "
            "mode with {relay, true}. Not: {relay, false}, {batch, N > 1}, immediate mode, "
            "application environment relay = false (unless {relay, true}); the first "
-           "{relay, _} counts; filter/3 takes {relay, _} too"}].
+           "{relay, _} counts; filter/3 takes {relay, _} too. stats/1 and filter/2 wait for "
+           "the guard (a sync) only when relayed"}].
 which_handles(_Config) ->
     F = {filter, "udp port 9 and udp port 10"},
     Relayed = [[], [relay], [{relay, true}], [{batch, 1}], [{relay, true}, {relay, false}],
@@ -429,11 +430,32 @@ relayed(Opts, Want) ->
         case Want of
             true -> assert_relayed(S);
             false -> assert_direct(S)
-        end
+        end,
+        Syncs = syncs(S, fun() ->
+                                 {ok, #ewpcap_stat{}} = ewpcap:stats(S),
+                                 ok = ewpcap:filter(S, "udp port 13 and udp port 14")
+                         end),
+        ?assertEqual(case Want of true -> 2; false -> 0 end, Syncs)
     catch
         C:R:St -> erlang:raise(C, {Opts, R}, St)
     after
         ok = ewpcap:close(S)
+    end.
+
+%% How many syncs the socket's guard received while Fun ran (stats/1 and
+%% filter/2 wait for one when the guard relays)
+syncs(#ewpcap_resource{res = {_, Guard, _}}, Fun) ->
+    1 = erlang:trace(Guard, true, ['receive', {tracer, self()}]),
+    Fun(),
+    1 = erlang:trace(Guard, false, ['receive']),
+    count_syncs(Guard, 0).
+
+count_syncs(Guard, N) ->
+    receive
+        {trace, Guard, 'receive', {sync, _, _}} -> count_syncs(Guard, N + 1);
+        {trace, Guard, 'receive', _} -> count_syncs(Guard, N)
+    after 300 ->
+        N
     end.
 
 assert_relayed(#ewpcap_resource{ref = Ref}) ->
