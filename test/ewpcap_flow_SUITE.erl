@@ -5,6 +5,9 @@
 %%% Two client nodes (OTP peer, started by the suite) capture the same UDP
 %%% flow on lo through one ewpcapd; the CT node sends it. One client node is
 %%% SIGSTOPped for the middle of the flood.
+%%%
+%%% And batches: read/2 of a batched handle, and three handles of this
+%%% node with different batching on one shared capture.
 -module(ewpcap_flow_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
@@ -13,8 +16,8 @@
 
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1]).
 % the cases' docs, which ct reads
--export([stopped_client_does_not_slow_another/0, batch_read/0]).
--export([stopped_client_does_not_slow_another/1, batch_read/1]).
+-export([stopped_client_does_not_slow_another/0, batch_read/0, shared_batches/0]).
+-export([stopped_client_does_not_slow_another/1, batch_read/1, shared_batches/1]).
 -export([counter/2]).
 
 -define(PACKETS, 40000).
@@ -26,7 +29,7 @@ suite() ->
 
 all() ->
     case os:cmd("id -u") of
-        "0\n" -> [stopped_client_does_not_slow_another, batch_read];
+        "0\n" -> [stopped_client_does_not_slow_another, batch_read, shared_batches];
         _ -> {skip, "needs root"}
     end.
 
@@ -128,9 +131,49 @@ batch_read(_Config) ->
     ?assertEqual(lists:seq(1, 40), [payload_seq(P) || L <- Batches, {_, _, P} <- L]),
     ok = ewpcap:close(S).
 
+shared_batches() ->
+    [{doc, "Three handles of this node on one shared capture of lo, one filter: {batch, 4}, "
+           "{batch, 64} and {relay, false} (a packet a message), their packets interleaved "
+           "in each read of the ring. ewpcapd builds one batch at a time in the node's "
+           "output queue and the others in their own buffers: each handle gets every "
+           "datagram once, in order, in batches of at most its size"}].
+shared_batches(_Config) ->
+    Port = 20000 + erlang:unique_integer([positive]) rem 20000,
+    F = {filter, "udp and dst port " ++ integer_to_list(Port)},
+    {ok, B4} = ewpcap:open(<<"lo">>, [F, {batch, 4}]),
+    {ok, B64} = ewpcap:open(<<"lo">>, [F, {batch, 64}]),
+    {ok, D} = ewpcap:open(<<"lo">>, [F, {relay, false}]),
+    {ok, U} = gen_udp:open(0, [{ip, {127, 0, 0, 1}}]),
+    N = 2000,
+    Seqs = lists:seq(1, N),
+    try
+        [ok = gen_udp:send(U, {127, 0, 0, 1}, Port, <<I:32, 0:((I * 7 rem 1400) * 8)>>)
+         || I <- Seqs],
+        L4 = collect_batches(B4#ewpcap_resource.ref, N, []),
+        L64 = collect_batches(B64#ewpcap_resource.ref, N, []),
+        One = collect_packets(D#ewpcap_resource.ref, N, []),
+        ct:pal("~b batches of at most 4, ~b of at most 64", [length(L4), length(L64)]),
+        ?assertEqual(Seqs, [payload_seq(P) || L <- L4, {_, _, P} <- L]),
+        ?assertEqual(Seqs, [payload_seq(P) || L <- L64, {_, _, P} <- L]),
+        ?assertEqual(Seqs, [payload_seq(P) || P <- One]),
+        ?assertEqual([], [L || L <- L4, length(L) > 4]),
+        ?assertEqual([], [L || L <- L64, length(L) > 64])
+    after
+        gen_udp:close(U),
+        [ok = ewpcap:close(S) || S <- [B4, B64, D]]
+    end.
+
 %%% ===================================================================
 %%% Internal functions
 %%% ===================================================================
+
+collect_packets(_Ref, 0, Acc) ->
+    lists:reverse(Acc);
+collect_packets(Ref, Left, Acc) ->
+    receive
+        {ewpcap, Ref, 1, _, _, Packet} -> collect_packets(Ref, Left - 1, [Packet | Acc])
+    after 2000 -> ct:fail({missing_packets, Left})
+    end.
 
 collect_batches(_Ref, 0, Acc) ->
     lists:reverse(Acc);
