@@ -28,6 +28,7 @@
 #include <pcap/pcap.h>
 
 #include "atomcache.h"
+#include "be.h"
 #include "capture.h"
 #include "deliver.h"
 #include "dist.h"
@@ -283,14 +284,12 @@ put_element(struct ewp_handle *h, char *e, const struct pcap_pkthdr *hdr,
     return n + hdr->caplen;
 }
 
+/* LIST_EXT and its length n at at (5 bytes) */
 static void
 put_list_len(char *at, uint32_t n)
 {
     at[0] = ERL_LIST_EXT;
-    at[1] = (char)(n >> 24);
-    at[2] = (char)(n >> 16);
-    at[3] = (char)(n >> 8);
-    at[4] = (char)n;
+    ewp_put_be32(at + 1, n);
 }
 
 /* The batch's message to the owner. From its own buffer: the head, the

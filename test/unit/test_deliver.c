@@ -23,6 +23,7 @@
 #include <pcap/pcap.h>
 
 #include "atomcache.h"
+#include "be.h"
 #include "capture.h"
 #include "dist.h"
 #include "handles.h"
@@ -136,9 +137,7 @@ read_back_ac(struct ewp_ac_in *ac)
 
     CU_ASSERT_FATAL(have < sizeof(in));
     while (pos + 4 <= have) {
-        uint32_t len = ((uint32_t)(unsigned char)in[pos] << 24) |
-                       ((uint32_t)(unsigned char)in[pos + 1] << 16) |
-                       ((uint32_t)(unsigned char)in[pos + 2] << 8) | (unsigned char)in[pos + 3];
+        uint32_t len = ewp_get_be32(in + pos);
         const char *b = in + pos + 4;
         char atom[MAXATOMLEN];
         erlang_ref ref;

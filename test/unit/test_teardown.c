@@ -33,6 +33,7 @@
 #include <ei.h>
 #include <ev.h>
 
+#include "be.h"
 #include "call.h"
 #include "compile.h"
 #include "deliver.h"
@@ -238,9 +239,7 @@ sent_kinds(const erlang_ref *ref, char *kinds, size_t max)
     size_t have = ewp_stack_read(in, sizeof(in)), pos = 0, k = 0;
 
     while (pos + 4 <= have && k + 1 < max) {
-        uint32_t len = ((uint32_t)(unsigned char)in[pos] << 24) |
-                       ((uint32_t)(unsigned char)in[pos + 1] << 16) |
-                       ((uint32_t)(unsigned char)in[pos + 2] << 8) | (unsigned char)in[pos + 3];
+        uint32_t len = ewp_get_be32(in + pos);
         const char *b = in + pos + 4;
         int idx = 1, ver = 0, arity = 0;
         long op = -1;
