@@ -97,6 +97,7 @@ ewp_dist_new(struct ev_loop *loop, const struct ewp_dist_config *cfg,
     d->out_max = cfg->out_max > 0 ? cfg->out_max : EWP_OUT_MAX;
     d->packet_max = cfg->packet_max > 0 ? cfg->packet_max : EWP_OUT_PACKET_MAX;
     d->total_max = cfg->total_max > 0 ? cfg->total_max : EWP_OUT_TOTAL_PACKET_MAX;
+    d->spares.max = EWP_OUT_SPARES;
     ev_prepare_init(&d->reap_w, reap_cb);
     d->reap_w.data = d;
     if (loop != NULL)
@@ -160,7 +161,7 @@ ewp_dist_adopt_xport(struct ewp_dist *d, int fd, struct ewp_xport *xp, const cha
         p->in_len = p->in_cap = rest_len;
         p->in_pending = 1;
     }
-    ewp_outq_init(&p->out);
+    ewp_outq_init(&p->out, &d->spares);
     p->d = d;
     p->fd = fd;
     p->xp = xp;

@@ -25,6 +25,7 @@
 #define EWP_OUT_PACKET_MAX (32u << 20) /* packets beyond this queue are dropped */
 #define EWP_OUT_MAX (64u << 20)        /* a peer that lets this much queue up is dropped */
 #define EWP_OUT_TOTAL_PACKET_MAX (256u << 20) /* packets for all peers together */
+#define EWP_OUT_SPARES 32 /* drained output chunks all peers keep together (8 MiB) */
 
 struct ewp_ac_out;
 struct ewp_dist;

@@ -57,6 +57,7 @@ struct ewp_dist {
     size_t total_max;                 /* ... and packets for all peers past this */
     size_t out_total;                 /* bytes queued for all live peers */
     size_t out_building;              /* ... and reserved for frames being built */
+    struct ewp_outq_pool spares;      /* all peers' drained chunks kept for reuse */
     struct ewp_peer *peers;           /* live peers */
     struct ewp_peer *dead;            /* peers to tear down */
     int flushing;                     /* in ewp_dist_reap: queue, then watch */

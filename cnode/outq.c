@@ -35,6 +35,8 @@ chunk_new(struct ewp_outq *q, size_t need)
         c = q->spare;
         q->spare = c->next;
         q->nspare--;
+        if (q->pool != NULL)
+            q->pool->n--;
     } else {
         if (cap > SIZE_MAX - sizeof(*c))
             return NULL;
@@ -48,26 +50,30 @@ chunk_new(struct ewp_outq *q, size_t need)
     return c;
 }
 
-/* A drained chunk: kept as a spare when it is a standard one and there
- * are fewer than OUTQ_SPARES, else freed. */
+/* A drained chunk: kept as a spare when it is a standard one, there are
+ * fewer than OUTQ_SPARES and the pool has room, else freed. */
 static void
 chunk_drop(struct ewp_outq *q, struct ewp_outq_chunk *c)
 {
-    if (c->cap == OUTQ_CHUNK && q->nspare < OUTQ_SPARES) {
+    if (c->cap == OUTQ_CHUNK && q->nspare < OUTQ_SPARES &&
+        (q->pool == NULL || q->pool->n < q->pool->max)) {
         c->next = q->spare;
         q->spare = c;
         q->nspare++;
+        if (q->pool != NULL)
+            q->pool->n++;
     } else {
         free(c);
     }
 }
 
 void
-ewp_outq_init(struct ewp_outq *q)
+ewp_outq_init(struct ewp_outq *q, struct ewp_outq_pool *pool)
 {
     q->head = q->tail = q->spare = NULL;
     q->nspare = 0;
     q->queued = 0;
+    q->pool = pool;
 }
 
 void
@@ -83,7 +89,9 @@ ewp_outq_free(struct ewp_outq *q)
         next = c->next;
         free(c);
     }
-    ewp_outq_init(q);
+    if (q->pool != NULL)
+        q->pool->n -= (unsigned)q->nspare;
+    ewp_outq_init(q, q->pool);
 }
 
 char *

@@ -25,18 +25,30 @@
 
 struct ewp_outq_chunk;
 
+/* The spare chunks of all the queues that share it, counted against one
+ * bound: a queue keeps a drained chunk only while n < max. Without it a
+ * daemon with many peers that each rose and fell would hold OUTQ_SPARES
+ * chunks per peer outside every packet budget. */
+struct ewp_outq_pool {
+    unsigned n;   /* spare chunks held by the queues sharing it */
+    unsigned max; /* most spare chunks they may hold together */
+};
+
 struct ewp_outq {
     struct ewp_outq_chunk *head;  /* oldest chunk, written from */
     struct ewp_outq_chunk *tail;  /* newest, appended to */
     struct ewp_outq_chunk *spare; /* drained OUTQ_CHUNK chunks kept for reuse */
     int nspare;                   /* ... how many (at most OUTQ_SPARES) */
     size_t queued;                /* committed bytes not yet consumed */
+    struct ewp_outq_pool *pool;   /* spares bound shared with other queues, or NULL */
 };
 
 /* The allocator of chunks: malloc; the unit tests put one that fails. */
 extern void *(*ewp_outq_malloc)(size_t size);
 
-void ewp_outq_init(struct ewp_outq *q);
+/* An empty queue; pool (NULL: none) bounds its spares with other queues'. */
+void ewp_outq_init(struct ewp_outq *q, struct ewp_outq_pool *pool);
+/* Every chunk freed; the queue stays empty and usable, in its pool. */
 void ewp_outq_free(struct ewp_outq *q);
 
 /* Room for need bytes at the tail, contiguous, of which the first keep
@@ -58,7 +70,8 @@ void ewp_outq_commit(struct ewp_outq *q, size_t n);
 int ewp_outq_iov(const struct ewp_outq *q, struct iovec *iov, int max);
 
 /* Drop n bytes from the head (n <= queued): the socket took them. Chunks
- * emptied are kept for reuse, up to OUTQ_SPARES of OUTQ_CHUNK (a queue
+ * emptied are kept for reuse, up to OUTQ_SPARES of OUTQ_CHUNK and while
+ * the pool has room (a queue
  * that rises and falls by a few MiB in a flood would otherwise give them
  * to malloc, which gives them to the kernel, and fault them in again:
  * page faults were 7% of ewpcapd's CPU there), the others freed; an

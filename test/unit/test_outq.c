@@ -62,7 +62,7 @@ test_order_across_chunks(void)
     size_t sizes[] = {1, 1000, OUTQ_CHUNK - 3, 7, OUTQ_CHUNK, 3 * OUTQ_CHUNK + 5, 64, 0};
     size_t total = 0, i;
 
-    ewp_outq_init(&q);
+    ewp_outq_init(&q, NULL);
     for (i = 0; sizes[i] != 0; i++) {
         put(&q, sizes[i], &in);
         total += sizes[i];
@@ -89,7 +89,7 @@ test_queued_bytes_never_move(void)
     const char *first;
     int i;
 
-    ewp_outq_init(&q);
+    ewp_outq_init(&q, NULL);
     put(&q, 100, &in);
     CU_ASSERT_FATAL(ewp_outq_iov(&q, iov, 1) == 1);
     first = iov[0].iov_base;
@@ -117,7 +117,7 @@ test_frame_in_place_carried(void)
     char *o;
     size_t i;
 
-    ewp_outq_init(&q);
+    ewp_outq_init(&q, NULL);
     put(&q, OUTQ_CHUNK - 50, &in);
     o = ewp_outq_reserve(&q, 40, 0);
     CU_ASSERT_FATAL(o != NULL);
@@ -149,7 +149,7 @@ test_alloc_failure(void)
     char *o, *again;
 
     ewp_outq_malloc = failing_malloc;
-    ewp_outq_init(&q);
+    ewp_outq_init(&q, NULL);
     fail_alloc = 1;
     CU_ASSERT(ewp_outq_reserve(&q, 10, 0) == NULL);
     CU_ASSERT_EQUAL(ewp_outq_queued(&q), 0);
@@ -183,7 +183,7 @@ test_large_frame_freed(void)
     unsigned in = 0, out = 0;
     struct iovec iov[2];
 
-    ewp_outq_init(&q);
+    ewp_outq_init(&q, NULL);
     put(&q, 4 * OUTQ_CHUNK, &in);
     CU_ASSERT_EQUAL(ewp_outq_iov(&q, iov, 2), 1);
     CU_ASSERT_EQUAL(iov[0].iov_len, 4 * OUTQ_CHUNK);
@@ -210,7 +210,7 @@ test_idle_queue_trimmed(void)
     unsigned in = 0, out = 0;
     int i;
 
-    ewp_outq_init(&q);
+    ewp_outq_init(&q, NULL);
     CU_ASSERT_EQUAL(ewp_outq_held(&q), 0);
     put(&q, 4, &in); /* a tick */
     CU_ASSERT_EQUAL(ewp_outq_held(&q), OUTQ_FIRST);
@@ -255,7 +255,7 @@ test_spares_reused(void)
     int round, i;
 
     ewp_outq_malloc = counting_malloc;
-    ewp_outq_init(&q);
+    ewp_outq_init(&q, NULL);
     for (round = 0; round < 3; round++) {
         if (round == 1)
             allocs = 0;
@@ -278,6 +278,52 @@ test_spares_reused(void)
     ewp_outq_free(&q);
 }
 
+/* Rises by OUTQ_SPARES + 1 chunks and falls to nothing queued (the last
+ * stays as the tail) */
+static void
+rise_and_fall(struct ewp_outq *q, unsigned *in, unsigned *out)
+{
+    int i;
+
+    for (i = 0; i < 2 * (OUTQ_SPARES + 1); i++)
+        put(q, OUTQ_CHUNK / 2 - 1, in);
+    while (ewp_outq_queued(q) > 0)
+        (void)take(q, OUTQ_CHUNK, out);
+}
+
+/* Two queues in a pool of OUTQ_SPARES + 2: the first keeps OUTQ_SPARES
+ * spares, the second the 2 left; freeing the first gives its share back
+ * to the pool, and the second then keeps OUTQ_SPARES */
+static void
+test_spares_share_a_pool(void)
+{
+    struct ewp_outq_pool pool = {.n = 0, .max = OUTQ_SPARES + 2};
+    struct ewp_outq a, b;
+    unsigned in = 0, out = 0;
+
+    ewp_outq_init(&a, &pool);
+    ewp_outq_init(&b, &pool);
+    rise_and_fall(&a, &in, &out);
+    CU_ASSERT_EQUAL(a.nspare, OUTQ_SPARES);
+    CU_ASSERT_EQUAL(pool.n, OUTQ_SPARES);
+    rise_and_fall(&b, &in, &out);
+    CU_ASSERT_EQUAL(b.nspare, 2);
+    CU_ASSERT_EQUAL(pool.n, OUTQ_SPARES + 2);
+    rise_and_fall(&b, &in, &out); /* its 2 spares taken and given back */
+    CU_ASSERT_EQUAL(b.nspare, 2);
+    CU_ASSERT_EQUAL(pool.n, OUTQ_SPARES + 2);
+    ewp_outq_trim(&a);
+    CU_ASSERT_EQUAL(pool.n, 2);
+    rise_and_fall(&b, &in, &out);
+    CU_ASSERT_EQUAL(b.nspare, OUTQ_SPARES);
+    CU_ASSERT_EQUAL(pool.n, OUTQ_SPARES);
+    CU_ASSERT_EQUAL(in, out);
+    ewp_outq_free(&b);
+    CU_ASSERT_EQUAL(pool.n, 0);
+    ewp_outq_free(&a);
+    CU_ASSERT_EQUAL(pool.n, 0);
+}
+
 CU_TestInfo ewp_outq_tests[] = {
     {"bytes in order across chunks and partial writes", test_order_across_chunks},
     {"queued bytes are never moved", test_queued_bytes_never_move},
@@ -286,5 +332,6 @@ CU_TestInfo ewp_outq_tests[] = {
     {"a large frame's chunk is freed once drained", test_large_frame_freed},
     {"an idle queue gives its chunks back, and starts small", test_idle_queue_trimmed},
     {"a queue that rises and falls reuses its chunks", test_spares_reused},
+    {"queues in a pool keep its spares at most, together", test_spares_share_a_pool},
     CU_TEST_INFO_NULL,
 };

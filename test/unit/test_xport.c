@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -236,8 +237,67 @@ test_idle_peer_gives_back(void)
     ev_loop_destroy(loop);
 }
 
+/* Six peers each queue 24 frames of 100,000 bytes (9 chunks) while their
+ * readers wait, then the readers take everything: every queue drains at
+ * once, and each would keep OUTQ_SPARES chunks for its next rise (54 in
+ * all, 13.5 MiB outside every packet budget). The daemon's peers keep at
+ * most EWP_OUT_SPARES together, beside each one's last chunk. */
+#define BUSY_PEERS 6
+static void
+test_spares_bounded_for_all_peers(void)
+{
+    struct ewp_dist_config cfg = {.ticktime = 60, .out_max = 8u << 20, .packet_max = 4u << 20};
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    static char frame[100000], got[1u << 18];
+    struct ewp_peer *p[BUSY_PEERS];
+    int fds[BUSY_PEERS][2], i, k, busy;
+    struct ewp_dist *d;
+    size_t held = 0;
+
+    d = transport(loop, &cfg, fds[0]);
+    memset(frame, 'x', sizeof(frame));
+    frame[0] = 'p';
+    for (i = 0; i < BUSY_PEERS; i++) {
+        char name[16];
+
+        if (i > 0) {
+            CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, fds[i]) == 0);
+            (void)fcntl(fds[i][0], F_SETFL, O_NONBLOCK);
+            (void)fcntl(fds[i][1], F_SETFL, O_NONBLOCK);
+        }
+        (void)snprintf(name, sizeof(name), "p%d@host", i);
+        p[i] = ewp_dist_adopt(d, fds[i][0], name, NULL, 0);
+        CU_ASSERT_FATAL(p[i] != NULL);
+        for (k = 0; k < 24; k++)
+            CU_ASSERT(ewp_peer_send(p[i], frame, sizeof(frame)) == 0);
+        (void)ev_run(loop, EVRUN_NOWAIT);
+    }
+    for (k = 0; k < 100000; k++) {
+        (void)ev_run(loop, EVRUN_NOWAIT);
+        for (i = busy = 0; i < BUSY_PEERS; i++) {
+            (void)drain(fds[i][1], got, 0, sizeof(got));
+            busy += !ewp_peer_dead(p[i]) && ewp_peer_queued(p[i]) > 0;
+        }
+        if (busy == 0)
+            break;
+    }
+    for (i = 0; i < BUSY_PEERS; i++) {
+        CU_ASSERT(!ewp_peer_dead(p[i]));
+        CU_ASSERT(ewp_peer_queued(p[i]) == 0);
+        held += ewp_peer_held(p[i]);
+    }
+    CU_ASSERT(held > OUTQ_SPARES * OUTQ_CHUNK); /* spares were kept */
+    CU_ASSERT(held <= (EWP_OUT_SPARES + BUSY_PEERS) * (size_t)OUTQ_CHUNK);
+
+    ewp_dist_free(d);
+    for (i = 0; i < BUSY_PEERS; i++)
+        (void)close(fds[i][1]);
+    ev_loop_destroy(loop);
+}
+
 CU_TestInfo ewp_xport_tests[] = {
     {"bytes an xport holds are sent from the loop, in order", test_unsent_sent_from_loop},
     {"an idle peer gives its output memory back at its tick", test_idle_peer_gives_back},
+    {"busy peers keep EWP_OUT_SPARES spare chunks at most, together", test_spares_bounded_for_all_peers},
     CU_TEST_INFO_NULL,
 };
