@@ -1,7 +1,10 @@
 %%% @doc Test helper of the remote suites (ewpcap_remote_SUITE,
 %%% ewpcap_remote_fail_SUITE, ewpcap_remote_rpc_SUITE,
-%%% ewpcap_remote_policy_SUITE): their Common Test callbacks on the
-%%% three-namespace bed of ewpcap_testbed, and the helpers their cases call.
+%%% ewpcap_remote_policy_SUITE) and of ewpcap_tls_SUITE: their Common Test
+%%% callbacks on the three-namespace bed of ewpcap_testbed, and the helpers
+%%% their cases call. The packet helpers the live suites share too
+%%% (udp_filter/1, marker/1, ethernet_frame/1) are ewpcap_live's, imported
+%%% by ewpcap_remote.hrl.
 %%%
 %%% The bed, `ewp_ct_rt<id>_a|b|c':
 %%% ```
@@ -21,8 +24,8 @@
 %%% (init_suite/2) and always deleted (end_suite/1), with every process left
 %%% inside them (the epmd daemons of A and B included); leftovers of a
 %%% killed run are deleted in init_suite/2. Every wait is bounded. This
-%%% module and the suite are loaded on every peer, so the suite's funs and
-%%% the peer-side helpers below run there.
+%%% module, ewpcap_live and the suite are loaded on every peer, so the
+%%% suite's funs and the peer-side helpers below run there.
 %%% @end
 -module(ewpcap_remote).
 
@@ -34,9 +37,10 @@
     on/2, on/3, on_c/2, send_udp/3, c_udp_socket/2, handles/2, info/2,
     connect_and_call/1, cpu_ticks/1, handle_packets/2, refs/2, connected/2,
     log_text/1, payloads/1, recv_packets/3, quiet/2, record/2, stream/3,
-    stream/4, error_of/1, catch_erpc/1, flush/0, udp_filter/1, marker/1,
-    tcp_ports/1, ethernet_frame/1, udp_frame/6, decode_udp/1,
-    capturing_client_on/2, flush_list/0
+    stream/4, error_of/1, catch_erpc/1, flush/0, tcp_ports/1, udp_frame/6,
+    decode_udp/1, capturing_client_on/2, flush_list/0, recv_batches/3,
+    recv_quiet/2, numbered_payloads/1, numbered/1, numbered_any/1, chunks/2,
+    first_diff/3
 ]).
 
 -include_lib("common_test/include/ct.hrl").
@@ -61,13 +65,14 @@ init_suite(Config, Suite) ->
             ct:pal("deleted leftover namespaces: ~p", [?TB:cleanup()]),
             ok = ?TB:janitor_start(),
             % the object code sent to the peers, read now
-            _ = [?TB:object_code(M) || M <- [?TB, ?MODULE, Suite]],
+            _ = [?TB:object_code(M) || M <- [?TB, ?MODULE, ewpcap_live, Suite]],
             {ok, Bed} = ?TB:setup(),
             ct:pal("test bed ~p", [Bed]),
             Cookie = "ewpct" ++ integer_to_list(rand:uniform(1 bsl 40)),
             try
                 % the traffic peer in C lives as long as the suite
-                {ok, C} = ?TB:start_node(Bed, c, #{code => false, load => [?MODULE, Suite],
+                {ok, C} = ?TB:start_node(Bed, c, #{code => false,
+                                                   load => [?MODULE, ewpcap_live, Suite],
                                                    janitor => false}),
                 CAgent = ?TB:agent(C),
                 [{bed, Bed}, {cookie, Cookie}, {cnode, C}, {cagent, CAgent},
@@ -158,7 +163,8 @@ client(Config, Name, Opts) ->
     Role = maps:get(role, Opts, a),
     {ok, P} = ?TB:start_node(?config(bed, Config), Role,
                              maps:merge(#{name => Name, cookie => ?config(cookie, Config),
-                                          load => [?MODULE, ?config(remote_suite, Config)]},
+                                          load => [?MODULE, ewpcap_live,
+                                                   ?config(remote_suite, Config)]},
                                         maps:remove(role, Opts))),
     P.
 
@@ -273,6 +279,37 @@ recv_loop(Ref, N, Deadline, Acc) ->
 quiet(S, Timeout) ->
     recv_packets(S, 1000, Timeout).
 
+%% The packets of a handle until none came for Quiet ms.
+recv_quiet({ewpcap_resource, Ref, _}, Quiet) ->
+    recv_quiet(Ref, Quiet, []).
+
+recv_quiet(Ref, Quiet, Acc) ->
+    receive
+        {ewpcap, Ref, Dlt, _Time, Len, Packet} -> recv_quiet(Ref, Quiet, [{Dlt, Len, Packet} | Acc])
+    after Quiet ->
+        lists:reverse(Acc)
+    end.
+
+%% The next N packets of a {batch, _} handle within Timeout ms, in the
+%% order of their batches.
+recv_batches({ewpcap_resource, Ref, _}, N, Timeout) ->
+    Deadline = erlang:monotonic_time(millisecond) + Timeout,
+    batch_loop(Ref, N, Deadline, []).
+
+batch_loop(_Ref, N, _Deadline, Acc) when N =< 0 ->
+    lists:append(lists:reverse(Acc));
+batch_loop(Ref, N, Deadline, Acc) ->
+    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
+    receive
+        {ewpcap_batch, Ref, Dlt, Batch} ->
+            Ps = [{Dlt, Len, P} || {_Time, Len, P} <- Batch],
+            batch_loop(Ref, N - length(Ps), Deadline, [Ps | Acc]);
+        {ewpcap, Ref, Dlt, _Time, Len, Packet} ->
+            batch_loop(Ref, N - 1, Deadline, [[{Dlt, Len, Packet}] | Acc])
+    after Left ->
+        lists:append(lists:reverse(Acc))
+    end.
+
 record(Ref, Acc) ->
     receive
         {ewpcap, Ref, _, _, _, _} ->
@@ -338,15 +375,6 @@ flush_list(N, Acc) ->
 %%% Packets
 %%% ===================================================================
 
-udp_filter(Port) ->
-    "udp port " ++ integer_to_list(Port).
-
-%% A unique payload of Size bytes.
-marker(Size) ->
-    Id = integer_to_binary(erlang:unique_integer([positive])),
-    Seed = <<"ewp", Id/binary, ":", (rand:bytes(Size))/binary>>,
-    binary:part(Seed, 0, min(Size, byte_size(Seed))).
-
 %% Ethernet II / IPv4 / UDP -> {Src, Dst, SrcPort, DstPort, Payload}.
 decode_udp(<<_Dst:6/binary, _Src:6/binary, 16#0800:16, 4:4, IHL:4, _Tos:8,
              TotLen:16, _Id:16, _Frag:16, _Ttl:8, 17:8, _Sum:16,
@@ -358,6 +386,52 @@ decode_udp(<<_Dst:6/binary, _Src:6/binary, 16#0800:16, 4:4, IHL:4, _Tos:8,
     Payload = binary:part(Rest, 0, min(PayLen, byte_size(Rest))),
     {{S1, S2, S3, S4}, {D1, D2, D3, D4}, SPort, DPort, Payload}.
 
+%% Payloads numbered 1 to N, 1,400 bytes each: <<I:32, 1396 bytes of I rem 251>>.
+numbered_payloads(N) ->
+    [<<I:32, (binary:copy(<<(I rem 251)>>, 1396))/binary>> || I <- lists:seq(1, N)].
+
+%% Payloads numbered 1, 2, 3, ... each whole (numbered_payloads/1):
+%% {Count, none} or {Count, {bad_at, Index}}.
+numbered(Payloads) ->
+    numbered(Payloads, 1, fun(I, Seq) -> Seq =:= I end).
+
+%% ... numbered in increasing order, with gaps allowed.
+numbered_any(Payloads) ->
+    numbered(Payloads, 1, fun(_I, _Seq) -> true end).
+
+numbered(Payloads, First, Want) ->
+    {Count, Bad, _} =
+        lists:foldl(fun(P, {I, none, Last}) ->
+                            case P of
+                                <<Seq:32, Rest/binary>> when Seq > Last ->
+                                    case Want(I, Seq) andalso
+                                        Rest =:= binary:copy(<<(Seq rem 251)>>, 1396) of
+                                        true -> {I + 1, none, Seq};
+                                        false -> {I + 1, {bad_at, I}, Last}
+                                    end;
+                                _ ->
+                                    {I + 1, {bad_at, I}, Last}
+                            end;
+                       (_, {I, Bad, Last}) ->
+                            {I + 1, Bad, Last}
+                    end, {First, none, 0}, Payloads),
+    {Count - First, Bad}.
+
+%% The first place where Got departs from Want (I the index of their heads):
+%% none, {missing_from, I}, {extra_at, I} or {differs_at, I}.
+first_diff([], [], _) -> none;
+first_diff([X | Xs], [X | Ys], I) -> first_diff(Xs, Ys, I + 1);
+first_diff(_, [], I) -> {missing_from, I};
+first_diff([], _, I) -> {extra_at, I};
+first_diff(_, _, I) -> {differs_at, I}.
+
+%% L in lists of K elements (the last one shorter).
+chunks([], _) -> [];
+chunks(L, K) when length(L) =< K -> [L];
+chunks(L, K) ->
+    {H, T} = lists:split(K, L),
+    [H | chunks(T, K)].
+
 %% The TCP ports of an Ethernet/IPv4 frame ([] when it is not TCP).
 tcp_ports(<<_:12/binary, 16#0800:16, 4:4, IHL:4, _:8/binary, 6, _/binary>> = F) ->
     Off = 14 + IHL * 4,
@@ -367,13 +441,6 @@ tcp_ports(<<_:12/binary, 16#0800:16, 4:4, IHL:4, _:8/binary, 6, _/binary>> = F) 
     end;
 tcp_ports(_) ->
     [].
-
-%% A 60-byte broadcast Ethernet frame with ethertype 0x88B5 carrying Data.
-ethernet_frame(Data) when byte_size(Data) =< 46 ->
-    Pad = binary:copy(<<0>>, 46 - byte_size(Data)),
-    <<16#FF, 16#FF, 16#FF, 16#FF, 16#FF, 16#FF,
-      16#02, 16#00, 16#5E, 16#00, 16#53, 16#01,
-      ?ETHERTYPE:16, Data/binary, Pad/binary>>.
 
 %% An Ethernet/IPv4/UDP frame (UDP checksum 0) to DstMac.
 udp_frame(DstMac, {S1, S2, S3, S4}, {D1, D2, D3, D4}, SPort, DPort, Payload) ->

@@ -2,8 +2,9 @@
 %%%
 %%% The three-namespace bed of ewpcap_remote_SUITE (ewpcap_testbed): the
 %%% daemon `ewpcap@10.77.1.2' in B, client nodes `x@10.77.1.1' in A, the
-%%% traffic peer in C. Certificates and optfiles are made at the start of
-%%% the suite in its priv_dir (ewpcap_tls_certs).
+%%% traffic peer in C, set up and driven with ewpcap_remote's callbacks and
+%%% helpers. Certificates and optfiles are made at the start of the suite
+%%% in its priv_dir (ewpcap_tls_certs).
 %%%
 %%% The IPv6 group enables IPv6 on lo of namespace A only (the bed disables
 %%% it on every link so that nothing else is captured), for `inet6_tcp'
@@ -14,13 +15,9 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 -include("ewpcap.hrl").
+-include("ewpcap_remote.hrl").
 
 -compile([export_all, nowarn_export_all]).
-
--define(TB, ewpcap_testbed).
--define(D, 'ewpcap@10.77.1.2').
--define(WAIT, 5000).
--define(DLT_EN10MB, 1).
 
 suite() ->
     [{timetrap, {minutes, 2}}].
@@ -71,7 +68,7 @@ end_per_suite(Config) ->
 
 init_per_group(ipv6, Config) ->
     % IPv6 on lo of A only: nothing else of the bed gets IPv6 traffic
-    NS = ?TB:ns(?config(bed, Config), a),
+    NS = ns(Config, a),
     {0, _} = ?TB:os_cmd("ip", ["netns", "exec", NS, "sysctl", "-q", "-w",
                                "net.ipv6.conf.lo.disable_ipv6=0"]),
     true = ?TB:poll(fun() ->
@@ -86,18 +83,10 @@ end_per_group(_, _Config) ->
     ok.
 
 init_per_testcase(_Case, Config) ->
-    _ = ?TB:ensure_names(?config(bed, Config)),
-    Config.
+    ewpcap_remote:init_case(Config).
 
 end_per_testcase(Case, Config) ->
-    Stopped = ?TB:janitor_clean(),
-    ct:pal("~p: stopped ~p", [Case, [{K, maps:get(node, M)} || {K, M} <- Stopped]]),
-    % an assertion here would only warn: {fail, _} fails the case itself
-    Alive = ?TB:pid_alive(?TB:node_os_pid(?config(cnode, Config))),
-    case Alive of
-        true -> ok;
-        false -> {fail, {ewpcapd_died_during, Case}}
-    end.
+    ewpcap_remote:end_case(Case, Config).
 
 %%% ===================================================================
 %%% Group tls
@@ -107,13 +96,9 @@ tls_capture_byte_identical() ->
     [{doc, "Over TLS: datagrams sent from C and captured on B arrive in A byte-identical to what tcpdump sees in C; the connection is TLS"}].
 tls_capture_byte_identical(Config) ->
     D = tls_daemon(Config),
-    A = tls_client(Config, "a", good),
-    Ag = ?TB:agent(A),
-    Port = 40401,
-    {ok, S} = on(A, Ag, fun() -> ewpcap:open(?D, <<"vethB">>, [{filter, udp_filter(Port)}]) end),
+    {A, Ag, S, Port} = capturing_client_on(tls_client(Config, "a", good), 40401),
     Payloads = [marker(N) || N <- [1, 100, 1000, 1472]],
-    {ok, Td} = ?TB:tcpdump_start(?TB:ns(?config(bed, Config), c), "vethC", length(Payloads),
-                                 udp_filter(Port)),
+    {ok, Td} = ?TB:tcpdump_start(ns(Config, c), "vethC", length(Payloads), udp_filter(Port)),
     send_udp(Config, Port, Payloads),
     {ok, InC} = ?TB:tcpdump_result(Td, ?WAIT),
     Got = on(A, Ag, fun() -> recv_packets(S, length(Payloads), ?WAIT) end),
@@ -140,10 +125,7 @@ tls_refusals() ->
     [{doc, "A client without certificate, one with a certificate of another CA and a plaintext one are refused (pang, one log line each); the daemon and a capturing TLS client are unaffected"}].
 tls_refusals(Config) ->
     D = tls_daemon(Config),
-    Port = 40411,
-    Good = tls_client(Config, "good", good),
-    Ag = ?TB:agent(Good),
-    {ok, S} = on(Good, Ag, fun() -> ewpcap:open(?D, <<"vethB">>, [{filter, udp_filter(Port)}]) end),
+    {Good, Ag, S, Port} = capturing_client_on(tls_client(Config, "good", good), 40411),
     Still = fun() ->
         M = marker(30),
         send_udp(Config, Port, [M]),
@@ -162,7 +144,7 @@ tls_refusals(Config) ->
          end || Kind <- [nocert, rogue, plain]],
     ?assertEqual([{nocert, pang}, {rogue, pang}, {plain, pang}], Refused),
     ?assert(?TB:pid_alive(?TB:daemon_os_pid(D))),
-    ?assertEqual([?TB:node_name(Good)], connected(Good)),
+    ?assertEqual([?TB:node_name(Good)], connected(Good, ?D)),
     Log = log_text(D),
     ct:pal("daemon log:~n~ts", [Log]),
     [?assertNotEqual(nomatch, string:find(Log, Why), Why)
@@ -178,10 +160,7 @@ tls_handshake_flood() ->
            "getting its packets, and every stalled connection is closed by the handshake timeout"}].
 tls_handshake_flood(Config) ->
     D = tls_daemon(Config),
-    Port = 40412,
-    Good = tls_client(Config, "good", good),
-    Ag = ?TB:agent(Good),
-    {ok, S} = on(Good, Ag, fun() -> ewpcap:open(?D, <<"vethB">>, [{filter, udp_filter(Port)}]) end),
+    {Good, Ag, S, Port} = capturing_client_on(tls_client(Config, "good", good), 40412),
     Plain = client(Config, "flood", #{}),
     FAg = ?TB:agent(Plain),
     {port, DPort, _} = on(Plain, fun() -> erl_epmd:port_please("ewpcap", ?TB:addr(b)) end),
@@ -265,11 +244,10 @@ wire_run(Config, Mode, Port) ->
             plain -> {daemon(Config, []), client(Config, "w", #{})};
             tls -> {tls_daemon(Config), tls_client(Config, "w", good)}
         end,
-    Ag = ?TB:agent(A),
-    {ok, S} = on(A, Ag, fun() -> ewpcap:open(?D, <<"vethB">>, [{filter, udp_filter(Port)}]) end),
+    {A, Ag, S, Port} = capturing_client_on(A, Port),
     Secret = <<"EWP-WIRE-SECRET-", (integer_to_binary(erlang:unique_integer([positive])))/binary>>,
     % daemon-to-client segments carrying a captured 700-byte datagram
-    {ok, Td} = ?TB:tcpdump_start(?TB:ns(?config(bed, Config), a), "vethA", 3,
+    {ok, Td} = ?TB:tcpdump_start(ns(Config, a), "vethA", 3,
                                  "tcp and src host 10.77.1.2 and greater 600"),
     [begin
          M = <<Secret/binary, (binary:copy(<<"x">>, 700))/binary>>,
@@ -340,16 +318,14 @@ tls_stopped_reader_in_order(Config) ->
     % a long tick time: neither side gives up on the other while A is stopped,
     % and no tick of the daemon's (every 15 s) flushes what waits
     _D = daemon(Config, #{args => tls_args(Config), ticktime => 60}),
-    A = client(Config, "slow", #{ticktime => 60,
-                                 args => ["-proto_dist", "inet_tls",
-                                          "-ssl_dist_optfile", cert(Config, {optfile, good})]}),
+    A = client(Config, "slow", #{ticktime => 60, args => tls_client_args(Config, good)}),
     Ag = ?TB:agent(A),
     Port = 40451,
     N = 6000,
     {ok, S} = on(A, Ag, fun() ->
         ewpcap:open(?D, <<"vethB">>, [{filter, udp_filter(Port)}, {batch, 64}])
     end),
-    Sent = [<<I:32, (binary:copy(<<(I rem 251)>>, 1396))/binary>> || I <- lists:seq(1, N)],
+    Sent = numbered_payloads(N),
     ok = ?TB:signal_node(A, "STOP"),
     try
         % in bursts of 200 (35 ms apart): kept in the daemon's ring, none dropped
@@ -375,7 +351,7 @@ tls_never_reading_peer_bounded() ->
            "counted in its stats/1 drops"}].
 tls_never_reading_peer_bounded(Config) ->
     D = daemon(Config, #{args => tls_args(Config), ticktime => 60}),
-    TlsArgs = ["-proto_dist", "inet_tls", "-ssl_dist_optfile", cert(Config, {optfile, good})],
+    TlsArgs = tls_client_args(Config, good),
     A = client(Config, "deaf", #{ticktime => 60, args => TlsArgs}),
     B = client(Config, "hears", #{ticktime => 60, args => TlsArgs}),
     {Ag, Bg} = {?TB:agent(A), ?TB:agent(B)},
@@ -387,13 +363,11 @@ tls_never_reading_peer_bounded(Config) ->
     {ok, SB} = on(B, Bg, Open),
     #ewpcap_resource{ref = RefA} = SA,
     QueueA = fun() ->
-                     {ok, Info} = on(B, fun() -> ewpcap:info(?D) end),
-                     [H] = [H || H <- proplists:get_value(handles, Info),
-                                 proplists:get_value(ref, H) =:= RefA],
+                     [H] = [H || H <- handles(B, ?D), proplists:get_value(ref, H) =:= RefA],
                      proplists:get_value(queue, H)
              end,
     Rss0 = ewpcap_testbed:rss_kib(OsPid),
-    Sent = [<<I:32, (binary:copy(<<(I rem 251)>>, 1396))/binary>> || I <- lists:seq(1, N)],
+    Sent = numbered_payloads(N),
     ok = ?TB:signal_node(A, "STOP"),
     {RssMax, QueueMax} =
         try
@@ -436,56 +410,6 @@ tls_never_reading_peer_bounded(Config) ->
     [?assertEqual(ok, on(P, G, fun() -> ewpcap:close(S) end)) || {P, G, S} <- [{A, Ag, SA}, {B, Bg, SB}]],
     ok.
 
-%% Payloads numbered 1, 2, 3, ... each whole (<<I:32, 1396 bytes of
-%% I rem 251>>): {Count, none} or {Count, {bad_at, Index}}.
-numbered(Payloads) ->
-    numbered(Payloads, 1, fun(I, Seq) -> Seq =:= I end).
-
-%% ... numbered in increasing order, with gaps allowed.
-numbered_any(Payloads) ->
-    numbered(Payloads, 1, fun(_I, _Seq) -> true end).
-
-numbered(Payloads, First, Want) ->
-    {Count, Bad, _} =
-        lists:foldl(fun(P, {I, none, Last}) ->
-                            case P of
-                                <<Seq:32, Rest/binary>> when Seq > Last ->
-                                    case Want(I, Seq) andalso
-                                        Rest =:= binary:copy(<<(Seq rem 251)>>, 1396) of
-                                        true -> {I + 1, none, Seq};
-                                        false -> {I + 1, {bad_at, I}, Last}
-                                    end;
-                                _ ->
-                                    {I + 1, {bad_at, I}, Last}
-                            end;
-                       (_, {I, Bad, Last}) ->
-                            {I + 1, Bad, Last}
-                    end, {First, none, 0}, Payloads),
-    {Count - First, Bad}.
-
-%% On a peer: the handle's packets until none came for Quiet ms.
-recv_quiet(#ewpcap_resource{ref = Ref}, Quiet) ->
-    recv_quiet(Ref, Quiet, []).
-
-recv_quiet(Ref, Quiet, Acc) ->
-    receive
-        {ewpcap, Ref, Dlt, _Time, Len, Packet} -> recv_quiet(Ref, Quiet, [{Dlt, Len, Packet} | Acc])
-    after Quiet ->
-        lists:reverse(Acc)
-    end.
-
-chunks([], _) -> [];
-chunks(L, K) when length(L) =< K -> [L];
-chunks(L, K) ->
-    {H, T} = lists:split(K, L),
-    [H | chunks(T, K)].
-
-first_diff([], [], _) -> none;
-first_diff([X | Xs], [X | Ys], I) -> first_diff(Xs, Ys, I + 1);
-first_diff(_, [], I) -> {missing_from, I};
-first_diff([], _, I) -> {extra_at, I};
-first_diff(_, _, I) -> {differs_at, I}.
-
 tls_dump_node() ->
     [{doc, "bin/ewpcap_dump -N over TLS (--tls-optfile): captures from the TLS daemon; without it, the TLS daemon refuses it"}].
 tls_dump_node(Config) ->
@@ -507,9 +431,8 @@ tls_dump_node(Config) ->
 %% in A; once it listens (or exits), sends two datagrams from C.
 %% {ExitStatus, Output (stdout and stderr)}.
 dump(Config, Args, Port) ->
-    Dump = filename:join([filename:dirname(filename:dirname(code:which(ewpcap))), "bin",
-                          "ewpcap_dump"]),
-    NS = ?TB:ns(?config(bed, Config), a),
+    Dump = ewpcap_dump_helpers:dump_path(),
+    NS = ns(Config, a),
     P = open_port({spawn_executable, os:find_executable("ip")},
                   [{args, ["netns", "exec", NS, "timeout", "30", Dump, "-N", atom_to_list(?D),
                            "--cookie", ?config(cookie, Config), "-i", "vethB", "-n"]
@@ -571,9 +494,8 @@ ipv6_listen_standalone(Config) ->
 
 %% bin/ewpcap_dump -N Node -D in A: {ExitStatus, Output}
 dump_list(Config, Node) ->
-    Dump = filename:join([filename:dirname(filename:dirname(code:which(ewpcap))), "bin",
-                          "ewpcap_dump"]),
-    NS = ?TB:ns(?config(bed, Config), a),
+    Dump = ewpcap_dump_helpers:dump_path(),
+    NS = ns(Config, a),
     ?TB:os_cmd("ip", ["netns", "exec", NS, "timeout", "20", Dump, "-N", atom_to_list(Node),
                       "--cookie", ?config(cookie, Config), "-D"]).
 
@@ -596,89 +518,12 @@ tls_args(Config) ->
      "--tls-cacert", cert(Config, {pem, "ca"}), "--tls-verify", "peer",
      "--tls-fail-if-no-peer-cert"].
 
-daemon(Config, Args) when is_list(Args) ->
-    daemon(Config, #{args => Args});
-daemon(Config, Opts) ->
-    {ok, D} = ?TB:start_daemon(?config(bed, Config), Opts#{cookie => ?config(cookie, Config)}),
-    D.
-
 tls_client(Config, Name, Kind) ->
-    client(Config, Name, #{args => ["-proto_dist", "inet_tls",
-                                    "-ssl_dist_optfile", cert(Config, {optfile, Kind})]}).
+    client(Config, Name, #{args => tls_client_args(Config, Kind)}).
 
-client(Config, Name, Opts) ->
-    Role = maps:get(role, Opts, a),
-    {ok, P} = ?TB:start_node(?config(bed, Config), Role,
-                             maps:merge(#{name => Name, cookie => ?config(cookie, Config),
-                                          load => [?MODULE]}, maps:remove(role, Opts))),
-    P.
-
-on(Peer, Fun) -> ?TB:run(Peer, Fun).
-on(Peer, Agent, Fun) -> ?TB:run(Peer, Agent, Fun).
-
-connected(Peer) ->
-    {ok, Info} = on(Peer, fun() -> ewpcap:info(?D) end),
-    proplists:get_value(nodes, Info).
-
-log_text(D) ->
-    unicode:characters_to_list(lists:join("\n", ?TB:daemon_log(D))).
-
-send_udp(Config, Port, Payloads) ->
-    ok = ?TB:run(?config(cnode, Config), ?config(cagent, Config), fun() ->
-        {ok, U} = gen_udp:open(0, [binary, {ip, ?TB:addr(c)}]),
-        [ok = gen_udp:send(U, ?TB:addr(b2), Port, P) || P <- Payloads],
-        gen_udp:close(U)
-    end).
-
-udp_filter(Port) ->
-    "udp port " ++ integer_to_list(Port).
-
-marker(Size) ->
-    Id = integer_to_binary(erlang:unique_integer([positive])),
-    Seed = <<"ewp", Id/binary, ":", (rand:bytes(Size))/binary>>,
-    binary:part(Seed, 0, min(Size, byte_size(Seed))).
-
-%% UDP payloads of Ethernet/IPv4 frames (IHL 5)
-payloads(Packets) ->
-    [P || {_, _, <<_:14/binary, _:20/binary, _:8/binary, P/binary>>} <- Packets].
-
-%% On a peer: the next N packets of a handle within Timeout ms.
-recv_packets(#ewpcap_resource{ref = Ref}, N, Timeout) ->
-    Deadline = erlang:monotonic_time(millisecond) + Timeout,
-    recv_loop(Ref, N, Deadline, []).
-
-recv_loop(_Ref, 0, _Deadline, Acc) ->
-    lists:reverse(Acc);
-recv_loop(Ref, N, Deadline, Acc) ->
-    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
-    receive
-        {ewpcap, Ref, Dlt, _Time, Len, Packet} ->
-            recv_loop(Ref, N - 1, Deadline, [{Dlt, Len, Packet} | Acc]);
-        {ewpcap_error, Ref, Reason} ->
-            lists:reverse([{ewpcap_error, Reason} | Acc])
-    after Left ->
-        lists:reverse(Acc)
-    end.
-
-%% On a peer: the next N packets of a {batch, _} handle within Timeout ms,
-%% in the order of their batches.
-recv_batches(#ewpcap_resource{ref = Ref}, N, Timeout) ->
-    Deadline = erlang:monotonic_time(millisecond) + Timeout,
-    batch_loop(Ref, N, Deadline, []).
-
-batch_loop(_Ref, N, _Deadline, Acc) when N =< 0 ->
-    lists:append(lists:reverse(Acc));
-batch_loop(Ref, N, Deadline, Acc) ->
-    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
-    receive
-        {ewpcap_batch, Ref, Dlt, Batch} ->
-            Ps = [{Dlt, Len, P} || {_Time, Len, P} <- Batch],
-            batch_loop(Ref, N - length(Ps), Deadline, [Ps | Acc]);
-        {ewpcap, Ref, Dlt, _Time, Len, Packet} ->
-            batch_loop(Ref, N - 1, Deadline, [[{Dlt, Len, Packet}] | Acc])
-    after Left ->
-        lists:append(lists:reverse(Acc))
-    end.
+%% A client node's arguments for TLS distribution with the optfile of Kind
+tls_client_args(Config, Kind) ->
+    ["-proto_dist", "inet_tls", "-ssl_dist_optfile", cert(Config, {optfile, Kind})].
 
 %% A file of the suite's certificates (ewpcap_tls_certs:make/1)
 cert(Config, What) ->
