@@ -1,9 +1,9 @@
 /*
  * Copyright (c) 2026, the ewpcap authors. MIT licence (see README.md).
  *
- * The CUnit runner: one suite per cnode module, verbose basic output (the
- * summary lines are read by CI). Exit status 0 only when every assertion
- * passed.
+ * The CUnit runner: one suite per cnode module (decode.c's and encode.c's
+ * by topic), verbose basic output (the summary lines are read by CI). Exit
+ * status 0 only when every assertion passed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +14,13 @@
 #include <CUnit/CUnit.h>
 #include <ei.h>
 
-extern CU_TestInfo ewp_decode_tests[];
-extern CU_TestInfo ewp_encode_tests[];
+extern CU_TestInfo ewp_decode_check_tests[];
+extern CU_TestInfo ewp_decode_fuzz_tests[];
+extern CU_TestInfo ewp_decode_call_tests[];
+extern CU_TestInfo ewp_decode_request_tests[];
+extern CU_TestInfo ewp_decode_opts_tests[];
+extern CU_TestInfo ewp_encode_packet_tests[];
+extern CU_TestInfo ewp_encode_reply_tests[];
 extern CU_TestInfo ewp_capture_tests[];
 extern CU_TestInfo ewp_capture_live_tests[];
 extern CU_TestInfo ewp_compile_tests[];
@@ -43,8 +48,18 @@ int
 main(void)
 {
     CU_SuiteInfo suites[] = {
-        {"decode", ewp_decode_suite_init, ewp_decode_suite_clean, NULL, NULL, ewp_decode_tests},
-        {"encode", NULL, NULL, NULL, NULL, ewp_encode_tests},
+        {"decode_check", ewp_decode_suite_init, ewp_decode_suite_clean, NULL, NULL,
+         ewp_decode_check_tests},
+        {"decode_fuzz", ewp_decode_suite_init, ewp_decode_suite_clean, NULL, NULL,
+         ewp_decode_fuzz_tests},
+        {"decode_call", ewp_decode_suite_init, ewp_decode_suite_clean, NULL, NULL,
+         ewp_decode_call_tests},
+        {"decode_request", ewp_decode_suite_init, ewp_decode_suite_clean, NULL, NULL,
+         ewp_decode_request_tests},
+        {"decode_opts", ewp_decode_suite_init, ewp_decode_suite_clean, NULL, NULL,
+         ewp_decode_opts_tests},
+        {"encode_packet", NULL, NULL, NULL, NULL, ewp_encode_packet_tests},
+        {"encode_reply", NULL, NULL, NULL, NULL, ewp_encode_reply_tests},
         {"capture", ewp_capture_suite_init, ewp_capture_suite_clean, NULL, NULL,
          ewp_capture_tests},
         {"capture_live", ewp_capture_suite_init, ewp_capture_suite_clean, NULL, NULL,

@@ -20,7 +20,8 @@
  *   ~t raw encoded term bytes (const void *, int len), appended verbatim
  * No escapes in quoted text. Returns 0, or -1 on a format error.
  *
- * The prototypes are repeated in each test file (test/unit has no header).
+ * The prototypes are repeated where they are used: test_decode.h for the
+ * decode suites, test_encode_reply.c.
  */
 #include <errno.h>
 #include <limits.h>
