@@ -35,7 +35,7 @@ void ewp_t_guard_release(void);
 #define CHECK_CASE(cond, what) \
     CU_assertImplementation((cond) ? CU_TRUE : CU_FALSE, __LINE__, (what), __FILE__, "", CU_FALSE)
 
-/* Every decode suite's init and clean: SIGSEGV and SIGBUS inside guarded()
+/* Every decode suite's init and clean: SIGSEGV and SIGBUS inside ewp_td_guarded()
  * become a failure of the running test */
 int ewp_decode_suite_init(void);
 int ewp_decode_suite_clean(void);
@@ -51,7 +51,7 @@ struct call_out {
 };
 
 /* Runs one decoder; a SIGSEGV/SIGBUS inside sets *fault and returns -99. */
-int guarded(enum op op, const char *buf, size_t len, int *index, void *out, int *fault);
+int ewp_td_guarded(enum op op, const char *buf, size_t len, int *index, void *out, int *fault);
 
 /* ---- fixtures ---- */
 
@@ -84,11 +84,11 @@ mkref(unsigned n0)
 }
 
 /* A freshly built term; the caller frees it with ei_x_free. */
-int build(ei_x_buff *x, const char *fmt, ...);
+int ewp_td_build(ei_x_buff *x, const char *fmt, ...);
 
 /* ---- requests ---- */
 
-extern char *last_buf; /* guarded copy of the last request decoded */
+extern char *ewp_td_last_buf; /* guarded copy of the last request decoded */
 
 /*
  * Decode the request fmt from a guarded buffer, at its start or after `pad`
@@ -96,11 +96,11 @@ extern char *last_buf; /* guarded copy of the last request decoded */
  * end on success and stays put on failure, and that nothing faults.
  * Return the decoder's status.
  */
-int request(struct ewp_request *req, const char *fmt, ...);
-int request_at(int pad, struct ewp_request *req, const char *fmt, ...);
+int ewp_td_request(struct ewp_request *req, const char *fmt, ...);
+int ewp_td_request_at(int pad, struct ewp_request *req, const char *fmt, ...);
 
 /* Assert that a status is the one expected, naming the case */
-void expect_status(int got, int want, const char *what);
+void ewp_td_expect_status(int got, int want, const char *what);
 
 /* ---- raw terms ---- */
 
@@ -121,6 +121,6 @@ struct raw {
  * leaves an entry of zeros that "ewp_decode_check accepts every term type"
  * fails on. */
 #define N_VALID_RAW 24
-extern const struct raw valid_raw[N_VALID_RAW];
+extern const struct raw ewp_td_valid_raw[N_VALID_RAW];
 
 #endif

@@ -27,7 +27,7 @@ test_call_with_a_ref_tag_gives_from_tag_and_request(void)
 
     CU_ASSERT_FATAL(ei_x_new(&tag) == 0);
     CU_ASSERT(ei_x_encode_ref(&tag, &ref) == 0);
-    if (build(&x, "{'$gen_call', {~p, ~r}, info}", &pid, &ref) == 0) {
+    if (ewp_td_build(&x, "{'$gen_call', {~p, ~r}, info}", &pid, &ref) == 0) {
         buf = ewp_t_guard(x.buff, (size_t)x.index);
         CU_ASSERT_FATAL(buf != NULL);
         CU_ASSERT(ewp_decode_call(buf, &i, &from, &tag_index, &tag_len) == 0);
@@ -56,7 +56,7 @@ test_call_with_an_alias_tag_keeps_the_whole_improper_list(void)
 
     CU_ASSERT_FATAL(ei_x_new(&tag) == 0);
     CU_ASSERT(ewp_t_build(&tag, "[alias | ~r]", &ref) == 0);
-    if (build(&x, "{'$gen_call', {~p, [alias | ~r]}, {stats, ~r}}", &pid, &ref, &ref) == 0) {
+    if (ewp_td_build(&x, "{'$gen_call', {~p, [alias | ~r]}, {stats, ~r}}", &pid, &ref, &ref) == 0) {
         buf = ewp_t_guard(x.buff, (size_t)x.index);
         CU_ASSERT_FATAL(buf != NULL);
         CU_ASSERT(ewp_decode_call(buf, &i, &from, &tag_index, &tag_len) == 0);
@@ -89,7 +89,7 @@ test_call_accepts_null_outputs_and_any_tag_term(void)
         ei_x_buff x;
 
         (void)snprintf(fmt, sizeof(fmt), "{'$gen_call', {~p, %s}, dev}", tags[n]);
-        if (build(&x, fmt, &pid) == 0) {
+        if (ewp_td_build(&x, fmt, &pid) == 0) {
             char *buf = ewp_t_guard(x.buff, (size_t)x.index);
             int i = 0;
 
@@ -132,11 +132,11 @@ test_call_refuses_other_shapes_and_touches_nothing(void)
 
         /* ~r first where the pid is replaced by a ref */
         if (strstr(bad[n], "{~r, ~r}") != NULL)
-            rv = build(&x, bad[n], &ref, &ref);
+            rv = ewp_td_build(&x, bad[n], &ref, &ref);
         else if (strstr(bad[n], "~p") != NULL)
-            rv = build(&x, bad[n], &pid, &ref);
+            rv = ewp_td_build(&x, bad[n], &pid, &ref);
         else
-            rv = build(&x, bad[n], &ref);
+            rv = ewp_td_build(&x, bad[n], &ref);
         if (rv == 0) {
             char *buf = ewp_t_guard(x.buff, (size_t)x.index);
             erlang_pid from = mkpid(99), orig = mkpid(99);
@@ -168,14 +168,14 @@ test_call_reads_nothing_past_a_checked_float_tag(void)
 
     fl[0] = ERL_FLOAT_EXT;
     memset(fl + 1, '1', 31);
-    if (build(&x, "{'$gen_call', {~p, ~t}, info}", &pid, fl, (int)sizeof(fl)) == 0) {
+    if (ewp_td_build(&x, "{'$gen_call', {~p, ~t}, info}", &pid, fl, (int)sizeof(fl)) == 0) {
         char *buf = ewp_t_guard(x.buff, (size_t)x.index);
         struct call_out co;
         int end = 0, i = 0;
 
         CU_ASSERT_FATAL(buf != NULL);
         if (ewp_decode_check(buf, (size_t)x.index, &end) == 0) {
-            (void)guarded(OP_CALL, buf, (size_t)x.index, &i, &co, &fault);
+            (void)ewp_td_guarded(OP_CALL, buf, (size_t)x.index, &i, &co, &fault);
             CU_ASSERT(fault == 0);
         }
     }
@@ -223,17 +223,17 @@ test_call_tag_is_always_one_whole_term(void)
     size_t n, k, elen;
     const char kinds[] = {'X', 'Y', 'Z'};
 
-    for (n = 0; n < N_ELEMS(valid_raw) + 2 * N_ELEMS(kinds) + 2; n++) {
+    for (n = 0; n < N_ELEMS(ewp_td_valid_raw) + 2 * N_ELEMS(kinds) + 2; n++) {
         const char *name;
         size_t tlen = 0;
         ei_x_buff x;
 
-        if (n < N_ELEMS(valid_raw)) {
-            name = valid_raw[n].what;
-            memcpy(elem, valid_raw[n].bytes, valid_raw[n].len);
-            elen = valid_raw[n].len;
-        } else if (n < N_ELEMS(valid_raw) + 2 * N_ELEMS(kinds)) {
-            k = (n - N_ELEMS(valid_raw)) / 2;
+        if (n < N_ELEMS(ewp_td_valid_raw)) {
+            name = ewp_td_valid_raw[n].what;
+            memcpy(elem, ewp_td_valid_raw[n].bytes, ewp_td_valid_raw[n].len);
+            elen = ewp_td_valid_raw[n].len;
+        } else if (n < N_ELEMS(ewp_td_valid_raw) + 2 * N_ELEMS(kinds)) {
+            k = (n - N_ELEMS(ewp_td_valid_raw)) / 2;
             name = kinds[k] == 'X' ? "a pid with a 600-byte latin-1 node"
                    : kinds[k] == 'Y' ? "a port with a 600-byte latin-1 node"
                                      : "a ref with a 600-byte latin-1 node";
@@ -261,7 +261,7 @@ test_call_tag_is_always_one_whole_term(void)
 
         (void)snprintf(what, sizeof(what), "the tag %s%s%s of a call is one whole term",
                        n % 2 ? "[" : "{", name, n % 2 ? "]" : "}");
-        if (build(&x, "{'$gen_call', {~p, ~t}, info}", &pid, tag, (int)tlen) == 0) {
+        if (ewp_td_build(&x, "{'$gen_call', {~p, ~t}, info}", &pid, tag, (int)tlen) == 0) {
             char *buf = ewp_t_guard(x.buff, (size_t)x.index);
             int end = 0, i = 0, tag_index = -1, tag_len = -1;
 

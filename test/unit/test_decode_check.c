@@ -88,7 +88,7 @@ check_accepts(const char *what, const char *bytes, size_t len)
 
     buf = ewp_t_guard(bytes, len);
     CU_ASSERT_FATAL(buf != NULL);
-    rv = guarded(OP_CHECK, buf, len, &end, NULL, &fault);
+    rv = ewp_td_guarded(OP_CHECK, buf, len, &end, NULL, &fault);
     (void)snprintf(msg, sizeof(msg), "ewp_decode_check accepts %s and moves past it", what);
     CHECK_CASE(!fault && rv == 0 && (size_t)end == len, msg);
 }
@@ -102,7 +102,7 @@ check_refuses(const char *what, const char *bytes, size_t len, int start)
 
     buf = ewp_t_guard(bytes, len);
     CU_ASSERT_FATAL(buf != NULL);
-    rv = guarded(OP_CHECK, buf, len, &i, NULL, &fault);
+    rv = ewp_td_guarded(OP_CHECK, buf, len, &i, NULL, &fault);
     (void)snprintf(msg, sizeof(msg), "ewp_decode_check refuses %s, index unchanged", what);
     CHECK_CASE(!fault && rv == -1 && i == start, msg);
 }
@@ -126,9 +126,9 @@ test_check_accepts_every_term_type(void)
 
     for (n = 0; n < N_ELEMS(built); n++) {
         if (strcmp(built[n], "~d") == 0) {
-            if (build(&x, built[n], 3.14159) == 0)
+            if (ewp_td_build(&x, built[n], 3.14159) == 0)
                 check_accepts("a float", x.buff, (size_t)x.index);
-        } else if (build(&x, built[n], &pid, &ref) == 0) {
+        } else if (ewp_td_build(&x, built[n], &pid, &ref) == 0) {
             check_accepts(built[n], x.buff, (size_t)x.index);
         }
         ei_x_free(&x);
@@ -183,8 +183,8 @@ test_check_accepts_every_term_type(void)
     check_accepts("a 255-character atom", x.buff, (size_t)x.index);
     ei_x_free(&x);
 
-    for (n = 0; n < N_ELEMS(valid_raw); n++)
-        check_accepts(valid_raw[n].what, (const char *)valid_raw[n].bytes, valid_raw[n].len);
+    for (n = 0; n < N_ELEMS(ewp_td_valid_raw); n++)
+        check_accepts(ewp_td_valid_raw[n].what, (const char *)ewp_td_valid_raw[n].bytes, ewp_td_valid_raw[n].len);
 }
 
 static void
@@ -203,23 +203,23 @@ test_check_stops_after_one_term_and_honours_the_start_index(void)
     CU_ASSERT_FATAL(buf != NULL);
 
     i = 0;
-    rv = guarded(OP_CHECK, buf, (size_t)x.index, &i, NULL, &fault);
+    rv = ewp_td_guarded(OP_CHECK, buf, (size_t)x.index, &i, NULL, &fault);
     CU_ASSERT(!fault && rv == 0 && i == 1);
-    rv = guarded(OP_CHECK, buf, (size_t)x.index, &i, NULL, &fault);
+    rv = ewp_td_guarded(OP_CHECK, buf, (size_t)x.index, &i, NULL, &fault);
     CU_ASSERT(!fault && rv == 0 && i == 1 + 8); /* {ok, 1}: 2 + 4 + 2 */
-    rv = guarded(OP_CHECK, buf, (size_t)x.index, &i, NULL, &fault);
+    rv = ewp_td_guarded(OP_CHECK, buf, (size_t)x.index, &i, NULL, &fault);
     CU_ASSERT(!fault && rv == 0 && i == x.index);
     /* at the end, past the end, negative */
-    rv = guarded(OP_CHECK, buf, (size_t)x.index, &i, NULL, &fault);
+    rv = ewp_td_guarded(OP_CHECK, buf, (size_t)x.index, &i, NULL, &fault);
     CU_ASSERT(!fault && rv == -1 && i == x.index);
     i = x.index + 1;
-    rv = guarded(OP_CHECK, buf, (size_t)x.index, &i, NULL, &fault);
+    rv = ewp_td_guarded(OP_CHECK, buf, (size_t)x.index, &i, NULL, &fault);
     CU_ASSERT(!fault && rv == -1 && i == x.index + 1);
     i = -1;
-    rv = guarded(OP_CHECK, buf, (size_t)x.index, &i, NULL, &fault);
+    rv = ewp_td_guarded(OP_CHECK, buf, (size_t)x.index, &i, NULL, &fault);
     CU_ASSERT(!fault && rv == -1 && i == -1);
     i = INT_MIN;
-    rv = guarded(OP_CHECK, buf, (size_t)x.index, &i, NULL, &fault);
+    rv = ewp_td_guarded(OP_CHECK, buf, (size_t)x.index, &i, NULL, &fault);
     CU_ASSERT(!fault && rv == -1 && i == INT_MIN);
     ei_x_free(&x);
 }
@@ -254,20 +254,20 @@ test_check_refuses_every_prefix_of_valid_requests(void)
 
         switch (n) {
         case 0:
-            l = build(&x, fmts[n], &pid, &ref, &owner);
+            l = ewp_td_build(&x, fmts[n], &pid, &ref, &owner);
             break;
         case 1:
         case 3:
-            l = build(&x, fmts[n], &pid, &ref, &ref);
+            l = ewp_td_build(&x, fmts[n], &pid, &ref, &ref);
             break;
         case 2:
-            l = build(&x, fmts[n], &pid, &ref, &ref, packet, (int)sizeof(packet));
+            l = ewp_td_build(&x, fmts[n], &pid, &ref, &ref, packet, (int)sizeof(packet));
             break;
         case 4:
-            l = build(&x, fmts[n], &pid, &ref);
+            l = ewp_td_build(&x, fmts[n], &pid, &ref);
             break;
         default:
-            l = build(&x, fmts[n], &ref);
+            l = ewp_td_build(&x, fmts[n], &ref);
             break;
         }
         if (l < 0) {
@@ -285,7 +285,7 @@ test_check_refuses_every_prefix_of_valid_requests(void)
             char *buf = ewp_t_guard(copy, (size_t)l);
             int i = 0, rv, fault;
 
-            rv = guarded(OP_CHECK, buf, (size_t)l, &i, NULL, &fault);
+            rv = ewp_td_guarded(OP_CHECK, buf, (size_t)l, &i, NULL, &fault);
             if (fault || rv != -1 || i != 0) {
                 ok = 0;
                 (void)snprintf(what, sizeof(what), "request %zu cut to %d of %d bytes is refused",
@@ -330,7 +330,7 @@ test_check_refuses_length_fields_larger_than_the_buffer(void)
     free(big);
 
     /* a huge binary inside a request */
-    if (build(&x, "{write, ~r, <<\"abc\">>}", &ref) == 0) {
+    if (ewp_td_build(&x, "{write, ~r, <<\"abc\">>}", &ref) == 0) {
         char *p = memchr(x.buff, 'm', (size_t)x.index);
 
         CU_ASSERT_FATAL(p != NULL);

@@ -55,7 +55,7 @@ fuzz_one(const unsigned char *in, size_t len)
 
     if (buf == NULL)
         return -1;
-    rv = guarded(OP_CHECK, buf, len, &end, NULL, &fault);
+    rv = ewp_td_guarded(OP_CHECK, buf, len, &end, NULL, &fault);
     if (fault)
         return report_input("ewp_decode_check faulted", in, len), -1;
     if (rv < 0)
@@ -64,7 +64,7 @@ fuzz_one(const unsigned char *in, size_t len)
         return report_input("ewp_decode_check returned a bad end", in, len), -1;
 
     i = 0;
-    rv = guarded(OP_REQUEST, buf, len, &i, &req, &fault);
+    rv = ewp_td_guarded(OP_REQUEST, buf, len, &i, &req, &fault);
     if (fault)
         return report_input("ewp_decode_request faulted", in, len), -1;
     if (rv == EWP_DECODE_OK ? i != end : (rv != EWP_DECODE_BADARG && rv != EWP_DECODE_UNKNOWN) || i != 0)
@@ -72,7 +72,7 @@ fuzz_one(const unsigned char *in, size_t len)
 
     i = 0;
     co.tag_index = co.tag_len = -7;
-    rv = guarded(OP_CALL, buf, len, &i, &co, &fault);
+    rv = ewp_td_guarded(OP_CALL, buf, len, &i, &co, &fault);
     if (fault)
         return report_input("ewp_decode_call faulted", in, len), -1;
     if (rv < 0)
@@ -86,7 +86,7 @@ fuzz_one(const unsigned char *in, size_t len)
     j = i;
     if (ewp_decode_check(buf, len, &j) < 0 || j != end)
         return report_input("ewp_decode_call left *index off the request", in, len), -1;
-    rv = guarded(OP_REQUEST, buf, len, &i, &req, &fault);
+    rv = ewp_td_guarded(OP_REQUEST, buf, len, &i, &req, &fault);
     if (fault)
         return report_input("ewp_decode_request faulted after a call", in, len), -1;
     return 0;
@@ -144,7 +144,7 @@ test_decoders_survive_mutated_requests(void)
         ei_x_buff x;
         size_t len;
 
-        if (build(&x, fmts[n], &pid, &ref, n == 0 ? (void *)&pid : (void *)&ref, &pid) < 0 ||
+        if (ewp_td_build(&x, fmts[n], &pid, &ref, n == 0 ? (void *)&pid : (void *)&ref, &pid) < 0 ||
             (size_t)x.index > sizeof(in)) {
             ei_x_free(&x);
             continue;

@@ -24,7 +24,7 @@ open_with(struct ewp_request *req, const char *opts)
     char fmt[512];
 
     (void)snprintf(fmt, sizeof(fmt), "{open, <<\"eth0\">>, %s}", opts);
-    return request(req, fmt);
+    return ewp_td_request(req, fmt);
 }
 
 /* {filter, Ref, <<"tcp">>, Opts} with Opts given as text */
@@ -35,7 +35,7 @@ filter_with(struct ewp_request *req, const char *opts)
     erlang_ref ref = mkref(1);
 
     (void)snprintf(fmt, sizeof(fmt), "{filter, ~r, <<\"tcp\">>, %s}", opts);
-    return request(req, fmt, &ref);
+    return ewp_td_request(req, fmt, &ref);
 }
 
 /* ---- ewp_decode_request: options ---- */
@@ -123,7 +123,7 @@ test_opts_each_valid_value_sets_its_field(void)
     CU_ASSERT(open_with(&r, "[{filter, <<\"tcp port 80\">>}]") == 0);
     CU_ASSERT(r.opts.has_filter == 1 && r.opts.filter_len == 11 &&
               memcmp(r.opts.filter, "tcp port 80", 11) == 0);
-    CU_ASSERT(r.opts.filter > last_buf && r.opts.filter < last_buf + 64);
+    CU_ASSERT(r.opts.filter > ewp_td_last_buf && r.opts.filter < ewp_td_last_buf + 64);
     CU_ASSERT(open_with(&r, "[{filter, \"udp\"}]") == 0);
     CU_ASSERT(r.opts.has_filter == 1 && r.opts.filter_len == 3 &&
               memcmp(r.opts.filter, "udp", 3) == 0);
@@ -263,7 +263,7 @@ test_opts_of_the_wrong_type_are_badarg(void)
         char fmt[512];
 
         (void)snprintf(fmt, sizeof(fmt), "{open, <<\"eth0\">>, %s}", bad[n]);
-        expect_status(request(&r, fmt, 1.0), EWP_DECODE_BADARG, bad[n]);
+        ewp_td_expect_status(ewp_td_request(&r, fmt, 1.0), EWP_DECODE_BADARG, bad[n]);
     }
 }
 
@@ -281,7 +281,7 @@ test_opts_unknown_or_malformed_are_badarg(void)
     size_t n;
 
     for (n = 0; n < N_ELEMS(bad); n++)
-        expect_status(open_with(&r, bad[n]), EWP_DECODE_BADARG, bad[n]);
+        ewp_td_expect_status(open_with(&r, bad[n]), EWP_DECODE_BADARG, bad[n]);
     CU_ASSERT(open_with(&r, "[{snaplen, 1} | []]") == EWP_DECODE_OK && r.opts.snaplen == 1);
 }
 
@@ -300,7 +300,7 @@ test_filter_request_takes_only_filter_options(void)
     size_t n;
 
     for (n = 0; n < N_ELEMS(open_only); n++)
-        expect_status(filter_with(&r, open_only[n]), EWP_DECODE_BADARG, open_only[n]);
+        ewp_td_expect_status(filter_with(&r, open_only[n]), EWP_DECODE_BADARG, open_only[n]);
 
     CU_ASSERT(filter_with(&r, "[]") == 0);
     CU_ASSERT(r.opts.optimize == 1 && r.opts.netmask == 0xffffffffU && r.opts.limit == 8192);
@@ -327,25 +327,25 @@ test_opts_dump_gives_a_path(void)
 
     CU_ASSERT(open_with(&r, "[{dump, <<\"/tmp/out.pcap\">>}]") == 0);
     CU_ASSERT(r.opts.dump_len == 13 && memcmp(r.opts.dump, "/tmp/out.pcap", 13) == 0);
-    CU_ASSERT(r.opts.dump > last_buf && r.opts.dump < last_buf + 64);
+    CU_ASSERT(r.opts.dump > ewp_td_last_buf && r.opts.dump < ewp_td_last_buf + 64);
     CU_ASSERT(open_with(&r, "[{dump, \"out.pcap\"}, {dump, \"other.pcap\"}]") == 0);
     CU_ASSERT(r.opts.dump_len == 8 && memcmp(r.opts.dump, "out.pcap", 8) == 0);
 
     memset(path, 'd', sizeof(path));
     path[EWP_PATH_MAX] = '\0';
-    CU_ASSERT(request(&r, "{open, <<>>, [{dump, ~b}]}", path) == EWP_DECODE_OK);
+    CU_ASSERT(ewp_td_request(&r, "{open, <<>>, [{dump, ~b}]}", path) == EWP_DECODE_OK);
     CU_ASSERT(r.opts.dump_len == EWP_PATH_MAX);
     path[EWP_PATH_MAX] = 'd';
     path[EWP_PATH_MAX + 1] = '\0';
-    expect_status(request(&r, "{open, <<>>, [{dump, ~b}]}", path), EWP_DECODE_BADARG,
+    ewp_td_expect_status(ewp_td_request(&r, "{open, <<>>, [{dump, ~b}]}", path), EWP_DECODE_BADARG,
                   "[{dump, <<4096 bytes>>}]");
 
     for (n = 0; n < N_ELEMS(bad); n++) {
         (void)snprintf(fmt, sizeof(fmt), "{open, <<\"eth0\">>, %s}", bad[n]);
-        expect_status(request(&r, fmt, "a\0b", 3), EWP_DECODE_BADARG, bad[n]);
+        ewp_td_expect_status(ewp_td_request(&r, fmt, "a\0b", 3), EWP_DECODE_BADARG, bad[n]);
     }
     /* not a filter option */
-    expect_status(filter_with(&r, "[{dump, \"x\"}]"), EWP_DECODE_BADARG,
+    ewp_td_expect_status(filter_with(&r, "[{dump, \"x\"}]"), EWP_DECODE_BADARG,
                   "{filter, Ref, F, [{dump, \"x\"}]}");
 }
 

@@ -22,22 +22,22 @@ test_request_open3_gives_device_and_default_options(void)
     struct ewp_opts def;
 
     ewp_decode_opts_default(&def);
-    CU_ASSERT(request(&req, "{open, <<\"eth0\">>, []}") == EWP_DECODE_OK);
+    CU_ASSERT(ewp_td_request(&req, "{open, <<\"eth0\">>, []}") == EWP_DECODE_OK);
     CU_ASSERT(req.type == EWP_REQ_OPEN);
     CU_ASSERT(req.dev_len == 4 && memcmp(req.dev, "eth0", 4) == 0);
-    CU_ASSERT(req.dev == last_buf + 1 + 1 + 6 + 5); /* points into the buffer */
+    CU_ASSERT(req.dev == ewp_td_last_buf + 1 + 1 + 6 + 5); /* points into the buffer */
     CU_ASSERT(req.has_owner == 0);
     CU_ASSERT(req.monitor_owner == 0);
     CU_ASSERT(memcmp(&req.opts, &def, sizeof(def)) == 0);
 
-    CU_ASSERT(request(&req, "{open, <<>>, []}") == EWP_DECODE_OK);
+    CU_ASSERT(ewp_td_request(&req, "{open, <<>>, []}") == EWP_DECODE_OK);
     CU_ASSERT(req.type == EWP_REQ_OPEN && req.dev_len == 0);
-    CU_ASSERT(request(&req, "{open, \"lo\", []}") == EWP_DECODE_OK);
+    CU_ASSERT(ewp_td_request(&req, "{open, \"lo\", []}") == EWP_DECODE_OK);
     CU_ASSERT(req.dev_len == 2 && memcmp(req.dev, "lo", 2) == 0);
-    CU_ASSERT(request(&req, "{open, [], []}") == EWP_DECODE_OK);
+    CU_ASSERT(ewp_td_request(&req, "{open, [], []}") == EWP_DECODE_OK);
     CU_ASSERT(req.dev_len == 0);
     /* a request further into the buffer */
-    CU_ASSERT(request_at(3, &req, "{open, <<\"eth1\">>, [{snaplen, 9}]}") == EWP_DECODE_OK);
+    CU_ASSERT(ewp_td_request_at(3, &req, "{open, <<\"eth1\">>, [{snaplen, 9}]}") == EWP_DECODE_OK);
     CU_ASSERT(req.dev_len == 4 && memcmp(req.dev, "eth1", 4) == 0 && req.opts.snaplen == 9);
 }
 
@@ -48,14 +48,14 @@ test_request_open4_gives_the_owner(void)
     erlang_pid owner = mkpid(77);
     erlang_ref ref = mkref(1);
 
-    CU_ASSERT(request(&req, "{open, <<\"eth0\">>, [{promisc, true}], ~p}", &owner) ==
+    CU_ASSERT(ewp_td_request(&req, "{open, <<\"eth0\">>, [{promisc, true}], ~p}", &owner) ==
               EWP_DECODE_OK);
     CU_ASSERT(req.type == EWP_REQ_OPEN && req.has_owner == 1);
     CU_ASSERT(ei_cmp_pids(&req.owner, &owner) == 0);
     CU_ASSERT(req.opts.promisc == 1);
-    CU_ASSERT(request(&req, "{open, <<\"eth0\">>, [], self}") == EWP_DECODE_BADARG);
-    CU_ASSERT(request(&req, "{open, <<\"eth0\">>, [], ~r}", &ref) == EWP_DECODE_BADARG);
-    CU_ASSERT(request(&req, "{open, <<\"eth0\">>, [], {~p}}", &owner) == EWP_DECODE_BADARG);
+    CU_ASSERT(ewp_td_request(&req, "{open, <<\"eth0\">>, [], self}") == EWP_DECODE_BADARG);
+    CU_ASSERT(ewp_td_request(&req, "{open, <<\"eth0\">>, [], ~r}", &ref) == EWP_DECODE_BADARG);
+    CU_ASSERT(ewp_td_request(&req, "{open, <<\"eth0\">>, [], {~p}}", &owner) == EWP_DECODE_BADARG);
 }
 
 static void
@@ -66,30 +66,30 @@ test_request_close_stats_write_and_filter_give_their_arguments(void)
     unsigned char pkt[300];
     size_t n;
 
-    CU_ASSERT(request(&req, "{close, ~r}", &ref) == EWP_DECODE_OK);
+    CU_ASSERT(ewp_td_request(&req, "{close, ~r}", &ref) == EWP_DECODE_OK);
     CU_ASSERT(req.type == EWP_REQ_CLOSE && ei_cmp_refs(&req.ref, &ref) == 0);
-    CU_ASSERT(request(&req, "{stats, ~r}", &ref) == EWP_DECODE_OK);
+    CU_ASSERT(ewp_td_request(&req, "{stats, ~r}", &ref) == EWP_DECODE_OK);
     CU_ASSERT(req.type == EWP_REQ_STATS && ei_cmp_refs(&req.ref, &ref) == 0);
 
     for (n = 0; n < sizeof(pkt); n++)
         pkt[n] = (unsigned char)n;
-    CU_ASSERT(request(&req, "{write, ~r, ~B}", &ref, pkt, (int)sizeof(pkt)) == EWP_DECODE_OK);
+    CU_ASSERT(ewp_td_request(&req, "{write, ~r, ~B}", &ref, pkt, (int)sizeof(pkt)) == EWP_DECODE_OK);
     CU_ASSERT(req.type == EWP_REQ_WRITE && ei_cmp_refs(&req.ref, &ref) == 0);
     CU_ASSERT(req.data_len == sizeof(pkt) && memcmp(req.data, pkt, sizeof(pkt)) == 0);
-    CU_ASSERT(req.data > last_buf && req.data < last_buf + 400);
-    CU_ASSERT(request(&req, "{write, ~r, <<>>}", &ref) == EWP_DECODE_OK);
+    CU_ASSERT(req.data > ewp_td_last_buf && req.data < ewp_td_last_buf + 400);
+    CU_ASSERT(ewp_td_request(&req, "{write, ~r, <<>>}", &ref) == EWP_DECODE_OK);
     CU_ASSERT(req.type == EWP_REQ_WRITE && req.data_len == 0);
 
-    CU_ASSERT(request(&req, "{filter, ~r, <<\"tcp port 80\">>, []}", &ref) == EWP_DECODE_OK);
+    CU_ASSERT(ewp_td_request(&req, "{filter, ~r, <<\"tcp port 80\">>, []}", &ref) == EWP_DECODE_OK);
     CU_ASSERT(req.type == EWP_REQ_FILTER && ei_cmp_refs(&req.ref, &ref) == 0);
     CU_ASSERT(req.data_len == 11 && memcmp(req.data, "tcp port 80", 11) == 0);
     CU_ASSERT(req.opts.optimize == 1 && req.opts.netmask == 0xffffffffU &&
               req.opts.limit == EWP_FILTER_LIMIT);
-    CU_ASSERT(request(&req, "{filter, ~r, \"udp\", []}", &ref) == EWP_DECODE_OK);
+    CU_ASSERT(ewp_td_request(&req, "{filter, ~r, \"udp\", []}", &ref) == EWP_DECODE_OK);
     CU_ASSERT(req.type == EWP_REQ_FILTER && req.data_len == 3 && memcmp(req.data, "udp", 3) == 0);
-    CU_ASSERT(request(&req, "{filter, ~r, [], []}", &ref) == EWP_DECODE_OK);
+    CU_ASSERT(ewp_td_request(&req, "{filter, ~r, [], []}", &ref) == EWP_DECODE_OK);
     CU_ASSERT(req.type == EWP_REQ_FILTER && req.data_len == 0);
-    CU_ASSERT(request(&req, "{filter, ~r, <<>>, []}", &ref) == EWP_DECODE_OK);
+    CU_ASSERT(ewp_td_request(&req, "{filter, ~r, <<>>, []}", &ref) == EWP_DECODE_OK);
     CU_ASSERT(req.data_len == 0);
 }
 
@@ -98,9 +98,9 @@ test_request_atoms_dev_getifaddrs_and_info(void)
 {
     struct ewp_request req;
 
-    CU_ASSERT(request(&req, "dev") == EWP_DECODE_OK && req.type == EWP_REQ_DEV);
-    CU_ASSERT(request(&req, "getifaddrs") == EWP_DECODE_OK && req.type == EWP_REQ_GETIFADDRS);
-    CU_ASSERT(request(&req, "info") == EWP_DECODE_OK && req.type == EWP_REQ_INFO);
+    CU_ASSERT(ewp_td_request(&req, "dev") == EWP_DECODE_OK && req.type == EWP_REQ_DEV);
+    CU_ASSERT(ewp_td_request(&req, "getifaddrs") == EWP_DECODE_OK && req.type == EWP_REQ_GETIFADDRS);
+    CU_ASSERT(ewp_td_request(&req, "info") == EWP_DECODE_OK && req.type == EWP_REQ_INFO);
 }
 
 static void
@@ -119,10 +119,10 @@ test_request_of_the_wrong_arity_is_badarg(void)
     size_t n;
 
     for (n = 0; n < N_ELEMS(bad); n++) {
-        int rv = strstr(bad[n], "~p") != NULL ? request(&req, bad[n], &pid)
-                                              : request(&req, bad[n], &ref);
+        int rv = strstr(bad[n], "~p") != NULL ? ewp_td_request(&req, bad[n], &pid)
+                                              : ewp_td_request(&req, bad[n], &ref);
 
-        expect_status(rv, EWP_DECODE_BADARG, bad[n]);
+        ewp_td_expect_status(rv, EWP_DECODE_BADARG, bad[n]);
     }
 }
 
@@ -145,10 +145,10 @@ test_request_with_arguments_of_the_wrong_type_is_badarg(void)
     size_t n;
 
     for (n = 0; n < N_ELEMS(bad); n++) {
-        int rv = strstr(bad[n], "~p") != NULL ? request(&req, bad[n], &pid)
-                                              : request(&req, bad[n], &ref);
+        int rv = strstr(bad[n], "~p") != NULL ? ewp_td_request(&req, bad[n], &pid)
+                                              : ewp_td_request(&req, bad[n], &ref);
 
-        expect_status(rv, EWP_DECODE_BADARG, bad[n]);
+        ewp_td_expect_status(rv, EWP_DECODE_BADARG, bad[n]);
     }
 }
 
@@ -165,11 +165,11 @@ test_request_unknown_is_unknown(void)
     size_t n;
 
     for (n = 0; n < N_ELEMS(bad); n++)
-        expect_status(request(&req, bad[n], &ref), EWP_DECODE_UNKNOWN, bad[n]);
+        ewp_td_expect_status(ewp_td_request(&req, bad[n], &ref), EWP_DECODE_UNKNOWN, bad[n]);
 
     /* a float and a bignum at the head */
-    expect_status(request(&req, "{~d, x}", 1.5), EWP_DECODE_UNKNOWN, "{1.5, x}");
-    expect_status(request(&req, "~L", (long long)1 << 62), EWP_DECODE_UNKNOWN, "1 bsl 62");
+    ewp_td_expect_status(ewp_td_request(&req, "{~d, x}", 1.5), EWP_DECODE_UNKNOWN, "{1.5, x}");
+    ewp_td_expect_status(ewp_td_request(&req, "~L", (long long)1 << 62), EWP_DECODE_UNKNOWN, "1 bsl 62");
 }
 
 static void
@@ -180,21 +180,21 @@ test_request_device_longer_than_255_bytes_or_with_nul_is_badarg(void)
 
     memset(dev, 'd', sizeof(dev));
     dev[255] = '\0';
-    CU_ASSERT(request(&req, "{open, ~b, []}", dev) == EWP_DECODE_OK);
+    CU_ASSERT(ewp_td_request(&req, "{open, ~b, []}", dev) == EWP_DECODE_OK);
     CU_ASSERT(req.dev_len == 255);
-    CU_ASSERT(request(&req, "{open, ~s, []}", dev) == EWP_DECODE_OK);
+    CU_ASSERT(ewp_td_request(&req, "{open, ~s, []}", dev) == EWP_DECODE_OK);
     CU_ASSERT(req.dev_len == 255);
     dev[255] = 'd';
     dev[256] = '\0';
-    CU_ASSERT(request(&req, "{open, ~b, []}", dev) == EWP_DECODE_BADARG);
-    CU_ASSERT(request(&req, "{open, ~s, []}", dev) == EWP_DECODE_BADARG);
-    CU_ASSERT(request(&req, "{open, ~B, []}", dev, 299) == EWP_DECODE_BADARG);
+    CU_ASSERT(ewp_td_request(&req, "{open, ~b, []}", dev) == EWP_DECODE_BADARG);
+    CU_ASSERT(ewp_td_request(&req, "{open, ~s, []}", dev) == EWP_DECODE_BADARG);
+    CU_ASSERT(ewp_td_request(&req, "{open, ~B, []}", dev, 299) == EWP_DECODE_BADARG);
 
-    CU_ASSERT(request(&req, "{open, ~B, []}", "eth\0", 4) == EWP_DECODE_BADARG);
-    CU_ASSERT(request(&req, "{open, ~B, []}", "\0eth", 4) == EWP_DECODE_BADARG);
-    CU_ASSERT(request(&req, "{open, ~B, []}", "\0", 1) == EWP_DECODE_BADARG);
-    CU_ASSERT(request(&req, "{open, ~t, []}", "k\0\3e\0t", 6) == EWP_DECODE_BADARG);
-    CU_ASSERT(request(&req, "{open, ~t, []}", "k\0\3eth", 6) == EWP_DECODE_OK);
+    CU_ASSERT(ewp_td_request(&req, "{open, ~B, []}", "eth\0", 4) == EWP_DECODE_BADARG);
+    CU_ASSERT(ewp_td_request(&req, "{open, ~B, []}", "\0eth", 4) == EWP_DECODE_BADARG);
+    CU_ASSERT(ewp_td_request(&req, "{open, ~B, []}", "\0", 1) == EWP_DECODE_BADARG);
+    CU_ASSERT(ewp_td_request(&req, "{open, ~t, []}", "k\0\3e\0t", 6) == EWP_DECODE_BADARG);
+    CU_ASSERT(ewp_td_request(&req, "{open, ~t, []}", "k\0\3eth", 6) == EWP_DECODE_OK);
 }
 
 static void
@@ -205,11 +205,11 @@ test_request_open_file_gives_path_options_and_owner(void)
     erlang_ref ref = mkref(1);
     char path[EWP_PATH_MAX + 2];
 
-    CU_ASSERT(request(&req, "{open_file, <<\"/tmp/in.pcap\">>, []}") == EWP_DECODE_OK);
+    CU_ASSERT(ewp_td_request(&req, "{open_file, <<\"/tmp/in.pcap\">>, []}") == EWP_DECODE_OK);
     CU_ASSERT(req.type == EWP_REQ_OPEN_FILE && req.has_owner == 0);
     CU_ASSERT(req.dev_len == 12 && memcmp(req.dev, "/tmp/in.pcap", 12) == 0);
-    CU_ASSERT(req.dev > last_buf && req.dev < last_buf + 40);
-    CU_ASSERT(request(&req, "{open_file, \"in.pcap\", [{filter, \"udp\"}, {batch, 4}], ~p}",
+    CU_ASSERT(req.dev > ewp_td_last_buf && req.dev < ewp_td_last_buf + 40);
+    CU_ASSERT(ewp_td_request(&req, "{open_file, \"in.pcap\", [{filter, \"udp\"}, {batch, 4}], ~p}",
                       &owner) == EWP_DECODE_OK);
     CU_ASSERT(req.type == EWP_REQ_OPEN_FILE && req.has_owner == 1 &&
               ei_cmp_pids(&req.owner, &owner) == 0);
@@ -218,13 +218,13 @@ test_request_open_file_gives_path_options_and_owner(void)
 
     memset(path, 'p', sizeof(path));
     path[EWP_PATH_MAX] = '\0';
-    CU_ASSERT(request(&req, "{open_file, ~b, []}", path) == EWP_DECODE_OK);
+    CU_ASSERT(ewp_td_request(&req, "{open_file, ~b, []}", path) == EWP_DECODE_OK);
     CU_ASSERT(req.dev_len == EWP_PATH_MAX);
     path[EWP_PATH_MAX] = 'p';
     path[EWP_PATH_MAX + 1] = '\0';
-    expect_status(request(&req, "{open_file, ~b, []}", path), EWP_DECODE_BADARG,
+    ewp_td_expect_status(ewp_td_request(&req, "{open_file, ~b, []}", path), EWP_DECODE_BADARG,
                   "{open_file, <<4096 bytes>>, []}");
-    expect_status(request(&req, "{open_file, ~s, []}", path), EWP_DECODE_BADARG,
+    ewp_td_expect_status(ewp_td_request(&req, "{open_file, ~s, []}", path), EWP_DECODE_BADARG,
                   "{open_file, \"4096 bytes\", []}");
 
     {
@@ -241,12 +241,12 @@ test_request_open_file_gives_path_options_and_owner(void)
             int rv;
 
             if (strstr(bad[n], "~B") != NULL)
-                rv = request(&req, bad[n], "a\0b", 3);
+                rv = ewp_td_request(&req, bad[n], "a\0b", 3);
             else if (strstr(bad[n], "~p") != NULL)
-                rv = request(&req, bad[n], &owner);
+                rv = ewp_td_request(&req, bad[n], &owner);
             else
-                rv = request(&req, bad[n], &ref);
-            expect_status(rv, EWP_DECODE_BADARG, bad[n]);
+                rv = ewp_td_request(&req, bad[n], &ref);
+            ewp_td_expect_status(rv, EWP_DECODE_BADARG, bad[n]);
         }
     }
 }

@@ -60,7 +60,7 @@ ewp_decode_suite_clean(void)
 
 /* Runs one decoder; a SIGSEGV/SIGBUS inside sets *fault and returns -99. */
 int
-guarded(enum op op, const char *buf, size_t len, int *index, void *out, int *fault)
+ewp_td_guarded(enum op op, const char *buf, size_t len, int *index, void *out, int *fault)
 {
     volatile int rv = -99;
 
@@ -92,7 +92,7 @@ guarded(enum op op, const char *buf, size_t len, int *index, void *out, int *fau
 
 /* A freshly built term; the caller frees it with ei_x_free. */
 int
-build(ei_x_buff *x, const char *fmt, ...)
+ewp_td_build(ei_x_buff *x, const char *fmt, ...)
 {
     va_list ap;
     int rv;
@@ -108,7 +108,7 @@ build(ei_x_buff *x, const char *fmt, ...)
 
 /* ---- request helpers ---- */
 
-char *last_buf; /* guarded copy of the last request decoded */
+char *ewp_td_last_buf; /* guarded copy of the last request decoded */
 
 /*
  * Decodes the request fmt at offset `pad` of a guarded buffer (after `pad`
@@ -136,13 +136,13 @@ vrequest_at(int pad, struct ewp_request *req, const char *fmt, va_list ap)
         CHECK_CASE(0, what);
         return -100;
     }
-    last_buf = buf;
+    ewp_td_last_buf = buf;
     end = pad;
-    rv = guarded(OP_CHECK, buf, (size_t)len, &end, NULL, &fault);
+    rv = ewp_td_guarded(OP_CHECK, buf, (size_t)len, &end, NULL, &fault);
     CHECK_CASE(!fault && rv == 0 && end == len, what);
 
     i = pad;
-    rv = guarded(OP_REQUEST, buf, (size_t)len, &i, req, &fault);
+    rv = ewp_td_guarded(OP_REQUEST, buf, (size_t)len, &i, req, &fault);
     (void)snprintf(what, sizeof(what), "decoding %s does not fault", fmt);
     CHECK_CASE(!fault, what);
     if (rv == EWP_DECODE_OK) {
@@ -156,7 +156,7 @@ vrequest_at(int pad, struct ewp_request *req, const char *fmt, va_list ap)
 }
 
 int
-request(struct ewp_request *req, const char *fmt, ...)
+ewp_td_request(struct ewp_request *req, const char *fmt, ...)
 {
     va_list ap;
     int rv;
@@ -168,7 +168,7 @@ request(struct ewp_request *req, const char *fmt, ...)
 }
 
 int
-request_at(int pad, struct ewp_request *req, const char *fmt, ...)
+ewp_td_request_at(int pad, struct ewp_request *req, const char *fmt, ...)
 {
     va_list ap;
     int rv;
@@ -180,7 +180,7 @@ request_at(int pad, struct ewp_request *req, const char *fmt, ...)
 }
 
 void
-expect_status(int got, int want, const char *what)
+ewp_td_expect_status(int got, int want, const char *what)
 {
     char msg[600];
 
@@ -191,7 +191,7 @@ expect_status(int got, int want, const char *what)
 /* ---- raw terms ---- */
 
 /* Terms ei does not produce (any more) but a peer may send, all valid */
-const struct raw valid_raw[N_VALID_RAW] = {
+const struct raw ewp_td_valid_raw[N_VALID_RAW] = {
     RAW("an old PID_EXT", 'g', 's', 1, 'a', 0, 0, 0, 1, 0, 0, 0, 0, 1),
     RAW("an old PORT_EXT", 'f', 's', 1, 'a', 0, 0, 0, 1, 1),
     RAW("a NEW_PORT_EXT", 'Y', 's', 1, 'a', 0, 0, 0, 1, 0, 0, 0, 1),

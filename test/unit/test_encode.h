@@ -42,6 +42,6 @@ mkref(unsigned n0)
 }
 
 /* buf[*i..] is 'p', 131, {SEND, '', To}, 131: moves *i past it */
-void expect_send_header(const char *buf, int *i, const erlang_pid *to);
+void ewp_te_expect_send_header(const char *buf, int *i, const erlang_pid *to);
 
 #endif

@@ -72,7 +72,7 @@ packet_round_trip(enum ewp_time_unit unit, long sec, long usec, uint32_t wire_le
     n += caplen;
 
     /* {ewpcap, Ref, DLT, Time, Length, Packet} */
-    expect_send_header(frame, &i, &to);
+    ewp_te_expect_send_header(frame, &i, &to);
     CU_ASSERT(ei_decode_tuple_header(frame, &i, &arity) == 0 && arity == 6);
     CU_ASSERT(ei_decode_atom(frame, &i, atom) == 0 && strcmp(atom, "ewpcap") == 0);
     CU_ASSERT(ei_decode_ref(frame, &i, &gref) == 0 && ei_cmp_refs(&gref, &ref) == 0);
@@ -231,7 +231,7 @@ test_batch_message_as_command_builds_it_decodes_to_its_fields(void)
     }
     frame[n++] = ERL_NIL_EXT;
 
-    expect_send_header(frame, &i, &to);
+    ewp_te_expect_send_header(frame, &i, &to);
     CU_ASSERT(ei_decode_tuple_header(frame, &i, &arity) == 0 && arity == 4);
     CU_ASSERT(ei_decode_atom(frame, &i, atom) == 0 && strcmp(atom, "ewpcap_batch") == 0);
     CU_ASSERT(ei_decode_ref(frame, &i, &gref) == 0 && ei_cmp_refs(&gref, &ref) == 0);

@@ -67,7 +67,7 @@ expect_message(const ei_x_buff *x, const erlang_pid *to, const char *fmt, ...)
     va_list ap;
     int i = 0;
 
-    expect_send_header(x->buff, &i, to);
+    ewp_te_expect_send_header(x->buff, &i, to);
     va_start(ap, fmt);
     vexpect_rest(x->buff, i, x->index, fmt, ap);
     va_end(ap);

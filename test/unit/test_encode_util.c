@@ -12,7 +12,7 @@
 
 /* buf[*i..] is 'p', 131, {SEND, '', To}, 131: moves *i past it */
 void
-expect_send_header(const char *buf, int *i, const erlang_pid *to)
+ewp_te_expect_send_header(const char *buf, int *i, const erlang_pid *to)
 {
     erlang_pid got;
     char atom[MAXATOMLEN];
