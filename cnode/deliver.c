@@ -37,7 +37,7 @@
 #include "log.h"
 
 #define BATCH_BYTES (1u << 20) /* a batch closes past this many bytes of elements */
-#define BATCH_KEEP (1u << 18)  /* a larger element buffer is freed at close */
+#define BATCH_KEEP (1u << 16)  /* a larger own buffer is freed at close */
 #define FRAME_FIRST (1u << 17) /* at most this much reserved when a frame opens */
 
 static void packet_cb(struct ewp_capture *c, const struct pcap_pkthdr *hdr,
@@ -48,6 +48,7 @@ static int frame_packet(struct ewp_handle *h, const struct pcap_pkthdr *hdr,
                         const unsigned char *bytes);
 static size_t put_element(struct ewp_handle *h, char *e, const struct pcap_pkthdr *hdr,
                           const unsigned char *bytes);
+static int own_room(struct ewp_handle *h, size_t elem);
 static char *grow(struct ewp_handle *h, size_t more);
 static void batch_close(struct ewp_handle *h);
 static void frame_close(struct ewp_handle *h);
@@ -191,23 +192,42 @@ batch_packet(struct ewp_handle *h, const struct pcap_pkthdr *hdr, const unsigned
             batch_close(h);
         return;
     }
-    if (h->batch_used + elem > h->batch_room) {
-        size_t room = h->batch_room ? h->batch_room : 4096;
-        char *grown;
-
-        while (room < h->batch_used + elem)
-            room *= 2;
-        grown = realloc(h->batch_buf, room);
-        if (grown == NULL) {
+    if (h->batch_used + elem > h->batch_room && own_room(h, elem) < 0) {
+        /* no room for it among the node's packets: what the batch holds
+         * goes now (or is dropped), and this one starts the next */
+        batch_close(h);
+        if (h->batch_used + elem > h->batch_room && own_room(h, elem) < 0) {
             h->drops++;
             return;
         }
-        h->batch_buf = grown;
-        h->batch_room = room;
     }
     h->batch_used += put_element(h, h->batch_buf + h->batch_used, hdr, bytes);
     if (h->batch_count >= h->batch || h->batch_used >= BATCH_BYTES)
         batch_close(h);
+}
+
+/* The handle's own buffer grown to hold elem bytes more, its memory
+ * counted among the node's packets (ewp_peer_hold: 256 handles of a node
+ * gathering batches of 1 MiB could otherwise hold 512 MiB); -1 when that
+ * room or the memory is short */
+static int
+own_room(struct ewp_handle *h, size_t elem)
+{
+    size_t room = h->batch_room ? h->batch_room : 4096;
+    char *grown;
+
+    while (room < h->batch_used + elem)
+        room *= 2;
+    if (ewp_peer_hold(h->peer, room - h->batch_room) < 0)
+        return -1;
+    grown = realloc(h->batch_buf, room);
+    if (grown == NULL) {
+        ewp_peer_unhold(h->peer, room - h->batch_room);
+        return -1;
+    }
+    h->batch_buf = grown;
+    h->batch_room = room;
+    return 0;
 }
 
 /* One packet into the frame built in place (h is the node's building
@@ -309,6 +329,7 @@ batch_close(struct ewp_handle *h)
     if (h->batch_count == 0)
         return;
     yield_peer(h);
+    ewp_peer_unhold(h->peer, h->batch_room); /* its packets are queued now, or dropped */
     body = ewp_peer_reserve(h->peer, head_max(h) + 5 + h->batch_used + 1);
     if (body == NULL) {
         h->drops += n;
@@ -326,7 +347,8 @@ batch_close(struct ewp_handle *h)
     h->batch_count = 0;
     h->batch_used = 0;
     h->batch_bytes = 0;
-    if (h->batch_room > BATCH_KEEP) { /* a burst's buffer is not kept */
+    /* a burst's buffer is not kept, nor one the node's room cannot hold */
+    if (h->batch_room > BATCH_KEEP || ewp_peer_hold(h->peer, h->batch_room) < 0) {
         free(h->batch_buf);
         h->batch_buf = NULL;
         h->batch_room = 0;

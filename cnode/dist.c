@@ -305,10 +305,11 @@ ewp_peer_reserve_more(struct ewp_peer *p, size_t have, size_t more)
     size_t frame = 4 + have + more;
 
     /* other peers' frames being built count against the total: a shared
-     * capture's dispatch may build one for each of its members' nodes */
+     * capture's dispatch may build one for each of its members' nodes;
+     * and packets held elsewhere (ewp_peer_hold) against both */
     if (p->dead || have > SIZE_MAX / 4 || more > SIZE_MAX / 4 ||
-        ewp_peer_queued(p) + frame > d->packet_max ||
-        d->out_total + d->out_building - p->building + frame > d->total_max)
+        ewp_peer_queued(p) + p->held + frame > d->packet_max ||
+        d->out_total + d->out_building - p->building + d->out_held + frame > d->total_max)
         return NULL;
     /* the length in front is written at the commit: kept only with a body */
     if (out_reserve(p, frame, have > 0 ? 4 + have : 0) == NULL)
@@ -331,6 +332,32 @@ ewp_peer_commit(struct ewp_peer *p, size_t used)
     ewp_put_be32(ewp_outq_tail(&p->out), (uint32_t)used);
     unbuild(p);
     out_commit(p, used + 4);
+}
+
+/* Bytes of packets for p gathered outside its queue (a handle's own
+ * batch buffer, deliver.c) count against the same room as its queued
+ * packets, for p and for all peers: -1 (nothing counted) when they do not
+ * fit there, or p is dead. ewp_peer_unhold gives them back, before they
+ * are queued or when they are freed. */
+int
+ewp_peer_hold(struct ewp_peer *p, size_t bytes)
+{
+    struct ewp_dist *d = p->d;
+
+    if (p->dead || bytes > SIZE_MAX / 4 ||
+        ewp_peer_queued(p) + p->building + p->held + bytes > d->packet_max ||
+        d->out_total + d->out_building + d->out_held + bytes > d->total_max)
+        return -1;
+    p->held += bytes;
+    d->out_held += bytes;
+    return 0;
+}
+
+void
+ewp_peer_unhold(struct ewp_peer *p, size_t bytes)
+{
+    p->held -= bytes;
+    p->d->out_held -= bytes;
 }
 
 /* The frame being built is committed, or will never be */
@@ -491,6 +518,7 @@ peer_free(struct ewp_peer *p)
     if (p->xp != NULL)
         p->xp->ops->free(p->xp);
     p->d->out_total -= ewp_peer_queued(p);
+    p->d->out_held -= p->held; /* none: its handles were closed at peer_down */
     unbuild(p);
     (void)close(p->fd);
     ewp_ac_in_free(p->ac_in);

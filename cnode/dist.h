@@ -68,6 +68,8 @@ char *ewp_peer_reserve(struct ewp_peer *p, size_t max);
 char *ewp_peer_reserve_more(struct ewp_peer *p, size_t have, size_t more);
 char *ewp_peer_frame_body(struct ewp_peer *p);
 void ewp_peer_commit(struct ewp_peer *p, size_t used);
+int ewp_peer_hold(struct ewp_peer *p, size_t bytes);
+void ewp_peer_unhold(struct ewp_peer *p, size_t bytes);
 void ewp_peer_drop(struct ewp_peer *p, const char *why);
 int ewp_peer_congested(const struct ewp_peer *p);
 int ewp_peer_dead(const struct ewp_peer *p);

@@ -37,6 +37,8 @@ struct ewp_peer {
     struct ewp_outq out;            /* output queue */
     size_t building;                /* bytes reserved for the frame being built
                                        in place (counted in d->out_building) */
+    size_t held;                    /* bytes of its packets gathered elsewhere
+                                       (ewp_peer_hold; counted in d->out_held) */
     int congested;                  /* above EWP_OUT_HIGH, not yet below EWP_OUT_LOW */
     int dead;                       /* dropped, waiting for ewp_dist_reap */
     int in_pending;                 /* in holds frames not yet handed over */
@@ -57,6 +59,7 @@ struct ewp_dist {
     size_t total_max;                 /* ... and packets for all peers past this */
     size_t out_total;                 /* bytes queued for all live peers */
     size_t out_building;              /* ... and reserved for frames being built */
+    size_t out_held;                  /* ... and held outside the queues */
     struct ewp_outq_pool spares;      /* all peers' drained chunks kept for reuse */
     struct ewp_peer *peers;           /* live peers */
     struct ewp_peer *dead;            /* peers to tear down */

@@ -255,6 +255,8 @@ ewp_handle_free(struct ewp_handle *h)
 {
     ewp_capture_close(&h->cap);
     free(h->prefix);
+    if (h->batch_room > 0) /* counted among its node's packets (deliver.c) */
+        ewp_peer_unhold(h->peer, h->batch_room);
     free(h->batch_buf);
     if (h->tmpl != NULL)
         ewp_ac_tmpl_free(h->tmpl);

@@ -117,6 +117,18 @@ ewp_outq_reserve(struct ewp_outq *q, size_t need, size_t keep)
         /* the only chunk, empty and too small: replaced */
         chunk_drop(q, t);
         q->head = q->tail = c;
+    } else if (t->len == t->off) {
+        /* an empty tail behind queued chunks, which a frame built in place
+         * outgrew: out of the list, not left there, counted nowhere, until
+         * the socket drains to it (a growing 1 MiB batch left one of each
+         * size it passed: the queue held twice its bytes) */
+        struct ewp_outq_chunk *prev = q->head;
+
+        while (prev->next != t)
+            prev = prev->next;
+        prev->next = c;
+        q->tail = c;
+        chunk_drop(q, t);
     } else {
         t->next = c;
         q->tail = c;
