@@ -166,7 +166,7 @@ FUZZ_ASAN_OPTIONS = detect_leaks=1:detect_stack_use_after_return=1
 FUZZ_UBSAN_OPTIONS = print_stacktrace=1:halt_on_error=1
 
 FUZZ_BINS = $(addprefix $(FUZZ_DIR)/,$(FUZZ_TARGETS))
-FUZZ_HDRS = $(wildcard cnode/*.h) test/fuzz/fuzz_common.h
+FUZZ_HDRS = $(wildcard cnode/*.h) $(wildcard test/fuzz/*.h)
 ASAN_CNODE_OBJ = $(patsubst cnode/%.c,$(ASAN_DIR)/cnode/%.o,$(CNODE_SRC))
 ASAN_LIB_OBJ = $(filter-out $(ASAN_DIR)/cnode/main.o,$(ASAN_CNODE_OBJ))
 ASAN_UNIT_OBJ = $(patsubst test/unit/%.c,$(ASAN_DIR)/test/unit/%.o,$(UNIT_SRC))
@@ -187,11 +187,14 @@ $(FUZZ_DIR)/fuzz_decode: $(FUZZ_DIR)/test/fuzz_decode.o $(FUZZ_DIR)/cnode/decode
 	$(ld_verbose) $(SAN_CC) $(FUZZ_SAN) -o $@ $^ -L$(ERL_EI_LIB_DIR) -lei -pthread
 
 # The layers above dist.c, real; dist.h, capture.h, compile.h, log.h and
-# pcap_findalldevs are faked in the harness. Refs and pids are made
-# predictable (see the harness).
+# pcap_findalldevs are faked in the harness (its files: fuzz_dispatch.h).
+# Refs and pids are made predictable (see the harness).
 FUZZ_DISPATCH_OBJS = router.o ctl.o request.o handles.o deliver.o filter.o files.o rpc.o \
 	decode.o decode_check.o encode.o atomcache_in.o atomcache_out.o
-$(FUZZ_DIR)/fuzz_dispatch: $(FUZZ_DIR)/test/fuzz_dispatch.o $(addprefix $(FUZZ_DIR)/cnode/,$(FUZZ_DISPATCH_OBJS))
+FUZZ_DISPATCH_TEST_OBJS = fuzz_dispatch.o fuzz_dispatch_ops.o fuzz_dispatch_dist.o \
+	fuzz_dispatch_capture.o fuzz_dispatch_compile.o fuzz_dispatch_check.o
+$(FUZZ_DIR)/fuzz_dispatch: $(addprefix $(FUZZ_DIR)/test/,$(FUZZ_DISPATCH_TEST_OBJS)) \
+		$(addprefix $(FUZZ_DIR)/cnode/,$(FUZZ_DISPATCH_OBJS))
 	$(ld_verbose) $(SAN_CC) $(FUZZ_SAN) -o $@ $^ -Wl,--wrap=ei_make_ref -Wl,--wrap=ei_make_pid \
 		-L$(ERL_EI_LIB_DIR) -lei -pthread
 

@@ -7,7 +7,9 @@
  * of a mapping whose next page is PROT_NONE: reading one byte past it is a
  * SEGV, which libFuzzer reports as a crash. The bytes in front of the copy
  * are ASan-poisoned, so instrumented code reading before the start is
- * caught too. Header-only: each harness is one translation unit.
+ * caught too. Header-only: a harness of one file has the state below to
+ * itself; one of several files (fuzz_dispatch*.c) defines FUZZ_COMMON_SHARED
+ * before including this in each, and defines the state in one of them.
  */
 #ifndef EWP_FUZZ_COMMON_H
 #define EWP_FUZZ_COMMON_H
@@ -23,9 +25,15 @@
 
 #define FUZZ_GUARD_CAP (1u << 20) /* inputs larger than this are not guarded */
 
+#ifdef FUZZ_COMMON_SHARED
+#define FUZZ_COMMON_STATE extern
+#else
+#define FUZZ_COMMON_STATE static
+#endif
+
 /* Called by FUZZ_CHECK before it aborts, when set (fuzz_dispatch.c saves
  * the inputs that built up its state). */
-static void (*fuzz_failure_hook)(void);
+FUZZ_COMMON_STATE void (*fuzz_failure_hook)(void);
 
 /* Abort with a message: libFuzzer saves the input as a crash. */
 #define FUZZ_CHECK(cond, ...)                                           \
@@ -41,8 +49,8 @@ static void (*fuzz_failure_hook)(void);
         }                                                               \
     } while (0)
 
-static unsigned char *fuzz_guard_base; /* FUZZ_GUARD_CAP bytes, then a PROT_NONE page */
-static size_t fuzz_guard_open;         /* bytes at the end currently unpoisoned */
+FUZZ_COMMON_STATE unsigned char *fuzz_guard_base; /* FUZZ_GUARD_CAP bytes, then a PROT_NONE page */
+FUZZ_COMMON_STATE size_t fuzz_guard_open;         /* bytes at the end currently unpoisoned */
 
 /* A copy of data[0..len) that ends where an unreadable page begins, or
  * data itself when it is too large (then only ASan's redzones guard it). */
