@@ -49,6 +49,13 @@
  *             flush), then flags & 1 a read error, flags & 2 on a savefile
  *             no packet and the end of file, flags & 4 the interface check
  *             (ewp_deliver_check) finds this capture's interface gone
+ *   'M'       packets for a shared capture: [capture, count, flags] then per
+ *             packet [members:8] and a packet as for 'P'; the capture's
+ *             source is every open live capture of its device with its
+ *             options (of one node or both), each packet going to the k-th
+ *             of them when bit k % 8 of members is set and it reads, as
+ *             source.c's dispatch does; then each one given packets is
+ *             flushed, then flags & 1 a read error for all of them
  *   'C'       [bits]: bit 0 set peer 0 congested, clear it (drained);
  *             bit 1 no device for dev/open(<<>>); bits 2-3 choose the
  *             policy (--files, defaults, --allow fake1 lo, --no-inject and
@@ -64,9 +71,11 @@
  * Checked besides ASan/UBSan/LSan: every frame offered to a peer is a
  * well-formed 'p' frame of a control the daemon sends; a call to ewpcap
  * from the peer's own node gets a reply unless the peer died or the filter
- * went to the compile worker; nothing is sent while a frame is filled in
- * place, which is never written past its reservation (poisoned) nor used
- * after it moved; nothing goes to a torn-down peer; after each step every
+ * went to the compile worker; a node has one frame at most filled in
+ * place (both may at once, in a shared capture's dispatch), nothing is
+ * sent to it meanwhile, and none is left open past a dispatch; a frame is
+ * never written past its reservation (poisoned) nor used after it moved;
+ * nothing goes to a torn-down peer; after each step every
  * handle in the table has a live peer, and one open fake capture. With
  * $EWP_FUZZ_TRACE set, every frame is printed.
  */

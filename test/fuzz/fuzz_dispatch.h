@@ -44,7 +44,7 @@
 #define CAPTURES_MAX 64          /* fake captures open at once */
 #define OUT_SIZE (1u << 20)      /* one in-place frame at most this large */
 #define HIST_SIZE (256u << 10)   /* inputs kept since the last reset */
-#define PACKETS_MAX 16           /* packets per 'P' */
+#define PACKETS_MAX 16           /* packets per 'P' or 'M' */
 #define SNAPLEN_MAX 262144       /* libpcap's MAXIMUM_SNAPLEN */
 #define FAKE_OUT_MAX (16u << 10) /* a send past this queue drops the peer */
 #define FAKE_PACKET_MAX (8u << 10) /* reserves past this queue fail */
@@ -54,7 +54,8 @@ struct ewp_peer {
     int slot;               /* 0 or 1: which node */
     int dead;               /* dropped, waiting for fz_reap() */
     int congested;          /* ewp_peer_congested */
-    size_t reserved;        /* body room of the frame being filled */
+    int open;               /* a frame reserved, not yet committed */
+    size_t reserved;        /* ... its body room */
     size_t queued;          /* bytes not yet "written" */
     unsigned long sent;     /* frames queued */
     struct ewp_peer *next;  /* the dead list */
@@ -65,13 +66,14 @@ struct ewp_dist {
     struct ewp_peer *live[2];   /* connected, per node; NULL: gone */
     struct ewp_peer *dead;      /* dropped, not yet reaped */
     struct ewp_peer *reaping;   /* in its peer_down */
-    struct ewp_peer *filling;   /* a frame reserved, not yet committed */
     int fail_in[2];             /* 'X': the n-th next send/reserve fails */
 };
 
 struct fake_capture {
-    struct ewp_capture *c; /* open, c->p is our token */
-    int snaplen;           /* caplen never exceeds it */
+    struct ewp_capture *c;     /* open, c->p is our token */
+    int snaplen;               /* caplen never exceeds it */
+    const char *dev;           /* a live capture's device; NULL: a savefile */
+    struct ewp_capture_opts o; /* ... its options (no kernel_filter: ours) */
 };
 
 /* What c->p points to: pcap_snapshot reads it */
@@ -100,9 +102,9 @@ struct fuzz_dispatch {
     int no_devices;                     /* ewp_capture_default_dev fails */
     struct ewp_capture *vanish;         /* ewp_capture_check fails for it */
     int files_fd;                       /* the --files directory, O_PATH */
-    unsigned char out[2][OUT_SIZE];     /* in-place frames, alternately */
-    int cur;                            /* which out[] holds the open frame */
-    size_t open_len[2];                 /* unpoisoned bytes of each out[] */
+    unsigned char out[2][2][OUT_SIZE];  /* per node, in-place frames, alternately */
+    int cur[2];                         /* per node, which out[] holds its frame */
+    size_t open_len[2][2];              /* unpoisoned bytes of each out[][] */
     const erlang_pid *expect_to;        /* a reply must go to this pid */
     int replied;                        /* ... and it did */
     unsigned char hist[HIST_SIZE];      /* inputs since the last reset */
@@ -126,6 +128,10 @@ void fz_run(const uint8_t *d, size_t n);
 /* fuzz_dispatch_dist.c */
 struct ewp_peer *fz_peer_in(int slot);
 void fz_reap(void);
+const struct ewp_peer *fz_frame_open(void);
+
+/* fuzz_dispatch_capture.c */
+int fz_source_members(const struct fake_capture *f, struct ewp_capture **m);
 
 /* fuzz_dispatch_check.c */
 int fz_check_frame(const struct ewp_peer *p, const char *buf, size_t len);

@@ -3,7 +3,8 @@
  *
  * fuzz_dispatch's fake captures: capture.h over no pcap_t (c->p points to
  * a struct fake_pcap), each open one listed in fz.caps for the 'P'
- * operation to dispatch packets to; savefiles and dumps confined to the
+ * operation to dispatch packets to, and grouped as source.c shares live
+ * ones (fz_source_members) for 'M'; savefiles and dumps confined to the
  * real --files directory, as files.c opens them; and the libpcap calls
  * request.c and filter.c make themselves (pcap_snapshot, two fake
  * interfaces from pcap_findalldevs).
@@ -27,6 +28,10 @@
 
 #include "fuzz_dispatch.h"
 
+static int same_opts(const struct ewp_capture_opts *a, const struct ewp_capture_opts *b);
+static int ends_with(const char *s, const char *suffix);
+static void fd_path(int fd, char *path, size_t len);
+
 /* ---- capture.h: "fake0" (Ethernet) and "fake1" (NFLOG, where a filter
  * naming tcp fails, as on the real datalink) open; filters containing "bad"
  * fail; write and stats succeed ---- */
@@ -36,11 +41,14 @@ ewp_capture_open(struct ev_loop *loop, struct ewp_capture *c, const char *dev,
                  const struct ewp_capture_opts *o, char *errbuf, size_t errlen)
 {
     struct fake_pcap *fp;
+    const char *name;
     int dlt;
 
     if (strcmp(dev, "fake0") == 0) {
+        name = "fake0";
         dlt = DLT_EN10MB;
     } else if (strcmp(dev, "fake1") == 0) {
+        name = "fake1";
         dlt = 239; /* DLT_NFLOG */
     } else {
         (void)snprintf(errbuf, errlen, "%s: No such device exists (SIOCGIFHWADDR: No such device)",
@@ -65,8 +73,21 @@ ewp_capture_open(struct ev_loop *loop, struct ewp_capture *c, const char *dev,
     c->dlt = dlt;
     fz.caps[fz.ncaps].c = c;
     fz.caps[fz.ncaps].snaplen = o->snaplen;
+    fz.caps[fz.ncaps].dev = name;
+    fz.caps[fz.ncaps].o = *o;
+    fz.caps[fz.ncaps].o.kernel_filter = NULL; /* request.c's, not kept */
     fz.ncaps++;
     return 0;
+}
+
+/* Would source.c share one pcap_t between captures of a and b? */
+static int
+same_opts(const struct ewp_capture_opts *a, const struct ewp_capture_opts *b)
+{
+    return a->snaplen == b->snaplen && a->promisc == b->promisc &&
+           a->immediate == b->immediate &&
+           (a->immediate || a->timeout_ms == b->timeout_ms) && a->buffer == b->buffer &&
+           a->monitor == b->monitor && a->nano == b->nano;
 }
 
 static int
@@ -125,6 +146,7 @@ ewp_capture_open_offline(struct ev_loop *loop, struct ewp_capture *c, int fd,
     c->dlt = DLT_EN10MB;
     fz.caps[fz.ncaps].c = c;
     fz.caps[fz.ncaps].snaplen = SNAPLEN_MAX;
+    fz.caps[fz.ncaps].dev = NULL;
     fz.ncaps++;
     return 0;
 }
@@ -264,8 +286,9 @@ ewp_capture_share(struct ewp_capture *c)
     return NULL;
 }
 
-/* Every fake capture has a pcap_t of its own: none is shared, so every
- * handle counts its ring (handles.c, request.c) */
+/* Every fake capture has a pcap_t of its own as far as the rings go: none
+ * joins, so every handle counts its ring (handles.c, request.c). Only
+ * 'M' dispatches packets as the shared one would (fz_source_members). */
 int
 ewp_capture_joins(struct ev_loop *loop, const char *dev, const struct ewp_capture_opts *o)
 {
@@ -280,6 +303,28 @@ ewp_capture_other(const struct ewp_capture *c)
 {
     FUZZ_CHECK(c != NULL, "ewp_capture_other of NULL");
     return NULL;
+}
+
+/* The members of f's source, as source.c would share them: every open
+ * live capture of its device with the same options (same_opts there), but
+ * none that is exclusive ({dump, Path}, {share, false}), in the order of
+ * fz.caps, into m (CAPTURES_MAX at most). Returns how many: 0 when f is a
+ * savefile's or exclusive. */
+int
+fz_source_members(const struct fake_capture *f, struct ewp_capture **m)
+{
+    int k, n = 0;
+
+    if (f->dev == NULL || f->o.exclusive || f->c->dumper != NULL)
+        return 0;
+    for (k = 0; k < fz.ncaps; k++) {
+        const struct fake_capture *g = &fz.caps[k];
+
+        if (g->dev != NULL && strcmp(g->dev, f->dev) == 0 && !g->o.exclusive &&
+            g->c->dumper == NULL && same_opts(&g->o, &f->o))
+            m[n++] = g->c;
+    }
+    return n;
 }
 
 int

@@ -97,9 +97,11 @@ void
 fz_check_state(void)
 {
     const struct ewp_handle *h;
+    const struct ewp_peer *left;
     int n = 0;
 
-    FUZZ_CHECK(fz.dist.filling == NULL, "a frame left open");
+    if ((left = fz_frame_open()) != NULL)
+        FUZZ_CHECK(0, "a frame for %s left open", fz_peer_names[left->slot]);
     FUZZ_CHECK(fz.dist.dead == NULL, "a dropped peer not reaped");
     for (h = ewp_handles_first(fz.req.handles); h != NULL; h = h->next, n++) {
         FUZZ_CHECK(h->peer != NULL && (h->peer == fz.dist.live[0] || h->peer == fz.dist.live[1]),

@@ -5,10 +5,15 @@
  * connections, with dist.c's rule (see the top of fuzz_dispatch.c: a send
  * that fails marks the peer dead and returns -1, nothing more), its
  * prepare step (fz_reap: queued output written, then peer_down for each
- * dropped peer, which is freed) and the frames filled in place, whose
- * misuse (a write past the reservation, a pointer kept after a move, a
- * send while one is open) is a finding. Every frame offered to a peer is
- * checked (fuzz_dispatch_check.c).
+ * dropped peer, which is freed) and the frames filled in place. As in
+ * dist.c, each peer may have one frame open at a time, whatever the other
+ * has open (a shared capture's dispatch builds a batch for each of its
+ * members' nodes); what dist.c would drop the peer for with an internal
+ * error, or would get wrong silently, is a finding: a send to a peer with
+ * a frame open, a second frame opened before the first is committed, a
+ * frame left open past a dispatch, a write past the reservation, a pointer
+ * kept after the frame moved. Every frame offered to a peer is checked
+ * (fuzz_dispatch_check.c).
  */
 #define _GNU_SOURCE
 #include <stddef.h>
@@ -27,6 +32,7 @@
 const char *const fz_peer_names[2] = {"fuzz@host", "other@host"};
 
 static int fail_now(struct ewp_peer *p);
+static char *frame_at(const struct ewp_peer *p);
 
 /* A node that sends is connected; after a drop, as a new connection */
 struct ewp_peer *
@@ -35,6 +41,9 @@ fz_peer_in(int slot)
     struct ewp_peer *p = fz.dist.live[slot];
 
     if (p == NULL) {
+        /* its node's buffers are free: no frame outlives a step */
+        FUZZ_CHECK(fz_frame_open() == NULL, "a frame open when %s connects",
+                   fz_peer_names[slot]);
         p = calloc(1, sizeof(*p));
         FUZZ_CHECK(p != NULL, "out of memory");
         p->slot = slot;
@@ -48,10 +57,12 @@ fz_peer_in(int slot)
 void
 fz_reap(void)
 {
+    const struct ewp_peer *left;
     struct ewp_peer *p;
     int k;
 
-    FUZZ_CHECK(fz.dist.filling == NULL, "a frame left open at the prepare step");
+    if ((left = fz_frame_open()) != NULL)
+        FUZZ_CHECK(0, "a frame for %s left open at the prepare step", fz_peer_names[left->slot]);
     for (k = 0; k < 2; k++)
         if ((p = fz.dist.live[k]) != NULL && !p->congested)
             p->queued = 0;
@@ -64,6 +75,24 @@ fz_reap(void)
         fz.dist.reaping = NULL;
         free(p);
     }
+}
+
+/* A peer with a frame open, connected or dropped, or NULL. (No peer is
+ * dropped with a frame open: a send or a fresh reserve to it fails a
+ * check first, and 'D' and the reset come between steps.) */
+const struct ewp_peer *
+fz_frame_open(void)
+{
+    const struct ewp_peer *p;
+    int k;
+
+    for (k = 0; k < 2; k++)
+        if (fz.dist.live[k] != NULL && fz.dist.live[k]->open)
+            return fz.dist.live[k];
+    for (p = fz.dist.dead; p != NULL; p = p->next)
+        if (p->open)
+            return p;
+    return NULL;
 }
 
 /* ---- dist.h: the rule of dist.c, see the top of fuzz_dispatch.c ---- */
@@ -84,7 +113,10 @@ ewp_peer_send(struct ewp_peer *p, const char *body, size_t len)
     int reply;
 
     fz_known_peer(p, "send");
-    FUZZ_CHECK(fz.dist.filling == NULL, "send while a frame is being filled in place");
+    /* dist.c drops the peer: "internal: a frame sent while one is being
+     * built"; deliver.c closes the frame it builds before any send */
+    FUZZ_CHECK(!p->open, "send to %s while its frame is being filled in place",
+               fz_peer_names[p->slot]);
     reply = fz_check_frame(p, body, len);
     if (p->dead)
         return -1;
@@ -104,26 +136,35 @@ ewp_peer_reserve(struct ewp_peer *p, size_t max)
     return ewp_peer_reserve_more(p, 0, max);
 }
 
-/* The body is at out[cur] + 4, behind the length as in dist.c. Growing
- * moves it to the other buffer and poisons the old one, so a stale
- * pointer is caught; everything past the reservation is poisoned. A
- * fresh reserve fails for a dead peer, or dropping it when 'X' says so;
+/* The body is at out[slot][cur[slot]] + 4, behind the length as in
+ * dist.c: each node has its own pair of buffers (one peer of a node at a
+ * time: a new connection comes between steps, when no frame is open).
+ * Growing moves the body to the other buffer and poisons the old one, so
+ * a stale pointer is caught; everything past the reservation is poisoned.
+ * A fresh reserve fails for a dead peer, or dropping it when 'X' says so;
  * any reserve past FAKE_PACKET_MAX fails (a failed growth keeps the frame,
  * as dist.c's does). */
 char *
 ewp_peer_reserve_more(struct ewp_peer *p, size_t have, size_t more)
 {
-    int to = fz.cur;
+    unsigned char (*out)[OUT_SIZE];
+    size_t *open_len;
+    int *cur, to;
 
     fz_known_peer(p, "reserve");
-    FUZZ_CHECK(fz.dist.filling == NULL || fz.dist.filling == p,
-               "frames filled for two peers at once");
+    out = fz.out[p->slot];
+    open_len = fz.open_len[p->slot];
+    cur = &fz.cur[p->slot];
+    to = *cur;
     if (have > 0) {
-        FUZZ_CHECK(fz.dist.filling == p && have <= p->reserved,
-                   "grow a frame of %zu bytes, %zu reserved", have, p->reserved);
+        FUZZ_CHECK(p->open && have <= p->reserved, "grow a frame of %zu bytes, %zu reserved",
+                   have, p->open ? p->reserved : 0);
         FUZZ_CHECK(!p->dead, "grow a frame of a dead peer");
     } else {
-        fz.dist.filling = NULL;
+        /* dist.c would reserve over the open frame, its bytes lost to
+         * the handle still building it */
+        FUZZ_CHECK(!p->open, "a second frame for %s while one is open",
+                   fz_peer_names[p->slot]);
         if (p->dead)
             return NULL;
         if (fail_now(p)) {
@@ -135,42 +176,46 @@ ewp_peer_reserve_more(struct ewp_peer *p, size_t have, size_t more)
         p->queued + have + more + 4 > FAKE_PACKET_MAX)
         return NULL;
     if (have > 0)
-        to = !fz.cur;
-    ASAN_POISON_MEMORY_REGION(fz.out[to], fz.open_len[to]);
-    ASAN_UNPOISON_MEMORY_REGION(fz.out[to], 4 + have + more);
-    fz.open_len[to] = 4 + have + more;
-    if (to != fz.cur) {
-        memcpy(fz.out[to], fz.out[fz.cur], 4 + have);
-        ASAN_POISON_MEMORY_REGION(fz.out[fz.cur], fz.open_len[fz.cur]);
-        fz.open_len[fz.cur] = 0;
-        fz.cur = to;
+        to = !*cur;
+    ASAN_POISON_MEMORY_REGION(out[to], open_len[to]);
+    ASAN_UNPOISON_MEMORY_REGION(out[to], 4 + have + more);
+    open_len[to] = 4 + have + more;
+    if (to != *cur) {
+        memcpy(out[to], out[*cur], 4 + have);
+        ASAN_POISON_MEMORY_REGION(out[*cur], open_len[*cur]);
+        open_len[*cur] = 0;
+        *cur = to;
     }
-    fz.dist.filling = p;
+    p->open = 1;
     p->reserved = have + more;
-    return (char *)fz.out[fz.cur] + 4;
+    return frame_at(p);
 }
 
 char *
 ewp_peer_frame_body(struct ewp_peer *p)
 {
     fz_known_peer(p, "frame body");
-    FUZZ_CHECK(fz.dist.filling == p, "frame body asked for with no frame reserved");
-    return (char *)fz.out[fz.cur] + 4;
+    FUZZ_CHECK(p->open, "frame body of %s asked for with no frame reserved",
+               fz_peer_names[p->slot]);
+    return frame_at(p);
 }
 
 void
 ewp_peer_commit(struct ewp_peer *p, size_t used)
 {
+    int cur;
+
     fz_known_peer(p, "commit");
-    FUZZ_CHECK(fz.dist.filling == p, "commit with no frame reserved");
+    FUZZ_CHECK(p->open, "commit to %s with no frame reserved", fz_peer_names[p->slot]);
     FUZZ_CHECK(!p->dead, "commit to a dead peer");
     FUZZ_CHECK(used <= p->reserved, "commit of %zu bytes, %zu reserved", used, p->reserved);
-    (void)fz_check_frame(p, (const char *)fz.out[fz.cur] + 4, used);
-    fz.dist.filling = NULL;
+    (void)fz_check_frame(p, frame_at(p), used);
+    cur = fz.cur[p->slot];
+    p->open = 0;
     p->queued += used + 4;
     p->sent++;
-    ASAN_POISON_MEMORY_REGION(fz.out[fz.cur], fz.open_len[fz.cur]);
-    fz.open_len[fz.cur] = 0;
+    ASAN_POISON_MEMORY_REGION(fz.out[p->slot][cur], fz.open_len[p->slot][cur]);
+    fz.open_len[p->slot][cur] = 0;
 }
 
 /* Marked dead, off the live list: fz_reap() tears it down. Never calls up. */
@@ -250,4 +295,11 @@ ewp_dist_peer_by_name(struct ewp_dist *d, const char *name)
         if (d->live[k] != NULL && strcmp(fz_peer_names[k], name) == 0)
             return d->live[k];
     return NULL;
+}
+
+/* The body of p's open frame */
+static char *
+frame_at(const struct ewp_peer *p)
+{
+    return (char *)fz.out[p->slot][fz.cur[p->slot]] + 4;
 }

@@ -32,11 +32,17 @@ static void op_reg_send(struct ewp_peer *peer, const char *name, const uint8_t *
 static void op_signal(struct ewp_peer *peer, int link, const uint8_t *d, size_t n);
 static void op_frame(struct ewp_peer *peer, const uint8_t *d, size_t n);
 static void op_packets(const uint8_t *d, size_t n);
+static void op_shared(const uint8_t *d, size_t n);
 static void op_congestion(const uint8_t *d, size_t n);
 static void op_compiled(const uint8_t *d, size_t n);
 static void op_fail(const uint8_t *d, size_t n);
 static void deliver_frame(struct ewp_peer *p, const ei_x_buff *ctl, const uint8_t *msg,
                           size_t msg_len);
+static size_t take_packet(const uint8_t *d, size_t n, size_t pos, int snaplen,
+                          struct pcap_pkthdr *hdr, unsigned char **bytes);
+static int reading(struct ewp_capture *const *m, int nm);
+static int listed(struct ewp_capture *const *set, int n, const struct ewp_capture *c);
+static void frames_closed(void);
 static uint32_t get32(const uint8_t *p);
 
 /* One operation: the loop callback of a step */
@@ -73,6 +79,9 @@ fz_run(const uint8_t *d, size_t n)
         break;
     case 'P':
         op_packets(d + 1, n - 1);
+        break;
+    case 'M':
+        op_shared(d + 1, n - 1);
         break;
     case 'C':
         op_congestion(d + 1, n - 1);
@@ -220,26 +229,8 @@ op_packets(const uint8_t *d, size_t n)
     for (k = 0; k < count && n - pos >= 10; k++) {
         struct pcap_pkthdr hdr;
         unsigned char *bytes;
-        size_t caplen = ((size_t)d[pos] << 8) | d[pos + 1];
-        int snap = f->snaplen <= 0 || f->snaplen > SNAPLEN_MAX ? SNAPLEN_MAX : f->snaplen;
 
-        memset(&hdr, 0, sizeof(hdr));
-        hdr.ts.tv_sec = (time_t)get32(d + pos + 3);
-        hdr.ts.tv_usec =
-            (suseconds_t)((((uint32_t)d[pos + 7] << 16) | ((uint32_t)d[pos + 8] << 8) | d[pos + 9]) %
-                          1000000u);
-        pos += 10;
-        if (caplen > (size_t)snap)
-            caplen = (size_t)snap;
-        if (caplen > n - pos)
-            caplen = n - pos;
-        hdr.caplen = (uint32_t)caplen;
-        hdr.len = (uint32_t)caplen + d[pos - 8];
-        /* the packet as the pcap ring holds it: exactly caplen bytes */
-        bytes = malloc(caplen > 0 ? caplen : 1);
-        FUZZ_CHECK(bytes != NULL, "out of memory");
-        memcpy(bytes, d + pos, caplen);
-        pos += caplen;
+        pos = take_packet(d, n, pos, f->snaplen, &hdr, &bytes);
         if (c->dumper != NULL) {
             fuzz_touch(c->dumper, sizeof(int));
             c->dumped++;
@@ -250,13 +241,74 @@ op_packets(const uint8_t *d, size_t n)
     }
     if (c->flush_cb != NULL)
         c->flush_cb(c);
-    FUZZ_CHECK(fz.dist.filling == NULL, "a frame left open after dispatch");
+    frames_closed();
     if (c->offline && k == 0) {
         ewp_capture_stop(c);
         c->failed = 1;
         if (c->eof_cb != NULL)
             c->eof_cb(c);
     } else if (d[2] & 1) {
+        ewp_capture_stop(c);
+        c->failed = 1;
+        if (c->error_cb != NULL)
+            c->error_cb(c, "fake read error: the device went away");
+    }
+}
+
+/*
+ * [capture, count, flags], then per packet [members:8, caplen:16, extra:8,
+ * sec:32, usec:24] and up to caplen bytes: a dispatch of the source the
+ * capture is a member of (fz_source_members: the live captures of its
+ * device with its options, several nodes' handles among them). As
+ * source.c's dispatch(): each packet to every member its program accepts
+ * (the k-th member: bit k % 8 of members) that reads; a paused one misses
+ * it, the dispatch ends when none reads; then each member given packets is
+ * flushed, in the order they got their first. Each node's batch is built
+ * in place at the same time as the others'. On flags & 1 a read error
+ * ends the source: every member told once (source.c's fail()).
+ */
+static void
+op_shared(const uint8_t *d, size_t n)
+{
+    struct ewp_capture *m[CAPTURES_MAX], *touched[CAPTURES_MAX];
+    struct fake_capture *f;
+    size_t pos = 3;
+    int count, k, j, nm, nt = 0;
+
+    if (n < 3 || fz.ncaps == 0)
+        return;
+    f = &fz.caps[d[0] % fz.ncaps];
+    if ((nm = fz_source_members(f, m)) == 0)
+        return;
+    count = d[1] % PACKETS_MAX + 1;
+    for (k = 0; k < count && n - pos >= 11 && reading(m, nm); k++) {
+        struct pcap_pkthdr hdr;
+        unsigned char *bytes;
+        uint8_t members = d[pos];
+
+        pos = take_packet(d, n, pos + 1, f->snaplen, &hdr, &bytes);
+        for (j = 0; j < nm; j++) {
+            struct ewp_capture *c = m[j];
+
+            if (!(members >> (j % 8) & 1) || !c->watching || c->failed)
+                continue;
+            if (!listed(touched, nt, c))
+                touched[nt++] = c;
+            c->packet_cb(c, &hdr, bytes);
+        }
+        free(bytes);
+    }
+    for (j = 0; j < nt; j++)
+        if (touched[j]->flush_cb != NULL)
+            touched[j]->flush_cb(touched[j]);
+    frames_closed();
+    if (!(d[2] & 1))
+        return;
+    for (j = 0; j < nm; j++) {
+        struct ewp_capture *c = m[j];
+
+        if (c->failed)
+            continue;
         ewp_capture_stop(c);
         c->failed = 1;
         if (c->error_cb != NULL)
@@ -299,6 +351,71 @@ op_congestion(const uint8_t *d, size_t n)
         fz.no_devices = !fz.no_devices;
     if (d[0] >> 2 & 3)
         fz.req.policy = fz_policies[d[0] >> 2 & 3];
+}
+
+/* A packet at d + pos ([caplen:16, extra:8, sec:32, usec:24], then up to
+ * caplen bytes; n - pos >= 10): its header, caplen cut to the snaplen and
+ * to what is left, and its bytes as the pcap ring holds them (exactly
+ * caplen, *bytes for the caller to free). Returns the position after it. */
+static size_t
+take_packet(const uint8_t *d, size_t n, size_t pos, int snaplen, struct pcap_pkthdr *hdr,
+            unsigned char **bytes)
+{
+    size_t caplen = ((size_t)d[pos] << 8) | d[pos + 1];
+    int snap = snaplen <= 0 || snaplen > SNAPLEN_MAX ? SNAPLEN_MAX : snaplen;
+
+    memset(hdr, 0, sizeof(*hdr));
+    hdr->ts.tv_sec = (time_t)get32(d + pos + 3);
+    hdr->ts.tv_usec =
+        (suseconds_t)((((uint32_t)d[pos + 7] << 16) | ((uint32_t)d[pos + 8] << 8) | d[pos + 9]) %
+                      1000000u);
+    pos += 10;
+    if (caplen > (size_t)snap)
+        caplen = (size_t)snap;
+    if (caplen > n - pos)
+        caplen = n - pos;
+    hdr->caplen = (uint32_t)caplen;
+    hdr->len = (uint32_t)caplen + d[pos - 8];
+    *bytes = malloc(caplen > 0 ? caplen : 1);
+    FUZZ_CHECK(*bytes != NULL, "out of memory");
+    memcpy(*bytes, d + pos, caplen);
+    return pos + caplen;
+}
+
+/* Does any of the source's members read? (source.c breaks the loop when
+ * the last one stops) */
+static int
+reading(struct ewp_capture *const *m, int nm)
+{
+    int j;
+
+    for (j = 0; j < nm; j++)
+        if (m[j]->watching && !m[j]->failed)
+            return 1;
+    return 0;
+}
+
+/* Is c one of set's n? */
+static int
+listed(struct ewp_capture *const *set, int n, const struct ewp_capture *c)
+{
+    int j;
+
+    for (j = 0; j < n; j++)
+        if (set[j] == c)
+            return 1;
+    return 0;
+}
+
+/* After a dispatch, flushed: no node has a frame open (deliver.c's flush
+ * closes each batch built in place) */
+static void
+frames_closed(void)
+{
+    const struct ewp_peer *left = fz_frame_open();
+
+    if (left != NULL)
+        FUZZ_CHECK(0, "a frame for %s left open after dispatch", fz_peer_names[left->slot]);
 }
 
 static uint32_t

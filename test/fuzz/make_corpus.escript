@@ -9,7 +9,7 @@
 %%%                  docs/PROTOCOL.md, as term_to_binary bytes (131 first);
 %%%                  fuzz_dispatch reads these too (131 = a message to ewpcap)
 %%% fuzz_dispatch/   inputs for the other operations of fuzz_dispatch.c
-%%%                  (first byte: N R E L D F P C J X S)
+%%%                  (first byte: N R E L D F P M C J X S)
 %%% fuzz_handshake/  a send_name, and a send_name with its challenge reply
 %%% fuzz_atomcache/  frames with the distribution header (each behind a
 %%%                  2-byte length): a call with new cache entries and then
@@ -137,7 +137,32 @@ dispatch() ->
                 call({open, <<"fake1">>, [{filter, Large}, {batch, 2}]}),
                 <<"D", 0>>,
                 <<"J", 0>>])}
-     | fail()].
+     | shared() ++ fail()].
+
+%% 'M': packets for a shared capture, whose members (in the order opened)
+%% are handles of both nodes on fake0 with the same capture options: node
+%% 0's {batch, 4}, node 1's {batch, 4}, node 0's {batch, 8}, node 1's one
+%% packet per message. Both nodes' batches are built in place in one
+%% dispatch; node 0's two contend (the {batch, 8} one gathers in its own
+%% buffer, its close cuts the other's frame short).
+shared() ->
+    Open = fun(Opts) -> call({open, <<"fake0">>, Opts}) end,
+    Other = pid(<<"other@host">>, 5),
+    OtherOpen = fun(Opts) ->
+                        <<"f", "p", (t2b({6, Other, '', ewpcap}))/binary,
+                          (t2b({'$gen_call', {Other, tag()}, {open, <<"fake0">>, Opts}}))/binary>>
+                end,
+    Members = [Open([{batch, 4}]), OtherOpen([{batch, 4}]), Open([{batch, 8}]), OtherOpen([])],
+    All = shared(0, [{2#1111, 60, 0} || _ <- lists:seq(1, 5)] ++
+                     [{2#0101, 90, 4}, {2#0101, 42, 0}, {2#0110, 1514, 0}, {2#1010, 14, 0},
+                      {2#0001, 128, 64}, {2#0100, 60, 0}, {2#1111, 0, 0}]),
+    Info = call(info),
+    [{"shared_batches", sequence(Members ++ [All, Info, All, shared(1, [{2#1111, 60, 0}]), Info])},
+     %% node 0 congested: its first commit pauses its members, node 1's read on
+     {"shared_congested",
+      sequence(Members ++ [<<"C", 1>>, All, Info, <<"C", 0>>, All, Info])},
+     %% node 1 dropped at its second frame, while node 0's batch is open
+     {"shared_fail", sequence(Members ++ [fail(1, 1, All), Info, All])}].
 
 %% 'X' [peer, n - 1, Input]: the n-th next send (or fresh reserve) to the
 %% peer fails and drops it, as dist.c's send does when the peer's output
@@ -201,6 +226,12 @@ packets(Flags, Ps) ->
     Body = << <<Len:16, Extra:8, 1700000000:32, 123456:24, (payload(Len))/binary>>
              || {Len, Extra} <- Ps >>,
     <<"P", 0, (length(Ps) - 1), Flags, Body/binary>>.
+
+%% 'M' [capture, count - 1, flags] then [members, caplen:16, extra:8, sec:32, usec:24, bytes]
+shared(Flags, Ps) ->
+    Body = << <<Members, Len:16, Extra:8, 1700000000:32, 123456:24, (payload(Len))/binary>>
+             || {Members, Len, Extra} <- Ps >>,
+    <<"M", 0, (length(Ps) - 1), Flags, Body/binary>>.
 
 payload(Len) -> << <<(N band 255)>> || N <- lists:seq(1, Len) >>.
 
