@@ -57,6 +57,7 @@ struct ewp_peer {
     int open;               /* a frame reserved, not yet committed */
     size_t reserved;        /* ... its body room */
     size_t queued;          /* bytes not yet "written" */
+    size_t held;            /* ewp_peer_hold's bytes (handles' own batches) */
     unsigned long sent;     /* frames queued */
     struct ewp_peer *next;  /* the dead list */
 };

@@ -73,6 +73,9 @@ fz_reap(void)
             (void)fprintf(stderr, "fuzz_dispatch: %s down\n", fz_peer_names[p->slot]);
         ewp_router_dist_ops.peer_down(&fz.router, p);
         fz.dist.reaping = NULL;
+        /* its handles were closed at its peer_down: their own buffers with them */
+        FUZZ_CHECK(p->held == 0, "%s freed holding %zu bytes of its handles' batches",
+                   fz_peer_names[p->slot], p->held);
         free(p);
     }
 }
@@ -189,6 +192,26 @@ ewp_peer_reserve_more(struct ewp_peer *p, size_t have, size_t more)
     p->open = 1;
     p->reserved = have + more;
     return frame_at(p);
+}
+
+/* dist.c: counted against the packets' room, refused to a dead peer */
+int
+ewp_peer_hold(struct ewp_peer *p, size_t bytes)
+{
+    fz_known_peer(p, "hold");
+    if (p->dead || bytes > FAKE_PACKET_MAX || p->queued + p->held + bytes > FAKE_PACKET_MAX)
+        return -1;
+    p->held += bytes;
+    return 0;
+}
+
+void
+ewp_peer_unhold(struct ewp_peer *p, size_t bytes)
+{
+    fz_known_peer(p, "unhold");
+    FUZZ_CHECK(bytes <= p->held, "%s: %zu bytes given back, %zu held", fz_peer_names[p->slot],
+               bytes, p->held);
+    p->held -= bytes;
 }
 
 char *
