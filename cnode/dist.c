@@ -453,6 +453,11 @@ peer_write(struct ewp_peer *p)
     ssize_t n = 0;
     int k;
 
+    if (p->building > 0) { /* frames close by the end of their dispatch */
+        EWP_ERR("%s: internal: a write while a frame is being built", p->name);
+        ewp_peer_drop(p, "internal error"); /* its queue's tail is not its own */
+        return;
+    }
     for (;;) {
         k = ewp_outq_iov(&p->out, iov, p->xp == NULL ? WRITE_IOV : 1);
         if (p->xp == NULL) {

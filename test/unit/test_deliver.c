@@ -240,6 +240,20 @@ test_send_while_building(void)
     ewp_stack_teardown();
 }
 
+/* The loop's write step with a frame still open (deliver.c closes its
+ * frames by the end of their dispatch): draining the queue would reset
+ * the chunk under the frame, so the peer is dropped instead */
+static void
+test_write_while_building(void)
+{
+    ewp_tdv_start(8u << 20);
+    CU_ASSERT_FATAL(ewp_peer_send(ewp_stack.peer, "p", 1) == 0);
+    CU_ASSERT_FATAL(ewp_peer_reserve(ewp_stack.peer, 1000) != NULL);
+    (void)ev_run(ewp_stack.loop, EVRUN_NOWAIT); /* dropped and reaped */
+    CU_ASSERT(ewp_dist_peer_by_name(ewp_stack.dist, "a@host") == NULL);
+    ewp_stack_teardown();
+}
+
 CU_TestInfo ewp_deliver_tests[] = {
     {"a lone batch handle builds its batches in place", test_lone_batch_in_place},
     {"handles of one node interleaved in a dispatch", test_interleaved_handles},
@@ -250,5 +264,6 @@ CU_TestInfo ewp_deliver_tests[] = {
     {"a batch of 1 MiB moves a few times, not once a packet", test_large_batch_moves_few_times},
     {"frames being built count against the total", test_frames_count_against_the_total},
     {"a send while a frame is being built drops the peer", test_send_while_building},
+    {"a write while a frame is being built drops the peer", test_write_while_building},
     CU_TEST_INFO_NULL,
 };
