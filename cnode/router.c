@@ -335,9 +335,9 @@ rpc_finish(void *ctx, const struct ewp_call *call, struct ewp_peer *peer, const 
 
     if (ei_x_new(&x) < 0)
         return;
-    if (ewp_rpc_finish(rt->req, call, term, term_len, &x) == 0)
-        send_frame(peer, &x);
-    else
+    if (ewp_rpc_finish(rt->req, call, term, term_len, &x) < 0)
         EWP_ERR("%s: encoding an rpc reply failed", ewp_peer_name(peer));
+    else if (x.index > 0) /* a cast has none */
+        send_frame(peer, &x);
     ei_x_free(&x);
 }

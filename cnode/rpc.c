@@ -134,7 +134,8 @@ encode_block_value(ei_x_buff *x, enum rpc_result rr, const ei_x_buff *val, const
 /*
  * The reply of a deferred rpc: term (term_len bytes) is what the request
  * answered, call the copy filter.c kept. The whole frame goes to frame:
- * rex's reply to From, or the spawn's MONITOR_P_EXIT. Returns 0 or -1.
+ * rex's reply to From, or the spawn's MONITOR_P_EXIT; nothing for a cast
+ * (frame left empty). Returns 0 or -1.
  */
 int
 ewp_rpc_finish(struct ewp_requests *r, const struct ewp_call *call, const char *term,
@@ -148,6 +149,9 @@ ewp_rpc_finish(struct ewp_requests *r, const struct ewp_call *call, const char *
     int i = 0, arity, rv = -1;
 
     (void)term_len; /* a term we encoded ourselves */
+    if (call->cont != NULL && ei_decode_atom(call->cont, &i, m) == 0 && strcmp(m, "cast") == 0)
+        return 0; /* a cast's: nothing to send */
+    i = 0;
     if (call->cont == NULL || ei_decode_tuple_header(call->cont, &i, &arity) < 0 ||
         (arity != 3 && arity != 6))
         return -1;
@@ -216,20 +220,25 @@ ewp_rpc_spawn(struct ewp_requests *r, struct ewp_peer *peer, const char *reqid, 
         return spawn_failed(reply, result, reqid, reqid_len, from);
     }
     /* {Pid, ReqId, Res, M, F, A}: what a deferred outcome needs; a cast
-     * has no outcome to send, so cannot wait */
-    rv = ei_x_encode_tuple_header(&cont, 6) < 0 || ei_x_encode_pid(&cont, &pid) < 0 ||
-                 ei_x_append_buf(&cont, reqid, reqid_len) < 0 ||
-                 ei_x_append_buf(&cont, res.p, res.len) < 0 || ei_x_encode_atom(&cont, m) < 0 ||
-                 ei_x_encode_atom(&cont, f) < 0 || ei_x_append_buf(&cont, a.p, a.len) < 0
-             ? -1
-             : 0;
+     * has no outcome to send (cont: the atom cast), but waits all the same:
+     * its filter is compiled by the workers and counted against the node's
+     * compiles, as a call's (compiled in the loop, a cast's could hold it
+     * for minutes, uncounted) */
+    rv = call ? (ei_x_encode_tuple_header(&cont, 6) < 0 || ei_x_encode_pid(&cont, &pid) < 0 ||
+                         ei_x_append_buf(&cont, reqid, reqid_len) < 0 ||
+                         ei_x_append_buf(&cont, res.p, res.len) < 0 ||
+                         ei_x_encode_atom(&cont, m) < 0 || ei_x_encode_atom(&cont, f) < 0 ||
+                         ei_x_append_buf(&cont, a.p, a.len) < 0
+                     ? -1
+                     : 0)
+              : ei_x_encode_atom(&cont, "cast");
     c.from = *from;
     c.tag = "";
     c.tag_len = 0;
     c.cont = cont.buff;
     c.cont_len = cont.index;
     i = a_index;
-    rr = rv < 0 ? RPC_BADARG : apply(r, peer, from, m, f, args, &i, call ? &c : NULL, &val);
+    rr = rv < 0 ? RPC_BADARG : apply(r, peer, from, m, f, args, &i, &c, &val);
     rv = rv < 0 ? -1
          : call && rr != RPC_DEFERRED
              ? encode_result(result, &pid, from, reqid, reqid_len, rr, &res, &val, m, f, &a)

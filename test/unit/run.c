@@ -37,6 +37,7 @@ extern CU_TestInfo ewp_demux_loop_tests[];
 extern CU_TestInfo ewp_outq_tests[];
 extern CU_TestInfo ewp_deliver_tests[];
 extern CU_TestInfo ewp_deliver_bounds_tests[];
+extern CU_TestInfo ewp_rpc_cast_tests[];
 
 int ewp_decode_suite_init(void);
 int ewp_decode_suite_clean(void);
@@ -80,6 +81,7 @@ main(void)
         {"outq", NULL, NULL, NULL, NULL, ewp_outq_tests},
         {"deliver", NULL, NULL, NULL, NULL, ewp_deliver_tests},
         {"deliver_bounds", NULL, NULL, NULL, NULL, ewp_deliver_bounds_tests},
+        {"rpc_cast", NULL, NULL, NULL, NULL, ewp_rpc_cast_tests},
         CU_SUITE_INFO_NULL,
     };
     /* tests that need root: skipped (inactive) when not root */
