@@ -194,6 +194,13 @@ exit_op(void *ctx, struct ewp_peer *peer, const erlang_pid *from, const erlang_p
     if (h == NULL)
         return;
     ewp_format_pid(from, who, sizeof(who));
+    /* erts sends a signal from a pid of its own node, over its own
+     * connection: one from another node's pid is forged */
+    if (strcmp(from->node, ewp_peer_name(peer)) != 0) {
+        EWP_LOG(1, "%s: exit signal from a pid of another node (%s) ignored",
+                ewp_peer_name(peer), who);
+        return;
+    }
     if (link_broken ? ei_cmp_pids(&a, &h->link) != 0 : normal) {
         EWP_LOG(1, "%s: %s from %s ignored", ewp_peer_name(peer),
                 link_broken ? "link exit" : "exit(normal)", who);
@@ -295,9 +302,11 @@ monitor_exit_op(void *ctx, struct ewp_peer *peer, const erlang_pid *from,
     struct ewp_router *rt = ctx;
     struct ewp_handle *h = ewp_handles_find_pid(rt->req->handles, to);
     erlang_ref r = *ref;
+    erlang_pid f = *from;
 
-    (void)from;
-    if (h == NULL || !h->monitored || ei_cmp_refs(&h->mon_ref, &r) != 0)
+    /* from the owner, over its node's connection (a forged one is ignored) */
+    if (h == NULL || !h->monitored || ei_cmp_refs(&h->mon_ref, &r) != 0 ||
+        ei_cmp_pids(&f, &h->owner) != 0 || strcmp(from->node, ewp_peer_name(peer)) != 0)
         return;
     EWP_LOG(1, "%s: owner of a handle on %s exited", ewp_peer_name(peer), h->device);
     ewp_handle_close(h, 0, "owner exited");

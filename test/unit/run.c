@@ -38,6 +38,7 @@ extern CU_TestInfo ewp_outq_tests[];
 extern CU_TestInfo ewp_deliver_tests[];
 extern CU_TestInfo ewp_deliver_bounds_tests[];
 extern CU_TestInfo ewp_rpc_cast_tests[];
+extern CU_TestInfo ewp_signals_tests[];
 
 int ewp_decode_suite_init(void);
 int ewp_decode_suite_clean(void);
@@ -82,6 +83,7 @@ main(void)
         {"deliver", NULL, NULL, NULL, NULL, ewp_deliver_tests},
         {"deliver_bounds", NULL, NULL, NULL, NULL, ewp_deliver_bounds_tests},
         {"rpc_cast", NULL, NULL, NULL, NULL, ewp_rpc_cast_tests},
+        {"signals", NULL, NULL, NULL, NULL, ewp_signals_tests},
         CU_SUITE_INFO_NULL,
     };
     /* tests that need root: skipped (inactive) when not root */
@@ -92,6 +94,7 @@ main(void)
         {"source", "members share one pcap_t and get their own (root)"},
         {"source", "an exclusive member's protochain on a frame where libpcap loops (root)"},
         {"caps", "a shared ring is counted once (root)"},
+        {"signals", "a monitor exit closes a handle from its owner only (root)"},
         {"share", "a shared capture refuses kernel metadata, an exclusive one takes it (root)"},
         {NULL, NULL},
     };
