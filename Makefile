@@ -390,7 +390,7 @@ bench-clean:
 # 0 cases run, or a skip not listed in test/skips.allow.
 SAN_DIR = $(CURDIR)/_build/san
 CT_SNAME ?=
-CT_ASAN_MIN_CASES ?= 351
+CT_ASAN_MIN_CASES ?= 352
 CT_MEMCHECK_MIN_CASES ?= 22
 CT_ASAN_SOAK_CYCLES ?= 200
 CT_ASAN_SOAK_OWNERS ?= 100

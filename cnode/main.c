@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -52,6 +53,22 @@ static int init_cnode(ei_cnode *ec, const struct node_opts *o, char *errbuf, siz
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents);
 static void stdin_cb(struct ev_loop *loop, ev_io *w, int revents);
 
+/* Descriptors: the soft limit raised to the hard one. Each handle of its
+ * own (a savefile, `{share, false}`, a dump) and each node take one, and
+ * the caps allow 1,024 handles, where systemd's default soft limit is
+ * 1,024 descriptors: four nodes could otherwise leave every other node's
+ * opens `emfile` and refuse new nodes at accept. */
+static void
+raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -68,6 +85,7 @@ main(int argc, char *argv[])
         return rv < 0 ? 2 : 0;
 
     (void)signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
     loop = EV_DEFAULT;
     if (loop == NULL) {
         (void)fprintf(stderr, "ewpcapd: cannot initialise libev\n");

@@ -34,7 +34,7 @@
 -export([filter_later_wins/0, filter_later_wins/1, exit_normal_unlinked/0,
          exit_normal_unlinked/1, spawn_foreign_caller/0, spawn_foreign_caller/1,
          spawn_refused_reply/0, spawn_refused_reply/1]).
--export([emfile_pause/0, emfile_pause/1]).
+-export([emfile_pause/0, emfile_pause/1, nofile_raised/0, nofile_raised/1]).
 -export([embedded_loopback/0, embedded_loopback/1, first_log_line/0, first_log_line/1,
          log_escaped/0, log_escaped/1, getrandom_fails_stop/0, getrandom_fails_stop/1]).
 
@@ -57,7 +57,7 @@ groups() ->
                   files_dump_existing, files_dump_mode, files_read_ok, files_fifo_device]},
      {protocol, [], [filter_later_wins, exit_normal_unlinked, spawn_foreign_caller,
                      spawn_refused_reply]},
-     {descriptors, [], [emfile_pause]},
+     {descriptors, [], [emfile_pause, nofile_raised]},
      {defaults, [], [embedded_loopback, first_log_line, log_escaped, getrandom_fails_stop]}].
 
 init_per_suite(Config) ->
@@ -324,6 +324,22 @@ emfile_pause() ->
 emfile_pause(_Config) ->
     D = start_daemon(["--listen", "127.0.0.1"], [], ["prlimit", "--nofile=40:40"]),
     try emfile_pause_on(D) after stop_daemon(D) end.
+
+nofile_raised() ->
+    [{doc, "Started with a soft RLIMIT_NOFILE of 64 under a hard one of 4096 (systemd's default is "
+           "1024: fewer than the 1,024 handles the caps allow), ewpcapd raises the soft limit to the hard"}].
+nofile_raised(_Config) ->
+    #{os_pid := OsPid} = D = start_daemon(["--listen", "127.0.0.1"], [], ["prlimit", "--nofile=64:4096"]),
+    try
+        {ok, Limits} = file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/limits"),
+        [Line] = [L || L <- binary:split(Limits, <<"\n">>, [global]),
+                       binary:match(L, <<"Max open files">>) =/= nomatch],
+        ct:pal("~s", [Line]),
+        ?assertMatch([<<"Max">>, <<"open">>, <<"files">>, <<"4096">>, <<"4096">> | _],
+                     binary:split(Line, <<" ">>, [global, trim_all]))
+    after
+        stop_daemon(D)
+    end.
 
 emfile_pause_on(#{node := Node, os_pid := OsPid} = D) ->
     Port0 = 46000 + rand:uniform(1000),
