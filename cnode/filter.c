@@ -72,8 +72,8 @@ static void compiled_cb(void *ctx, struct ewp_compile_job *job);
 static void refund(struct pending *pd);
 static void discard_pending(void *ctx, struct ewp_compile_job *job);
 static int apply_filter(struct ewp_handle *h, struct ewp_compile_job *job, const char *f,
-                        size_t len, char *errbuf);
-static struct pending *pending_new(struct ewp_handle *h, const char *text, size_t len,
+                        size_t len, unsigned gen, char *errbuf);
+static struct pending *pending_new(struct ewp_handle *h, const char *text, size_t len, int open,
                                    const struct ewp_call *call);
 static int superseded(const struct ewp_compile_job *job, size_t len, char *errbuf);
 static struct acct *charge(struct ewp_filters *f, const char *node, size_t cost);
@@ -114,14 +114,17 @@ ewp_filter_shutdown(struct ewp_filters *f)
 }
 
 /*
- * Set h's filter to text (len bytes, may be 0). Returns 0, -1 with the
- * reason in errbuf (EWP_ERRBUF_SIZE), or EWP_DEFERRED when the compile went
- * to a worker and the reply to call will come from compiled_cb (call NULL:
- * the caller cannot wait, compile here).
+ * Set h's filter to text (len bytes, may be 0); open: the open's own filter
+ * (its outcome is the open's: h starts, or is closed), else a filter
+ * request's (one made while the open waits is not the open). Returns 0, -1
+ * with the reason in errbuf (EWP_ERRBUF_SIZE), or EWP_DEFERRED when the
+ * compile went to a worker and the reply to call will come from
+ * compiled_cb (call NULL: the caller cannot wait, compile here).
  */
 int
 ewp_filter_set(struct ewp_filters *f, struct ewp_handle *h, const char *text, size_t len,
-               int optimize, uint32_t netmask, const struct ewp_call *call, char *errbuf)
+               int optimize, uint32_t netmask, int open, const struct ewp_call *call,
+               char *errbuf)
 {
     struct ewp_compile_job *job;
     char self[64];
@@ -166,7 +169,7 @@ ewp_filter_set(struct ewp_filters *f, struct ewp_handle *h, const char *text, si
             (void)snprintf(errbuf, EWP_ERRBUF_SIZE, "compile_queue_full");
             return EWP_FILTER_QUEUE_FULL;
         }
-        pd = pending_new(h, text, len, call);
+        pd = pending_new(h, text, len, open, call);
         job->data = pd;
         if (pd == NULL) {
             a->bytes -= cost;
@@ -183,7 +186,7 @@ ewp_filter_set(struct ewp_filters *f, struct ewp_handle *h, const char *text, si
     }
 
     (void)ewp_compile_run(job);
-    rv = apply_filter(h, job, text, len, errbuf);
+    rv = apply_filter(h, job, text, len, h->filter_gen, errbuf);
     ewp_compile_free(job);
     return rv;
 
@@ -195,7 +198,8 @@ nomem:
 }
 
 static struct pending *
-pending_new(struct ewp_handle *h, const char *text, size_t len, const struct ewp_call *call)
+pending_new(struct ewp_handle *h, const char *text, size_t len, int open,
+            const struct ewp_call *call)
 {
     struct pending *pd = calloc(1, sizeof(*pd));
 
@@ -209,7 +213,7 @@ pending_new(struct ewp_handle *h, const char *text, size_t len, const struct ewp
         free(pd);
         return NULL;
     }
-    pd->open = h->pending;
+    pd->open = open;
     pd->ref = h->ref;
     pd->gen = h->filter_gen;
     pd->call.from = call->from;
@@ -237,7 +241,7 @@ pending_new(struct ewp_handle *h, const char *text, size_t len, const struct ewp
  */
 static int
 apply_filter(struct ewp_handle *h, struct ewp_compile_job *job, const char *f, size_t len,
-             char *errbuf)
+             unsigned gen, char *errbuf)
 {
     char *copy;
 
@@ -256,6 +260,7 @@ apply_filter(struct ewp_handle *h, struct ewp_compile_job *job, const char *f, s
     free(h->filter);
     h->filter = copy;
     h->filter_len = copy != NULL ? len : 0;
+    h->filter_set_gen = gen;
     return 0;
 }
 
@@ -284,9 +289,9 @@ compiled_cb(void *ctx, struct ewp_compile_job *job)
                 /* closed meanwhile: by its owner's exit, or by close */
                 rv = pd->open ? ewp_encode_error_string(&x, "closed while its filter compiled")
                               : ewp_encode_error_atom(&x, "ebadf");
-            } else if (pd->gen != h->filter_gen
+            } else if (pd->gen <= h->filter_set_gen
                            ? superseded(job, pd->user_len, errbuf)
-                           : apply_filter(h, job, pd->user, pd->user_len, errbuf) < 0) {
+                           : apply_filter(h, job, pd->user, pd->user_len, pd->gen, errbuf) < 0) {
                 if (pd->open)
                     ewp_handle_close(h, 1, "filter refused");
                 rv = ewp_encode_error_string(&x, errbuf);
@@ -313,11 +318,13 @@ compiled_cb(void *ctx, struct ewp_compile_job *job)
 }
 
 /*
- * A later filter was asked for while this one compiled (in the loop, or
- * queued behind it): that one is or will be set, this one never is, so an
- * earlier result never overwrites a later one. The caller still learns
- * whether its filter compiled (1 with the reason in errbuf, else 0: as if
- * it had been set and then replaced).
+ * A filter asked for later than this one was set while this one compiled
+ * (another node's compiles run beside this node's): this one never is,
+ * so an earlier result never overwrites a later one. Until a later one is
+ * set, this one is (an open's filter is in place before its first packet,
+ * whatever was asked for after it). The caller still learns whether its
+ * filter compiled (1 with the reason in errbuf, else 0: as if it had been
+ * set and then replaced).
  */
 static int
 superseded(const struct ewp_compile_job *job, size_t len, char *errbuf)

@@ -34,6 +34,7 @@ struct ewp_filters *ewp_filter_init(struct ev_loop *loop, struct ewp_handles *t,
                                     struct ewp_dist *dist, int port);
 void ewp_filter_shutdown(struct ewp_filters *f);
 int ewp_filter_set(struct ewp_filters *f, struct ewp_handle *h, const char *text, size_t len,
-                   int optimize, uint32_t netmask, const struct ewp_call *call, char *errbuf);
+                   int optimize, uint32_t netmask, int open, const struct ewp_call *call,
+                   char *errbuf);
 
 #endif /* EWP_FILTER_H */

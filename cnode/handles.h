@@ -53,9 +53,9 @@ struct ewp_handle {
     char *batch_buf;                 /* the open batch's elements (deliver.c) */
     size_t batch_room;               /* bytes allocated there */
     int pending;                     /* open waits for its filter to compile */
-    unsigned filter_gen;             /* filters asked for so far: a compile
-                                        finished after a later one was asked
-                                        for is not set (filter.c) */
+    unsigned filter_gen;             /* filters asked for so far (filter.c) */
+    unsigned filter_set_gen;         /* ... the one set: a compile finished
+                                        after a later one was set is not */
     int batch;                       /* packets per message; 1: no batching */
     int batch_count;                 /* packets in the open batch */
     size_t batch_used;               /* bytes of its elements */

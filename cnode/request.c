@@ -281,7 +281,8 @@ do_open(struct ewp_requests *r, struct ewp_peer *peer, const erlang_pid *from,
     /* the filter is set before the first packet is read */
     h->pending = 1;
     rv = ewp_filter_set(r->filters, h, o->has_filter ? o->filter : "",
-                        o->has_filter ? o->filter_len : 0, o->optimize, o->netmask, call, errbuf);
+                        o->has_filter ? o->filter_len : 0, o->optimize, o->netmask, 1, call,
+                        errbuf);
     if (rv == EWP_DEFERRED)
         return EWP_DEFERRED;
     if (rv < 0) {
@@ -415,7 +416,7 @@ do_filter(struct ewp_requests *r, struct ewp_handle *h, const struct ewp_request
     if (!ewp_filter_within_limit(req->data_len, req->opts.limit))
         return ewp_encode_error_atom(x, "enomem");
     rv = ewp_filter_set(r->filters, h, req->data, req->data_len, req->opts.optimize,
-                        req->opts.netmask, call, errbuf);
+                        req->opts.netmask, 0, call, errbuf);
     if (rv == EWP_DEFERRED)
         return EWP_DEFERRED;
     if (rv == EWP_FILTER_QUEUE_FULL)

@@ -39,6 +39,7 @@ extern CU_TestInfo ewp_deliver_tests[];
 extern CU_TestInfo ewp_deliver_bounds_tests[];
 extern CU_TestInfo ewp_rpc_cast_tests[];
 extern CU_TestInfo ewp_signals_tests[];
+extern CU_TestInfo ewp_filter_pending_tests[];
 
 int ewp_decode_suite_init(void);
 int ewp_decode_suite_clean(void);
@@ -84,6 +85,7 @@ main(void)
         {"deliver_bounds", NULL, NULL, NULL, NULL, ewp_deliver_bounds_tests},
         {"rpc_cast", NULL, NULL, NULL, NULL, ewp_rpc_cast_tests},
         {"signals", NULL, NULL, NULL, NULL, ewp_signals_tests},
+        {"filter_pending", NULL, NULL, NULL, NULL, ewp_filter_pending_tests},
         CU_SUITE_INFO_NULL,
     };
     /* tests that need root: skipped (inactive) when not root */
