@@ -100,6 +100,32 @@ ewp_stack_enc_open_file(ei_x_buff *x, const void *filter)
     CU_ASSERT(ei_x_encode_empty_list(x) == 0);
 }
 
+void
+ewp_stack_cast(const char *fun, void (*enc)(ei_x_buff *x, const void *arg), const void *arg)
+{
+    const erlang_pid *from = ewp_stack.as != NULL ? ewp_stack.as : &ewp_stack.from;
+    erlang_ref reqid;
+    ei_x_buff x;
+
+    memset(&reqid, 0, sizeof(reqid));
+    (void)strcpy(reqid.node, from->node);
+    reqid.len = 3;
+    reqid.n[0] = ++ewp_stack.tag;
+    CU_ASSERT_FATAL(ei_x_new(&x) == 0);
+    CU_ASSERT(ei_x_append_buf(&x, "p", 1) == 0 && ei_x_encode_version(&x) == 0 &&
+              ei_x_encode_tuple_header(&x, 6) == 0 && ei_x_encode_long(&x, 29) == 0 &&
+              ei_x_encode_ref(&x, &reqid) == 0 && ei_x_encode_pid(&x, from) == 0 &&
+              ei_x_encode_pid(&x, from) == 0 && ei_x_encode_tuple_header(&x, 3) == 0 &&
+              ei_x_encode_atom(&x, "erpc") == 0 && ei_x_encode_atom(&x, "execute_cast") == 0 &&
+              ei_x_encode_long(&x, 3) == 0 && ei_x_encode_empty_list(&x) == 0);
+    CU_ASSERT(ei_x_encode_version(&x) == 0 && ei_x_encode_list_header(&x, 3) == 0 &&
+              ei_x_encode_atom(&x, "ewpcap") == 0 && ei_x_encode_atom(&x, fun) == 0);
+    enc(&x, arg);
+    CU_ASSERT(ei_x_encode_empty_list(&x) == 0);
+    ewp_router_dist_ops.frame(&ewp_stack.router, ewp_stack.peer, x.buff, (size_t)x.index);
+    ei_x_free(&x);
+}
+
 struct ewp_handle *
 ewp_stack_open(void (*enc)(ei_x_buff *x, const void *arg), const void *arg)
 {

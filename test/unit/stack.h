@@ -47,6 +47,12 @@ void ewp_stack_teardown(void);
  * the request encoded by enc into x */
 void ewp_stack_call(void (*enc)(ei_x_buff *x, const void *arg), const void *arg);
 
+/* erpc:cast(Node, ewpcap, fun, Args) from *ewp_stack.as, as erts sends it:
+ * SPAWN_REQUEST {29, ReqId, From, GL, {erpc, execute_cast, 3}, []} and the
+ * argument list [ewpcap, fun, Args], Args encoded by enc (the list whole) */
+void ewp_stack_cast(const char *fun, void (*enc)(ei_x_buff *x, const void *arg),
+                    const void *arg);
+
 /* {open_file, <<"known.pcap">>, Opts}: opts is NULL for [], else a
  * filter expression ({filter, F}) */
 void ewp_stack_enc_open_file(ei_x_buff *x, const void *filter);

@@ -19,7 +19,6 @@
 #include <ev.h>
 
 #include "handles.h"
-#include "router.h"
 #include "stack.h"
 
 static double
@@ -31,34 +30,33 @@ now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* erpc:cast(ewpcap@host, ewpcap, filter, [{ewpcap_resource, Ref, {N, P}}, F, []]),
- * as erts sends it: SPAWN_REQUEST {29, ReqId, From, GL, {erpc, execute_cast, 3}, []}
- * with the argument list [ewpcap, filter, Args] */
+struct cast_args {
+    const erlang_ref *ref;
+    const char *f;
+    size_t len;
+};
+
+/* [{ewpcap_resource, Ref, {N, P}}, F, []] */
+static void
+enc_filter_args(ei_x_buff *x, const void *arg)
+{
+    const struct cast_args *a = arg;
+
+    CU_ASSERT(ei_x_encode_list_header(x, 3) == 0 && ei_x_encode_tuple_header(x, 3) == 0 &&
+              ei_x_encode_atom(x, "ewpcap_resource") == 0 && ei_x_encode_ref(x, a->ref) == 0 &&
+              ei_x_encode_tuple_header(x, 2) == 0 && ei_x_encode_atom(x, "ewpcap@host") == 0 &&
+              ei_x_encode_pid(x, &ewp_stack.from) == 0 &&
+              ei_x_encode_binary(x, a->f, (long)a->len) == 0 && ei_x_encode_empty_list(x) == 0 &&
+              ei_x_encode_empty_list(x) == 0);
+}
+
+/* erpc:cast(ewpcap@host, ewpcap, filter, [{ewpcap_resource, Ref, {N, P}}, F, []]) */
 static void
 cast_filter(const erlang_ref *ref, const char *f, size_t len)
 {
-    const erlang_pid *from = &ewp_stack.from;
-    erlang_ref reqid = *ref;
-    ei_x_buff x;
+    struct cast_args a = {ref, f, len};
 
-    reqid.n[0] ^= 0x5a5a;
-    CU_ASSERT_FATAL(ei_x_new(&x) == 0);
-    CU_ASSERT(ei_x_append_buf(&x, "p", 1) == 0 && ei_x_encode_version(&x) == 0 &&
-              ei_x_encode_tuple_header(&x, 6) == 0 && ei_x_encode_long(&x, 29) == 0 &&
-              ei_x_encode_ref(&x, &reqid) == 0 && ei_x_encode_pid(&x, from) == 0 &&
-              ei_x_encode_pid(&x, from) == 0 && ei_x_encode_tuple_header(&x, 3) == 0 &&
-              ei_x_encode_atom(&x, "erpc") == 0 && ei_x_encode_atom(&x, "execute_cast") == 0 &&
-              ei_x_encode_long(&x, 3) == 0 && ei_x_encode_empty_list(&x) == 0);
-    CU_ASSERT(ei_x_encode_version(&x) == 0 && ei_x_encode_list_header(&x, 3) == 0 &&
-              ei_x_encode_atom(&x, "ewpcap") == 0 && ei_x_encode_atom(&x, "filter") == 0 &&
-              ei_x_encode_list_header(&x, 3) == 0 && ei_x_encode_tuple_header(&x, 3) == 0 &&
-              ei_x_encode_atom(&x, "ewpcap_resource") == 0 && ei_x_encode_ref(&x, ref) == 0 &&
-              ei_x_encode_tuple_header(&x, 2) == 0 && ei_x_encode_atom(&x, "ewpcap@host") == 0 &&
-              ei_x_encode_pid(&x, from) == 0 && ei_x_encode_binary(&x, f, (long)len) == 0 &&
-              ei_x_encode_empty_list(&x) == 0 && ei_x_encode_empty_list(&x) == 0 &&
-              ei_x_encode_empty_list(&x) == 0);
-    ewp_router_dist_ops.frame(&ewp_stack.router, ewp_stack.peer, x.buff, (size_t)x.index);
-    ei_x_free(&x);
+    ewp_stack_cast("filter", enc_filter_args, &a);
 }
 
 /* Runs the loop, reading what the daemon writes, until h's filter is want

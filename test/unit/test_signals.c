@@ -53,36 +53,23 @@ second_node(int fds[2])
     return b;
 }
 
-/* ewpcap:open(<<"lo">>, [{filter, "udp port 9"}]) sent as erpc:cast sends
- * it (rpc opens live devices only): the handle monitors its owner, the
- * caster */
+/* [<<"lo">>, [{filter, "udp port 9"}]] */
+static void
+enc_open_args(ei_x_buff *x, const void *arg)
+{
+    (void)arg;
+    CU_ASSERT(ei_x_encode_list_header(x, 2) == 0 && ei_x_encode_binary(x, "lo", 2) == 0 &&
+              ei_x_encode_list_header(x, 1) == 0 && ei_x_encode_tuple_header(x, 2) == 0 &&
+              ei_x_encode_atom(x, "filter") == 0 && ei_x_encode_string(x, "udp port 9") == 0 &&
+              ei_x_encode_empty_list(x) == 0 && ei_x_encode_empty_list(x) == 0);
+}
+
+/* ewpcap:open(<<"lo">>, [{filter, "udp port 9"}]) sent by erpc:cast (rpc
+ * opens live devices only): the handle monitors its owner, the caster */
 static void
 cast_open(void)
 {
-    const erlang_pid *from = &ewp_stack.from;
-    erlang_ref reqid;
-    ei_x_buff x;
-
-    memset(&reqid, 0, sizeof(reqid));
-    (void)strcpy(reqid.node, from->node);
-    reqid.len = 3;
-    reqid.n[0] = 77;
-    CU_ASSERT_FATAL(ei_x_new(&x) == 0);
-    CU_ASSERT(ei_x_append_buf(&x, "p", 1) == 0 && ei_x_encode_version(&x) == 0 &&
-              ei_x_encode_tuple_header(&x, 6) == 0 && ei_x_encode_long(&x, 29) == 0 &&
-              ei_x_encode_ref(&x, &reqid) == 0 && ei_x_encode_pid(&x, from) == 0 &&
-              ei_x_encode_pid(&x, from) == 0 && ei_x_encode_tuple_header(&x, 3) == 0 &&
-              ei_x_encode_atom(&x, "erpc") == 0 && ei_x_encode_atom(&x, "execute_cast") == 0 &&
-              ei_x_encode_long(&x, 3) == 0 && ei_x_encode_empty_list(&x) == 0);
-    CU_ASSERT(ei_x_encode_version(&x) == 0 && ei_x_encode_list_header(&x, 3) == 0 &&
-              ei_x_encode_atom(&x, "ewpcap") == 0 && ei_x_encode_atom(&x, "open") == 0 &&
-              ei_x_encode_list_header(&x, 2) == 0 && ei_x_encode_binary(&x, "lo", 2) == 0 &&
-              ei_x_encode_list_header(&x, 1) == 0 && ei_x_encode_tuple_header(&x, 2) == 0 &&
-              ei_x_encode_atom(&x, "filter") == 0 && ei_x_encode_string(&x, "udp port 9") == 0 &&
-              ei_x_encode_empty_list(&x) == 0 && ei_x_encode_empty_list(&x) == 0 &&
-              ei_x_encode_empty_list(&x) == 0);
-    ewp_router_dist_ops.frame(&ewp_stack.router, ewp_stack.peer, x.buff, (size_t)x.index);
-    ei_x_free(&x);
+    ewp_stack_cast("open", enc_open_args, NULL);
 }
 
 /* A link exit naming a@host's linked pid: ignored over b@host's
