@@ -103,6 +103,23 @@ test_request_atoms_dev_getifaddrs_and_info(void)
     CU_ASSERT(ewp_td_request(&req, "info") == EWP_DECODE_OK && req.type == EWP_REQ_INFO);
 }
 
+/* Each request of bad (~r a reference, ~p a pid) decodes as badarg */
+static void
+expect_all_badarg(const char *const *bad, size_t count)
+{
+    erlang_ref ref = mkref(1);
+    erlang_pid pid = mkpid(1);
+    struct ewp_request req;
+    size_t n;
+
+    for (n = 0; n < count; n++) {
+        int rv = strstr(bad[n], "~p") != NULL ? ewp_td_request(&req, bad[n], &pid)
+                                              : ewp_td_request(&req, bad[n], &ref);
+
+        ewp_td_expect_status(rv, EWP_DECODE_BADARG, bad[n]);
+    }
+}
+
 static void
 test_request_of_the_wrong_arity_is_badarg(void)
 {
@@ -113,17 +130,8 @@ test_request_of_the_wrong_arity_is_badarg(void)
         "{dev, x}", "{getifaddrs}", "{info}", "{info, verbose}", "open", "close", "filter",
         "write", "stats",
     };
-    erlang_ref ref = mkref(1);
-    erlang_pid pid = mkpid(1);
-    struct ewp_request req;
-    size_t n;
 
-    for (n = 0; n < N_ELEMS(bad); n++) {
-        int rv = strstr(bad[n], "~p") != NULL ? ewp_td_request(&req, bad[n], &pid)
-                                              : ewp_td_request(&req, bad[n], &ref);
-
-        ewp_td_expect_status(rv, EWP_DECODE_BADARG, bad[n]);
-    }
+    expect_all_badarg(bad, N_ELEMS(bad));
 }
 
 static void
@@ -139,17 +147,8 @@ test_request_with_arguments_of_the_wrong_type_is_badarg(void)
         "{open, <<\"eth0\">>, foo}", "{open, <<\"eth0\">>, <<>>}", "{open, <<\"eth0\">>, {}}",
         "{open, <<\"eth0\">>, 1}", "{open, <<\"eth0\">>, \"abc\"}",
     };
-    erlang_ref ref = mkref(1);
-    erlang_pid pid = mkpid(1);
-    struct ewp_request req;
-    size_t n;
 
-    for (n = 0; n < N_ELEMS(bad); n++) {
-        int rv = strstr(bad[n], "~p") != NULL ? ewp_td_request(&req, bad[n], &pid)
-                                              : ewp_td_request(&req, bad[n], &ref);
-
-        ewp_td_expect_status(rv, EWP_DECODE_BADARG, bad[n]);
-    }
+    expect_all_badarg(bad, N_ELEMS(bad));
 }
 
 static void

@@ -59,10 +59,10 @@ settle(const struct ewp_handle *h, const char *want, double secs)
     }
 }
 
-/* Open with "udp", then a filter that does not compile before the open's
- * compile is done: the handle stays, started, with "udp" */
-static void
-test_bad_filter_while_open_compiles(void)
+/* A stack and a handle opened with "udp", then filter text asked for
+ * before the open's compile is done, the loop run until want is set */
+static struct ewp_handle *
+open_then_filter(const char *text, const char *want)
 {
     struct ewp_handle *h;
     struct filter_req a;
@@ -71,9 +71,19 @@ test_bad_filter_while_open_compiles(void)
     h = ewp_stack_open(ewp_stack_enc_open_file, "udp");
     CU_ASSERT_FATAL(h->pending);
     a.ref = &h->ref;
-    a.text = "not a filter";
+    a.text = text;
     ewp_stack_call(enc_filter, &a);
-    settle(h, "udp", 10);
+    settle(h, want, 10);
+    return h;
+}
+
+/* Open with "udp", then a filter that does not compile before the open's
+ * compile is done: the handle stays, started, with "udp" */
+static void
+test_bad_filter_while_open_compiles(void)
+{
+    struct ewp_handle *h = open_then_filter("not a filter", "udp");
+
     CU_ASSERT_FATAL(ewp_handles_count(ewp_stack.req.handles) == 1);
     CU_ASSERT(!h->pending);
     CU_ASSERT(h->filter != NULL && strcmp(h->filter, "udp") == 0);
@@ -85,15 +95,8 @@ test_bad_filter_while_open_compiles(void)
 static void
 test_filter_while_open_compiles(void)
 {
-    struct ewp_handle *h;
-    struct filter_req a;
+    struct ewp_handle *h = open_then_filter("tcp", "tcp");
 
-    ewp_stack_setup(8u << 20, 0);
-    h = ewp_stack_open(ewp_stack_enc_open_file, "udp");
-    a.ref = &h->ref;
-    a.text = "tcp";
-    ewp_stack_call(enc_filter, &a);
-    settle(h, "tcp", 10);
     CU_ASSERT_FATAL(ewp_handles_count(ewp_stack.req.handles) == 1);
     CU_ASSERT(!h->pending);
     CU_ASSERT(h->filter != NULL && strcmp(h->filter, "tcp") == 0);
